@@ -1,0 +1,143 @@
+// AES-128-CTR keystream with VAES on 512-bit registers (the avx512 tier).
+//
+// One zmm holds four counter blocks; kLanes zmm (kLanes * 4 blocks) are in
+// flight per iteration to cover the vaesenc latency. Each 128-bit lane keeps
+// (nonce, counter + j) as little-endian 64-bit words and a per-lane byte
+// shuffle forms the big-endian IV block. The key schedule uses AES-NI
+// keygenassist once per call and is broadcast to all four lanes. The final
+// partial group (< 64 bytes) is written with a byte-masked store, so nothing
+// past out + nbytes is touched.
+#include <immintrin.h>
+
+#include "safelight/prg.hpp"
+
+namespace safelight::prg::vaes {
+
+namespace {
+
+#ifndef SL_VAES_LANES
+#define SL_VAES_LANES 8
+#endif
+constexpr int kLanes = SL_VAES_LANES;  // zmm registers in flight (4 blocks each)
+
+inline __m128i expand_step(__m128i k, __m128i assist) {
+    assist = _mm_shuffle_epi32(assist, 0xff);
+    k = _mm_xor_si128(k, _mm_slli_si128(k, 4));
+    k = _mm_xor_si128(k, _mm_slli_si128(k, 4));
+    k = _mm_xor_si128(k, _mm_slli_si128(k, 4));
+    return _mm_xor_si128(k, assist);
+}
+
+void expand_key(const uint8_t key[16], __m128i rk[11]) {
+    rk[0] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(key));
+#define SL_EXPAND(i, rcon) rk[i] = expand_step(rk[i - 1], _mm_aeskeygenassist_si128(rk[i - 1], rcon))
+    SL_EXPAND(1, 0x01);
+    SL_EXPAND(2, 0x02);
+    SL_EXPAND(3, 0x04);
+    SL_EXPAND(4, 0x08);
+    SL_EXPAND(5, 0x10);
+    SL_EXPAND(6, 0x20);
+    SL_EXPAND(7, 0x40);
+    SL_EXPAND(8, 0x80);
+    SL_EXPAND(9, 0x1b);
+    SL_EXPAND(10, 0x36);
+#undef SL_EXPAND
+}
+
+// Same 128-bit value in all four lanes. (The zero-masking form avoids GCC 12's
+// spurious -Wmaybe-uninitialized from _mm512_broadcast_i32x4.)
+inline __m512i bcast(__m128i x) { return _mm512_maskz_broadcast_i32x4(0xffff, x); }
+
+void wipe(void* p, size_t n) {
+    volatile uint8_t* v = static_cast<volatile uint8_t*>(p);
+    for (size_t i = 0; i < n; ++i) v[i] = 0;
+}
+
+}  // namespace
+
+void ctr_fill(const uint8_t key[16], uint64_t nonce, uint64_t counter, uint8_t* out,
+              size_t nbytes) noexcept {
+    if (nbytes == 0) return;
+    alignas(16) __m128i rk[11];
+    expand_key(key, rk);
+
+    const __m512i k0 = bcast(rk[0]);
+    const __m512i k1 = bcast(rk[1]);
+    const __m512i k2 = bcast(rk[2]);
+    const __m512i k3 = bcast(rk[3]);
+    const __m512i k4 = bcast(rk[4]);
+    const __m512i k5 = bcast(rk[5]);
+    const __m512i k6 = bcast(rk[6]);
+    const __m512i k7 = bcast(rk[7]);
+    const __m512i k8 = bcast(rk[8]);
+    const __m512i k9 = bcast(rk[9]);
+    const __m512i k10 = bcast(rk[10]);
+
+    // Per 128-bit lane: reverse the bytes of each 64-bit word.
+    const __m512i bswap = bcast(
+        _mm_setr_epi8(7, 6, 5, 4, 3, 2, 1, 0, 15, 14, 13, 12, 11, 10, 9, 8));
+    const __m512i four = _mm512_set_epi64(4, 0, 4, 0, 4, 0, 4, 0);
+    const __m512i step = _mm512_set_epi64(4 * kLanes, 0, 4 * kLanes, 0, 4 * kLanes, 0,
+                                          4 * kLanes, 0);
+    const long long n = static_cast<long long>(nonce);
+    const long long c = static_cast<long long>(counter);
+    // 64-bit elements, low first: (n, c), (n, c+1), (n, c+2), (n, c+3).
+    __m512i ctr = _mm512_set_epi64(c + 3, n, c + 2, n, c + 1, n, c, n);
+
+#define SL_ROUND(k) \
+    for (int j = 0; j < kLanes; ++j) b[j] = _mm512_aesenc_epi128(b[j], k)
+
+    constexpr size_t kGroup = size_t(kLanes) * 64;
+    while (nbytes >= kGroup) {
+        __m512i b[kLanes];
+        __m512i cj = ctr;
+        for (int j = 0; j < kLanes; ++j) {
+            b[j] = _mm512_xor_si512(_mm512_shuffle_epi8(cj, bswap), k0);
+            cj = _mm512_add_epi64(cj, four);
+        }
+        ctr = _mm512_add_epi64(ctr, step);
+        SL_ROUND(k1);
+        SL_ROUND(k2);
+        SL_ROUND(k3);
+        SL_ROUND(k4);
+        SL_ROUND(k5);
+        SL_ROUND(k6);
+        SL_ROUND(k7);
+        SL_ROUND(k8);
+        SL_ROUND(k9);
+        for (int j = 0; j < kLanes; ++j)
+            _mm512_storeu_si512(out + 64 * j, _mm512_aesenclast_epi128(b[j], k10));
+        out += kGroup;
+        nbytes -= kGroup;
+    }
+#undef SL_ROUND
+
+    // Tail: fewer than kLanes * 4 blocks, one zmm (4 blocks) at a time.
+    while (nbytes > 0) {
+        __m512i b = _mm512_xor_si512(_mm512_shuffle_epi8(ctr, bswap), k0);
+        ctr = _mm512_add_epi64(ctr, four);
+        b = _mm512_aesenc_epi128(b, k1);
+        b = _mm512_aesenc_epi128(b, k2);
+        b = _mm512_aesenc_epi128(b, k3);
+        b = _mm512_aesenc_epi128(b, k4);
+        b = _mm512_aesenc_epi128(b, k5);
+        b = _mm512_aesenc_epi128(b, k6);
+        b = _mm512_aesenc_epi128(b, k7);
+        b = _mm512_aesenc_epi128(b, k8);
+        b = _mm512_aesenc_epi128(b, k9);
+        b = _mm512_aesenclast_epi128(b, k10);
+        if (nbytes >= 64) {
+            _mm512_storeu_si512(out, b);
+            out += 64;
+            nbytes -= 64;
+        } else {
+            // Byte-masked store: bytes at and after out + nbytes are not written.
+            const __mmask64 m = (__mmask64(1) << nbytes) - 1;
+            _mm512_mask_storeu_epi8(out, m, b);
+            nbytes = 0;
+        }
+    }
+    wipe(rk, sizeof rk);
+}
+
+}  // namespace safelight::prg::vaes

@@ -1,0 +1,2 @@
+#define SL_ISA_NS scalar
+#include "ring_impl.hpp"

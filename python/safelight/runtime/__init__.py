@@ -1,0 +1,1 @@
+"""Runtime: certificates, configuration, TLS transport, programs, servers, clusters."""

@@ -1,0 +1,158 @@
+"""Clusters: the embedded default (servers spawned on loopback) and remote ones."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Mapping
+
+from ..errors import ConfigError, PeerUnavailableError
+from ..sharing import Encoded, check_parties
+from .certs import CLIENT_NAME, Identity, create_cluster_certs
+from .client import JobResult, ProgressCallback, run_job
+from .config import DEFAULT_TIMEOUT, ClusterConfig, PartyAddress
+from .program import Program
+
+START_TIMEOUT = 60.0
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class Cluster:
+    """A set of servers and the client identity used to talk to them.
+
+    Use :meth:`local` for the embedded default or :meth:`from_config` for a
+    remote cluster; both run jobs with :meth:`run`.
+    """
+
+    def __init__(self, config: ClusterConfig, identity: Identity,
+                 processes: list[subprocess.Popen] | None = None, workdir: Path | None = None) -> None:
+        self.config = config
+        self.identity = identity
+        self.processes = processes or []
+        self.workdir = workdir
+        self.closed = False
+
+    @property
+    def parties(self) -> int:
+        return self.config.n
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike, client: str = CLIENT_NAME) -> "Cluster":
+        """A remote cluster described by ``cluster.toml`` (servers already running)."""
+        config = ClusterConfig.load(path)
+        return cls(config, Identity.from_dir(config.certs, client))
+
+    @classmethod
+    def local(cls, parties: int = 2, timeout: float = DEFAULT_TIMEOUT) -> "Cluster":
+        """Start ``parties`` server processes on loopback with throwaway certificates.
+
+        Use as a context manager; closing stops every process and deletes the
+        certificates. The servers also exit on their own if this process dies.
+        """
+        check_parties(parties)
+        workdir = Path(tempfile.mkdtemp(prefix="safelight-cluster-"))
+        try:
+            create_cluster_certs(workdir / "certs", parties)
+            for attempt in range(3):
+                config = ClusterConfig(
+                    tuple(PartyAddress("127.0.0.1", p) for p in _free_ports(parties)),
+                    workdir / "certs", timeout,
+                )
+                config_path = config.save(workdir / "cluster.toml")
+                cluster = cls(config, Identity.from_dir(config.certs, CLIENT_NAME), [], workdir)
+                try:
+                    cluster._spawn(config_path)
+                    return cluster
+                except PeerUnavailableError:
+                    cluster._stop_processes()
+                    if attempt == 2:
+                        raise
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        raise AssertionError("unreachable")
+
+    def _spawn(self, config_path: Path) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        for party in range(self.config.n):
+            log = open(self.workdir / f"party-{party}.log", "wb")
+            self.processes.append(subprocess.Popen(
+                [sys.executable, "-m", "safelight", "serve", "--config", str(config_path),
+                 "--party", str(party), "--exit-with-parent"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            ))
+            log.close()
+        deadline = time.monotonic() + START_TIMEOUT
+        for party, proc in enumerate(self.processes):
+            addr = self.config.parties[party]
+            while True:
+                if proc.poll() is not None:
+                    tail = (self.workdir / f"party-{party}.log").read_text(errors="replace")[-2000:]
+                    raise PeerUnavailableError(f"server party-{party} exited during start-up:\n{tail}")
+                try:
+                    socket.create_connection((addr.host, addr.port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise PeerUnavailableError(f"server party-{party} did not start within {START_TIMEOUT:g} s") from None
+                    time.sleep(0.05)
+
+    def run(self, program: Program, inputs: Mapping[str, Encoded],
+            on_progress: ProgressCallback | None = None) -> JobResult:
+        """Run a Program on encoded inputs; see :func:`safelight.runtime.client.run_job`."""
+        if self.closed:
+            raise ConfigError("this cluster has been closed; start a new one")
+        return run_job(self.config, self.identity, program, inputs, on_progress)
+
+    def server_log(self, party: int) -> str:
+        """The captured log of a local server (empty for remote clusters)."""
+        if self.workdir is None:
+            return ""
+        path = self.workdir / f"party-{party}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def _stop_processes(self) -> None:
+        for proc in self.processes:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.processes:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.processes = []
+
+    def close(self) -> None:
+        """Stop local servers and delete their throwaway certificates."""
+        self.closed = True
+        self._stop_processes()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    def __enter__(self) -> "Cluster":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "processes", None):
+            self.close()

@@ -1,0 +1,98 @@
+"""Cluster configuration (cluster.toml): where each party listens and which certificates to use.
+
+Example::
+
+    [cluster]
+    certs = "certs"        # relative to this file
+    timeout = 30.0         # seconds before a silent peer is declared dead
+
+    [[party]]
+    host = "10.0.0.5"
+    port = 7400
+
+    [[party]]
+    host = "10.0.0.6"
+    port = 7400
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from ..errors import ConfigError
+
+DEFAULT_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class PartyAddress:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Addresses of the parties, the certificate directory and the peer timeout."""
+
+    parties: tuple[PartyAddress, ...]
+    certs: Path
+    timeout: float = DEFAULT_TIMEOUT
+    path: Path | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.parties)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ClusterConfig":
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"cluster config {path} does not exist") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cluster config {path} is not valid TOML: {exc}") from None
+        section = data.get("cluster", {})
+        entries = data.get("party", [])
+        if not isinstance(entries, list) or len(entries) < 1:
+            raise ConfigError(f"{path}: add one [[party]] table per server (host, port)")
+        parties = []
+        for i, entry in enumerate(entries):
+            try:
+                host, port = str(entry["host"]), int(entry["port"])
+            except (KeyError, TypeError, ValueError):
+                raise ConfigError(f"{path}: party {i} needs a host (string) and a port (integer)") from None
+            if not 0 < port < 65536:
+                raise ConfigError(f"{path}: party {i} port {port} is not a TCP port")
+            parties.append(PartyAddress(host, port))
+        certs = Path(section.get("certs", "certs"))
+        if not certs.is_absolute():
+            certs = path.parent / certs
+        try:
+            timeout = float(section.get("timeout", DEFAULT_TIMEOUT))
+        except (TypeError, ValueError):
+            raise ConfigError(f"{path}: cluster.timeout must be a number of seconds") from None
+        if timeout <= 0:
+            raise ConfigError(f"{path}: cluster.timeout must be positive")
+        return cls(tuple(parties), certs, timeout, path)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        lines = [
+            "[cluster]",
+            f'certs = "{self.certs.as_posix()}"',
+            f"timeout = {float(self.timeout)}",
+            "",
+        ]
+        for party in self.parties:
+            lines += ["[[party]]", f'host = "{party.host}"', f"port = {party.port}", ""]
+        path.write_text("\n".join(lines))
+        return path

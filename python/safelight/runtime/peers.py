@@ -1,0 +1,125 @@
+"""Per-job links between servers.
+
+For each job, the party with the lower id dials the higher one and opens the
+link with a PEER_HELLO frame carrying the job id; the higher party picks the
+link up from a mailbox, whether it arrives before or after the job itself.
+Each job gets its own sockets, so jobs never interleave on a link.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from ..errors import PeerUnavailableError, ProtocolError
+from .certs import Identity, party_name
+from .config import ClusterConfig
+from .transport import Channel, MsgType, connect
+
+
+class Mailbox:
+    """Links dialled in by lower parties, waiting for their job."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._waiting: dict[tuple[bytes, int], tuple[Channel, float]] = {}
+
+    def deliver(self, job_id: bytes, party: int, channel: Channel) -> None:
+        with self._cond:
+            old = self._waiting.pop((job_id, party), None)
+            if old:
+                old[0].close()
+            self._waiting[(job_id, party)] = (channel, time.monotonic())
+            self._cond.notify_all()
+
+    def take(self, job_id: bytes, party: int, timeout: float) -> Channel:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while (job_id, party) not in self._waiting:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise PeerUnavailableError(
+                        f"{party_name(party)} did not connect for this job within {timeout:g} s; it may have died"
+                    )
+                self._cond.wait(left)
+            return self._waiting.pop((job_id, party))[0]
+
+    def reap(self, max_age: float) -> None:
+        """Close links whose job never came (e.g. the client gave up)."""
+        now = time.monotonic()
+        with self._cond:
+            for key, (channel, since) in list(self._waiting.items()):
+                if now - since > max_age:
+                    channel.close()
+                    del self._waiting[key]
+
+
+class JobLinks:
+    """The links of one job to the other parties, opened on first use."""
+
+    def __init__(self, config: ClusterConfig, identity: Identity, party: int, job_id: bytes,
+                 mailbox: Mailbox) -> None:
+        self.config, self.identity, self.party, self.job_id = config, identity, party, job_id
+        self.mailbox = mailbox
+        self.channels: dict[int, Channel] = {}
+        self.rounds = 0
+
+    def link(self, peer: int) -> Channel:
+        if peer == self.party or not 0 <= peer < self.config.n:
+            raise ValueError(f"no link from party {self.party} to party {peer}")
+        if peer not in self.channels:
+            if self.party < peer:
+                addr = self.config.parties[peer]
+                ch = connect(addr.host, addr.port, self.identity, party_name(peer), self.config.timeout)
+                ch.send_json(MsgType.PEER_HELLO, self.job_id, {"party": self.party})
+            else:
+                ch = self.mailbox.take(self.job_id, peer, self.config.timeout)
+            self.channels[peer] = ch
+        return self.channels[peer]
+
+    def exchange_all(self, array: np.ndarray) -> list[np.ndarray]:
+        """One round: send ``array`` to every other party and receive theirs.
+
+        Sends run on helper threads so that two parties sending large arrays to
+        each other at once cannot deadlock on full TCP buffers.
+        """
+        peers = [p for p in range(self.config.n) if p != self.party]
+        links = {p: self.link(p) for p in peers}
+        errors: list[BaseException] = []
+
+        def send(ch: Channel) -> None:
+            try:
+                ch.send_tensor(self.job_id, "x", array)
+            except BaseException as exc:  # reported by the receiving side below
+                errors.append(exc)
+
+        senders = [threading.Thread(target=send, args=(links[p],), daemon=True) for p in peers]
+        for t in senders:
+            t.start()
+        received = {}
+        for p in peers:
+            frame = links[p].expect(MsgType.TENSOR)
+            if frame.array is None or frame.array.shape != array.shape or frame.array.dtype != array.dtype:
+                raise ProtocolError(f"{party_name(p)} sent a tensor of the wrong shape or dtype")
+            received[p] = frame.array
+        for t in senders:
+            t.join()
+        if errors:
+            raise errors[0]
+        self.rounds += 1
+        received[self.party] = array
+        return [received[p] for p in range(self.config.n)]
+
+    @property
+    def bytes_sent(self) -> int:
+        return sum(ch.bytes_sent for ch in self.channels.values())
+
+    @property
+    def bytes_received(self) -> int:
+        return sum(ch.bytes_received for ch in self.channels.values())
+
+    def close(self) -> None:
+        for ch in self.channels.values():
+            ch.close()

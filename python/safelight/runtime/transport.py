@@ -1,0 +1,267 @@
+"""Framed messages over TCP with mutually authenticated TLS 1.3.
+
+Every message is one frame::
+
+    magic "SLF1" | version u8 | type u8 | flags u16 | job id (16 bytes) | length u64 | body
+
+A tensor body is ``meta length u32 | meta JSON (name, dtype, shape) | raw
+C-order bytes``; the raw bytes go straight from and into numpy buffers
+(``sendall`` of a memoryview, ``recv_into`` a fresh array), without copies.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import socket
+import ssl
+import struct
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import PeerUnavailableError, ProtocolError
+from .certs import Identity
+
+MAGIC = b"SLF1"
+VERSION = 1
+HEADER = struct.Struct("!4sBBH16sQ")
+META_LEN = struct.Struct("!I")
+MAX_JSON_BYTES = 64 << 20
+MAX_TENSOR_BYTES = 16 << 30
+ALLOWED_DTYPES = {"uint64", "int64", "float64", "float32", "uint8"}
+
+
+class MsgType(enum.IntEnum):
+    SUBMIT = 1  # client -> server: program and input descriptors (JSON)
+    TENSOR = 2  # any direction: one named array
+    RESULT = 3  # server -> client: job statistics (JSON); ends a job
+    ERROR = 4  # any direction: {"error": class name, "message": text}
+    PEER_HELLO = 5  # party -> party: opens a per-job link (JSON {"party": i})
+    PROGRESS = 6  # server -> client: {"step": i, "of": n, "op": name}
+
+
+@dataclass
+class Frame:
+    type: MsgType
+    job_id: bytes
+    json: Any = None
+    name: str | None = None
+    array: np.ndarray | None = None
+
+
+def server_context(identity: Identity) -> ssl.SSLContext:
+    """TLS 1.3 server context that demands a client certificate from our CA."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.load_cert_chain(identity.cert, identity.key)
+    ctx.load_verify_locations(identity.ca)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def client_context(identity: Identity) -> ssl.SSLContext:
+    """TLS 1.3 client context that presents our certificate and checks the server's name."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.load_cert_chain(identity.cert, identity.key)
+    ctx.load_verify_locations(identity.ca)
+    ctx.check_hostname = True
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def certificate_name(sock: ssl.SSLSocket) -> str:
+    """Common name of the authenticated peer certificate."""
+    cert = sock.getpeercert() or {}
+    for rdn in cert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    raise ProtocolError("the peer certificate has no common name")
+
+
+def _tune(sock: socket.socket) -> None:
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class Channel:
+    """One authenticated connection with byte counters and a timeout.
+
+    Parameters
+    ----------
+    sock : socket or SSLSocket
+        Connected socket (plain sockets are used only to measure TLS overhead).
+    peer : str
+        The peer's authenticated name, used in error messages.
+    timeout : float
+        Seconds a single send or receive may stall before the peer is declared dead.
+    """
+
+    def __init__(self, sock: socket.socket, peer: str, timeout: float) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.timeout = timeout
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self._send_lock = threading.Lock()
+        sock.settimeout(timeout)
+
+    # ---- sending -------------------------------------------------------
+    def _sendall(self, data: bytes | memoryview) -> None:
+        try:
+            self.sock.sendall(data)
+        except socket.timeout:
+            raise PeerUnavailableError(
+                f"{self.peer} stopped receiving for {self.timeout:g} s; it may be overloaded or dead"
+            ) from None
+        except (OSError, ssl.SSLError) as exc:
+            raise PeerUnavailableError(f"lost the connection to {self.peer}: {exc}") from None
+        self.bytes_sent += len(data) if isinstance(data, bytes) else data.nbytes
+
+    def send_json(self, type_: MsgType, job_id: bytes, obj: Any) -> None:
+        body = json.dumps(obj, separators=(",", ":")).encode()
+        with self._send_lock:
+            self._sendall(HEADER.pack(MAGIC, VERSION, type_, 0, job_id, len(body)) + body)
+
+    def send_tensor(self, job_id: bytes, name: str, array: np.ndarray,
+                    type_: MsgType = MsgType.TENSOR) -> None:
+        arr = np.ascontiguousarray(array)
+        if arr.dtype.name not in ALLOWED_DTYPES:
+            raise ProtocolError(f"cannot send dtype {arr.dtype} (allowed: {sorted(ALLOWED_DTYPES)})")
+        meta = json.dumps({"name": name, "dtype": arr.dtype.name, "shape": list(arr.shape)}).encode()
+        length = META_LEN.size + len(meta) + arr.nbytes
+        head = HEADER.pack(MAGIC, VERSION, type_, 0, job_id, length) + META_LEN.pack(len(meta)) + meta
+        with self._send_lock:
+            self._sendall(head)
+            if arr.nbytes:
+                self._sendall(memoryview(arr.reshape(-1)).cast("B"))
+
+    def send_error(self, job_id: bytes, exc: BaseException) -> None:
+        self.send_json(MsgType.ERROR, job_id, {"error": type(exc).__name__, "message": str(exc)})
+
+    # ---- receiving -----------------------------------------------------
+    def _recv_into(self, view: memoryview) -> None:
+        pos, total = 0, view.nbytes
+        try:
+            while pos < total:
+                got = self.sock.recv_into(view[pos:], total - pos)
+                if got == 0:
+                    raise PeerUnavailableError(f"{self.peer} closed the connection")
+                pos += got
+        except socket.timeout:
+            raise PeerUnavailableError(
+                f"{self.peer} did not answer within {self.timeout:g} s; it may have died"
+            ) from None
+        except ssl.SSLError as exc:
+            raise ProtocolError(f"TLS error from {self.peer}: {exc.reason or exc}") from None
+        except OSError as exc:
+            raise PeerUnavailableError(f"lost the connection to {self.peer}: {exc}") from None
+        self.bytes_received += total
+
+    def _recv_bytes(self, n: int) -> bytes:
+        buf = bytearray(n)
+        self._recv_into(memoryview(buf))
+        return bytes(buf)
+
+    def recv(self) -> Frame:
+        """Receive one frame; raise ProtocolError for anything malformed."""
+        magic, version, type_, _flags, job_id, length = HEADER.unpack(self._recv_bytes(HEADER.size))
+        if magic != MAGIC or version != VERSION:
+            raise ProtocolError(f"{self.peer} sent a frame with a bad magic or version")
+        try:
+            mtype = MsgType(type_)
+        except ValueError:
+            raise ProtocolError(f"{self.peer} sent an unknown message type {type_}") from None
+        if mtype != MsgType.TENSOR:
+            if length > MAX_JSON_BYTES:
+                raise ProtocolError(f"{self.peer} sent a {length}-byte control message (limit {MAX_JSON_BYTES})")
+            try:
+                return Frame(mtype, job_id, json=json.loads(self._recv_bytes(length)))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                raise ProtocolError(f"{self.peer} sent a control message that is not JSON") from None
+        if length < META_LEN.size or length > MAX_TENSOR_BYTES:
+            raise ProtocolError(f"{self.peer} sent a tensor frame of invalid length {length}")
+        (meta_len,) = META_LEN.unpack(self._recv_bytes(META_LEN.size))
+        if meta_len > min(length - META_LEN.size, 1 << 16):
+            raise ProtocolError(f"{self.peer} sent tensor metadata of invalid length")
+        try:
+            meta = json.loads(self._recv_bytes(meta_len))
+            name, dtype, shape = str(meta["name"]), str(meta["dtype"]), tuple(int(s) for s in meta["shape"])
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise ProtocolError(f"{self.peer} sent malformed tensor metadata") from None
+        if dtype not in ALLOWED_DTYPES or any(s < 0 for s in shape):
+            raise ProtocolError(f"{self.peer} sent a tensor with dtype {dtype!r} or shape {shape}")
+        array = np.empty(shape, dtype=dtype)
+        if array.nbytes != length - META_LEN.size - meta_len:
+            raise ProtocolError(f"{self.peer} sent a tensor whose size does not match its shape")
+        if array.nbytes:
+            self._recv_into(memoryview(array.reshape(-1)).cast("B"))
+        return Frame(mtype, job_id, name=name, array=array)
+
+    def expect(self, *types: MsgType) -> Frame:
+        """Receive a frame of one of ``types``; a peer's ERROR frame becomes an exception."""
+        frame = self.recv()
+        if frame.type == MsgType.ERROR and MsgType.ERROR not in types:
+            from .client import raise_remote_error  # local import: avoids a cycle
+
+            raise_remote_error(self.peer, frame.json)
+        if frame.type not in types:
+            raise ProtocolError(
+                f"{self.peer} sent {frame.type.name} where {'/'.join(t.name for t in types)} was expected"
+            )
+        return frame
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def connect(
+    host: str,
+    port: int,
+    identity: Identity | None,
+    expected_name: str,
+    timeout: float,
+    context: ssl.SSLContext | None = None,
+) -> Channel:
+    """Open a channel to ``host:port`` and authenticate it as ``expected_name``.
+
+    With ``identity=None`` the channel is plain TCP (only for measuring TLS overhead).
+    """
+    try:
+        raw = socket.create_connection((host, port), timeout=timeout)
+    except socket.timeout:
+        raise PeerUnavailableError(f"{expected_name} at {host}:{port} did not accept a connection within {timeout:g} s") from None
+    except OSError as exc:
+        raise PeerUnavailableError(
+            f"cannot reach {expected_name} at {host}:{port}: {exc.strerror or exc}; is the server running?"
+        ) from None
+    _tune(raw)
+    if identity is None and context is None:
+        return Channel(raw, expected_name, timeout)
+    ctx = context or client_context(identity)
+    try:
+        tls = ctx.wrap_socket(raw, server_hostname=expected_name)
+    except ssl.SSLCertVerificationError as exc:
+        raw.close()
+        raise ProtocolError(
+            f"{host}:{port} did not prove it is {expected_name}: {exc.verify_message}; "
+            "check that every party uses certificates from the same 'safelight certs' run"
+        ) from None
+    except (ssl.SSLError, OSError) as exc:
+        raw.close()
+        raise PeerUnavailableError(f"TLS handshake with {expected_name} at {host}:{port} failed: {exc}") from None
+    return Channel(tls, expected_name, timeout)
+
+
+def accept_tls(raw: socket.socket, context: ssl.SSLContext, timeout: float) -> Channel:
+    """Server side of the handshake; the channel is named after the client certificate."""
+    _tune(raw)
+    raw.settimeout(timeout)
+    tls = context.wrap_socket(raw, server_side=True)
+    return Channel(tls, certificate_name(tls), timeout)

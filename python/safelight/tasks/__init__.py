@@ -1,0 +1,1 @@
+"""Tasks: Programs built from the op library for end-user jobs."""
