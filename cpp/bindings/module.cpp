@@ -16,6 +16,7 @@ void bind_prg(py::module_& m);
 PYBIND11_MODULE(_core, m) {
     m.doc() = "safelight C++ engines: ring arithmetic on Z_2^64, AES PRG";
     using namespace safelight;
+    active_isa();  // resolve SAFELIGHT_ISA now: a bad value fails the import, not a later call
     m.def("isa", [] { return std::string(isa_name(active_isa())); },
           "Name of the active instruction-set path: 'scalar', 'avx2' or 'avx512'.");
     m.def("available_isas", [] {

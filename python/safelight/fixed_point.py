@@ -59,7 +59,7 @@ def encode(x: np.ndarray, frac_bits: int = DEFAULT_FRAC_BITS) -> np.ndarray:
         what = "NaN or infinite" if not np.isfinite(flat[idx]) else "out of range"
         raise EncodingRangeError(
             f"{bad} value(s) cannot be encoded with {frac_bits} fractional bits; the first is "
-            f"{what} at index {tuple(int(i) for i in where)}: {flat[idx]!r}. Values must be finite "
+            f"{what} at index {tuple(int(i) for i in where)}: {float(flat[idx])!r}. Values must be finite "
             f"with |x| < 2^{63 - frac_bits}; clean the data or use fewer fractional bits."
         )
     return out

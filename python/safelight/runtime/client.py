@@ -168,8 +168,9 @@ def run_job(
     for t in threads:
         t.join()
     if failures:
-        # A dead server makes its peers time out too: report the root cause first.
-        failures.sort(key=lambda f: (not isinstance(f[1], PeerUnavailableError), f[0]))
+        # A failing party makes its peers lose their links too: report the root cause
+        # (an error other than a lost peer) first.
+        failures.sort(key=lambda f: (isinstance(f[1], PeerUnavailableError), f[0]))
         party, exc = failures[0]
         if isinstance(exc, errors.SafelightError):
             raise exc

@@ -160,14 +160,15 @@ class Conv2dPublic:
         x = xs[0]
         kernel, channels = _conv_geometry(x.shape, attrs)
         layout = attrs.get("layout", "chw")
-        planes = {"hw": x[None], "hwc": np.moveaxis(x, 2, 0), "chw": x}[layout]
+        planes = x[None] if layout == "hw" else np.moveaxis(x, 2, 0) if layout == "hwc" else x
         kh, kw = kernel.shape[1:]
         pads = ((0, 0), (kh // 2, kh - 1 - kh // 2), (kw // 2, kw - 1 - kw // 2))
         padded = np.pad(planes, pads, mode=PADDING_MODES[attrs.get("padding", "zero")])
         kernels = np.ascontiguousarray(np.broadcast_to(kernel, (channels, kh, kw)))
         out = ring.correlate2d(np.ascontiguousarray(padded), kernels)
-        return {"hw": lambda o: o[0], "hwc": lambda o: np.ascontiguousarray(np.moveaxis(o, 0, 2)),
-                "chw": lambda o: o}[layout](out)
+        if layout == "hw":
+            return out[0]
+        return np.ascontiguousarray(np.moveaxis(out, 0, 2)) if layout == "hwc" else out
 
 
 @_register("rescale", 1)

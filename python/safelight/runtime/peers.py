@@ -1,9 +1,12 @@
 """Per-job links between servers.
 
-For each job, the party with the lower id dials the higher one and opens the
-link with a PEER_HELLO frame carrying the job id; the higher party picks the
-link up from a mailbox, whether it arrives before or after the job itself.
-Each job gets its own sockets, so jobs never interleave on a link.
+For each job and each ordered pair of parties (i, j), party i dials party j
+and opens a one-way link with a PEER_HELLO frame carrying the job id; party j
+picks it up from a mailbox, whether it arrives before or after the job itself.
+Each job gets its own sockets, so jobs never interleave on a link, and each
+TLS connection carries data in one direction only: sending and receiving run
+on different threads, and one TLS connection must never be read and written
+concurrently (OpenSSL objects are not safe for that).
 """
 
 from __future__ import annotations
@@ -63,21 +66,30 @@ class JobLinks:
                  mailbox: Mailbox) -> None:
         self.config, self.identity, self.party, self.job_id = config, identity, party, job_id
         self.mailbox = mailbox
-        self.channels: dict[int, Channel] = {}
+        self.outgoing: dict[int, Channel] = {}
+        self.incoming: dict[int, Channel] = {}
         self.rounds = 0
 
-    def link(self, peer: int) -> Channel:
+    def _check(self, peer: int) -> None:
         if peer == self.party or not 0 <= peer < self.config.n:
             raise ValueError(f"no link from party {self.party} to party {peer}")
-        if peer not in self.channels:
-            if self.party < peer:
-                addr = self.config.parties[peer]
-                ch = connect(addr.host, addr.port, self.identity, party_name(peer), self.config.timeout)
-                ch.send_json(MsgType.PEER_HELLO, self.job_id, {"party": self.party})
-            else:
-                ch = self.mailbox.take(self.job_id, peer, self.config.timeout)
-            self.channels[peer] = ch
-        return self.channels[peer]
+
+    def sender(self, peer: int) -> Channel:
+        """The link this party writes to ``peer`` on (dialled on first use)."""
+        self._check(peer)
+        if peer not in self.outgoing:
+            addr = self.config.parties[peer]
+            ch = connect(addr.host, addr.port, self.identity, party_name(peer), self.config.timeout)
+            ch.send_json(MsgType.PEER_HELLO, self.job_id, {"party": self.party})
+            self.outgoing[peer] = ch
+        return self.outgoing[peer]
+
+    def receiver(self, peer: int) -> Channel:
+        """The link this party reads from ``peer`` on (dialled in by the peer)."""
+        self._check(peer)
+        if peer not in self.incoming:
+            self.incoming[peer] = self.mailbox.take(self.job_id, peer, self.config.timeout)
+        return self.incoming[peer]
 
     def exchange_all(self, array: np.ndarray) -> list[np.ndarray]:
         """One round: send ``array`` to every other party and receive theirs.
@@ -86,21 +98,20 @@ class JobLinks:
         each other at once cannot deadlock on full TCP buffers.
         """
         peers = [p for p in range(self.config.n) if p != self.party]
-        links = {p: self.link(p) for p in peers}
         errors: list[BaseException] = []
 
-        def send(ch: Channel) -> None:
+        def send(peer: int) -> None:
             try:
-                ch.send_tensor(self.job_id, "x", array)
-            except BaseException as exc:  # reported by the receiving side below
+                self.sender(peer).send_tensor(self.job_id, "x", array)
+            except BaseException as exc:  # re-raised below, after the receives
                 errors.append(exc)
 
-        senders = [threading.Thread(target=send, args=(links[p],), daemon=True) for p in peers]
+        senders = [threading.Thread(target=send, args=(p,), daemon=True) for p in peers]
         for t in senders:
             t.start()
         received = {}
         for p in peers:
-            frame = links[p].expect(MsgType.TENSOR)
+            frame = self.receiver(p).expect(MsgType.TENSOR)
             if frame.array is None or frame.array.shape != array.shape or frame.array.dtype != array.dtype:
                 raise ProtocolError(f"{party_name(p)} sent a tensor of the wrong shape or dtype")
             received[p] = frame.array
@@ -112,14 +123,17 @@ class JobLinks:
         received[self.party] = array
         return [received[p] for p in range(self.config.n)]
 
+    def _channels(self) -> list[Channel]:
+        return [*self.outgoing.values(), *self.incoming.values()]
+
     @property
     def bytes_sent(self) -> int:
-        return sum(ch.bytes_sent for ch in self.channels.values())
+        return sum(ch.bytes_sent for ch in self._channels())
 
     @property
     def bytes_received(self) -> int:
-        return sum(ch.bytes_received for ch in self.channels.values())
+        return sum(ch.bytes_received for ch in self._channels())
 
     def close(self) -> None:
-        for ch in self.channels.values():
+        for ch in self._channels():
             ch.close()

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ProgramError, ProtocolError, SafelightError
+from ..errors import JobFailedError, ProgramError, ProtocolError, SafelightError
 from ..sharing import SEED_BYTES, SharePayload
 from .certs import CLIENT_NAME, Identity, party_name
 from .config import ClusterConfig
@@ -128,6 +128,10 @@ class Server:
                 pass
         except Exception as exc:  # never let one connection take the server down
             log.error("connection from %s (%s) failed: internal error %s", where, channel.peer, type(exc).__name__)
+            try:
+                channel.send_error(b"\0" * 16, JobFailedError(f"internal error in {self.name}: {type(exc).__name__}"))
+            except SafelightError:
+                pass
         finally:
             if not keep_open:
                 channel.close()
@@ -137,8 +141,8 @@ class Server:
             peer = int(hello["party"])  # type: ignore[index]
         except (TypeError, KeyError, ValueError):
             raise ProtocolError("malformed PEER_HELLO") from None
-        # The certificate must match the claimed party, and only lower parties dial.
-        if channel.peer != party_name(peer) or not 0 <= peer < self.party:
+        # The certificate must match the claimed party.
+        if channel.peer != party_name(peer) or peer == self.party or not 0 <= peer < self.config.n:
             raise ProtocolError(f"{channel.peer} may not open a link as party {peer}")
         self.mailbox.deliver(job_id, peer, channel)
         return True

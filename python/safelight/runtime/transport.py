@@ -59,6 +59,9 @@ def server_context(identity: Identity) -> ssl.SSLContext:
     ctx.load_cert_chain(identity.cert, identity.key)
     ctx.load_verify_locations(identity.ca)
     ctx.verify_mode = ssl.CERT_REQUIRED
+    # No session tickets: a ticket the client never reads would sit in its receive
+    # buffer and turn its close into a reset that can cut off data still in flight.
+    ctx.num_tickets = 0
     return ctx
 
 

@@ -1,0 +1,516 @@
+"""The project's own benchmarks, each measured against an in-run reference.
+
+Run them with ``safelight bench [NAME ...] [--json]``. Every benchmark times
+safelight and a reference implementation (numpy, ``cryptography``, plain TCP,
+scipy) the same way in the same process, so the ratio between the two is
+meaningful on any machine even where absolute figures are not.
+
+A benchmark is a function registered under a name; it returns one or more
+result dicts built with :func:`result`::
+
+    @register("gc_garble", "garbling throughput vs ...")
+    def bench_gc_garble() -> list[dict]:
+        ours = best_time(lambda: ...)
+        ref = best_time(lambda: ...)
+        return [result("gc_garble", gates / ours, "Mgates/s", "higher",
+                       ref="...", ref_value=gates / ref)]
+
+Result keys: ``name``, ``value``, ``unit``, ``better`` (``"higher"`` or
+``"lower"``) and, where a reference ran, ``ref`` (what it is), ``ref_value`` and
+``ratio`` (> 1 means safelight did better), followed by benchmark-specific
+figures (``isa``, ``bytes_per_party``, ``rounds``, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+# Problem sizes (fixed by the issue that introduced each benchmark).
+RING_N = 1 << 24  # uint64 elements per operand
+PRG_BYTES = 64 << 20
+TRANSPORT_BYTES = 256 << 20
+FILTER_IMAGE = "astronaut"  # 512 x 512 RGB
+FILTER_KERNEL = "gaussian:2"
+
+GB = 1e9  # throughput figures are decimal GB/s
+
+BenchFunc = Callable[[], "dict[str, Any] | list[dict[str, Any]]"]
+
+
+# ---------------------------------------------------------------------------
+# registry
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    func: BenchFunc
+    description: str
+    emits: tuple[str, ...] = field(default=())  # result names besides ``name`` (selectable too)
+
+
+REGISTRY: dict[str, Benchmark] = {}
+
+
+def register(name: str, description: str = "", emits: Sequence[str] = ()) -> Callable[[BenchFunc], BenchFunc]:
+    """Decorator: register ``func`` as benchmark ``name`` (emitting results ``name`` and ``emits``)."""
+
+    def wrap(func: BenchFunc) -> BenchFunc:
+        if name in REGISTRY:
+            raise ValueError(f"benchmark {name!r} is already registered")
+        REGISTRY[name] = Benchmark(name, func, description or (func.__doc__ or "").strip().split("\n")[0],
+                                   tuple(emits))
+        return func
+
+    return wrap
+
+
+def known_names() -> list[str]:
+    """Every name ``safelight bench`` accepts: benchmarks and the extra results they emit."""
+    names: list[str] = []
+    for bench in REGISTRY.values():
+        names.append(bench.name)
+        names.extend(e for e in bench.emits if e not in names)
+    return names
+
+
+def resolve(names: Iterable[str]) -> list[Benchmark]:
+    """Benchmarks to run for ``names`` (all when empty), in registry order, each once.
+
+    Raises KeyError listing the unknown names.
+    """
+    names = list(names)
+    if not names:
+        return list(REGISTRY.values())
+    by_result = {}
+    for bench in REGISTRY.values():
+        for n in (bench.name, *bench.emits):
+            by_result.setdefault(n, bench)
+    unknown = [n for n in names if n not in by_result]
+    if unknown:
+        raise KeyError(", ".join(unknown))
+    wanted = {by_result[n].name for n in names}
+    return [b for b in REGISTRY.values() if b.name in wanted]
+
+
+# ---------------------------------------------------------------------------
+# helpers for benchmark functions
+# ---------------------------------------------------------------------------
+def result(name: str, value: float, unit: str, better: str, ref: str | None = None,
+           ref_value: float | None = None, **extra: Any) -> dict[str, Any]:
+    """One result dict; ``ratio`` is derived so that > 1 always means safelight did better."""
+    if better not in ("higher", "lower"):
+        raise ValueError(f"better must be 'higher' or 'lower', got {better!r}")
+    out: dict[str, Any] = {"name": name, "value": float(value), "unit": unit, "better": better}
+    if ref is not None and ref_value is not None:
+        out["ref"] = ref
+        out["ref_value"] = float(ref_value)
+        if better == "higher":
+            out["ratio"] = float(value) / float(ref_value) if ref_value else float("inf")
+        else:
+            out["ratio"] = float(ref_value) / float(value) if value else float("inf")
+    out.update(extra)
+    return out
+
+
+def time_once(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def best_time(fn: Callable[[], Any], repeats: int = 7, warmup: int = 1) -> float:
+    """Best wall time of ``repeats`` calls after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    return min(time_once(fn) for _ in range(repeats))
+
+
+def paired_times(ours: Callable[[], Any], ref: Callable[[], Any], repeats: int = 7,
+                 warmup: int = 1) -> tuple[list[float], list[float]]:
+    """Time ``ours`` and ``ref`` alternately, so that drift on a shared machine hits both alike."""
+    for _ in range(warmup):
+        ours()
+        ref()
+    a: list[float] = []
+    b: list[float] = []
+    for _ in range(repeats):
+        a.append(time_once(ours))
+        b.append(time_once(ref))
+    return a, b
+
+
+def _isa() -> str:
+    from . import _core
+
+    return str(_core.isa())
+
+
+# ---------------------------------------------------------------------------
+# ring engine vs numpy
+# ---------------------------------------------------------------------------
+def ring_operands(n: int = RING_N, seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two random uint64 operands and an output buffer, all preallocated and touched."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 2**64, size=n, dtype=np.uint64)
+    b = rng.integers(0, 2**64, size=n, dtype=np.uint64)
+    out = np.zeros(n, dtype=np.uint64)
+    return a, b, out
+
+
+@register("ring_add", "Z_2^64 add/mul of 2^24 uint64 vs numpy, GB/s (3 x 8 bytes per element)",
+          emits=("ring_mul",))
+def bench_ring() -> list[dict[str, Any]]:
+    from . import _core
+
+    a, b, out = ring_operands()
+    n = a.size
+    nbytes = 3 * 8 * n
+    results = []
+    repeats = 15
+    for name, ours_fn, ref_fn, ref_name in (
+        ("ring_add", _core.ring_add, np.add, "numpy np.add(a, b, out=out)"),
+        ("ring_mul", _core.ring_mul, np.multiply, "numpy np.multiply(a, b, out=out)"),
+    ):
+        ours, ref = paired_times(lambda: ours_fn(a, b, out), lambda: ref_fn(a, b, out=out), repeats)
+        # a wrong kernel would make the comparison meaningless: check once, untimed
+        ours_fn(a, b, out)
+        expect = ref_fn(a[:4096], b[:4096])
+        if not np.array_equal(out[:4096], expect):
+            raise AssertionError(f"_core.{name} disagrees with numpy")
+        results.append(result(name, nbytes / min(ours) / GB, "GB/s", "higher",
+                              ref=ref_name, ref_value=nbytes / min(ref) / GB,
+                              elements=n, isa=_isa(), repeats=repeats, stat="best"))
+    return results
+
+
+# ---------------------------------------------------------------------------
+# PRG vs cryptography AES-128-CTR
+# ---------------------------------------------------------------------------
+PRG_SEED = bytes(range(16))
+
+
+def prg_reference(seed: bytes, nonce: int = 0, counter: int = 0) -> Callable[[np.ndarray, np.ndarray], None]:
+    """``fill(zeros, out)``: AES-128-CTR keystream with ``cryptography`` (encrypting zeros) into ``out``."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    iv = nonce.to_bytes(8, "big") + counter.to_bytes(8, "big")
+
+    def fill(zeros: np.ndarray, out: np.ndarray) -> None:
+        enc = Cipher(algorithms.AES(seed), modes.CTR(iv)).encryptor()
+        enc.update_into(zeros, out)
+
+    return fill
+
+
+def prg_buffers(nbytes: int = PRG_BYTES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ours_out, zeros, ref_out); ref_out has a block of slack, as ``update_into`` may require."""
+    ours = np.zeros(nbytes // 8, dtype=np.uint64)
+    zeros = np.zeros(nbytes, dtype=np.uint8)
+    ref = np.zeros(nbytes + 16, dtype=np.uint8)
+    return ours, zeros, ref
+
+
+def prg_status(seed: bytes = PRG_SEED) -> dict[str, Any]:
+    """Whether ``_core.prg_fill`` is still the all-zero placeholder and whether it matches AES-128-CTR."""
+    from . import _core
+
+    n = 4096
+    ours = np.zeros(n, dtype=np.uint8)
+    _core.prg_fill(seed, ours, 7, 3)
+    ref = np.zeros(n + 16, dtype=np.uint8)
+    prg_reference(seed, 7, 3)(np.zeros(n, dtype=np.uint8), ref)
+    return {"placeholder": bool(not ours.any()), "matches_cryptography": bool(np.array_equal(ours, ref[:n]))}
+
+
+@register("prg", "AES-128-CTR keystream (64 MiB) vs cryptography, GB/s")
+def bench_prg() -> dict[str, Any]:
+    from . import _core
+
+    out, zeros, ref_out = prg_buffers()
+    ref_fill = prg_reference(PRG_SEED)
+    repeats = 7
+    ours, ref = paired_times(lambda: _core.prg_fill(PRG_SEED, out), lambda: ref_fill(zeros, ref_out), repeats)
+    return result("prg", PRG_BYTES / min(ours) / GB, "GB/s", "higher",
+                  ref="cryptography AES-128-CTR update_into", ref_value=PRG_BYTES / min(ref) / GB,
+                  bytes=PRG_BYTES, isa=_isa(), **prg_status(), repeats=repeats, stat="best")
+
+
+# ---------------------------------------------------------------------------
+# transport: TLS 1.3 channel vs plain TCP channel
+# ---------------------------------------------------------------------------
+class Link:
+    """A sender Channel and a receiving thread over loopback, TLS 1.3 (mutual auth) or plain TCP.
+
+    ``transfer(array)`` returns the seconds from just before ``send_tensor`` until the
+    receiving thread has returned the whole array from ``Channel.recv``.
+    """
+
+    def __init__(self, certs: Path | None, timeout: float = 60.0) -> None:
+        from .runtime.certs import CLIENT_NAME, Identity, party_name
+        from .runtime.transport import Channel, accept_tls, connect, server_context
+
+        self.tls = certs is not None
+        listener = socket.create_server(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        accepted: queue.Queue = queue.Queue()
+
+        def accept() -> None:
+            try:
+                raw, _ = listener.accept()
+                if certs is None:
+                    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    accepted.put(Channel(raw, CLIENT_NAME, timeout))
+                else:
+                    ctx = server_context(Identity.from_dir(certs, party_name(0)))
+                    accepted.put(accept_tls(raw, ctx, timeout))
+            except BaseException as exc:  # handed to the constructing thread
+                accepted.put(exc)
+
+        acceptor = threading.Thread(target=accept, daemon=True)
+        acceptor.start()
+        try:
+            identity = Identity.from_dir(certs, CLIENT_NAME) if certs is not None else None
+            self.sender = connect("127.0.0.1", port, identity, party_name(0), timeout)
+            got = accepted.get(timeout=timeout)
+        finally:
+            acceptor.join(timeout)
+            listener.close()
+        if isinstance(got, BaseException):
+            self.sender.close()
+            raise got
+        self.receiver = got
+        self.cipher = self.sender.sock.cipher()[0] if self.tls else None  # type: ignore[union-attr]
+        self._arrived: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._receive_loop, daemon=True)
+        self._thread.start()
+
+    def _receive_loop(self) -> None:
+        while True:
+            try:
+                frame = self.receiver.recv()
+            except BaseException as exc:
+                self._arrived.put((time.perf_counter(), exc))
+                return
+            self._arrived.put((time.perf_counter(), frame.array))
+
+    def transfer(self, array: np.ndarray, check: bool = False) -> float:
+        t0 = time.perf_counter()
+        self.sender.send_tensor(b"\0" * 16, "bench", array)
+        t1, got = self._arrived.get()
+        if isinstance(got, BaseException):
+            raise got
+        if check and not np.array_equal(got, array):
+            raise AssertionError("the received array differs from the one sent")
+        return t1 - t0
+
+    def close(self) -> None:
+        self.sender.close()
+        self._thread.join(5)
+        self.receiver.close()
+
+    def __enter__(self) -> "Link":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def transport_certs(directory: str | Path) -> Path:
+    """A throwaway certificate set: ``party-0`` (server) and ``client``."""
+    from .runtime.certs import create_cluster_certs
+
+    return create_cluster_certs(Path(directory) / "certs", 1)
+
+
+def transport_payload(nbytes: int = TRANSPORT_BYTES) -> np.ndarray:
+    return np.arange(nbytes // 8, dtype=np.uint64)
+
+
+@register("transport_tls", "256 MB tensor over a loopback TLS 1.3 Channel vs plain TCP, GB/s")
+def bench_transport() -> dict[str, Any]:
+    payload = transport_payload()
+    repeats = 5
+    with tempfile.TemporaryDirectory(prefix="safelight-bench-") as tmp:
+        certs = transport_certs(tmp)
+        with Link(certs) as tls, Link(None) as plain:
+            tls.transfer(payload, check=True)
+            plain.transfer(payload, check=True)
+            ours, ref = paired_times(lambda: tls.transfer(payload), lambda: plain.transfer(payload), repeats,
+                                     warmup=0)
+            cipher = tls.cipher
+    value = payload.nbytes / min(ours) / GB
+    return result("transport_tls", value, "GB/s", "higher",
+                  ref="plain TCP Channel (same framing, no TLS)", ref_value=payload.nbytes / min(ref) / GB,
+                  bytes=payload.nbytes, cipher=cipher, target_gbps=1.0, meets_target=bool(value >= 1.0),
+                  repeats=repeats, stat="best")
+
+
+# ---------------------------------------------------------------------------
+# end to end: private Gaussian filtering vs plaintext scipy
+# ---------------------------------------------------------------------------
+def filter_image() -> np.ndarray:
+    from skimage import data
+
+    return getattr(data, FILTER_IMAGE)()
+
+
+@register("filter_512", "private gaussian:2 filter of a 512x512 RGB photo on 2 local servers vs scipy, seconds")
+def bench_filter() -> dict[str, Any]:
+    from .runtime.cluster import Cluster
+    from .tasks import filter as filter_task
+
+    image = filter_image()
+    repeats = 3
+    with Cluster.local(2) as cluster:
+        runs = []
+        filter_task.run(image, FILTER_KERNEL, cluster)  # warm-up: connections, imports, caches
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            res = filter_task.run(image, FILTER_KERNEL, cluster)
+            runs.append((time.perf_counter() - t0, res))
+    ours_s, last = min(runs, key=lambda r: r[0])
+    ref_s = best_time(lambda: filter_task.plaintext(image, FILTER_KERNEL), repeats=5)
+    plain = filter_task.plaintext(image, FILTER_KERNEL)
+    # for context only: scipy's separable Gaussian (two 1-D passes) on the same values
+    from scipy import ndimage
+
+    from .sharing import as_plain_values
+
+    values, _ = as_plain_values(image)
+    sigma = float(FILTER_KERNEL.partition(":")[2])
+    separable_s = best_time(lambda: ndimage.gaussian_filter(values, (sigma, sigma, 0), mode="reflect"), repeats=5)
+    job = last.job
+    return result("filter_512", ours_s, "s", "lower",
+                  ref="plaintext scipy.ndimage.convolve", ref_value=ref_s,
+                  image=f"{FILTER_IMAGE} {'x'.join(map(str, image.shape))}", kernel=FILTER_KERNEL,
+                  bytes_per_party=[int(p.bytes_sent + p.bytes_received) for p in job.parties],
+                  upload_bytes=int(job.upload_bytes), download_bytes=int(job.download_bytes),
+                  rounds=int(job.rounds), max_abs_error=float(np.abs(last.values - plain).max()),
+                  median_s=statistics.median(r[0] for r in runs),
+                  scipy_separable_gaussian_s=separable_s, repeats=repeats, stat="best")
+
+
+# ---------------------------------------------------------------------------
+# running and printing
+# ---------------------------------------------------------------------------
+def run(names: Iterable[str] = (), on_result: Callable[[dict[str, Any]], None] | None = None,
+        on_error: Callable[[str, BaseException], None] | None = None) -> list[dict[str, Any]]:
+    """Run the named benchmarks (all when empty) and return their results.
+
+    A benchmark named in ``names`` keeps all its results; one selected only through an
+    extra result name it emits (``ring_mul``) keeps just the results asked for.
+    A benchmark that raises is reported to ``on_error`` (re-raised without one).
+    """
+    names = list(names)
+    out = []
+    for bench in resolve(names):
+        # asking for a benchmark by name gives everything it emits; asking for one of
+        # its extra results gives just that one
+        wanted = None if not names or bench.name in names else set(names) & set(bench.emits)
+        try:
+            produced = bench.func()
+        except Exception as exc:  # one broken benchmark should not hide the others
+            if on_error is None:
+                raise
+            on_error(bench.name, exc)
+            continue
+        for res in [produced] if isinstance(produced, dict) else list(produced):
+            if wanted is None or res["name"] in wanted:
+                out.append(res)
+                if on_result is not None:
+                    on_result(res)
+    return out
+
+
+def _fmt_number(x: float) -> str:
+    if x == 0 or 0.01 <= abs(x) < 1e5:
+        return f"{x:.3f}" if abs(x) < 10 else f"{x:.1f}"
+    return f"{x:.3g}"
+
+
+def _fmt_extra(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_fmt_extra(v) for v in value) + "]"
+    return str(value)
+
+
+MAIN_KEYS = ("name", "value", "unit", "better", "ref", "ref_value", "ratio")
+
+
+def render_table(results: list[dict[str, Any]], title: str = "safelight bench"):
+    from rich.table import Table
+
+    table = Table(title=title, show_header=True)
+    table.add_column("benchmark")
+    table.add_column("safelight", justify="right")
+    table.add_column("reference", justify="right")
+    table.add_column("ratio", justify="right")
+    table.add_column("reference is", overflow="fold")
+    table.add_column("details", overflow="fold")
+    for r in results:
+        unit = r["unit"]
+        ratio = r.get("ratio")
+        ratio_s = "" if ratio is None else f"{ratio:.2f}x"
+        if ratio is not None:
+            ratio_s = f"[{'green' if ratio >= 1 else 'yellow'}]{ratio_s}[/]"
+        details = ", ".join(f"{k}={_fmt_extra(v)}" for k, v in r.items() if k not in MAIN_KEYS)
+        table.add_row(
+            r["name"],
+            f"{_fmt_number(r['value'])} {unit}",
+            f"{_fmt_number(r['ref_value'])} {unit}" if "ref_value" in r else "",
+            ratio_s,
+            r.get("ref", ""),
+            details,
+        )
+    return table
+
+
+def main(names: Sequence[str] = (), as_json: bool = False) -> int:
+    """``safelight bench``: 0 when every benchmark ran, 1 when one failed, 2 for an unknown name."""
+    names = list(names or ())
+    try:
+        resolve(names)
+    except KeyError as exc:
+        print(f"safelight: error: unknown benchmark {exc.args[0]}; known: {', '.join(known_names())}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    failed: list[str] = []
+
+    def on_error(name: str, exc: BaseException) -> None:
+        failed.append(name)
+        print(f"safelight: benchmark {name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+    if as_json:
+        def emit(res: dict[str, Any]) -> None:
+            print(json.dumps(res), flush=True)
+
+        run(names, on_result=emit, on_error=on_error)
+    else:
+        from rich.console import Console
+
+        err = Console(stderr=True)
+        results: list[dict[str, Any]] = []
+        with err.status("running benchmarks") as status:
+            for bench in resolve(names):
+                status.update(f"running {bench.name}: {bench.description}")
+                sub = [n for n in names if n in (bench.name, *bench.emits)] or [bench.name, *bench.emits]
+                results.extend(run(sub, on_error=on_error))
+        Console().print(render_table(results))
+    return EXIT_FAILED if failed else 0
