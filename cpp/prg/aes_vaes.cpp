@@ -79,10 +79,11 @@ void ctr_fill(const uint8_t key[16], uint64_t nonce, uint64_t counter, uint8_t* 
     const __m512i four = _mm512_set_epi64(4, 0, 4, 0, 4, 0, 4, 0);
     const __m512i step = _mm512_set_epi64(4 * kLanes, 0, 4 * kLanes, 0, 4 * kLanes, 0,
                                           4 * kLanes, 0);
-    const long long n = static_cast<long long>(nonce);
-    const long long c = static_cast<long long>(counter);
-    // 64-bit elements, low first: (n, c), (n, c+1), (n, c+2), (n, c+3).
-    __m512i ctr = _mm512_set_epi64(c + 3, n, c + 2, n, c + 1, n, c, n);
+    // 64-bit elements, low first: (n, c), (n, c+1), (n, c+2), (n, c+3); the
+    // additions are done unsigned (wrapping) before the cast.
+    const auto s64 = [](uint64_t v) { return static_cast<long long>(v); };
+    __m512i ctr = _mm512_set_epi64(s64(counter + 3), s64(nonce), s64(counter + 2), s64(nonce),
+                                   s64(counter + 1), s64(nonce), s64(counter), s64(nonce));
 
 #define SL_ROUND(k) \
     for (int j = 0; j < kLanes; ++j) b[j] = _mm512_aesenc_epi128(b[j], k)
