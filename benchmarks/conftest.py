@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 try:
     import safelight  # noqa: F401
 except ImportError:  # in-tree run without PYTHONPATH=python
@@ -18,10 +20,15 @@ except ImportError:  # in-tree run without PYTHONPATH=python
 GB = 1e9
 
 
-def record_throughput(benchmark, nbytes: int) -> None:
-    """Add GB/s (from the best round) to the benchmark's extra info, when it has stats."""
+def _record_throughput(benchmark, nbytes: int) -> None:
     stats = getattr(benchmark, "stats", None)
     if stats is None:  # --benchmark-disable
         return
     benchmark.extra_info["bytes"] = nbytes
     benchmark.extra_info["GB/s (best)"] = round(nbytes / stats.stats.min / GB, 3)
+
+
+@pytest.fixture
+def record_throughput():
+    """``record_throughput(benchmark, nbytes)``: add GB/s of the best round to the extra info."""
+    return _record_throughput

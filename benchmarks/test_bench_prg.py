@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from conftest import record_throughput
 
 from safelight import _core, bench
 
@@ -16,7 +15,7 @@ def buffers():
 
 
 @pytest.mark.benchmark(group="prg 64 MiB AES-128-CTR")
-def test_prg_safelight(benchmark, buffers):
+def test_prg_safelight(benchmark, record_throughput, buffers):
     out, _, _ = buffers
     benchmark.extra_info["isa"] = _core.isa()
     # placeholder=True means prg_fill still writes zeros: re-measure once the engine lands
@@ -26,7 +25,7 @@ def test_prg_safelight(benchmark, buffers):
 
 
 @pytest.mark.benchmark(group="prg 64 MiB AES-128-CTR")
-def test_prg_cryptography(benchmark, buffers):
+def test_prg_cryptography(benchmark, record_throughput, buffers):
     _, zeros, ref_out = buffers
     benchmark.pedantic(bench.prg_reference(bench.PRG_SEED), args=(zeros, ref_out), rounds=ROUNDS, warmup_rounds=1)
     record_throughput(benchmark, bench.PRG_BYTES)

@@ -7,7 +7,6 @@ thread's ``Channel.recv`` has returned the whole array.
 from __future__ import annotations
 
 import pytest
-from conftest import record_throughput
 
 from safelight import bench
 
@@ -33,18 +32,18 @@ def plain_link(payload):
         yield link
 
 
-def _run(benchmark, link, payload):
+def _run(benchmark, record_throughput, link, payload):
     # pedantic times the whole call; transfer() itself stops the clock when the receiver has the array
     benchmark.pedantic(link.transfer, args=(payload,), rounds=ROUNDS, warmup_rounds=1)
     record_throughput(benchmark, payload.nbytes)
 
 
 @pytest.mark.benchmark(group="transport 256 MB loopback")
-def test_transport_tls(benchmark, tls_link, payload):
+def test_transport_tls(benchmark, record_throughput, tls_link, payload):
     benchmark.extra_info["cipher"] = tls_link.cipher
-    _run(benchmark, tls_link, payload)
+    _run(benchmark, record_throughput, tls_link, payload)
 
 
 @pytest.mark.benchmark(group="transport 256 MB loopback")
-def test_transport_plain_tcp(benchmark, plain_link, payload):
-    _run(benchmark, plain_link, payload)
+def test_transport_plain_tcp(benchmark, record_throughput, plain_link, payload):
+    _run(benchmark, record_throughput, plain_link, payload)

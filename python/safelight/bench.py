@@ -119,10 +119,8 @@ def result(name: str, value: float, unit: str, better: str, ref: str | None = No
     if ref is not None and ref_value is not None:
         out["ref"] = ref
         out["ref_value"] = float(ref_value)
-        if better == "higher":
-            out["ratio"] = float(value) / float(ref_value) if ref_value else float("inf")
-        else:
-            out["ratio"] = float(ref_value) / float(value) if value else float("inf")
+        if value and ref_value:  # no ratio (rather than an infinite one, which is not JSON) for a zero
+            out["ratio"] = float(value) / float(ref_value) if better == "higher" else float(ref_value) / float(value)
     out.update(extra)
     return out
 

@@ -66,3 +66,29 @@ def random(seed: bytes, shape: tuple[int, ...], nonce: int = 0) -> np.ndarray:
     out = np.empty(shape, dtype=np.uint64)
     _core.prg_fill(seed, out, nonce, 0)
     return out
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """a @ b mod 2^64 for uint64 matrices (m, k) x (k, n) -> (m, n)."""
+    a, b = np.ascontiguousarray(a, np.uint64), np.ascontiguousarray(b, np.uint64)
+    if out is None:
+        out = np.empty((a.shape[0], b.shape[1]), dtype=np.uint64)
+    _core.ring_matmul(a, b, out)
+    return out
+
+
+def conv2d_output_shape(x_shape, w_shape, stride=(1, 1), padding=(0, 0), dilation=(1, 1)) -> tuple[int, int, int, int]:
+    n, _, h, w = x_shape
+    o, _, kh, kw = w_shape
+    ho = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    wo = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    return (n, o, ho, wo)
+
+
+def conv2d(x: np.ndarray, w: np.ndarray, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
+           groups: int = 1) -> np.ndarray:
+    """Zero-padded cross-correlation mod 2^64: x (N, C, H, W), w (O, C/groups, kh, kw) -> (N, O, Ho, Wo)."""
+    x, w = np.ascontiguousarray(x, np.uint64), np.ascontiguousarray(w, np.uint64)
+    out = np.empty(conv2d_output_shape(x.shape, w.shape, stride, padding, dilation), dtype=np.uint64)
+    _core.ring_conv2d(x, w, out, tuple(stride), tuple(padding), tuple(dilation), int(groups))
+    return out

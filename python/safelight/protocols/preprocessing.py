@@ -1,0 +1,196 @@
+"""Correlated randomness (Beaver triples, truncation pairs) for the offline phase.
+
+A Program's interactive steps each need one *correlation*: random components
+(``a``, ``b``, ``r``) and components derived from them (``c = a*b``,
+``c = a@b``, ``c = conv(a, b)``, ``r >> f``, ...), all additively shared.
+
+Whoever deals (a dealer process or the client) draws one 16-byte seed per
+party. Every party derives *all* its random-component shares and, for parties
+0..n-2, its derived-component shares from its own seed with AES-CTR, one
+nonce per stream. Only the last party needs more: one correction tensor per
+derived component. Dealer traffic is therefore one tensor per triple plus 16
+bytes per party, not n tensors.
+
+Weights used by several steps (``reuse`` key, e.g. a model's conv weight) get
+one random mask ``b`` for all of them, so the masked weight ``w - b`` is opened
+once and reused: every later opening involves a fresh ``a`` only, and ``w - b``
+itself is a one-time pad of ``w``, so reusing the opened value reveals nothing new.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import ring
+from ..errors import ProtocolError
+from ..sharing import SEED_BYTES
+
+Shapes = dict[str, tuple[int, ...]]
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """What one step needs.
+
+    Attributes
+    ----------
+    step : int
+        Index of the step in the Program.
+    kind : str
+        Key into :data:`DERIVATIONS`.
+    random : dict of component -> shape
+        Uniform components.
+    derived : dict of component -> shape
+        Components computed from the random ones.
+    attrs : dict
+        Parameters of the derivation (conv geometry, truncation bits).
+    reuse : dict of component -> key
+        Random components shared with other steps under the same key.
+    """
+
+    step: int
+    kind: str
+    random: Shapes
+    derived: Shapes
+    attrs: dict[str, Any] = field(default_factory=dict)
+    reuse: dict[str, str] = field(default_factory=dict)
+
+
+def _conv(comp: dict[str, np.ndarray], attrs: dict[str, Any]) -> dict[str, np.ndarray]:
+    return {"c": ring.conv2d(comp["a"], comp["b"], attrs["stride"], attrs["padding"], attrs["dilation"],
+                             attrs["groups"])}
+
+
+def _trunc(comp: dict[str, np.ndarray], attrs: dict[str, Any]) -> dict[str, np.ndarray]:
+    r = comp["r"]
+    return {"r_hi": r >> np.uint64(attrs["bits"]), "r_msb": r >> np.uint64(63)}
+
+
+# kind -> function of the full random components -> full derived components
+DERIVATIONS: dict[str, Callable[[dict[str, np.ndarray], dict[str, Any]], dict[str, np.ndarray]]] = {
+    "mul": lambda c, attrs: {"c": ring.mul(c["a"], c["b"])},
+    "square": lambda c, attrs: {"c": ring.mul(c["a"], c["a"])},
+    "matmul": lambda c, attrs: {"c": ring.matmul(c["a"], c["b"])},
+    "conv2d": _conv,
+    "trunc": _trunc,
+}
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A PRG stream: one nonce under each party's seed."""
+
+    nonce: int
+    shape: tuple[int, ...]
+
+
+class Plan:
+    """Deterministic assignment of PRG streams to the correlations of a Program.
+
+    Dealer and parties build the same Plan from the same Program, so a seed
+    plus the Plan is all a party needs to expand its material.
+    """
+
+    def __init__(self, correlations: list[Correlation]) -> None:
+        self.correlations = correlations
+        self.streams: dict[tuple[int, str], Stream] = {}
+        by_key: dict[str, Stream] = {}
+        nonce = 0
+        for corr in correlations:
+            for name, shape in corr.random.items():
+                key = corr.reuse.get(name)
+                if key is not None and key in by_key:
+                    if by_key[key].shape != tuple(shape):
+                        raise ProtocolError(f"reused component {key!r} has two shapes")
+                    self.streams[(corr.step, name)] = by_key[key]
+                    continue
+                stream = Stream(nonce, tuple(shape))
+                nonce += 1
+                self.streams[(corr.step, name)] = stream
+                if key is not None:
+                    by_key[key] = stream
+            for name, shape in corr.derived.items():
+                self.streams[(corr.step, name)] = Stream(nonce, tuple(shape))
+                nonce += 1
+
+    def __bool__(self) -> bool:
+        return bool(self.correlations)
+
+    def correction_names(self) -> list[str]:
+        """Names of the tensors the last party receives, in sending order."""
+        return [f"pre:{c.step}:{name}" for c in self.correlations for name in c.derived]
+
+
+def _expand(seed: bytes, stream: Stream) -> np.ndarray:
+    return ring.random(seed, stream.shape, nonce=stream.nonce)
+
+
+@dataclass
+class Material:
+    """One party's preprocessing material as sent over the wire."""
+
+    seed: bytes
+    corrections: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def deal(plan: Plan, parties: int) -> list[Material]:
+    """Generate every party's material (run by the dealer, or by the client as dealer)."""
+    seeds = [secrets.token_bytes(SEED_BYTES) for _ in range(parties)]
+    materials = [Material(seed) for seed in seeds]
+    full_cache: dict[int, np.ndarray] = {}
+
+    def full(stream: Stream) -> np.ndarray:
+        if stream.nonce not in full_cache:
+            total = _expand(seeds[0], stream)
+            for seed in seeds[1:]:
+                ring.add(total, _expand(seed, stream), out=total)
+            full_cache[stream.nonce] = total
+        return full_cache[stream.nonce]
+
+    for corr in plan.correlations:
+        comps = {name: full(plan.streams[(corr.step, name)]) for name in corr.random}
+        derived = DERIVATIONS[corr.kind](comps, corr.attrs)
+        for name, value in derived.items():
+            stream = plan.streams[(corr.step, name)]
+            correction = np.ascontiguousarray(value, dtype=np.uint64).reshape(stream.shape).copy()
+            for seed in seeds[:-1]:
+                ring.sub(correction, _expand(seed, stream), out=correction)
+            materials[-1].corrections[f"pre:{corr.step}:{name}"] = correction
+    return materials
+
+
+def expand(plan: Plan, party: int, parties: int, material: Material) -> dict[int, dict[str, np.ndarray]]:
+    """A party's shares of every component, per step (run by each server in the offline phase)."""
+    if len(material.seed) != SEED_BYTES:
+        raise ProtocolError("preprocessing seed must be 16 bytes")
+    expected = set(plan.correction_names()) if party == parties - 1 else set()
+    if set(material.corrections) != expected:
+        missing, extra = expected - set(material.corrections), set(material.corrections) - expected
+        raise ProtocolError(
+            f"preprocessing material does not match the program (missing {sorted(missing)[:3]}, "
+            f"unexpected {sorted(extra)[:3]}); the dealer and the servers disagree on the job"
+        )
+    cache: dict[int, np.ndarray] = {}
+    out: dict[int, dict[str, np.ndarray]] = {}
+    for corr in plan.correlations:
+        comps = {}
+        for name in corr.random:
+            stream = plan.streams[(corr.step, name)]
+            if stream.nonce not in cache:
+                cache[stream.nonce] = _expand(material.seed, stream)
+            comps[name] = cache[stream.nonce]
+        for name in corr.derived:
+            stream = plan.streams[(corr.step, name)]
+            if party == parties - 1:
+                value = material.corrections[f"pre:{corr.step}:{name}"]
+                if value.shape != stream.shape or value.dtype != np.uint64:
+                    raise ProtocolError(f"preprocessing tensor pre:{corr.step}:{name} has the wrong shape or dtype")
+                comps[name] = value
+            else:
+                comps[name] = _expand(material.seed, stream)
+        out[corr.step] = comps
+    return out
