@@ -60,3 +60,33 @@ def test_gaussian_kernel_matches_scipy_gaussian_filter():
     image = data.camera()[:100, :100] / 255.0
     ours = ndimage.convolve(image, private_filter.gaussian_kernel(2.0), mode="reflect")
     np.testing.assert_allclose(ours, ndimage.gaussian_filter(image, 2.0, mode="reflect"), atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def cluster_with_dealer():
+    from safelight import Cluster
+
+    with Cluster.local(2, dealer=True, timeout=10) as c:
+        yield c
+
+
+@pytest.mark.parametrize("kernel", ["gaussian:1", "box:4", "sobel-y"])
+@pytest.mark.parametrize("padding", ["reflect", "zero"])
+def test_private_kernel_equals_scipy(cluster_with_dealer, kernel, padding):
+    image = data.coffee()[:96, :128]
+    result = private_filter.run(image, kernel, cluster_with_dealer, padding=padding, private_kernel=True)
+    assert np.abs(result.values - private_filter.plaintext(image, kernel, padding)).max() <= GREY
+    assert result.job.triples == "dealer" and result.job.ops()["conv2d"]["rounds"] == 1
+
+
+def test_private_kernel_grey_image(cluster_with_dealer):
+    image = data.camera()[::4, ::4]
+    result = private_filter.run(image, "sharpen", cluster_with_dealer, private_kernel=True)
+    assert np.abs(result.values - private_filter.plaintext(image, "sharpen")).max() <= GREY
+
+
+def test_private_kernel_refuses_to_run_without_a_dealer(cluster2):
+    from safelight.errors import UnsupportedError
+
+    with pytest.raises(UnsupportedError, match="dealer"):
+        private_filter.run(data.camera()[:32, :32], "box:3", cluster2, private_kernel=True)

@@ -34,11 +34,15 @@ def test_scale_tracking():
     assert p.mul_public(x, 3, integer=True).frac_bits == 16
 
 
-def test_three_party_truncation_is_refused_clearly():
+def test_truncation_method_follows_the_party_count():
     p = Program(3)
-    x = p.mul_public(p.input("x", (2,)), 0.5)
-    with pytest.raises(UnsupportedError, match="3 servers"):
-        p.rescale(x)
+    p.rescale(p.mul_public(p.input("x", (2,)), 0.5))
+    assert p.steps[-1].op == "trunc_pair"
+    q = Program(2)
+    q.rescale(q.mul_public(q.input("x", (2,)), 0.5))
+    assert q.steps[-1].op == "rescale"
+    with pytest.raises(UnsupportedError, match="2 parties"):
+        Program(3, truncation="local")
 
 
 @pytest.mark.parametrize("mutate,match", [

@@ -11,6 +11,7 @@ namespace py = pybind11;
 namespace safelight::bind {
 void bind_ring(py::module_& m);
 void bind_prg(py::module_& m);
+void bind_gemm(py::module_& m);
 }  // namespace safelight::bind
 
 PYBIND11_MODULE(_core, m) {
@@ -29,4 +30,5 @@ PYBIND11_MODULE(_core, m) {
     m.def("worker_threads", &worker_count, "Threads used by kernels on large arrays.");
     bind::bind_ring(m);
     bind::bind_prg(m);
+    bind::bind_gemm(m);
 }

@@ -404,6 +404,80 @@ def bench_filter() -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------
+# secure arithmetic (issue: arithmetic engine)
+# ---------------------------------------------------------------------------
+GEMM_N = 1024
+MUL_N = 1 << 20
+CONV_SHAPE = (1, 64, 128, 128)
+CONV_WEIGHT = (64, 64, 3, 3)
+
+
+@register("gemm", "Z_2^64 GEMM 1024^3 vs numpy float64 matmul (BLAS) and numpy int64 matmul, GOP/s")
+def bench_gemm() -> dict[str, Any]:
+    from . import ring
+
+    n = GEMM_N
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 2**64, (n, n), dtype=np.uint64)
+    b = rng.integers(0, 2**64, (n, n), dtype=np.uint64)
+    out = np.empty((n, n), dtype=np.uint64)
+    fa, fb = rng.random((n, n)), rng.random((n, n))
+    ours_times, blas_times = paired_times(lambda: ring.matmul(a, b, out), lambda: fa @ fb, repeats=5)
+    ours, blas = min(ours_times), min(blas_times)
+    ia, ib = a.view(np.int64), b.view(np.int64)
+    int64_s = time_once(lambda: ia @ ib)
+    ops = 2.0 * n**3 / 1e9
+    return result("gemm", ops / ours, "GOP/s", "higher", ref="numpy float64 matmul (BLAS)", ref_value=ops / blas,
+                  numpy_int64_gops=ops / int64_s, vs_numpy_int64=int64_s / ours, isa=_isa(), size=n)
+
+
+def _secure_job(parties: int, build: Callable[[Any], None], values: dict[str, np.ndarray]):
+    """Run a Program twice on a fresh local cluster with a dealer; return the faster job."""
+    from . import encode
+    from .runtime.cluster import Cluster
+    from .runtime.program import Program
+
+    prog = Program(parties)
+    tensors = {name: prog.input(name, v.shape) for name, v in values.items()}
+    build(prog, tensors)
+    with Cluster.local(parties, dealer=True) as cluster:
+        jobs = [cluster.run(prog, {k: encode(v, parties) for k, v in values.items()}, triples="dealer")
+                for _ in range(3)]
+    return min(jobs, key=lambda j: j.online_seconds)
+
+
+@register("mul_1m", "secure elementwise multiply of 2^20 fixed-point values on 2 servers (dealer), online ms")
+def bench_mul_1m() -> dict[str, Any]:
+    rng = np.random.default_rng(6)
+    x, y = rng.uniform(-10, 10, MUL_N), rng.uniform(-10, 10, MUL_N)
+    job = _secure_job(2, lambda p, t: p.output(p.mul(t["x"], t["y"]), "z"), {"x": x, "y": y})
+    op = job.ops()["mul"]
+    return result("mul_1m", op["seconds"] * 1e3, "ms", "lower", offline_ms=job.offline_seconds * 1e3,
+                  bytes_per_party=op["bytes_sent"], bytes_received_per_party=op["bytes_received"],
+                  rounds=op["rounds"], dealer_bytes=job.dealer.peer_bytes_sent if job.dealer else None,
+                  values=MUL_N, published_reference_ms=115, published_reference_bytes_per_party=32 * 2**20)
+
+
+def plaintext_conv_nchw(x: np.ndarray, w: np.ndarray, padding: int) -> np.ndarray:
+    """Float64 conv (NCHW x OIHW, stride 1) by a sliding-window view and one BLAS tensordot."""
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    win = np.lib.stride_tricks.sliding_window_view(xp, w.shape[2:], axis=(2, 3))  # N C H W kh kw
+    return np.tensordot(win, w, axes=([1, 4, 5], [1, 2, 3])).transpose(0, 3, 1, 2)
+
+
+@register("conv_layer", "secure conv 64->64 3x3 on 1x64x128x128, 2 servers (dealer) vs numpy float64 conv, online s")
+def bench_conv_layer() -> dict[str, Any]:
+    rng = np.random.default_rng(7)
+    x, w = rng.uniform(0, 1, CONV_SHAPE), rng.uniform(-0.05, 0.05, CONV_WEIGHT)
+    job = _secure_job(2, lambda p, t: p.output(p.conv2d(t["x"], t["w"], padding=1), "y"), {"x": x, "w": w})
+    op = job.ops()["conv2d"]
+    plain = best_time(lambda: plaintext_conv_nchw(x, w, 1), repeats=3)
+    return result("conv_layer", op["seconds"], "s", "lower", ref="numpy float64 conv (sliding window + BLAS)",
+                  ref_value=plain, offline_s=job.offline_seconds, bytes_per_party=op["bytes_sent"],
+                  rounds=op["rounds"], dealer_bytes=job.dealer.peer_bytes_sent if job.dealer else None, isa=_isa())
+
+
+# ---------------------------------------------------------------------------
 # running and printing
 # ---------------------------------------------------------------------------
 def run(names: Iterable[str] = (), on_result: Callable[[dict[str, Any]], None] | None = None,

@@ -28,7 +28,7 @@ def _human_bytes(n: float) -> str:
 
 
 @contextmanager
-def _cluster(args: argparse.Namespace, parties: int) -> Iterator["object"]:
+def _cluster(args: argparse.Namespace, parties: int, dealer: bool = False) -> Iterator["object"]:
     from .runtime.cluster import Cluster
 
     if args.cluster:
@@ -37,7 +37,7 @@ def _cluster(args: argparse.Namespace, parties: int) -> Iterator["object"]:
             raise SafelightError(f"{args.cluster} has {cluster.parties} servers; this task needs {parties}")
         yield cluster
     else:
-        with Cluster.local(parties) as cluster:
+        with Cluster.local(parties, dealer=dealer) as cluster:
             yield cluster
 
 
@@ -69,7 +69,7 @@ def _print_job_summary(console, job, extra: dict[str, str] | None = None) -> Non
         console.print(f"{key}: {value}")
 
 
-def _run_filter(console, image, kernel: str, padding: str, cluster):
+def _run_filter(console, image, kernel: str, padding: str, cluster, private_kernel: bool = False):
     from .tasks import filter as filter_task
 
     with _progress() as progress:
@@ -80,7 +80,8 @@ def _run_filter(console, image, kernel: str, padding: str, cluster):
                 bars[party] = progress.add_task(f"party-{party}", total=of)
             progress.update(bars[party], completed=step, description=f"party-{party} {op}")
 
-        return filter_task.run(image, kernel, cluster, padding=padding, on_progress=on_progress)
+        return filter_task.run(image, kernel, cluster, padding=padding, on_progress=on_progress,
+                               private_kernel=private_kernel)
 
 
 def cmd_filter(args: argparse.Namespace) -> int:
@@ -94,8 +95,8 @@ def cmd_filter(args: argparse.Namespace) -> int:
     image = read_image(args.input)
     if not Path(args.output).parent.exists():
         raise SafelightError(f"output directory {Path(args.output).parent} does not exist")
-    with _cluster(args, 2) as cluster:
-        result = _run_filter(console, image, args.kernel, args.padding, cluster)
+    with _cluster(args, 2, dealer=args.private_kernel) as cluster:
+        result = _run_filter(console, image, args.kernel, args.padding, cluster, args.private_kernel)
     write_image(args.output, result.image)
     _print_job_summary(console, result.job, {"output": str(args.output)})
     return 0
@@ -133,6 +134,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .runtime.server import serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if (args.party is None) == (args.role != "dealer"):
+        raise SafelightError("give --party I for a party server, or --role dealer (not both)")
     serve(ClusterConfig.load(args.config), args.party, exit_with_parent=args.exit_with_parent)
     return 0
 
@@ -161,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kernel", required=True, help="gaussian:SIGMA | box:K | sharpen | sobel-x | sobel-y")
     p.add_argument("--padding", default="reflect", choices=["zero", "reflect", "mirror", "nearest"])
     p.add_argument("--cluster", help="cluster.toml of a remote cluster (default: spawn one on loopback)")
+    p.add_argument("--private-kernel", action="store_true",
+                   help="keep the kernel secret too (shared like a model owner's weights; needs a dealer)")
     p.set_defaults(func=cmd_filter)
 
     p = sub.add_parser("demo", help="run the main demo on a photograph shipped with scikit-image")
@@ -172,7 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="run one server of a cluster")
     p.add_argument("--config", required=True)
-    p.add_argument("--party", type=int, required=True)
+    p.add_argument("--party", type=int, help="index of this party in the config")
+    p.add_argument("--role", choices=["party", "dealer"], default="party",
+                   help="'dealer': deal correlated randomness (a helper you trust not to collude)")
     p.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_serve)
 

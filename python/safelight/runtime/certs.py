@@ -20,6 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from ..errors import ConfigError
 
 CLIENT_NAME = "client"
+DEALER_NAME = "dealer"
 
 
 def party_name(party: int) -> str:

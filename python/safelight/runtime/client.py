@@ -12,8 +12,9 @@ import numpy as np
 
 from .. import errors
 from ..errors import InputError, JobFailedError, PeerUnavailableError, ProtocolError
+from ..protocols.preprocessing import Plan, deal
 from ..sharing import Encoded, Shared
-from .certs import Identity, party_name
+from .certs import DEALER_NAME, Identity, party_name
 from .config import ClusterConfig
 from .program import Program
 from .transport import Channel, MsgType, client_context, connect
@@ -31,15 +32,23 @@ def raise_remote_error(peer: str, payload: Any) -> None:
     raise JobFailedError(f"{peer} could not run the job: {name}: {message}")
 
 
+TRIPLE_SOURCES = ("client", "dealer", "he")
+
+
 @dataclass
 class PartyStats:
+    """One server's view of a job (party -1 is the dealer)."""
+
     party: int
     seconds: float
+    offline_seconds: float
+    online_seconds: float
     bytes_sent: int
     bytes_received: int
     peer_bytes_sent: int
+    peer_bytes_received: int
     rounds: int
-    op_seconds: dict[str, float] = field(default_factory=dict)
+    ops: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -53,9 +62,15 @@ class JobResult:
     wall_seconds : float
         Client-measured time from the first connection to the last result.
     parties : list of PartyStats
-        Per-server time, bytes sent/received (client and peer links) and rounds.
+        Per-server time (offline and online), bytes sent/received (client,
+        peer and dealer links) and rounds.
     upload_bytes, download_bytes : int
         Bytes the client sent and received over all connections (TLS payload level).
+    triples : str or None
+        Where the preprocessing came from ("client", "dealer"), None if none was needed.
+    dealer : PartyStats or None
+    client_offline_seconds : float
+        Time the client spent dealing (``triples="client"``).
     """
 
     outputs: dict[str, Shared]
@@ -63,22 +78,58 @@ class JobResult:
     parties: list[PartyStats]
     upload_bytes: int
     download_bytes: int
+    triples: str | None = None
+    dealer: PartyStats | None = None
+    client_offline_seconds: float = 0.0
 
     @property
     def rounds(self) -> int:
         return max((p.rounds for p in self.parties), default=0)
 
+    @property
+    def online_seconds(self) -> float:
+        """Slowest party's online phase (all ops, after preprocessing)."""
+        return max((p.online_seconds for p in self.parties), default=0.0)
+
+    @property
+    def offline_seconds(self) -> float:
+        """Dealing (dealer or client) plus the slowest party's expansion of its material."""
+        dealing = self.dealer.offline_seconds if self.dealer else self.client_offline_seconds
+        return dealing + max((p.offline_seconds for p in self.parties), default=0.0)
+
+    def ops(self) -> dict[str, dict[str, Any]]:
+        """Per op: calls, slowest party's seconds, rounds, bytes each party sent/received on peer links."""
+        names = sorted({name for p in self.parties for name in p.ops})
+        out = {}
+        for name in names:
+            rows = [p.ops.get(name, {}) for p in self.parties]
+            out[name] = {
+                "calls": max(int(r.get("calls", 0)) for r in rows),
+                "seconds": max(float(r.get("seconds", 0.0)) for r in rows),
+                "rounds": max(int(r.get("rounds", 0)) for r in rows),
+                "bytes_sent": [int(r.get("bytes_sent", 0)) for r in rows],
+                "bytes_received": [int(r.get("bytes_received", 0)) for r in rows],
+            }
+        return out
+
     def summary(self) -> dict[str, Any]:
         return {
             "wall_seconds": self.wall_seconds,
+            "online_seconds": self.online_seconds,
+            "offline_seconds": self.offline_seconds,
             "rounds": self.rounds,
+            "triples": self.triples,
             "upload_bytes": self.upload_bytes,
             "download_bytes": self.download_bytes,
             "parties": [
-                {"party": p.party, "seconds": p.seconds, "bytes_sent": p.bytes_sent,
+                {"party": p.party, "seconds": p.seconds, "offline_seconds": p.offline_seconds,
+                 "online_seconds": p.online_seconds, "bytes_sent": p.bytes_sent,
                  "bytes_received": p.bytes_received, "rounds": p.rounds}
                 for p in self.parties
             ],
+            "dealer": None if self.dealer is None else {"seconds": self.dealer.seconds,
+                                                        "bytes_sent": self.dealer.bytes_sent},
+            "ops": self.ops(),
         }
 
 
@@ -88,8 +139,14 @@ def run_job(
     program: Program,
     inputs: Mapping[str, Encoded],
     on_progress: ProgressCallback | None = None,
+    triples: str | None = None,
 ) -> JobResult:
     """Run ``program`` on the cluster with the encoded ``inputs``.
+
+    ``triples`` names the source of correlated randomness for interactive ops:
+    ``"dealer"`` (the cluster's dealer process; the default when the cluster
+    has one) or ``"client"`` (this process deals: right only when the client
+    owns every secret of the job, since the dealer can unmask what is opened).
 
     Raises
     ------
@@ -117,12 +174,43 @@ def run_job(
     if extra:
         raise InputError(f"inputs {sorted(extra)} are not declared by the program")
 
+    plan = Plan(program.correlations())
+    if not plan:
+        triples = None
+    else:
+        triples = triples or ("dealer" if config.dealer is not None else "client")
+        if triples == "he":
+            raise errors.UnsupportedError(
+                "dealer-free (homomorphic-encryption) triples are not available yet; use a dealer or the client"
+            )
+        if triples not in TRIPLE_SOURCES:
+            raise InputError(f"triples must be one of {TRIPLE_SOURCES}, got {triples!r}")
+        if triples == "dealer" and config.dealer is None:
+            raise InputError("triples='dealer' but the cluster has no dealer (Cluster.local(..., dealer=True))")
+
     job_id = os.urandom(16)
     wire_program = program.to_json()
     context = client_context(identity)
-    results: list[Any] = [None] * config.n
-    failures: list[tuple[int, BaseException]] = []
     started = time.perf_counter()
+    materials = deal(plan, config.n) if triples == "client" else None
+    client_offline = time.perf_counter() - started
+    results: list[Any] = [None] * config.n
+    dealer_result: list[Any] = [None]
+    failures: list[tuple[int, BaseException]] = []
+
+    def talk_to_dealer() -> None:
+        assert config.dealer is not None
+        channel: Channel | None = None
+        try:
+            channel = connect(config.dealer.host, config.dealer.port, identity, DEALER_NAME, config.timeout, context)
+            channel.send_json(MsgType.SUBMIT, job_id, {"program": wire_program})
+            frame = channel.expect(MsgType.RESULT)
+            dealer_result[0] = PartyStats(**{k: frame.json[k] for k in PartyStats.__dataclass_fields__})
+        except BaseException as exc:
+            failures.append((-1, exc))
+        finally:
+            if channel is not None:
+                channel.close()
 
     def talk(party: int) -> None:
         addr = config.parties[party]
@@ -137,7 +225,14 @@ def run_job(
                 else:
                     descriptors.append({"name": name, "kind": "share"})
                     tensors.append((name, payload.share))
-            channel.send_json(MsgType.SUBMIT, job_id, {"program": wire_program, "inputs": descriptors})
+            submit: dict[str, Any] = {"program": wire_program, "inputs": descriptors}
+            if triples == "client":
+                assert materials is not None
+                submit["preprocessing"] = {"source": "client", "seed": materials[party].seed.hex()}
+                tensors += list(materials[party].corrections.items())
+            elif triples == "dealer":
+                submit["preprocessing"] = {"source": "dealer"}
+            channel.send_json(MsgType.SUBMIT, job_id, submit)
             for name, share in tensors:
                 channel.send_tensor(job_id, name, share)
             shares: dict[str, np.ndarray] = {}
@@ -163,6 +258,8 @@ def run_job(
                 channel.close()
 
     threads = [threading.Thread(target=talk, args=(p,), daemon=True) for p in range(config.n)]
+    if triples == "dealer":
+        threads.append(threading.Thread(target=talk_to_dealer, daemon=True))
     for t in threads:
         t.start()
     for t in threads:
@@ -174,7 +271,8 @@ def run_job(
         party, exc = failures[0]
         if isinstance(exc, errors.SafelightError):
             raise exc
-        raise JobFailedError(f"{party_name(party)}: {type(exc).__name__}: {exc}") from exc
+        who = DEALER_NAME if party < 0 else party_name(party)
+        raise JobFailedError(f"{who}: {type(exc).__name__}: {exc}") from exc
     wall = time.perf_counter() - started
     outputs = {
         name: Shared([results[p][0][name] for p in range(config.n)], frac_bits)
@@ -186,4 +284,7 @@ def run_job(
         [r[1] for r in results],
         sum(r[2] for r in results),
         sum(r[3] for r in results),
+        triples,
+        dealer_result[0],
+        client_offline if triples == "client" else 0.0,
     )

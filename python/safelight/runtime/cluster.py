@@ -14,7 +14,7 @@ from typing import Mapping
 
 from ..errors import ConfigError, PeerUnavailableError
 from ..sharing import Encoded, check_parties
-from .certs import CLIENT_NAME, Identity, create_cluster_certs
+from .certs import CLIENT_NAME, DEALER_NAME, Identity, create_cluster_certs
 from .client import JobResult, ProgressCallback, run_job
 from .config import DEFAULT_TIMEOUT, ClusterConfig, PartyAddress
 from .program import Program
@@ -58,21 +58,30 @@ class Cluster:
         config = ClusterConfig.load(path)
         return cls(config, Identity.from_dir(config.certs, client))
 
+    @property
+    def has_dealer(self) -> bool:
+        return self.config.dealer is not None
+
     @classmethod
-    def local(cls, parties: int = 2, timeout: float = DEFAULT_TIMEOUT) -> "Cluster":
+    def local(cls, parties: int = 2, timeout: float = DEFAULT_TIMEOUT, dealer: bool = False) -> "Cluster":
         """Start ``parties`` server processes on loopback with throwaway certificates.
 
-        Use as a context manager; closing stops every process and deletes the
-        certificates. The servers also exit on their own if this process dies.
+        With ``dealer=True`` a dealer process is started too: a helper you
+        choose to trust not to collude with any server, which deals the
+        correlated randomness of interactive ops. Use as a context manager;
+        closing stops every process and deletes the certificates. The servers
+        also exit on their own if this process dies.
         """
         check_parties(parties)
         workdir = Path(tempfile.mkdtemp(prefix="safelight-cluster-"))
         try:
-            create_cluster_certs(workdir / "certs", parties)
+            create_cluster_certs(workdir / "certs", parties, extra_names=(DEALER_NAME,) if dealer else ())
             for attempt in range(3):
+                ports = _free_ports(parties + int(dealer))
                 config = ClusterConfig(
-                    tuple(PartyAddress("127.0.0.1", p) for p in _free_ports(parties)),
+                    tuple(PartyAddress("127.0.0.1", p) for p in ports[:parties]),
                     workdir / "certs", timeout,
+                    dealer=PartyAddress("127.0.0.1", ports[-1]) if dealer else None,
                 )
                 config_path = config.save(workdir / "cluster.toml")
                 cluster = cls(config, Identity.from_dir(config.certs, CLIENT_NAME), [], workdir)
@@ -90,17 +99,20 @@ class Cluster:
 
     def _spawn(self, config_path: Path) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        for party in range(self.config.n):
-            log = open(self.workdir / f"party-{party}.log", "wb")
+        roles = [["--party", str(p)] for p in range(self.config.n)]
+        if self.config.dealer is not None:
+            roles.append(["--role", "dealer"])
+        for index, role in enumerate(roles):
+            log = open(self._log_path(index), "wb")
             self.processes.append(subprocess.Popen(
-                [sys.executable, "-m", "safelight", "serve", "--config", str(config_path),
-                 "--party", str(party), "--exit-with-parent"],
+                [sys.executable, "-m", "safelight", "serve", "--config", str(config_path), *role,
+                 "--exit-with-parent"],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             ))
             log.close()
         deadline = time.monotonic() + START_TIMEOUT
         for party, proc in enumerate(self.processes):
-            log_path = self.workdir / f"party-{party}.log"
+            log_path = self._log_path(party)
             # The server prints READY once it listens; no probe connection is needed.
             while b"READY " not in log_path.read_bytes()[:4096]:
                 if proc.poll() is not None:
@@ -111,17 +123,22 @@ class Cluster:
                 time.sleep(0.02)
 
     def run(self, program: Program, inputs: Mapping[str, Encoded],
-            on_progress: ProgressCallback | None = None) -> JobResult:
+            on_progress: ProgressCallback | None = None, triples: str | None = None) -> JobResult:
         """Run a Program on encoded inputs; see :func:`safelight.runtime.client.run_job`."""
         if self.closed:
             raise ConfigError("this cluster has been closed; start a new one")
-        return run_job(self.config, self.identity, program, inputs, on_progress)
+        return run_job(self.config, self.identity, program, inputs, on_progress, triples)
 
-    def server_log(self, party: int) -> str:
-        """The captured log of a local server (empty for remote clusters)."""
+    def _log_path(self, index: int) -> Path:
+        assert self.workdir is not None
+        name = f"party-{index}" if index < self.config.n else DEALER_NAME
+        return self.workdir / f"{name}.log"
+
+    def server_log(self, party: int | str) -> str:
+        """The captured log of a local server, by party index or "dealer" (empty for remote clusters)."""
         if self.workdir is None:
             return ""
-        path = self.workdir / f"party-{party}.log"
+        path = self._log_path(self.config.n if party == DEALER_NAME else int(party))
         return path.read_text(errors="replace") if path.exists() else ""
 
     def _stop_processes(self) -> None:

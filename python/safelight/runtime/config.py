@@ -13,6 +13,10 @@ Example::
     [[party]]
     host = "10.0.0.6"
     port = 7400
+
+    [dealer]               # optional: a non-colluding process that deals triples
+    host = "10.0.0.7"
+    port = 7400
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class ClusterConfig:
     certs: Path
     timeout: float = DEFAULT_TIMEOUT
     path: Path | None = None
+    dealer: PartyAddress | None = None
 
     @property
     def n(self) -> int:
@@ -64,15 +69,17 @@ class ClusterConfig:
         entries = data.get("party", [])
         if not isinstance(entries, list) or len(entries) < 1:
             raise ConfigError(f"{path}: add one [[party]] table per server (host, port)")
-        parties = []
-        for i, entry in enumerate(entries):
+        def address(entry: object, what: str) -> PartyAddress:
             try:
-                host, port = str(entry["host"]), int(entry["port"])
+                host, port = str(entry["host"]), int(entry["port"])  # type: ignore[index]
             except (KeyError, TypeError, ValueError):
-                raise ConfigError(f"{path}: party {i} needs a host (string) and a port (integer)") from None
+                raise ConfigError(f"{path}: {what} needs a host (string) and a port (integer)") from None
             if not 0 < port < 65536:
-                raise ConfigError(f"{path}: party {i} port {port} is not a TCP port")
-            parties.append(PartyAddress(host, port))
+                raise ConfigError(f"{path}: {what} port {port} is not a TCP port")
+            return PartyAddress(host, port)
+
+        parties = [address(entry, f"party {i}") for i, entry in enumerate(entries)]
+        dealer = address(data["dealer"], "dealer") if "dealer" in data else None
         certs = Path(section.get("certs", "certs"))
         if not certs.is_absolute():
             certs = path.parent / certs
@@ -82,7 +89,7 @@ class ClusterConfig:
             raise ConfigError(f"{path}: cluster.timeout must be a number of seconds") from None
         if timeout <= 0:
             raise ConfigError(f"{path}: cluster.timeout must be positive")
-        return cls(tuple(parties), certs, timeout, path)
+        return cls(tuple(parties), certs, timeout, path, dealer)
 
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
@@ -94,5 +101,7 @@ class ClusterConfig:
         ]
         for party in self.parties:
             lines += ["[[party]]", f'host = "{party.host}"', f"port = {party.port}", ""]
+        if self.dealer is not None:
+            lines += ["[dealer]", f'host = "{self.dealer.host}"', f"port = {self.dealer.port}", ""]
         path.write_text("\n".join(lines))
         return path

@@ -20,36 +20,45 @@ MAX_ELEMENTS = 1 << 31  # per tensor: refuse programs that would exhaust server 
 PADDING_MODES = {"zero": "constant", "reflect": "symmetric", "mirror": "reflect", "nearest": "edge"}
 LAYOUTS = ("hw", "hwc", "chw")
 
-
 class Context(Protocol):
     """What an op may ask of the server running it."""
 
     party: int
     parties: int
+    step: int  # index of the running step in the Program
+    opened: dict[str, np.ndarray]  # values opened earlier in this job, by reuse key
 
     def exchange_all(self, array: np.ndarray) -> list[np.ndarray]:
         """Send ``array`` to every other party; return all parties' arrays, in party order."""
 
+    def correlation(self) -> dict[str, np.ndarray]:
+        """This party's shares of the running step's preprocessing components."""
 
 @dataclass(frozen=True)
 class OpSpec:
+    """An op of the library.
+
+    ``correlation(step, shapes, attrs, inputs)`` returns the preprocessing the op
+    needs (a :class:`safelight.protocols.preprocessing.Correlation`) or None.
+    """
+
     name: str
     arity: int
     infer: Callable[[list[tuple[int, ...]], dict[str, Any]], tuple[int, ...]]
     run: Callable[[Context, list[np.ndarray], dict[str, Any]], np.ndarray]
     interactive: bool = False
-
+    correlation: Callable[..., Any] | None = None
 
 OPS: dict[str, OpSpec] = {}
 
+def register(name: str, arity: int, interactive: bool = False):
+    """Class decorator adding an op (``infer``, ``run``, optional ``correlation``) to :data:`OPS`."""
 
-def _register(name: str, arity: int, interactive: bool = False):
     def wrap(cls):
-        OPS[name] = OpSpec(name, arity, cls.infer, cls.run, interactive)
+        OPS[name] = OpSpec(name, arity, cls.infer, cls.run, interactive, getattr(cls, "correlation", None))
         return cls
 
     return wrap
-
 
 def _ring_array(value: Any, what: str) -> np.ndarray:
     try:
@@ -61,32 +70,27 @@ def _ring_array(value: Any, what: str) -> np.ndarray:
         raise ProgramError(f"{what} must be ring elements in [0, 2^64)")
     return np.array(flat, dtype=np.uint64).reshape(arr.shape)
 
-
 def _same_shape(shapes: list[tuple[int, ...]], name: str) -> tuple[int, ...]:
     if shapes[0] != shapes[1]:
         raise ProgramError(f"{name}: operand shapes differ: {shapes[0]} vs {shapes[1]}")
     return shapes[0]
 
-
-@_register("add", 2)
+@register("add", 2)
 class Add:
     infer = staticmethod(lambda shapes, attrs: _same_shape(shapes, "add"))
     run = staticmethod(lambda ctx, xs, attrs: ring.add(xs[0], xs[1]))
 
-
-@_register("sub", 2)
+@register("sub", 2)
 class Sub:
     infer = staticmethod(lambda shapes, attrs: _same_shape(shapes, "sub"))
     run = staticmethod(lambda ctx, xs, attrs: ring.sub(xs[0], xs[1]))
 
-
-@_register("neg", 1)
+@register("neg", 1)
 class Neg:
     infer = staticmethod(lambda shapes, attrs: shapes[0])
     run = staticmethod(lambda ctx, xs, attrs: ring.neg(xs[0]))
 
-
-@_register("add_public", 1)
+@register("add_public", 1)
 class AddPublic:
     """x + c for a public ring constant c broadcastable to x; only party 0 adds it."""
 
@@ -106,8 +110,7 @@ class AddPublic:
         value = np.broadcast_to(_ring_array(attrs["value"], "value"), xs[0].shape)
         return ring.add(xs[0], np.ascontiguousarray(value))
 
-
-@_register("mul_public", 1)
+@register("mul_public", 1)
 class MulPublic:
     """x * s for a public ring scalar s (a fixed-point s adds its fractional bits to x's)."""
 
@@ -119,7 +122,6 @@ class MulPublic:
     @staticmethod
     def run(ctx, xs, attrs):
         return ring.mul_scalar(xs[0], int(attrs["scalar"]))
-
 
 def _conv_geometry(shape: tuple[int, ...], attrs: dict[str, Any]) -> tuple[np.ndarray, int]:
     layout = attrs.get("layout", "chw")
@@ -140,8 +142,7 @@ def _conv_geometry(shape: tuple[int, ...], attrs: dict[str, Any]) -> tuple[np.nd
         raise ProgramError(f"conv2d_public: a {kernel.shape[1:]} kernel is too large for a {h}x{w} image")
     return kernel, channels
 
-
-@_register("conv2d_public", 1)
+@register("conv2d_public", 1)
 class Conv2dPublic:
     """Same-size 2-D correlation of each channel with a public ring kernel.
 
@@ -170,8 +171,7 @@ class Conv2dPublic:
             return out[0]
         return np.ascontiguousarray(np.moveaxis(out, 0, 2)) if layout == "hwc" else out
 
-
-@_register("rescale", 1)
+@register("rescale", 1)
 class Rescale:
     """Drop ``bits`` fractional bits: two-party local (probabilistic) truncation.
 
@@ -197,8 +197,7 @@ class Rescale:
             return ring.shift_right_signed(xs[0], bits)
         return ring.neg(ring.shift_right_signed(ring.neg(xs[0]), bits))
 
-
-@_register("reveal", 1, interactive=True)
+@register("reveal", 1, interactive=True)
 class Reveal:
     """Open x to every server (use only on values that are meant to be public,
     such as masked differences). The output stays in share form: party 0 holds
@@ -213,7 +212,6 @@ class Reveal:
             ring.add(total, share, out=total)
         return total if ctx.party == 0 else np.zeros_like(total)
 
-
 def check_shape(shape: Any, what: str) -> tuple[int, ...]:
     try:
         dims = tuple(int(s) for s in shape)
@@ -224,3 +222,166 @@ def check_shape(shape: Any, what: str) -> tuple[int, ...]:
     if int(np.prod(dims, dtype=object)) > MAX_ELEMENTS:
         raise ProgramError(f"{what}: shape {dims} has more than {MAX_ELEMENTS} elements")
     return dims
+
+
+def check_pair(value: Any, what: str, minimum: int) -> tuple[int, int]:
+    try:
+        pair = tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ProgramError(f"{what} must be a pair of integers, got {value!r}") from None
+    if len(pair) != 2 or min(pair) < minimum:
+        raise ProgramError(f"{what} must be a pair of integers >= {minimum}, got {value!r}")
+    return pair  # type: ignore[return-value]
+
+
+def conv_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    """Validated conv geometry: stride, padding, dilation (pairs) and groups."""
+    groups = attrs.get("groups", 1)
+    if not isinstance(groups, int) or groups < 1:
+        raise ProgramError(f"groups must be a positive integer, got {groups!r}")
+    return {
+        "stride": check_pair(attrs.get("stride", (1, 1)), "stride", 1),
+        "padding": check_pair(attrs.get("padding", (0, 0)), "padding", 0),
+        "dilation": check_pair(attrs.get("dilation", (1, 1)), "dilation", 1),
+        "groups": groups,
+    }
+
+
+def conv_output_shape(x: tuple[int, ...], w: tuple[int, ...], attrs: dict[str, Any]) -> tuple[int, ...]:
+    """NCHW x OIHW -> NOHW, with the checks a server needs before trusting a Program."""
+    g = conv_attrs(attrs)
+    if len(x) != 4 or len(w) != 4:
+        raise ProgramError(f"conv2d needs x (N, C, H, W) and w (O, C/groups, kh, kw), got {x} and {w}")
+    n, c, h, wd = x
+    o, cg, kh, kw = w
+    groups = g["groups"]
+    if c % groups or o % groups or cg != c // groups:
+        raise ProgramError(f"conv2d: {c} input / {o} output channels do not fit groups={groups} with w {w}")
+    (sh, sw), (ph, pw), (dh, dw) = g["stride"], g["padding"], g["dilation"]
+    ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    wo = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    if ho < 1 or wo < 1:
+        raise ProgramError(f"conv2d: a {kh}x{kw} kernel does not fit a {h}x{wd} input with this padding")
+    return (n, o, ho, wo)
+
+
+@register("sum_pool2d", 1)
+class SumPool2d:
+    """Sum over k x k windows of (N, C, H, W), zero padding (average pooling before the 1/k^2 scale)."""
+
+    @staticmethod
+    def infer(shapes, attrs):
+        x = shapes[0]
+        if len(x) != 4:
+            raise ProgramError(f"sum_pool2d needs (N, C, H, W), got {x}")
+        k = check_pair(attrs.get("kernel"), "kernel", 1)
+        return conv_output_shape(x, (x[1], 1, *k), {**attrs, "groups": x[1], "dilation": (1, 1)})
+
+    @staticmethod
+    def run(ctx, xs, attrs):
+        x = xs[0]
+        k = check_pair(attrs["kernel"], "kernel", 1)
+        ones = np.ones((x.shape[1], 1, *k), dtype=np.uint64)
+        return ring.conv2d(x, ones, tuple(attrs.get("stride", k)), tuple(attrs.get("padding", (0, 0))),
+                           (1, 1), x.shape[1])
+
+
+@register("sum", 1)
+class Sum:
+    """Sum over ``axes`` (all when omitted), keeping dimensions when ``keepdims``."""
+
+    @staticmethod
+    def _axes(shape, attrs):
+        axes = attrs.get("axes")
+        if axes is None:
+            return tuple(range(len(shape)))
+        try:
+            axes = tuple(sorted({int(a) % len(shape) for a in axes}))
+        except (TypeError, ValueError, ZeroDivisionError):
+            raise ProgramError(f"sum: axes must be integers, got {attrs.get('axes')!r}") from None
+        return axes
+
+    @staticmethod
+    def infer(shapes, attrs):
+        axes = Sum._axes(shapes[0], attrs)
+        if attrs.get("keepdims", False):
+            return tuple(1 if i in axes else s for i, s in enumerate(shapes[0]))
+        return tuple(s for i, s in enumerate(shapes[0]) if i not in axes) or (1,)
+
+    @staticmethod
+    def run(ctx, xs, attrs):
+        out = np.sum(xs[0], axis=Sum._axes(xs[0].shape, attrs), dtype=np.uint64,
+                     keepdims=bool(attrs.get("keepdims", False)))
+        return np.ascontiguousarray(out).reshape(Sum.infer([xs[0].shape], attrs))
+
+
+def _shuffle_factor(attrs: dict[str, Any]) -> int:
+    r = attrs.get("factor")
+    if not isinstance(r, int) or r < 1:
+        raise ProgramError(f"factor must be a positive integer, got {r!r}")
+    return r
+
+
+@register("pixel_shuffle", 1)
+class PixelShuffle:
+    """(N, C*r*r, H, W) -> (N, C, H*r, W*r), as torch.nn.PixelShuffle (ONNX DepthToSpace, CRD)."""
+
+    @staticmethod
+    def infer(shapes, attrs):
+        r, x = _shuffle_factor(attrs), shapes[0]
+        if len(x) != 4 or x[1] % (r * r):
+            raise ProgramError(f"pixel_shuffle: channels of {x} are not a multiple of {r * r}")
+        return (x[0], x[1] // (r * r), x[2] * r, x[3] * r)
+
+    @staticmethod
+    def run(ctx, xs, attrs):
+        r, x = attrs["factor"], xs[0]
+        n, c, h, w = x.shape
+        y = x.reshape(n, c // (r * r), r, r, h, w).transpose(0, 1, 4, 2, 5, 3)
+        return np.ascontiguousarray(y).reshape(n, c // (r * r), h * r, w * r)
+
+
+@register("pixel_unshuffle", 1)
+class PixelUnshuffle:
+    """(N, C, H*r, W*r) -> (N, C*r*r, H, W), the inverse of pixel_shuffle (SpaceToDepth)."""
+
+    @staticmethod
+    def infer(shapes, attrs):
+        r, x = _shuffle_factor(attrs), shapes[0]
+        if len(x) != 4 or x[2] % r or x[3] % r:
+            raise ProgramError(f"pixel_unshuffle: height and width of {x} are not multiples of {r}")
+        return (x[0], x[1] * r * r, x[2] // r, x[3] // r)
+
+    @staticmethod
+    def run(ctx, xs, attrs):
+        r, x = attrs["factor"], xs[0]
+        n, c, h, w = x.shape
+        y = x.reshape(n, c, h // r, r, w // r, r).transpose(0, 1, 3, 5, 2, 4)
+        return np.ascontiguousarray(y).reshape(n, c * r * r, h // r, w // r)
+
+
+@register("pad", 1)
+class Pad:
+    """Pad the last two axes: ``pads`` (top, bottom, left, right), ``mode`` as in scipy.ndimage
+    (zero, reflect, mirror, nearest). Linear, so each party pads its own share."""
+
+    @staticmethod
+    def _pads(shape, attrs):
+        try:
+            top, bottom, left, right = (int(v) for v in attrs.get("pads"))
+        except (TypeError, ValueError):
+            raise ProgramError("pad: pads must be four integers (top, bottom, left, right)") from None
+        if min(top, bottom, left, right) < 0 or len(shape) < 2:
+            raise ProgramError("pad: pads must be non-negative and the input at least 2-D")
+        if attrs.get("mode", "zero") not in PADDING_MODES:
+            raise ProgramError(f"pad: mode must be one of {sorted(PADDING_MODES)}")
+        return [(0, 0)] * (len(shape) - 2) + [(top, bottom), (left, right)]
+
+    @staticmethod
+    def infer(shapes, attrs):
+        pads = Pad._pads(shapes[0], attrs)
+        return tuple(s + a + b for s, (a, b) in zip(shapes[0], pads))
+
+    @staticmethod
+    def run(ctx, xs, attrs):
+        return np.pad(xs[0], Pad._pads(xs[0].shape, attrs), mode=PADDING_MODES[attrs.get("mode", "zero")])

@@ -21,6 +21,8 @@ from .certs import Identity, party_name
 from .config import ClusterConfig
 from .transport import Channel, MsgType, connect
 
+DEALER = -1  # mailbox key of the dealer's link
+
 
 class Mailbox:
     """Links dialled in by lower parties, waiting for their job."""
@@ -43,8 +45,9 @@ class Mailbox:
             while (job_id, party) not in self._waiting:
                 left = deadline - time.monotonic()
                 if left <= 0:
+                    who = "the dealer" if party == DEALER else party_name(party)
                     raise PeerUnavailableError(
-                        f"{party_name(party)} did not connect for this job within {timeout:g} s; it may have died"
+                        f"{who} did not connect for this job within {timeout:g} s; it may have died"
                     )
                 self._cond.wait(left)
             return self._waiting.pop((job_id, party))[0]
@@ -90,6 +93,12 @@ class JobLinks:
         if peer not in self.incoming:
             self.incoming[peer] = self.mailbox.take(self.job_id, peer, self.config.timeout)
         return self.incoming[peer]
+
+    def dealer(self) -> Channel:
+        """The link on which the dealer sends this job's preprocessing."""
+        if DEALER not in self.incoming:
+            self.incoming[DEALER] = self.mailbox.take(self.job_id, DEALER, self.config.timeout)
+        return self.incoming[DEALER]
 
     def exchange_all(self, array: np.ndarray) -> list[np.ndarray]:
         """One round: send ``array`` to every other party and receive theirs.

@@ -23,6 +23,17 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$")
 MAX_OPS = 100_000
 
 
+def correlation_kernel(kernel: np.ndarray) -> np.ndarray:
+    """Turn convolution weights (..., kh, kw) into the odd-sized correlation kernel that gives
+    scipy.ndimage.convolve's output alignment: flipped, with a zero row/column in front for
+    even sizes (scipy shifts the origin of even kernels by one)."""
+    k = np.asarray(kernel, dtype=np.float64)[..., ::-1, ::-1]
+    kh, kw = k.shape[-2:]
+    out = np.zeros((*k.shape[:-2], kh + (kh + 1) % 2, kw + (kw + 1) % 2))
+    out[..., out.shape[-2] - kh:, out.shape[-1] - kw:] = k
+    return out
+
+
 @dataclass(frozen=True)
 class Tensor:
     """A handle on a named tensor of a Program (client side)."""
@@ -49,9 +60,21 @@ class Program:
         Number of servers that run it (2 or 3).
     frac_bits : int
         Fixed-point scale the program keeps between ops.
+    truncation : {"auto", "local", "pair"}
+        How :meth:`rescale` drops fractional bits after a product. ``local``:
+        two-party local truncation (no communication, wrong with probability
+        about |x|/2^63); ``pair``: one opening with a dealer-provided
+        truncation pair (exact up to one unit, any party count). ``auto`` is
+        local for 2 parties and pair for 3.
     """
 
-    def __init__(self, parties: int = 2, frac_bits: int = fixed_point.DEFAULT_FRAC_BITS) -> None:
+    def __init__(self, parties: int = 2, frac_bits: int = fixed_point.DEFAULT_FRAC_BITS,
+                 truncation: str = "auto") -> None:
+        if truncation not in ("auto", "local", "pair"):
+            raise ProgramError(f"truncation must be 'auto', 'local' or 'pair', got {truncation!r}")
+        if truncation == "local" and parties != 2:
+            raise UnsupportedError("local truncation is only correct for 2 parties; use truncation='pair'")
+        self.truncation = truncation if truncation != "auto" else ("local" if parties == 2 else "pair")
         self.parties = parties
         self.frac_bits = fixed_point.check_frac_bits(frac_bits)
         self.inputs: dict[str, tuple[int, ...]] = {}
@@ -135,11 +158,7 @@ class Program:
         if k.ndim == 2:
             k = k[None]
         if mode == "convolve":
-            # scipy's convolve is correlate with the flipped kernel, shifted by one for even sizes.
-            k = k[:, ::-1, ::-1]
-            pad_k = np.zeros((k.shape[0], k.shape[1] + (k.shape[1] + 1) % 2, k.shape[2] + (k.shape[2] + 1) % 2))
-            pad_k[:, pad_k.shape[1] - k.shape[1]:, pad_k.shape[2] - k.shape[2]:] = k
-            k = pad_k
+            k = correlation_kernel(k)
         elif mode != "correlate":
             raise ProgramError(f"conv2d_public: mode must be 'convolve' or 'correlate', got {mode!r}")
         ring = fixed_point.encode(k, self.frac_bits)
@@ -154,12 +173,65 @@ class Program:
             raise ProgramError(f"rescale: {x.name} has {x.frac_bits} fractional bits, fewer than {target}")
         if bits == 0:
             return x
-        if self.parties != 2:
-            raise UnsupportedError(
-                "rescaling (truncation) on 3 servers needs dealer truncation pairs, which this "
-                "version does not provide; use 2 servers, or decode with the larger scale"
-            )
-        return self._add_step("rescale", [x], {"bits": bits}, target)
+        op = "rescale" if self.truncation == "local" else "trunc_pair"
+        return self._add_step(op, [x], {"bits": bits}, target)
+
+    # ---- products of shared tensors (Beaver triples) -------------------
+    def _product(self, op: str, x: Tensor, y: Tensor, attrs: dict[str, Any], rescale: bool) -> Tensor:
+        if y.name in self.inputs and op != "mul":
+            attrs = {**attrs, "reuse": f"w:{y.name}"}  # a weight: mask it once per job
+        out = self._add_step(op, [x, y], attrs, x.frac_bits + y.frac_bits)
+        return self.rescale(out) if rescale else out
+
+    def mul(self, x: Tensor, y: Tensor, rescale: bool = True) -> Tensor:
+        """Elementwise x * y of two shared tensors."""
+        return self._product("mul", x, y, {}, rescale)
+
+    def square(self, x: Tensor, rescale: bool = True) -> Tensor:
+        out = self._add_step("square", [x], {}, 2 * x.frac_bits)
+        return self.rescale(out) if rescale else out
+
+    def matmul(self, x: Tensor, y: Tensor, rescale: bool = True) -> Tensor:
+        """x (..., k) @ y (k, n) of two shared tensors."""
+        return self._product("matmul", x, y, {}, rescale)
+
+    def conv2d(self, x: Tensor, w: Tensor, stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
+               dilation: int | tuple[int, int] = 1, groups: int = 1, rescale: bool = True) -> Tensor:
+        """Shared (N, C, H, W) input convolved with a shared (O, C/groups, kh, kw) weight, zero padding."""
+        pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
+        attrs = {"stride": pair(stride), "padding": pair(padding), "dilation": pair(dilation), "groups": groups}
+        return self._product("conv2d", x, w, attrs, rescale)
+
+    # ---- local linear ops ------------------------------------------------
+    def sum(self, x: Tensor, axes: tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        attrs: dict[str, Any] = {"keepdims": keepdims}
+        if axes is not None:
+            attrs["axes"] = list(axes)
+        return self._add_step("sum", [x], attrs, x.frac_bits)
+
+    def mean(self, x: Tensor, axes: tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        total = self.sum(x, axes, keepdims)
+        count = int(np.prod(x.shape)) // int(np.prod(total.shape))
+        return self.rescale(self.mul_public(total, 1.0 / count))
+
+    def avg_pool2d(self, x: Tensor, kernel: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
+                   padding: int | tuple[int, int] = 0) -> Tensor:
+        """Average pooling of (N, C, H, W); padded zeros count in the average (count_include_pad)."""
+        pair = lambda v: [v, v] if isinstance(v, int) else list(v)  # noqa: E731
+        k = pair(kernel)
+        attrs = {"kernel": k, "stride": pair(stride if stride is not None else kernel), "padding": pair(padding)}
+        total = self._add_step("sum_pool2d", [x], attrs, x.frac_bits)
+        return self.rescale(self.mul_public(total, 1.0 / (k[0] * k[1])))
+
+    def pad(self, x: Tensor, pads: tuple[int, int, int, int], mode: str = "zero") -> Tensor:
+        """Pad the last two axes by (top, bottom, left, right); mode zero/reflect/mirror/nearest."""
+        return self._add_step("pad", [x], {"pads": [int(p) for p in pads], "mode": mode}, x.frac_bits)
+
+    def pixel_shuffle(self, x: Tensor, factor: int) -> Tensor:
+        return self._add_step("pixel_shuffle", [x], {"factor": factor}, x.frac_bits)
+
+    def pixel_unshuffle(self, x: Tensor, factor: int) -> Tensor:
+        return self._add_step("pixel_unshuffle", [x], {"factor": factor}, x.frac_bits)
 
     def reveal(self, x: Tensor) -> Tensor:
         """Open x to all servers (for values meant to be public, e.g. masked ones)."""
@@ -178,6 +250,7 @@ class Program:
             "version": FORMAT_VERSION,
             "parties": self.parties,
             "frac_bits": self.frac_bits,
+            "truncation": self.truncation,
             "inputs": [{"name": n, "shape": list(s)} for n, s in self.inputs.items()],
             "steps": [{"op": s.op, "inputs": s.inputs, "output": s.output, "attrs": s.attrs} for s in self.steps],
             "outputs": [{"name": n, "tensor": t, "frac_bits": f} for n, (t, f) in self.outputs.items()],
@@ -189,7 +262,7 @@ class Program:
         try:
             if data["version"] != FORMAT_VERSION:
                 raise ProgramError(f"program format version {data['version']!r} is not supported")
-            prog = cls(int(data["parties"]), int(data["frac_bits"]))
+            prog = cls(int(data["parties"]), int(data["frac_bits"]), str(data.get("truncation", "auto")))
             shapes: dict[str, tuple[int, ...]] = {}
             for entry in data["inputs"]:
                 t = prog.input(str(entry["name"]), entry["shape"])
@@ -221,4 +294,14 @@ class Program:
             raise ProgramError(f"malformed program: {type(exc).__name__}: {exc}") from None
 
     def shape_of(self, name: str) -> tuple[int, ...]:
-        return getattr(self, "_shapes", {}).get(name) or self._tensors[name].shape
+        shapes = getattr(self, "_shapes", None)
+        return shapes[name] if shapes is not None else self._tensors[name].shape
+
+    def correlations(self) -> list:
+        """The preprocessing each interactive step needs, in step order."""
+        out = []
+        for i, step in enumerate(self.steps):
+            spec = OPS[step.op]
+            if spec.correlation is not None:
+                out.append(spec.correlation(i, [self.shape_of(x) for x in step.inputs], step.attrs))
+        return out

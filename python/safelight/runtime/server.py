@@ -1,12 +1,14 @@
-"""The generic evaluator: one server process of a cluster.
+"""The generic evaluator: one server process of a cluster (a party, or the dealer).
 
 It accepts mutually authenticated TLS connections. A client connection
-carries one job: a SUBMIT frame (the Program and its inputs' descriptors), the
-input tensors, then the server streams PROGRESS frames while it runs the ops
-and returns the output shares and a RESULT frame with its statistics. A party
-connection opens a per-job link (see :mod:`peers`). A malformed, unexpected or
-unauthenticated message ends only its own connection; the server keeps
-serving, and its logs carry no seeds, shares or key material.
+carries one job: a SUBMIT frame (the Program, its inputs' descriptors and
+where the preprocessing comes from), the input tensors, then the server runs
+the offline phase (expanding its correlated randomness), streams PROGRESS
+frames while it runs the ops, and returns the output shares and a RESULT frame
+with its statistics. A party or dealer connection opens a per-job link (see
+:mod:`peers`). A malformed, unexpected or unauthenticated message ends only
+its own connection; the server keeps serving, and its logs carry no seeds,
+shares or key material.
 """
 
 from __future__ import annotations
@@ -18,49 +20,80 @@ import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import JobFailedError, ProgramError, ProtocolError, SafelightError
+from ..protocols.preprocessing import Material, Plan, deal, expand
 from ..sharing import SEED_BYTES, SharePayload
-from .certs import CLIENT_NAME, Identity, party_name
+from .certs import CLIENT_NAME, DEALER_NAME, Identity, party_name
 from .config import ClusterConfig
 from .ops import OPS
-from .peers import JobLinks, Mailbox
+from .peers import DEALER, JobLinks, Mailbox
 from .program import Program
-from .transport import Channel, MsgType, accept_tls, server_context
+from .transport import Channel, MsgType, accept_tls, connect, server_context
 
 log = logging.getLogger("safelight.server")
+PRE_PREFIX = "pre:"
 
 
 @dataclass
 class JobContext:
-    """What ops see of the server: the party id and the job's links."""
+    """What ops see of the server: party id, the job's links and preprocessing."""
 
     party: int
     parties: int
     links: JobLinks
+    pre: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
+    opened: dict[str, np.ndarray] = field(default_factory=dict)
+    step: int = -1
 
     def exchange_all(self, array: np.ndarray) -> list[np.ndarray]:
         return self.links.exchange_all(array)
 
+    def correlation(self) -> dict[str, np.ndarray]:
+        try:
+            return self.pre[self.step]
+        except KeyError:
+            raise ProtocolError(f"no preprocessing material for step {self.step}") from None
+
+
+class OpStats:
+    """Per-op totals of one job: time, bytes on peer links, rounds, calls."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, dict[str, float]] = {}
+
+    def add(self, op: str, seconds: float, sent: int, received: int, rounds: int) -> None:
+        t = self.totals.setdefault(op, {"calls": 0, "seconds": 0.0, "bytes_sent": 0, "bytes_received": 0, "rounds": 0})
+        t["calls"] += 1
+        t["seconds"] += seconds
+        t["bytes_sent"] += sent
+        t["bytes_received"] += received
+        t["rounds"] += rounds
+
 
 class Server:
-    """Serve one party of a cluster until stopped.
+    """Serve one role of a cluster until stopped.
 
     Parameters
     ----------
     config : ClusterConfig
-    party : int
-        This server's index in ``config.parties``.
+    party : int or None
+        This server's index in ``config.parties``; None for the dealer.
     """
 
-    def __init__(self, config: ClusterConfig, party: int) -> None:
-        if not 0 <= party < config.n:
-            raise SafelightError(f"party {party} is not in the cluster (0..{config.n - 1})")
+    def __init__(self, config: ClusterConfig, party: int | None) -> None:
+        if party is None:
+            if config.dealer is None:
+                raise SafelightError("the cluster config has no [dealer] section")
+            self.name, self.address = DEALER_NAME, config.dealer
+        else:
+            if not 0 <= party < config.n:
+                raise SafelightError(f"party {party} is not in the cluster (0..{config.n - 1})")
+            self.name, self.address = party_name(party), config.parties[party]
         self.config, self.party = config, party
-        self.name = party_name(party)
         self.identity = Identity.from_dir(config.certs, self.name)
         self.context = server_context(self.identity)
         self.mailbox = Mailbox()
@@ -69,8 +102,7 @@ class Server:
 
     # ---- lifecycle -----------------------------------------------------
     def bind(self) -> tuple[str, int]:
-        addr = self.config.parties[self.party]
-        sock = socket.create_server((addr.host, addr.port), reuse_port=False, backlog=128)
+        sock = socket.create_server((self.address.host, self.address.port), backlog=128)
         sock.settimeout(0.5)
         self._listener = sock
         return sock.getsockname()[:2]
@@ -115,106 +147,197 @@ class Server:
         try:
             frame = channel.recv()
             if frame.type == MsgType.SUBMIT and channel.peer == CLIENT_NAME:
-                self._run_job(channel, frame.job_id, frame.json)
-            elif frame.type == MsgType.PEER_HELLO:
+                if self.party is None:
+                    self._deal_job(channel, frame.job_id, frame.json)
+                else:
+                    self._run_job(channel, frame.job_id, frame.json)
+            elif frame.type == MsgType.PEER_HELLO and self.party is not None:
                 keep_open = self._accept_link(channel, frame.job_id, frame.json)
             else:
-                raise ProtocolError(f"{channel.peer} may not send {frame.type.name} as a first message")
+                raise ProtocolError(f"{channel.peer} may not send {frame.type.name} to {self.name} as a first message")
         except SafelightError as exc:
             log.warning("connection from %s (%s) ended: %s: %s", where, channel.peer, type(exc).__name__, exc)
-            try:
-                channel.send_error(b"\0" * 16, exc)
-            except SafelightError:
-                pass
+            self._try_send_error(channel, exc)
         except Exception as exc:  # never let one connection take the server down
             log.error("connection from %s (%s) failed: internal error %s", where, channel.peer, type(exc).__name__)
-            try:
-                channel.send_error(b"\0" * 16, JobFailedError(f"internal error in {self.name}: {type(exc).__name__}"))
-            except SafelightError:
-                pass
+            self._try_send_error(channel, JobFailedError(f"internal error in {self.name}: {type(exc).__name__}"))
         finally:
             if not keep_open:
                 channel.close()
 
-    def _accept_link(self, channel: Channel, job_id: bytes, hello: object) -> bool:
+    @staticmethod
+    def _try_send_error(channel: Channel, exc: SafelightError) -> None:
         try:
-            peer = int(hello["party"])  # type: ignore[index]
-        except (TypeError, KeyError, ValueError):
-            raise ProtocolError("malformed PEER_HELLO") from None
-        # The certificate must match the claimed party.
-        if channel.peer != party_name(peer) or peer == self.party or not 0 <= peer < self.config.n:
-            raise ProtocolError(f"{channel.peer} may not open a link as party {peer}")
-        self.mailbox.deliver(job_id, peer, channel)
+            channel.send_error(b"\0" * 16, exc)
+        except SafelightError:
+            pass
+
+    def _accept_link(self, channel: Channel, job_id: bytes, hello: object) -> bool:
+        claimed = hello.get("party") if isinstance(hello, dict) else None
+        if claimed == DEALER_NAME and channel.peer == DEALER_NAME:
+            self.mailbox.deliver(job_id, DEALER, channel)
+            return True
+        # A party link: the certificate must match the claimed party.
+        if not isinstance(claimed, int) or channel.peer != party_name(claimed) or claimed == self.party \
+                or not 0 <= claimed < self.config.n:
+            raise ProtocolError(f"{channel.peer} may not open a link as {claimed!r}")
+        self.mailbox.deliver(job_id, claimed, channel)
         return True
 
-    # ---- jobs ----------------------------------------------------------
-    def _receive_inputs(self, channel: Channel, job_id: bytes, program: Program,
-                        descriptors: object) -> dict[str, np.ndarray]:
+    # ---- party: jobs ----------------------------------------------------
+    def _receive_inputs(self, channel: Channel, program: Program, descriptors: object,
+                        extra_tensors: list[str]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         if not isinstance(descriptors, list):
             raise ProtocolError("inputs must be a list")
         env: dict[str, np.ndarray] = {}
-        expected_tensors = {}
+        expected: dict[str, tuple[int, ...] | None] = {name: None for name in extra_tensors}
         for d in descriptors:
             try:
                 name, kind = str(d["name"]), str(d["kind"])
             except (TypeError, KeyError):
                 raise ProtocolError("malformed input descriptor") from None
-            if name not in program.inputs or name in env or name in expected_tensors:
+            if name not in program.inputs or name in env or name in expected:
                 raise ProgramError(f"input {name!r} is not declared by the program or is repeated")
             shape = program.inputs[name]
             if kind == "seed":
-                seed = bytes.fromhex(str(d.get("seed", "")))
+                try:
+                    seed = bytes.fromhex(str(d.get("seed", "")))
+                except ValueError:
+                    seed = b""
                 if len(seed) != SEED_BYTES:
                     raise ProtocolError(f"input {name!r}: a seed must be {SEED_BYTES} bytes")
-                env[name] = SharePayload(self.party, shape, seed=seed).materialize()
+                env[name] = SharePayload(self.party or 0, shape, seed=seed).materialize()
             elif kind == "share":
-                expected_tensors[name] = shape
+                expected[name] = shape
             else:
                 raise ProtocolError(f"input {name!r}: unknown kind {kind!r}")
-        for _ in range(len(expected_tensors)):
-            frame = channel.expect(MsgType.TENSOR)
-            shape = expected_tensors.pop(frame.name, None)
-            if shape is None or frame.array is None or frame.array.dtype != np.uint64 or frame.array.shape != shape:
-                raise ProtocolError(f"unexpected tensor {frame.name!r} (wrong name, dtype or shape)")
-            env[frame.name] = frame.array
-        missing = set(program.inputs) - set(env)
+        missing = set(program.inputs) - set(env) - set(expected)
         if missing:
             raise ProgramError(f"inputs {sorted(missing)} were declared but not sent")
-        return env
+        extras = self._receive_tensors(channel, expected)
+        env.update({k: v for k, v in extras.items() if not k.startswith(PRE_PREFIX)})
+        return env, {k: v for k, v in extras.items() if k.startswith(PRE_PREFIX)}
+
+    @staticmethod
+    def _receive_tensors(channel: Channel, expected: dict[str, tuple[int, ...] | None]) -> dict[str, np.ndarray]:
+        """Receive exactly the named uint64 tensors (shape checked where known), in any order."""
+        out: dict[str, np.ndarray] = {}
+        pending = dict(expected)
+        while pending:
+            frame = channel.expect(MsgType.TENSOR)
+            if frame.name not in pending or frame.array is None or frame.array.dtype != np.uint64:
+                raise ProtocolError(f"unexpected tensor {frame.name!r} from {channel.peer}")
+            shape = pending.pop(frame.name)
+            if shape is not None and frame.array.shape != tuple(shape):
+                raise ProtocolError(f"tensor {frame.name!r} has shape {frame.array.shape}, expected {tuple(shape)}")
+            out[frame.name] = frame.array
+        return out
+
+    def _material(self, job_id: bytes, plan: Plan, spec: object, client_tensors: dict[str, np.ndarray],
+                  links: JobLinks) -> Material:
+        if not isinstance(spec, dict) or spec.get("source") not in ("client", "dealer"):
+            raise ProtocolError("this program needs preprocessing: say where it comes from (client or dealer)")
+        last = self.party == self.config.n - 1
+        if spec["source"] == "client":
+            try:
+                seed = bytes.fromhex(str(spec.get("seed", "")))
+            except ValueError:
+                seed = b""
+            return Material(seed, client_tensors)
+        if self.config.dealer is None:
+            raise ProtocolError("the client asked for a dealer, but this cluster has none configured")
+        link = links.dealer()
+        frame = link.expect(MsgType.PREPROCESS)
+        try:
+            seed = bytes.fromhex(str(frame.json["seed"]))
+        except (TypeError, KeyError, ValueError):
+            raise ProtocolError("malformed PREPROCESS message from the dealer") from None
+        names = plan.correction_names() if last else []
+        return Material(seed, self._receive_tensors(link, {n: None for n in names}))
 
     def _run_job(self, channel: Channel, job_id: bytes, submit: object) -> None:
+        assert self.party is not None
         started = time.perf_counter()
         if not isinstance(submit, dict):
             raise ProtocolError("SUBMIT must be a JSON object")
         program = Program.from_json(submit.get("program"))
         if program.parties != self.config.n:
             raise ProgramError(f"the program is for {program.parties} parties, this cluster has {self.config.n}")
-        env = self._receive_inputs(channel, job_id, program, submit.get("inputs"))
+        plan = Plan(program.correlations())
+        pre_spec = submit.get("preprocessing")
+        client_pre = (isinstance(pre_spec, dict) and pre_spec.get("source") == "client"
+                      and self.party == self.config.n - 1)
+        env, pre_tensors = self._receive_inputs(channel, program, submit.get("inputs"),
+                                                plan.correction_names() if plan and client_pre else [])
         links = JobLinks(self.config, self.identity, self.party, job_id, self.mailbox)
         ctx = JobContext(self.party, self.config.n, links)
-        op_seconds: dict[str, float] = {}
+        stats = OpStats()
         try:
+            t0 = time.perf_counter()
+            if plan:
+                material = self._material(job_id, plan, pre_spec, pre_tensors, links)
+                ctx.pre = expand(plan, self.party, self.config.n, material)
+            offline = time.perf_counter() - t0
+            t_online = time.perf_counter()
             for i, step in enumerate(program.steps):
-                t0 = time.perf_counter()
+                ctx.step = i
+                t0, s0, r0, n0 = time.perf_counter(), links.bytes_sent, links.bytes_received, links.rounds
                 env[step.output] = OPS[step.op].run(ctx, [env[x] for x in step.inputs], step.attrs)
-                op_seconds[step.op] = op_seconds.get(step.op, 0.0) + time.perf_counter() - t0
+                stats.add(step.op, time.perf_counter() - t0, links.bytes_sent - s0, links.bytes_received - r0,
+                          links.rounds - n0)
+                ctx.pre.pop(i, None)  # each correlation is used exactly once
                 channel.send_json(MsgType.PROGRESS, job_id, {"step": i + 1, "of": len(program.steps), "op": step.op})
+            online = time.perf_counter() - t_online
             for name, (tensor, _) in program.outputs.items():
                 channel.send_tensor(job_id, name, env[tensor])
         finally:
             links.close()
-        stats = {
+        result = {
             "party": self.party,
             "seconds": time.perf_counter() - started,
+            "offline_seconds": offline,
+            "online_seconds": online,
             "bytes_sent": channel.bytes_sent + links.bytes_sent,
             "bytes_received": channel.bytes_received + links.bytes_received,
             "peer_bytes_sent": links.bytes_sent,
+            "peer_bytes_received": links.bytes_received,
             "rounds": links.rounds,
-            "op_seconds": op_seconds,
+            "ops": stats.totals,
         }
-        channel.send_json(MsgType.RESULT, job_id, stats)
-        log.info("job %s done in %.3f s (%d ops, %d rounds)", job_id.hex()[:8], stats["seconds"],
-                 len(program.steps), links.rounds)
+        channel.send_json(MsgType.RESULT, job_id, result)
+        log.info("job %s done in %.3f s (%d ops, %d rounds, offline %.3f s)", job_id.hex()[:8], result["seconds"],
+                 len(program.steps), links.rounds, offline)
+
+    # ---- dealer: jobs ---------------------------------------------------
+    def _deal_job(self, channel: Channel, job_id: bytes, submit: object) -> None:
+        started = time.perf_counter()
+        if not isinstance(submit, dict):
+            raise ProtocolError("SUBMIT must be a JSON object")
+        program = Program.from_json(submit.get("program"))
+        if program.parties != self.config.n:
+            raise ProgramError(f"the program is for {program.parties} parties, this cluster has {self.config.n}")
+        plan = Plan(program.correlations())
+        materials = deal(plan, self.config.n)
+        generated = time.perf_counter() - started
+        sent = 0
+        for party, material in enumerate(materials):
+            addr = self.config.parties[party]
+            link = connect(addr.host, addr.port, self.identity, party_name(party), self.config.timeout)
+            try:
+                link.send_json(MsgType.PEER_HELLO, job_id, {"party": DEALER_NAME})
+                link.send_json(MsgType.PREPROCESS, job_id, {"seed": material.seed.hex()})
+                for name, tensor in material.corrections.items():
+                    link.send_tensor(job_id, name, tensor)
+                sent += link.bytes_sent
+            finally:
+                link.close()
+        result = {"party": -1, "seconds": time.perf_counter() - started, "offline_seconds": generated,
+                  "online_seconds": 0.0, "bytes_sent": sent + channel.bytes_sent,
+                  "bytes_received": channel.bytes_received, "peer_bytes_sent": sent, "peer_bytes_received": 0,
+                  "rounds": 0, "ops": {}}
+        channel.send_json(MsgType.RESULT, job_id, result)
+        log.info("dealt job %s in %.3f s (%d correlations)", job_id.hex()[:8], result["seconds"],
+                 len(plan.correlations))
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -225,8 +348,8 @@ def _exit_with_parent(parent: int) -> None:
             os._exit(0)
 
 
-def serve(config: ClusterConfig, party: int, exit_with_parent: bool = False) -> None:
-    """Run one server in this process until SIGTERM/SIGINT."""
+def serve(config: ClusterConfig, party: int | None, exit_with_parent: bool = False) -> None:
+    """Run one server (a party, or the dealer when ``party`` is None) until SIGTERM/SIGINT."""
     server = Server(config, party)
     host, port = server.bind()
     signal.signal(signal.SIGTERM, lambda *_: server.stop())

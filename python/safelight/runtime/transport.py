@@ -41,6 +41,7 @@ class MsgType(enum.IntEnum):
     ERROR = 4  # any direction: {"error": class name, "message": text}
     PEER_HELLO = 5  # party -> party: opens a per-job link (JSON {"party": i})
     PROGRESS = 6  # server -> client: {"step": i, "of": n, "op": name}
+    PREPROCESS = 7  # dealer -> party: {"seed": hex} (then correction tensors for the last party)
 
 
 @dataclass

@@ -16,8 +16,9 @@ from ..errors import InputError
 from ..runtime.client import JobResult, ProgressCallback
 from ..runtime.cluster import Cluster
 from ..runtime.ops import PADDING_MODES
-from ..runtime.program import Program
-from ..sharing import Shared, as_plain_values, decode, encode
+from ..errors import UnsupportedError
+from ..runtime.program import Program, correlation_kernel
+from ..sharing import Encoded, as_plain_values, decode, encode
 
 KERNEL_HELP = "gaussian:SIGMA | box:K | sharpen | sobel-x | sobel-y"
 
@@ -85,6 +86,30 @@ def build_program(shape: tuple[int, ...], kernel: np.ndarray, padding: str = "re
     return prog
 
 
+def build_private_kernel_program(shape: tuple[int, ...], kernel_size: tuple[int, int], padding: str = "reflect",
+                                  frac_bits: int = fixed_point.DEFAULT_FRAC_BITS) -> Program:
+    """Program with a *secret* kernel: inputs ``image`` (1, C, H, W) and ``kernel`` (C, 1, kh, kw)
+    (odd sizes, already in correlation form, see :func:`encode_kernel`); pad -> depthwise conv2d
+    on shares (a conv-shaped Beaver triple) -> rescale -> output ``filtered`` (1, C, H, W)."""
+    if padding not in PADDING_MODES:
+        raise InputError(f"unknown padding {padding!r}; choose one of {sorted(PADDING_MODES)}")
+    c = shape[2] if len(shape) == 3 else 1
+    kh, kw = kernel_size
+    prog = Program(parties=2, frac_bits=frac_bits)
+    x = prog.input("image", (1, c, shape[0], shape[1]))
+    w = prog.input("kernel", (c, 1, kh, kw))
+    padded = prog.pad(x, (kh // 2, kh // 2, kw // 2, kw // 2), padding)
+    prog.output(prog.conv2d(padded, w, groups=c), "filtered")
+    return prog
+
+
+def encode_kernel(kernel: str | np.ndarray, channels: int, parties: int = 2,
+                  frac_bits: int = fixed_point.DEFAULT_FRAC_BITS) -> Encoded:
+    """The model owner's step: secret-share a kernel (one copy per channel) for the servers."""
+    k = correlation_kernel(kernel_from(kernel))
+    return encode(np.ascontiguousarray(np.broadcast_to(k, (channels, 1, *k.shape))), parties, frac_bits)
+
+
 def plaintext(image: np.ndarray, kernel: str | np.ndarray, padding: str = "reflect") -> np.ndarray:
     """The same filter in plaintext with scipy.ndimage (float64 result, image scaled to [0, 1])."""
     from scipy import ndimage
@@ -112,7 +137,8 @@ class FilterResult:
 
 
 def run(image: np.ndarray, kernel: str | np.ndarray, cluster: Cluster | None = None,
-        padding: str = "reflect", on_progress: ProgressCallback | None = None) -> FilterResult:
+        padding: str = "reflect", on_progress: ProgressCallback | None = None,
+        private_kernel: bool = False) -> FilterResult:
     """Filter ``image`` privately on two servers: encode, evaluate on shares, decode.
 
     Parameters
@@ -120,19 +146,36 @@ def run(image: np.ndarray, kernel: str | np.ndarray, cluster: Cluster | None = N
     image : uint8 H x W [x C] or float array in [0, 1]
     kernel : kernel spec string or 2-D float array
     cluster : Cluster, optional
-        Two-server cluster; by default one is started on loopback for this call.
+        Two-server cluster; by default one is started on loopback for this call
+        (with a dealer when ``private_kernel``).
+    private_kernel : bool
+        Keep the kernel secret too: it is secret-shared (as a model owner
+        would) and convolved with a Beaver triple dealt by the cluster's dealer.
+        Client-dealt triples would let the image owner unmask the kernel, so a
+        dealer is required.
     """
     k = kernel_from(kernel)
     values, _ = as_plain_values(image)
     if values.ndim not in (2, 3):
         raise InputError(f"an image must be H x W or H x W x C, got shape {values.shape}")
-    program = build_program(values.shape, k, padding)
-    encoded = encode(values, parties=2, frac_bits=program.frac_bits)
-    if cluster is None:
-        with Cluster.local(2) as local:
-            job = local.run(program, {"image": encoded}, on_progress)
+    if private_kernel:
+        odd = correlation_kernel(k).shape
+        program = build_private_kernel_program(values.shape, odd, padding)
+        planes = values[None, None] if values.ndim == 2 else np.moveaxis(values, 2, 0)[None]
+        inputs = {"image": encode(np.ascontiguousarray(planes), 2, program.frac_bits),
+                  "kernel": encode_kernel(k, program.inputs["kernel"][0], 2, program.frac_bits)}
     else:
-        job = cluster.run(program, {"image": encoded}, on_progress)
-    out: Shared = job.outputs["filtered"]
-    result = decode(out, dtype=np.float64)
+        program = build_program(values.shape, k, padding)
+        inputs = {"image": encode(values, parties=2, frac_bits=program.frac_bits)}
+    if cluster is None:
+        with Cluster.local(2, dealer=private_kernel) as local:
+            job = local.run(program, inputs, on_progress)
+    else:
+        if private_kernel and not cluster.has_dealer:
+            raise UnsupportedError("a private kernel needs a dealer (Cluster.local(2, dealer=True) or a [dealer] "
+                                   "in cluster.toml): client-dealt triples would reveal the kernel to the client")
+        job = cluster.run(program, inputs, on_progress, triples="dealer" if private_kernel else None)
+    result = decode(job.outputs["filtered"], dtype=np.float64)
+    if private_kernel:
+        result = result[0, 0] if values.ndim == 2 else np.moveaxis(result[0], 0, 2)
     return FilterResult(result, to_image(result, k), job)
