@@ -3,7 +3,8 @@
 numpy's integer matmul/einsum wrap modulo 2^64 exactly like the ring, so they serve as the
 reference for small problems; a few cases are also checked with Python integers. Shapes
 straddle the micro-tile sizes (AVX-512: 8 x 24, AVX2: 2 x 8), the cache blocks
-(mc/kc/nc of 192/256/2016 and 128/256/2048) and the threading threshold.
+(mc/kc/nc of 192/256/2016 and 128/256/2048), the few-rows and few-columns paths
+(m <= 8 / 3, n <= 8 / 4) and the threading threshold.
 """
 
 import numpy as np
@@ -55,6 +56,14 @@ MATMUL_SHAPES = [
     (3, 5, 2015), (3, 5, 2016), (3, 5, 2017), (2, 4, 2047), (2, 4, 2048), (2, 4, 2049),
     # threaded: split over columns, then over rows
     (200, 513, 300), (600, 64, 100), (64, 576, 1000),
+    # several n blocks per thread and several m blocks sharing packed B panels
+    (200, 40, 4100),
+    # few rows (B streamed in place; 128-column blocks, 8 rows of k per pass)
+    (1, 1000, 300), (2, 1025, 130), (3, 33, 257), (4, 7, 129), (5, 17, 1000), (8, 9, 129),
+    (8, 2048, 1500), (9, 100, 200), (12, 64, 64),
+    # few columns (dot products against a transposed B)
+    (100, 1000, 1), (513, 37, 4), (33, 9, 8), (1000, 300, 5), (31, 3, 9), (4096, 1024, 2),
+    (17, 1, 3), (3, 2, 3),
 ]
 
 
@@ -175,6 +184,10 @@ def test_matmul_bad_arguments():
     square = random_u64((5, 5))
     with pytest.raises(ValueError, match="share memory"):
         _core.ring_matmul(square, random_u64((5, 5)), square)
+    raw = np.zeros(8 * 20 + 1, dtype=np.uint8)
+    misaligned = np.frombuffer(raw.data, dtype=np.uint64, count=20, offset=1).reshape(4, 5)
+    with pytest.raises(TypeError, match="aligned"):
+        _core.ring_matmul(misaligned, b, out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,7 +196,9 @@ def test_matmul_bad_arguments():
 
 
 def pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
+    if isinstance(v, (list, tuple)):
+        return tuple(int(e) for e in v)
+    return (int(v), int(v))
 
 
 def conv_out_size(h, w, kh, kw, stride, padding, dilation):
@@ -256,7 +271,12 @@ CONV_CASES = [
     (2, 32, 12, 12, 24, 3, 3, {"padding": 1}),
     (3, 8, 15, 17, 16, 3, 3, {"padding": 1, "stride": 1}),
     (1, 64, 9, 9, 8, 3, 3, {}),
+    (1, 4, 6, 7, 200, 3, 3, {"padding": 1}),  # more output channels than one m block
     (2, 16, 16, 16, 16, 3, 3, {"groups": 16, "padding": 1}),
+    # threaded, with thread ranges crossing image and group boundaries
+    (3, 16, 20, 20, 32, 3, 3, {"groups": 2, "padding": 1}),
+    (2, 64, 64, 64, 64, 3, 3, {"groups": 64, "padding": 1}),
+    (2, 8, 33, 35, 12, 5, 5, {"padding": 2, "stride": 2, "groups": 2}),
 ]
 
 
@@ -285,10 +305,11 @@ def test_conv2d_accumulate(isa, groups):
     np.testing.assert_array_equal(out, expected)
 
 
-def test_conv2d_zero_input_channels(isa):
+@pytest.mark.parametrize("o", [3, 8])  # direct loops and GEMM
+def test_conv2d_zero_input_channels(isa, o):
     x = np.empty((1, 0, 5, 5), dtype=np.uint64)
-    wt = np.empty((3, 0, 3, 3), dtype=np.uint64)
-    init = random_u64((1, 3, 3, 3), 26)
+    wt = np.empty((o, 0, 3, 3), dtype=np.uint64)
+    init = random_u64((1, o, 3, 3), 26)
     out = init.copy()
     conv(x, wt, out)
     assert not out.any()
@@ -417,4 +438,9 @@ def test_conv2d_int_and_pair_arguments_agree():
     wt = random_u64((4, 3, 3, 3), 34)
     a = conv(x, wt, stride=2, padding=1, dilation=2)
     b = conv(x, wt, stride=(2, 2), padding=[1, 1], dilation=(2, 2))
+    c = conv(x, wt, stride=np.int64(2), padding=(np.int32(1), 1), dilation=(2, np.uint8(2)),
+             groups=np.int64(1))
     np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, c)
+    with pytest.raises(TypeError, match="stride"):
+        _core.ring_conv2d(x, wt, np.empty_like(a), stride=True)

@@ -29,6 +29,17 @@ void check_ndim(const py::array& a, py::ssize_t ndim, const char* name, const ch
                               std::to_string(ndim) + "-D, got shape " + shape_str(a));
 }
 
+// numpy can build uint64 arrays at odd addresses (views of byte buffers); the
+// kernels assume naturally aligned elements.
+template <class T>
+View<T> aligned_view(const py::array& a, const char* name, bool writable) {
+    View<T> v = view<T>(a, name, writable);
+    if (reinterpret_cast<uintptr_t>(v.data) % alignof(T) != 0)
+        throw py::type_error(std::string(name) + " must be aligned to " +
+                             std::to_string(alignof(T)) + " bytes");
+    return v;
+}
+
 // The kernels write out while still reading the inputs: they must not overlap.
 void check_no_overlap(const View<uint64_t>& out, const View<uint64_t>& in, const char* what,
                       const char* name) {
@@ -40,11 +51,22 @@ void check_no_overlap(const View<uint64_t>& out, const View<uint64_t>& in, const
         throw py::value_error(std::string(what) + ": out must not share memory with " + name);
 }
 
+// A Python or numpy integer (anything with __index__), not a bool.
+bool is_index(const py::handle& obj) {
+    return PyIndex_Check(obj.ptr()) && !py::isinstance<py::bool_>(obj);
+}
+
+long long index_value(const py::handle& obj) {
+    PyObject* i = PyNumber_Index(obj.ptr());
+    if (i == nullptr) throw py::error_already_set();
+    return py::reinterpret_steal<py::int_>(i).cast<long long>();
+}
+
 // An int (used for both sides) or a pair of ints, each >= min_value.
 std::pair<size_t, size_t> pair_arg(const py::handle& obj, const char* name, long long min_value) {
     long long v[2];
-    if (py::isinstance<py::int_>(obj) && !py::isinstance<py::bool_>(obj)) {
-        v[0] = v[1] = obj.cast<long long>();
+    if (is_index(obj)) {
+        v[0] = v[1] = index_value(obj);
     } else {
         if (!py::isinstance<py::sequence>(obj) || py::isinstance<py::str>(obj))
             throw py::type_error(std::string("ring_conv2d: ") + name +
@@ -56,10 +78,10 @@ std::pair<size_t, size_t> pair_arg(const py::handle& obj, const char* name, long
                                   std::to_string(seq.size()));
         for (size_t i = 0; i < 2; ++i) {
             py::object item = seq[i];
-            if (!py::isinstance<py::int_>(item) || py::isinstance<py::bool_>(item))
+            if (!is_index(item))
                 throw py::type_error(std::string("ring_conv2d: ") + name +
                                      " entries must be ints");
-            v[i] = item.cast<long long>();
+            v[i] = index_value(item);
         }
     }
     for (long long x : v)
@@ -71,9 +93,9 @@ std::pair<size_t, size_t> pair_arg(const py::handle& obj, const char* name, long
 
 py::array ring_matmul(const py::array& a, const py::array& b, const py::array& out,
                       bool accumulate) {
-    auto va = view<uint64_t>(a, "a", false);
-    auto vb = view<uint64_t>(b, "b", false);
-    auto vo = view<uint64_t>(out, "out", true);
+    auto va = aligned_view<uint64_t>(a, "a", false);
+    auto vb = aligned_view<uint64_t>(b, "b", false);
+    auto vo = aligned_view<uint64_t>(out, "out", true);
     check_ndim(a, 2, "a", "ring_matmul");
     check_ndim(b, 2, "b", "ring_matmul");
     check_ndim(out, 2, "out", "ring_matmul");
@@ -96,9 +118,9 @@ py::array ring_matmul(const py::array& a, const py::array& b, const py::array& o
 py::array ring_conv2d(const py::array& x, const py::array& w, const py::array& out,
                       const py::object& stride, const py::object& padding,
                       const py::object& dilation, long long groups, bool accumulate) {
-    auto vx = view<uint64_t>(x, "x", false);
-    auto vw = view<uint64_t>(w, "w", false);
-    auto vo = view<uint64_t>(out, "out", true);
+    auto vx = aligned_view<uint64_t>(x, "x", false);
+    auto vw = aligned_view<uint64_t>(w, "w", false);
+    auto vo = aligned_view<uint64_t>(out, "out", true);
     check_ndim(x, 4, "x", "ring_conv2d");
     check_ndim(w, 4, "w", "ring_conv2d");
     check_ndim(out, 4, "out", "ring_conv2d");

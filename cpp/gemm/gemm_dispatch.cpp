@@ -2,9 +2,9 @@
 // output over worker threads and give each thread its own packing workspace
 // (allocated once per call, sized to the problem).
 #include <algorithm>
-#include <cstdlib>
-#include <memory>
+#include <mutex>
 #include <new>
+#include <vector>
 
 #include "safelight/gemm.hpp"
 #include "safelight/parallel.hpp"
@@ -43,46 +43,141 @@ namespace {
 // threads costs tens of microseconds.
 constexpr double kMinParallelMacs = double(1 << 21);
 
-struct FreeAligned {
-    void operator()(uint64_t* p) const { ::operator delete[](p, std::align_val_t(64)); }
-};
-using Workspace = std::unique_ptr<uint64_t[], FreeAligned>;
+// Packing buffers are recycled between calls: a fresh multi-megabyte
+// allocation is a fresh mmap, and faulting its pages in costs more than a
+// mid-sized product. A few idle buffers (bounded in total) are kept.
+class WorkspacePool {
+public:
+    uint64_t* acquire(size_t elems, size_t& capacity) {
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            size_t best = idle_.size();
+            for (size_t i = 0; i < idle_.size(); ++i)
+                if (idle_[i].elems >= elems &&
+                    (best == idle_.size() || idle_[i].elems < idle_[best].elems))
+                    best = i;
+            if (best != idle_.size()) {
+                Buffer b = idle_[best];
+                idle_.erase(idle_.begin() + ptrdiff_t(best));
+                idle_bytes_ -= b.elems * sizeof(uint64_t);
+                capacity = b.elems;
+                return b.data;
+            }
+        }
+        capacity = elems;
+        return static_cast<uint64_t*>(
+            ::operator new[](elems * sizeof(uint64_t), std::align_val_t(64)));
+    }
 
-Workspace workspace(size_t elems) {
-    if (elems == 0) return Workspace();
-    return Workspace(static_cast<uint64_t*>(
-        ::operator new[](elems * sizeof(uint64_t), std::align_val_t(64))));
+    void release(uint64_t* data, size_t elems) {
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            const size_t bytes = elems * sizeof(uint64_t);
+            if (idle_.size() < kMaxIdle && idle_bytes_ + bytes <= kMaxIdleBytes) {
+                idle_.push_back({data, elems});
+                idle_bytes_ += bytes;
+                return;
+            }
+        }
+        ::operator delete[](data, std::align_val_t(64));
+    }
+
+private:
+    struct Buffer {
+        uint64_t* data;
+        size_t elems;
+    };
+    static constexpr size_t kMaxIdle = 8;
+    static constexpr size_t kMaxIdleBytes = size_t(64) << 20;
+    std::mutex mu_;
+    std::vector<Buffer> idle_;
+    size_t idle_bytes_ = 0;
+};
+
+WorkspacePool& pool() {
+    static WorkspacePool* p = new WorkspacePool;  // never destroyed: no exit-order issues
+    return *p;
 }
+
+class Workspace {
+public:
+    explicit Workspace(size_t elems) {
+        if (elems) data_ = pool().acquire(elems, capacity_);
+    }
+    ~Workspace() {
+        if (data_) pool().release(data_, capacity_);
+    }
+    Workspace(Workspace&& o) noexcept : data_(o.data_), capacity_(o.capacity_) {
+        o.data_ = nullptr;
+    }
+    Workspace(const Workspace&) = delete;
+    Workspace& operator=(const Workspace&) = delete;
+    Workspace& operator=(Workspace&&) = delete;
+    uint64_t* get() const { return data_; }
+
+private:
+    uint64_t* data_ = nullptr;
+    size_t capacity_ = 0;
+};
 
 size_t grain_of(size_t block) { return block == 0 ? 8 : block; }
 
+// [0, n) cut into `parts` ranges whose inner boundaries are multiples of
+// `grain` (some ranges may be empty).
+std::vector<size_t> split(size_t n, size_t parts, size_t grain) {
+    const size_t step = (n / parts + grain - 1) / grain * grain;
+    std::vector<size_t> bounds(parts + 1, n);
+    bounds[0] = 0;
+    for (size_t t = 1; t < parts; ++t) bounds[t] = std::min(n, t * step);
+    return bounds;
+}
+
+// Runs body(t) for t in [0, parts) on the worker threads, one part each.
+template <class Body>
+void run_parts(size_t parts, Body body) {
+    parallel_for(parts, 0, 1, [&](size_t lo, size_t hi) {
+        for (size_t t = lo; t < hi; ++t) body(t);
+    });
+}
+
 }  // namespace
+
+// Workspaces are taken on the calling thread, before any worker starts, so
+// that running out of memory is a MemoryError rather than an exception
+// escaping a worker thread.
 
 void matmul(const uint64_t* a, const uint64_t* b, uint64_t* c, size_t m, size_t n, size_t k,
             bool accumulate) {
     if (m == 0 || n == 0) return;
     const Kernels& kr = kernels(active_isa());
     const Blocking& bl = kr.blocking;
-    const bool parallel =
-        worker_count() > 1 && double(m) * double(n) * double(k) >= kMinParallelMacs;
-    if (!parallel) {
-        Workspace ws = workspace(kr.workspace_elems(m, n, k));
+    const size_t threads = worker_count();
+    if (threads == 1 || double(m) * double(n) * double(k) < kMinParallelMacs) {
+        Workspace ws(kr.matmul_workspace(m, n, k));
         kr.matmul(a, k, b, n, c, n, m, n, k, accumulate, ws.get());
         return;
     }
     // Split the longer output side: each thread packs its own panels of the
-    // split operand and (redundantly, O(m*k) or O(k*n)) the shared one.
-    if (n >= m) {
-        parallel_for(n, 0, grain_of(bl.nr), [&](size_t lo, size_t hi) {
-            Workspace ws = workspace(kr.workspace_elems(m, hi - lo, k));
-            kr.matmul(a, k, b + lo, n, c + lo, n, m, hi - lo, k, accumulate, ws.get());
-        });
-    } else {
-        parallel_for(m, 0, grain_of(bl.mr), [&](size_t lo, size_t hi) {
-            Workspace ws = workspace(kr.workspace_elems(hi - lo, n, k));
-            kr.matmul(a + lo * k, k, b, n, c + lo * n, n, hi - lo, n, k, accumulate, ws.get());
-        });
+    // split operand and (redundantly, O(m*k) or O(k*n)) of the shared one.
+    const bool by_cols = n >= m;
+    const std::vector<size_t> bounds =
+        by_cols ? split(n, threads, grain_of(bl.nr)) : split(m, threads, grain_of(bl.mr));
+    std::vector<Workspace> ws;
+    ws.reserve(threads);
+    for (size_t t = 0; t < threads; ++t) {
+        const size_t len = bounds[t + 1] - bounds[t];
+        ws.emplace_back(len == 0 ? 0
+                        : by_cols ? kr.matmul_workspace(m, len, k)
+                                  : kr.matmul_workspace(len, n, k));
     }
+    run_parts(threads, [&](size_t t) {
+        const size_t lo = bounds[t], len = bounds[t + 1] - lo;
+        if (len == 0) return;
+        if (by_cols)
+            kr.matmul(a, k, b + lo, n, c + lo, n, m, len, k, accumulate, ws[t].get());
+        else
+            kr.matmul(a + lo * k, k, b, n, c + lo * n, n, len, n, k, accumulate, ws[t].get());
+    });
 }
 
 void conv2d(const ConvShape& s, const uint64_t* x, const uint64_t* w, uint64_t* out,
@@ -92,31 +187,37 @@ void conv2d(const ConvShape& s, const uint64_t* x, const uint64_t* w, uint64_t* 
     const Kernels& kr = kernels(active_isa());
     const Blocking& bl = kr.blocking;
     const double macs = double(s.batch) * double(s.out_ch) * double(plane) * double(s.patch);
-    const bool parallel = worker_count() > 1 && macs >= kMinParallelMacs;
+    const size_t threads = macs >= kMinParallelMacs ? worker_count() : 1;
 
     // Thin groups (depthwise: one output channel per group) waste most of an
     // mr-high micro-tile; the direct loops do better there.
-    size_t min_og = bl.gemm_min_og;
-    if (const char* e = std::getenv("SL_TUNE_MIN_OG")) min_og = size_t(std::atoi(e));  // TUNE
-    const bool use_gemm = kr.conv2d_gemm != nullptr && min_og && s.out_per_group >= min_og;
+    const bool use_gemm = kr.conv2d_gemm != nullptr && bl.gemm_min_og != 0 &&
+                          s.out_per_group >= bl.gemm_min_og;
     if (!use_gemm) {
-        const size_t rows = s.batch * s.out_ch * s.out_h;
-        parallel_for(rows, parallel ? 0 : rows + 1, 1, [&](size_t lo, size_t hi) {
-            kr.conv2d_direct(s, x, w, out, lo, hi, accumulate);
+        const std::vector<size_t> bounds = split(s.batch * s.out_ch * s.out_h, threads, 1);
+        run_parts(threads, [&](size_t t) {
+            if (bounds[t] < bounds[t + 1])
+                kr.conv2d_direct(s, x, w, out, bounds[t], bounds[t + 1], accumulate);
         });
         return;
     }
     // One GEMM per (image, group) of out_per_group x plane; the flattened
     // (image, group, position) columns are split evenly between threads.
-    const size_t total = s.batch * s.groups * plane;
-    parallel_for(total, parallel ? 0 : total + 1, grain_of(bl.nr), [&](size_t lo, size_t hi) {
-        Workspace ws = workspace(kr.workspace_elems(s.out_per_group, std::min(hi - lo, plane),
-                                                    s.patch));
-        while (lo < hi) {
+    const std::vector<size_t> bounds = split(s.batch * s.groups * plane, threads, grain_of(bl.nr));
+    std::vector<Workspace> ws;
+    ws.reserve(threads);
+    for (size_t t = 0; t < threads; ++t) {
+        const size_t len = bounds[t + 1] - bounds[t];
+        ws.emplace_back(len == 0 ? 0
+                                 : kr.conv2d_workspace(s.out_per_group, std::min(len, plane),
+                                                       s.patch));
+    }
+    run_parts(threads, [&](size_t t) {
+        for (size_t lo = bounds[t], hi = bounds[t + 1]; lo < hi;) {
             const size_t ig = lo / plane, p = lo % plane;
-            const size_t end = std::min(hi - lo, plane - p) + p;
+            const size_t end = p + std::min(hi - lo, plane - p);
             kr.conv2d_gemm(s, x, w, out, ig / s.groups, ig % s.groups, p, end, accumulate,
-                           ws.get());
+                           ws[t].get());
             lo += end - p;
         }
     });

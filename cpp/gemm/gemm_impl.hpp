@@ -11,7 +11,10 @@
 // nr-wide column panels (for convolution the im2col matrix is packed straight
 // from the image, never materialised), A is packed mc x kc into mr-high row
 // panels, and a register-blocked micro-kernel keeps an mr x nr tile of C in
-// vector registers over the whole kc loop:
+// vector registers over the whole kc loop. Thin shapes skip the packing:
+// few rows stream B in place (small_m), few columns take dot products
+// against a transposed B (skinny), and thin convolution groups (depthwise)
+// use direct loops. The 64-bit products:
 //   * AVX-512: one vpmullq + vpaddq per 8 products (vpmullq is a single
 //     full-rate instruction on Zen 4).
 //   * AVX2 has no 64-bit multiply-low. With a = ah*2^32 + al, b = bh*2^32 + bl:
@@ -64,7 +67,8 @@ inline size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
 // ---------------------------------------------------------------------------
 constexpr Blocking kBlocking = {0, 0, 0, 0, 0, 0};
 
-size_t workspace_elems(size_t, size_t, size_t) noexcept { return 0; }
+size_t matmul_workspace(size_t, size_t, size_t) noexcept { return 0; }
+size_t conv2d_workspace(size_t, size_t, size_t) noexcept { return 0; }
 
 void matmul(const uint64_t* __restrict a, size_t lda, const uint64_t* __restrict b, size_t ldb,
             uint64_t* __restrict c, size_t ldc, size_t m, size_t n, size_t k, bool accumulate,
@@ -85,9 +89,8 @@ constexpr auto conv2d_gemm = nullptr;  // the reference convolution is conv2d_di
 
 #else
 // ---------------------------------------------------------------------------
-// Micro-kernels: c[MR x NR] (=|+=) sum_k apanel[k][0..MR) (x) brow_k[0..NR).
-// apanel holds MR values per k; the B rows are ldb apart: NR in a packed
-// panel, or the matrix's own row stride when B is read in place.
+// Micro-kernels: c[MR x NR] (=|+=) sum_k apanel[k][0..MR) (x) bpanel[k][0..NR).
+// apanel is MR values per k, bpanel NR values per k (64-byte aligned).
 // ---------------------------------------------------------------------------
 // Both micro-kernels run kc >= 1 steps and add the old C through an
 // all-or-nothing load mask instead of a branch per vector: with the branch,
@@ -95,30 +98,35 @@ constexpr auto conv2d_gemm = nullptr;  // the reference convolution is conv2d_di
 #if SL_GEMM_LEVEL == 2
 // 8 x 24 tile: 24 zmm accumulators, 3 for the B row, the rest for products.
 constexpr size_t MR = 8, NV = 3, VL = 8, NR = NV * VL;
-constexpr size_t GEMM_MIN_OG = 6;  // measured: direct wins up to 4 channels per group
-#ifndef TUNE_MC
 constexpr size_t MC = 192, KC = 256, NC = 2016;
-#else
-constexpr size_t MC = TUNE_MC, KC = TUNE_KC, NC = TUNE_NC;
-#endif
+// Crossovers measured on Zen 4: matmuls with at most SMALL_M rows or
+// SKINNY_N columns, and convolutions with fewer than GEMM_MIN_OG output
+// channels per group, do better without the packed GEMM.
+constexpr size_t SMALL_M = 8, SKINNY_N = 8, GEMM_MIN_OG = 6;
 
 __attribute__((noinline)) void micro(size_t kc, const uint64_t* __restrict ap,
-                                     const uint64_t* __restrict bp, size_t ldb,
-                                     uint64_t* __restrict c, size_t ldc, bool add) noexcept {
+                                     const uint64_t* __restrict bp, uint64_t* __restrict c,
+                                     size_t ldc, bool add) noexcept {
     __m512i acc[MR][NV];
-    SL_UNROLL(8) for (size_t r = 0; r < MR; ++r)
+    SL_UNROLL(8) for (size_t r = 0; r < MR; ++r) {
+        // The C tile is read at the end: start fetching it now.
+        const char* row = reinterpret_cast<const char*>(c + r * ldc);
+        SL_UNROLL(4) for (size_t off = 0; off < NR * sizeof(uint64_t); off += 64)
+            _mm_prefetch(row + off, _MM_HINT_T0);
+        _mm_prefetch(row + NR * sizeof(uint64_t) - 1, _MM_HINT_T0);
         SL_UNROLL(4) for (size_t v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_si512();
+    }
     do {
         __m512i bv[NV];
         SL_UNROLL(4) for (size_t v = 0; v < NV; ++v)
-            bv[v] = _mm512_loadu_si512(reinterpret_cast<const void*>(bp + v * VL));
+            bv[v] = _mm512_load_si512(reinterpret_cast<const void*>(bp + v * VL));
         SL_UNROLL(8) for (size_t r = 0; r < MR; ++r) {
             const __m512i av = _mm512_set1_epi64(static_cast<long long>(ap[r]));
             SL_UNROLL(4) for (size_t v = 0; v < NV; ++v)
                 acc[r][v] = _mm512_add_epi64(acc[r][v], _mm512_mullo_epi64(av, bv[v]));
         }
         ap += MR;
-        bp += ldb;
+        bp += NR;
     } while (--kc);
     const __mmask8 keep = add ? 0xFF : 0;
     SL_UNROLL(8) for (size_t r = 0; r < MR; ++r)
@@ -139,26 +147,28 @@ inline void copy_panel_row(uint64_t* __restrict dst, const uint64_t* __restrict 
 // 2 x 8 tile: 2 x 2 ymm vectors of C, each with two accumulators (8), plus
 // the B row and its half-swapped copy (4): fits the 16 ymm registers.
 constexpr size_t MR = 2, NV = 2, VL = 4, NR = NV * VL;
-constexpr size_t GEMM_MIN_OG = 3;  // measured: direct wins up to 2 channels per group
-#ifndef TUNE_MC
 constexpr size_t MC = 128, KC = 256, NC = 2048;
-#else
-constexpr size_t MC = TUNE_MC, KC = TUNE_KC, NC = TUNE_NC;
-#endif
+// Crossovers (see the AVX-512 constants).
+constexpr size_t SMALL_M = 3, SKINNY_N = 4, GEMM_MIN_OG = 3;
 
 __attribute__((noinline)) void micro(size_t kc, const uint64_t* __restrict ap,
-                                     const uint64_t* __restrict bp, size_t ldb,
-                                     uint64_t* __restrict c, size_t ldc, bool add) noexcept {
+                                     const uint64_t* __restrict bp, uint64_t* __restrict c,
+                                     size_t ldc, bool add) noexcept {
     __m256i lo[MR][NV], cross[MR][NV];
-    SL_UNROLL(8) for (size_t r = 0; r < MR; ++r)
+    SL_UNROLL(8) for (size_t r = 0; r < MR; ++r) {
+        // The C tile is read at the end: start fetching it now.
+        const char* row = reinterpret_cast<const char*>(c + r * ldc);
+        _mm_prefetch(row, _MM_HINT_T0);
+        _mm_prefetch(row + NR * sizeof(uint64_t) - 1, _MM_HINT_T0);
         SL_UNROLL(4) for (size_t v = 0; v < NV; ++v) {
             lo[r][v] = _mm256_setzero_si256();
             cross[r][v] = _mm256_setzero_si256();
         }
+    }
     do {
         __m256i bv[NV], bs[NV];
         SL_UNROLL(4) for (size_t v = 0; v < NV; ++v) {
-            bv[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bp + v * VL));
+            bv[v] = _mm256_load_si256(reinterpret_cast<const __m256i*>(bp + v * VL));
             bs[v] = _mm256_shuffle_epi32(bv[v], 0xB1);  // swap the 32-bit halves
         }
         SL_UNROLL(8) for (size_t r = 0; r < MR; ++r) {
@@ -169,7 +179,7 @@ __attribute__((noinline)) void micro(size_t kc, const uint64_t* __restrict ap,
             }
         }
         ap += MR;
-        bp += ldb;
+        bp += NR;
     } while (--kc);
     const __m256i keep = _mm256_set1_epi64x(add ? -1 : 0);
     SL_UNROLL(8) for (size_t r = 0; r < MR; ++r)
@@ -190,17 +200,77 @@ inline void copy_panel_row(uint64_t* __restrict dst, const uint64_t* __restrict 
 }
 #endif
 
+// o[x] += sum_t w[t] * src[t][x]: the multiply-add of several shifted rows
+// into one output row, shared by the direct convolution and the few-rows
+// matmul. Up to kTapChunk rows per call, accumulated in registers.
+constexpr size_t kTapChunk = 16;
+struct Taps {
+    const uint64_t* src[kTapChunk];  // input for output column 0 of the middle
+    uint64_t w[kTapChunk];
+    size_t n;
+};
+
+#if SL_GEMM_LEVEL == 2
+// o[x] += sum_t w[t] * src[t][x] for x in [0, n).
+inline void sum_taps(uint64_t* __restrict o, const Taps& t, size_t n) noexcept {
+    __m512i wv[kTapChunk];
+    for (size_t k = 0; k < t.n; ++k) wv[k] = _mm512_set1_epi64(static_cast<long long>(t.w[k]));
+    size_t x = 0;
+    for (; x + VL <= n; x += VL) {
+        __m512i acc = _mm512_loadu_si512(o + x);
+        for (size_t k = 0; k < t.n; ++k)
+            acc = _mm512_add_epi64(acc, _mm512_mullo_epi64(wv[k], _mm512_loadu_si512(t.src[k] + x)));
+        _mm512_storeu_si512(o + x, acc);
+    }
+    if (x < n) {
+        const __mmask8 m = __mmask8((1u << (n - x)) - 1u);
+        __m512i acc = _mm512_maskz_loadu_epi64(m, o + x);
+        for (size_t k = 0; k < t.n; ++k)
+            acc = _mm512_add_epi64(
+                acc, _mm512_mullo_epi64(wv[k], _mm512_maskz_loadu_epi64(m, t.src[k] + x)));
+        _mm512_mask_storeu_epi64(o + x, m, acc);
+    }
+}
+#else
+// o[x] += sum_t w[t] * src[t][x] for x in [0, n). 64-bit products from
+// three vpmuludq: lo(w)*lo(s) + ((hi(w)*lo(s) + lo(w)*hi(s)) << 32).
+inline void sum_taps(uint64_t* __restrict o, const Taps& t, size_t n) noexcept {
+    __m256i wl[kTapChunk], wh[kTapChunk];
+    for (size_t k = 0; k < t.n; ++k) {
+        wl[k] = _mm256_set1_epi64x(static_cast<long long>(t.w[k]));
+        wh[k] = _mm256_set1_epi64x(static_cast<long long>(t.w[k] >> 32));
+    }
+    size_t x = 0;
+    for (; x + VL <= n; x += VL) {
+        __m256i acc = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o + x));
+        for (size_t k = 0; k < t.n; ++k) {
+            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.src[k] + x));
+            const __m256i cross = _mm256_add_epi64(_mm256_mul_epu32(v, wh[k]),
+                                                   _mm256_mul_epu32(_mm256_srli_epi64(v, 32), wl[k]));
+            acc = _mm256_add_epi64(acc, _mm256_add_epi64(_mm256_mul_epu32(v, wl[k]),
+                                                         _mm256_slli_epi64(cross, 32)));
+        }
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + x), acc);
+    }
+    for (; x < n; ++x) {
+        uint64_t acc = o[x];
+        for (size_t k = 0; k < t.n; ++k) acc += t.w[k] * t.src[k][x];
+        o[x] = acc;
+    }
+}
+#endif
+
 constexpr Blocking kBlocking = {MR, NR, MC, KC, NC, GEMM_MIN_OG};
 
 // Full tiles go straight to C; edge tiles through a small stack buffer.
-inline void tile(size_t kc, const uint64_t* ap, const uint64_t* bp, size_t ldb, uint64_t* c,
-                 size_t ldc, size_t rows, size_t cols, bool add) noexcept {
+inline void tile(size_t kc, const uint64_t* ap, const uint64_t* bp, uint64_t* c, size_t ldc,
+                 size_t rows, size_t cols, bool add) noexcept {
     if (rows == MR && cols == NR) {
-        micro(kc, ap, bp, ldb, c, ldc, add);
+        micro(kc, ap, bp, c, ldc, add);
         return;
     }
     alignas(64) uint64_t tmp[MR * NR];
-    micro(kc, ap, bp, ldb, tmp, NR, false);
+    micro(kc, ap, bp, tmp, NR, false);
     for (size_t r = 0; r < rows; ++r) {
         uint64_t* crow = c + r * ldc;
         const uint64_t* trow = tmp + r * NR;
@@ -218,12 +288,15 @@ inline size_t k_block(size_t k) { return k == 0 ? 0 : ceil_div(k, ceil_div(k, KC
 // 64-byte aligned.
 inline size_t a_elems(size_t m, size_t kc) { return round_up(round_up(min_sz(MC, m), MR) * kc, 8); }
 
-constexpr size_t kSkinnyN = SL_GEMM_LEVEL == 2 ? 8 : 4;  // == SKINNY_N below
-
-size_t workspace_elems(size_t m, size_t n, size_t k) noexcept {
-    if (n <= kSkinnyN) return round_up(n * k, 8);  // transposed B
+size_t conv2d_workspace(size_t m, size_t n, size_t k) noexcept {
     const size_t kc = k_block(k);
     return a_elems(m, kc) + kc * (m <= MC ? NR : round_up(min_sz(NC, n), NR));
+}
+
+size_t matmul_workspace(size_t m, size_t n, size_t k) noexcept {
+    if (n <= SKINNY_N) return round_up(n * k, 8);  // transposed B
+    if (m <= SMALL_M) return 0;                    // B read in place
+    return conv2d_workspace(m, n, k);
 }
 
 // A block rows [0, mc) x cols [0, kc) of a (leading dimension lda) into
@@ -251,11 +324,6 @@ void pack_a(const uint64_t* __restrict a, size_t lda, size_t mc, size_t kc,
 struct MatrixB {
     const uint64_t* b;
     size_t ldb;
-    // Row pc, column jc of B itself, with its row stride.
-    const uint64_t* in_place(size_t pc, size_t jc, size_t& stride) const noexcept {
-        stride = ldb;
-        return b + pc * ldb + jc;
-    }
     void pack(size_t pc, size_t kc, size_t jc, size_t nc, uint64_t* __restrict dst) const noexcept {
         for (size_t jr = 0; jr < nc; jr += NR) {
             const size_t cols = min_sz(NR, nc - jr);
@@ -276,10 +344,11 @@ struct MatrixB {
     }
 };
 
-inline void prefetch_panel_row(const uint64_t* p) noexcept {
-    const char* c = reinterpret_cast<const char*>(p);
+// Prefetches the NR values from address `at` (which may lie past the array:
+// a prefetch never faults).
+inline void prefetch_panel_row(uintptr_t at) noexcept {
     SL_UNROLL(4) for (size_t off = 0; off < NR * sizeof(uint64_t); off += 64)
-        _mm_prefetch(c + off, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(at + off), _MM_HINT_T0);
 }
 
 // dst[u] = row[ix0 + u*sw] where 0 <= ix0 + u*sw < in_w, else 0, for u in
@@ -339,8 +408,6 @@ struct Im2colB {
     const ConvShape* s;
     const uint64_t* x;  // first input channel of the group in this image
 
-    const uint64_t* in_place(size_t, size_t, size_t&) const noexcept { return nullptr; }
-
     void pack(size_t pc, size_t kc, size_t jc, size_t nc, uint64_t* __restrict dst) const noexcept {
         const ConvShape& g = *s;
         const size_t out_w = g.out_w, khw = g.kh * g.kw;
@@ -371,7 +438,8 @@ struct Im2colB {
                         // The next panel reads the same rows NR further on;
                         // fetch them now (the input planes are too many
                         // streams for the hardware prefetcher).
-                        prefetch_panel_row(src + NR);
+                        prefetch_panel_row(reinterpret_cast<uintptr_t>(src) +
+                                           NR * sizeof(uint64_t));
                     } else
                         pack_run(d, row_ok ? plane + iy * in_w : nullptr, ix0, sw, cols, in_w);
                 } else {
@@ -430,19 +498,10 @@ void gemm(const uint64_t* a, size_t lda, const PackB& b, uint64_t* c, size_t ldc
                     // is still in L1 for the micro-kernel) and kept for later
                     // m blocks; with a single m block one panel slot is
                     // reused, which keeps the packed data in cache.
-                    // With a single micro-tile row (m <= MR) every B value
-                    // is used once: whole panels are read in place.
-                    const uint64_t* bp = nullptr;
-                    size_t ldb = NR;
-                    if (m <= MR && cols == NR) bp = b.in_place(pc, jc + jr, ldb);
-                    if (bp == nullptr) {
-                        uint64_t* slot = single_m_block ? bpack : bpack + jr * kc;
-                        if (ic == 0) b.pack(pc, kc, jc + jr, cols, slot);
-                        bp = slot;
-                        ldb = NR;
-                    }
+                    uint64_t* bp = single_m_block ? bpack : bpack + jr * kc;
+                    if (ic == 0) b.pack(pc, kc, jc + jr, cols, bp);
                     for (size_t ir = 0; ir < mc; ir += MR)
-                        tile(kc, apack + ir * kc, bp, ldb, c + (ic + ir) * ldc + jc + jr, ldc,
+                        tile(kc, apack + ir * kc, bp, c + (ic + ir) * ldc + jc + jr, ldc,
                              min_sz(MR, mc - ir), cols, add);
                 }
             }
@@ -473,8 +532,13 @@ inline void dot_block(const uint64_t* const* ar, const uint64_t* const* br, size
                 acc[r][q] = _mm512_add_epi64(acc[r][q], _mm512_mullo_epi64(av[r], bv[q]));
     }
     SL_UNROLL(4) for (size_t r = 0; r < SR; ++r)
-        SL_UNROLL(4) for (size_t q = 0; q < SQ; ++q)
-            out[r][q] = uint64_t(_mm512_reduce_add_epi64(acc[r][q]));
+        SL_UNROLL(4) for (size_t q = 0; q < SQ; ++q) {
+            alignas(64) uint64_t lanes[VL];
+            _mm512_store_si512(lanes, acc[r][q]);
+            uint64_t sum = 0;
+            for (size_t t = 0; t < VL; ++t) sum += lanes[t];
+            out[r][q] = sum;
+        }
 }
 #else
 constexpr size_t SR = 2, SQ = 2;  // 2 x 2 x (low, cross) ymm accumulators
@@ -515,8 +579,6 @@ inline void dot_block(const uint64_t* const* ar, const uint64_t* const* br, size
         }
 }
 #endif
-constexpr size_t SKINNY_N = 2 * SQ;
-static_assert(SKINNY_N == kSkinnyN, "workspace_elems must match the skinny threshold");
 
 void skinny(const uint64_t* a, size_t lda, const uint64_t* b, size_t ldb, uint64_t* c,
             size_t ldc, size_t m, size_t n, size_t k, bool accumulate,
@@ -542,10 +604,97 @@ void skinny(const uint64_t* a, size_t lda, const uint64_t* b, size_t ldb, uint64
     }
 }
 
+// Few rows (m <= SMALL_M): each B value is used at most SMALL_M times, so
+// packing B (a strided walk down 24-column strips) costs more than it saves.
+// Instead B is streamed in place, SK rows at a time: each B vector is loaded
+// once and multiplied into all m rows of an L1-resident JB-wide block of C.
+constexpr size_t SK = 8, JB = 128;
+
+#if SL_GEMM_LEVEL == 2
+// c[i][x .. x+VL) += sum_q w[i][q] * bv[q] for i < m, masked to `mask` lanes.
+inline void small_m_step(uint64_t* c, size_t ldc, size_t m, const uint64_t (*w)[SK],
+                         const uint64_t* const* br, size_t x, __mmask8 mask) noexcept {
+    __m512i bv[SK];
+    SL_UNROLL(8) for (size_t q = 0; q < SK; ++q) bv[q] = _mm512_maskz_loadu_epi64(mask, br[q] + x);
+    for (size_t i = 0; i < m; ++i) {
+        uint64_t* crow = c + i * ldc + x;
+        __m512i acc = _mm512_maskz_loadu_epi64(mask, crow);
+        SL_UNROLL(8) for (size_t q = 0; q < SK; ++q)
+            acc = _mm512_add_epi64(
+                acc, _mm512_mullo_epi64(_mm512_set1_epi64(static_cast<long long>(w[i][q])), bv[q]));
+        _mm512_mask_storeu_epi64(crow, mask, acc);
+    }
+}
+#else
+inline __m256i mul64(__m256i v, __m256i wl, __m256i wh) noexcept {
+    const __m256i cross = _mm256_add_epi64(_mm256_mul_epu32(v, wh),
+                                           _mm256_mul_epu32(_mm256_srli_epi64(v, 32), wl));
+    return _mm256_add_epi64(_mm256_mul_epu32(v, wl), _mm256_slli_epi64(cross, 32));
+}
+#endif
+
+void small_m(const uint64_t* a, size_t lda, const uint64_t* b, size_t ldb, uint64_t* c,
+             size_t ldc, size_t m, size_t n, size_t k, bool accumulate) noexcept {
+    uint64_t w[SMALL_M][SK];
+#if SL_GEMM_LEVEL == 1
+    uint64_t wh[SMALL_M][SK];  // high halves, for the emulated 64-bit product
+#endif
+    const uint64_t* br[SK];
+    for (size_t j0 = 0; j0 < n; j0 += JB) {
+        const size_t jb = min_sz(JB, n - j0);
+        uint64_t* cb = c + j0;
+        if (!accumulate)
+            for (size_t i = 0; i < m; ++i)
+                for (size_t j = 0; j < jb; ++j) cb[i * ldc + j] = 0;
+        for (size_t p0 = 0; p0 < k; p0 += SK) {
+            const size_t kk = min_sz(SK, k - p0);
+            // Rows past k repeat row p0 with weight 0.
+            for (size_t q = 0; q < SK; ++q) br[q] = b + (p0 + (q < kk ? q : 0)) * ldb + j0;
+            for (size_t i = 0; i < m; ++i)
+                for (size_t q = 0; q < SK; ++q) {
+                    w[i][q] = q < kk ? a[i * lda + p0 + q] : 0;
+#if SL_GEMM_LEVEL == 1
+                    wh[i][q] = w[i][q] >> 32;
+#endif
+                }
+#if SL_GEMM_LEVEL == 2
+            size_t x = 0;
+            for (; x + VL <= jb; x += VL) small_m_step(cb, ldc, m, w, br, x, 0xFF);
+            if (x < jb) small_m_step(cb, ldc, m, w, br, x, __mmask8((1u << (jb - x)) - 1u));
+#else
+            size_t x = 0;
+            for (; x + VL <= jb; x += VL) {
+                __m256i bv[SK];
+                SL_UNROLL(8) for (size_t q = 0; q < SK; ++q)
+                    bv[q] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(br[q] + x));
+                for (size_t i = 0; i < m; ++i) {
+                    __m256i* crow = reinterpret_cast<__m256i*>(cb + i * ldc + x);
+                    __m256i acc = _mm256_loadu_si256(crow);
+                    SL_UNROLL(8) for (size_t q = 0; q < SK; ++q)
+                        acc = _mm256_add_epi64(
+                            acc, mul64(bv[q], _mm256_set1_epi64x(static_cast<long long>(w[i][q])),
+                                       _mm256_set1_epi64x(static_cast<long long>(wh[i][q]))));
+                    _mm256_storeu_si256(crow, acc);
+                }
+            }
+            for (; x < jb; ++x)
+                for (size_t i = 0; i < m; ++i) {
+                    uint64_t acc = cb[i * ldc + x];
+                    for (size_t q = 0; q < SK; ++q) acc += w[i][q] * br[q][x];
+                    cb[i * ldc + x] = acc;
+                }
+#endif
+        }
+    }
+}
+
 void matmul(const uint64_t* a, size_t lda, const uint64_t* b, size_t ldb, uint64_t* c,
             size_t ldc, size_t m, size_t n, size_t k, bool accumulate, uint64_t* work) noexcept {
-    if (n <= SKINNY_N && k > 0 && m > 0)
+    if (m == 0 || n == 0) return;
+    if (k > 0 && n <= SKINNY_N)
         skinny(a, lda, b, ldb, c, ldc, m, n, k, accumulate, work);
+    else if (k > 0 && m <= SMALL_M)
+        small_m(a, lda, b, ldb, c, ldc, m, n, k, accumulate);
     else
         gemm(a, lda, MatrixB{b, ldb}, c, ldc, m, n, k, accumulate, work);
 }
@@ -562,7 +711,6 @@ void conv2d_gemm(const ConvShape& s, const uint64_t* x, const uint64_t* w, uint6
         void pack(size_t pc, size_t kc, size_t jc, size_t nc, uint64_t* dst) const noexcept {
             inner.pack(pc, kc, jc + shift, nc, dst);
         }
-        const uint64_t* in_place(size_t, size_t, size_t&) const noexcept { return nullptr; }
     };
     gemm(w + group * og * s.patch, s.patch, Shifted{packer, p_begin},
          out + (image * s.out_ch + group * og) * plane + p_begin, plane, og, p_end - p_begin,
@@ -580,65 +728,6 @@ void conv2d_gemm(const ConvShape& s, const uint64_t* x, const uint64_t* w, uint6
 // taps per pass, accumulated in registers, one load/store of the output per
 // pass; the few edge columns stay per tap.
 // ---------------------------------------------------------------------------
-#if SL_GEMM_LEVEL >= 1
-constexpr size_t kTapChunk = 16;
-struct Taps {
-    const uint64_t* src[kTapChunk];  // input for output column 0 of the middle
-    uint64_t w[kTapChunk];
-    size_t n;
-};
-#endif
-
-#if SL_GEMM_LEVEL == 2
-// o[x] += sum_t w[t] * src[t][x] for x in [0, n).
-inline void sum_taps(uint64_t* __restrict o, const Taps& t, size_t n) noexcept {
-    __m512i wv[kTapChunk];
-    for (size_t k = 0; k < t.n; ++k) wv[k] = _mm512_set1_epi64(static_cast<long long>(t.w[k]));
-    size_t x = 0;
-    for (; x + VL <= n; x += VL) {
-        __m512i acc = _mm512_loadu_si512(o + x);
-        for (size_t k = 0; k < t.n; ++k)
-            acc = _mm512_add_epi64(acc, _mm512_mullo_epi64(wv[k], _mm512_loadu_si512(t.src[k] + x)));
-        _mm512_storeu_si512(o + x, acc);
-    }
-    if (x < n) {
-        const __mmask8 m = __mmask8((1u << (n - x)) - 1u);
-        __m512i acc = _mm512_maskz_loadu_epi64(m, o + x);
-        for (size_t k = 0; k < t.n; ++k)
-            acc = _mm512_add_epi64(
-                acc, _mm512_mullo_epi64(wv[k], _mm512_maskz_loadu_epi64(m, t.src[k] + x)));
-        _mm512_mask_storeu_epi64(o + x, m, acc);
-    }
-}
-#elif SL_GEMM_LEVEL == 1
-// o[x] += sum_t w[t] * src[t][x] for x in [0, n). 64-bit products from
-// three vpmuludq: lo(w)*lo(s) + ((hi(w)*lo(s) + lo(w)*hi(s)) << 32).
-inline void sum_taps(uint64_t* __restrict o, const Taps& t, size_t n) noexcept {
-    __m256i wl[kTapChunk], wh[kTapChunk];
-    for (size_t k = 0; k < t.n; ++k) {
-        wl[k] = _mm256_set1_epi64x(static_cast<long long>(t.w[k]));
-        wh[k] = _mm256_set1_epi64x(static_cast<long long>(t.w[k] >> 32));
-    }
-    size_t x = 0;
-    for (; x + VL <= n; x += VL) {
-        __m256i acc = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o + x));
-        for (size_t k = 0; k < t.n; ++k) {
-            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.src[k] + x));
-            const __m256i cross = _mm256_add_epi64(_mm256_mul_epu32(v, wh[k]),
-                                                   _mm256_mul_epu32(_mm256_srli_epi64(v, 32), wl[k]));
-            acc = _mm256_add_epi64(acc, _mm256_add_epi64(_mm256_mul_epu32(v, wl[k]),
-                                                         _mm256_slli_epi64(cross, 32)));
-        }
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + x), acc);
-    }
-    for (; x < n; ++x) {
-        uint64_t acc = o[x];
-        for (size_t k = 0; k < t.n; ++k) acc += t.w[k] * t.src[k][x];
-        o[x] = acc;
-    }
-}
-#endif
-
 void conv2d_direct(const ConvShape& s, const uint64_t* __restrict x,
                    const uint64_t* __restrict w, uint64_t* __restrict out, size_t row_begin,
                    size_t row_end, bool accumulate) noexcept {
@@ -711,6 +800,7 @@ void conv2d_direct(const ConvShape& s, const uint64_t* __restrict x,
 
 }  // namespace
 
-extern const Kernels table = {kBlocking, workspace_elems, matmul, conv2d_gemm, conv2d_direct};
+extern const Kernels table = {kBlocking,   matmul_workspace, conv2d_workspace,
+                              matmul,      conv2d_gemm,      conv2d_direct};
 
 }  // namespace safelight::gemm::SL_ISA_NS

@@ -4,7 +4,8 @@
 // The per-ISA kernels work on one rectangle of the output with a caller-owned
 // workspace; they never allocate, throw or start threads. The drivers below
 // (gemm_dispatch.cpp) check nothing: the bindings validate shapes first. They
-// split the work over worker threads and allocate one workspace per thread.
+// split the work over worker threads and give each thread a workspace, taken
+// on the calling thread from a small pool of recycled buffers.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -44,9 +45,10 @@ struct Blocking {
 
 struct Kernels {
     Blocking blocking;
-    // Elements of 64-byte aligned workspace one call of matmul (m, n, k) or
-    // conv2d_gemm (m = out_per_group, n = p_end - p_begin, k = patch) needs.
-    size_t (*workspace_elems)(size_t m, size_t n, size_t k) noexcept;
+    // Elements of 64-byte aligned workspace one call of matmul (m, n, k), or
+    // of conv2d_gemm (m = out_per_group, n = p_end - p_begin, k = patch), needs.
+    size_t (*matmul_workspace)(size_t m, size_t n, size_t k) noexcept;
+    size_t (*conv2d_workspace)(size_t m, size_t n, size_t k) noexcept;
     // c[m x n] (=|+=) a[m x k] @ b[k x n] mod 2^64, row-major with leading
     // dimensions lda, ldb, ldc. k == 0 zeroes c unless accumulating.
     void (*matmul)(const uint64_t* a, size_t lda, const uint64_t* b, size_t ldb, uint64_t* c,
@@ -54,7 +56,7 @@ struct Kernels {
                    uint64_t* work) noexcept;
     // GEMM formulation of one (image, group): output channels of the group x
     // output positions [p_begin, p_end) of the flattened out_h*out_w plane,
-    // with an im2col of the input packed on the fly.
+    // with an im2col of the input packed on the fly. Null on the scalar path.
     void (*conv2d_gemm)(const ConvShape& s, const uint64_t* x, const uint64_t* w, uint64_t* out,
                         size_t image, size_t group, size_t p_begin, size_t p_end, bool accumulate,
                         uint64_t* work) noexcept;

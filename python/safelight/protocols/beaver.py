@@ -25,29 +25,50 @@ from .preprocessing import Correlation
 Product = Callable[[np.ndarray, np.ndarray, dict[str, Any]], np.ndarray]
 
 
+def open_flat(ctx, flat: np.ndarray) -> np.ndarray:
+    """Open a flat shared uint64 buffer in one round; the sum is built in a received buffer."""
+    parts = ctx.exchange_all(flat)
+    total = parts[1] if ctx.party == 0 else parts[0]  # a fresh buffer from the network
+    for part in parts:
+        if part is not total:
+            ring.add(total, part, out=total)
+    return total
+
+
+def split(flat: np.ndarray, shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
+    out, pos = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape))
+        out.append(flat[pos:pos + size].reshape(shape))
+        pos += size
+    return out
+
+
 def open_values(ctx, *shares: np.ndarray) -> list[np.ndarray]:
     """Open several shared tensors in one round (one message per peer)."""
     flat = np.concatenate([s.reshape(-1) for s in shares]) if len(shares) > 1 else shares[0].reshape(-1)
-    total = np.zeros_like(flat)
-    for part in ctx.exchange_all(np.ascontiguousarray(flat)):
-        ring.add(total, part, out=total)
-    out, pos = [], 0
-    for s in shares:
-        out.append(total[pos:pos + s.size].reshape(s.shape))
-        pos += s.size
-    return out
+    return split(open_flat(ctx, np.ascontiguousarray(flat)), [s.shape for s in shares])
+
+
+def masked_differences(pairs: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """[x - a, y - b, ...] written straight into one flat buffer (no concatenation copy)."""
+    flat = np.empty(sum(x.size for x, _ in pairs), dtype=np.uint64)
+    pos = 0
+    for x, a in pairs:
+        ring.sub(x.reshape(-1), a.reshape(-1), out=flat[pos:pos + x.size])
+        pos += x.size
+    return flat
 
 
 def beaver_product(ctx, x: np.ndarray, y: np.ndarray, attrs: dict[str, Any], product: Product) -> np.ndarray:
     pre = ctx.correlation()
     a, b, c = pre["a"], pre["b"], pre["c"]
     reuse = attrs.get("reuse")
-    e_share = ring.sub(x, a)
     if reuse is not None and reuse in ctx.opened:
-        (e,) = open_values(ctx, e_share)
+        (e,) = split(open_flat(ctx, masked_differences([(x, a)])), [x.shape])
         f = ctx.opened[reuse]
     else:
-        e, f = open_values(ctx, e_share, ring.sub(y, b))
+        e, f = split(open_flat(ctx, masked_differences([(x, a), (y, b)])), [x.shape, y.shape])
         if reuse is not None:
             ctx.opened[reuse] = f
     # party 0: e*(b_0 + f) + a_0*f ; others: e*b_i + a_i*f  (two products each)
@@ -102,7 +123,7 @@ class Square:
     def run(ctx, xs, attrs):
         pre = ctx.correlation()
         a, c = pre["a"], pre["c"]
-        (e,) = open_values(ctx, ring.sub(xs[0], a))
+        (e,) = split(open_flat(ctx, masked_differences([(xs[0], a)])), [a.shape])
         # party 0: c + e*(2a + e) ; others: c + 2 e a
         t = ring.mul_scalar(a, 2)
         if ctx.party == 0:

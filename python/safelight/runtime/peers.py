@@ -132,6 +132,15 @@ class JobLinks:
         received[self.party] = array
         return [received[p] for p in range(self.config.n)]
 
+    def barrier(self) -> None:
+        """Wait until every party reached this point (a one-byte exchange, not a protocol round).
+
+        Used between the offline and the online phase so that online timings do
+        not include a peer still finishing its preprocessing.
+        """
+        self.exchange_all(np.zeros(1, dtype=np.uint8))
+        self.rounds -= 1
+
     def _channels(self) -> list[Channel]:
         return [*self.outgoing.values(), *self.incoming.values()]
 

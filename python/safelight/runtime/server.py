@@ -184,7 +184,16 @@ class Server:
         self.mailbox.deliver(job_id, claimed, channel)
         return True
 
-    # ---- party: jobs ----------------------------------------------------
+    # ---- jobs -------------------------------------------------------------
+    def _program_of(self, submit: object) -> tuple[Program, Plan]:
+        """The validated Program of a SUBMIT and the preprocessing it needs."""
+        if not isinstance(submit, dict):
+            raise ProtocolError("SUBMIT must be a JSON object")
+        program = Program.from_json(submit.get("program"))
+        if program.parties != self.config.n:
+            raise ProgramError(f"the program is for {program.parties} parties, this cluster has {self.config.n}")
+        return program, Plan(program.correlations())
+
     def _receive_inputs(self, channel: Channel, program: Program, descriptors: object,
                         extra_tensors: list[str]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         if not isinstance(descriptors, list):
@@ -258,12 +267,8 @@ class Server:
     def _run_job(self, channel: Channel, job_id: bytes, submit: object) -> None:
         assert self.party is not None
         started = time.perf_counter()
-        if not isinstance(submit, dict):
-            raise ProtocolError("SUBMIT must be a JSON object")
-        program = Program.from_json(submit.get("program"))
-        if program.parties != self.config.n:
-            raise ProgramError(f"the program is for {program.parties} parties, this cluster has {self.config.n}")
-        plan = Plan(program.correlations())
+        program, plan = self._program_of(submit)
+        assert isinstance(submit, dict)
         pre_spec = submit.get("preprocessing")
         client_pre = (isinstance(pre_spec, dict) and pre_spec.get("source") == "client"
                       and self.party == self.config.n - 1)
@@ -277,6 +282,8 @@ class Server:
             if plan:
                 material = self._material(job_id, plan, pre_spec, pre_tensors, links)
                 ctx.pre = expand(plan, self.party, self.config.n, material)
+            if any(OPS[step.op].interactive for step in program.steps):
+                links.barrier()  # peers start the online phase together
             offline = time.perf_counter() - t0
             t_online = time.perf_counter()
             for i, step in enumerate(program.steps):
@@ -311,12 +318,7 @@ class Server:
     # ---- dealer: jobs ---------------------------------------------------
     def _deal_job(self, channel: Channel, job_id: bytes, submit: object) -> None:
         started = time.perf_counter()
-        if not isinstance(submit, dict):
-            raise ProtocolError("SUBMIT must be a JSON object")
-        program = Program.from_json(submit.get("program"))
-        if program.parties != self.config.n:
-            raise ProgramError(f"the program is for {program.parties} parties, this cluster has {self.config.n}")
-        plan = Plan(program.correlations())
+        program, plan = self._program_of(submit)
         materials = deal(plan, self.config.n)
         generated = time.perf_counter() - started
         sent = 0
@@ -340,6 +342,25 @@ class Server:
                  len(plan.correlations))
 
 
+def keep_freed_memory() -> None:
+    """Keep freed large buffers in the heap instead of returning them to the OS.
+
+    Every protocol round allocates tensors of many megabytes; by default glibc
+    maps each one fresh and unmaps it on free, so every round pays first-touch
+    page faults again (a large share of a round's time on small VMs). A server
+    process reuses its memory instead. Best effort: other C libraries ignore it.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 1 << 30)
+        libc.mallopt(m_trim_threshold, 1 << 31)
+    except (OSError, AttributeError):
+        pass
+
+
 def _exit_with_parent(parent: int) -> None:
     """Stop when the process that started us is gone (no orphans from Cluster.local)."""
     while True:
@@ -350,6 +371,7 @@ def _exit_with_parent(parent: int) -> None:
 
 def serve(config: ClusterConfig, party: int | None, exit_with_parent: bool = False) -> None:
     """Run one server (a party, or the dealer when ``party`` is None) until SIGTERM/SIGINT."""
+    keep_freed_memory()
     server = Server(config, party)
     host, port = server.bind()
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
