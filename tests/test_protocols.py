@@ -268,3 +268,25 @@ def test_he_triples_are_announced_not_faked(cluster2):
     with pytest.raises(safelight.errors.InputError, match="no dealer"):
         cluster2.run(mul_program(2), {"x": safelight.encode(np.ones(1000)), "y": safelight.encode(np.ones(1000))},
                      triples="dealer")
+
+
+def test_reuse_keys_are_bound_to_one_input_tensor():
+    """Two different tensors under one mask would open their difference: servers refuse it."""
+    p = Program(2)
+    x, w1, w2 = p.input("x", (2, 3)), p.input("w1", (3, 3)), p.input("w2", (3, 3))
+    p.output(p.matmul(p.matmul(x, w1), w2), "y")
+    data = p.to_json()
+    data["steps"][2]["attrs"]["reuse"] = "w:w1"  # the second matmul claims w1's mask for w2
+    with pytest.raises(ProgramError, match="reuse key"):
+        Program.from_json(data)
+    data = p.to_json()
+    data["steps"][0]["attrs"]["reuse"] = "w:x"
+    with pytest.raises(ProgramError, match="reuse key"):
+        Program.from_json(data)
+    bad_mul = Program(2)
+    a = bad_mul.input("a", (3,))
+    bad_mul.output(bad_mul.mul(a, a), "b")
+    data = bad_mul.to_json()
+    data["steps"][0]["attrs"]["reuse"] = "w:a"
+    with pytest.raises(ProgramError, match="reuse"):
+        Program.from_json(data)

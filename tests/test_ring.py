@@ -118,3 +118,12 @@ def test_correlate2d_rejects_bad_geometry():
         ring.correlate2d(np.zeros((1, 3, 3), np.uint64), np.zeros((1, 4, 4), np.uint64))
     with pytest.raises(ValueError, match="one plane per input channel"):
         ring.correlate2d(np.zeros((2, 8, 8), np.uint64), np.zeros((3, 3, 3), np.uint64))
+
+
+@pytest.mark.parametrize("n", [0, 1, 9, 1000, (1 << 16) + 3])
+@pytest.mark.parametrize("with_f", [True, False])
+def test_beaver_combine_matches_separate_ops(isa, n, with_f):
+    c, e, b, a, f = (random_u64(n, s) for s in range(5))
+    with np.errstate(over="ignore"):
+        expected = c + e * (b + f if with_f else b) + a * f
+    np.testing.assert_array_equal(ring.beaver_combine(c, e, b, a, f, with_f), expected)

@@ -75,6 +75,22 @@ void bind_ring(py::module_& m) {
                      [&](size_t lo, size_t hi) { fn(va.data + lo, vo.data + lo, hi - lo, bits); });
     }, py::arg("a"), py::arg("bits"), py::arg("out"),
        "out = a >> bits, reading a as signed two's complement (arithmetic shift).");
+    m.def("ring_beaver_combine", [](const py::array& c, const py::array& e, const py::array& b,
+                                    const py::array& a, const py::array& f, bool with_f,
+                                    const py::array& out) {
+        auto vc = view<uint64_t>(c, "c", false), ve = view<uint64_t>(e, "e", false);
+        auto vb = view<uint64_t>(b, "b", false), va = view<uint64_t>(a, "a", false);
+        auto vf = view<uint64_t>(f, "f", false), vo = view<uint64_t>(out, "out", true);
+        for (size_t size : {ve.size, vb.size, va.size, vf.size, vo.size})
+            same_size(vc.size, size, "ring_beaver_combine");
+        auto fn = active().beaver_combine;
+        py::gil_scoped_release nogil;
+        parallel_for(vc.size, kMinParallel, kGrain, [&](size_t lo, size_t hi) {
+            fn(vc.data + lo, ve.data + lo, vb.data + lo, va.data + lo, vf.data + lo, vo.data + lo,
+               hi - lo, with_f);
+        });
+    }, py::arg("c"), py::arg("e"), py::arg("b"), py::arg("a"), py::arg("f"), py::arg("with_f"),
+       py::arg("out"), "out = c + e * (b + [with_f] f) + a * f mod 2^64 (Beaver recombination).");
     m.def("encode_fixed", [](const py::array& x, int frac_bits, const py::array& out) {
         check_frac_bits(frac_bits);
         auto vx = view<double>(x, "x", false);

@@ -69,6 +69,18 @@ void shift_right_signed(const uint64_t* __restrict x, uint64_t* __restrict out, 
     for (size_t i = 0; i < n; ++i) out[i] = uint64_t(int64_t(x[i]) >> bits);
 }
 
+void beaver_combine(const uint64_t* __restrict c, const uint64_t* __restrict e,
+                    const uint64_t* __restrict b, const uint64_t* __restrict a,
+                    const uint64_t* __restrict f, uint64_t* __restrict out, size_t n,
+                    bool with_f) noexcept {
+    // One pass instead of five: the operands are too large for cache.
+    if (with_f) {
+        for (size_t i = 0; i < n; ++i) out[i] = c[i] + e[i] * (b[i] + f[i]) + a[i] * f[i];
+    } else {
+        for (size_t i = 0; i < n; ++i) out[i] = c[i] + e[i] * b[i] + a[i] * f[i];
+    }
+}
+
 void correlate2d(const uint64_t* __restrict in, size_t in_h, size_t in_w,
                  const uint64_t* __restrict kernel, size_t kh, size_t kw, uint64_t* __restrict out,
                  size_t row_begin, size_t row_end) noexcept {
@@ -96,6 +108,7 @@ void correlate2d(const uint64_t* __restrict in, size_t in_h, size_t in_w,
 
 extern const Kernels table = {add,          sub,          neg,
                               mul_scalar,   mul,          encode_fixed,
-                              decode_fixed, shift_right_signed, correlate2d};
+                              decode_fixed, shift_right_signed, beaver_combine,
+                              correlate2d};
 
 }  // namespace safelight::ring::SL_ISA_NS

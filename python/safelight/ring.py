@@ -46,6 +46,14 @@ def mul_scalar(a: np.ndarray, scalar: int, out: np.ndarray | None = None) -> np.
     return out
 
 
+def beaver_combine(c: np.ndarray, e: np.ndarray, b: np.ndarray, a: np.ndarray, f: np.ndarray,
+                   with_f: bool, out: np.ndarray | None = None) -> np.ndarray:
+    """c + e * (b + [with_f] f) + a * f, elementwise, in one pass."""
+    out = _out_like(c, out)
+    _core.ring_beaver_combine(c, e, b, a, f, bool(with_f), out)
+    return out
+
+
 def shift_right_signed(a: np.ndarray, bits: int, out: np.ndarray | None = None) -> np.ndarray:
     out = _out_like(a, out)
     _core.ring_shift_right_signed(a, int(bits), out)

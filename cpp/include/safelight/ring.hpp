@@ -27,6 +27,9 @@ struct Kernels {
     // with per-channel int64 kernels (kh x kw, row-major): out is
     // channels x (in_h-kh+1) x (in_w-kw+1). Rows [row_begin, row_end) of the
     // flattened (channel, output row) index are computed.
+    // Elementwise Beaver recombination: out = c + e * (b + [with_f] f) + a * f.
+    void (*beaver_combine)(const uint64_t* c, const uint64_t* e, const uint64_t* b, const uint64_t* a,
+                           const uint64_t* f, uint64_t* out, size_t n, bool with_f) noexcept;
     void (*correlate2d)(const uint64_t* in, size_t in_h, size_t in_w, const uint64_t* kernel,
                         size_t kh, size_t kw, uint64_t* out, size_t row_begin,
                         size_t row_end) noexcept;

@@ -95,7 +95,8 @@ class Mul:
 
     @staticmethod
     def infer(shapes, attrs):
-        _check_reuse(attrs)
+        if "reuse" in attrs:
+            raise ProgramError("mul does not take a reuse key (only matmul and conv2d weights do)")
         if shapes[0] != shapes[1]:
             raise ProgramError(f"mul: operand shapes differ: {shapes[0]} vs {shapes[1]}")
         return shapes[0]
@@ -106,7 +107,10 @@ class Mul:
 
     @staticmethod
     def run(ctx, xs, attrs):
-        return beaver_product(ctx, xs[0], xs[1], attrs, lambda u, v, _: ring.mul(u, v))
+        pre = ctx.correlation()
+        x, y = xs
+        e, f = split(open_flat(ctx, masked_differences([(x, pre["a"]), (y, pre["b"])])), [x.shape, y.shape])
+        return ring.beaver_combine(pre["c"], e, pre["b"], pre["a"], f, ctx.party == 0)
 
 
 @register("square", 1, interactive=True)

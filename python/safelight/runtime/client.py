@@ -202,7 +202,8 @@ def run_job(
         assert config.dealer is not None
         channel: Channel | None = None
         try:
-            channel = connect(config.dealer.host, config.dealer.port, identity, DEALER_NAME, config.timeout, context)
+            channel = connect(config.dealer.host, config.dealer.port, identity, DEALER_NAME, config.timeout, context,
+                              config.records)
             channel.send_json(MsgType.SUBMIT, job_id, {"program": wire_program})
             frame = channel.expect(MsgType.RESULT)
             dealer_result[0] = PartyStats(**{k: frame.json[k] for k in PartyStats.__dataclass_fields__})
@@ -216,7 +217,8 @@ def run_job(
         addr = config.parties[party]
         channel: Channel | None = None
         try:
-            channel = connect(addr.host, addr.port, identity, party_name(party), config.timeout, context)
+            channel = connect(addr.host, addr.port, identity, party_name(party), config.timeout, context,
+                              config.records)
             descriptors, tensors = [], []
             for name in program.inputs:
                 payload = inputs[name].payloads[party]

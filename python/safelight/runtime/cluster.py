@@ -63,14 +63,16 @@ class Cluster:
         return self.config.dealer is not None
 
     @classmethod
-    def local(cls, parties: int = 2, timeout: float = DEFAULT_TIMEOUT, dealer: bool = False) -> "Cluster":
+    def local(cls, parties: int = 2, timeout: float = DEFAULT_TIMEOUT, dealer: bool = False,
+              records: str = "sealed") -> "Cluster":
         """Start ``parties`` server processes on loopback with throwaway certificates.
 
         With ``dealer=True`` a dealer process is started too: a helper you
         choose to trust not to collude with any server, which deals the
         correlated randomness of interactive ops. Use as a context manager;
         closing stops every process and deletes the certificates. The servers
-        also exit on their own if this process dies.
+        also exit on their own if this process dies. ``records`` picks how bytes
+        travel after the TLS 1.3 handshake (see :mod:`safelight.runtime.sealed`).
         """
         check_parties(parties)
         workdir = Path(tempfile.mkdtemp(prefix="safelight-cluster-"))
@@ -82,6 +84,7 @@ class Cluster:
                     tuple(PartyAddress("127.0.0.1", p) for p in ports[:parties]),
                     workdir / "certs", timeout,
                     dealer=PartyAddress("127.0.0.1", ports[-1]) if dealer else None,
+                    records=records,
                 )
                 config_path = config.save(workdir / "cluster.toml")
                 cluster = cls(config, Identity.from_dir(config.certs, CLIENT_NAME), [], workdir)

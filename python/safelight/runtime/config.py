@@ -5,6 +5,7 @@ Example::
     [cluster]
     certs = "certs"        # relative to this file
     timeout = 30.0         # seconds before a silent peer is declared dead
+    records = "sealed"     # or "tls": see safelight.runtime.sealed
 
     [[party]]
     host = "10.0.0.5"
@@ -51,6 +52,7 @@ class ClusterConfig:
     timeout: float = DEFAULT_TIMEOUT
     path: Path | None = None
     dealer: PartyAddress | None = None
+    records: str = "sealed"
 
     @property
     def n(self) -> int:
@@ -89,7 +91,10 @@ class ClusterConfig:
             raise ConfigError(f"{path}: cluster.timeout must be a number of seconds") from None
         if timeout <= 0:
             raise ConfigError(f"{path}: cluster.timeout must be positive")
-        return cls(tuple(parties), certs, timeout, path, dealer)
+        records = str(section.get("records", "sealed"))
+        if records not in ("sealed", "tls"):
+            raise ConfigError(f'{path}: cluster.records must be "sealed" or "tls", got {records!r}')
+        return cls(tuple(parties), certs, timeout, path, dealer, records)
 
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
@@ -97,6 +102,7 @@ class ClusterConfig:
             "[cluster]",
             f'certs = "{self.certs.as_posix()}"',
             f"timeout = {float(self.timeout)}",
+            f'records = "{self.records}"',
             "",
         ]
         for party in self.parties:

@@ -82,7 +82,8 @@ class JobLinks:
         self._check(peer)
         if peer not in self.outgoing:
             addr = self.config.parties[peer]
-            ch = connect(addr.host, addr.port, self.identity, party_name(peer), self.config.timeout)
+            ch = connect(addr.host, addr.port, self.identity, party_name(peer), self.config.timeout,
+                         records=self.config.records)
             ch.send_json(MsgType.PEER_HELLO, self.job_id, {"party": self.party})
             self.outgoing[peer] = ch
         return self.outgoing[peer]

@@ -281,6 +281,11 @@ class Program:
                     raise ProgramError(f"step {i}: {op} reads undefined tensor(s) {missing}")
                 if not _NAME.match(output) or output in shapes:
                     raise ProgramError(f"step {i}: output name {output!r} is invalid or already defined")
+                if "reuse" in attrs and (len(inputs) != 2 or attrs["reuse"] != f"w:{inputs[1]}"
+                                         or inputs[1] not in prog.inputs):
+                    # A reused mask is safe only for one fixed tensor: binding the key to an input's
+                    # name stops a Program from opening two different tensors under one mask.
+                    raise ProgramError(f"step {i}: a reuse key must be 'w:<name>' of the input it masks")
                 shapes[output] = check_shape(OPS[op].infer([shapes[x] for x in inputs], attrs), f"step {i}")
                 prog.steps.append(Step(op, inputs, output, attrs))
             for entry in data["outputs"]:

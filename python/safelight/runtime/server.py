@@ -137,7 +137,7 @@ class Server:
     def _handle(self, raw: socket.socket, addr: tuple) -> None:
         where = f"{addr[0]}:{addr[1]}"
         try:
-            channel = accept_tls(raw, self.context, self.config.timeout)
+            channel = accept_tls(raw, self.context, self.config.timeout, self.config.records)
         except (ssl.SSLError, OSError, ProtocolError) as exc:
             log.warning("rejected connection from %s: TLS authentication failed (%s)", where,
                         getattr(exc, "reason", None) or type(exc).__name__)
@@ -324,7 +324,8 @@ class Server:
         sent = 0
         for party, material in enumerate(materials):
             addr = self.config.parties[party]
-            link = connect(addr.host, addr.port, self.identity, party_name(party), self.config.timeout)
+            link = connect(addr.host, addr.port, self.identity, party_name(party), self.config.timeout,
+                           records=self.config.records)
             try:
                 link.send_json(MsgType.PEER_HELLO, job_id, {"party": DEALER_NAME})
                 link.send_json(MsgType.PREPROCESS, job_id, {"seed": material.seed.hex()})

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import PeerUnavailableError, ProtocolError
 from .certs import Identity
+from .sealed import RECORD_MODES, SealedStream, upgrade_acceptor, upgrade_dialer
 
 MAGIC = b"SLF1"
 VERSION = 1
@@ -91,20 +92,21 @@ def _tune(sock: socket.socket) -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+
 class Channel:
     """One authenticated connection with byte counters and a timeout.
 
     Parameters
     ----------
-    sock : socket or SSLSocket
-        Connected socket (plain sockets are used only to measure TLS overhead).
+    sock : SealedStream, SSLSocket or socket
+        The connected stream (plain sockets are used only to measure TLS overhead).
     peer : str
         The peer's authenticated name, used in error messages.
     timeout : float
         Seconds a single send or receive may stall before the peer is declared dead.
     """
 
-    def __init__(self, sock: socket.socket, peer: str, timeout: float) -> None:
+    def __init__(self, sock: "socket.socket | SealedStream", peer: str, timeout: float) -> None:
         self.sock = sock
         self.peer = peer
         self.timeout = timeout
@@ -232,11 +234,16 @@ def connect(
     expected_name: str,
     timeout: float,
     context: ssl.SSLContext | None = None,
+    records: str = "sealed",
 ) -> Channel:
     """Open a channel to ``host:port`` and authenticate it as ``expected_name``.
 
-    With ``identity=None`` the channel is plain TCP (only for measuring TLS overhead).
+    ``records`` is ``"sealed"`` (TLS 1.3 handshake, then AES-256-GCM records, see
+    :mod:`.sealed`) or ``"tls"`` (TLS records end to end). With ``identity=None``
+    and no context the channel is plain TCP (only for measuring TLS overhead).
     """
+    if records not in RECORD_MODES:
+        raise ValueError(f"records must be one of {RECORD_MODES}, got {records!r}")
     try:
         raw = socket.create_connection((host, port), timeout=timeout)
     except socket.timeout:
@@ -260,12 +267,21 @@ def connect(
     except (ssl.SSLError, OSError) as exc:
         raw.close()
         raise PeerUnavailableError(f"TLS handshake with {expected_name} at {host}:{port} failed: {exc}") from None
-    return Channel(tls, expected_name, timeout)
+    if records == "tls":
+        return Channel(tls, expected_name, timeout)
+    try:
+        return Channel(upgrade_dialer(tls), expected_name, timeout)
+    except (ssl.SSLError, OSError) as exc:
+        tls.close()
+        raise PeerUnavailableError(f"{expected_name} at {host}:{port} dropped the connection during set-up: {exc}") from None
 
 
-def accept_tls(raw: socket.socket, context: ssl.SSLContext, timeout: float) -> Channel:
+def accept_tls(raw: socket.socket, context: ssl.SSLContext, timeout: float, records: str = "sealed") -> Channel:
     """Server side of the handshake; the channel is named after the client certificate."""
     _tune(raw)
     raw.settimeout(timeout)
     tls = context.wrap_socket(raw, server_side=True)
-    return Channel(tls, certificate_name(tls), timeout)
+    name = certificate_name(tls)
+    if records == "tls":
+        return Channel(tls, name, timeout)
+    return Channel(upgrade_acceptor(tls), name, timeout)
