@@ -14,22 +14,11 @@ from hypothesis import strategies as st
 
 from safelight import _core
 
+from kernel_helpers import random_u64, with_isa
+
 pytestmark = pytest.mark.kernels
 
 U64_MAX = 2**64 - 1
-
-
-def random_u64(shape, seed=0):
-    return np.random.default_rng(seed).integers(0, 2**64, size=shape, dtype=np.uint64)
-
-
-def with_isa(name, fn):
-    previous = _core.isa()
-    _core.set_isa(name)
-    try:
-        return fn()
-    finally:
-        _core.set_isa(previous)
 
 
 def matmul(a, b, out=None, accumulate=False):

@@ -8,24 +8,13 @@ from hypothesis.extra import numpy as hnp
 
 from safelight import _core, ring
 
+from kernel_helpers import random_u64, with_isa
+
 pytestmark = pytest.mark.kernels
 
 u64_arrays = hnp.arrays(np.uint64, st.integers(0, 300), elements=st.integers(0, 2**64 - 1))
 # sizes around vector widths, unroll tails and the threading threshold
 SIZES = [0, 1, 7, 8, 9, 63, 64, 65, 1000, (1 << 16) + 3, (1 << 20) + 5]
-
-
-def random_u64(n, seed=0):
-    return np.random.default_rng(seed).integers(0, 2**64, size=n, dtype=np.uint64)
-
-
-def with_isa(name, fn):
-    previous = _core.isa()
-    _core.set_isa(name)
-    try:
-        return fn()
-    finally:
-        _core.set_isa(previous)
 
 
 @pytest.mark.parametrize("n", SIZES)

@@ -8,48 +8,16 @@
 
 #include <cstring>
 
+#include "aesni_key_schedule.hpp"
 #include "safelight/prg.hpp"
 
 namespace safelight::prg::aesni {
-
-namespace {
-
-inline __m128i expand_step(__m128i k, __m128i assist) {
-    assist = _mm_shuffle_epi32(assist, 0xff);  // SubWord(RotWord(w3)) ^ rcon in every word
-    k = _mm_xor_si128(k, _mm_slli_si128(k, 4));
-    k = _mm_xor_si128(k, _mm_slli_si128(k, 4));
-    k = _mm_xor_si128(k, _mm_slli_si128(k, 4));
-    return _mm_xor_si128(k, assist);
-}
-
-void expand_key(const uint8_t key[16], __m128i rk[11]) {
-    rk[0] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(key));
-#define SL_EXPAND(i, rcon) rk[i] = expand_step(rk[i - 1], _mm_aeskeygenassist_si128(rk[i - 1], rcon))
-    SL_EXPAND(1, 0x01);
-    SL_EXPAND(2, 0x02);
-    SL_EXPAND(3, 0x04);
-    SL_EXPAND(4, 0x08);
-    SL_EXPAND(5, 0x10);
-    SL_EXPAND(6, 0x20);
-    SL_EXPAND(7, 0x40);
-    SL_EXPAND(8, 0x80);
-    SL_EXPAND(9, 0x1b);
-    SL_EXPAND(10, 0x36);
-#undef SL_EXPAND
-}
-
-void wipe(void* p, size_t n) {
-    volatile uint8_t* v = static_cast<volatile uint8_t*>(p);
-    for (size_t i = 0; i < n; ++i) v[i] = 0;
-}
-
-}  // namespace
 
 void ctr_fill(const uint8_t key[16], uint64_t nonce, uint64_t counter, uint8_t* out,
               size_t nbytes) noexcept {
     if (nbytes == 0) return;
     alignas(16) __m128i rk[11];
-    expand_key(key, rk);
+    aesni_expand_key(key, rk);
 
     // Reverses the bytes of each 64-bit lane: (nonce, ctr) LE -> nonce BE || ctr BE.
     const __m128i bswap = _mm_setr_epi8(7, 6, 5, 4, 3, 2, 1, 0, 15, 14, 13, 12, 11, 10, 9, 8);
@@ -118,11 +86,11 @@ void ctr_fill(const uint8_t key[16], uint64_t nonce, uint64_t counter, uint8_t* 
             alignas(16) uint8_t tmp[16];
             _mm_store_si128(reinterpret_cast<__m128i*>(tmp), b);
             std::memcpy(out, tmp, nbytes);
-            wipe(tmp, sizeof tmp);
+            secure_wipe(tmp, sizeof tmp);
             nbytes = 0;
         }
     }
-    wipe(rk, sizeof rk);
+    secure_wipe(rk, sizeof rk);
 }
 
 }  // namespace safelight::prg::aesni

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "safelight/prg.hpp"
+#include "safelight/secure_wipe.hpp"
 
 namespace safelight::prg::scalar {
 
@@ -169,11 +170,6 @@ void encrypt_blocks(const Schedule& ks, uint64_t s[2 * kBlocks]) {
     }
 }
 
-void wipe(void* p, size_t n) {
-    volatile uint8_t* v = static_cast<volatile uint8_t*>(p);
-    for (size_t i = 0; i < n; ++i) v[i] = 0;
-}
-
 }  // namespace
 
 void ctr_fill(const uint8_t key[16], uint64_t nonce, uint64_t counter, uint8_t* out,
@@ -200,9 +196,9 @@ void ctr_fill(const uint8_t key[16], uint64_t nonce, uint64_t counter, uint8_t* 
         nbytes -= n;
         counter += kBlocks;
     }
-    wipe(st, sizeof st);
-    wipe(bytes, sizeof bytes);
-    wipe(&ks, sizeof ks);
+    secure_wipe(st, sizeof st);
+    secure_wipe(bytes, sizeof bytes);
+    secure_wipe(&ks, sizeof ks);
 }
 
 }  // namespace safelight::prg::scalar

@@ -9,6 +9,7 @@
 // past out + nbytes is touched.
 #include <immintrin.h>
 
+#include "aesni_key_schedule.hpp"
 #include "safelight/prg.hpp"
 
 namespace safelight::prg::vaes {
@@ -20,38 +21,9 @@ namespace {
 #endif
 constexpr int kLanes = SL_VAES_LANES;  // zmm registers in flight (4 blocks each)
 
-inline __m128i expand_step(__m128i k, __m128i assist) {
-    assist = _mm_shuffle_epi32(assist, 0xff);
-    k = _mm_xor_si128(k, _mm_slli_si128(k, 4));
-    k = _mm_xor_si128(k, _mm_slli_si128(k, 4));
-    k = _mm_xor_si128(k, _mm_slli_si128(k, 4));
-    return _mm_xor_si128(k, assist);
-}
-
-void expand_key(const uint8_t key[16], __m128i rk[11]) {
-    rk[0] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(key));
-#define SL_EXPAND(i, rcon) rk[i] = expand_step(rk[i - 1], _mm_aeskeygenassist_si128(rk[i - 1], rcon))
-    SL_EXPAND(1, 0x01);
-    SL_EXPAND(2, 0x02);
-    SL_EXPAND(3, 0x04);
-    SL_EXPAND(4, 0x08);
-    SL_EXPAND(5, 0x10);
-    SL_EXPAND(6, 0x20);
-    SL_EXPAND(7, 0x40);
-    SL_EXPAND(8, 0x80);
-    SL_EXPAND(9, 0x1b);
-    SL_EXPAND(10, 0x36);
-#undef SL_EXPAND
-}
-
 // Same 128-bit value in all four lanes. (The zero-masking form avoids GCC 12's
 // spurious -Wmaybe-uninitialized from _mm512_broadcast_i32x4.)
 inline __m512i bcast(__m128i x) { return _mm512_maskz_broadcast_i32x4(0xffff, x); }
-
-void wipe(void* p, size_t n) {
-    volatile uint8_t* v = static_cast<volatile uint8_t*>(p);
-    for (size_t i = 0; i < n; ++i) v[i] = 0;
-}
 
 }  // namespace
 
@@ -59,7 +31,7 @@ void ctr_fill(const uint8_t key[16], uint64_t nonce, uint64_t counter, uint8_t* 
               size_t nbytes) noexcept {
     if (nbytes == 0) return;
     alignas(16) __m128i rk[11];
-    expand_key(key, rk);
+    aesni_expand_key(key, rk);
 
     const __m512i k0 = bcast(rk[0]);
     const __m512i k1 = bcast(rk[1]);
@@ -138,7 +110,7 @@ void ctr_fill(const uint8_t key[16], uint64_t nonce, uint64_t counter, uint8_t* 
             nbytes = 0;
         }
     }
-    wipe(rk, sizeof rk);
+    secure_wipe(rk, sizeof rk);
 }
 
 }  // namespace safelight::prg::vaes
