@@ -33,6 +33,46 @@ Shapes = dict[str, tuple[int, ...]]
 
 
 @dataclass(frozen=True)
+class TripleSource:
+    """Where a job's correlated randomness comes from (``Cluster.run(..., triples=name)``).
+
+    Every source produces the same :class:`Material` for the same :class:`Plan`, so the
+    servers' online phase does not depend on the source. A new source (the
+    homomorphic-encryption engine's dealer-free generation) registers here and adds
+    how its material reaches the servers; Programs and ops stay unchanged.
+    """
+
+    name: str
+    who_deals: str
+    third_party: bool  # a helper outside the servers and the client
+    available: bool
+    note: str = ""
+
+
+TRIPLE_SOURCES: dict[str, TripleSource] = {
+    "dealer": TripleSource("dealer", "a separate dealer process", True, True,
+                           "must not collude with any server"),
+    "client": TripleSource("client", "the client submitting the job", False, True,
+                           "only when the client owns every secret of the job: the dealer can unmask openings"),
+    "he": TripleSource("he", "the servers, with homomorphic encryption", False, False,
+                       "dealer-free triples arrive with the homomorphic-encryption engine"),
+}
+
+
+def triple_source(name: str) -> TripleSource:
+    """The named source; unknown or not-yet-available sources are clear errors."""
+    from ..errors import InputError, UnsupportedError
+
+    source = TRIPLE_SOURCES.get(name)
+    if source is None:
+        raise InputError(f"triples must be one of {sorted(TRIPLE_SOURCES)}, got {name!r}")
+    if not source.available:
+        raise UnsupportedError(f"triples={name!r} ({source.who_deals}) is not available yet: {source.note}; "
+                               "use a dealer or the client")
+    return source
+
+
+@dataclass(frozen=True)
 class Correlation:
     """What one step needs.
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import errors
 from ..errors import InputError, JobFailedError, PeerUnavailableError, ProtocolError
-from ..protocols.preprocessing import Plan, deal
+from ..protocols.preprocessing import Plan, deal, triple_source
 from ..sharing import Encoded, Shared
 from .certs import DEALER_NAME, Identity, party_name
 from .config import ClusterConfig
@@ -30,9 +30,6 @@ def raise_remote_error(peer: str, payload: Any) -> None:
     if isinstance(cls, type) and issubclass(cls, errors.SafelightError):
         raise cls(f"{peer}: {message}")
     raise JobFailedError(f"{peer} could not run the job: {name}: {message}")
-
-
-TRIPLE_SOURCES = ("client", "dealer", "he")
 
 
 @dataclass
@@ -178,13 +175,7 @@ def run_job(
     if not plan:
         triples = None
     else:
-        triples = triples or ("dealer" if config.dealer is not None else "client")
-        if triples == "he":
-            raise errors.UnsupportedError(
-                "dealer-free (homomorphic-encryption) triples are not available yet; use a dealer or the client"
-            )
-        if triples not in TRIPLE_SOURCES:
-            raise InputError(f"triples must be one of {TRIPLE_SOURCES}, got {triples!r}")
+        triples = triple_source(triples or ("dealer" if config.dealer is not None else "client")).name
         if triples == "dealer" and config.dealer is None:
             raise InputError("triples='dealer' but the cluster has no dealer (Cluster.local(..., dealer=True))")
 

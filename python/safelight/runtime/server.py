@@ -245,7 +245,8 @@ class Server:
     def _material(self, job_id: bytes, plan: Plan, spec: object, client_tensors: dict[str, np.ndarray],
                   links: JobLinks) -> Material:
         if not isinstance(spec, dict) or spec.get("source") not in ("client", "dealer"):
-            raise ProtocolError("this program needs preprocessing: say where it comes from (client or dealer)")
+            raise ProtocolError("this program needs preprocessing: say where it comes from (client or dealer; "
+                                "other triple sources are not served by this version)")
         last = self.party == self.config.n - 1
         if spec["source"] == "client":
             try:
