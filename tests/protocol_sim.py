@@ -27,6 +27,25 @@ class SimContext:
     step: int = -1
     view: list = field(default_factory=list)  # everything this party received
     rounds: int = 0
+    state: dict = field(default_factory=dict)
+    pipes: dict = field(default_factory=dict)
+
+    @property
+    def links(self):
+        return self  # protocols count rounds on ctx.links
+
+    def send(self, peer, array):
+        self.inboxes[peer][self.party].put(np.array(array, copy=True))
+
+    def recv(self, peer):
+        got = self.inboxes[self.party][peer].get(timeout=30)
+        if got is None:
+            raise ConnectionError("a peer failed")
+        self.view.append(got)
+        return got
+
+    def pipe(self, peer):
+        return self.pipes[peer]
 
     def exchange_all(self, array):
         for p in range(self.parties):
@@ -48,6 +67,21 @@ class SimContext:
         return self.pre[self.step]
 
 
+class _Recording:
+    """A pipe end that also records what its party receives (its view)."""
+
+    def __init__(self, end, view):
+        self.end, self.view = end, view
+
+    def send(self, name, array):
+        self.end.send(name, array)
+
+    def recv(self, name):
+        got = self.end.recv(name)
+        self.view.append(got)
+        return got
+
+
 def simulate(program: Program, inputs: dict, materials: list[Material] | None = None):
     """Run ``program`` on encoded ``inputs``; return (outputs as Shared-like share lists, contexts)."""
     n = program.parties
@@ -56,6 +90,10 @@ def simulate(program: Program, inputs: dict, materials: list[Material] | None = 
     materials = materials if materials is not None else deal(plan, n)
     inboxes = [[queue.Queue() for _ in range(n)] for _ in range(n)]
     ctxs = [SimContext(p, n, inboxes) for p in range(n)]
+    from safelight.ot import pipe_pair
+
+    end0, end1 = pipe_pair(timeout=30)
+    ctxs[0].pipes[1], ctxs[1].pipes[0] = _Recording(end0, ctxs[0].view), _Recording(end1, ctxs[1].view)
     results: list = [None] * n
     errors: list = []
 
@@ -73,6 +111,8 @@ def simulate(program: Program, inputs: dict, materials: list[Material] | None = 
             errors.append(exc)
             for q in inboxes:  # wake the other parties: a peer is gone
                 q[p].put(None)
+            for end in ctxs[p].pipes.values():
+                end.end.close()
 
     threads = [threading.Thread(target=run, args=(p,)) for p in range(n)]
     for t in threads:

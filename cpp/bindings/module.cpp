@@ -12,6 +12,8 @@ namespace safelight::bind {
 void bind_ring(py::module_& m);
 void bind_prg(py::module_& m);
 void bind_gemm(py::module_& m);
+void bind_gc(py::module_& m);
+void bind_ot(py::module_& m);
 }  // namespace safelight::bind
 
 PYBIND11_MODULE(_core, m) {
@@ -31,4 +33,6 @@ PYBIND11_MODULE(_core, m) {
     bind::bind_ring(m);
     bind::bind_prg(m);
     bind::bind_gemm(m);
+    bind::bind_gc(m);
+    bind::bind_ot(m);
 }

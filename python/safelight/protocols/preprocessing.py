@@ -90,6 +90,9 @@ class Correlation:
         Parameters of the derivation (conv geometry, truncation bits).
     reuse : dict of component -> key
         Random components shared with other steps under the same key.
+    prefix : str
+        Prepended to the component names when one step needs several correlations
+        (e.g. ``"b2a."`` and ``"select."`` for a ReLU): the op sees ``prefix + name``.
     """
 
     step: int
@@ -98,6 +101,7 @@ class Correlation:
     derived: Shapes
     attrs: dict[str, Any] = field(default_factory=dict)
     reuse: dict[str, str] = field(default_factory=dict)
+    prefix: str = ""
 
 
 def _conv(comp: dict[str, np.ndarray], attrs: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -146,15 +150,17 @@ class Plan:
                 if key is not None and key in by_key:
                     if by_key[key].shape != tuple(shape):
                         raise ProtocolError(f"reused component {key!r} has two shapes")
-                    self.streams[(corr.step, name)] = by_key[key]
+                    self.streams[(corr.step, corr.prefix + name)] = by_key[key]
                     continue
                 stream = Stream(nonce, tuple(shape))
                 nonce += 1
-                self.streams[(corr.step, name)] = stream
+                self.streams[(corr.step, corr.prefix + name)] = stream
                 if key is not None:
                     by_key[key] = stream
             for name, shape in corr.derived.items():
-                self.streams[(corr.step, name)] = Stream(nonce, tuple(shape))
+                if (corr.step, corr.prefix + name) in self.streams:
+                    raise ProtocolError(f"step {corr.step} names component {corr.prefix + name!r} twice")
+                self.streams[(corr.step, corr.prefix + name)] = Stream(nonce, tuple(shape))
                 nonce += 1
 
     def __bool__(self) -> bool:
@@ -162,7 +168,7 @@ class Plan:
 
     def correction_names(self) -> list[str]:
         """Names of the tensors the last party receives, in sending order."""
-        return [f"pre:{c.step}:{name}" for c in self.correlations for name in c.derived]
+        return [f"pre:{c.step}:{c.prefix}{name}" for c in self.correlations for name in c.derived]
 
 
 def _expand(seed: bytes, stream: Stream) -> np.ndarray:
@@ -192,14 +198,14 @@ def deal(plan: Plan, parties: int) -> list[Material]:
         return full_cache[stream.nonce]
 
     for corr in plan.correlations:
-        comps = {name: full(plan.streams[(corr.step, name)]) for name in corr.random}
+        comps = {name: full(plan.streams[(corr.step, corr.prefix + name)]) for name in corr.random}
         derived = DERIVATIONS[corr.kind](comps, corr.attrs)
         for name, value in derived.items():
-            stream = plan.streams[(corr.step, name)]
+            stream = plan.streams[(corr.step, corr.prefix + name)]
             correction = np.ascontiguousarray(value, dtype=np.uint64).reshape(stream.shape).copy()
             for seed in seeds[:-1]:
                 ring.sub(correction, _expand(seed, stream), out=correction)
-            materials[-1].corrections[f"pre:{corr.step}:{name}"] = correction
+            materials[-1].corrections[f"pre:{corr.step}:{corr.prefix}{name}"] = correction
     return materials
 
 
@@ -217,20 +223,20 @@ def expand(plan: Plan, party: int, parties: int, material: Material) -> dict[int
     cache: dict[int, np.ndarray] = {}
     out: dict[int, dict[str, np.ndarray]] = {}
     for corr in plan.correlations:
-        comps = {}
+        comps = out.setdefault(corr.step, {})
         for name in corr.random:
-            stream = plan.streams[(corr.step, name)]
+            stream = plan.streams[(corr.step, corr.prefix + name)]
             if stream.nonce not in cache:
                 cache[stream.nonce] = _expand(material.seed, stream)
-            comps[name] = cache[stream.nonce]
+            comps[corr.prefix + name] = cache[stream.nonce]
         for name in corr.derived:
-            stream = plan.streams[(corr.step, name)]
+            key = corr.prefix + name
+            stream = plan.streams[(corr.step, key)]
             if party == parties - 1:
-                value = material.corrections[f"pre:{corr.step}:{name}"]
+                value = material.corrections[f"pre:{corr.step}:{key}"]
                 if value.shape != stream.shape or value.dtype != np.uint64:
-                    raise ProtocolError(f"preprocessing tensor pre:{corr.step}:{name} has the wrong shape or dtype")
-                comps[name] = value
+                    raise ProtocolError(f"preprocessing tensor pre:{corr.step}:{key} has the wrong shape or dtype")
+                comps[key] = value
             else:
-                comps[name] = _expand(material.seed, stream)
-        out[corr.step] = comps
+                comps[key] = _expand(material.seed, stream)
     return out

@@ -34,6 +34,15 @@ class Context(Protocol):
     def correlation(self) -> dict[str, np.ndarray]:
         """This party's shares of the running step's preprocessing components."""
 
+    def send(self, peer: int, array: np.ndarray) -> None:
+        """One tensor to one peer."""
+
+    def recv(self, peer: int) -> np.ndarray:
+        """One tensor from one peer."""
+
+    def pipe(self, peer: int) -> Any:
+        """A named-tensor pipe to ``peer`` (``send(name, array)`` / ``recv(name)``)."""
+
 @dataclass(frozen=True)
 class OpSpec:
     """An op of the library.

@@ -223,6 +223,34 @@ class Program:
         total = self._add_step("sum_pool2d", [x], attrs, x.frac_bits)
         return self.rescale(self.mul_public(total, 1.0 / (k[0] * k[1])))
 
+    # ---- non-linear ops (garbled-circuit sign between parties 0 and 1) ----
+    def relu(self, x: Tensor, bits: int | None = None) -> Tensor:
+        """max(x, 0). ``bits``: the width k with |x| < 2^(k-1) ring units (see protocols.nonlinear)."""
+        return self._add_step("relu", [x], self._bits(bits), x.frac_bits)
+
+    def less(self, x: Tensor, y: Tensor, bits: int | None = None) -> Tensor:
+        """1.0 where x < y, else 0.0."""
+        self._same_scale(x, y, "less")
+        return self._add_step("less", [x, y], {**self._bits(bits), "frac_bits": x.frac_bits}, x.frac_bits)
+
+    def max_pool2d(self, x: Tensor, kernel: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
+                   bits: int | None = None) -> Tensor:
+        pair = lambda v: [v, v] if isinstance(v, int) else list(v)  # noqa: E731
+        attrs = {"kernel": pair(kernel), "stride": pair(stride if stride is not None else kernel), **self._bits(bits)}
+        return self._add_step("max_pool2d", [x], attrs, x.frac_bits)
+
+    def sort(self, x: Tensor, descending: bool = False, bits: int | None = None) -> Tensor:
+        """Sort along the last axis (its length a power of two)."""
+        return self._add_step("sort", [x], {"descending": bool(descending), **self._bits(bits)}, x.frac_bits)
+
+    def topk(self, x: Tensor, k: int, bits: int | None = None) -> Tensor:
+        """The k largest values along the last axis, largest first."""
+        return self._add_step("topk", [x], {"k": int(k), **self._bits(bits)}, x.frac_bits)
+
+    @staticmethod
+    def _bits(bits: int | None) -> dict[str, int]:
+        return {} if bits is None else {"bits": int(bits)}
+
     def pad(self, x: Tensor, pads: tuple[int, int, int, int], mode: str = "zero") -> Tensor:
         """Pad the last two axes by (top, bottom, left, right); mode zero/reflect/mirror/nearest."""
         return self._add_step("pad", [x], {"pads": [int(p) for p in pads], "mode": mode}, x.frac_bits)
@@ -308,5 +336,6 @@ class Program:
         for i, step in enumerate(self.steps):
             spec = OPS[step.op]
             if spec.correlation is not None:
-                out.append(spec.correlation(i, [self.shape_of(x) for x in step.inputs], step.attrs))
+                needs = spec.correlation(i, [self.shape_of(x) for x in step.inputs], step.attrs)
+                out.extend(needs if isinstance(needs, list) else [needs])
         return out

@@ -48,9 +48,25 @@ class JobContext:
     pre: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
     opened: dict[str, np.ndarray] = field(default_factory=dict)
     step: int = -1
+    state: dict = field(default_factory=dict)  # per-job protocol state (e.g. OT endpoints)
 
     def exchange_all(self, array: np.ndarray) -> list[np.ndarray]:
         return self.links.exchange_all(array)
+
+    def send(self, peer: int, array: np.ndarray) -> None:
+        """One tensor to one peer (one-way protocols such as garbling)."""
+        self.links.sender(peer).send_tensor(self.links.job_id, "x", array)
+
+    def recv(self, peer: int) -> np.ndarray:
+        frame = self.links.receiver(peer).expect(MsgType.TENSOR)
+        assert frame.array is not None
+        return frame.array
+
+    def pipe(self, peer: int):
+        """A named-tensor pipe to ``peer`` over this job's links (used by OT and garbling)."""
+        from ..ot import ChannelPipe
+
+        return ChannelPipe.from_links(self.links, peer)
 
     def correlation(self) -> dict[str, np.ndarray]:
         try:

@@ -1,0 +1,258 @@
+"""Non-linear ops on two servers: ReLU, comparison, max, max pooling, sorting and top-k.
+
+All of them reduce to one primitive, the sign of a shared value. Its boolean shares come
+from a garbled circuit between party 0 (garbler) and party 1 (evaluator) over the
+shares reduced mod 2^k (see :mod:`.gc_sign`); two Beaver products then turn the bit
+into arithmetic shares and apply it:
+
+    s = b0 + b1 - 2 b0 b1            (boolean -> arithmetic, one product)
+    relu(x) = x - x s                  (one product, no truncation: s is an integer)
+
+``bits`` (k) is the smallest width that holds every value: the sign of x is the top
+bit of x mod 2^k whenever |x| < 2^(k-1) in ring units, which cuts the circuit to k-1
+AND gates per value. The default k = 40 covers |x| < 2^23 at 16 fractional bits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import ring
+from ..errors import ProgramError
+from ..runtime.ops import check_pair, register
+from .beaver import masked_differences, open_flat, split
+from .preprocessing import Correlation
+
+DEFAULT_BITS = 40
+
+
+def _bits(attrs: dict[str, Any]) -> int:
+    bits = attrs.get("bits", DEFAULT_BITS)
+    if not isinstance(bits, int) or not 2 <= bits <= 64:
+        raise ProgramError(f"bits must be an integer in 2..64, got {bits!r}")
+    return bits
+
+
+def _mul_triple(step: int, shape: tuple[int, ...], prefix: str) -> Correlation:
+    return Correlation(step, "mul", {"a": shape, "b": shape}, {"c": shape}, prefix=prefix)
+
+
+def sign_correlations(step: int, shape: tuple[int, ...], prefix: str = "") -> list[Correlation]:
+    """Preprocessing of one :func:`relu_parts` call on tensors of ``shape``."""
+    return [_mul_triple(step, shape, prefix + "b2a."), _mul_triple(step, shape, prefix + "select.")]
+
+
+def beaver_mul(ctx, x: np.ndarray, y: np.ndarray, prefix: str) -> np.ndarray:
+    """Elementwise product of two shared integer tensors with the triple under ``prefix``."""
+    pre = ctx.correlation()
+    a, b, c = pre[prefix + "a"], pre[prefix + "b"], pre[prefix + "c"]
+    e, f = split(open_flat(ctx, masked_differences([(x, a), (y, b)])), [x.shape, y.shape])
+    return ring.beaver_combine(c, e, b, a, f, ctx.party == 0)
+
+
+def negative_bit(ctx, x: np.ndarray, bits: int, prefix: str = "") -> np.ndarray:
+    """Arithmetic shares (0/1, scale 0) of 1{x < 0} for a shared tensor x."""
+    from .gc_sign import sign_bit_shares
+
+    b = sign_bit_shares(ctx, x, bits)  # this party's boolean share, uint64 0/1
+    # As arithmetic values: party 0 contributes b0, party 1 contributes b1.
+    mine = b
+    zero = np.zeros_like(b)
+    b0 = mine if ctx.party == 0 else zero
+    b1 = mine if ctx.party == 1 else zero
+    prod = beaver_mul(ctx, b0, b1, prefix + "b2a.")
+    # s = b0 + b1 - 2 b0 b1
+    s = ring.sub(mine, ring.mul_scalar(prod, 2))
+    return s
+
+
+def relu_parts(ctx, x: np.ndarray, bits: int, prefix: str = "") -> np.ndarray:
+    """relu(x) on shares: x - x * 1{x < 0}."""
+    s = negative_bit(ctx, x, bits, prefix)
+    return ring.sub(x, beaver_mul(ctx, x, s, prefix + "select."))
+
+
+@register("relu", 1, interactive=True)
+class Relu:
+    """max(x, 0), elementwise (scale unchanged)."""
+
+    @staticmethod
+    def infer(shapes, attrs):
+        _bits(attrs)
+        return shapes[0]
+
+    @staticmethod
+    def correlation(step, shapes, attrs):
+        return sign_correlations(step, shapes[0])
+
+    @staticmethod
+    def run(ctx, xs, attrs):
+        return relu_parts(ctx, xs[0], _bits(attrs))
+
+
+@register("less", 2, interactive=True)
+class Less:
+    """1{x < y} elementwise, as a fixed-point 0/1 at scale ``frac_bits``."""
+
+    @staticmethod
+    def infer(shapes, attrs):
+        _bits(attrs)
+        if shapes[0] != shapes[1]:
+            raise ProgramError(f"less: operand shapes differ: {shapes[0]} vs {shapes[1]}")
+        return shapes[0]
+
+    @staticmethod
+    def correlation(step, shapes, attrs):
+        return [_mul_triple(step, shapes[0], "b2a.")]
+
+    @staticmethod
+    def run(ctx, xs, attrs):
+        s = negative_bit(ctx, ring.sub(xs[0], xs[1]), _bits(attrs))
+        return ring.mul_scalar(s, 1 << int(attrs.get("frac_bits", 16)))
+
+
+def pairwise_max(ctx, a: np.ndarray, b: np.ndarray, bits: int, prefix: str) -> np.ndarray:
+    """max(a, b) = b + relu(a - b)."""
+    return ring.add(b, relu_parts(ctx, ring.sub(a, b), bits, prefix))
+
+
+def _pool_geometry(shape, attrs):
+    if len(shape) != 4:
+        raise ProgramError(f"max_pool2d needs (N, C, H, W), got {shape}")
+    kh, kw = check_pair(attrs.get("kernel"), "kernel", 1)
+    sh, sw = check_pair(attrs.get("stride", (kh, kw)), "stride", 1)
+    n, c, h, w = shape
+    ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
+    if ho < 1 or wo < 1:
+        raise ProgramError(f"max_pool2d: a {kh}x{kw} window does not fit {h}x{w}")
+    return (kh, kw), (sh, sw), (n, c, ho, wo)
+
+
+def _tree_levels(count: int) -> list[int]:
+    """Number of pairwise maxima at each level of a max tree over ``count`` values."""
+    levels = []
+    while count > 1:
+        levels.append(count // 2)
+        count = count - count // 2
+    return levels
+
+
+@register("max_pool2d", 1, interactive=True)
+class MaxPool2d:
+    """Max over kh x kw windows of (N, C, H, W) (no padding), by a tree of pairwise maxima:
+    ceil(log2(kh kw)) sign computations, each batched over the whole tensor."""
+
+    @staticmethod
+    def infer(shapes, attrs):
+        _bits(attrs)
+        return _pool_geometry(shapes[0], attrs)[2]
+
+    @staticmethod
+    def correlation(step, shapes, attrs):
+        (kh, kw), _, out = _pool_geometry(shapes[0], attrs)
+        needs = []
+        for level, pairs in enumerate(_tree_levels(kh * kw)):
+            needs += sign_correlations(step, (pairs, *out), f"l{level}.")
+        return needs
+
+    @staticmethod
+    def run(ctx, xs, attrs):
+        x = xs[0]
+        (kh, kw), (sh, sw), (n, c, ho, wo) = _pool_geometry(x.shape, attrs)
+        values = [np.ascontiguousarray(x[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw])
+                  for i in range(kh) for j in range(kw)]
+        level = 0
+        while len(values) > 1:
+            half = len(values) // 2
+            a = np.stack(values[:half])
+            b = np.stack(values[half:2 * half])
+            m = pairwise_max(ctx, a, b, _bits(attrs), f"l{level}.")
+            values = list(m) + values[2 * half:]
+            level += 1
+        return values[0]
+
+
+def bitonic_stages(n: int) -> list[list[tuple[int, int]]]:
+    """Compare-and-swap pairs (i, j), i < j, of a bitonic network sorting n = 2^m keys ascending."""
+    stages = []
+    k = 2
+    while k <= n:
+        j = k // 2
+        while j >= 1:
+            pairs = []
+            for i in range(n):
+                partner = i ^ j
+                if partner > i:
+                    pairs.append((i, partner) if (i & k) == 0 else (partner, i))
+            stages.append(pairs)
+            j //= 2
+        k *= 2
+    return stages
+
+
+def _sort_geometry(shape):
+    n = shape[-1]
+    if n < 1 or n & (n - 1):
+        raise ProgramError(f"sort: the last axis must have a power-of-two length, got {n}")
+    return n
+
+
+@register("sort", 1, interactive=True)
+class Sort:
+    """Sort along the last axis (ascending; ``descending`` flips), with a bitonic network of
+    compare-and-swaps: one sign computation and two products per stage, batched."""
+
+    @staticmethod
+    def infer(shapes, attrs):
+        _bits(attrs)
+        _sort_geometry(shapes[0])
+        return shapes[0]
+
+    @staticmethod
+    def correlation(step, shapes, attrs):
+        n = _sort_geometry(shapes[0])
+        lead = shapes[0][:-1]
+        needs = []
+        for s, pairs in enumerate(bitonic_stages(n)):
+            shape = (*lead, len(pairs))
+            needs += [_mul_triple(step, shape, f"s{s}.b2a."), _mul_triple(step, shape, f"s{s}.select.")]
+        return needs
+
+    @staticmethod
+    def run(ctx, xs, attrs):
+        x = np.array(xs[0], copy=True)
+        bits = _bits(attrs)
+        for s, pairs in enumerate(bitonic_stages(_sort_geometry(x.shape))):
+            lo = np.array([p[0] for p in pairs])
+            hi = np.array([p[1] for p in pairs])
+            a, b = np.ascontiguousarray(x[..., lo]), np.ascontiguousarray(x[..., hi])
+            d = ring.sub(b, a)
+            swap = negative_bit(ctx, d, bits, f"s{s}.")  # 1{b < a}
+            delta = beaver_mul(ctx, d, swap, f"s{s}.select.")
+            x[..., lo] = ring.add(a, delta)  # min
+            x[..., hi] = ring.sub(b, delta)  # max
+        if attrs.get("descending", False):
+            x = np.ascontiguousarray(x[..., ::-1])
+        return x
+
+
+@register("topk", 1, interactive=True)
+class TopK:
+    """The k largest values along the last axis, largest first (a full bitonic sort, then a slice)."""
+
+    @staticmethod
+    def infer(shapes, attrs):
+        k = attrs.get("k")
+        n = _sort_geometry(shapes[0])
+        if not isinstance(k, int) or not 1 <= k <= n:
+            raise ProgramError(f"topk: k must be an integer in 1..{n}")
+        return (*shapes[0][:-1], k)
+
+    correlation = Sort.correlation
+
+    @staticmethod
+    def run(ctx, xs, attrs):
+        ordered = Sort.run(ctx, xs, {**attrs, "descending": True})
+        return np.ascontiguousarray(ordered[..., :attrs["k"]])

@@ -1,0 +1,98 @@
+"""Non-linear ops with the real garbled-circuit sign: in-process (real OT + garbling over
+in-memory pipes) and through server processes."""
+
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+import safelight
+from safelight.errors import PeerUnavailableError
+from safelight.runtime.program import Program
+
+from protocol_sim import simulate
+
+EPS = 2.0**-16
+
+
+def run(build, values, parties, ctxs_out=None):
+    p = Program(parties)
+    t = {k: p.input(k, v.shape) for k, v in values.items()}
+    p.output(build(p, t), "out")
+    outs, ctxs = simulate(p, {k: safelight.encode(v, parties) for k, v in values.items()})
+    if ctxs_out is not None:
+        ctxs_out.extend(ctxs)
+    return safelight.decode(outs["out"], np.float64)
+
+
+EDGE = np.array([0.0, EPS, -EPS, 1.0, -1.0, 2.0**22, -(2.0**22), 2.0**23 - EPS, -(2.0**23)])
+
+
+@pytest.mark.parametrize("parties", [2, 3])
+def test_relu_on_edge_values(parties):
+    got = run(lambda p, t: p.relu(t["x"]), {"x": EDGE}, parties)
+    np.testing.assert_allclose(got, np.maximum(EDGE, 0), atol=EPS)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.floats(-1000, 1000, allow_nan=False), min_size=1, max_size=300), st.sampled_from([2, 3]))
+def test_relu_and_less_random(values, parties):
+    x = np.array(values)
+    got = run(lambda p, t: p.relu(t["x"]), {"x": x}, parties)
+    q = np.round(x * 2**16) / 2**16  # the encoded inputs
+    np.testing.assert_allclose(got, np.maximum(q, 0), atol=EPS)
+    y = x[::-1].copy()
+    got = run(lambda p, t: p.less(t["x"], t["y"]), {"x": x, "y": y}, parties)
+    np.testing.assert_array_equal(got, (q < np.round(y * 2**16) / 2**16).astype(float))
+
+
+def test_small_bit_width_bounds_are_honoured():
+    x = np.array([-100.0, -1.0, 0.5, 100.0])  # |x| * 2^16 < 2^23: 24 bits suffice
+    got = run(lambda p, t: p.relu(t["x"], bits=24), {"x": x}, 2)
+    np.testing.assert_allclose(got, np.maximum(x, 0), atol=EPS)
+
+
+@pytest.mark.parametrize("parties", [2, 3])
+def test_max_pool_sort_topk(parties):
+    rng = np.random.default_rng(5)
+    x = np.round(rng.uniform(-20, 20, (1, 2, 4, 6)), 2)
+    got = run(lambda p, t: p.max_pool2d(t["x"], 2), {"x": x}, parties)
+    np.testing.assert_allclose(got, x.reshape(1, 2, 2, 2, 3, 2).max(axis=(3, 5)), atol=EPS)
+    v = np.round(rng.uniform(-20, 20, (2, 16)), 2)
+    v[1, :4] = 0.0
+    got = run(lambda p, t: p.sort(t["v"]), {"v": v}, parties)
+    np.testing.assert_allclose(got, np.sort(v, axis=-1), atol=EPS)
+    got = run(lambda p, t: p.topk(t["v"], 4), {"v": v}, parties)
+    np.testing.assert_allclose(got, -np.sort(-v, axis=-1)[:, :4], atol=EPS)
+
+
+def test_evaluator_view_is_independent_of_the_inputs():
+    """Everything party 1 receives during a ReLU (garbled tables, labels, openings) has the
+    same byte distribution for all-negative and all-positive inputs."""
+    views = {}
+    for name, value in (("neg", np.full(2048, -3.0)), ("pos", np.full(2048, 3.0))):
+        ctxs: list = []
+        run(lambda p, t: p.relu(t["x"]), {"x": value}, 2, ctxs)
+        views[name] = np.concatenate([np.ascontiguousarray(v).view(np.uint8).reshape(-1) for v in ctxs[1].view])
+    n = min(v.size for v in views.values())
+    table = np.stack([np.bincount(views[k][:n], minlength=256) for k in views])
+    assert stats.chi2_contingency(table).pvalue > 1e-4
+
+
+def test_relu_through_servers_and_dead_garbler():
+    with safelight.Cluster.local(2, dealer=True, timeout=5) as cluster:
+        x = np.random.default_rng(1).uniform(-5, 5, 5000)
+        p = Program(2)
+        p.output(p.relu(p.input("x", x.shape)), "y")
+        job = cluster.run(p, {"x": safelight.encode(x)})
+        np.testing.assert_allclose(safelight.decode(job.outputs["y"]), np.maximum(x, 0), atol=EPS)
+        assert job.ops()["relu"]["rounds"] >= 3
+        cluster.processes[0].kill()
+        cluster.processes[0].wait()
+        t0 = time.monotonic()
+        with pytest.raises(PeerUnavailableError):
+            cluster.run(p, {"x": safelight.encode(x)})
+        assert time.monotonic() - t0 < 5 * 2 + 3
