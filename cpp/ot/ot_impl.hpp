@@ -61,10 +61,10 @@ void transpose(const uint8_t* in, size_t stride, size_t col_begin, size_t col_en
     }
 }
 
-// The fused extension kernels walk the columns in tiles of kTileCols: rows(c0, w,
-// tile) fills the 128 x w bit tile (rows kTileStride bytes apart) for columns
-// [c0, c0 + w) and whatever else the role writes (the receiver's u), then the
-// tile is transposed into out. The tile never leaves L1/L2.
+// The fused extension kernels walk the columns in tiles of kTileCols: rows(c0, w)
+// fills `tile` (128 rows of w bits, kTileStride bytes apart) for the columns
+// [c0, c0 + w) and writes whatever else the role produces (the receiver's u),
+// then the tile is transposed into out. The tile stays in L1/L2.
 template <class Rows>
 void tiled(uint8_t* out, size_t nout, size_t col_begin, size_t col_end, uint8_t* tile, Rows rows) noexcept {
     for (size_t c0 = col_begin; c0 < col_end; c0 += kTileCols) {

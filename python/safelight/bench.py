@@ -501,6 +501,136 @@ def bench_conv_layer() -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------
+# garbled circuits and oblivious transfer (issue: garbled circuits)
+# ---------------------------------------------------------------------------
+GC_K = 32
+GC_BATCH = 1 << 20
+OT_N = 1 << 24
+RELU_N = 1 << 20
+
+
+def _gc_workload():
+    from . import gc
+
+    circ = gc.circuits.adder(GC_K)
+    delta = gc.random_delta(1)
+    zero = gc.random_labels(circ.n_inputs, GC_BATCH, seed=2)
+    rng = np.random.default_rng(3)
+    bits = np.concatenate([gc.to_bits(rng.integers(0, 2**GC_K, GC_BATCH, dtype=np.uint64), GC_K),
+                           gc.to_bits(rng.integers(0, 2**GC_K, GC_BATCH, dtype=np.uint64), GC_K)])
+    return circ, delta, zero, gc.encode(zero, delta, bits)
+
+
+def _aes_ecb_seconds(blocks: int) -> float:
+    """cryptography's AES-128-ECB on ``blocks`` 16-byte blocks (one thread): the bare AES work."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    chunk = np.zeros(1 << 22, dtype=np.uint8)  # 4 MiB
+    out = bytearray(len(chunk) + 16)
+    enc = Cipher(algorithms.AES(bytes(16)), modes.ECB()).encryptor()
+    total = blocks * 16
+
+    def run() -> None:
+        done = 0
+        while done < total:
+            n = min(len(chunk), total - done)
+            enc.update_into(chunk[:n], out)
+            done += n
+
+    return best_time(run, repeats=3)
+
+
+@register("gc_garble", "half-gates garbling of a 32-bit adder over 2^20 instances on one core, M AND/s",
+          emits=("gc_eval",))
+def bench_gc() -> list[dict[str, Any]]:
+    from . import gc
+
+    from . import _core
+
+    circ, delta, zero, labels = _gc_workload()
+    n_and = circ.n_and * GC_BATCH
+    # Preallocated outputs (1 GB of tables): the engine is timed, not the page faults of a fresh array.
+    tables, out_zero = gc.garble(circ, zero, delta, threads=1)
+    out = np.empty_like(out_zero)
+
+    def garble(threads: int) -> None:
+        _core.gc_garble(circ.gates, circ.outputs, circ.n_wires, zero, delta, 0, tables, out_zero, threads)
+
+    garble_s = best_time(lambda: garble(1), repeats=5)
+    eval_s = best_time(lambda: _core.gc_evaluate(circ.gates, circ.outputs, circ.n_wires, labels, tables, 0, out, 1),
+                       repeats=5)
+    garble2_s = best_time(lambda: garble(0), repeats=3)
+    ecb4 = _aes_ecb_seconds(4 * n_and)
+    m = n_and / 1e6
+    return [
+        result("gc_garble", m / garble_s, "M AND/s", "higher",
+               ref="cryptography AES-128-ECB on the 4 hash blocks per AND (1 thread)", ref_value=m / ecb4,
+               bytes_per_and=32, both_cores_mand_s=m / garble2_s, isa=_isa(), n_and=n_and),
+        result("gc_eval", m / eval_s, "M AND/s", "higher",
+               ref="cryptography AES-128-ECB on the 2 hash blocks per AND (1 thread)", ref_value=2 * m / ecb4,
+               isa=_isa(), n_and=n_and),
+    ]
+
+
+@register("ot", "IKNP correlated OT over a loopback channel (TLS 1.3 handshake, sealed records), M OT/s")
+def bench_ot() -> dict[str, Any]:
+    from . import ot
+    from .runtime.certs import CLIENT_NAME, Identity, party_name
+    from .runtime.transport import accept_tls, connect, server_context
+
+    with tempfile.TemporaryDirectory(prefix="safelight-bench-") as tmp:
+        certs = transport_certs(tmp)
+        listener = socket.create_server(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        box: dict[str, Any] = {}
+
+        def receiver_side() -> None:
+            raw, _ = listener.accept()
+            ch = accept_tls(raw, server_context(Identity.from_dir(certs, party_name(0))), 120.0)
+            pipe = ot.ChannelPipe(ch, ch)
+            rec = ot.COTReceiver().setup(pipe)
+            choices = np.random.default_rng(9).integers(0, 2, OT_N, dtype=np.uint8)
+            for _ in range(4):
+                rec.extend(choices, pipe)
+            box["ok"] = True
+
+        thread = threading.Thread(target=receiver_side, daemon=True)
+        thread.start()
+        ch = connect("127.0.0.1", port, Identity.from_dir(certs, CLIENT_NAME), party_name(0), 120.0)
+        pipe = ot.ChannelPipe(ch, ch)
+        t0 = time.perf_counter()
+        sender = ot.COTSender().setup(pipe)
+        base_s = time.perf_counter() - t0
+        times = [time_once(lambda: sender.extend(OT_N, pipe)) for _ in range(4)]
+        thread.join(120)
+        listener.close()
+        ch.close()
+    best = min(times[1:])
+    return result("ot", OT_N / best / 1e6, "M OT/s", "higher", base_ot_s=base_s, n=OT_N,
+                  bytes_per_ot=16, published_reference_mot_s=88, stat="best of 3 after a warm-up")
+
+
+@register("relu_1m", "secure ReLU of 2^20 fixed-point values on 2 servers (GC sign + dealer triples), online s",
+          emits=("gc_e2e",))
+def bench_relu() -> list[dict[str, Any]]:
+    from .protocols.nonlinear import DEFAULT_BITS
+
+    x = np.random.default_rng(10).uniform(-10, 10, RELU_N)
+    jobs = _secure_jobs(2, lambda p, t: p.output(p.relu(t["x"]), "y"), {"x": x}, runs=3)
+    job, times = _median_job(jobs, "relu")
+    op = job.ops()["relu"]
+    n_and = (DEFAULT_BITS - 1) * RELU_N
+    garbler_bytes = op["bytes_sent"][0]
+    return [
+        result("relu_1m", op["seconds"], "s", "lower", stat="median of 3 jobs", offline_s=job.offline_seconds,
+               bytes_per_party=op["bytes_sent"], rounds=op["rounds"], bits=DEFAULT_BITS,
+               published_reference_s=1.9, published_reference_bytes_per_party=464e6),
+        result("gc_e2e", n_and / op["seconds"] / 1e6, "M AND/s", "higher",
+               note="whole sign protocol between two server processes: OT of the evaluator's bits, "
+                    "garbling, streaming tables, evaluation", bytes_per_and=garbler_bytes / n_and, n_and=n_and),
+    ]
+
+# ---------------------------------------------------------------------------
 # running and printing
 # ---------------------------------------------------------------------------
 def run(names: Iterable[str] = (), on_result: Callable[[dict[str, Any]], None] | None = None,

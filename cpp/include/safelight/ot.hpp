@@ -9,8 +9,12 @@
 //    is bit j%8 of byte j/8. Its transpose is ncols blocks of 16 bytes: bit i of
 //    block j is element (i, j).
 //  * Row i of the base-seed expansion G(k_i) is the AES-128-CTR keystream of
-//    key k_i (nonce 0): columns [c, c+128) of the whole stream are keystream
-//    block c/128. A chunk of an extension starts at block `counter`.
+//    key k_i (nonce 0), byte for byte the stream of prg::ctr_fill: columns
+//    [c, c+128) of the whole stream are keystream block c/128. A chunk of an
+//    extension starts at block `counter`. The scalar tier calls
+//    prg::scalar::ctr_fill; the avx2/avx512 tiers run the same AES-CTR inline
+//    (key schedules expanded once per call, 16 blocks per row per tile) so the
+//    expansion is fused with the transpose and never leaves the cache.
 //
 // The IKNP extension (receiver with choice bits c, sender with offset Delta,
 // whose bits are the sender's base-OT choices):
@@ -39,7 +43,8 @@ constexpr size_t kWorkBytes = 256 * 11 * 16 + 128 * kTileStride;
 struct Kernels {
     // out = transpose of the 128 x ncols bit matrix `in` (row stride `stride`
     // bytes), columns [col_begin, col_end) only (multiples of 128), and of those
-    // only the blocks j < nout are written (block j at out + 16*j).
+    // only the blocks j < nout are written (block j at out + 16*j). (avx512: a
+    // 64-byte aligned out is written with streaming stores, fenced on return.)
     void (*transpose)(const uint8_t* in, size_t stride, size_t col_begin, size_t col_end,
                       uint8_t* out, size_t nout) noexcept;
     // IKNP receiver, columns [col_begin, col_end) (multiples of 128) of a chunk

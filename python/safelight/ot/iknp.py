@@ -124,7 +124,7 @@ class _Party:
         self.count = 0     # OTs produced so far: the index of the next OT (hash tweak)
 
     def _need(self, pipe: Pipe | None) -> Pipe:
-        pipe = pipe or self.pipe
+        pipe = pipe if pipe is not None else self.pipe
         if pipe is None or not self._ready():
             raise InputError("call setup(pipe) before extend(): the base OTs have not run")
         return pipe
@@ -351,9 +351,9 @@ class COTReceiver(_Party):
         else:
             bits = packed
         # Two u buffers: one on the wire while the next chunk is computed into the other.
-        need = KAPPA * plan[0][1] // 64
-        if self._ubufs is None or self._ubufs[0].size < need:
-            self._ubufs = [np.empty(need, dtype=np.uint64) for _ in range(2)]
+        need, count = KAPPA * plan[0][1] // 64, 2 if self.overlap else 1
+        if self._ubufs is None or self._ubufs[0].size < need or len(self._ubufs) < count:
+            self._ubufs = [np.empty(need, dtype=np.uint64) for _ in range(count)]
         if not self.overlap:
             yield from self._chunks_inline(plan, bits, n, pipe, out)
             return

@@ -17,7 +17,9 @@ next chunk is garbled. With three parties, party 2 first hands its share to part
 
 from __future__ import annotations
 
+import queue
 import secrets
+import threading
 from functools import lru_cache
 
 import numpy as np
@@ -69,22 +71,60 @@ def sign_bit_shares(ctx, x: np.ndarray, bits: int) -> np.ndarray:
     first = state["instances"]  # absolute instance index: tweaks never repeat under one delta
     state["instances"] += flat.size
     share = np.empty(flat.size, dtype=np.uint8)
-    for lo in range(0, flat.size, CHUNK):
-        hi = min(flat.size, lo + CHUNK)
-        mine = circuits.to_bits(flat[lo:hi], bits)  # (k, m) uint8, little-endian
-        m = hi - lo
-        if ctx.party == GARBLER:
-            q = ot.extend(bits * m, pipe).reshape(bits, m, 2)
+    chunks = [(lo, min(flat.size, lo + CHUNK)) for lo in range(0, flat.size, CHUNK)]
+    if ctx.party == GARBLER:
+        _garble_chunks(ot, pipe, circuit, bits, flat, chunks, first, share)
+    else:
+        _evaluate_chunks(ot, pipe, circuit, bits, flat, chunks, first, share)
+    ctx.links.rounds += 2 * len(chunks)
+    return share.astype(np.uint64).reshape(x.shape)
+
+
+def _garble_chunks(ot, pipe, circuit, bits, flat, chunks, first, share) -> None:
+    """Garble chunk i+1 while chunk i's labels and tables stream out on a sender thread."""
+    outbox: queue.Queue = queue.Queue(maxsize=1)
+    errors: list[BaseException] = []
+
+    def send() -> None:
+        while (item := outbox.get()) is not None:
+            try:
+                if not errors:
+                    pipe.send("gc.labels", item[0])
+                    pipe.send("gc.tables", item[1])
+            except BaseException as exc:  # re-raised on the garbling thread
+                errors.append(exc)
+
+    sender = threading.Thread(target=send, name="gc-send", daemon=True)
+    sender.start()
+    try:
+        for lo, hi in chunks:
+            m = hi - lo
+            q = ot.extend(bits * m, pipe).reshape(bits, m, 2)  # evaluator's zero-labels
             own_zero = random_labels(bits, m, seed=secrets.token_bytes(16))  # AES-CTR: fast, fresh key
             tables, out_zero = garble(circuit, np.concatenate([own_zero, q]), ot.delta, first + lo)
-            pipe.send("gc.labels", encode(own_zero, ot.delta, mine))
-            pipe.send("gc.tables", tables)
+            outbox.put((encode(own_zero, ot.delta, circuits.to_bits(flat[lo:hi], bits)), tables))
             share[lo:hi] = colour(out_zero)[0]
-        else:
-            t = ot.extend(mine.reshape(-1), pipe).reshape(bits, m, 2)
-            theirs = pipe.recv("gc.labels")
-            tables = pipe.recv("gc.tables")
-            out = evaluate(circuit, np.concatenate([theirs, t]), tables, first + lo)
-            share[lo:hi] = colour(out)[0]
-        ctx.links.rounds += 2
-    return share.astype(np.uint64).reshape(x.shape)
+            if errors:
+                raise errors[0]
+    finally:
+        outbox.put(None)
+        sender.join()
+    if errors:
+        raise errors[0]
+
+
+def _evaluate_chunks(ot, pipe, circuit, bits, flat, chunks, first, share) -> None:
+    """Request chunk i+1's input labels (OT) before evaluating chunk i, so the garbler
+    never waits for the evaluator to finish a chunk."""
+    choices = [circuits.to_bits(flat[lo:hi], bits).reshape(-1) for lo, hi in chunks[:1]]
+    pending = ot.extend(choices[0], pipe) if chunks else None
+    for i, (lo, hi) in enumerate(chunks):
+        m = hi - lo
+        t = pending.reshape(bits, m, 2)
+        if i + 1 < len(chunks):
+            nlo, nhi = chunks[i + 1]
+            pending = ot.extend(circuits.to_bits(flat[nlo:nhi], bits).reshape(-1), pipe)
+        theirs = pipe.recv("gc.labels")
+        tables = pipe.recv("gc.tables")
+        out = evaluate(circuit, np.concatenate([theirs, t]), tables, first + lo)
+        share[lo:hi] = colour(out)[0]
