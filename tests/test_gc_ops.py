@@ -96,3 +96,34 @@ def test_relu_through_servers_and_dead_garbler():
         with pytest.raises(PeerUnavailableError):
             cluster.run(p, {"x": safelight.encode(x)})
         assert time.monotonic() - t0 < 5 * 2 + 3
+
+
+@pytest.mark.parametrize("victim", [0, 1])
+def test_garbler_or_evaluator_dying_mid_stream(victim):
+    """Kill one side while tables are streaming: the job fails with a clear error, no hang."""
+    import threading
+
+    with safelight.Cluster.local(2, dealer=True, timeout=4) as cluster:
+        x = np.random.default_rng(2).uniform(-5, 5, 1 << 19)
+        p = Program(2)
+        p.output(p.relu(p.input("x", x.shape)), "y")
+        outcome = {}
+
+        def run_job():
+            try:
+                cluster.run(p, {"x": safelight.encode(x)}, on_progress=None)
+                outcome["ok"] = True
+            except Exception as exc:  # the error under test
+                outcome["error"] = exc
+
+        t = threading.Thread(target=run_job)
+        t0 = time.monotonic()
+        t.start()
+        time.sleep(0.8)  # the sign protocol of 2^19 values runs for well over a second
+        cluster.processes[victim].kill()
+        t.join(30)
+        assert not t.is_alive(), "the client hung"
+        if "ok" in outcome:
+            pytest.skip("the job finished before the kill landed")
+        assert isinstance(outcome["error"], PeerUnavailableError), repr(outcome["error"])
+        assert time.monotonic() - t0 < 4 * 3 + 5

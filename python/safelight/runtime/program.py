@@ -233,6 +233,8 @@ class Program:
         self._same_scale(x, y, "less")
         return self._add_step("less", [x, y], {**self._bits(bits), "frac_bits": x.frac_bits}, x.frac_bits)
 
+    compare = less  # the op library's comparison: 1.0 where x < y
+
     def max_pool2d(self, x: Tensor, kernel: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
                    bits: int | None = None) -> Tensor:
         pair = lambda v: [v, v] if isinstance(v, int) else list(v)  # noqa: E731
