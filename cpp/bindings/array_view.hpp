@@ -32,6 +32,17 @@ View<T> view(const py::array& a, const char* name, bool writable) {
     return {static_cast<T*>(const_cast<void*>(a.data())), static_cast<size_t>(a.size())};
 }
 
+// "(2, 3)" / "(5,)", numpy style, for error messages.
+inline std::string shape_str(const py::array& a) {
+    std::string s = "(";
+    for (py::ssize_t i = 0; i < a.ndim(); ++i) {
+        if (i) s += ", ";
+        s += std::to_string(a.shape(i));
+    }
+    if (a.ndim() == 1) s += ",";
+    return s + ")";
+}
+
 inline void same_size(size_t a, size_t b, const char* what) {
     if (a != b)
         throw py::value_error(std::string(what) + ": arrays must have the same number of elements (" +

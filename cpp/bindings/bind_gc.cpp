@@ -16,16 +16,6 @@ namespace safelight::bind {
 
 namespace {
 
-std::string shape_of(const py::array& a) {
-    std::string s = "(";
-    for (py::ssize_t i = 0; i < a.ndim(); ++i) {
-        if (i) s += ", ";
-        s += std::to_string(a.shape(i));
-    }
-    if (a.ndim() == 1) s += ",";
-    return s + ")";
-}
-
 std::string dims(std::initializer_list<size_t> d) {
     std::string s = "(";
     size_t i = 0;
@@ -60,7 +50,7 @@ void expect_shape(const py::array& a, std::initializer_list<size_t> want, const 
     }
     if (!ok)
         throw py::value_error(std::string(fn) + ": " + name + " must have shape " + dims(want) +
-                              ", got " + shape_of(a));
+                              ", got " + shape_str(a));
 }
 
 template <class A, class B>
@@ -79,10 +69,10 @@ gc::Plan plan_of(const py::array& gates, const py::array& outputs, long long n_w
     auto vo = checked<int32_t>(outputs, fn, "outputs", false);
     if (gates.ndim() != 2 || gates.shape(1) != 4)
         throw py::value_error(std::string(fn) + ": gates must have shape (n_gates, 4), got " +
-                              shape_of(gates));
+                              shape_str(gates));
     if (outputs.ndim() != 1)
         throw py::value_error(std::string(fn) + ": outputs must be 1-D, got shape " +
-                              shape_of(outputs));
+                              shape_str(outputs));
     if (n_wires < 0 || n_wires > std::numeric_limits<int32_t>::max())
         throw py::value_error(std::string(fn) + ": n_wires must be in [0, 2^31), got " +
                               std::to_string(n_wires));
@@ -122,7 +112,7 @@ unsigned threads_arg(long long threads, const char* fn) {
 size_t label_inputs(const py::array& labels, const char* fn, const char* name) {
     if (labels.ndim() != 3 || labels.shape(2) != 2)
         throw py::value_error(std::string(fn) + ": " + name +
-                              " must have shape (n_inputs, batch, 2), got " + shape_of(labels));
+                              " must have shape (n_inputs, batch, 2), got " + shape_str(labels));
     return size_t(labels.shape(0));
 }
 
@@ -189,7 +179,7 @@ py::array gc_hash(const py::array& x, const py::object& instance_offset, uint64_
     auto vx = checked<uint64_t>(x, fn, "x", false);
     auto vo = checked<uint64_t>(out, fn, "out", true);
     if (x.ndim() != 2 || x.shape(1) != 2)
-        throw py::value_error(std::string(fn) + ": x must have shape (n, 2), got " + shape_of(x));
+        throw py::value_error(std::string(fn) + ": x must have shape (n, 2), got " + shape_str(x));
     const size_t n = size_t(x.shape(0));
     expect_shape(out, {n, 2}, fn, "out");
     no_overlap(vo, vx, fn, "out", "x");

@@ -13,16 +13,6 @@ namespace safelight::bind {
 
 namespace {
 
-std::string shape_str(const py::array& a) {
-    std::string s = "(";
-    for (py::ssize_t i = 0; i < a.ndim(); ++i) {
-        if (i) s += ", ";
-        s += std::to_string(a.shape(i));
-    }
-    if (a.ndim() == 1) s += ",";
-    return s + ")";
-}
-
 void check_ndim(const py::array& a, py::ssize_t ndim, const char* name, const char* what) {
     if (a.ndim() != ndim)
         throw py::value_error(std::string(what) + ": " + name + " must be " +

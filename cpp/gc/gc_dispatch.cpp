@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "safelight/buffer_pool.hpp"
 #include "safelight/gc.hpp"
 #include "safelight/parallel.hpp"
 #include "safelight/secure_wipe.hpp"
@@ -417,83 +418,19 @@ void run_range(const Job& job, size_t lo, size_t hi, uint64_t* work) {
     }
 }
 
-// Zeroes secret labels; the empty asm with a memory clobber keeps the
-// compiler from dropping the memset as a dead store.
-void wipe(void* p, size_t n) {
-#if defined(__GNUC__)
-    std::memset(p, 0, n);
-    __asm__ __volatile__("" : : "r"(p) : "memory");
-#else
-    secure_wipe(p, n);
-#endif
-}
-
 // Scratch buffers are recycled between calls: a fresh allocation of this
 // size is a fresh mmap whose page faults (kernel page clearing) cost as much
 // as a small garbling. A few idle buffers, bounded in total, are kept; they
 // are wiped before they go back.
-class ScratchPool {
-public:
-    uint64_t* acquire(size_t elems, size_t& capacity) {
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            for (size_t i = 0; i < idle_.size(); ++i)
-                if (idle_[i].elems >= elems) {
-                    const Buffer b = idle_[i];
-                    idle_.erase(idle_.begin() + ptrdiff_t(i));
-                    idle_bytes_ -= b.elems * 8;
-                    capacity = b.elems;
-                    return b.data;
-                }
-        }
-        capacity = elems;
-        return static_cast<uint64_t*>(::operator new[](elems * 8, std::align_val_t(64)));
-    }
-    void release(uint64_t* data, size_t elems) {
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            if (idle_.size() < 4 && idle_bytes_ + elems * 8 <= (size_t(32) << 20)) {
-                idle_.push_back({data, elems});
-                idle_bytes_ += elems * 8;
-                return;
-            }
-        }
-        ::operator delete[](data, std::align_val_t(64));
-    }
-
-private:
-    struct Buffer {
-        uint64_t* data;
-        size_t elems;
-    };
-    std::mutex mu_;
-    std::vector<Buffer> idle_;
-    size_t idle_bytes_ = 0;
-};
-
-ScratchPool& scratch_pool() {
-    static ScratchPool* p = new ScratchPool;  // never destroyed: no exit-order issues
+BufferPool& scratch_pool() {
+    static BufferPool* p = new BufferPool(4, size_t(32) << 20);  // never destroyed: no exit-order issues
     return *p;
 }
 
-class Scratch {
+// Wire-label tables of one call: secret, so wiped before they go back to the pool.
+class Scratch : public PooledBuffer {
 public:
-    explicit Scratch(size_t elems) : used_(elems) {
-        if (elems) data_ = scratch_pool().acquire(elems, capacity_);
-    }
-    ~Scratch() {
-        if (data_) {
-            wipe(data_, used_ * 8);
-            scratch_pool().release(data_, capacity_);
-        }
-    }
-    Scratch(const Scratch&) = delete;
-    Scratch& operator=(const Scratch&) = delete;
-    uint64_t* get() const { return data_; }
-
-private:
-    uint64_t* data_ = nullptr;
-    size_t used_ = 0, capacity_ = 0;
+    explicit Scratch(size_t elems) : PooledBuffer(scratch_pool(), elems, /*wipe=*/true) {}
 };
 
 template <bool kGarbler>

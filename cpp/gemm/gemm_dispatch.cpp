@@ -6,6 +6,7 @@
 #include <new>
 #include <vector>
 
+#include "safelight/buffer_pool.hpp"
 #include "safelight/gemm.hpp"
 #include "safelight/parallel.hpp"
 
@@ -46,78 +47,15 @@ constexpr double kMinParallelMacs = double(1 << 21);
 // Packing buffers are recycled between calls: a fresh multi-megabyte
 // allocation is a fresh mmap, and faulting its pages in costs more than a
 // mid-sized product. A few idle buffers (bounded in total) are kept.
-class WorkspacePool {
-public:
-    uint64_t* acquire(size_t elems, size_t& capacity) {
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            size_t best = idle_.size();
-            for (size_t i = 0; i < idle_.size(); ++i)
-                if (idle_[i].elems >= elems &&
-                    (best == idle_.size() || idle_[i].elems < idle_[best].elems))
-                    best = i;
-            if (best != idle_.size()) {
-                Buffer b = idle_[best];
-                idle_.erase(idle_.begin() + ptrdiff_t(best));
-                idle_bytes_ -= b.elems * sizeof(uint64_t);
-                capacity = b.elems;
-                return b.data;
-            }
-        }
-        capacity = elems;
-        return static_cast<uint64_t*>(
-            ::operator new[](elems * sizeof(uint64_t), std::align_val_t(64)));
-    }
-
-    void release(uint64_t* data, size_t elems) {
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            const size_t bytes = elems * sizeof(uint64_t);
-            if (idle_.size() < kMaxIdle && idle_bytes_ + bytes <= kMaxIdleBytes) {
-                idle_.push_back({data, elems});
-                idle_bytes_ += bytes;
-                return;
-            }
-        }
-        ::operator delete[](data, std::align_val_t(64));
-    }
-
-private:
-    struct Buffer {
-        uint64_t* data;
-        size_t elems;
-    };
-    static constexpr size_t kMaxIdle = 8;
-    static constexpr size_t kMaxIdleBytes = size_t(64) << 20;
-    std::mutex mu_;
-    std::vector<Buffer> idle_;
-    size_t idle_bytes_ = 0;
-};
-
-WorkspacePool& pool() {
-    static WorkspacePool* p = new WorkspacePool;  // never destroyed: no exit-order issues
+BufferPool& pool() {
+    static BufferPool* p = new BufferPool(8, size_t(64) << 20);  // never destroyed: no exit-order issues
     return *p;
 }
 
-class Workspace {
+// Packing panels of one call, recycled between calls.
+class Workspace : public PooledBuffer {
 public:
-    explicit Workspace(size_t elems) {
-        if (elems) data_ = pool().acquire(elems, capacity_);
-    }
-    ~Workspace() {
-        if (data_) pool().release(data_, capacity_);
-    }
-    Workspace(Workspace&& o) noexcept : data_(o.data_), capacity_(o.capacity_) {
-        o.data_ = nullptr;
-    }
-    Workspace(const Workspace&) = delete;
-    Workspace& operator=(const Workspace&) = delete;
-    Workspace& operator=(Workspace&&) = delete;
-    uint64_t* get() const { return data_; }
-
-private:
-    uint64_t* data_ = nullptr;
-    size_t capacity_ = 0;
+    explicit Workspace(size_t elems) : PooledBuffer(pool(), elems) {}
 };
 
 size_t grain_of(size_t block) { return block == 0 ? 8 : block; }
