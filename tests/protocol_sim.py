@@ -102,6 +102,10 @@ def simulate(program: Program, inputs: dict, materials: list[Material] | None = 
             ctx = ctxs[p]
             if plan:
                 ctx.pre = expand(plan, p, n, materials[p])
+            for i, step in enumerate(wire.steps):
+                if OPS[step.op].offline is not None:
+                    ctx.step = i
+                    OPS[step.op].offline(ctx, i, [wire.shape_of(x) for x in step.inputs], step.attrs)
             env = {name: enc.payloads[p].materialize() for name, enc in inputs.items()}
             for i, step in enumerate(wire.steps):
                 ctx.step = i

@@ -21,7 +21,7 @@ def fake_sign(monkeypatch):
     board = {}
     barriers = {}
 
-    def sign_bit_shares(ctx, x, bits):
+    def sign_bit_shares(ctx, x, bits, key):
         with lock:
             board[ctx.party] = x
             barrier = barriers.setdefault("b", threading.Barrier(ctx.parties, timeout=30))
@@ -34,6 +34,7 @@ def fake_sign(monkeypatch):
         return [r, neg ^ r, np.zeros_like(r)][ctx.party]
 
     monkeypatch.setattr(gc_sign, "sign_bit_shares", sign_bit_shares)
+    monkeypatch.setattr(gc_sign, "prepare", lambda ctx, key, size, bits: None)
 
 
 def run(build, values, parties):

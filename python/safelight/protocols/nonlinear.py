@@ -35,13 +35,36 @@ def _bits(attrs: dict[str, Any]) -> int:
     return bits
 
 
+B2A = "b2a."
+
+
+def prepare_signs(ctx, needs, bits: int) -> None:
+    """Offline: garble every sign computation of a step. Each one is announced by its
+    boolean-to-arithmetic triple (prefix ``<key>b2a.``), shaped like the sign's input."""
+    from . import gc_sign
+
+    for corr in needs if isinstance(needs, list) else [needs]:
+        if corr.prefix.endswith(B2A):
+            size = int(np.prod(corr.random["a"]))
+            gc_sign.prepare(ctx, (corr.step, corr.prefix[:-len(B2A)]), size, bits)
+
+
+def _offline(op_class):
+    """The offline hook of a sign-based op: prepare the garbled circuits its run will use."""
+    def offline(ctx, step, shapes, attrs):
+        prepare_signs(ctx, op_class.correlation(step, shapes, attrs), _bits(attrs))
+
+    op_class.offline = staticmethod(offline)
+    return op_class
+
+
 def _mul_triple(step: int, shape: tuple[int, ...], prefix: str) -> Correlation:
     return Correlation(step, "mul", {"a": shape, "b": shape}, {"c": shape}, prefix=prefix)
 
 
 def sign_correlations(step: int, shape: tuple[int, ...], prefix: str = "") -> list[Correlation]:
     """Preprocessing of one :func:`relu_parts` call on tensors of ``shape``."""
-    return [_mul_triple(step, shape, prefix + "b2a."), _mul_triple(step, shape, prefix + "select.")]
+    return [_mul_triple(step, shape, prefix + B2A), _mul_triple(step, shape, prefix + "select.")]
 
 
 def beaver_mul(ctx, x: np.ndarray, y: np.ndarray, prefix: str) -> np.ndarray:
@@ -54,9 +77,9 @@ def beaver_mul(ctx, x: np.ndarray, y: np.ndarray, prefix: str) -> np.ndarray:
 
 def negative_bit(ctx, x: np.ndarray, bits: int, prefix: str = "") -> np.ndarray:
     """Arithmetic shares (0/1, scale 0) of 1{x < 0} for a shared tensor x."""
-    from .gc_sign import sign_bit_shares
+    from . import gc_sign
 
-    b = sign_bit_shares(ctx, x, bits)  # this party's boolean share, uint64 0/1
+    b = gc_sign.sign_bit_shares(ctx, x, bits, (ctx.step, prefix))  # boolean share, uint64 0/1
     # As arithmetic values: party 0 contributes b0, party 1 contributes b1.
     mine = b
     zero = np.zeros_like(b)
@@ -75,6 +98,7 @@ def relu_parts(ctx, x: np.ndarray, bits: int, prefix: str = "") -> np.ndarray:
 
 
 @register("relu", 1, interactive=True)
+@_offline
 class Relu:
     """max(x, 0), elementwise (scale unchanged)."""
 
@@ -93,6 +117,7 @@ class Relu:
 
 
 @register("less", 2, interactive=True)
+@_offline
 class Less:
     """1{x < y} elementwise, as a fixed-point 0/1 at scale ``frac_bits``."""
 
@@ -105,7 +130,7 @@ class Less:
 
     @staticmethod
     def correlation(step, shapes, attrs):
-        return [_mul_triple(step, shapes[0], "b2a.")]
+        return [_mul_triple(step, shapes[0], B2A)]
 
     @staticmethod
     def run(ctx, xs, attrs):
@@ -140,6 +165,7 @@ def _tree_levels(count: int) -> list[int]:
 
 
 @register("max_pool2d", 1, interactive=True)
+@_offline
 class MaxPool2d:
     """Max over kh x kw windows of (N, C, H, W) (no padding), by a tree of pairwise maxima:
     ceil(log2(kh kw)) sign computations, each batched over the whole tensor."""
@@ -200,6 +226,7 @@ def _sort_geometry(shape):
 
 
 @register("sort", 1, interactive=True)
+@_offline
 class Sort:
     """Sort along the last axis (ascending; ``descending`` flips), with a bitonic network of
     compare-and-swaps: one sign computation and two products per stage, batched."""
@@ -217,7 +244,7 @@ class Sort:
         needs = []
         for s, pairs in enumerate(bitonic_stages(n)):
             shape = (*lead, len(pairs))
-            needs += [_mul_triple(step, shape, f"s{s}.b2a."), _mul_triple(step, shape, f"s{s}.select.")]
+            needs += [_mul_triple(step, shape, f"s{s}.{B2A}"), _mul_triple(step, shape, f"s{s}.select.")]
         return needs
 
     @staticmethod
@@ -239,6 +266,7 @@ class Sort:
 
 
 @register("topk", 1, interactive=True)
+@_offline
 class TopK:
     """The k largest values along the last axis, largest first (a full bitonic sort, then a slice)."""
 

@@ -57,6 +57,7 @@ class OpSpec:
     run: Callable[[Context, list[np.ndarray], dict[str, Any]], np.ndarray]
     interactive: bool = False
     correlation: Callable[..., Any] | None = None
+    offline: Callable[..., None] | None = None  # (ctx, step, shapes, attrs): input-independent work
 
 OPS: dict[str, OpSpec] = {}
 
@@ -64,7 +65,8 @@ def register(name: str, arity: int, interactive: bool = False):
     """Class decorator adding an op (``infer``, ``run``, optional ``correlation``) to :data:`OPS`."""
 
     def wrap(cls):
-        OPS[name] = OpSpec(name, arity, cls.infer, cls.run, interactive, getattr(cls, "correlation", None))
+        OPS[name] = OpSpec(name, arity, cls.infer, cls.run, interactive, getattr(cls, "correlation", None),
+                           getattr(cls, "offline", None))
         return cls
 
     return wrap

@@ -299,6 +299,10 @@ class Server:
             if plan:
                 material = self._material(job_id, plan, pre_spec, pre_tensors, links)
                 ctx.pre = expand(plan, self.party, self.config.n, material)
+            for i, step in enumerate(program.steps):  # input-independent work (e.g. garbling)
+                if OPS[step.op].offline is not None:
+                    ctx.step = i
+                    OPS[step.op].offline(ctx, i, [program.shape_of(x) for x in step.inputs], step.attrs)
             if any(OPS[step.op].interactive for step in program.steps):
                 links.barrier()  # peers start the online phase together
             offline = time.perf_counter() - t0
