@@ -15,7 +15,7 @@ import safelight
 from safelight.errors import InputError, PeerUnavailableError, ProgramError, ProtocolError
 from safelight.runtime.certs import Identity, create_cluster_certs
 from safelight.runtime.program import Program
-from safelight.runtime.transport import HEADER, MAGIC, MsgType, client_context, connect
+from safelight.runtime.transport import HEADER, MAGIC, MsgType, connect
 
 
 def linear_program(parties, shape=(6, 7)):

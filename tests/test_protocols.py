@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import safelight
-from safelight import fixed_point
 from safelight.errors import PeerUnavailableError, ProgramError, ProtocolError, UnsupportedError
 from safelight.protocols.preprocessing import Material, Plan, deal
 from safelight.runtime.program import Program

@@ -30,7 +30,6 @@ import hashlib
 import os
 import queue
 import struct
-import threading
 from typing import Any, Protocol
 
 import numpy as np
