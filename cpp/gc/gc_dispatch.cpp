@@ -45,14 +45,7 @@ const RoundKeys& fixed_round_keys() {
     return rk;
 }
 
-const Kernels& kernels(Isa isa) {
-    switch (isa) {
-        case Isa::avx512: return avx512::table;
-        case Isa::avx2: return avx2::table;
-        case Isa::scalar: break;
-    }
-    return scalar::table;
-}
+const Kernels& kernels(Isa isa) { return pick_for(isa, scalar::table, avx2::table, avx512::table); }
 
 namespace {
 

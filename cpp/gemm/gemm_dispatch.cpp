@@ -12,14 +12,7 @@
 
 namespace safelight::gemm {
 
-const Kernels& kernels(Isa isa) {
-    switch (isa) {
-        case Isa::avx512: return avx512::table;
-        case Isa::avx2: return avx2::table;
-        case Isa::scalar: break;
-    }
-    return scalar::table;
-}
+const Kernels& kernels(Isa isa) { return pick_for(isa, scalar::table, avx2::table, avx512::table); }
 
 bool make_conv_shape(ConvShape& s) {
     if (s.groups == 0 || s.stride_h == 0 || s.stride_w == 0 || s.dil_h == 0 || s.dil_w == 0 ||

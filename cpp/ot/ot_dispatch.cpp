@@ -6,13 +6,6 @@ namespace safelight::ot {
 const uint8_t kFixedKey[16] = {0x22, 0xae, 0xc4, 0x86, 0xcd, 0x64, 0xc9, 0x25,
                                0x18, 0x81, 0x5a, 0x28, 0x38, 0x6f, 0x43, 0xe8};
 
-const Kernels& kernels(Isa isa) {
-    switch (isa) {
-        case Isa::avx512: return avx512::table;
-        case Isa::avx2: return avx2::table;
-        case Isa::scalar: break;
-    }
-    return scalar::table;
-}
+const Kernels& kernels(Isa isa) { return pick_for(isa, scalar::table, avx2::table, avx512::table); }
 
 }  // namespace safelight::ot

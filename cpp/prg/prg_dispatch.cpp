@@ -3,12 +3,8 @@
 namespace safelight::prg {
 
 CtrFill ctr_fill_for(Isa isa) {
-    switch (isa) {
-        case Isa::avx512: return vaes::ctr_fill;
-        case Isa::avx2: return aesni::ctr_fill;
-        case Isa::scalar: break;
-    }
-    return scalar::ctr_fill;
+    const CtrFill scalar_fill = scalar::ctr_fill, aesni_fill = aesni::ctr_fill, vaes_fill = vaes::ctr_fill;
+    return pick_for(isa, scalar_fill, aesni_fill, vaes_fill);
 }
 
 }  // namespace safelight::prg

@@ -23,4 +23,15 @@ Isa active_isa();
 // Forces a path (tests compare each path with the scalar reference). Throws if unsupported.
 void set_active_isa(Isa isa);
 
+// The one of three per-tier values (kernel tables, function pointers) for `isa`.
+template <class T>
+T& pick_for(Isa isa, T& scalar, T& avx2, T& avx512) {
+    switch (isa) {
+        case Isa::avx512: return avx512;
+        case Isa::avx2: return avx2;
+        case Isa::scalar: break;
+    }
+    return scalar;
+}
+
 }  // namespace safelight
