@@ -620,3 +620,62 @@ def test_gates_array_checks(small):
         core_garble(circ, zero, delta, t, o, gates=circ.gates.astype(np.int64))
     with pytest.raises(ValueError, match="circuit has 8 inputs but only 5 wires"):
         core_garble(circ, zero, delta, t, o, n_wires=5)
+
+
+# ---------------------------------------------------------------------------
+# label helpers (encode by bit values, bit planes)
+# ---------------------------------------------------------------------------
+@given(st.integers(0, 3000), st.integers(0, 2**32 - 1))
+def test_encode_matches_numpy_reference(n, seed):
+    rng = np.random.default_rng(seed)
+    zero = rng.integers(0, 2**64, (n, 2), dtype=np.uint64)
+    delta = gc.random_delta(seed=seed.to_bytes(16, "little"))
+    bits = rng.integers(0, 2, n, dtype=np.uint8)
+    expect = zero ^ (bits.astype(np.uint64)[:, None] * np.uint64(2**64 - 1) & delta)
+    np.testing.assert_array_equal(gc.encode(zero, delta, bits), expect)
+    np.testing.assert_array_equal(gc.encode(zero, delta, bits, out=zero), expect)  # in place
+
+
+def test_encode_uses_only_the_low_bit_and_broadcasts():
+    zero = np.zeros((3, 4, 2), dtype=np.uint64)
+    delta = gc.random_delta(seed=b"\x01" * 16)
+    got = gc.encode(zero, delta, np.array([2, 3, 254, 255], dtype=np.int64))  # broadcast over rows
+    assert got.shape == (3, 4, 2)
+    np.testing.assert_array_equal(got[:, [0, 2]], 0)
+    np.testing.assert_array_equal(got[:, [1, 3]], np.broadcast_to(delta, (3, 2, 2)))
+    with pytest.raises(ValueError, match="out must have shape"):
+        gc.encode(zero, delta, np.zeros(4, np.uint8), out=np.empty((4, 2), np.uint64))
+
+
+@given(st.integers(0, 5000), st.integers(1, 64), st.integers(0, 2**32 - 1))
+def test_bit_planes_matches_unpackbits(n, bits, seed):
+    from safelight.protocols.gc_sign import bit_planes
+
+    values = np.random.default_rng(seed).integers(0, 2**64, n, dtype=np.uint64)
+    expect = np.unpackbits(values.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")[:, :bits].T
+    np.testing.assert_array_equal(bit_planes(values, bits), expect)
+
+
+def test_label_helpers_check_arguments():
+    with pytest.raises(ValueError, match="2 words per bit"):
+        _core.gc_encode(np.zeros(6, np.uint64), np.ones(2, np.uint64), np.zeros(2, np.uint8),
+                        np.zeros(6, np.uint64))
+    with pytest.raises(ValueError, match="bits must be in 1..64"):
+        _core.gc_bit_planes(np.zeros(3, np.uint64), 65, np.zeros((65, 3), np.uint8))
+    with pytest.raises(ValueError, match="out must have shape"):
+        _core.gc_bit_planes(np.zeros(3, np.uint64), 4, np.zeros((3, 4), np.uint8))
+
+
+@given(st.lists(st.tuples(st.integers(0, 2**16 - 1), st.integers(0, 2**16 - 1)), min_size=1, max_size=20))
+def test_multiplier_circuit_garbled(pairs):
+    circ = circuits.multiplier(16)
+    x = np.array([p[0] for p in pairs], dtype=np.uint64)
+    y = np.array([p[1] for p in pairs], dtype=np.uint64)
+    delta = gc.random_delta(seed=b"\x02" * 16)
+    zero = gc.random_labels(circ.n_inputs, x.size, seed=b"\x03" * 16)
+    tables, out_zero = gc.garble(circ, zero, delta)
+    labels = gc.encode(zero, delta, np.concatenate([gc.to_bits(x, 16), gc.to_bits(y, 16)]))
+    bits = gc.decode(gc.evaluate(circ, labels, tables), out_zero)
+    got = (bits.astype(np.uint64) << np.arange(16, dtype=np.uint64)[:, None]).sum(axis=0)
+    np.testing.assert_array_equal(got, (x * y) & np.uint64(0xFFFF))
+    assert circ.n_and <= 16 * 16

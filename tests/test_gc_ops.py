@@ -127,3 +127,34 @@ def test_garbler_or_evaluator_dying_mid_stream(victim):
             pytest.skip("the job finished before the kill landed")
         assert isinstance(outcome["error"], PeerUnavailableError), repr(outcome["error"])
         assert time.monotonic() - t0 < 4 * 3 + 5
+
+
+@pytest.mark.parametrize("parties", [2, 3])
+def test_dealer_dealt_ots_give_the_same_results_without_ot_extension(parties):
+    x = np.concatenate([EDGE[:7], np.random.default_rng(3).uniform(-50, 50, 4000)])
+    p = Program(parties)
+    t = p.input("x", x.shape)
+    p.output(p.relu(t), "relu")
+    p.output(p.max_pool2d(p.input("m", (1, 1, 4, 4)), 2), "pool")
+    m = np.arange(16.0).reshape(1, 1, 4, 4) - 8
+    inputs = {"x": safelight.encode(x, parties), "m": safelight.encode(m, parties)}
+    with safelight.Cluster.local(parties, dealer=True, timeout=10) as cluster:
+        iknp = cluster.run(p, inputs)
+        dealt = cluster.run(p, inputs, ots="dealer")
+    for job in (iknp, dealt):
+        np.testing.assert_allclose(safelight.decode(job.outputs["relu"]), np.maximum(x, 0), atol=EPS)
+        np.testing.assert_allclose(safelight.decode(job.outputs["pool"]),
+                                   m.reshape(2, 2, 2, 2).max(axis=(1, 3)).reshape(1, 1, 2, 2), atol=EPS)
+    # IKNP's evaluator sends 16 bytes per OT to the garbler; with dealt OTs it sends none
+    n_ots = 40 * (x.size + 4 * 3)  # 40-bit signs: relu values plus 3 comparisons per 2x2 window
+    assert iknp.parties[1].peer_bytes_sent - dealt.parties[1].peer_bytes_sent > 15 * n_ots
+    assert dealt.dealer.bytes_sent > 16 * n_ots
+
+
+def test_dealt_ots_need_a_dealer_and_a_known_source(cluster2):
+    p = Program(2)
+    p.output(p.relu(p.input("x", (4,))), "y")
+    with pytest.raises(safelight.errors.InputError, match="triples='dealer'"):
+        cluster2.run(p, {"x": safelight.encode(np.ones(4))}, ots="dealer")
+    with pytest.raises(safelight.errors.InputError, match="ots must be one of"):
+        cluster2.run(p, {"x": safelight.encode(np.ones(4))}, ots="magic")

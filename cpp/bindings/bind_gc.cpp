@@ -207,6 +207,40 @@ py::dict gc_plan_info(const py::array& gates, const py::array& outputs, long lon
     return d;
 }
 
+py::array gc_encode(const py::array& zero, const py::array& delta, const py::array& bits,
+                    const py::array& out) {
+    const char* fn = "gc_encode";
+    auto vz = checked<uint64_t>(zero, fn, "zero", false);
+    auto vd = checked<uint64_t>(delta, fn, "delta", false);
+    auto vb = checked<uint8_t>(bits, fn, "bits", false);
+    auto vo = checked<uint64_t>(out, fn, "out", true);
+    if (vd.size != 2) throw py::value_error(std::string(fn) + ": delta must hold 2 words");
+    if (vz.size != 2 * vb.size || vo.size != vz.size)
+        throw py::value_error(std::string(fn) + ": zero and out must hold 2 words per bit (" +
+                              shape_str(zero) + ", " + shape_str(bits) + ", " + shape_str(out) + ")");
+    no_overlap(vo, vd, fn, "out", "delta");
+    no_overlap(vo, vb, fn, "out", "bits");
+    {
+        py::gil_scoped_release nogil;
+        gc::encode_labels(vz.data, vd.data, vb.data, vo.data, vb.size);
+    }
+    return out;
+}
+
+py::array gc_bit_planes(const py::array& values, unsigned bits, const py::array& out) {
+    const char* fn = "gc_bit_planes";
+    auto vv = checked<uint64_t>(values, fn, "values", false);
+    auto vo = checked<uint8_t>(out, fn, "out", true);
+    if (bits < 1 || bits > 64) throw py::value_error(std::string(fn) + ": bits must be in 1..64");
+    expect_shape(out, {size_t(bits), vv.size}, fn, "out");
+    no_overlap(vo, vv, fn, "out", "values");
+    {
+        py::gil_scoped_release nogil;
+        gc::bit_planes(vv.data, vv.size, bits, vo.data);
+    }
+    return out;
+}
+
 }  // namespace
 
 void bind_gc(py::module_& m) {
@@ -229,6 +263,12 @@ void bind_gc(py::module_& m) {
           py::arg("out"),
           "out[i] = H(x[i], T_i) = AES_K(2x ^ T) ^ 2x ^ T with T_i = (instance_offset + i) +\n"
           "2^64 * tweak_hi, K the fixed key (gc_fixed_key()). x, out: uint64[n, 2].");
+    m.def("gc_encode", &gc_encode, py::arg("zero"), py::arg("delta"), py::arg("bits"),
+          py::arg("out"),
+          "out = zero ^ (bits & 1) * delta, label by label: zero/out uint64 with 2 words per\n"
+          "entry of bits (uint8). Constant time in the bits; out may be zero itself.");
+    m.def("gc_bit_planes", &gc_bit_planes, py::arg("values"), py::arg("bits"), py::arg("out"),
+          "out[b, i] = bit b of values[i] (uint64 in, uint8 (bits, n) out).");
     m.def("gc_fixed_key", [] {
         return py::bytes(reinterpret_cast<const char*>(gc::kFixedKey), 16);
     }, "The public fixed AES-128 key of the garbling hash.");

@@ -146,6 +146,14 @@ void evaluate(const Plan& plan, const uint64_t* input_labels, size_t batch,
               const uint64_t* tables, uint64_t instance_offset, uint64_t* output_labels,
               unsigned threads);
 
+// out[i] = zero[i] ^ (bits[i] & 1) * Delta for n labels ([n][2] words each):
+// the labels of given bit values (constant time in the bits).
+void encode_labels(const uint64_t* zero, const uint64_t delta[2], const uint8_t* bits,
+                   uint64_t* out, size_t n);
+
+// out[b * n + i] = bit b of values[i], b < bits (uint8 0/1 planes, little-endian bit order).
+void bit_planes(const uint64_t* values, size_t n, unsigned bits, uint8_t* out);
+
 // Instances per chunk and threads the drivers would use (for tests/benchmarks).
 size_t chunk_size(const Plan& plan, size_t batch);
 unsigned thread_count(const Plan& plan, size_t batch, unsigned requested);

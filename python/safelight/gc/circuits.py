@@ -444,6 +444,18 @@ def adder(k: int) -> Circuit:
     return b.build(b.add(x, y), name=f"add{k}")
 
 
+def multiplier(k: int) -> Circuit:
+    """``x * y mod 2^k`` by shift and add: garbler x, evaluator y; about k^2 ANDs (a deep,
+    AND-heavy circuit: the workload of the end-to-end garbling benchmark)."""
+    b = CircuitBuilder()
+    x, y = _shares(b, k)
+    acc = [b.and_(xj, y[0]) for xj in x]
+    for i in range(1, k):
+        row = [b.and_(x[j], y[i]) for j in range(k - i)]
+        acc = acc[:i] + b.add(acc[i:], row)
+    return b.build(acc, name=f"mul{k}")
+
+
 def subtractor(k: int) -> Circuit:
     """``x - y mod 2^k``: garbler x, evaluator y; k - 1 ANDs."""
     b = CircuitBuilder()

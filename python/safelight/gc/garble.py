@@ -74,16 +74,21 @@ def _labels(a, name: str) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def encode(input_zero, delta, bits) -> np.ndarray:
+def encode(input_zero, delta, bits, out: np.ndarray | None = None) -> np.ndarray:
     """Labels of the given bit values: ``zero ^ bit * delta``. ``bits`` broadcasts against
-    ``input_zero[..., 0]`` (e.g. ``(n, batch)``)."""
+    ``input_zero[..., 0]`` (e.g. ``(n, batch)``). ``out`` (optional, may be ``input_zero``
+    itself) receives the labels."""
     zero = _labels(input_zero, "input_zero")
     d = _labels(delta, "delta").reshape(2)
-    mask = (np.asarray(bits).astype(np.uint64) & np.uint64(1)) * np.uint64(2**64 - 1)
-    out = _aligned_empty(np.broadcast_shapes(zero.shape, mask.shape + (2,)))
-    np.bitwise_and(mask[..., None], d, out=out)
-    out ^= zero
-    return out
+    bits = np.asarray(bits)
+    shape = np.broadcast_shapes(zero.shape, bits.shape + (2,))
+    zero = np.ascontiguousarray(np.broadcast_to(zero, shape))
+    bits = np.ascontiguousarray(np.broadcast_to(bits, shape[:-1]), dtype=np.uint8)
+    if out is None:
+        out = _aligned_empty(shape)
+    elif out.shape != shape:
+        raise ValueError(f"out must have shape {shape}, got {out.shape}")
+    return _core.gc_encode(zero, d, bits, out)
 
 
 def garble(circuit: Circuit, input_zero, delta, instance_offset: int = 0,

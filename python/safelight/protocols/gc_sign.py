@@ -5,10 +5,12 @@ free XOR), where r is a random k-bit mask of party 0 and w = x - r mod 2^k is re
 party 1 only (uniform, since r is). Everything that does not depend on x runs **offline**,
 when the Program is known but before its inputs are used:
 
-* party 0 draws r, the zero-labels of every input wire, and garbles; it sends the tables and
-  the labels of r's bits (which never change once r is fixed);
-* the parties run random correlated OTs (IKNP): party 1 holds random bits rho with labels
-  t = q xor rho * Delta, party 0 holds q.
+* the parties run random correlated OTs (IKNP), all of them in one pipelined extension:
+  party 1 holds random bits rho with labels t = q xor rho * Delta, party 0 holds q;
+* party 0 draws r and garbles, streaming the tables. r is a constant of the garbler, so its
+  wires carry the *public* label 0 (zero-label r_i * Delta, as for constant wires in
+  emp-style garbling): the evaluator knows its active label without any transfer, and the
+  label reveals nothing since Delta is secret.
 
 **Online**, per value: party 0 sends z = a0 - r (k bits); party 1 forms w = z + a1 and
 sends d = w xor rho (k bits); party 0 answers e = G xor q xor d * Delta (16 bytes per bit,
@@ -28,11 +30,11 @@ from functools import lru_cache
 
 import numpy as np
 
-from .. import ring
+from .. import _core, ring
 from ..errors import ProtocolError
 from ..gc import circuits
 from ..gc.garble import colour, encode, evaluate, garble, random_delta, random_labels
-from ..ot import COTReceiver, COTSender
+from ..ot import COTReceiver, COTSender, cot_from_dealer_seed
 
 CHUNK = 1 << 16  # instances per garbling chunk
 GARBLER, EVALUATOR = 0, 1
@@ -52,6 +54,7 @@ class Prepared:
     first: int  # absolute index of the first instance (tweaks never repeat under one Delta)
     chunks: list = field(default_factory=list)  # per chunk: party-specific arrays
     r: np.ndarray | None = None  # garbler: the k-bit masks
+    delta: np.ndarray | None = None  # garbler: the global offset of the labels
 
 
 def _state(ctx) -> dict:
@@ -75,14 +78,38 @@ def _chunks(size: int) -> list[tuple[int, int]]:
 
 
 def bit_planes(values: np.ndarray, bits: int) -> np.ndarray:
-    """uint8 (bits, n): bit i of every value in row i (little-endian), via one unpackbits."""
-    raw = np.ascontiguousarray(values, dtype=np.uint64).view(np.uint8).reshape(-1, 8)
-    planes = np.unpackbits(raw, axis=1, bitorder="little")[:, :bits]
-    return np.ascontiguousarray(planes.T)
+    """uint8 (bits, n): bit i of every value in row i (little-endian)."""
+    values = np.ascontiguousarray(values, dtype=np.uint64).reshape(-1)
+    return _core.gc_bit_planes(values, bits, np.empty((bits, values.size), dtype=np.uint8))
 
 
 def _mask(bits: int) -> np.uint64:
     return np.uint64((1 << bits) - 1) if bits < 64 else np.uint64(2**64 - 1)
+
+
+def install_dealer_ots(ctx, seed: bytes, labels: np.ndarray | None) -> None:
+    """Take this job's random OTs from the dealer instead of running IKNP: the garbler
+    expands (q, Delta) from ``seed``; the evaluator expands its choice bits from ``seed``
+    and gets their ``labels`` t (see :func:`safelight.ot.dealer_cot`)."""
+    _state(ctx)["dealer_ots"] = {"seed": seed, "t": labels, "used": 0}
+
+
+def _random_cots(ctx, pipe, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """n random correlated OTs (t = q xor rho * Delta): the garbler gets (q, Delta), the
+    evaluator (rho, t). From the dealer when it dealt them, else by IKNP extension (all of
+    one sign computation at once, so the garbler then garbles without waiting on the
+    evaluator chunk by chunk)."""
+    dealt = _state(ctx).get("dealer_ots")
+    if dealt is None:
+        ot = _ot(ctx, pipe)
+        return (ot.extend(n, pipe), ot.delta) if ctx.party == GARBLER else ot.extend(n, pipe)
+    offset = dealt["used"]
+    dealt["used"] += n
+    if ctx.party == GARBLER:
+        return cot_from_dealer_seed(dealt["seed"], n, "sender", offset=offset)
+    if dealt["t"] is None or dealt["t"].shape[0] < offset + n:
+        raise ProtocolError("the dealer sent fewer random OTs than the program needs")
+    return cot_from_dealer_seed(dealt["seed"], n, "receiver", t=dealt["t"][offset: offset + n], offset=offset)
 
 
 def prepare(ctx, key: tuple, size: int, bits: int) -> None:
@@ -90,23 +117,26 @@ def prepare(ctx, key: tuple, size: int, bits: int) -> None:
     if ctx.party not in (GARBLER, EVALUATOR) or size == 0:
         return
     pipe = ctx.pipe(1 - ctx.party)
-    ot = _ot(ctx, pipe)
     state = _state(ctx)
     prep = Prepared(size, bits, state["instances"])
     state["instances"] += size
     circuit = _msb_circuit(bits)
     if ctx.party == GARBLER:
         prep.r = ring.random(secrets.token_bytes(16), (size,)) & _mask(bits)
-        _garble_offline(ot, pipe, circuit, prep)
+        q_all, prep.delta = _random_cots(ctx, pipe, bits * size)
+        _garble_offline(q_all, pipe, circuit, prep)
     else:
+        rho_all, t_all = _random_cots(ctx, pipe, bits * size)  # random choices and their labels
         for lo, hi in _chunks(size):
             m = hi - lo
-            rho, t = ot.extend(bits * m, pipe)  # random choices and their labels
-            labels = np.empty((2 * bits, m, 2), dtype=np.uint64)  # r's labels, then w's (filled online)
-            labels[:bits] = pipe.recv("gc.r_labels")
+            rho, t = rho_all[bits * lo: bits * hi], t_all[bits * lo: bits * hi]
+            # r's labels, then t: online e xor t becomes w's labels in place (every page of
+            # the buffer is touched here, offline: first-touch faults cost ~1 s/GB on a VM)
+            labels = np.empty((2 * bits, m, 2), dtype=np.uint64)
+            labels[:bits] = 0  # the public labels of the garbler's constant r
+            labels[bits:] = t.reshape(bits, m, 2)
             tables = pipe.recv("gc.tables")
-            prep.chunks.append((np.asarray(rho, dtype=np.uint8).reshape(bits, m), t.reshape(bits, m, 2),
-                                labels, tables))
+            prep.chunks.append((np.asarray(rho, dtype=np.uint8).reshape(bits, m), labels, tables))
     ctx.links.rounds += 2
     state["prepared"][key] = prep
 
@@ -146,18 +176,21 @@ class _Streamer:
             raise self.errors[0]
 
 
-def _garble_offline(ot, pipe, circuit, prep: Prepared) -> None:
+def _garble_offline(q_all: np.ndarray, pipe, circuit, prep: Prepared) -> None:
     """Garble chunk i+1 while chunk i's tables stream out."""
-    bits = prep.bits
+    bits, delta = prep.bits, prep.delta
     with _Streamer(pipe) as out:
         for lo, hi in _chunks(prep.size):
             m = hi - lo
-            q = ot.extend(bits * m, pipe).reshape(bits, m, 2)
-            r_zero = random_labels(bits, m, seed=secrets.token_bytes(16))  # AES-CTR: fast, fresh key
-            w_zero = random_labels(bits, m, seed=secrets.token_bytes(16))
-            tables, out_zero = garble(circuit, np.concatenate([r_zero, w_zero]), ot.delta, prep.first + lo)
-            out.put(("gc.r_labels", encode(r_zero, ot.delta, bit_planes(prep.r[lo:hi], bits))),
-                    ("gc.tables", tables))
+            q = q_all[bits * lo: bits * hi].reshape(bits, m, 2)
+            zero = np.zeros((2 * bits, m, 2), dtype=np.uint64)
+            # r is a constant of the garbler: its wires get the public label 0 (zero-label
+            # r_i * Delta), so no label of r is ever sent; w's zero-labels are fresh random
+            encode(zero[:bits], delta, bit_planes(prep.r[lo:hi], bits), out=zero[:bits])
+            zero[bits:] = random_labels(bits, m, seed=secrets.token_bytes(16))  # AES-CTR, fresh key
+            tables, out_zero = garble(circuit, zero, delta, prep.first + lo)
+            w_zero = zero[bits:]
+            out.put(("gc.tables", tables))
             prep.chunks.append((np.bitwise_xor(w_zero, q), colour(out_zero)[0]))  # G xor q, output share
 
 
@@ -175,7 +208,6 @@ def sign_bit_shares(ctx, x: np.ndarray, bits: int, key: tuple) -> np.ndarray:
     if prep is None or prep.size != flat.size or prep.bits != bits:
         raise ProtocolError(f"no garbled-circuit preprocessing for {key} ({flat.size} values, {bits} bits)")
     pipe = ctx.pipe(1 - ctx.party)
-    ot = _ot(ctx, pipe)
     mask = _mask(bits)
     share = np.empty(flat.size, dtype=np.uint8)
     if ctx.party == GARBLER:
@@ -183,7 +215,7 @@ def sign_bit_shares(ctx, x: np.ndarray, bits: int, key: tuple) -> np.ndarray:
         d_all = np.unpackbits(pipe.recv("gc.d"), count=bits * flat.size).reshape(bits, flat.size)
         with _Streamer(pipe) as out:
             for (lo, hi), (gq, out_share) in zip(_chunks(flat.size), prep.chunks):
-                out.put(("gc.e", encode(gq, ot.delta, d_all[:, lo:hi])))
+                out.put(("gc.e", encode(gq, prep.delta, d_all[:, lo:hi], out=gq)))  # gq is used once
                 share[lo:hi] = out_share
     else:
         z = pipe.recv("gc.z")
@@ -191,8 +223,8 @@ def sign_bit_shares(ctx, x: np.ndarray, bits: int, key: tuple) -> np.ndarray:
         rho = np.concatenate([c[0] for c in prep.chunks], axis=1)
         pipe.send("gc.d", np.packbits(w_bits ^ rho))
         circuit = _msb_circuit(bits)
-        for (lo, hi), (_, t, labels, tables) in zip(_chunks(flat.size), prep.chunks):
-            np.bitwise_xor(pipe.recv("gc.e"), t, out=labels[bits:])  # the labels of w's bits
+        for (lo, hi), (_, labels, tables) in zip(_chunks(flat.size), prep.chunks):
+            np.bitwise_xor(labels[bits:], pipe.recv("gc.e"), out=labels[bits:])  # e xor t: w's labels
             out = evaluate(circuit, labels, tables, prep.first + lo)
             share[lo:hi] = colour(out)[0]
     ctx.links.rounds += 3

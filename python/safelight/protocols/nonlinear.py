@@ -49,6 +49,15 @@ def prepare_signs(ctx, needs, bits: int) -> None:
             gc_sign.prepare(ctx, (corr.step, corr.prefix[:-len(B2A)]), size, bits)
 
 
+def ot_demand(program) -> int:
+    """Random OTs the program's sign computations take, in total (what a dealer deals)."""
+    total = 0
+    for corr in program.correlations():
+        if corr.prefix.endswith(B2A):
+            total += int(np.prod(corr.random["a"])) * _bits(program.steps[corr.step].attrs)
+    return total
+
+
 def _offline(op_class):
     """The offline hook of a sign-based op: prepare the garbled circuits its run will use."""
     def offline(ctx, step, shapes, attrs):

@@ -59,6 +59,12 @@ TRIPLE_SOURCES: dict[str, TripleSource] = {
 }
 
 
+# Where the garbled circuits' random OTs come from: IKNP extension between the two
+# servers (default, no third party), or the dealer (who then knows the OT material:
+# the same trust as in its triples, for users who run one).
+OT_SOURCES = ("iknp", "dealer")
+
+
 def triple_source(name: str) -> TripleSource:
     """The named source; unknown or not-yet-available sources are clear errors."""
     from ..errors import InputError, UnsupportedError
@@ -181,6 +187,10 @@ class Material:
 
     seed: bytes
     corrections: dict[str, np.ndarray] = field(default_factory=dict)
+    # random OTs dealt for the garbled circuits (ots="dealer"): the party's OT seed, and
+    # for the evaluator the labels of its choice bits
+    ot_seed: bytes | None = None
+    ot_labels: np.ndarray | None = None
 
 
 def deal(plan: Plan, parties: int) -> list[Material]:

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import errors
 from ..errors import InputError, JobFailedError, PeerUnavailableError, ProtocolError
-from ..protocols.preprocessing import Plan, deal, triple_source
+from ..protocols.preprocessing import OT_SOURCES, Plan, deal, triple_source
 from ..sharing import Encoded, Shared
 from .certs import DEALER_NAME, Identity, party_name
 from .config import ClusterConfig
@@ -137,6 +137,7 @@ def run_job(
     inputs: Mapping[str, Encoded],
     on_progress: ProgressCallback | None = None,
     triples: str | None = None,
+    ots: str = "iknp",
 ) -> JobResult:
     """Run ``program`` on the cluster with the encoded ``inputs``.
 
@@ -144,6 +145,10 @@ def run_job(
     ``"dealer"`` (the cluster's dealer process; the default when the cluster
     has one) or ``"client"`` (this process deals: right only when the client
     owns every secret of the job, since the dealer can unmask what is opened).
+    ``ots`` says where the garbled circuits' random OTs come from: ``"iknp"``
+    (OT extension between the two servers, the default) or ``"dealer"`` (the
+    dealer deals them too: no OT work on the servers, the same trust in the
+    dealer as for its triples; needs ``triples="dealer"``).
 
     Raises
     ------
@@ -179,6 +184,11 @@ def run_job(
         if triples == "dealer" and config.dealer is None:
             raise InputError("triples='dealer' but the cluster has no dealer (Cluster.local(..., dealer=True))")
 
+    if ots not in OT_SOURCES:
+        raise InputError(f"ots must be one of {list(OT_SOURCES)}, got {ots!r}")
+    if ots == "dealer" and plan and triples != "dealer":
+        raise InputError("ots='dealer' needs the cluster's dealer for the preprocessing (triples='dealer')")
+
     job_id = os.urandom(16)
     wire_program = program.to_json()
     context = client_context(identity)
@@ -195,7 +205,7 @@ def run_job(
         try:
             channel = connect(config.dealer.host, config.dealer.port, identity, DEALER_NAME, config.timeout, context,
                               config.records)
-            channel.send_json(MsgType.SUBMIT, job_id, {"program": wire_program})
+            channel.send_json(MsgType.SUBMIT, job_id, {"program": wire_program, "ots": ots})
             frame = channel.expect(MsgType.RESULT)
             dealer_result[0] = PartyStats(**{k: frame.json[k] for k in PartyStats.__dataclass_fields__})
         except BaseException as exc:
@@ -224,7 +234,7 @@ def run_job(
                 submit["preprocessing"] = {"source": "client", "seed": materials[party].seed.hex()}
                 tensors += list(materials[party].corrections.items())
             elif triples == "dealer":
-                submit["preprocessing"] = {"source": "dealer"}
+                submit["preprocessing"] = {"source": "dealer", "ots": ots}
             channel.send_json(MsgType.SUBMIT, job_id, submit)
             for name, share in tensors:
                 channel.send_tensor(job_id, name, share)

@@ -126,11 +126,12 @@ class Cluster:
                 time.sleep(0.02)
 
     def run(self, program: Program, inputs: Mapping[str, Encoded],
-            on_progress: ProgressCallback | None = None, triples: str | None = None) -> JobResult:
+            on_progress: ProgressCallback | None = None, triples: str | None = None,
+            ots: str = "iknp") -> JobResult:
         """Run a Program on encoded inputs; see :func:`safelight.runtime.client.run_job`."""
         if self.closed:
             raise ConfigError("this cluster has been closed; start a new one")
-        return run_job(self.config, self.identity, program, inputs, on_progress, triples)
+        return run_job(self.config, self.identity, program, inputs, on_progress, triples, ots)
 
     def _log_path(self, index: int) -> Path:
         assert self.workdir is not None

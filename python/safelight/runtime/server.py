@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import socket
 import ssl
@@ -25,7 +26,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import JobFailedError, ProgramError, ProtocolError, SafelightError
-from ..protocols.preprocessing import Material, Plan, deal, expand
+from ..ot import dealer_cot
+from ..protocols import gc_sign, nonlinear
+from ..protocols.preprocessing import OT_SOURCES, Material, Plan, deal, expand
 from ..sharing import SEED_BYTES, SharePayload
 from .certs import CLIENT_NAME, DEALER_NAME, Identity, party_name
 from .config import ClusterConfig
@@ -36,6 +39,7 @@ from .transport import Channel, MsgType, accept_tls, connect, server_context
 
 log = logging.getLogger("safelight.server")
 PRE_PREFIX = "pre:"
+OT_LABELS = "ot:t"  # the evaluator's dealt OT labels (ots="dealer")
 
 
 @dataclass
@@ -258,7 +262,7 @@ class Server:
             out[frame.name] = frame.array
         return out
 
-    def _material(self, job_id: bytes, plan: Plan, spec: object, client_tensors: dict[str, np.ndarray],
+    def _material(self, program: Program, plan: Plan, spec: object, client_tensors: dict[str, np.ndarray],
                   links: JobLinks) -> Material:
         if not isinstance(spec, dict) or spec.get("source") not in ("client", "dealer"):
             raise ProtocolError("this program needs preprocessing: say where it comes from (client or dealer; "
@@ -274,12 +278,17 @@ class Server:
             raise ProtocolError("the client asked for a dealer, but this cluster has none configured")
         link = links.dealer()
         frame = link.expect(MsgType.PREPROCESS)
+        dealt_ots = spec.get("ots") == "dealer" and self.party in (0, 1) and nonlinear.ot_demand(program) > 0
         try:
             seed = bytes.fromhex(str(frame.json["seed"]))
+            ot_seed = bytes.fromhex(str(frame.json["ot_seed"])) if dealt_ots else None
         except (TypeError, KeyError, ValueError):
             raise ProtocolError("malformed PREPROCESS message from the dealer") from None
         names = plan.correction_names() if last else []
-        return Material(seed, self._receive_tensors(link, {n: None for n in names}))
+        if dealt_ots and self.party == 1:
+            names.append(OT_LABELS)
+        tensors = self._receive_tensors(link, {n: None for n in names})
+        return Material(seed, {k: v for k, v in tensors.items() if k != OT_LABELS}, ot_seed, tensors.get(OT_LABELS))
 
     def _run_job(self, channel: Channel, job_id: bytes, submit: object) -> None:
         assert self.party is not None
@@ -297,8 +306,10 @@ class Server:
         try:
             t0 = time.perf_counter()
             if plan:
-                material = self._material(job_id, plan, pre_spec, pre_tensors, links)
+                material = self._material(program, plan, pre_spec, pre_tensors, links)
                 ctx.pre = expand(plan, self.party, self.config.n, material)
+                if material.ot_seed is not None:
+                    gc_sign.install_dealer_ots(ctx, material.ot_seed, material.ot_labels)
             for i, step in enumerate(program.steps):  # input-independent work (e.g. garbling)
                 if OPS[step.op].offline is not None:
                     ctx.step = i
@@ -340,7 +351,15 @@ class Server:
     def _deal_job(self, channel: Channel, job_id: bytes, submit: object) -> None:
         started = time.perf_counter()
         program, plan = self._program_of(submit)
+        assert isinstance(submit, dict)
+        ots = submit.get("ots", "iknp")
+        if ots not in OT_SOURCES:
+            raise ProtocolError(f"ots must be one of {OT_SOURCES}, got {ots!r}")
         materials = deal(plan, self.config.n)
+        n_ots = nonlinear.ot_demand(program) if ots == "dealer" else 0
+        if n_ots:
+            materials[0].ot_seed, materials[1].ot_seed = secrets.token_bytes(16), secrets.token_bytes(16)
+            materials[1].ot_labels = dealer_cot(materials[0].ot_seed, materials[1].ot_seed, n_ots)
         generated = time.perf_counter() - started
         sent = 0
         for party, material in enumerate(materials):
@@ -349,9 +368,14 @@ class Server:
                            records=self.config.records)
             try:
                 link.send_json(MsgType.PEER_HELLO, job_id, {"party": DEALER_NAME})
-                link.send_json(MsgType.PREPROCESS, job_id, {"seed": material.seed.hex()})
+                header = {"seed": material.seed.hex()}
+                if material.ot_seed is not None:
+                    header["ot_seed"] = material.ot_seed.hex()
+                link.send_json(MsgType.PREPROCESS, job_id, header)
                 for name, tensor in material.corrections.items():
                     link.send_tensor(job_id, name, tensor)
+                if material.ot_labels is not None:
+                    link.send_tensor(job_id, OT_LABELS, material.ot_labels)
                 sent += link.bytes_sent
             finally:
                 link.close()
