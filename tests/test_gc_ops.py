@@ -158,3 +158,21 @@ def test_dealt_ots_need_a_dealer_and_a_known_source(cluster2):
         cluster2.run(p, {"x": safelight.encode(np.ones(4))}, ots="dealer")
     with pytest.raises(safelight.errors.InputError, match="ots must be one of"):
         cluster2.run(p, {"x": safelight.encode(np.ones(4))}, ots="magic")
+
+
+def test_per_op_preprocessing_gives_the_same_result_and_reports_steps():
+    x = np.random.default_rng(7).uniform(-4, 4, (2, 3, 8, 8))
+    p = Program(2)
+    t = p.input("x", x.shape)
+    p.output(p.max_pool2d(p.relu(p.relu(t)), 2), "y")
+    want = np.maximum(x, 0).reshape(2, 3, 4, 2, 4, 2).max(axis=(3, 5))
+    with safelight.Cluster.local(2, dealer=True, timeout=10) as cluster:
+        for mode in ("ahead", "per_op"):
+            job = cluster.run(p, {"x": safelight.encode(x)}, preprocess=mode)
+            np.testing.assert_allclose(safelight.decode(job.outputs["y"]), want, atol=EPS)
+            steps = job.steps()
+            assert [s["op"] for s in steps] == ["relu", "relu", "max_pool2d"]
+            assert all(s["offline_seconds"] > 0 for s in steps)  # garbling, timed per step either way
+            assert all(s["bytes_sent"][0] > 0 for s in steps)
+        with pytest.raises(safelight.errors.InputError, match="preprocess must be"):
+            cluster.run(p, {"x": safelight.encode(x)}, preprocess="later")

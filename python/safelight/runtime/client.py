@@ -12,10 +12,17 @@ import numpy as np
 
 from .. import errors
 from ..errors import InputError, JobFailedError, PeerUnavailableError, ProtocolError
+from ..protocols.nonlinear import ot_demand
 from ..protocols.preprocessing import OT_SOURCES, Plan, deal, triple_source
 from ..sharing import Encoded, Shared
 from .certs import DEALER_NAME, Identity, party_name
 from .config import ClusterConfig
+from .model_store import check_model_id
+
+# Garbled material an evaluator holds per random OT (a label pair per input bit plus the
+# tables of ~one AND gate): above the budget, preprocessing runs op by op.
+GC_BYTES_PER_OT = 64
+PREPROCESS_BUDGET = 2 << 30
 from .program import Program
 from .transport import Channel, MsgType, client_context, connect
 
@@ -46,6 +53,9 @@ class PartyStats:
     peer_bytes_received: int
     rounds: int
     ops: dict[str, dict[str, float]] = field(default_factory=dict)
+    # per step of the program: op, seconds (online), offline_seconds (per-op preprocessing),
+    # bytes_sent, bytes_received, rounds
+    steps: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -109,6 +119,23 @@ class JobResult:
             }
         return out
 
+    def steps(self) -> list[dict[str, Any]]:
+        """Per step (layer): op, slowest party's online and preprocessing seconds, rounds,
+        bytes each party sent on peer links."""
+        rows = [p.steps for p in self.parties]
+        out = []
+        for i in range(min((len(r) for r in rows), default=0)):
+            mine = [r[i] for r in rows]
+            out.append({
+                "step": i,
+                "op": mine[0]["op"],
+                "seconds": max(m["seconds"] for m in mine),
+                "offline_seconds": max(m.get("offline_seconds", 0.0) for m in mine),
+                "rounds": max(m["rounds"] for m in mine),
+                "bytes_sent": [m["bytes_sent"] for m in mine],
+            })
+        return out
+
     def summary(self) -> dict[str, Any]:
         return {
             "wall_seconds": self.wall_seconds,
@@ -130,14 +157,78 @@ class JobResult:
         }
 
 
+@dataclass(frozen=True)
+class StoredTensor:
+    """A job input that the servers already hold: a tensor of a model uploaded under ``model``
+    (see :func:`upload_model`). Pass it in ``inputs`` like an :class:`Encoded` tensor."""
+
+    model: str
+    tensor: str
+    shape: tuple[int, ...]
+    parties: int
+    frac_bits: int
+
+
+def upload_model(config: ClusterConfig, identity: Identity, model_id: str,
+                 tensors: Mapping[str, Encoded]) -> dict[str, StoredTensor]:
+    """Share a model's tensors to every server, stored there under ``model_id`` (replacing an
+    older upload of that id). Each server receives only its share (a seed for all but one).
+    Returns the handles that jobs use as inputs."""
+    model_id = check_model_id(model_id)
+    for name, enc in tensors.items():
+        if enc.parties != config.n:
+            raise InputError(f"tensor {name!r} is encoded for {enc.parties} servers, the cluster has {config.n}")
+    failures: list[tuple[int, BaseException]] = []
+
+    def send(party: int) -> None:
+        addr = config.parties[party]
+        channel: Channel | None = None
+        try:
+            channel = connect(addr.host, addr.port, identity, party_name(party), config.timeout,
+                              records=config.records)
+            descriptors, shares = [], []
+            for name, enc in tensors.items():
+                payload = enc.payloads[party]
+                d: dict[str, Any] = {"name": name, "shape": list(enc.shape)}
+                if payload.seed is not None:
+                    d.update(kind="seed", seed=payload.seed.hex())
+                else:
+                    d["kind"] = "share"
+                    shares.append((name, payload.share))
+                descriptors.append(d)
+            channel.send_json(MsgType.STORE, b"\0" * 16, {"model": model_id, "inputs": descriptors})
+            for name, share in shares:
+                channel.send_tensor(b"\0" * 16, name, share)
+            channel.expect(MsgType.RESULT)
+        except BaseException as exc:  # re-raised below
+            failures.append((party, exc))
+        finally:
+            if channel is not None:
+                channel.close()
+
+    threads = [threading.Thread(target=send, args=(p,), daemon=True) for p in range(config.n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        party, exc = min(failures, key=lambda f: f[0])
+        if isinstance(exc, errors.SafelightError):
+            raise exc
+        raise JobFailedError(f"{party_name(party)}: {type(exc).__name__}: {exc}") from exc
+    return {name: StoredTensor(model_id, name, tuple(enc.shape), enc.parties, enc.frac_bits)
+            for name, enc in tensors.items()}
+
+
 def run_job(
     config: ClusterConfig,
     identity: Identity,
     program: Program,
-    inputs: Mapping[str, Encoded],
+    inputs: Mapping[str, Encoded | StoredTensor],
     on_progress: ProgressCallback | None = None,
     triples: str | None = None,
     ots: str = "iknp",
+    preprocess: str = "auto",
 ) -> JobResult:
     """Run ``program`` on the cluster with the encoded ``inputs``.
 
@@ -149,6 +240,11 @@ def run_job(
     (OT extension between the two servers, the default) or ``"dealer"`` (the
     dealer deals them too: no OT work on the servers, the same trust in the
     dealer as for its triples; needs ``triples="dealer"``).
+    ``preprocess``: ``"ahead"`` runs every op's input-independent preprocessing
+    (garbling, OTs) before the first op; ``"per_op"`` runs it just before each op,
+    so that only one layer's garbled material is held at a time (still timed as
+    offline); ``"auto"`` picks per_op when the whole material would exceed
+    :data:`PREPROCESS_BUDGET` bytes.
 
     Raises
     ------
@@ -184,6 +280,10 @@ def run_job(
         if triples == "dealer" and config.dealer is None:
             raise InputError("triples='dealer' but the cluster has no dealer (Cluster.local(..., dealer=True))")
 
+    if preprocess == "auto":
+        preprocess = "per_op" if GC_BYTES_PER_OT * ot_demand(program) > PREPROCESS_BUDGET else "ahead"
+    if preprocess not in ("ahead", "per_op"):
+        raise InputError(f"preprocess must be 'auto', 'ahead' or 'per_op', got {preprocess!r}")
     if ots not in OT_SOURCES:
         raise InputError(f"ots must be one of {list(OT_SOURCES)}, got {ots!r}")
     if ots == "dealer" and plan and triples != "dealer":
@@ -222,13 +322,18 @@ def run_job(
                               config.records)
             descriptors, tensors = [], []
             for name in program.inputs:
-                payload = inputs[name].payloads[party]
+                given = inputs[name]
+                if isinstance(given, StoredTensor):
+                    descriptors.append({"name": name, "kind": "stored", "model": given.model,
+                                        "tensor": given.tensor})
+                    continue
+                payload = given.payloads[party]
                 if payload.seed is not None:
                     descriptors.append({"name": name, "kind": "seed", "seed": payload.seed.hex()})
                 else:
                     descriptors.append({"name": name, "kind": "share"})
                     tensors.append((name, payload.share))
-            submit: dict[str, Any] = {"program": wire_program, "inputs": descriptors}
+            submit: dict[str, Any] = {"program": wire_program, "inputs": descriptors, "preprocess": preprocess}
             if triples == "client":
                 assert materials is not None
                 submit["preprocessing"] = {"source": "client", "seed": materials[party].seed.hex()}

@@ -15,7 +15,7 @@ from typing import Mapping
 from ..errors import ConfigError, PeerUnavailableError
 from ..sharing import Encoded, check_parties
 from .certs import CLIENT_NAME, DEALER_NAME, Identity, create_cluster_certs
-from .client import JobResult, ProgressCallback, run_job
+from .client import JobResult, ProgressCallback, StoredTensor, run_job, upload_model
 from .config import DEFAULT_TIMEOUT, ClusterConfig, PartyAddress
 from .program import Program
 
@@ -125,13 +125,19 @@ class Cluster:
                     raise PeerUnavailableError(f"server party-{party} did not start within {START_TIMEOUT:g} s")
                 time.sleep(0.02)
 
-    def run(self, program: Program, inputs: Mapping[str, Encoded],
+    def run(self, program: Program, inputs: Mapping[str, Encoded | StoredTensor],
             on_progress: ProgressCallback | None = None, triples: str | None = None,
-            ots: str = "iknp") -> JobResult:
+            ots: str = "iknp", preprocess: str = "auto") -> JobResult:
         """Run a Program on encoded inputs; see :func:`safelight.runtime.client.run_job`."""
         if self.closed:
             raise ConfigError("this cluster has been closed; start a new one")
-        return run_job(self.config, self.identity, program, inputs, on_progress, triples, ots)
+        return run_job(self.config, self.identity, program, inputs, on_progress, triples, ots, preprocess)
+
+    def upload_model(self, model_id: str, tensors: Mapping[str, Encoded]) -> dict[str, StoredTensor]:
+        """Store a model's shares on the servers; see :func:`safelight.runtime.client.upload_model`."""
+        if self.closed:
+            raise ConfigError("this cluster has been closed; start a new one")
+        return upload_model(self.config, self.identity, model_id, tensors)
 
     def _log_path(self, index: int) -> Path:
         assert self.workdir is not None

@@ -6,6 +6,7 @@ Example::
     certs = "certs"        # relative to this file
     timeout = 30.0         # seconds before a silent peer is declared dead
     records = "sealed"     # or "tls": see safelight.runtime.sealed
+    store = "models"       # optional: servers keep uploaded model shares here (else in memory)
 
     [[party]]
     host = "10.0.0.5"
@@ -53,6 +54,7 @@ class ClusterConfig:
     path: Path | None = None
     dealer: PartyAddress | None = None
     records: str = "sealed"
+    store: Path | None = None  # where servers keep uploaded model shares (memory only when unset)
 
     @property
     def n(self) -> int:
@@ -94,7 +96,12 @@ class ClusterConfig:
         records = str(section.get("records", "sealed"))
         if records not in ("sealed", "tls"):
             raise ConfigError(f'{path}: cluster.records must be "sealed" or "tls", got {records!r}')
-        return cls(tuple(parties), certs, timeout, path, dealer, records)
+        store = section.get("store")
+        if store is not None:
+            store = Path(str(store))
+            if not store.is_absolute():
+                store = path.parent / store
+        return cls(tuple(parties), certs, timeout, path, dealer, records, store)
 
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
@@ -103,6 +110,7 @@ class ClusterConfig:
             f'certs = "{self.certs.as_posix()}"',
             f"timeout = {float(self.timeout)}",
             f'records = "{self.records}"',
+            *([f'store = "{self.store.as_posix()}"'] if self.store is not None else []),
             "",
         ]
         for party in self.parties:

@@ -32,7 +32,8 @@ from ..protocols.preprocessing import OT_SOURCES, Material, Plan, deal, expand
 from ..sharing import SEED_BYTES, SharePayload
 from .certs import CLIENT_NAME, DEALER_NAME, Identity, party_name
 from .config import ClusterConfig
-from .ops import OPS
+from .model_store import ModelStore, check_model_id
+from .ops import OPS, check_shape
 from .peers import DEALER, JobLinks, Mailbox
 from .program import Program
 from .transport import Channel, MsgType, accept_tls, connect, server_context
@@ -84,6 +85,7 @@ class OpStats:
 
     def __init__(self) -> None:
         self.totals: dict[str, dict[str, float]] = {}
+        self.steps: list[dict[str, float | str]] = []
 
     def add(self, op: str, seconds: float, sent: int, received: int, rounds: int) -> None:
         t = self.totals.setdefault(op, {"calls": 0, "seconds": 0.0, "bytes_sent": 0, "bytes_received": 0, "rounds": 0})
@@ -117,6 +119,7 @@ class Server:
         self.identity = Identity.from_dir(config.certs, self.name)
         self.context = server_context(self.identity)
         self.mailbox = Mailbox()
+        self.store = ModelStore(self.name, config.store)
         self._stop = threading.Event()
         self._listener: socket.socket | None = None
 
@@ -166,7 +169,9 @@ class Server:
         keep_open = False
         try:
             frame = channel.recv()
-            if frame.type == MsgType.SUBMIT and channel.peer == CLIENT_NAME:
+            if frame.type == MsgType.STORE and channel.peer == CLIENT_NAME and self.party is not None:
+                self._store_model(channel, frame.json)
+            elif frame.type == MsgType.SUBMIT and channel.peer == CLIENT_NAME:
                 if self.party is None:
                     self._deal_job(channel, frame.job_id, frame.json)
                 else:
@@ -238,6 +243,8 @@ class Server:
                 env[name] = SharePayload(self.party or 0, shape, seed=seed).materialize()
             elif kind == "share":
                 expected[name] = shape
+            elif kind == "stored":
+                env[name] = self.store.get(str(d.get("model")), str(d.get("tensor")), shape)
             else:
                 raise ProtocolError(f"input {name!r}: unknown kind {kind!r}")
         missing = set(program.inputs) - set(env) - set(expected)
@@ -246,6 +253,37 @@ class Server:
         extras = self._receive_tensors(channel, expected)
         env.update({k: v for k, v in extras.items() if not k.startswith(PRE_PREFIX)})
         return env, {k: v for k, v in extras.items() if k.startswith(PRE_PREFIX)}
+
+    def _store_model(self, channel: Channel, request: object) -> None:
+        """Keep this server's shares of an uploaded model under its id (see model_store)."""
+        if not isinstance(request, dict) or not isinstance(request.get("inputs"), list):
+            raise ProtocolError("STORE must be a JSON object with a model id and an inputs list")
+        model_id = check_model_id(request.get("model"))
+        shares: dict[str, np.ndarray] = {}
+        expected: dict[str, tuple[int, ...] | None] = {}
+        for d in request["inputs"]:
+            try:
+                name, kind, shape = str(d["name"]), str(d["kind"]), check_shape(d["shape"], "stored tensor")
+            except (TypeError, KeyError):
+                raise ProtocolError("malformed stored-tensor descriptor") from None
+            if name in shares or name in expected:
+                raise ProtocolError(f"stored tensor {name!r} is repeated")
+            if kind == "seed":
+                try:
+                    seed = bytes.fromhex(str(d.get("seed", "")))
+                except ValueError:
+                    seed = b""
+                if len(seed) != SEED_BYTES:
+                    raise ProtocolError(f"stored tensor {name!r}: a seed must be {SEED_BYTES} bytes")
+                shares[name] = SharePayload(self.party or 0, shape, seed=seed).materialize()
+            elif kind == "share":
+                expected[name] = shape
+            else:
+                raise ProtocolError(f"stored tensor {name!r}: unknown kind {kind!r}")
+        shares.update(self._receive_tensors(channel, expected))
+        self.store.put(model_id, shares)
+        channel.send_json(MsgType.RESULT, b"\0" * 16, {"model": model_id, "tensors": len(shares)})
+        log.info("stored model %s (%d tensors)", model_id, len(shares))
 
     @staticmethod
     def _receive_tensors(channel: Channel, expected: dict[str, tuple[int, ...] | None]) -> dict[str, np.ndarray]:
@@ -310,23 +348,39 @@ class Server:
                 ctx.pre = expand(plan, self.party, self.config.n, material)
                 if material.ot_seed is not None:
                     gc_sign.install_dealer_ots(ctx, material.ot_seed, material.ot_labels)
-            for i, step in enumerate(program.steps):  # input-independent work (e.g. garbling)
-                if OPS[step.op].offline is not None:
-                    ctx.step = i
-                    OPS[step.op].offline(ctx, i, [program.shape_of(x) for x in step.inputs], step.attrs)
+            per_op = isinstance(submit, dict) and submit.get("preprocess") == "per_op"
+
+            def preprocess(i: int, step) -> float:
+                """Input-independent work of one op (e.g. garbling); its seconds."""
+                if OPS[step.op].offline is None:
+                    return 0.0
+                started_at = time.perf_counter()
+                ctx.step = i
+                OPS[step.op].offline(ctx, i, [program.shape_of(x) for x in step.inputs], step.attrs)
+                if per_op:
+                    links.barrier()  # both sides start the op together
+                return time.perf_counter() - started_at
+
+            step_offline = [0.0 if per_op else preprocess(i, step) for i, step in enumerate(program.steps)]
             if any(OPS[step.op].interactive for step in program.steps):
                 links.barrier()  # peers start the online phase together
             offline = time.perf_counter() - t0
-            t_online = time.perf_counter()
+            online = 0.0
             for i, step in enumerate(program.steps):
+                if per_op:
+                    step_offline[i] = preprocess(i, step)
+                    offline += step_offline[i]
                 ctx.step = i
                 t0, s0, r0, n0 = time.perf_counter(), links.bytes_sent, links.bytes_received, links.rounds
                 env[step.output] = OPS[step.op].run(ctx, [env[x] for x in step.inputs], step.attrs)
-                stats.add(step.op, time.perf_counter() - t0, links.bytes_sent - s0, links.bytes_received - r0,
-                          links.rounds - n0)
+                seconds = time.perf_counter() - t0
+                online += seconds
+                stats.add(step.op, seconds, links.bytes_sent - s0, links.bytes_received - r0, links.rounds - n0)
+                stats.steps.append({"op": step.op, "seconds": seconds, "offline_seconds": step_offline[i],
+                                    "bytes_sent": links.bytes_sent - s0, "bytes_received": links.bytes_received - r0,
+                                    "rounds": links.rounds - n0})
                 ctx.pre.pop(i, None)  # each correlation is used exactly once
                 channel.send_json(MsgType.PROGRESS, job_id, {"step": i + 1, "of": len(program.steps), "op": step.op})
-            online = time.perf_counter() - t_online
             for name, (tensor, _) in program.outputs.items():
                 channel.send_tensor(job_id, name, env[tensor])
         finally:
@@ -342,6 +396,7 @@ class Server:
             "peer_bytes_received": links.bytes_received,
             "rounds": links.rounds,
             "ops": stats.totals,
+            "steps": stats.steps,
         }
         channel.send_json(MsgType.RESULT, job_id, result)
         log.info("job %s done in %.3f s (%d ops, %d rounds, offline %.3f s)", job_id.hex()[:8], result["seconds"],
@@ -382,7 +437,7 @@ class Server:
         result = {"party": -1, "seconds": time.perf_counter() - started, "offline_seconds": generated,
                   "online_seconds": 0.0, "bytes_sent": sent + channel.bytes_sent,
                   "bytes_received": channel.bytes_received, "peer_bytes_sent": sent, "peer_bytes_received": 0,
-                  "rounds": 0, "ops": {}}
+                  "rounds": 0, "ops": {}, "steps": []}
         channel.send_json(MsgType.RESULT, job_id, result)
         log.info("dealt job %s in %.3f s (%d correlations)", job_id.hex()[:8], result["seconds"],
                  len(plan.correlations))

@@ -43,6 +43,7 @@ class MsgType(enum.IntEnum):
     PEER_HELLO = 5  # party -> party: opens a per-job link (JSON {"party": i})
     PROGRESS = 6  # server -> client: {"step": i, "of": n, "op": name}
     PREPROCESS = 7  # dealer -> party: {"seed": hex} (then correction tensors for the last party)
+    STORE = 8  # client -> party: {"model": id, "inputs": [...]} then share tensors; answered by RESULT
 
 
 @dataclass

@@ -1,0 +1,64 @@
+"""Uploading model shares once and naming them in later jobs."""
+
+import numpy as np
+import pytest
+
+import safelight
+from safelight.errors import InputError, ProgramError
+from safelight.runtime.config import ClusterConfig
+from safelight.runtime.model_store import ModelStore
+from safelight.runtime.program import Program
+
+
+def _scale_program(shape):
+    p = Program(2)
+    x, w = p.input("x", shape), p.input("w", shape)
+    p.output(p.mul(x, w), "y")
+    return p
+
+
+def test_stored_weights_serve_several_jobs(cluster2):
+    w = np.random.default_rng(0).uniform(-1, 1, (3, 4))
+    stored = cluster2.upload_model("scaler-v1", {"w": safelight.encode(w)})
+    p = _scale_program(w.shape)
+    for seed in (1, 2):
+        x = np.random.default_rng(seed).uniform(-2, 2, w.shape)
+        job = cluster2.run(p, {"x": safelight.encode(x), "w": stored["w"]}, triples="client")
+        np.testing.assert_allclose(safelight.decode(job.outputs["y"]), x * w, atol=1e-3)
+
+
+def test_unknown_model_or_tensor_is_a_clear_error_and_the_server_keeps_serving(cluster2):
+    from safelight.runtime.client import StoredTensor
+
+    p = _scale_program((2,))
+    x = safelight.encode(np.ones(2))
+    with pytest.raises(ProgramError, match="unknown model id 'nope'"):
+        cluster2.run(p, {"x": x, "w": StoredTensor("nope", "w", (2,), 2, 16)}, triples="client")
+    cluster2.upload_model("small", {"w": safelight.encode(np.ones(2))})
+    with pytest.raises(ProgramError, match="has no tensor 'v'"):
+        cluster2.run(p, {"x": x, "w": StoredTensor("small", "v", (2,), 2, 16)}, triples="client")
+    with pytest.raises(InputError, match="model id"):
+        cluster2.upload_model("../etc", {"w": safelight.encode(np.ones(2))})
+    stored = cluster2.upload_model("small", {"w": safelight.encode(np.full(2, 3.0))})  # replaces
+    job = cluster2.run(p, {"x": x, "w": stored["w"]}, triples="client")
+    np.testing.assert_allclose(safelight.decode(job.outputs["y"]), 3.0, atol=1e-3)
+
+
+def test_store_keeps_only_shares_and_persists(tmp_path):
+    w = np.random.default_rng(4).uniform(-1, 1, 1000)
+    enc = safelight.encode(w)
+    stores = [ModelStore(f"party-{i}", tmp_path) for i in range(2)]
+    for i, store in enumerate(stores):
+        store.put("m", {"w": enc.payloads[i].materialize()})
+    reopened = [ModelStore(f"party-{i}", tmp_path) for i in range(2)]
+    shares = [s.get("m", "w", (1000,)) for s in reopened]
+    np.testing.assert_allclose(safelight.decode(safelight.sharing.Shared(shares, 16)), w, atol=1e-4)
+    plain = safelight.fixed_point.encode(w)
+    for share in shares:  # each file is a uniformly random share, not the weights
+        assert abs(int(np.count_nonzero(share >> np.uint64(63))) - 500) < 100
+        assert not np.array_equal(share, plain)
+
+
+def test_store_directory_in_config(tmp_path):
+    (tmp_path / "cluster.toml").write_text('[cluster]\nstore = "shares"\n\n[[party]]\nhost = "h"\nport = 1\n')
+    assert ClusterConfig.load(tmp_path / "cluster.toml").store == tmp_path / "shares"
