@@ -82,3 +82,42 @@ def test_isa_is_reported_and_can_be_forced():
     proc = subprocess.run([sys.executable, "-c", "import safelight"], capture_output=True, text=True,
                           env={**__import__("os").environ, "SAFELIGHT_ISA": "sse9"})
     assert proc.returncode != 0 and "unknown instruction set" in proc.stderr
+
+
+def test_denoise_command_end_to_end(tmp_path):
+    from safelight.tasks import denoise
+
+    clean = data.astronaut()[100:124, 180:204]
+    noisy = np.round(np.clip(denoise.add_noise(clean, 25, seed=2), 0, 1) * 255).astype(np.uint8)
+    src, out = tmp_path / "noisy.png", tmp_path / "clean.png"
+    Image.fromarray(noisy).save(src)
+    proc = run_cli("denoise", str(src), str(out), "--sigma", "25")
+    assert proc.returncode == 0, proc.stderr
+    assert "online / offline" in proc.stderr and "bytes per server" in proc.stderr
+    got = np.asarray(Image.open(out)).astype(float) / 255
+    want = denoise.plaintext([noisy], 25)[0]
+    assert np.abs(got - want).max() <= 1.01 / 255
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--sigma", "90"], "sigma must be in"),
+    (["--sigma", "0"], "sigma must be in"),
+])
+def test_denoise_bad_sigma(photo, tmp_path, args, match):
+    proc = run_cli("denoise", str(photo), str(tmp_path / "o.png"), *args)
+    assert proc.returncode == 2 and match in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_denoise_not_an_image(tmp_path):
+    (tmp_path / "notes.png").write_text("not an image at all")
+    proc = run_cli("denoise", str(tmp_path / "notes.png"), str(tmp_path / "o.png"), "--sigma", "25")
+    assert proc.returncode == 2 and "cannot read" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_demo_writes_the_side_by_side_and_reports_psnr(tmp_path):
+    out = tmp_path / "demo.png"
+    proc = run_cli("demo", "--size", "32", "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "PSNR gap private vs plaintext" in proc.stderr and "SSIM" in proc.stderr
+    assert np.asarray(Image.open(out)).shape == (32, 128, 3)

@@ -289,3 +289,12 @@ def test_reuse_keys_are_bound_to_one_input_tensor():
     data["steps"][0]["attrs"]["reuse"] = "w:a"
     with pytest.raises(ProgramError, match="reuse"):
         Program.from_json(data)
+
+
+def test_matmul_of_a_batched_activation(cluster2):
+    rng = np.random.default_rng(11)
+    x, w = rng.uniform(-1, 1, (2, 3, 5)), rng.uniform(-1, 1, (5, 4))
+    p = Program(2)
+    p.output(p.matmul(p.input("x", x.shape), p.input("w", w.shape)), "y")
+    job = cluster2.run(p, {"x": safelight.encode(x), "w": safelight.encode(w)}, triples="client")
+    np.testing.assert_allclose(safelight.decode(job.outputs["y"]), x @ w, atol=1e-3)

@@ -14,7 +14,7 @@ Threat model: semi-honest, non-colluding servers (see the README).
 
 from __future__ import annotations
 
-from . import _core, protocols  # noqa: F401  (protocols registers the interactive ops)
+from . import _core, nn, protocols  # noqa: F401  (protocols registers the interactive ops)
 from .errors import SafelightError
 from .runtime.cluster import Cluster
 from .runtime.program import Program

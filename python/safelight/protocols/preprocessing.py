@@ -115,6 +115,11 @@ def _conv(comp: dict[str, np.ndarray], attrs: dict[str, Any]) -> dict[str, np.nd
                              attrs["groups"])}
 
 
+def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a (..., k) @ b (k, n), as the matmul op computes it."""
+    return ring.matmul(a.reshape(-1, a.shape[-1]), b).reshape(*a.shape[:-1], b.shape[1])
+
+
 def _trunc(comp: dict[str, np.ndarray], attrs: dict[str, Any]) -> dict[str, np.ndarray]:
     r = comp["r"]
     return {"r_hi": r >> np.uint64(attrs["bits"]), "r_msb": r >> np.uint64(63)}
@@ -124,7 +129,7 @@ def _trunc(comp: dict[str, np.ndarray], attrs: dict[str, Any]) -> dict[str, np.n
 DERIVATIONS: dict[str, Callable[[dict[str, np.ndarray], dict[str, Any]], dict[str, np.ndarray]]] = {
     "mul": lambda c, attrs: {"c": ring.mul(c["a"], c["b"])},
     "square": lambda c, attrs: {"c": ring.mul(c["a"], c["a"])},
-    "matmul": lambda c, attrs: {"c": ring.matmul(c["a"], c["b"])},
+    "matmul": lambda c, attrs: {"c": _matmul(c["a"], c["b"])},
     "conv2d": _conv,
     "trunc": _trunc,
 }

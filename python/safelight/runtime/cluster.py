@@ -64,7 +64,7 @@ class Cluster:
 
     @classmethod
     def local(cls, parties: int = 2, timeout: float = DEFAULT_TIMEOUT, dealer: bool = False,
-              records: str = "sealed") -> "Cluster":
+              records: str = "sealed", store: str | os.PathLike | None = None) -> "Cluster":
         """Start ``parties`` server processes on loopback with throwaway certificates.
 
         With ``dealer=True`` a dealer process is started too: a helper you
@@ -73,6 +73,8 @@ class Cluster:
         closing stops every process and deletes the certificates. The servers
         also exit on their own if this process dies. ``records`` picks how bytes
         travel after the TLS 1.3 handshake (see :mod:`safelight.runtime.sealed`).
+        ``store``: a directory where the servers keep uploaded model shares (in memory
+        when None).
         """
         check_parties(parties)
         workdir = Path(tempfile.mkdtemp(prefix="safelight-cluster-"))
@@ -85,6 +87,7 @@ class Cluster:
                     workdir / "certs", timeout,
                     dealer=PartyAddress("127.0.0.1", ports[-1]) if dealer else None,
                     records=records,
+                    store=None if store is None else Path(store).absolute(),
                 )
                 config_path = config.save(workdir / "cluster.toml")
                 cluster = cls(config, Identity.from_dir(config.certs, CLIENT_NAME), [], workdir)

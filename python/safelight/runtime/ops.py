@@ -8,8 +8,10 @@ composing these in a Program; new ops are added here, never in server code.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -396,3 +398,150 @@ class Pad:
     @staticmethod
     def run(ctx, xs, attrs):
         return np.pad(xs[0], Pad._pads(xs[0].shape, attrs), mode=PADDING_MODES[attrs.get("mode", "zero")])
+
+
+# ---- layout ops (local: each party moves its own share's elements) --------------------------
+
+def _int_attr(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ProgramError(f"{what} must be an integer, got {value!r}")
+    return value
+
+
+def _int_list(value: Any, what: str) -> list[int]:
+    if not isinstance(value, (list, tuple)):
+        raise ProgramError(f"{what} must be a list of integers, got {value!r}")
+    return [_int_attr(v, what) for v in value]
+
+
+def _axis(value: Any, ndim: int, what: str) -> int:
+    axis = _int_attr(value, what)
+    if not -ndim <= axis < ndim:
+        raise ProgramError(f"{what} {axis} is out of range for a {ndim}-D tensor")
+    return axis % ndim
+
+
+@register("reshape", 1)
+class Reshape:
+    """The same elements in row-major order with a new ``shape`` (positive sizes, same count)."""
+
+    @staticmethod
+    def infer(shapes, attrs):
+        shape = tuple(_int_list(attrs.get("shape"), "reshape: shape"))
+        if not shape or min(shape) < 1 or math.prod(shape) != math.prod(shapes[0]):
+            raise ProgramError(f"reshape: cannot reshape {shapes[0]} to {shape} (positive sizes, same element count)")
+        return shape
+
+    @staticmethod
+    def run(ctx, xs, attrs):
+        return np.ascontiguousarray(xs[0]).reshape(tuple(attrs["shape"]))
+
+
+@register("transpose", 1)
+class Transpose:
+    """Permute the axes: output axis i is input axis ``perm[i]`` (numpy.transpose)."""
+
+    @staticmethod
+    def _perm(shape, attrs):
+        perm = _int_list(attrs.get("perm"), "transpose: perm")
+        if sorted(perm) != list(range(len(shape))):
+            raise ProgramError(f"transpose: perm {perm} is not a permutation of the {len(shape)} axes")
+        return perm
+
+    @staticmethod
+    def infer(shapes, attrs):
+        return tuple(shapes[0][i] for i in Transpose._perm(shapes[0], attrs))
+
+    @staticmethod
+    def run(ctx, xs, attrs):
+        return np.ascontiguousarray(xs[0].transpose(Transpose._perm(xs[0].shape, attrs)))
+
+
+@register("concat", 2)
+class Concat:
+    """Join two tensors along ``axis`` (their other sizes equal); same fixed-point scale."""
+
+    @staticmethod
+    def infer(shapes, attrs):
+        a, b = shapes
+        if len(a) != len(b):
+            raise ProgramError(f"concat: operands have different ranks: {a} vs {b}")
+        axis = _axis(attrs.get("axis"), len(a), "concat: axis")
+        if a[:axis] + a[axis + 1:] != b[:axis] + b[axis + 1:]:
+            raise ProgramError(f"concat: shapes {a} and {b} differ outside axis {axis}")
+        return (*a[:axis], a[axis] + b[axis], *a[axis + 1:])
+
+    @staticmethod
+    def run(ctx, xs, attrs):
+        return np.concatenate(xs, axis=_axis(attrs["axis"], xs[0].ndim, "axis"))
+
+
+@register("slice", 1)
+class Slice:
+    """x[..., start:stop:step, ...] along one ``axis`` (0 <= start < stop <= size, step >= 1)."""
+
+    @staticmethod
+    def _geometry(shape, attrs):
+        axis = _axis(attrs.get("axis"), len(shape), "slice: axis")
+        start = _int_attr(attrs.get("start"), "slice: start")
+        stop = _int_attr(attrs.get("stop"), "slice: stop")
+        step = _int_attr(attrs.get("step", 1), "slice: step")
+        if not 0 <= start < stop <= shape[axis] or step < 1:
+            raise ProgramError(f"slice: need 0 <= start < stop <= {shape[axis]} and step >= 1 on axis {axis}, "
+                               f"got {start}:{stop}:{step}")
+        return axis, start, stop, step
+
+    @staticmethod
+    def infer(shapes, attrs):
+        axis, start, stop, step = Slice._geometry(shapes[0], attrs)
+        return (*shapes[0][:axis], (stop - start + step - 1) // step, *shapes[0][axis + 1:])
+
+    @staticmethod
+    def run(ctx, xs, attrs):
+        axis, start, stop, step = Slice._geometry(xs[0].shape, attrs)
+        index = (slice(None),) * axis + (slice(start, stop, step),)
+        return np.ascontiguousarray(xs[0][index])
+
+
+def _broadcast(shapes: list[tuple[int, ...]], name: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(s) for s in np.broadcast_shapes(shapes[0], shapes[1]))
+    except ValueError:
+        raise ProgramError(f"{name}: shapes {shapes[0]} and {shapes[1]} do not broadcast") from None
+
+
+@register("add_broadcast", 2)
+class AddBroadcast:
+    """x + y of two shared tensors with numpy broadcasting (e.g. a per-channel bias); same scale."""
+
+    infer = staticmethod(lambda shapes, attrs: _broadcast(shapes, "add_broadcast"))
+    run = staticmethod(lambda ctx, xs, attrs: np.ascontiguousarray(np.add(xs[0], xs[1], dtype=np.uint64)))
+
+
+@register("sub_broadcast", 2)
+class SubBroadcast:
+    """x - y of two shared tensors with numpy broadcasting; same scale."""
+
+    infer = staticmethod(lambda shapes, attrs: _broadcast(shapes, "sub_broadcast"))
+    run = staticmethod(lambda ctx, xs, attrs: np.ascontiguousarray(np.subtract(xs[0], xs[1], dtype=np.uint64)))
+
+
+@register("mul_public_array", 1)
+class MulPublicArray:
+    """x * c for a public ring array c broadcastable to x (the output keeps x's shape); a
+    fixed-point c adds its fractional bits to x's, as :class:`MulPublic`."""
+
+    @staticmethod
+    def infer(shapes, attrs):
+        value = _ring_array(attrs.get("value"), "mul_public_array value")
+        try:
+            out = np.broadcast_shapes(value.shape, shapes[0])
+        except ValueError:
+            out = None
+        if out != shapes[0]:
+            raise ProgramError(f"mul_public_array: value of shape {value.shape} does not broadcast to {shapes[0]}")
+        return shapes[0]
+
+    @staticmethod
+    def run(ctx, xs, attrs):
+        return np.ascontiguousarray(np.multiply(xs[0], _ring_array(attrs["value"], "value"), dtype=np.uint64))

@@ -34,6 +34,11 @@ def correlation_kernel(kernel: np.ndarray) -> np.ndarray:
     return out
 
 
+def _pair(value: int | tuple[int, int] | list[int]) -> list[int]:
+    """An int or a pair of ints as a two-element list (kernel, stride, padding attributes)."""
+    return [value, value] if isinstance(value, int) else list(value)
+
+
 @dataclass(frozen=True)
 class Tensor:
     """A handle on a named tensor of a Program (client side)."""
@@ -116,12 +121,14 @@ class Program:
             raise ProgramError(f"{op}: scales differ ({a.frac_bits} vs {b.frac_bits} fractional bits); rescale first")
 
     def add(self, a: Tensor, b: Tensor) -> Tensor:
+        """a + b; shapes that differ are broadcast as in numpy (``add_broadcast``), e.g. a bias."""
         self._same_scale(a, b, "add")
-        return self._add_step("add", [a, b], {}, a.frac_bits)
+        return self._add_step("add" if a.shape == b.shape else "add_broadcast", [a, b], {}, a.frac_bits)
 
     def sub(self, a: Tensor, b: Tensor) -> Tensor:
+        """a - b; shapes that differ are broadcast as in numpy (``sub_broadcast``)."""
         self._same_scale(a, b, "sub")
-        return self._add_step("sub", [a, b], {}, a.frac_bits)
+        return self._add_step("sub" if a.shape == b.shape else "sub_broadcast", [a, b], {}, a.frac_bits)
 
     def neg(self, a: Tensor) -> Tensor:
         return self._add_step("neg", [a], {}, a.frac_bits)
@@ -139,6 +146,18 @@ class Program:
             return self._add_step("mul_public", [a], {"scalar": int(scalar) % (1 << 64)}, a.frac_bits)
         enc = int(fixed_point.encode(np.array([scalar]), self.frac_bits)[0])
         return self._add_step("mul_public", [a], {"scalar": enc}, a.frac_bits + self.frac_bits)
+
+    def mul_public_array(self, a: Tensor, value: Any, integer: bool = False) -> Tensor:
+        """a * value, elementwise, for a public float array broadcastable to a (a per-position
+        divisor map, say). Integer values keep the scale; otherwise call :meth:`rescale` after."""
+        v = np.asarray(value, dtype=np.float64)
+        if integer:
+            if not np.array_equal(v, np.round(v)) or np.abs(v).max(initial=0) >= 2.0**63:
+                raise ProgramError("mul_public_array: the values are not integers in range")
+            ring = fixed_point.encode(v, 0)
+            return self._add_step("mul_public_array", [a], {"value": ring.tolist()}, a.frac_bits)
+        ring = fixed_point.encode(v, self.frac_bits)
+        return self._add_step("mul_public_array", [a], {"value": ring.tolist()}, a.frac_bits + self.frac_bits)
 
     def conv2d_public(self, x: Tensor, kernel: Any, padding: str = "zero", layout: str = "chw",
                       mode: str = "convolve") -> Tensor:
@@ -198,8 +217,8 @@ class Program:
     def conv2d(self, x: Tensor, w: Tensor, stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
                dilation: int | tuple[int, int] = 1, groups: int = 1, rescale: bool = True) -> Tensor:
         """Shared (N, C, H, W) input convolved with a shared (O, C/groups, kh, kw) weight, zero padding."""
-        pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
-        attrs = {"stride": pair(stride), "padding": pair(padding), "dilation": pair(dilation), "groups": groups}
+        attrs = {"stride": tuple(_pair(stride)), "padding": tuple(_pair(padding)), "dilation": tuple(_pair(dilation)),
+                 "groups": groups}
         return self._product("conv2d", x, w, attrs, rescale)
 
     # ---- local linear ops ------------------------------------------------
@@ -217,11 +236,16 @@ class Program:
     def avg_pool2d(self, x: Tensor, kernel: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
                    padding: int | tuple[int, int] = 0) -> Tensor:
         """Average pooling of (N, C, H, W); padded zeros count in the average (count_include_pad)."""
-        pair = lambda v: [v, v] if isinstance(v, int) else list(v)  # noqa: E731
-        k = pair(kernel)
-        attrs = {"kernel": k, "stride": pair(stride if stride is not None else kernel), "padding": pair(padding)}
-        total = self._add_step("sum_pool2d", [x], attrs, x.frac_bits)
-        return self.rescale(self.mul_public(total, 1.0 / (k[0] * k[1])))
+        kh, kw = _pair(kernel)
+        total = self.sum_pool2d(x, kernel, stride, padding)
+        return self.rescale(self.mul_public(total, 1.0 / (kh * kw)))
+
+    def sum_pool2d(self, x: Tensor, kernel: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
+                   padding: int | tuple[int, int] = 0) -> Tensor:
+        """Sums over kernel windows of (N, C, H, W) with zero padding (scale unchanged)."""
+        attrs = {"kernel": _pair(kernel), "stride": _pair(stride if stride is not None else kernel),
+                 "padding": _pair(padding)}
+        return self._add_step("sum_pool2d", [x], attrs, x.frac_bits)
 
     # ---- non-linear ops (garbled-circuit sign between parties 0 and 1) ----
     def relu(self, x: Tensor, bits: int | None = None) -> Tensor:
@@ -237,8 +261,7 @@ class Program:
 
     def max_pool2d(self, x: Tensor, kernel: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
                    bits: int | None = None) -> Tensor:
-        pair = lambda v: [v, v] if isinstance(v, int) else list(v)  # noqa: E731
-        attrs = {"kernel": pair(kernel), "stride": pair(stride if stride is not None else kernel), **self._bits(bits)}
+        attrs = {"kernel": _pair(kernel), "stride": _pair(stride if stride is not None else kernel), **self._bits(bits)}
         return self._add_step("max_pool2d", [x], attrs, x.frac_bits)
 
     def sort(self, x: Tensor, descending: bool = False, bits: int | None = None) -> Tensor:
@@ -256,6 +279,40 @@ class Program:
     def pad(self, x: Tensor, pads: tuple[int, int, int, int], mode: str = "zero") -> Tensor:
         """Pad the last two axes by (top, bottom, left, right); mode zero/reflect/mirror/nearest."""
         return self._add_step("pad", [x], {"pads": [int(p) for p in pads], "mode": mode}, x.frac_bits)
+
+    def reshape(self, x: Tensor, shape: tuple[int, ...]) -> Tensor:
+        """The same elements (row-major) in a new shape; one size may be -1 (inferred)."""
+        dims = [int(d) for d in shape]
+        if dims.count(-1) > 1:
+            raise ProgramError(f"reshape: at most one size may be -1, got {tuple(dims)}")
+        if -1 in dims:
+            known = int(np.prod([d for d in dims if d != -1], dtype=object))
+            total = int(np.prod(x.shape, dtype=object))
+            if known < 1 or total % known:
+                raise ProgramError(f"reshape: cannot reshape {x.shape} to {tuple(dims)}")
+            dims[dims.index(-1)] = total // known
+        return self._add_step("reshape", [x], {"shape": dims}, x.frac_bits)
+
+    def transpose(self, x: Tensor, perm: tuple[int, ...] | None = None) -> Tensor:
+        """Permute the axes (numpy.transpose; default: reverse them)."""
+        order = list(range(len(x.shape)))[::-1] if perm is None else [int(i) for i in perm]
+        return self._add_step("transpose", [x], {"perm": order}, x.frac_bits)
+
+    def concat(self, tensors: list[Tensor], axis: int = 0) -> Tensor:
+        """Join tensors (same scale, same sizes outside ``axis``) along ``axis``: one two-input
+        ``concat`` step per extra tensor."""
+        if not tensors:
+            raise ProgramError("concat: give at least one tensor")
+        out = tensors[0]
+        for t in tensors[1:]:
+            self._same_scale(out, t, "concat")
+            out = self._add_step("concat", [out, t], {"axis": int(axis)}, out.frac_bits)
+        return out
+
+    def slice(self, x: Tensor, axis: int, start: int, stop: int, step: int = 1) -> Tensor:
+        """x[..., start:stop:step, ...] along ``axis`` (0 <= start < stop <= size, step >= 1)."""
+        attrs = {"axis": int(axis), "start": int(start), "stop": int(stop), "step": int(step)}
+        return self._add_step("slice", [x], attrs, x.frac_bits)
 
     def pixel_shuffle(self, x: Tensor, factor: int) -> Tensor:
         return self._add_step("pixel_shuffle", [x], {"factor": factor}, x.frac_bits)
@@ -287,7 +344,7 @@ class Program:
         }
 
     @classmethod
-    def from_json(cls, data: Any) -> "Program":
+    def from_json(cls, data: Any) -> Program:
         """Rebuild and fully validate a Program received from the network."""
         try:
             if data["version"] != FORMAT_VERSION:

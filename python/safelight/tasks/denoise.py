@@ -1,0 +1,179 @@
+"""Private image denoising with the shipped colour FFDNet (two servers, no party sees the image).
+
+The model owner shares FFDNet's weights to the servers once (:func:`upload`, stored under a
+model id); the image owner encodes the noisy image(s) and the noise map and runs the
+network's Program (:mod:`safelight.nn`): convolutions on shares with Beaver triples (each
+weight opened once per job, masked), ReLUs by garbled circuits. Several images of one size
+go in one job (one batch).
+
+Grey images run as three identical colour channels (FFDNet colour is trained on RGB); the
+three output channels are averaged back to one. Odd sizes are padded by edge replication
+and cropped back, as the original network does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..errors import InputError
+from ..models import ffdnet_color_path
+from ..runtime.client import JobResult, StoredTensor
+
+MODEL_ID = "ffdnet_color"
+SIGMA_MAX = 75.0  # FFDNet was trained for noise levels 0..75 (on the 0..255 scale)
+# Width of the ReLU sign circuits: |x| < 2^(RELU_BITS - 1 - 16). The largest pre-activation
+# seen on photographs at sigma 15..50 is 39 (first layer; the others stay below 10): 2^8
+# leaves a margin of 6x.
+RELU_BITS = 25
+
+
+@dataclass
+class Result:
+    """Denoised images (float in [0, 1], shaped like the inputs) and the job's accounting."""
+
+    images: list[np.ndarray]
+    job: JobResult
+
+
+def check_sigma(sigma: float) -> float:
+    try:
+        sigma = float(sigma)
+    except (TypeError, ValueError):
+        raise InputError(f"sigma must be a number, got {sigma!r}") from None
+    if not 0 < sigma <= SIGMA_MAX:
+        raise InputError(f"sigma must be in (0, {SIGMA_MAX:g}] (noise std on the 0..255 scale), got {sigma:g}")
+    return sigma
+
+
+def as_float_image(image: Any) -> tuple[np.ndarray, bool]:
+    """(H, W, 3) float64 in [0, 1] and whether the input was grey. uint8 is scaled by 1/255,
+    floats must already lie in [0, 1] (noisy values slightly outside are kept)."""
+    a = np.asarray(image)
+    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+        raise InputError(f"not an image: dtype {a.dtype}")
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    grey = a.ndim == 2
+    if grey:
+        a = np.repeat(a[:, :, None], 3, axis=2)
+    elif a.ndim == 3 and a.shape[2] == 4:
+        a = a[:, :, :3]  # alpha is not denoised
+    if a.ndim != 3 or a.shape[2] != 3:
+        raise InputError(f"an image must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got shape {a.shape}")
+    if min(a.shape[:2]) < 2:
+        raise InputError(f"image is too small to denoise: {a.shape[:2]}")
+    x = a.astype(np.float64) / 255.0 if a.dtype == np.uint8 else a.astype(np.float64)
+    if not np.all(np.isfinite(x)):
+        raise InputError("the image holds NaN or infinite values")
+    return x, grey
+
+
+def _even(n: int) -> int:
+    return n + n % 2
+
+
+@lru_cache(maxsize=8)
+def denoiser(batch: int, height: int, width: int, parties: int = 2):
+    """The FFDNet Program for ``batch`` images of an even ``height`` x ``width``."""
+    from ..nn import load_onnx
+
+    return load_onnx(ffdnet_color_path(), {"image": (batch, 3, height, width),
+                                           "noise_map": (batch, 1, height // 2, width // 2)},
+                     parties=parties, relu_bits=RELU_BITS)
+
+
+def upload(cluster, model_id: str = MODEL_ID) -> dict[str, StoredTensor]:
+    """Model owner: share FFDNet's weights to the cluster's servers under ``model_id``."""
+    model = denoiser(1, 2, 2, cluster.parties)
+    return cluster.upload_model(model_id, model.encode_weights())
+
+
+def _batch(images: Sequence[Any]) -> tuple[np.ndarray, list[bool], tuple[int, int]]:
+    if len(images) == 0:
+        raise InputError("no images to denoise")
+    floats, greys = zip(*(as_float_image(im) for im in images))
+    size = floats[0].shape[:2]
+    if any(f.shape[:2] != size for f in floats):
+        raise InputError("all images of one job must have the same size; run different sizes separately")
+    h, w = size
+    x = np.stack([f.transpose(2, 0, 1) for f in floats])  # (N, 3, H, W)
+    x = np.pad(x, ((0, 0), (0, 0), (0, _even(h) - h), (0, _even(w) - w)), mode="edge")
+    return x, list(greys), size
+
+
+def _unbatch(y: np.ndarray, greys: list[bool], size: tuple[int, int]) -> list[np.ndarray]:
+    h, w = size
+    out = []
+    for img, grey in zip(y[:, :, :h, :w], greys):
+        img = np.clip(img.transpose(1, 2, 0), 0.0, 1.0)
+        out.append(img.mean(axis=2) if grey else img)
+    return out
+
+
+def run(cluster, images: Sequence[Any], sigma: float, model_id: str = MODEL_ID,
+        on_progress: Callable[[int, int, int, str], None] | None = None, **run_options) -> Result:
+    """Denoise ``images`` (same size; uint8 or float in [0, 1]; grey or colour) privately.
+
+    The model must have been uploaded under ``model_id`` (:func:`upload`). ``run_options``
+    go to :meth:`Cluster.run` (``triples``, ``ots``, ``preprocess``).
+    """
+    sigma = check_sigma(sigma)
+    x, greys, size = _batch(images)
+    n, _, h, w = x.shape
+    model = denoiser(n, h, w, cluster.parties)
+    noise_map = np.full((n, 1, h // 2, w // 2), sigma / 255.0)
+    inputs: dict[str, Any] = model.encode_inputs({"image": x, "noise_map": noise_map})
+    for name, weight in model.weights.items():
+        inputs[name] = StoredTensor(model_id, name, weight.shape, cluster.parties, model.program.frac_bits)
+    job = cluster.run(model.program, inputs, on_progress=on_progress, **run_options)
+    from .. import decode
+
+    y = decode(job.outputs[model.outputs[0]], np.float64)
+    return Result(_unbatch(y, greys, size), job)
+
+
+@lru_cache(maxsize=1)
+def _onnx_weights() -> dict[str, np.ndarray]:
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(ffdnet_color_path())).graph
+    return {t.name: numpy_helper.to_array(t).astype(np.float64) for t in graph.initializer}
+
+
+def plaintext(images: Sequence[Any], sigma: float) -> list[np.ndarray]:
+    """The same network in float64 on the clear images (the reference the private result is
+    compared with)."""
+    from ..models.ffdnet_reference import ffdnet_reference
+
+    sigma = check_sigma(sigma)
+    x, greys, size = _batch(images)
+    y = ffdnet_reference(_onnx_weights(), x, sigma / 255.0, onnx_layout=True)
+    return _unbatch(np.asarray(y, dtype=np.float64), greys, size)
+
+
+def add_noise(image: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
+    """A clean image (uint8 or float in [0, 1]) plus Gaussian noise of std sigma/255 (not clipped)."""
+    x, grey = as_float_image(image)
+    noisy = x + np.random.default_rng(seed).normal(0.0, check_sigma(sigma) / 255.0, x.shape)
+    return noisy[:, :, 0] if grey else noisy
+
+
+def psnr(result: np.ndarray, clean: np.ndarray) -> float:
+    """PSNR in dB against the clean image, both on the [0, 1] scale."""
+    ref, _ = as_float_image(clean)
+    got, _ = as_float_image(result)
+    mse = float(np.mean((np.clip(got, 0, 1) - ref) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+def ssim(result: np.ndarray, clean: np.ndarray) -> float:
+    from skimage.metrics import structural_similarity
+
+    ref, _ = as_float_image(clean)
+    got, _ = as_float_image(result)
+    return float(structural_similarity(np.clip(got, 0, 1), ref, channel_axis=2, data_range=1.0))
