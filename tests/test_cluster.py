@@ -243,3 +243,15 @@ def test_cluster_from_config_and_remote_style_serve(tmp_path):
         for proc in procs:
             proc.terminate()
             proc.wait(10)
+
+
+def test_long_preprocessing_is_not_mistaken_for_a_dead_server():
+    """The servers send heartbeats during long silent phases: a job whose preprocessing runs
+    well past the timeout still finishes (while a killed server is still reported within it)."""
+    x = np.random.default_rng(9).uniform(-1, 1, 1 << 20)
+    p = safelight.Program(2)
+    p.output(p.relu(p.input("x", x.shape)), "y")
+    with safelight.Cluster.local(2, dealer=True, timeout=1.5) as cluster:
+        job = cluster.run(p, {"x": safelight.encode(x)}, preprocess="ahead")
+    assert job.offline_seconds > 1.5
+    np.testing.assert_allclose(safelight.decode(job.outputs["y"]), np.maximum(x, 0), atol=2**-15)

@@ -176,3 +176,17 @@ def test_per_op_preprocessing_gives_the_same_result_and_reports_steps():
             assert all(s["bytes_sent"][0] > 0 for s in steps)
         with pytest.raises(safelight.errors.InputError, match="preprocess must be"):
             cluster.run(p, {"x": safelight.encode(x)}, preprocess="later")
+
+
+def test_sliced_relu_in_per_op_mode(monkeypatch):
+    """Large ReLUs are prepared and run slice by slice (bounded memory), with the same result."""
+    monkeypatch.setenv("SAFELIGHT_RELU_SLICE", "256")
+    x = np.random.default_rng(8).uniform(-3, 3, (2, 3, 10, 10))  # 600 values, slices of 256
+    p = Program(2)
+    p.output(p.relu(p.input("x", x.shape), bits=24), "y")
+    with safelight.Cluster.local(2, dealer=True, timeout=10) as cluster:
+        # the servers are separate processes: they read the slice size from the environment
+        job = cluster.run(p, {"x": safelight.encode(x)}, preprocess="per_op")
+    np.testing.assert_allclose(safelight.decode(job.outputs["y"]), np.maximum(x, 0), atol=EPS)
+    assert job.steps()[0]["offline_seconds"] > 0
+    assert job.steps()[0]["rounds"] >= 3 * 5  # three slices, each its own OT, garbling and online rounds

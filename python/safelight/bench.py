@@ -749,6 +749,75 @@ def bench_relu() -> list[dict[str, Any]]:
     ]
 
 # ---------------------------------------------------------------------------
+# private FFDNet denoising (issue 5)
+# ---------------------------------------------------------------------------
+DENOISE_SIGMA = 25.0
+
+
+def _plaintext_ffdnet_seconds(noisy: np.ndarray) -> tuple[float, str]:
+    """Best-of-3 plaintext FFDNet time on the same image: onnxruntime where installed,
+    else the float64 numpy reference."""
+    from .tasks import denoise
+
+    try:
+        import onnxruntime as ort
+
+        from .models import ffdnet_color_path
+
+        session = ort.InferenceSession(str(ffdnet_color_path()), providers=["CPUExecutionProvider"])
+        x = noisy.transpose(2, 0, 1)[None].astype(np.float32)
+        feed = {"image": x, "noise_map": np.full((1, 1, x.shape[2] // 2, x.shape[3] // 2),
+                                                 DENOISE_SIGMA / 255, np.float32)}
+        return best_time(lambda: session.run(None, feed), repeats=3), "onnxruntime (CPU, float32)"
+    except ImportError:
+        return best_time(lambda: denoise.plaintext([noisy], DENOISE_SIGMA), repeats=1), "numpy float64 reference"
+
+
+def _denoise_bench(size: int) -> dict[str, Any]:
+    from skimage import data
+
+    from .runtime.cluster import Cluster
+    from .tasks import denoise
+
+    photo = data.astronaut()
+    clean = photo[(512 - size) // 2:(512 + size) // 2, (512 - size) // 2:(512 + size) // 2]
+    noisy = denoise.add_noise(clean, DENOISE_SIGMA, seed=1)
+    with Cluster.local(2, dealer=True) as cluster:
+        denoise.upload(cluster)
+        denoise.run(cluster, [noisy], DENOISE_SIGMA)  # warm-up: the servers' heaps grow to the job
+        res = denoise.run(cluster, [noisy], DENOISE_SIGMA)
+    job = res.job
+    plain = denoise.plaintext([noisy], DENOISE_SIGMA)[0]
+    gap = abs(denoise.psnr(res.images[0], clean) - denoise.psnr(plain, clean))
+    plain_s, plain_ref = _plaintext_ffdnet_seconds(noisy)
+    layers = []
+    for s in job.steps():
+        if s["op"] in ("conv2d", "relu", "rescale"):
+            layers.append({"op": s["op"], "online_s": round(s["seconds"], 3),
+                           "offline_s": round(s["offline_seconds"], 3), "bytes_sent": s["bytes_sent"]})
+    return result(f"denoise_{size}", job.online_seconds, "s", "lower", stat="second job on warm servers",
+                  offline_s=job.offline_seconds, total_s=job.online_seconds + job.offline_seconds,
+                  bytes_per_server=[p.bytes_sent for p in job.parties], rounds=job.rounds,
+                  psnr_gap_db=gap, psnr_private_db=denoise.psnr(res.images[0], clean),
+                  psnr_noisy_db=denoise.psnr(noisy, clean), ssim_private=denoise.ssim(res.images[0], clean),
+                  plaintext_s=plain_s, plaintext=plain_ref,
+                  ratio_to_plaintext=(job.online_seconds + job.offline_seconds) / plain_s,
+                  dealer_s=job.dealer.offline_seconds if job.dealer else 0.0, layers=layers,
+                  published_reference_s=42.0, published_reference_bytes_per_party=4.2e9,
+                  published_reference_rounds=112)
+
+
+@register("denoise_256", "private FFDNet on a 256x256 RGB photo, sigma 25, 2 servers + dealer, online s")
+def bench_denoise_256() -> dict[str, Any]:
+    return _denoise_bench(256)
+
+
+@register("denoise_512", "private FFDNet on a 512x512 RGB photo, sigma 25, 2 servers + dealer, online s")
+def bench_denoise_512() -> dict[str, Any]:
+    return _denoise_bench(512)
+
+
+# ---------------------------------------------------------------------------
 # running and printing
 # ---------------------------------------------------------------------------
 def run(names: Iterable[str] = (), on_result: Callable[[dict[str, Any]], None] | None = None,

@@ -113,7 +113,7 @@ class Model:
 
 
 def load_onnx(model: Any, input_shapes: Mapping[str, tuple[int, ...]] | None = None, *, parties: int = 2,
-              frac_bits: int | None = None, relu_bits: int | None = None) -> Model:
+              frac_bits: int | None = None, relu_bits: int | None = None, truncation: str = "auto") -> Model:
     """Import an ONNX model as a Program over secret shares plus its secret weights.
 
     Parameters
@@ -130,6 +130,10 @@ def load_onnx(model: Any, input_shapes: Mapping[str, tuple[int, ...]] | None = N
     relu_bits : int, optional
         Width of the sign computations of ReLU, Clip and MaxPool: values must satisfy
         |x| < 2^(relu_bits - 1 - frac_bits) (default: the op library's, 40 bits).
+    truncation : {"auto", "local", "pair"}
+        How products drop their extra fractional bits (see :class:`~safelight.Program`).
+        Deep networks want ``"pair"``: two-party local truncation fails with probability
+        about |x|/2^63 per value, which over 10^8 values of a large image is no longer rare.
 
     Returns
     -------
@@ -163,7 +167,7 @@ def load_onnx(model: Any, input_shapes: Mapping[str, tuple[int, ...]] | None = N
         proto = model
     else:
         raise InputError(f"model must be a path, bytes or onnx.ModelProto, got {type(model).__name__}")
-    return _Importer(proto, dict(input_shapes or {}), parties, frac_bits, relu_bits).build()
+    return _Importer(proto, dict(input_shapes or {}), parties, frac_bits, relu_bits, truncation).build()
 
 
 # ---- the importer ---------------------------------------------------------------------------
@@ -191,7 +195,7 @@ def _folds(*ops: str):
 
 class _Importer:
     def __init__(self, proto: Any, input_shapes: dict[str, tuple[int, ...]], parties: int,
-                 frac_bits: int | None, relu_bits: int | None) -> None:
+                 frac_bits: int | None, relu_bits: int | None, truncation: str = "auto") -> None:
         from onnx import numpy_helper
 
         self.to_array = numpy_helper.to_array
@@ -200,7 +204,7 @@ class _Importer:
         if not versions:
             raise InputError("the model imports no default-domain ONNX opset")
         self.opset = int(versions[0])
-        self.p = Program(parties, fixed_point.DEFAULT_FRAC_BITS if frac_bits is None else frac_bits)
+        self.p = Program(parties, fixed_point.DEFAULT_FRAC_BITS if frac_bits is None else frac_bits, truncation)
         self.relu_bits = relu_bits
         self.input_shapes = input_shapes
         self.values: dict[str, Value] = {}

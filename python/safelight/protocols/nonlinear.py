@@ -15,6 +15,8 @@ AND gates per value. The default k = 40 covers |x| < 2^23 at 16 fractional bits.
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
 import numpy as np
@@ -38,7 +40,7 @@ def _bits(attrs: dict[str, Any]) -> int:
 B2A = "b2a."
 
 
-def prepare_signs(ctx, needs, bits: int) -> None:
+def prepare_signs(ctx, needs, bits: int, sliceable: bool = False) -> None:
     """Offline: garble every sign computation of a step. Each one is announced by its
     boolean-to-arithmetic triple (prefix ``<key>b2a.``), shaped like the sign's input."""
     from . import gc_sign
@@ -46,7 +48,18 @@ def prepare_signs(ctx, needs, bits: int) -> None:
     for corr in needs if isinstance(needs, list) else [needs]:
         if corr.prefix.endswith(B2A):
             size = int(np.prod(corr.random["a"]))
+            if sliceable and sliced(ctx, size):
+                continue  # prepared slice by slice when the op runs (see relu_parts)
             gc_sign.prepare(ctx, (corr.step, corr.prefix[:-len(B2A)]), size, bits)
+
+
+# In per-op preprocessing, a ReLU over more values than this is prepared and run in slices,
+# so that only one slice's garbled material (about 1.6 KB per value at k = 25) is held.
+SLICE = int(os.environ.get("SAFELIGHT_RELU_SLICE", 1 << 20))
+
+
+def sliced(ctx, size: int) -> bool:
+    return bool(ctx.state.get("per_op")) and size > SLICE
 
 
 def ot_demand(program) -> int:
@@ -59,9 +72,10 @@ def ot_demand(program) -> int:
 
 
 def _offline(op_class):
-    """The offline hook of a sign-based op: prepare the garbled circuits its run will use."""
+    """The offline hook of a sign-based op: prepare the garbled circuits its run will use
+    (a ReLU may instead prepare slice by slice as it runs, see :data:`SLICE`)."""
     def offline(ctx, step, shapes, attrs):
-        prepare_signs(ctx, op_class.correlation(step, shapes, attrs), _bits(attrs))
+        prepare_signs(ctx, op_class.correlation(step, shapes, attrs), _bits(attrs), op_class.__name__ == "Relu")
 
     op_class.offline = staticmethod(offline)
     return op_class
@@ -76,34 +90,52 @@ def sign_correlations(step: int, shape: tuple[int, ...], prefix: str = "") -> li
     return [_mul_triple(step, shape, prefix + B2A), _mul_triple(step, shape, prefix + "select.")]
 
 
-def beaver_mul(ctx, x: np.ndarray, y: np.ndarray, prefix: str) -> np.ndarray:
-    """Elementwise product of two shared integer tensors with the triple under ``prefix``."""
+def beaver_mul(ctx, x: np.ndarray, y: np.ndarray, prefix: str, part: slice | None = None) -> np.ndarray:
+    """Elementwise product of two shared integer tensors with the triple under ``prefix``
+    (``part``: flat x and y are that slice of the triple's elements)."""
     pre = ctx.correlation()
     a, b, c = pre[prefix + "a"], pre[prefix + "b"], pre[prefix + "c"]
+    if part is not None:
+        a, b, c = (t.reshape(-1)[part] for t in (a, b, c))
     e, f = split(open_flat(ctx, masked_differences([(x, a), (y, b)])), [x.shape, y.shape])
     return ring.beaver_combine(c, e, b, a, f, ctx.party == 0)
 
 
-def negative_bit(ctx, x: np.ndarray, bits: int, prefix: str = "") -> np.ndarray:
-    """Arithmetic shares (0/1, scale 0) of 1{x < 0} for a shared tensor x."""
+def negative_bit(ctx, x: np.ndarray, bits: int, prefix: str = "", part: slice | None = None) -> np.ndarray:
+    """Arithmetic shares (0/1, scale 0) of 1{x < 0} for a shared tensor x (``part``: see
+    :func:`beaver_mul`; the slice's garbled circuits are prepared here, timed as offline)."""
     from . import gc_sign
 
-    b = gc_sign.sign_bit_shares(ctx, x, bits, (ctx.step, prefix))  # boolean share, uint64 0/1
+    key = (ctx.step, prefix) if part is None else (ctx.step, prefix, part.start)
+    if part is not None:
+        started = time.perf_counter()
+        gc_sign.prepare(ctx, key, x.size, bits)
+        ctx.state["offline_in_op"] = ctx.state.get("offline_in_op", 0.0) + time.perf_counter() - started
+    b = gc_sign.sign_bit_shares(ctx, x, bits, key)  # boolean share, uint64 0/1
     # As arithmetic values: party 0 contributes b0, party 1 contributes b1.
     mine = b
     zero = np.zeros_like(b)
     b0 = mine if ctx.party == 0 else zero
     b1 = mine if ctx.party == 1 else zero
-    prod = beaver_mul(ctx, b0, b1, prefix + "b2a.")
+    prod = beaver_mul(ctx, b0, b1, prefix + "b2a.", part)
     # s = b0 + b1 - 2 b0 b1
     s = ring.sub(mine, ring.mul_scalar(prod, 2))
     return s
 
 
-def relu_parts(ctx, x: np.ndarray, bits: int, prefix: str = "") -> np.ndarray:
-    """relu(x) on shares: x - x * 1{x < 0}."""
-    s = negative_bit(ctx, x, bits, prefix)
-    return ring.sub(x, beaver_mul(ctx, x, s, prefix + "select."))
+def relu_parts(ctx, x: np.ndarray, bits: int, prefix: str = "", may_slice: bool = False) -> np.ndarray:
+    """relu(x) on shares: x - x * 1{x < 0} (in slices when ``may_slice`` and :func:`sliced`:
+    the ReLU op, whose offline hook then left the preparation to this call)."""
+    if not (may_slice and sliced(ctx, x.size)):
+        s = negative_bit(ctx, x, bits, prefix)
+        return ring.sub(x, beaver_mul(ctx, x, s, prefix + "select."))
+    flat = np.ascontiguousarray(x).reshape(-1)
+    out = np.empty_like(flat)
+    for lo in range(0, flat.size, SLICE):
+        part = slice(lo, min(flat.size, lo + SLICE))
+        s = negative_bit(ctx, flat[part], bits, prefix, part)
+        out[part] = ring.sub(flat[part], beaver_mul(ctx, flat[part], s, prefix + "select.", part))
+    return out.reshape(x.shape)
 
 
 @register("relu", 1, interactive=True)
@@ -122,7 +154,7 @@ class Relu:
 
     @staticmethod
     def run(ctx, xs, attrs):
-        return relu_parts(ctx, xs[0], _bits(attrs))
+        return relu_parts(ctx, xs[0], _bits(attrs), may_slice=True)
 
 
 @register("less", 2, interactive=True)

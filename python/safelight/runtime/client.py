@@ -347,7 +347,7 @@ def run_job(
             while True:
                 frame = channel.expect(MsgType.PROGRESS, MsgType.TENSOR, MsgType.RESULT)
                 if frame.type == MsgType.PROGRESS:
-                    if on_progress is not None:
+                    if on_progress is not None and not frame.json.get("heartbeat"):
                         on_progress(party, int(frame.json["step"]), int(frame.json["of"]), str(frame.json["op"]))
                 elif frame.type == MsgType.TENSOR:
                     if frame.name not in program.outputs or frame.array is None or frame.array.dtype != np.uint64:

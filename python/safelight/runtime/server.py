@@ -341,6 +341,7 @@ class Server:
         links = JobLinks(self.config, self.identity, self.party, job_id, self.mailbox)
         ctx = JobContext(self.party, self.config.n, links)
         stats = OpStats()
+        heartbeat = self._heartbeat(channel, job_id, ctx, stats, len(program.steps))
         try:
             t0 = time.perf_counter()
             if plan:
@@ -349,6 +350,7 @@ class Server:
                 if material.ot_seed is not None:
                     gc_sign.install_dealer_ots(ctx, material.ot_seed, material.ot_labels)
             per_op = isinstance(submit, dict) and submit.get("preprocess") == "per_op"
+            ctx.state["per_op"] = per_op
 
             def preprocess(i: int, step) -> float:
                 """Input-independent work of one op (e.g. garbling); its seconds."""
@@ -372,8 +374,12 @@ class Server:
                     offline += step_offline[i]
                 ctx.step = i
                 t0, s0, r0, n0 = time.perf_counter(), links.bytes_sent, links.bytes_received, links.rounds
+                ctx.state["offline_in_op"] = 0.0
                 env[step.output] = OPS[step.op].run(ctx, [env[x] for x in step.inputs], step.attrs)
-                seconds = time.perf_counter() - t0
+                inline_offline = ctx.state["offline_in_op"]  # preprocessing of sliced ops
+                step_offline[i] += inline_offline
+                offline += inline_offline
+                seconds = time.perf_counter() - t0 - inline_offline
                 online += seconds
                 stats.add(step.op, seconds, links.bytes_sent - s0, links.bytes_received - r0, links.rounds - n0)
                 stats.steps.append({"op": step.op, "seconds": seconds, "offline_seconds": step_offline[i],
@@ -384,6 +390,7 @@ class Server:
             for name, (tensor, _) in program.outputs.items():
                 channel.send_tensor(job_id, name, env[tensor])
         finally:
+            heartbeat.set()
             links.close()
         result = {
             "party": self.party,
@@ -401,6 +408,25 @@ class Server:
         channel.send_json(MsgType.RESULT, job_id, result)
         log.info("job %s done in %.3f s (%d ops, %d rounds, offline %.3f s)", job_id.hex()[:8], result["seconds"],
                  len(program.steps), links.rounds, offline)
+
+    def _heartbeat(self, channel: Channel, job_id: bytes, ctx: JobContext, stats: OpStats,
+                   n_steps: int) -> threading.Event:
+        """Tell the client the job is alive while a long phase (preprocessing a large layer)
+        sends nothing, so that its timeout keeps meaning "this server is gone". Set the
+        returned event to stop."""
+        done = threading.Event()
+        interval = max(0.5, self.config.timeout / 4)
+
+        def beat() -> None:
+            while not done.wait(interval):
+                try:
+                    channel.send_json(MsgType.PROGRESS, job_id, {"step": len(stats.steps), "of": n_steps,
+                                                                 "op": "working", "heartbeat": True})
+                except SafelightError:
+                    return
+
+        threading.Thread(target=beat, name="job-heartbeat", daemon=True).start()
+        return done
 
     # ---- dealer: jobs ---------------------------------------------------
     def _deal_job(self, channel: Channel, job_id: bytes, submit: object) -> None:
