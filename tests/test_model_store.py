@@ -62,3 +62,37 @@ def test_store_keeps_only_shares_and_persists(tmp_path):
 def test_store_directory_in_config(tmp_path):
     (tmp_path / "cluster.toml").write_text('[cluster]\nstore = "shares"\n\n[[party]]\nhost = "h"\nport = 1\n')
     assert ClusterConfig.load(tmp_path / "cluster.toml").store == tmp_path / "shares"
+
+
+@pytest.mark.parametrize("parties", [2, 3])
+def test_stored_weights_are_opened_once_per_model(parties):
+    rng = np.random.default_rng(5)
+    w = rng.uniform(-1, 1, (16, 8, 3, 3))
+    x = rng.uniform(-1, 1, (1, 8, 12, 12))
+    p = Program(parties)
+    p.output(p.conv2d(p.input("x", x.shape), p.input("w", w.shape), padding=1), "y")
+
+    def conv_bytes(job):
+        return job.ops()["conv2d"]["bytes_sent"][0]
+
+    with safelight.Cluster.local(parties, dealer=True, timeout=10) as cluster:
+        def run(stored):
+            job = cluster.run(p, {"x": safelight.encode(x, parties), "w": stored["w"]})
+            return job, safelight.decode(job.outputs["y"])
+
+        stored = cluster.upload_model("net", {"w": safelight.encode(w, parties)})
+        first, y1 = run(stored)
+        second, y2 = run(stored)
+        stored = cluster.upload_model("net", {"w": safelight.encode(-w, parties)})  # new weights
+        third, y3 = run(stored)
+    from scipy.signal import correlate
+
+    want = np.stack([sum(correlate(np.pad(x[0, c], 1), w[o, c], mode="valid") for c in range(8))
+                     for o in range(16)])[None]
+    np.testing.assert_allclose(y1, want, atol=1e-3)
+    np.testing.assert_allclose(y2, want, atol=1e-3)
+    np.testing.assert_allclose(y3, -want, atol=1e-3)
+    # the masked weight (16*8*3*3 values, 8 bytes each) travels in the first job only, and
+    # again after the model changed
+    assert conv_bytes(first) - conv_bytes(second) >= w.size * 8
+    assert conv_bytes(third) - conv_bytes(second) >= w.size * 8

@@ -154,6 +154,7 @@ class Plan:
         self.correlations = correlations
         self.streams: dict[tuple[int, str], Stream] = {}
         by_key: dict[str, Stream] = {}
+        self.reuse_keys = by_key  # reuse key -> its stream (e.g. "w:<input>" of a weight)
         nonce = 0
         for corr in correlations:
             for name, shape in corr.random.items():
@@ -186,29 +187,50 @@ def _expand(seed: bytes, stream: Stream) -> np.ndarray:
     return ring.random(seed, stream.shape, nonce=stream.nonce)
 
 
+def _persistent(seed: bytes, stream: Stream) -> np.ndarray:
+    """A persistent mask share: its own seed, nonce 0 (the same in every job)."""
+    return ring.random(seed, stream.shape, nonce=0)
+
+
 @dataclass
 class Material:
     """One party's preprocessing material as sent over the wire."""
 
     seed: bytes
     corrections: dict[str, np.ndarray] = field(default_factory=dict)
+    # reuse key -> this party's seed of a mask that persists across jobs (a stored model's
+    # weight: its masked value is opened once per model, see deal)
+    persistent: dict[str, bytes] = field(default_factory=dict)
+    mask_ids: dict[str, str] = field(default_factory=dict)  # reuse key -> the dealer's name of the mask
     # random OTs dealt for the garbled circuits (ots="dealer"): the party's OT seed, and
     # for the evaluator the labels of its choice bits
     ot_seed: bytes | None = None
     ot_labels: np.ndarray | None = None
 
 
-def deal(plan: Plan, parties: int) -> list[Material]:
-    """Generate every party's material (run by the dealer, or by the client as dealer)."""
+def deal(plan: Plan, parties: int, persistent: dict[str, list[bytes]] | None = None) -> list[Material]:
+    """Generate every party's material (run by the dealer, or by the client as dealer).
+
+    ``persistent`` maps reuse keys of the plan to per-party seeds of a mask the dealer keeps
+    across jobs (a stored model's weight): the same mask b in every job, so the servers can
+    keep the opened w - b and open it once per model instead of once per job.
+    """
     seeds = [secrets.token_bytes(SEED_BYTES) for _ in range(parties)]
-    materials = [Material(seed) for seed in seeds]
+    persistent = {k: v for k, v in (persistent or {}).items() if k in plan.reuse_keys}
+    materials = [Material(seed, persistent={k: v[i] for k, v in persistent.items()})
+                 for i, seed in enumerate(seeds)]
+    fixed = {plan.reuse_keys[k].nonce: v for k, v in persistent.items()}
     full_cache: dict[int, np.ndarray] = {}
 
     def full(stream: Stream) -> np.ndarray:
         if stream.nonce not in full_cache:
-            total = _expand(seeds[0], stream)
-            for seed in seeds[1:]:
-                ring.add(total, _expand(seed, stream), out=total)
+            if stream.nonce in fixed:
+                shares = [_persistent(seed, stream) for seed in fixed[stream.nonce]]
+            else:
+                shares = [_expand(seed, stream) for seed in seeds]
+            total = shares[0]
+            for share in shares[1:]:
+                ring.add(total, share, out=total)
             full_cache[stream.nonce] = total
         return full_cache[stream.nonce]
 
@@ -235,6 +257,7 @@ def expand(plan: Plan, party: int, parties: int, material: Material) -> dict[int
             f"preprocessing material does not match the program (missing {sorted(missing)[:3]}, "
             f"unexpected {sorted(extra)[:3]}); the dealer and the servers disagree on the job"
         )
+    fixed = {plan.reuse_keys[k].nonce: seed for k, seed in material.persistent.items() if k in plan.reuse_keys}
     cache: dict[int, np.ndarray] = {}
     out: dict[int, dict[str, np.ndarray]] = {}
     for corr in plan.correlations:
@@ -242,7 +265,8 @@ def expand(plan: Plan, party: int, parties: int, material: Material) -> dict[int
         for name in corr.random:
             stream = plan.streams[(corr.step, corr.prefix + name)]
             if stream.nonce not in cache:
-                cache[stream.nonce] = _expand(material.seed, stream)
+                cache[stream.nonce] = (_persistent(fixed[stream.nonce], stream) if stream.nonce in fixed
+                                       else _expand(material.seed, stream))
             comps[corr.prefix + name] = cache[stream.nonce]
         for name in corr.derived:
             key = corr.prefix + name

@@ -305,7 +305,8 @@ def run_job(
         try:
             channel = connect(config.dealer.host, config.dealer.port, identity, DEALER_NAME, config.timeout, context,
                               config.records)
-            channel.send_json(MsgType.SUBMIT, job_id, {"program": wire_program, "ots": ots})
+            stored = {name: [t.model, t.tensor] for name, t in inputs.items() if isinstance(t, StoredTensor)}
+            channel.send_json(MsgType.SUBMIT, job_id, {"program": wire_program, "ots": ots, "stored": stored})
             frame = channel.expect(MsgType.RESULT)
             dealer_result[0] = PartyStats(**{k: frame.json[k] for k in PartyStats.__dataclass_fields__})
         except BaseException as exc:

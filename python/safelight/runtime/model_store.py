@@ -33,6 +33,7 @@ class ModelStore:
         self.name = server_name
         self.directory = None if directory is None else Path(directory) / server_name
         self._models: dict[str, dict[str, np.ndarray]] = {}
+        self._versions: dict[str, int] = {}  # bumped by every upload (invalidates opened masks)
         self._lock = threading.Lock()
 
     def put(self, model_id: str, shares: dict[str, np.ndarray]) -> None:
@@ -57,6 +58,11 @@ class ModelStore:
                 old.rmdir()
         with self._lock:
             self._models[model_id] = dict(shares)
+            self._versions[model_id] = self._versions.get(model_id, 0) + 1
+
+    def version(self, model_id: str) -> int:
+        with self._lock:
+            return self._versions.get(model_id, 0)
 
     def get(self, model_id: str, tensor: str, shape: tuple[int, ...]) -> np.ndarray:
         """This server's share of a stored tensor, checked against the shape a program declares."""

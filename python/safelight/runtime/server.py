@@ -13,6 +13,7 @@ shares or key material.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -120,6 +121,9 @@ class Server:
         self.context = server_context(self.identity)
         self.mailbox = Mailbox()
         self.store = ModelStore(self.name, config.store)
+        # (dealer mask id, model, tensor, upload version) -> opened w - b (public to the servers)
+        self.opened_cache: dict[tuple, np.ndarray] = {}
+        self.mask_secret = secrets.token_bytes(32)  # dealer: derives the persistent weight masks
         self._stop = threading.Event()
         self._listener: socket.socket | None = None
 
@@ -220,7 +224,10 @@ class Server:
         return program, Plan(program.correlations())
 
     def _receive_inputs(self, channel: Channel, program: Program, descriptors: object,
-                        extra_tensors: list[str]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+                        extra_tensors: list[str], stored: dict[str, tuple[str, str, int]]
+                        ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The job's input shares (and, from a dealing client, the correction tensors);
+        ``stored`` receives input name -> (model id, tensor, upload version) of stored inputs."""
         if not isinstance(descriptors, list):
             raise ProtocolError("inputs must be a list")
         env: dict[str, np.ndarray] = {}
@@ -244,7 +251,9 @@ class Server:
             elif kind == "share":
                 expected[name] = shape
             elif kind == "stored":
-                env[name] = self.store.get(str(d.get("model")), str(d.get("tensor")), shape)
+                model, tensor = str(d.get("model")), str(d.get("tensor"))
+                env[name] = self.store.get(model, tensor, shape)
+                stored[name] = (model, tensor, self.store.version(model))
             else:
                 raise ProtocolError(f"input {name!r}: unknown kind {kind!r}")
         missing = set(program.inputs) - set(env) - set(expected)
@@ -325,8 +334,21 @@ class Server:
         names = plan.correction_names() if last else []
         if dealt_ots and self.party == 1:
             names.append(OT_LABELS)
+        persistent, mask_ids = {}, {}
+        spec_masks = frame.json.get("persistent", {})
+        try:
+            for key, entry in spec_masks.items():
+                if key not in plan.reuse_keys:
+                    raise ValueError(key)
+                persistent[str(key)] = bytes.fromhex(str(entry["seed"]))
+                mask_ids[str(key)] = str(entry["mask"])[:64]
+                if len(persistent[key]) != SEED_BYTES:
+                    raise ValueError(key)
+        except (AttributeError, TypeError, KeyError, ValueError):
+            raise ProtocolError("malformed persistent-mask entry from the dealer") from None
         tensors = self._receive_tensors(link, {n: None for n in names})
-        return Material(seed, {k: v for k, v in tensors.items() if k != OT_LABELS}, ot_seed, tensors.get(OT_LABELS))
+        return Material(seed, {k: v for k, v in tensors.items() if k != OT_LABELS}, ot_seed=ot_seed,
+                        ot_labels=tensors.get(OT_LABELS), persistent=persistent, mask_ids=mask_ids)
 
     def _run_job(self, channel: Channel, job_id: bytes, submit: object) -> None:
         assert self.party is not None
@@ -336,8 +358,9 @@ class Server:
         pre_spec = submit.get("preprocessing")
         client_pre = (isinstance(pre_spec, dict) and pre_spec.get("source") == "client"
                       and self.party == self.config.n - 1)
+        stored: dict[str, tuple[str, str, int]] = {}
         env, pre_tensors = self._receive_inputs(channel, program, submit.get("inputs"),
-                                                plan.correction_names() if plan and client_pre else [])
+                                                plan.correction_names() if plan and client_pre else [], stored)
         links = JobLinks(self.config, self.identity, self.party, job_id, self.mailbox)
         ctx = JobContext(self.party, self.config.n, links)
         stats = OpStats()
@@ -349,6 +372,7 @@ class Server:
                 ctx.pre = expand(plan, self.party, self.config.n, material)
                 if material.ot_seed is not None:
                     gc_sign.install_dealer_ots(ctx, material.ot_seed, material.ot_labels)
+                cache_keys = self._use_cached_openings(ctx, material, stored, links)
             per_op = isinstance(submit, dict) and submit.get("preprocess") == "per_op"
             ctx.state["per_op"] = per_op
 
@@ -387,6 +411,9 @@ class Server:
                                     "rounds": links.rounds - n0})
                 ctx.pre.pop(i, None)  # each correlation is used exactly once
                 channel.send_json(MsgType.PROGRESS, job_id, {"step": i + 1, "of": len(program.steps), "op": step.op})
+            for key, cache_key in (cache_keys if plan else {}).items():
+                if cache_key is not None and key in ctx.opened:
+                    self._keep_opening(cache_key, ctx.opened[key])
             for name, (tensor, _) in program.outputs.items():
                 channel.send_tensor(job_id, name, env[tensor])
         finally:
@@ -409,6 +436,30 @@ class Server:
         log.info("job %s done in %.3f s (%d ops, %d rounds, offline %.3f s)", job_id.hex()[:8], result["seconds"],
                  len(program.steps), links.rounds, offline)
 
+    def _use_cached_openings(self, ctx: JobContext, material: Material, stored: dict[str, tuple[str, str, int]],
+                             links: JobLinks) -> dict[str, tuple | None]:
+        """Weights of stored models under a persistent mask: reuse w - b opened in an earlier
+        job when *every* server still has it (one small exchange, so all take the same path).
+        Returns reuse key -> cache key (None when the weight is not a stored tensor)."""
+        keys = sorted(material.mask_ids)
+        if not keys:
+            return {}
+        cache_keys = {key: (material.mask_ids[key], *stored[key[2:]]) if key[2:] in stored else None
+                      for key in keys}
+        have = np.array([int(cache_keys[k] is not None and cache_keys[k] in self.opened_cache) for k in keys],
+                        dtype=np.uint64)
+        everyone = links.exchange_all(have)
+        for i, key in enumerate(keys):
+            if all(int(h[i]) for h in everyone):
+                ctx.opened[key] = self.opened_cache[cache_keys[key]]
+        return cache_keys
+
+    def _keep_opening(self, cache_key: tuple, value: np.ndarray) -> None:
+        mask, model, tensor, version = cache_key
+        for old in [k for k in self.opened_cache if k[1:3] == (model, tensor) and k != cache_key]:
+            del self.opened_cache[old]  # an older upload or another dealer's mask
+        self.opened_cache[cache_key] = value
+
     def _heartbeat(self, channel: Channel, job_id: bytes, ctx: JobContext, stats: OpStats,
                    n_steps: int) -> threading.Event:
         """Tell the client the job is alive while a long phase (preprocessing a large layer)
@@ -429,6 +480,25 @@ class Server:
         return done
 
     # ---- dealer: jobs ---------------------------------------------------
+    def _persistent_masks(self, plan: Plan, stored: object) -> tuple[dict[str, list[bytes]], dict[str, str]]:
+        """Masks of stored model weights that stay the same in every job of this dealer:
+        per-party seeds derived from the dealer's secret, the model id, tensor and shape."""
+        import hashlib
+        import hmac
+
+        persistent, mask_ids = {}, {}
+        if not isinstance(stored, dict):
+            return persistent, mask_ids
+        for name, ref in stored.items():
+            key = f"w:{name}"
+            if key not in plan.reuse_keys or not isinstance(ref, list) or len(ref) != 2:
+                continue
+            label = json.dumps([str(ref[0]), str(ref[1]), list(plan.reuse_keys[key].shape)]).encode()
+            derive = lambda suffix: hmac.new(self.mask_secret, label + suffix, hashlib.sha256).digest()  # noqa: E731
+            persistent[key] = [derive(bytes([i]))[:SEED_BYTES] for i in range(self.config.n)]
+            mask_ids[key] = derive(b"id")[:12].hex()
+        return persistent, mask_ids
+
     def _deal_job(self, channel: Channel, job_id: bytes, submit: object) -> None:
         started = time.perf_counter()
         program, plan = self._program_of(submit)
@@ -436,7 +506,8 @@ class Server:
         ots = submit.get("ots", "iknp")
         if ots not in OT_SOURCES:
             raise ProtocolError(f"ots must be one of {OT_SOURCES}, got {ots!r}")
-        materials = deal(plan, self.config.n)
+        persistent, mask_ids = self._persistent_masks(plan, submit.get("stored"))
+        materials = deal(plan, self.config.n, persistent)
         n_ots = nonlinear.ot_demand(program) if ots == "dealer" else 0
         if n_ots:
             materials[0].ot_seed, materials[1].ot_seed = secrets.token_bytes(16), secrets.token_bytes(16)
@@ -449,7 +520,10 @@ class Server:
                            records=self.config.records)
             try:
                 link.send_json(MsgType.PEER_HELLO, job_id, {"party": DEALER_NAME})
-                header = {"seed": material.seed.hex()}
+                header: dict[str, object] = {"seed": material.seed.hex()}
+                if material.persistent:
+                    header["persistent"] = {k: {"seed": v.hex(), "mask": mask_ids[k]}
+                                            for k, v in material.persistent.items()}
                 if material.ot_seed is not None:
                     header["ot_seed"] = material.ot_seed.hex()
                 link.send_json(MsgType.PREPROCESS, job_id, header)

@@ -3,7 +3,7 @@
 The model owner shares FFDNet's weights to the servers once (:func:`upload`, stored under a
 model id); the image owner encodes the noisy image(s) and the noise map and runs the
 network's Program (:mod:`safelight.nn`): convolutions on shares with Beaver triples (each
-weight opened once per job, masked), ReLUs by garbled circuits. Several images of one size
+weight opened masked once per model), ReLUs by garbled circuits. Several images of one size
 go in one job (one batch).
 
 Grey images run as three identical colour channels (FFDNet colour is trained on RGB), with
