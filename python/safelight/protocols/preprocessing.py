@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -209,7 +209,18 @@ class Material:
 
 
 def deal(plan: Plan, parties: int, persistent: dict[str, list[bytes]] | None = None) -> list[Material]:
-    """Generate every party's material (run by the dealer, or by the client as dealer).
+    """Generate every party's material (run by the client as dealer; the dealer process
+    streams the same thing with :func:`deal_streaming`)."""
+    materials, corrections = deal_streaming(plan, parties, persistent)
+    materials[-1].corrections.update(corrections)
+    return materials
+
+
+def deal_streaming(plan: Plan, parties: int, persistent: dict[str, list[bytes]] | None = None
+                   ) -> tuple[list[Material], Iterator[tuple[str, np.ndarray]]]:
+    """Every party's seeds now, and the last party's correction tensors as an iterator (in
+    :meth:`Plan.correction_names` order) computed one correlation at a time, so a dealer
+    can send each one as it is made and hold one layer's arrays at a time.
 
     ``persistent`` maps reuse keys of the plan to per-party seeds of a mask the dealer keeps
     across jobs (a stored model's weight): the same mask b in every job, so the servers can
@@ -220,34 +231,42 @@ def deal(plan: Plan, parties: int, persistent: dict[str, list[bytes]] | None = N
     materials = [Material(seed, persistent={k: v[i] for k, v in persistent.items()})
                  for i, seed in enumerate(seeds)]
     fixed = {plan.reuse_keys[k].nonce: v for k, v in persistent.items()}
-    full_cache: dict[int, np.ndarray] = {}
+    reused = {stream.nonce for stream in plan.reuse_keys.values()}
+    kept: dict[int, np.ndarray] = {}
 
     def full(stream: Stream) -> np.ndarray:
-        if stream.nonce not in full_cache:
-            if stream.nonce in fixed:
-                shares = [_persistent(seed, stream) for seed in fixed[stream.nonce]]
-            else:
-                shares = [_expand(seed, stream) for seed in seeds]
-            total = shares[0]
-            for share in shares[1:]:
-                ring.add(total, share, out=total)
-            full_cache[stream.nonce] = total
-        return full_cache[stream.nonce]
+        if stream.nonce in kept:
+            return kept[stream.nonce]
+        if stream.nonce in fixed:
+            shares = [_persistent(seed, stream) for seed in fixed[stream.nonce]]
+        else:
+            shares = [_expand(seed, stream) for seed in seeds]
+        total = shares[0]
+        for share in shares[1:]:
+            ring.add(total, share, out=total)
+        if stream.nonce in reused:
+            kept[stream.nonce] = total
+        return total
 
-    for corr in plan.correlations:
-        comps = {name: full(plan.streams[(corr.step, corr.prefix + name)]) for name in corr.random}
-        derived = DERIVATIONS[corr.kind](comps, corr.attrs)
-        for name, value in derived.items():
-            stream = plan.streams[(corr.step, corr.prefix + name)]
-            correction = np.ascontiguousarray(value, dtype=np.uint64).reshape(stream.shape).copy()
-            for seed in seeds[:-1]:
-                ring.sub(correction, _expand(seed, stream), out=correction)
-            materials[-1].corrections[f"pre:{corr.step}:{corr.prefix}{name}"] = correction
-    return materials
+    def corrections() -> Iterator[tuple[str, np.ndarray]]:
+        for corr in plan.correlations:
+            comps = {name: full(plan.streams[(corr.step, corr.prefix + name)]) for name in corr.random}
+            derived = DERIVATIONS[corr.kind](comps, corr.attrs)
+            for name, value in derived.items():
+                stream = plan.streams[(corr.step, corr.prefix + name)]
+                correction = np.ascontiguousarray(value, dtype=np.uint64).reshape(stream.shape).copy()
+                for seed in seeds[:-1]:
+                    ring.sub(correction, _expand(seed, stream), out=correction)
+                yield f"pre:{corr.step}:{corr.prefix}{name}", correction
+
+    return materials, corrections()
 
 
-def expand(plan: Plan, party: int, parties: int, material: Material) -> dict[int, dict[str, np.ndarray]]:
-    """A party's shares of every component, per step (run by each server in the offline phase)."""
+def expand(plan: Plan, party: int, parties: int, material: Material) -> "Expanded":
+    """A party's shares of every component, per step (run by each server in the offline
+    phase). Checked against the plan at once; each step's arrays are expanded from the
+    seed when the step asks for them (so a large network holds one layer's material at a
+    time, plus the corrections the last party received)."""
     if len(material.seed) != SEED_BYTES:
         raise ProtocolError("preprocessing seed must be 16 bytes")
     expected = set(plan.correction_names()) if party == parties - 1 else set()
@@ -257,25 +276,67 @@ def expand(plan: Plan, party: int, parties: int, material: Material) -> dict[int
             f"preprocessing material does not match the program (missing {sorted(missing)[:3]}, "
             f"unexpected {sorted(extra)[:3]}); the dealer and the servers disagree on the job"
         )
-    fixed = {plan.reuse_keys[k].nonce: seed for k, seed in material.persistent.items() if k in plan.reuse_keys}
-    cache: dict[int, np.ndarray] = {}
-    out: dict[int, dict[str, np.ndarray]] = {}
     for corr in plan.correlations:
-        comps = out.setdefault(corr.step, {})
-        for name in corr.random:
-            stream = plan.streams[(corr.step, corr.prefix + name)]
-            if stream.nonce not in cache:
-                cache[stream.nonce] = (_persistent(fixed[stream.nonce], stream) if stream.nonce in fixed
-                                       else _expand(material.seed, stream))
-            comps[corr.prefix + name] = cache[stream.nonce]
-        for name in corr.derived:
-            key = corr.prefix + name
-            stream = plan.streams[(corr.step, key)]
-            if party == parties - 1:
+        if party == parties - 1:
+            for name in corr.derived:
+                key = corr.prefix + name
                 value = material.corrections[f"pre:{corr.step}:{key}"]
-                if value.shape != stream.shape or value.dtype != np.uint64:
+                if value.shape != plan.streams[(corr.step, key)].shape or value.dtype != np.uint64:
                     raise ProtocolError(f"preprocessing tensor pre:{corr.step}:{key} has the wrong shape or dtype")
-                comps[key] = value
-            else:
-                comps[key] = _expand(material.seed, stream)
-    return out
+    return Expanded(plan, party, parties, material)
+
+
+class Expanded:
+    """Step -> {component name: this party's share}, expanded on first access (see expand)."""
+
+    def __init__(self, plan: Plan, party: int, parties: int, material: Material) -> None:
+        self.plan, self.last, self.material = plan, party == parties - 1, material
+        self.fixed = {plan.reuse_keys[k].nonce: seed for k, seed in material.persistent.items()
+                      if k in plan.reuse_keys}
+        self.reused = {stream.nonce for stream in plan.reuse_keys.values()}
+        self.by_step: dict[int, list[Correlation]] = {}
+        for corr in plan.correlations:
+            self.by_step.setdefault(corr.step, []).append(corr)
+        self.done: dict[int, dict[str, np.ndarray]] = {}
+        self.kept: dict[int, np.ndarray] = {}  # reused streams (a weight's mask), expanded once
+
+    def _random(self, stream: Stream) -> np.ndarray:
+        if stream.nonce in self.kept:
+            return self.kept[stream.nonce]
+        value = (_persistent(self.fixed[stream.nonce], stream) if stream.nonce in self.fixed
+                 else _expand(self.material.seed, stream))
+        if stream.nonce in self.reused:
+            self.kept[stream.nonce] = value
+        return value
+
+    def __contains__(self, step: int) -> bool:
+        return step in self.by_step
+
+    def __getitem__(self, step: int) -> dict[str, np.ndarray]:
+        if step not in self.done:
+            if step not in self.by_step:
+                raise KeyError(step)
+            comps: dict[str, np.ndarray] = {}
+            for corr in self.by_step[step]:
+                for name in corr.random:
+                    comps[corr.prefix + name] = self._random(self.plan.streams[(step, corr.prefix + name)])
+                for name in corr.derived:
+                    key = corr.prefix + name
+                    comps[key] = (self.material.corrections[f"pre:{step}:{key}"] if self.last
+                                  else _expand(self.material.seed, self.plan.streams[(step, key)]))
+            self.done[step] = comps
+        return self.done[step]
+
+    def get(self, step: int, default=None):
+        return self[step] if step in self.by_step else default
+
+    def pop(self, step: int, default=None):
+        """Drop a used step's arrays (and the last party's corrections for it)."""
+        comps = self.done.pop(step, default)
+        for corr in self.by_step.pop(step, []):
+            for name in corr.derived:
+                self.material.corrections.pop(f"pre:{step}:{corr.prefix}{name}", None)
+        return comps
+
+    def keys(self):
+        return self.by_step.keys()

@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import JobFailedError, ProgramError, ProtocolError, SafelightError
 from ..ot import dealer_cot
 from ..protocols import gc_sign, nonlinear
-from ..protocols.preprocessing import OT_SOURCES, Material, Plan, deal, expand
+from ..protocols.preprocessing import OT_SOURCES, Material, Plan, deal_streaming, expand
 from ..sharing import SEED_BYTES, SharePayload
 from .certs import CLIENT_NAME, DEALER_NAME, Identity, party_name
 from .config import ClusterConfig
@@ -507,18 +507,19 @@ class Server:
         if ots not in OT_SOURCES:
             raise ProtocolError(f"ots must be one of {OT_SOURCES}, got {ots!r}")
         persistent, mask_ids = self._persistent_masks(plan, submit.get("stored"))
-        materials = deal(plan, self.config.n, persistent)
+        materials, corrections = deal_streaming(plan, self.config.n, persistent)
         n_ots = nonlinear.ot_demand(program) if ots == "dealer" else 0
         if n_ots:
             materials[0].ot_seed, materials[1].ot_seed = secrets.token_bytes(16), secrets.token_bytes(16)
             materials[1].ot_labels = dealer_cot(materials[0].ot_seed, materials[1].ot_seed, n_ots)
-        generated = time.perf_counter() - started
-        sent = 0
-        for party, material in enumerate(materials):
-            addr = self.config.parties[party]
-            link = connect(addr.host, addr.port, self.identity, party_name(party), self.config.timeout,
-                           records=self.config.records)
-            try:
+        generated = time.perf_counter() - started  # seeds and OT material; corrections below
+        links = []
+        try:
+            for party, material in enumerate(materials):
+                addr = self.config.parties[party]
+                link = connect(addr.host, addr.port, self.identity, party_name(party), self.config.timeout,
+                               records=self.config.records)
+                links.append(link)
                 link.send_json(MsgType.PEER_HELLO, job_id, {"party": DEALER_NAME})
                 header: dict[str, object] = {"seed": material.seed.hex()}
                 if material.persistent:
@@ -527,12 +528,19 @@ class Server:
                 if material.ot_seed is not None:
                     header["ot_seed"] = material.ot_seed.hex()
                 link.send_json(MsgType.PREPROCESS, job_id, header)
-                for name, tensor in material.corrections.items():
-                    link.send_tensor(job_id, name, tensor)
                 if material.ot_labels is not None:
                     link.send_tensor(job_id, OT_LABELS, material.ot_labels)
-                sent += link.bytes_sent
-            finally:
+            pending = iter(corrections)
+            while True:  # each correction is made, then sent, one at a time (bounded memory)
+                t0 = time.perf_counter()
+                item = next(pending, None)
+                generated += time.perf_counter() - t0
+                if item is None:
+                    break
+                links[-1].send_tensor(job_id, *item)
+            sent = sum(link.bytes_sent for link in links)
+        finally:
+            for link in links:
                 link.close()
         result = {"party": -1, "seconds": time.perf_counter() - started, "offline_seconds": generated,
                   "online_seconds": 0.0, "bytes_sent": sent + channel.bytes_sent,
