@@ -377,10 +377,13 @@ class Server:
             ctx.state["per_op"] = per_op
 
             def preprocess(i: int, step) -> float:
-                """Input-independent work of one op (e.g. garbling); its seconds."""
-                if OPS[step.op].offline is None:
-                    return 0.0
+                """Input-independent work of one op (expanding its dealt material, garbling);
+                its seconds."""
                 started_at = time.perf_counter()
+                if i in ctx.pre:
+                    ctx.pre[i]  # expands this step's arrays from the seed
+                if OPS[step.op].offline is None:
+                    return time.perf_counter() - started_at
                 ctx.step = i
                 OPS[step.op].offline(ctx, i, [program.shape_of(x) for x in step.inputs], step.attrs)
                 if per_op:
