@@ -121,3 +121,24 @@ def test_demo_writes_the_side_by_side_and_reports_psnr(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "PSNR gap private vs plaintext" in proc.stderr and "SSIM" in proc.stderr
     assert np.asarray(Image.open(out)).shape == (32, 128, 3)
+
+
+def test_model_upload_then_denoise_on_a_remote_cluster(tmp_path):
+    """The model owner uploads once; the image owner denoises against the stored model."""
+    import safelight
+    from safelight.tasks import denoise
+
+    noisy = np.round(np.clip(denoise.add_noise(data.coffee()[:20, :20], 25, seed=4), 0, 1) * 255).astype(np.uint8)
+    src = tmp_path / "noisy.png"
+    Image.fromarray(noisy).save(src)
+    with safelight.Cluster.local(2, dealer=True) as cluster:
+        config = str(cluster.workdir / "cluster.toml")
+        proc = run_cli("denoise", str(src), str(tmp_path / "a.png"), "--sigma", "25", "--cluster", config)
+        assert proc.returncode == 2 and "unknown model id 'ffdnet_color'" in proc.stderr  # not uploaded yet
+        proc = run_cli("model", "upload", "--cluster", config)
+        assert proc.returncode == 0, proc.stderr
+        assert "uploaded 24 weight tensors" in proc.stderr
+        proc = run_cli("denoise", str(src), str(tmp_path / "b.png"), "--sigma", "25", "--cluster", config)
+        assert proc.returncode == 0, proc.stderr
+    got = np.asarray(Image.open(tmp_path / "b.png")).astype(float) / 255
+    assert np.abs(got - denoise.plaintext([noisy], 25)[0]).max() <= 1.01 / 255
