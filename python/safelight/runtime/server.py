@@ -241,13 +241,7 @@ class Server:
                 raise ProgramError(f"input {name!r} is not declared by the program or is repeated")
             shape = program.inputs[name]
             if kind == "seed":
-                try:
-                    seed = bytes.fromhex(str(d.get("seed", "")))
-                except ValueError:
-                    seed = b""
-                if len(seed) != SEED_BYTES:
-                    raise ProtocolError(f"input {name!r}: a seed must be {SEED_BYTES} bytes")
-                env[name] = SharePayload(self.party or 0, shape, seed=seed).materialize()
+                env[name] = self._seeded_share(d, shape, f"input {name!r}")
             elif kind == "share":
                 expected[name] = shape
             elif kind == "stored":
@@ -262,6 +256,16 @@ class Server:
         extras = self._receive_tensors(channel, expected)
         env.update({k: v for k, v in extras.items() if not k.startswith(PRE_PREFIX)})
         return env, {k: v for k, v in extras.items() if k.startswith(PRE_PREFIX)}
+
+    def _seeded_share(self, descriptor: dict, shape: tuple[int, ...], what: str) -> np.ndarray:
+        """This server's share of a tensor sent as a 16-byte seed (see sharing.SharePayload)."""
+        try:
+            seed = bytes.fromhex(str(descriptor.get("seed", "")))
+        except ValueError:
+            seed = b""
+        if len(seed) != SEED_BYTES:
+            raise ProtocolError(f"{what}: a seed must be {SEED_BYTES} bytes")
+        return SharePayload(self.party or 0, shape, seed=seed).materialize()
 
     def _store_model(self, channel: Channel, request: object) -> None:
         """Keep this server's shares of an uploaded model under its id (see model_store)."""
@@ -278,13 +282,7 @@ class Server:
             if name in shares or name in expected:
                 raise ProtocolError(f"stored tensor {name!r} is repeated")
             if kind == "seed":
-                try:
-                    seed = bytes.fromhex(str(d.get("seed", "")))
-                except ValueError:
-                    seed = b""
-                if len(seed) != SEED_BYTES:
-                    raise ProtocolError(f"stored tensor {name!r}: a seed must be {SEED_BYTES} bytes")
-                shares[name] = SharePayload(self.party or 0, shape, seed=seed).materialize()
+                shares[name] = self._seeded_share(d, shape, f"stored tensor {name!r}")
             elif kind == "share":
                 expected[name] = shape
             else:
