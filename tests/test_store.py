@@ -1,0 +1,164 @@
+"""The encrypted store: OPRF, convergent sealing, the SQLite index (dedup, owners, crashes)."""
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from safelight.errors import InputError, ProtocolError
+from safelight.store import convergent, oprf
+from safelight.store.index import Index
+
+
+# ---- OPRF -----------------------------------------------------------------------------
+@settings(max_examples=20, deadline=None)
+@given(st.binary(max_size=200))
+def test_oprf_equals_the_keyed_function(x):
+    key = oprf.random_scalar()
+    r, blinded = oprf.blind(x)
+    assert oprf.finalize(x, r, oprf.evaluate(key, blinded)) == oprf.direct(key, x)
+
+
+def test_oprf_request_does_not_depend_on_the_input():
+    # the key server sees r * H1(x): a fresh random group element each time, even for one x
+    seen = {oprf.blind(b"same image digest")[1] for _ in range(50)}
+    assert len(seen) == 50
+    bits = [sum(bin(byte).count("1") for byte in p) for p in seen]
+    assert 100 < sum(bits) / len(bits) < 156  # about half of 256 bits set, like random points
+
+
+def test_oprf_rejects_bad_points():
+    key = oprf.random_scalar()
+    for bad in (b"\0" * 32, b"\x01" + b"\0" * 31, b"\xff" * 32, b"short"):
+        with pytest.raises(ProtocolError):
+            oprf.evaluate(key, bad)
+
+
+# ---- sealing --------------------------------------------------------------------------
+def test_same_file_same_ciphertext_one_pixel_different():
+    data = bytes(range(256)) * 100
+    key = convergent.content_key(b"k" * 32)
+    a, b = convergent.seal(data, key), convergent.seal(data, key)
+    assert a.ciphertext == b.ciphertext and a.blob_id == b.blob_id
+    changed = bytearray(data)
+    changed[5000] ^= 1
+    other_key = convergent.content_key(convergent.digest(bytes(changed)))
+    assert convergent.seal(bytes(changed), other_key).ciphertext != a.ciphertext
+    assert convergent.open_sealed(a.ciphertext, key) == data
+    assert data[:64] not in a.ciphertext
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "extend"])
+def test_corrupt_ciphertext_is_rejected(damage):
+    key = convergent.content_key(b"x" * 32)
+    ct = bytearray(convergent.seal(b"a photo" * 50, key).ciphertext)
+    if damage == "flip":
+        ct[20] ^= 4
+    elif damage == "truncate":
+        del ct[-3:]
+    else:
+        ct += b"\0"
+    with pytest.raises(InputError, match="authentication failed"):
+        convergent.open_sealed(bytes(ct), key)
+
+
+# ---- index ----------------------------------------------------------------------------
+def _blob(data: bytes):
+    return hashlib.sha256(data).hexdigest(), data
+
+
+def _id(n: int) -> str:
+    return hashlib.sha256(str(n).encode()).hexdigest()
+
+
+def test_dedup_refcounts_and_stats(tmp_path):
+    idx = Index(tmp_path)
+    blob_id, ct = _blob(b"ciphertext" * 100)
+    assert idx.put("alice", _id(1), blob_id, ct, b"m1", [(0, b"t0")]) is True
+    assert idx.put("alice", _id(2), blob_id, None, b"m2", [(0, b"t0")]) is False  # deduplicated
+    s = idx.stats("alice")
+    assert (s["entries"], s["blobs"], s["stored_bytes"], s["saved_bytes"]) == (2, 1, 1000, 1000)
+    assert idx.remove("alice", _id(1)) is False  # still referenced
+    assert idx.get("alice", _id(2))[0] == ct
+    assert idx.remove("alice", _id(2)) is True
+    assert idx.stats("alice")["blobs"] == 0 and not list(tmp_path.glob("blobs/*/*/*"))
+
+
+def test_one_owner_cannot_touch_another(tmp_path):
+    idx = Index(tmp_path)
+    blob_id, ct = _blob(b"alice's photo")
+    idx.put("alice", _id(1), blob_id, ct, b"meta", [(3, b"tag")])
+    with pytest.raises(InputError, match="no entry"):
+        idx.get("bob", _id(1))
+    with pytest.raises(InputError, match="no entry"):
+        idx.remove("bob", _id(1))
+    assert idx.list("bob") == [] and idx.near("bob", [(3, b"tag")]) == []
+    assert not idx.has_blob("bob", blob_id)  # no cross-owner dedup probe
+    with pytest.raises(InputError, match="not stored for this owner"):
+        idx.put("bob", _id(2), blob_id, None, b"m", [])
+    assert idx.stats("bob")["entries"] == 0 and idx.get("alice", _id(1))[0] == ct
+
+
+def test_bad_uploads_are_rejected_and_leave_nothing(tmp_path):
+    idx = Index(tmp_path)
+    blob_id, ct = _blob(b"photo bytes")
+    with pytest.raises(InputError, match="does not match"):
+        idx.put("alice", _id(1), blob_id, ct[:-1], b"m", [])
+    with pytest.raises(InputError, match="64 lowercase hex"):
+        idx.put("alice", "../../etc", blob_id, ct, b"m", [])
+    idx.put("alice", _id(1), blob_id, ct, b"m", [])
+    with pytest.raises(InputError, match="already exists"):
+        idx.put("alice", _id(1), blob_id, None, b"m", [])
+    assert idx.stats("alice") == {"entries": 1, "blobs": 1, "stored_bytes": len(ct), "logical_bytes": len(ct),
+                                  "saved_bytes": 0}
+
+
+def test_near_counts_matching_bands(tmp_path):
+    idx = Index(tmp_path)
+    for n, tags in enumerate([[(0, b"a"), (1, b"b")], [(0, b"a"), (1, b"x")], [(0, b"y"), (1, b"z")]]):
+        blob_id, ct = _blob(b"blob%d" % n)
+        idx.put("alice", _id(n), blob_id, ct, b"m%d" % n, tags)
+    hits = idx.near("alice", [(0, b"a"), (1, b"b")])
+    assert [(e, c) for e, c, _ in hits] == [(_id(0), 2), (_id(1), 1)]
+    assert [e for e, _, _ in idx.near("alice", [(0, b"a"), (1, b"b")], min_bands=2)] == [_id(0)]
+
+
+CRASH = r"""
+import hashlib, os, sys
+from safelight.store.index import Index
+idx = Index(sys.argv[1])
+real_execute = idx.db.execute
+def crash_on_commit(sql, *args):
+    if sql == "COMMIT":
+        os._exit(9)  # the process dies after the blob file is in place, before the commit
+    return real_execute(sql, *args)
+idx.db = type("Crashing", (), {"execute": staticmethod(crash_on_commit),
+                               "executemany": staticmethod(idx.db.executemany)})()
+data = b"half-uploaded ciphertext"
+idx.put("alice", hashlib.sha256(b"2").hexdigest(), hashlib.sha256(data).hexdigest(), data, b"m", [(0, b"t")])
+"""
+
+
+def test_crash_mid_upload_leaves_the_store_consistent(tmp_path):
+    idx = Index(tmp_path)
+    blob_id, ct = _blob(b"acknowledged upload")
+    idx.put("alice", _id(1), blob_id, ct, b"m", [])
+    idx.close()
+    proc = subprocess.run([sys.executable, "-c", CRASH, str(tmp_path)], env={**os.environ}, capture_output=True)
+    assert proc.returncode == 9, proc.stderr.decode()
+    assert len(list(tmp_path.glob("blobs/*/*/*"))) == 2  # the orphan file is there...
+    idx = Index(tmp_path)  # ...and reopening removes it; the acknowledged entry survives
+    assert [e for e, _, _ in idx.list("alice")] == [_id(1)]
+    assert len(list(tmp_path.glob("blobs/*/*/*"))) == 1
+    assert idx.get("alice", _id(1))[0] == ct
+
+
+def test_schema_is_migrated_once(tmp_path):
+    Index(tmp_path).close()
+    idx = Index(tmp_path)
+    assert idx.db.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert idx.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
