@@ -162,3 +162,109 @@ def test_schema_is_migrated_once(tmp_path):
     idx = Index(tmp_path)
     assert idx.db.execute("PRAGMA user_version").fetchone()[0] == 1
     assert idx.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+# ---- the servers and the owner's client ---------------------------------------------------
+import threading  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+
+@pytest.fixture
+def store_setup(tmp_path, monkeypatch):
+    from safelight.runtime.certs import create_cluster_certs
+    from safelight.store.client import create_owner_key
+    from safelight.store.service import KeyServer, StoreConfig, StoreServer
+
+    monkeypatch.setenv("SAFELIGHT_KEYSERVER_RECORD", "1")
+    certs = create_cluster_certs(tmp_path / "certs", 1, clients=("alice", "bob"), extra_names=("store", "keyserver"))
+    config = StoreConfig(certs, "127.0.0.1", 0, tmp_path / "data", "127.0.0.1", 0, tmp_path / "keyserver.key",
+                         rate=50.0, burst=8, timeout=10.0)
+    store, keys = StoreServer(config), KeyServer(config)
+    config = StoreConfig(certs, "127.0.0.1", store.port, tmp_path / "data", "127.0.0.1", keys.port,
+                         tmp_path / "keyserver.key", rate=50.0, burst=8, timeout=10.0)
+    for server in (store, keys):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    owners = {name: create_owner_key(tmp_path / f"{name}.key") for name in ("alice", "bob")}
+    yield config, owners, store, keys
+    store.stop()
+    keys.stop()
+
+
+def _photo_bytes(seed=0):
+    import io
+
+    from PIL import Image
+    from skimage import data
+
+    buf = io.BytesIO()
+    Image.fromarray(data.astronaut()[seed * 10: seed * 10 + 64, :64]).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_upload_dedup_and_get(store_setup):
+    from safelight.store.client import StoreClient
+
+    config, owners, store, keys = store_setup
+    photo = _photo_bytes()
+    with StoreClient(config, "alice", owners["alice"]) as alice:
+        first = alice.put([("a.png", photo)])[0]
+        second = alice.put([("copy.png", photo)])[0]
+        other = alice.put([("b.png", _photo_bytes(1))])[0]
+        assert first.new_blob and not second.new_blob and other.new_blob
+        assert first.blob == second.blob != other.blob
+        assert alice.get(second.entry) == ("copy.png", photo)
+        assert sorted(name for _, name in alice.list()) == ["a.png", "b.png", "copy.png"]
+        s = alice.stats()
+        assert (s["entries"], s["blobs"], s["saved_bytes"] > 0) == (3, 2, True)
+        assert alice.remove(first.entry) is False and alice.remove(second.entry) is True
+    # what the store holds and the key server received reveals neither the photo nor its digest
+    digest = convergent.digest(photo)
+    raw = b"".join(p.read_bytes() for p in (config.root).rglob("*") if p.is_file())
+    assert photo[100:132] not in raw and digest not in raw and b"a.png" not in raw
+    assert len(keys.received) == 3 and digest not in b"".join(keys.received)
+    assert keys.received[0] != keys.received[1]  # the same photo, two unlinkable requests
+
+
+def test_owners_are_isolated(store_setup):
+    from safelight.store.client import StoreClient
+
+    config, owners, store, keys = store_setup
+    with StoreClient(config, "alice", owners["alice"]) as alice:
+        entry = alice.put([("private.png", _photo_bytes())])[0].entry
+    with StoreClient(config, "bob", owners["bob"]) as bob:
+        assert bob.list() == [] and bob.stats()["entries"] == 0
+        with pytest.raises(InputError, match="no entry"):
+            bob.get(entry)
+        with pytest.raises(InputError, match="no entry"):
+            bob.remove(entry)
+    with StoreClient(config, "alice", owners["bob"]) as wrong_key:  # alice's entries, bob's key file
+        with pytest.raises(InputError, match="does not open with this owner key"):
+            wrong_key.list()
+
+
+def test_tampered_blob_is_rejected(store_setup):
+    from safelight.store.client import StoreClient
+
+    config, owners, store, keys = store_setup
+    with StoreClient(config, "alice", owners["alice"]) as alice:
+        stored = alice.put([("x.png", _photo_bytes())])[0]
+        path = next(p for p in config.root.rglob(stored.blob))
+        data = bytearray(path.read_bytes())
+        data[40] ^= 1
+        path.write_bytes(bytes(data))
+        with pytest.raises(InputError, match="authentication failed"):
+            alice.get(stored.entry)
+
+
+def test_key_server_rate_limit_and_plain_mode(store_setup):
+    from safelight.store.client import StoreClient
+
+    config, owners, store, keys = store_setup
+    files = [(f"{i}.bin", bytes([i]) * 100) for i in range(9)]  # burst is 8
+    with StoreClient(config, "alice", owners["alice"]) as alice:
+        with pytest.raises(InputError, match="rate limit"):
+            alice.put(files)
+    with StoreClient(config, "alice", owners["alice"], plain=True) as plain:  # opt-in: no key server
+        assert len(plain.put(files)) == 9
+        assert np.all([plain.get(s.entry)[1] == data for s, (_, data) in zip(plain.put(files[:2]), files)])

@@ -44,6 +44,8 @@ class MsgType(enum.IntEnum):
     PROGRESS = 6  # server -> client: {"step": i, "of": n, "op": name}
     PREPROCESS = 7  # dealer -> party: {"seed": hex} (then correction tensors for the last party)
     STORE = 8  # client -> party: {"model": id, "inputs": [...]} then share tensors; answered by RESULT
+    STORE_REQ = 9  # owner -> storage server: {"op": ...} (then a blob tensor); answered by RESULT
+    KEY_REQ = 10  # owner -> key server: {"points": [hex, ...]}; answered by RESULT
 
 
 @dataclass

@@ -1,0 +1,138 @@
+"""The owner's side of the store: derive content keys, seal, upload, fetch, delete.
+
+Per entry the store keeps the sealed file (deduplicated by ciphertext) and ``meta``: the
+file's name and content key, encrypted under the owner's own 32-byte key (AES-GCM, bound
+to the entry id), so only the owner can list names or open files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ..errors import InputError, ProtocolError
+from ..runtime.certs import Identity
+from ..runtime.transport import MsgType, connect
+from . import convergent, oprf
+from .service import KEYSERVER_NAME, NO_JOB, STORE_NAME, StoreConfig
+
+OWNER_KEY_BYTES = 32
+
+
+def create_owner_key(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(secrets.token_bytes(OWNER_KEY_BYTES))
+    return path
+
+
+@dataclass
+class Stored:
+    entry: str
+    blob: str
+    new_blob: bool
+    name: str
+
+
+class StoreClient:
+    def __init__(self, config: StoreConfig, owner: str, owner_key: str | os.PathLike, plain: bool = False) -> None:
+        self.config, self.owner, self.plain = config, owner, plain
+        key = Path(owner_key).read_bytes() if Path(owner_key).exists() else b""
+        if len(key) != OWNER_KEY_BYTES:
+            raise InputError(f"{owner_key} is not an owner key (run: safelight store init)")
+        self.meta_cipher = AESGCM(key)
+        self.identity = Identity.from_dir(config.certs, owner)
+        self.store = connect(config.store_host, config.store_port, self.identity, STORE_NAME, config.timeout)
+        self.keys = None if plain else connect(config.key_host, config.key_port, self.identity, KEYSERVER_NAME,
+                                               config.timeout)
+
+    def close(self) -> None:
+        self.store.close()
+        if self.keys is not None:
+            self.keys.close()
+
+    def __enter__(self) -> "StoreClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- keys ----------------------------------------------------------------------
+    def content_keys(self, files: list[bytes]) -> list[bytes]:
+        """One content key per file: through the key server's OPRF (one request for the
+        batch), or from the digest alone with ``plain=True``."""
+        digests = [convergent.digest(data) for data in files]
+        if self.plain:
+            return [convergent.content_key(d) for d in digests]
+        blinded = [oprf.blind(d) for d in digests]
+        self.keys.send_json(MsgType.KEY_REQ, NO_JOB, {"points": [b.hex() for _, b in blinded]})
+        answer = self.keys.expect(MsgType.RESULT).json.get("points", [])
+        if len(answer) != len(files):
+            raise ProtocolError("the key server answered a different number of points")
+        return [convergent.content_key(oprf.finalize(d, r, bytes.fromhex(z)))
+                for d, (r, _), z in zip(digests, blinded, answer)]
+
+    # ---- requests -------------------------------------------------------------------
+    def _request(self, op: str, **fields):
+        self.store.send_json(MsgType.STORE_REQ, NO_JOB, {"op": op, **fields})
+        return self.store.expect(MsgType.RESULT).json
+
+    def _meta(self, entry: str, name: str, key: bytes, extra: dict | None = None) -> str:
+        nonce = secrets.token_bytes(12)
+        body = json.dumps({"name": name, "key": key.hex(), **(extra or {})}).encode()
+        return (nonce + self.meta_cipher.encrypt(nonce, body, bytes.fromhex(entry))).hex()
+
+    def read_meta(self, entry: str, meta_hex: str) -> dict:
+        raw = bytes.fromhex(meta_hex)
+        try:
+            return json.loads(self.meta_cipher.decrypt(raw[:12], raw[12:], bytes.fromhex(entry)))
+        except (InvalidTag, ValueError):
+            raise InputError(f"entry {entry[:12]}...: its metadata does not open with this owner key") from None
+
+    def put(self, files: list[tuple[str, bytes]], tags: list[list[tuple[int, bytes]]] | None = None,
+            extra: list[dict] | None = None) -> list[Stored]:
+        """Upload files (name, bytes); equal files are stored once."""
+        keys = self.content_keys([data for _, data in files])
+        sealed = [convergent.seal(data, key) for (_, data), key in zip(files, keys)]
+        have = self._request("has", blobs=[s.blob_id for s in sealed])["has"]
+        out = []
+        sent: set[str] = set()
+        for i, ((name, _), s) in enumerate(zip(files, sealed)):
+            entry = secrets.token_hex(32)
+            with_blob = not have[i] and s.blob_id not in sent
+            self.store.send_json(MsgType.STORE_REQ, NO_JOB, {
+                "op": "put", "entry": entry, "blob": s.blob_id, "with_blob": with_blob,
+                "meta": self._meta(entry, name, s.key, extra[i] if extra else None),
+                "tags": [[b, t.hex()] for b, t in (tags[i] if tags else [])]})
+            if with_blob:
+                self.store.send_tensor(NO_JOB, "blob", np.frombuffer(s.ciphertext, dtype=np.uint8))
+                sent.add(s.blob_id)
+            reply = self.store.expect(MsgType.RESULT).json
+            out.append(Stored(entry, s.blob_id, bool(reply["new_blob"]), name))
+        return out
+
+    def get(self, entry: str) -> tuple[str, bytes]:
+        """(name, file bytes) of an entry, authenticated."""
+        self.store.send_json(MsgType.STORE_REQ, NO_JOB, {"op": "get", "entry": entry})
+        blob = self.store.expect(MsgType.TENSOR).array
+        meta = self.read_meta(entry, self.store.expect(MsgType.RESULT).json["meta"])
+        data = convergent.open_sealed(blob.tobytes(), bytes.fromhex(meta["key"]))
+        return meta["name"], data
+
+    def list(self) -> list[tuple[str, str]]:
+        return [(e, self.read_meta(e, m)["name"]) for e, _, m in self._request("list")["entries"]]
+
+    def remove(self, entry: str) -> bool:
+        return bool(self._request("rm", entry=entry)["blob_removed"])
+
+    def stats(self) -> dict:
+        return self._request("stats")

@@ -1,0 +1,243 @@
+"""The store's two servers, over the foundation's TLS transport (mutual certificates).
+
+* The **storage server** (``safelight serve --role store``) answers STORE requests from
+  owners; the owner is the name on the client certificate, and every request is scoped to
+  it (:class:`~safelight.store.index.Index`).
+* The **key server** (``safelight serve --role keyserver``) evaluates the OPRF on blinded
+  points (it never sees a file, a digest or a key) and rate-limits each client with a token
+  bucket, so guessing predictable files costs one request per guess.
+
+Configuration: ``store.toml`` written by ``safelight store init``::
+
+    [store]
+    certs = "certs"
+    host = "127.0.0.1"
+    port = 7500
+    root = "store-data"      # blobs and the SQLite index
+    [keyserver]
+    host = "127.0.0.1"
+    port = 7501
+    key = "keyserver.key"    # the OPRF key (created on first start)
+    rate = 200.0             # evaluations per second per client, and the burst below
+    burst = 2000
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import ssl
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, InputError, ProtocolError, SafelightError
+from ..runtime.certs import Identity
+from ..runtime.transport import Channel, MsgType, accept_tls, server_context
+from . import oprf
+from .index import Index
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+log = logging.getLogger("safelight.store")
+STORE_NAME, KEYSERVER_NAME = "store", "keyserver"
+MAX_POINTS = 4096  # per key-server request
+NO_JOB = b"\0" * 16
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    certs: Path
+    store_host: str
+    store_port: int
+    root: Path
+    key_host: str
+    key_port: int
+    key_file: Path
+    rate: float = 200.0
+    burst: int = 2000
+    timeout: float = 30.0
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "StoreConfig":
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+            s, k = data["store"], data["keyserver"]
+            rel = lambda v: Path(v) if Path(v).is_absolute() else path.parent / v  # noqa: E731
+            return cls(rel(s.get("certs", "certs")), str(s["host"]), int(s["port"]), rel(s.get("root", "store-data")),
+                       str(k["host"]), int(k["port"]), rel(k.get("key", "keyserver.key")), float(k.get("rate", 200.0)),
+                       int(k.get("burst", 2000)), float(s.get("timeout", 30.0)))
+        except FileNotFoundError:
+            raise ConfigError(f"store config {path} does not exist (run: safelight store init)") from None
+        except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"store config {path} is invalid: {type(exc).__name__}: {exc}") from None
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        path.write_text(
+            f'[store]\ncerts = "{self.certs.as_posix()}"\nhost = "{self.store_host}"\nport = {self.store_port}\n'
+            f'root = "{self.root.as_posix()}"\ntimeout = {self.timeout}\n\n'
+            f'[keyserver]\nhost = "{self.key_host}"\nport = {self.key_port}\nkey = "{self.key_file.as_posix()}"\n'
+            f"rate = {self.rate}\nburst = {self.burst}\n")
+        return path
+
+
+class _Service:
+    """Accept TLS connections and hand each to ``handle`` on its own thread."""
+
+    name = ""
+
+    def __init__(self, config: StoreConfig, host: str, port: int) -> None:
+        self.config = config
+        self.context = server_context(Identity.from_dir(config.certs, self.name))
+        self.sock = socket.create_server((host, port), backlog=64)
+        self.sock.settimeout(0.5)
+        self._stop = threading.Event()
+
+    @property
+    def port(self) -> int:
+        return self.sock.getsockname()[1]
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def serve_forever(self) -> None:
+        log.info("%s listening on port %d", self.name, self.port)
+        while not self._stop.is_set():
+            try:
+                raw, addr = self.sock.accept()
+            except socket.timeout:
+                continue
+            threading.Thread(target=self._connection, args=(raw, addr), daemon=True).start()
+        self.sock.close()
+
+    def _connection(self, raw: socket.socket, addr) -> None:
+        try:
+            channel = accept_tls(raw, self.context, self.config.timeout)
+        except (ssl.SSLError, OSError, ProtocolError) as exc:
+            log.warning("%s: refused %s:%s (%s)", self.name, addr[0], addr[1], type(exc).__name__)
+            raw.close()
+            return
+        try:
+            while True:
+                try:
+                    frame = channel.recv()
+                except SafelightError:
+                    return  # the client hung up
+                try:
+                    self.handle(channel, frame)
+                except SafelightError as exc:
+                    log.warning("%s: request from %s failed: %s", self.name, channel.peer, exc)
+                    channel.send_error(NO_JOB, exc)
+        finally:
+            channel.close()
+
+    def handle(self, channel: Channel, frame) -> None:
+        raise NotImplementedError
+
+
+class StoreServer(_Service):
+    """Ciphertext blobs and their index; owners see only their own entries."""
+
+    name = STORE_NAME
+
+    def __init__(self, config: StoreConfig) -> None:
+        super().__init__(config, config.store_host, config.store_port)
+        self.index = Index(config.root)
+
+    def handle(self, channel: Channel, frame) -> None:
+        if frame.type != MsgType.STORE_REQ or not isinstance(frame.json, dict):
+            raise ProtocolError(f"the store takes STORE requests, not {frame.type.name}")
+        owner, req = channel.peer, frame.json
+        if owner in (STORE_NAME, KEYSERVER_NAME):
+            raise ProtocolError("servers do not own entries")
+        op = req.get("op")
+        if op == "has":
+            reply: dict = {"has": [self.index.has_blob(owner, str(b)) for b in req.get("blobs", [])]}
+        elif op == "put":
+            ciphertext = None
+            if req.get("with_blob"):
+                blob = channel.expect(MsgType.TENSOR).array
+                if blob is None or blob.dtype != np.uint8 or blob.ndim != 1:
+                    raise ProtocolError("a blob must be a 1-D uint8 tensor")
+                ciphertext = blob.tobytes()
+            tags = [(int(b), bytes.fromhex(str(t))) for b, t in req.get("tags", [])]
+            new = self.index.put(owner, str(req.get("entry")), str(req.get("blob")), ciphertext,
+                                 bytes.fromhex(str(req.get("meta", ""))), tags)
+            reply = {"new_blob": new}
+        elif op == "get":
+            ciphertext, meta = self.index.get(owner, str(req.get("entry")))
+            channel.send_tensor(NO_JOB, "blob", np.frombuffer(ciphertext, dtype=np.uint8))
+            reply = {"meta": meta.hex()}
+        elif op == "list":
+            reply = {"entries": [[e, b, m.hex()] for e, b, m in self.index.list(owner)]}
+        elif op == "near":
+            tags = [(int(b), bytes.fromhex(str(t))) for b, t in req.get("tags", [])]
+            hits = self.index.near(owner, tags, int(req.get("min_bands", 1)))
+            reply = {"hits": [[e, c, m.hex()] for e, c, m in hits]}
+        elif op == "rm":
+            reply = {"blob_removed": self.index.remove(owner, str(req.get("entry")))}
+        elif op == "stats":
+            reply = self.index.stats(owner)
+        else:
+            raise InputError(f"unknown store operation {op!r}")
+        channel.send_json(MsgType.RESULT, NO_JOB, reply)
+
+
+class KeyServer(_Service):
+    """Evaluates the OPRF on blinded points, at a bounded rate per client."""
+
+    name = KEYSERVER_NAME
+
+    def __init__(self, config: StoreConfig) -> None:
+        super().__init__(config, config.key_host, config.key_port)
+        self.key = self._load_key(config.key_file)
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+        self.received: list[bytes] = []  # for tests (SAFELIGHT_KEYSERVER_RECORD=1): what arrived
+
+    @staticmethod
+    def _load_key(path: Path) -> bytes:
+        if path.exists():
+            key = path.read_bytes()
+            if len(key) != oprf.SCALAR_BYTES:
+                raise ConfigError(f"{path} is not a key-server key")
+            return key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = oprf.random_scalar()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+        return key
+
+    def _spend(self, who: str, n: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(who, (float(self.config.burst), now))
+            tokens = min(float(self.config.burst), tokens + (now - last) * self.config.rate)
+            if tokens < n:
+                self._buckets[who] = (tokens, now)
+                raise InputError(f"key server rate limit: {self.config.rate:g} evaluations/s per client "
+                                 f"(burst {self.config.burst}); retry in {(n - tokens) / self.config.rate:.1f} s")
+            self._buckets[who] = (tokens - n, now)
+
+    def handle(self, channel: Channel, frame) -> None:
+        if frame.type != MsgType.KEY_REQ or not isinstance(frame.json, dict):
+            raise ProtocolError(f"the key server takes KEY requests, not {frame.type.name}")
+        points = frame.json.get("points")
+        if not isinstance(points, list) or not 0 < len(points) <= MAX_POINTS:
+            raise ProtocolError(f"a key request holds 1..{MAX_POINTS} points")
+        self._spend(channel.peer, len(points))
+        blinded = [bytes.fromhex(str(p)) for p in points]
+        if os.environ.get("SAFELIGHT_KEYSERVER_RECORD"):
+            self.received.extend(blinded)
+        channel.send_json(MsgType.RESULT, NO_JOB, {"points": [oprf.evaluate(self.key, b).hex() for b in blinded]})
