@@ -268,3 +268,43 @@ def test_key_server_rate_limit_and_plain_mode(store_setup):
     with StoreClient(config, "alice", owners["alice"], plain=True) as plain:  # opt-in: no key server
         assert len(plain.put(files)) == 9
         assert np.all([plain.get(s.entry)[1] == data for s, (_, data) in zip(plain.put(files[:2]), files)])
+
+
+def test_store_command_line_end_to_end(tmp_path):
+    from safelight.runtime.cluster import _free_ports
+
+    def cli(*args, timeout=60):
+        return subprocess.run([sys.executable, "-m", "safelight", *args], capture_output=True, text=True,
+                              timeout=timeout)
+
+    port = _free_ports(1)[0]
+    root = tmp_path / "st"
+    assert cli("store", "init", str(root), "--owner", "alice", "--port", str(port)).returncode == 0
+    config = str(root / "store.toml")
+    servers = [subprocess.Popen([sys.executable, "-m", "safelight", "serve", "--role", role, "--config", config],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for role in ("store", "keyserver")]
+    try:
+        for s in servers:
+            assert s.stdout.readline().startswith("READY"), "server did not start"
+        photo = tmp_path / "p.png"
+        photo.write_bytes(_photo_bytes())
+        (tmp_path / "same.png").write_bytes(_photo_bytes())
+        put = cli("store", "put", str(photo), str(tmp_path / "same.png"), "--config", config, "--owner", "alice")
+        assert put.returncode == 0, put.stderr
+        lines = put.stdout.split("\n")
+        assert "new" in lines[0] and "deduplicated" in lines[1] and "1 deduplicated" in put.stderr
+        entry = lines[1].split()[0]
+        got = cli("store", "get", entry, str(tmp_path / "back.png"), "--config", config, "--owner", "alice")
+        assert got.returncode == 0 and (tmp_path / "back.png").read_bytes() == photo.read_bytes()
+        stats = cli("store", "stats", "--config", config, "--owner", "alice")
+        assert "entries: 2" in stats.stdout and "blobs: 1" in stats.stdout
+        assert cli("store", "rm", entry, "--config", config, "--owner", "alice").returncode == 0
+        bad = cli("store", "put", str(tmp_path / "missing.png"), "--config", config, "--owner", "alice")
+        assert bad.returncode == 2 and "not a file" in bad.stderr and "Traceback" not in bad.stderr
+        bad = cli("store", "get", "0" * 64, str(tmp_path / "x"), "--config", config, "--owner", "alice")
+        assert bad.returncode == 2 and "no entry" in bad.stderr
+    finally:
+        for s in servers:
+            s.terminate()
+            s.wait(10)

@@ -1,4 +1,4 @@
-"""Command line: ``safelight serve|certs|filter|denoise|model|demo|bench``.
+"""Command line: ``safelight serve|certs|filter|denoise|model|store|demo|bench``.
 
 Errors the user can fix (bad input, bad config, unreachable servers) print one
 line and exit with code 2, without a traceback.
@@ -252,6 +252,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .runtime.server import serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.role in ("store", "keyserver"):
+        from .store.service import KeyServer, StoreConfig, StoreServer
+
+        server = (StoreServer if args.role == "store" else KeyServer)(StoreConfig.load(args.config))
+        print(f"READY {args.role} {server.port}", flush=True)
+        server.serve_forever()
+        return 0
     if (args.party is None) == (args.role != "dealer"):
         raise SafelightError("give --party I for a party server, or --role dealer (not both)")
     serve(ClusterConfig.load(args.config), args.party, exit_with_parent=args.exit_with_parent)
@@ -323,10 +330,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run one server of a cluster")
     p.add_argument("--config", required=True)
     p.add_argument("--party", type=int, help="index of this party in the config")
-    p.add_argument("--role", choices=["party", "dealer"], default="party",
-                   help="'dealer': deal correlated randomness (a helper you trust not to collude)")
+    p.add_argument("--role", choices=["party", "dealer", "store", "keyserver"], default="party",
+                   help="'dealer': deal correlated randomness (a helper you trust not to collude); "
+                        "'store' / 'keyserver': the encrypted store's servers (config: store.toml)")
     p.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_serve)
+
+    from .store.cli import add_parser as add_store_parser
+
+    add_store_parser(sub)
 
     p = sub.add_parser("certs", help="create a CA and certificates for a new cluster")
     p.add_argument("directory")

@@ -52,8 +52,7 @@ class StoreClient:
         self.meta_cipher = AESGCM(key)
         self.identity = Identity.from_dir(config.certs, owner)
         self.store = connect(config.store_host, config.store_port, self.identity, STORE_NAME, config.timeout)
-        self.keys = None if plain else connect(config.key_host, config.key_port, self.identity, KEYSERVER_NAME,
-                                               config.timeout)
+        self.keys = None  # the key server's link, opened on first need
 
     def close(self) -> None:
         self.store.close()
@@ -74,6 +73,9 @@ class StoreClient:
         if self.plain:
             return [convergent.content_key(d) for d in digests]
         blinded = [oprf.blind(d) for d in digests]
+        if self.keys is None:
+            self.keys = connect(self.config.key_host, self.config.key_port, self.identity, KEYSERVER_NAME,
+                                self.config.timeout)
         self.keys.send_json(MsgType.KEY_REQ, NO_JOB, {"points": [b.hex() for _, b in blinded]})
         answer = self.keys.expect(MsgType.RESULT).json.get("points", [])
         if len(answer) != len(files):
