@@ -179,10 +179,10 @@ def store_setup(tmp_path, monkeypatch):
     monkeypatch.setenv("SAFELIGHT_KEYSERVER_RECORD", "1")
     certs = create_cluster_certs(tmp_path / "certs", 1, clients=("alice", "bob"), extra_names=("store", "keyserver"))
     config = StoreConfig(certs, "127.0.0.1", 0, tmp_path / "data", "127.0.0.1", 0, tmp_path / "keyserver.key",
-                         rate=50.0, burst=8, timeout=10.0)
+                         rate=50.0, burst=32, timeout=10.0)
     store, keys = StoreServer(config), KeyServer(config)
     config = StoreConfig(certs, "127.0.0.1", store.port, tmp_path / "data", "127.0.0.1", keys.port,
-                         tmp_path / "keyserver.key", rate=50.0, burst=8, timeout=10.0)
+                         tmp_path / "keyserver.key", rate=50.0, burst=32, timeout=10.0)
     for server in (store, keys):
         threading.Thread(target=server.serve_forever, daemon=True).start()
     owners = {name: create_owner_key(tmp_path / f"{name}.key") for name in ("alice", "bob")}
@@ -261,12 +261,12 @@ def test_key_server_rate_limit_and_plain_mode(store_setup):
     from safelight.store.client import StoreClient
 
     config, owners, store, keys = store_setup
-    files = [(f"{i}.bin", bytes([i]) * 100) for i in range(9)]  # burst is 8
+    files = [(f"{i}.bin", bytes([i]) * 100) for i in range(33)]  # burst is 32
     with StoreClient(config, "alice", owners["alice"]) as alice:
         with pytest.raises(InputError, match="rate limit"):
             alice.put(files)
     with StoreClient(config, "alice", owners["alice"], plain=True) as plain:  # opt-in: no key server
-        assert len(plain.put(files)) == 9
+        assert len(plain.put(files)) == 33
         assert np.all([plain.get(s.entry)[1] == data for s, (_, data) in zip(plain.put(files[:2]), files)])
 
 
@@ -308,3 +308,32 @@ def test_store_command_line_end_to_end(tmp_path):
         for s in servers:
             s.terminate()
             s.wait(10)
+
+
+def test_near_duplicates_with_keyed_tags(store_setup):
+    """A stand-in embedder (a 64-d vector seeded by the file's first bytes, plus small noise
+    for 'edited copies') exercises tags, candidates and the owner's re-ranking."""
+    from safelight.store.client import StoreClient
+    from safelight.store.sketch import Sketcher
+
+    config, owners, store, keys = store_setup
+    rng = np.random.default_rng(0)
+    base = {i: rng.standard_normal(64) for i in range(20)}
+
+    def embed(data: bytes) -> np.ndarray:
+        i, edit = data[0], data[1]
+        return base[i] + (0.15 * np.random.default_rng(edit).standard_normal(64) if edit else 0)
+
+    with StoreClient(config, "alice", owners["alice"], embed=embed) as alice:
+        stored = alice.put_images([(f"img{i}", bytes([i, 0]) + b"x" * 20) for i in range(20)])
+        hits = alice.near(bytes([7, 3]) + b"edited")
+        assert hits and hits[0][1] == "img7" and hits[0][2] > 0.95
+        assert all(name == "img7" for _, name, _ in hits)
+        assert alice.near(bytes([7, 0]) + b"x")[0][0] == stored[7].entry
+    # tags are keyed: another owner's sketcher gives unrelated tags for the same embedding
+    e = base[7] / np.linalg.norm(base[7])
+    a, b = Sketcher(b"a" * 32, 64).tags(e), Sketcher(b"b" * 32, 64).tags(e)
+    assert not set(t for _, t in a) & set(t for _, t in b)
+    # the store saw tags and ciphertext, never an embedding value
+    raw = b"".join(p.read_bytes() for p in config.root.rglob("*") if p.is_file())
+    assert base[7].astype(np.float16).tobytes()[:16] not in raw

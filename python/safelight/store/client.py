@@ -12,6 +12,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from cryptography.exceptions import InvalidTag
@@ -24,6 +25,19 @@ from . import convergent, oprf
 from .service import KEYSERVER_NAME, NO_JOB, STORE_NAME, StoreConfig
 
 OWNER_KEY_BYTES = 32
+NEAR_THRESHOLD = 0.80  # cosine similarity of embeddings; set by benchmarks/near_duplicates.py
+
+
+def _decode_image(data: bytes) -> np.ndarray:
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(f"not an image: {exc}") from None
 
 
 def create_owner_key(path: str | os.PathLike) -> Path:
@@ -44,12 +58,16 @@ class Stored:
 
 
 class StoreClient:
-    def __init__(self, config: StoreConfig, owner: str, owner_key: str | os.PathLike, plain: bool = False) -> None:
+    def __init__(self, config: StoreConfig, owner: str, owner_key: str | os.PathLike, plain: bool = False,
+                 embed: Callable[[bytes], np.ndarray] | None = None) -> None:
+        """``embed`` maps an image file's bytes to its embedding (default: EfficientNet-Lite0,
+        on first use) for near-duplicate lookup."""
         self.config, self.owner, self.plain = config, owner, plain
         key = Path(owner_key).read_bytes() if Path(owner_key).exists() else b""
         if len(key) != OWNER_KEY_BYTES:
             raise InputError(f"{owner_key} is not an owner key (run: safelight store init)")
         self.meta_cipher = AESGCM(key)
+        self._owner_key, self._embed, self._sketcher = key, embed, None
         self.identity = Identity.from_dir(config.certs, owner)
         self.store = connect(config.store_host, config.store_port, self.identity, STORE_NAME, config.timeout)
         self.keys = None  # the key server's link, opened on first need
@@ -121,6 +139,47 @@ class StoreClient:
             reply = self.store.expect(MsgType.RESULT).json
             out.append(Stored(entry, s.blob_id, bool(reply["new_blob"]), name))
         return out
+
+    # ---- near duplicates -----------------------------------------------------------
+    def embedding(self, image: bytes) -> np.ndarray:
+        if self._embed is None:
+            from ..models.embedding import Embedder
+
+            embedder = Embedder()
+            self._embed = lambda data: embedder.embed([_decode_image(data)])[0]
+        e = np.asarray(self._embed(image), dtype=np.float32).reshape(-1)
+        return e / max(float(np.linalg.norm(e)), 1e-12)
+
+    def sketcher(self, dim: int):
+        from .sketch import Sketcher
+
+        if self._sketcher is None or self._sketcher.dim != dim:
+            self._sketcher = Sketcher(self._owner_key, dim)
+        return self._sketcher
+
+    def put_images(self, images: list[tuple[str, bytes]]) -> list[Stored]:
+        """Upload image files with keyed LSH tags and their encrypted embeddings."""
+        embeddings = [self.embedding(data) for _, data in images]
+        tags = [self.sketcher(e.size).tags(e) for e in embeddings]
+        extra = [{"embedding": e.astype(np.float16).tobytes().hex()} for e in embeddings]
+        return self.put(images, tags, extra)
+
+    def near(self, image: bytes, threshold: float = NEAR_THRESHOLD) -> list[tuple[str, str, float]]:
+        """The owner's stored images that look like ``image``: (entry, name, cosine similarity),
+        most similar first. The server returns candidates whose tags match in some band; the
+        owner decrypts their embeddings and keeps those above ``threshold``."""
+        query = self.embedding(image)
+        hits = self._request("near", tags=[[b, t.hex()] for b, t in self.sketcher(query.size).tags(query)])["hits"]
+        out = []
+        for entry, _, meta_hex in hits:
+            meta = self.read_meta(entry, meta_hex)
+            if "embedding" not in meta:
+                continue
+            e = np.frombuffer(bytes.fromhex(meta["embedding"]), dtype=np.float16).astype(np.float32)
+            similarity = float(e @ query / max(float(np.linalg.norm(e)), 1e-12))
+            if similarity >= threshold:
+                out.append((entry, meta["name"], similarity))
+        return sorted(out, key=lambda r: -r[2])
 
     def get(self, entry: str) -> tuple[str, bytes]:
         """(name, file bytes) of an entry, authenticated."""
