@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from safelight.errors import InputError, ProtocolError
 from safelight.store import convergent, oprf
-from safelight.store.index import Index
+from safelight.store.index import MIGRATIONS, Index
 
 
 # ---- OPRF -----------------------------------------------------------------------------
@@ -129,7 +129,7 @@ def test_near_counts_matching_bands(tmp_path):
 
 CRASH = r"""
 import hashlib, os, sys
-from safelight.store.index import Index
+from safelight.store.index import MIGRATIONS, Index
 idx = Index(sys.argv[1])
 real_execute = idx.db.execute
 def crash_on_commit(sql, *args):
@@ -160,7 +160,7 @@ def test_crash_mid_upload_leaves_the_store_consistent(tmp_path):
 def test_schema_is_migrated_once(tmp_path):
     Index(tmp_path).close()
     idx = Index(tmp_path)
-    assert idx.db.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert idx.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     assert idx.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 

@@ -32,6 +32,11 @@ MIGRATIONS = [
     CREATE INDEX tags_lookup ON tags (owner, band, tag);
     CREATE INDEX tags_entry ON tags (owner, entry_id);
     """,
+    # a covering index: a band lookup reads the entry ids from the index alone
+    """
+    DROP INDEX tags_lookup;
+    CREATE INDEX tags_lookup ON tags (owner, band, tag, entry_id);
+    """,
 ]
 MAX_BLOB = 1 << 30
 
@@ -154,22 +159,25 @@ class Index:
                                    (owner,)).fetchall()
         return [(e, b, bytes(m)) for e, b, m in rows]
 
-    def near(self, owner: str, tags: list[tuple[int, bytes]], min_bands: int = 1) -> list[tuple[str, int, bytes]]:
+    def near(self, owner: str, tags: list[tuple[int, bytes]], min_bands: int = 1,
+             limit: int = 64) -> list[tuple[str, int, bytes]]:
         """The owner's entries sharing at least ``min_bands`` band tags with the query:
-        (entry id, matching bands, meta), most matches first."""
-        counts: dict[str, int] = {}
+        (entry id, matching bands, meta), most matches first, at most ``limit`` of them
+        (counted in one indexed query; metadata fetched for the returned ones only)."""
+        if not tags:
+            return []
+        lookups = " UNION ALL ".join("SELECT entry_id FROM tags WHERE owner=? AND band=? AND tag=?" for _ in tags)
+        params: list = []
+        for band, tag in tags:
+            params += [owner, int(band), bytes(tag)]
         with self._lock:
-            for band, tag in tags:
-                for (entry_id,) in self.db.execute("SELECT entry_id FROM tags WHERE owner=? AND band=? AND tag=?",
-                                                   (owner, int(band), bytes(tag))):
-                    counts[entry_id] = counts.get(entry_id, 0) + 1
-            hits = sorted(((e, c) for e, c in counts.items() if c >= min_bands), key=lambda ec: -ec[1])
-            out = []
-            for entry_id, c in hits:
-                meta = self.db.execute("SELECT meta FROM entries WHERE owner=? AND entry_id=?",
-                                       (owner, entry_id)).fetchone()[0]
-                out.append((entry_id, c, bytes(meta)))
-        return out
+            hits = self.db.execute(  # one index lookup per band, counted together
+                f"SELECT entry_id, COUNT(*) AS c FROM ({lookups}) GROUP BY entry_id HAVING c >= ? "
+                "ORDER BY c DESC, entry_id LIMIT ?", (*params, int(min_bands), int(limit))).fetchall()
+            metas = dict(self.db.execute(
+                f"SELECT entry_id, meta FROM entries WHERE owner=? AND entry_id IN ({','.join('?' * len(hits))})",
+                (owner, *[e for e, _ in hits])).fetchall()) if hits else {}
+        return [(e, int(c), bytes(metas[e])) for e, c in hits]
 
     def remove(self, owner: str, entry_id: str) -> bool:
         """Delete an entry; its blob goes when no entry refers to it. True if the blob went."""
