@@ -297,6 +297,8 @@ def test_store_command_line_end_to_end(tmp_path):
         entry = lines[1].split()[0]
         got = cli("store", "get", entry, str(tmp_path / "back.png"), "--config", config, "--owner", "alice")
         assert got.returncode == 0 and (tmp_path / "back.png").read_bytes() == photo.read_bytes()
+        near = cli("store", "near", str(photo), "--config", config, "--owner", "alice")
+        assert near.returncode == 0 and near.stdout.count("similarity 1.0") == 2, near.stderr
         stats = cli("store", "stats", "--config", config, "--owner", "alice")
         assert "entries: 2" in stats.stdout and "blobs: 1" in stats.stdout
         assert cli("store", "rm", entry, "--config", config, "--owner", "alice").returncode == 0
@@ -337,3 +339,25 @@ def test_near_duplicates_with_keyed_tags(store_setup):
     # the store saw tags and ciphertext, never an embedding value
     raw = b"".join(p.read_bytes() for p in config.root.rglob("*") if p.is_file())
     assert base[7].astype(np.float16).tobytes()[:16] not in raw
+
+
+def test_malformed_tags_and_meta_are_rejected(store_setup):
+    from safelight.runtime.certs import Identity
+    from safelight.runtime.transport import MsgType, connect
+    from safelight.store.service import NO_JOB
+
+    config, owners, store, keys = store_setup
+    ch = connect("127.0.0.1", config.store_port, Identity.from_dir(config.certs, "alice"), "store", 10.0)
+    try:
+        for bad, match in (([[0, "ab"]], "16 bytes"), ([[999, "00" * 16]], "band"), ("x", "list"),
+                           ([[0, "zz" * 16]], "hex")):
+            ch.send_json(MsgType.STORE_REQ, NO_JOB, {"op": "near", "tags": bad})
+            with pytest.raises(InputError, match=match):
+                ch.expect(MsgType.RESULT)
+        ch.send_json(MsgType.STORE_REQ, NO_JOB, {"op": "put", "entry": "0" * 64, "blob": "0" * 64,
+                                                 "meta": "not hex", "tags": []})
+        with pytest.raises(InputError, match="meta must be hex"):
+            ch.expect(MsgType.RESULT)
+    finally:
+        ch.close()
+    assert store.index.stats("alice")["entries"] == 0

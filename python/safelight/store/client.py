@@ -164,10 +164,11 @@ class StoreClient:
         extra = [{"embedding": e.astype(np.float16).tobytes().hex()} for e in embeddings]
         return self.put(images, tags, extra)
 
-    def near(self, image: bytes, threshold: float = NEAR_THRESHOLD) -> list[tuple[str, str, float]]:
+    def near(self, image: bytes, threshold: float | None = None) -> list[tuple[str, str, float]]:
         """The owner's stored images that look like ``image``: (entry, name, cosine similarity),
         most similar first. The server returns candidates whose tags match in some band; the
         owner decrypts their embeddings and keeps those above ``threshold``."""
+        threshold = NEAR_THRESHOLD if threshold is None else threshold
         query = self.embedding(image)
         hits = self._request("near", tags=[[b, t.hex()] for b, t in self.sketcher(query.size).tags(query)])["hits"]
         out = []

@@ -161,6 +161,8 @@ class StoreServer(_Service):
         if owner in (STORE_NAME, KEYSERVER_NAME):
             raise ProtocolError("servers do not own entries")
         op = req.get("op")
+        if op in ("put", "near"):
+            req["tags"] = _tags(req.get("tags", []))
         if op == "has":
             reply: dict = {"has": [self.index.has_blob(owner, str(b)) for b in req.get("blobs", [])]}
         elif op == "put":
@@ -170,9 +172,8 @@ class StoreServer(_Service):
                 if blob is None or blob.dtype != np.uint8 or blob.ndim != 1:
                     raise ProtocolError("a blob must be a 1-D uint8 tensor")
                 ciphertext = blob.tobytes()
-            tags = [(int(b), bytes.fromhex(str(t))) for b, t in req.get("tags", [])]
             new = self.index.put(owner, str(req.get("entry")), str(req.get("blob")), ciphertext,
-                                 bytes.fromhex(str(req.get("meta", ""))), tags)
+                                 _hex(req.get("meta", ""), "meta"), req["tags"])
             reply = {"new_blob": new}
         elif op == "get":
             ciphertext, meta = self.index.get(owner, str(req.get("entry")))
@@ -181,8 +182,7 @@ class StoreServer(_Service):
         elif op == "list":
             reply = {"entries": [[e, b, m.hex()] for e, b, m in self.index.list(owner)]}
         elif op == "near":
-            tags = [(int(b), bytes.fromhex(str(t))) for b, t in req.get("tags", [])]
-            hits = self.index.near(owner, tags, int(req.get("min_bands", 1)))
+            hits = self.index.near(owner, req["tags"], int(req.get("min_bands", 1)))
             reply = {"hits": [[e, c, m.hex()] for e, c, m in hits]}
         elif op == "rm":
             reply = {"blob_removed": self.index.remove(owner, str(req.get("entry")))}
@@ -191,6 +191,30 @@ class StoreServer(_Service):
         else:
             raise InputError(f"unknown store operation {op!r}")
         channel.send_json(MsgType.RESULT, NO_JOB, reply)
+
+
+def _hex(value: object, what: str) -> bytes:
+    try:
+        return bytes.fromhex(str(value))
+    except ValueError:
+        raise InputError(f"{what} must be hex") from None
+
+
+def _tags(raw: object) -> list[tuple[int, bytes]]:
+    """Validated (band, tag) pairs: at most 256 bands, 16-byte tags."""
+    from .sketch import TAG_BYTES
+
+    if not isinstance(raw, list) or len(raw) > 256:
+        raise InputError("tags must be a list of at most 256 [band, tag] pairs")
+    out = []
+    for item in raw:
+        if not isinstance(item, list) or len(item) != 2 or not isinstance(item[0], int) or not 0 <= item[0] < 256:
+            raise InputError("a tag must be [band 0..255, hex tag]")
+        tag = _hex(item[1], "a tag")
+        if len(tag) != TAG_BYTES:
+            raise InputError(f"a tag must be {TAG_BYTES} bytes, got {len(tag)}")
+        out.append((item[0], tag))
+    return out
 
 
 class KeyServer(_Service):
