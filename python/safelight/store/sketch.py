@@ -23,7 +23,7 @@ TAG_BYTES = 16
 
 
 class Sketcher:
-    def __init__(self, owner_key: bytes, dim: int, bands: int = 24, rows: int = 10) -> None:
+    def __init__(self, owner_key: bytes, dim: int, bands: int = 32, rows: int = 10) -> None:
         self.bands, self.rows, self.dim = bands, rows, dim
         derive = lambda info: HKDF(hashes.SHA256(), 32, salt=None, info=info).derive(owner_key)  # noqa: E731
         self.tag_key = derive(b"safelight-store-lsh-tags")
