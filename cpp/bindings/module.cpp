@@ -14,6 +14,7 @@ void bind_prg(py::module_& m);
 void bind_gemm(py::module_& m);
 void bind_gc(py::module_& m);
 void bind_ot(py::module_& m);
+void bind_ntt(py::module_& m);
 }  // namespace safelight::bind
 
 PYBIND11_MODULE(_core, m) {
@@ -35,4 +36,5 @@ PYBIND11_MODULE(_core, m) {
     bind::bind_gemm(m);
     bind::bind_gc(m);
     bind::bind_ot(m);
+    bind::bind_ntt(m);
 }

@@ -818,6 +818,24 @@ def bench_denoise_512() -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------
+# the encrypted store (issue 7): the functions live with the store
+# ---------------------------------------------------------------------------
+@register("store_put", "encrypted-store upload of 1-megapixel JPEGs (OPRF keys, AES-SIV, near-duplicate tags), "
+          "images/s")
+def bench_store_put() -> list[dict[str, Any]]:
+    from .store.bench import bench_put
+
+    return bench_put()
+
+
+@register("store_query_100k", "near-duplicate candidate query on a 100,000-entry store index, ms")
+def bench_store_query() -> list[dict[str, Any]]:
+    from .store.bench import bench_query
+
+    return bench_query()
+
+
+# ---------------------------------------------------------------------------
 # running and printing
 # ---------------------------------------------------------------------------
 def run(names: Iterable[str] = (), on_result: Callable[[dict[str, Any]], None] | None = None,
@@ -926,3 +944,160 @@ def main(names: Sequence[str] = (), as_json: bool = False) -> int:
                 results.extend(run(sub, on_error=on_error))
         Console().print(render_table(results))
     return EXIT_FAILED if failed else 0
+
+
+# ---------------------------------------------------------------------------
+# NTT engine (issue 6): negacyclic NTT of one prime on one core
+# ---------------------------------------------------------------------------
+NTT_SIZES = (4096, 8192, 16384, 32768, 65536)
+# Intel HEXL's published AVX-512 forward NTT times, microseconds (Boemer et al.,
+# "Intel HEXL: Accelerating Homomorphic Encryption with Intel AVX512-IFMA52", 2021).
+NTT_HEXL_FORWARD_US = {4096: 11.7, 8192: 25.4, 16384: 54.0, 32768: 113.0, 65536: 244.0}
+NTT_NUMPY_BITS = 31  # the numpy reference multiplies residues in uint64: q < 2**32
+NTT_SEAL_PRIMES = 4  # RNS primes per SEAL ciphertext polynomial (amortises the call)
+
+
+def _bit_reverse_indices(n: int) -> np.ndarray:
+    log_n = n.bit_length() - 1
+    idx = np.arange(n)
+    rev = np.zeros(n, dtype=np.int64)
+    for b in range(log_n):
+        rev |= ((idx >> b) & 1) << (log_n - 1 - b)
+    return rev
+
+
+def numpy_ntt_forward(n: int, q: int, psi: int) -> Callable[[np.ndarray], np.ndarray]:
+    """A numpy-vectorised iterative negacyclic NTT for ``q < 2**32`` (one stage per numpy pass).
+
+    Same definition and order as :class:`safelight.he.NTT` with root ``psi``: Cooley-Tukey,
+    natural order in, bit-reversed order out. Returns ``forward(a) -> new uint64 array``.
+    """
+    if q >= 1 << 32:
+        raise ValueError("the numpy reference NTT needs q < 2**32 (uint64 products)")
+    powers = np.empty(n, dtype=np.uint64)
+    x = 1
+    for e in range(n):
+        powers[e] = x
+        x = x * psi % q
+    w = powers[_bit_reverse_indices(n)]
+    qq = np.uint64(q)
+
+    def forward(a: np.ndarray) -> np.ndarray:
+        a = np.array(a, dtype=np.uint64)
+        m, t = 1, n
+        while m < n:
+            t //= 2
+            blk = a.reshape(m, 2, t)
+            x = blk[:, 0, :]
+            v = blk[:, 1, :] * w[m:2 * m, None] % qq
+            y = (x + (qq - v)) % qq
+            blk[:, 0, :] = (x + v) % qq
+            blk[:, 1, :] = y
+            m *= 2
+        return a
+
+    return forward
+
+
+def seal_ntt_us(n: int, bits: int = 60, primes: int = NTT_SEAL_PRIMES,
+                repeats: int = 30) -> tuple[float, float] | None:
+    """Microsoft SEAL's forward and inverse NTT, microseconds per prime, or None without tenseal.
+
+    TenSEAL's ``sealapi`` exposes no bare NTT, but ``Evaluator.transform_to_ntt_inplace`` /
+    ``transform_from_ntt_inplace`` on a BFV ciphertext run SEAL's negacyclic NTT on each of
+    its 2 x ``primes`` polynomials and nothing else of note; the best call time divided by
+    that count is SEAL's per-prime NTT time (plus a share of one binding call).
+    """
+    try:
+        import tenseal.sealapi as sa
+    except ImportError:
+        return None
+    parms = sa.EncryptionParameters(sa.SCHEME_TYPE.BFV)
+    parms.set_poly_modulus_degree(n)
+    parms.set_coeff_modulus(sa.CoeffModulus.Create(n, [bits] * primes))
+    parms.set_plain_modulus(sa.PlainModulus.Batching(n, 20))
+    ctx = sa.SEALContext(parms, True, sa.SEC_LEVEL_TYPE.NONE)
+    keygen = sa.KeyGenerator(ctx)
+    pk = sa.PublicKey()
+    keygen.create_public_key(pk)
+    ct = sa.Ciphertext()
+    sa.Encryptor(ctx, pk).encrypt_zero(ct)
+    ev = sa.Evaluator(ctx)
+    polys = ct.size() * primes
+    fwd = inv = float("inf")
+    ev.transform_to_ntt_inplace(ct)  # warm-up
+    ev.transform_from_ntt_inplace(ct)
+    for _ in range(repeats):
+        fwd = min(fwd, time_once(lambda: ev.transform_to_ntt_inplace(ct)))
+        inv = min(inv, time_once(lambda: ev.transform_from_ntt_inplace(ct)))
+    return fwd / polys * 1e6, inv / polys * 1e6
+
+
+def _ntt_kernel_us(ntt, direction: str, isa: str, repeats: int = 30) -> float:
+    """Best microseconds per call of the C++ kernel (timed in C++) on instruction-set path ``isa``."""
+    from . import _core
+
+    previous = _core.isa()
+    _core.set_isa(isa)
+    try:
+        return ntt.time_kernel(direction, repeats=repeats, inner=max(3, 200_000 // ntt.n)) * 1e6
+    finally:
+        _core.set_isa(previous)
+
+
+def _ntt_bench(n: int) -> dict[str, Any]:
+    from . import _core
+    from .he import NTT, ntt_primes
+
+    isa = _isa()
+    q60, q50 = ntt_primes(60, n, 1)[0], ntt_primes(50, n, 1)[0]
+    ntt60, ntt50 = NTT(n, q60), NTT(n, q50)
+    ntt50_no_ifma = NTT(n, q50, ifma=False)
+    by_path_60: dict[str, list[float]] = {}
+    by_path_50: dict[str, list[float]] = {}
+    for name in _core.available_isas():
+        by_path_60[name] = [_ntt_kernel_us(ntt60, d, name) for d in ("forward", "inverse")]
+        by_path_50[name] = [_ntt_kernel_us(ntt50_no_ifma, d, name) for d in ("forward", "inverse")]
+        if name == "avx512" and "avx512ifma" in ntt50.paths:
+            by_path_50["avx512ifma"] = [_ntt_kernel_us(ntt50, d, name) for d in ("forward", "inverse")]
+    fwd60, inv60 = by_path_60[isa]
+    path50 = ntt50.paths[0]
+    fwd50, inv50 = by_path_50[path50 if path50 in by_path_50 else isa]
+
+    # through the Python API (binding, validation of the input range), in place
+    a = np.random.default_rng(6).integers(0, q60, n, dtype=np.uint64)
+    api_us = best_time(lambda: ntt60.forward(a, out=a), repeats=200) * 1e6
+
+    # numpy reference on a 31-bit prime, checked against safelight on the same prime (untimed)
+    q31 = ntt_primes(NTT_NUMPY_BITS, n, 1)[0]
+    ntt31 = NTT(n, q31)
+    ref_forward = numpy_ntt_forward(n, q31, ntt31.roots[0])
+    x = np.random.default_rng(7).integers(0, q31, n, dtype=np.uint64)
+    if not np.array_equal(ref_forward(x), ntt31.forward(x)):
+        raise AssertionError("safelight's NTT disagrees with the numpy reference")
+    numpy_us = best_time(lambda: ref_forward(x), repeats=5) * 1e6
+
+    seal = seal_ntt_us(n)
+    extra: dict[str, Any] = {}
+    if seal is None:
+        ref, ref_value = f"numpy vectorised iterative NTT ({NTT_NUMPY_BITS}-bit prime)", numpy_us
+        extra["seal_reference"] = "tenseal not installed"
+    else:
+        ref = (f"Microsoft SEAL NTT via tenseal.sealapi (60-bit primes; Evaluator.transform_to_ntt_inplace "
+               f"on a BFV ciphertext / {2 * NTT_SEAL_PRIMES} polynomials)")
+        ref_value = seal[0]
+        extra["seal_inverse_us"] = seal[1]
+    return result(f"ntt_{n}", fwd60, "us", "lower", ref=ref, ref_value=ref_value,
+                  inverse_us=inv60, forward_us_50bit=fwd50, inverse_us_50bit=inv50,
+                  path_60bit=ntt60.paths[0], path_50bit=path50, isa=isa,
+                  forward_us_python_api=api_us, numpy_ref_us=numpy_us, **extra,
+                  us_by_path_60bit=by_path_60, us_by_path_50bit=by_path_50,
+                  published_reference_us=NTT_HEXL_FORWARD_US[n],
+                  published_reference="Intel HEXL AVX-512 forward NTT (Boemer et al. 2021)",
+                  stat="best of 30 batches, timed in C++ (kernel only)")
+
+
+for _n in NTT_SIZES:
+    register(f"ntt_{_n}", f"forward negacyclic NTT, N={_n}, one 60-bit prime, one core, us "
+             "(inverse and 50-bit/IFMA in the details)")(lambda _n=_n: _ntt_bench(_n))
+del _n

@@ -133,5 +133,5 @@ def bench_query() -> list[dict[str, Any]]:
     return [result("store_query_100k", statistics.median(near_ms), "ms", "lower", stat="median of 200 queries",
                    p99_ms=float(np.percentile(near_ms, 99)), dedup_check_ms=statistics.median(has_ms),
                    entries=QUERY_ENTRIES, bands=sketcher.bands, target_ms=5.0,
-                   note="near-duplicate candidate query (24 band lookups) and dedup check on the SQLite index, "
+                   note=f"near-duplicate candidate query ({sketcher.bands} band lookups) and dedup check on the SQLite index, "
                         "no network")]
