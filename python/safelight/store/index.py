@@ -17,6 +17,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 from ..errors import InputError
@@ -163,17 +164,15 @@ class Index:
              limit: int = 64) -> list[tuple[str, int, bytes]]:
         """The owner's entries sharing at least ``min_bands`` band tags with the query:
         (entry id, matching bands, meta), most matches first, at most ``limit`` of them
-        (counted in one indexed query; metadata fetched for the returned ones only)."""
+        (counted from one index lookup per band; metadata fetched for the returned ones only)."""
         if not tags:
             return []
-        lookups = " UNION ALL ".join("SELECT entry_id FROM tags WHERE owner=? AND band=? AND tag=?" for _ in tags)
-        params: list = []
-        for band, tag in tags:
-            params += [owner, int(band), bytes(tag)]
+        counts: Counter[str] = Counter()
         with self._lock:
-            hits = self.db.execute(  # one index lookup per band, counted together
-                f"SELECT entry_id, COUNT(*) AS c FROM ({lookups}) GROUP BY entry_id HAVING c >= ? "
-                "ORDER BY c DESC, entry_id LIMIT ?", (*params, int(min_bands), int(limit))).fetchall()
+            for band, tag in tags:  # one covering-index lookup per band (faster than a GROUP BY)
+                counts.update(row[0] for row in self.db.execute(
+                    "SELECT entry_id FROM tags WHERE owner=? AND band=? AND tag=?", (owner, int(band), bytes(tag))))
+            hits = [(e, c) for e, c in counts.most_common(int(limit)) if c >= min_bands]
             metas = dict(self.db.execute(
                 f"SELECT entry_id, meta FROM entries WHERE owner=? AND entry_id IN ({','.join('?' * len(hits))})",
                 (owner, *[e for e, _ in hits])).fetchall()) if hits else {}
