@@ -69,18 +69,11 @@ def _print_job_summary(console, job, extra: dict[str, str] | None = None) -> Non
         console.print(f"{key}: {value}")
 
 
-def _run_filter(console, image, kernel: str, padding: str, cluster, private_kernel: bool = False):
+def _run_filter(image, kernel: str, padding: str, cluster, private_kernel: bool = False):
     from .tasks import filter as filter_task
 
     with _progress() as progress:
-        bars = {}
-
-        def on_progress(party: int, step: int, of: int, op: str) -> None:
-            if party not in bars:
-                bars[party] = progress.add_task(f"party-{party}", total=of)
-            progress.update(bars[party], completed=step, description=f"party-{party} {op}")
-
-        return filter_task.run(image, kernel, cluster, padding=padding, on_progress=on_progress,
+        return filter_task.run(image, kernel, cluster, padding=padding, on_progress=_layer_progress(progress),
                                private_kernel=private_kernel)
 
 
@@ -96,14 +89,14 @@ def cmd_filter(args: argparse.Namespace) -> int:
     if not Path(args.output).parent.exists():
         raise SafelightError(f"output directory {Path(args.output).parent} does not exist")
     with _cluster(args, 2, dealer=args.private_kernel) as cluster:
-        result = _run_filter(console, image, args.kernel, args.padding, cluster, args.private_kernel)
+        result = _run_filter(image, args.kernel, args.padding, cluster, args.private_kernel)
     write_image(args.output, result.image)
     _print_job_summary(console, result.job, {"output": str(args.output)})
     return 0
 
 
-def _layer_progress(progress, parties: int = 2):
-    """A progress callback showing each party's current layer (step) of the network."""
+def _layer_progress(progress):
+    """A progress callback showing each party's current step (layer) of the Program."""
     bars = {}
 
     def on_progress(party: int, step: int, of: int, op: str) -> None:
@@ -127,7 +120,7 @@ def _denoise_summary(job) -> dict[str, str]:
     }
 
 
-def _denoise_job(args, console, images, sigma: float):
+def _denoise_job(args, images, sigma: float):
     from .tasks import denoise
 
     with _cluster(args, 2, dealer=not args.cluster) as cluster:
@@ -150,7 +143,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     denoise.as_float_image(image)
     if not Path(args.output).parent.exists():
         raise SafelightError(f"output directory {Path(args.output).parent} does not exist")
-    result = _denoise_job(args, console, [image], sigma)
+    result = _denoise_job(args, [image], sigma)
     write_image(args.output, np.round(result.images[0] * 255).astype(np.uint8))
     _print_job_summary(console, result.job, {**_denoise_summary(result.job), "output": str(args.output)})
     return 0
@@ -200,7 +193,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     console.print(f"private denoising demo: scikit-image '{args.image}' {clean.shape}, Gaussian noise sigma "
                   f"{args.sigma:g}, FFDNet on 2 servers (weights and image secret-shared; convolutions on "
                   "shares, ReLU by garbled circuits; a dealer process supplies correlated randomness)")
-    result = _denoise_job(args, console, [noisy], args.sigma)
+    result = _denoise_job(args, [noisy], args.sigma)
     t0 = time.perf_counter()
     plain = denoise.plaintext([noisy], args.sigma)[0]
     plain_s = time.perf_counter() - t0
@@ -232,7 +225,7 @@ def cmd_filter_demo(args: argparse.Namespace) -> int:
     console.print(f"private filtering demo: scikit-image '{args.image}' {image.shape}, kernel {args.kernel}, "
                   "2 servers on loopback (TLS 1.3, additive shares over Z_2^64)")
     with _cluster(args, 2) as cluster:
-        result = _run_filter(console, image, args.kernel, "reflect", cluster)
+        result = _run_filter(image, args.kernel, "reflect", cluster)
     t0 = time.perf_counter()
     plain = filter_task.plaintext(image, args.kernel)
     plain_s = time.perf_counter() - t0

@@ -40,7 +40,7 @@ def _bits(attrs: dict[str, Any]) -> int:
 B2A = "b2a."
 
 
-def prepare_signs(ctx, needs, bits: int, sliceable: bool = False) -> None:
+def prepare_signs(ctx, needs, bits: int) -> None:
     """Offline: garble every sign computation of a step. Each one is announced by its
     boolean-to-arithmetic triple (prefix ``<key>b2a.``), shaped like the sign's input."""
     from . import gc_sign
@@ -48,8 +48,6 @@ def prepare_signs(ctx, needs, bits: int, sliceable: bool = False) -> None:
     for corr in needs if isinstance(needs, list) else [needs]:
         if corr.prefix.endswith(B2A):
             size = int(np.prod(corr.random["a"]))
-            if sliceable and sliced(ctx, size):
-                continue  # prepared slice by slice when the op runs (see relu_parts)
             gc_sign.prepare(ctx, (corr.step, corr.prefix[:-len(B2A)]), size, bits)
 
 
@@ -72,10 +70,9 @@ def ot_demand(program) -> int:
 
 
 def _offline(op_class):
-    """The offline hook of a sign-based op: prepare the garbled circuits its run will use
-    (a ReLU may instead prepare slice by slice as it runs, see :data:`SLICE`)."""
+    """The offline hook of a sign-based op: prepare the garbled circuits its run will use."""
     def offline(ctx, step, shapes, attrs):
-        prepare_signs(ctx, op_class.correlation(step, shapes, attrs), _bits(attrs), op_class.__name__ == "Relu")
+        prepare_signs(ctx, op_class.correlation(step, shapes, attrs), _bits(attrs))
 
     op_class.offline = staticmethod(offline)
     return op_class
@@ -139,9 +136,13 @@ def relu_parts(ctx, x: np.ndarray, bits: int, prefix: str = "", may_slice: bool 
 
 
 @register("relu", 1, interactive=True)
-@_offline
 class Relu:
     """max(x, 0), elementwise (scale unchanged)."""
+
+    @staticmethod
+    def offline(ctx, step, shapes, attrs):
+        if not sliced(ctx, int(np.prod(shapes[0]))):  # else prepared slice by slice in run
+            prepare_signs(ctx, Relu.correlation(step, shapes, attrs), _bits(attrs))
 
     @staticmethod
     def infer(shapes, attrs):

@@ -327,9 +327,6 @@ class Expanded:
             self.done[step] = comps
         return self.done[step]
 
-    def get(self, step: int, default=None):
-        return self[step] if step in self.by_step else default
-
     def pop(self, step: int, default=None):
         """Drop a used step's arrays (and the last party's corrections for it)."""
         comps = self.done.pop(step, default)
@@ -337,6 +334,3 @@ class Expanded:
             for name in corr.derived:
                 self.material.corrections.pop(f"pre:{step}:{corr.prefix}{name}", None)
         return comps
-
-    def keys(self):
-        return self.by_step.keys()

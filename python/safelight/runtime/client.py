@@ -169,6 +169,14 @@ class StoredTensor:
     frac_bits: int
 
 
+def _describe(name: str, payload) -> tuple[dict[str, Any], np.ndarray | None]:
+    """How one server's part of a tensor travels: a seed inside the JSON, or a share tensor
+    sent after it (returned for the caller to send)."""
+    if payload.seed is not None:
+        return {"name": name, "kind": "seed", "seed": payload.seed.hex()}, None
+    return {"name": name, "kind": "share"}, payload.share
+
+
 def upload_model(config: ClusterConfig, identity: Identity, model_id: str,
                  tensors: Mapping[str, Encoded]) -> dict[str, StoredTensor]:
     """Share a model's tensors to every server, stored there under ``model_id`` (replacing an
@@ -188,14 +196,10 @@ def upload_model(config: ClusterConfig, identity: Identity, model_id: str,
                               records=config.records)
             descriptors, shares = [], []
             for name, enc in tensors.items():
-                payload = enc.payloads[party]
-                d: dict[str, Any] = {"name": name, "shape": list(enc.shape)}
-                if payload.seed is not None:
-                    d.update(kind="seed", seed=payload.seed.hex())
-                else:
-                    d["kind"] = "share"
-                    shares.append((name, payload.share))
-                descriptors.append(d)
+                d, share = _describe(name, enc.payloads[party])
+                descriptors.append({**d, "shape": list(enc.shape)})
+                if share is not None:
+                    shares.append((name, share))
             channel.send_json(MsgType.STORE, b"\0" * 16, {"model": model_id, "inputs": descriptors})
             for name, share in shares:
                 channel.send_tensor(b"\0" * 16, name, share)
@@ -328,12 +332,10 @@ def run_job(
                     descriptors.append({"name": name, "kind": "stored", "model": given.model,
                                         "tensor": given.tensor})
                     continue
-                payload = given.payloads[party]
-                if payload.seed is not None:
-                    descriptors.append({"name": name, "kind": "seed", "seed": payload.seed.hex()})
-                else:
-                    descriptors.append({"name": name, "kind": "share"})
-                    tensors.append((name, payload.share))
+                d, share = _describe(name, given.payloads[party])
+                descriptors.append(d)
+                if share is not None:
+                    tensors.append((name, share))
             submit: dict[str, Any] = {"program": wire_program, "inputs": descriptors, "preprocess": preprocess}
             if triples == "client":
                 assert materials is not None

@@ -110,14 +110,8 @@ def bench_query() -> list[dict[str, Any]]:
         idx.db.executemany("INSERT INTO blobs VALUES ('o', ?, 1000, 1)", [(b,) for b in blob_ids])
         idx.db.executemany("INSERT INTO entries VALUES ('o', ?, ?, ?, 0)",
                            [(b, b, secrets.token_bytes(64)) for b in blob_ids])
-        import hmac
-
-        def tag(band, row):
-            msg = band.to_bytes(2, "little") + np.packbits(row).tobytes()
-            return hmac.new(sketcher.tag_key, msg, hashlib.sha256).digest()[:16]
-
         idx.db.executemany("INSERT INTO tags VALUES ('o', ?, ?, ?)",
-                           ((band, tag(band, bits[i, band]), blob_ids[i])
+                           ((band, sketcher.band_tag(band, bits[i, band]), blob_ids[i])
                             for i in range(QUERY_ENTRIES) for band in range(sketcher.bands)))
         idx.db.execute("COMMIT")
         queries = [sketcher.tags(emb[i] + 0.05 * rng.standard_normal(1280).astype(np.float32)) for i in range(200)]

@@ -37,8 +37,9 @@ class Sketcher:
 
     def tags(self, embedding: np.ndarray) -> list[tuple[int, bytes]]:
         """(band, tag) pairs of one embedding."""
-        out = []
-        for band, row in enumerate(self.bits(embedding)[0]):
-            msg = band.to_bytes(2, "little") + np.packbits(row).tobytes()
-            out.append((band, hmac.new(self.tag_key, msg, hashlib.sha256).digest()[:TAG_BYTES]))
-        return out
+        return [(band, self.band_tag(band, row)) for band, row in enumerate(self.bits(embedding)[0])]
+
+    def band_tag(self, band: int, row: np.ndarray) -> bytes:
+        """The keyed tag of one band's bits."""
+        msg = band.to_bytes(2, "little") + np.packbits(row).tobytes()
+        return hmac.new(self.tag_key, msg, hashlib.sha256).digest()[:TAG_BYTES]
