@@ -82,11 +82,14 @@ class _Recording:
         return got
 
 
-def simulate(program: Program, inputs: dict, materials: list[Material] | None = None):
-    """Run ``program`` on encoded ``inputs``; return (outputs as Shared-like share lists, contexts)."""
+def simulate(program: Program, inputs: dict, materials: list[Material] | None = None, dealer_free: bool = False):
+    """Run ``program`` on encoded ``inputs``; return (outputs as Shared-like share lists, contexts).
+    ``dealer_free``: the parties make their material themselves (triples="he")."""
     n = program.parties
     wire = Program.from_json(program.to_json())
     plan = Plan(wire.correlations())
+    if dealer_free:
+        materials = [None] * n
     materials = materials if materials is not None else deal(plan, n)
     inboxes = [[queue.Queue() for _ in range(n)] for _ in range(n)]
     ctxs = [SimContext(p, n, inboxes) for p in range(n)]
@@ -100,6 +103,10 @@ def simulate(program: Program, inputs: dict, materials: list[Material] | None = 
     def run(p):
         try:
             ctx = ctxs[p]
+            if plan and dealer_free:
+                from safelight.protocols import dealer_free as source
+
+                materials[p] = source.generate(plan, ctx)
             if plan:
                 ctx.pre = expand(plan, p, n, materials[p])
             for i, step in enumerate(wire.steps):

@@ -501,6 +501,62 @@ def bench_conv_layer() -> dict[str, Any]:
                   rounds=op["rounds"], dealer_bytes=job.dealer.peer_bytes_sent if job.dealer else None, isa=_isa())
 
 
+@register("conv_layer_nodealer", "secure conv 64->64 3x3 on 1x64x128x128, 2 servers, dealer-free triples "
+          "(lattice HE between the servers) vs the dealer version in the same run, offline + online s")
+def bench_conv_layer_nodealer() -> dict[str, Any]:
+    from . import encode
+    from .runtime.cluster import Cluster
+    from .runtime.program import Program
+
+    rng = np.random.default_rng(7)
+    x, w = rng.uniform(0, 1, CONV_SHAPE), rng.uniform(-0.05, 0.05, CONV_WEIGHT)
+    prog = Program(2)
+    prog.output(prog.conv2d(prog.input("x", x.shape), prog.input("w", w.shape), padding=1), "y")
+    inputs = {"x": encode(x, 2), "w": encode(w, 2)}
+    with Cluster.local(2, dealer=True) as cluster:
+        free = [cluster.run(prog, inputs, triples="he") for _ in range(3)]
+        dealt = [cluster.run(prog, inputs, triples="dealer") for _ in range(3)]
+
+    def total(job):
+        return job.offline_seconds + job.online_seconds
+
+    free.sort(key=total)
+    dealt.sort(key=total)
+    job, ref = free[1], dealt[1]
+    return result("conv_layer_nodealer", total(job), "s", "lower", ref="the same layer with a dealer (offline + online)",
+                  ref_value=total(ref), stat="median of 3 jobs", offline_s=job.offline_seconds,
+                  online_s=job.online_seconds, bytes_per_party=job.parties[0].peer_bytes_sent,
+                  rounds=job.rounds, ref_offline_s=ref.offline_seconds, ref_online_s=ref.online_seconds,
+                  ref_bytes_per_party=ref.parties[0].peer_bytes_sent,
+                  ref_dealer_bytes=ref.dealer.peer_bytes_sent if ref.dealer else None, isa=_isa())
+
+
+@register("he_filter_256", "encrypted 3x3 stride-1 convolution of a 256x256 grey photo on ONE server (BFV, "
+          "coefficient packing) vs scipy in plaintext, s (server evaluation)")
+def bench_he_filter_256() -> dict[str, Any]:
+    from scipy import ndimage
+    from skimage import data
+
+    from .runtime.cluster import Cluster
+    from .tasks import filter as plain_filter
+    from .tasks import he_filter
+
+    image = data.camera()[128:384, 128:384]
+    kernel = "box:3"
+    with Cluster.local(1) as cluster:
+        runs = [he_filter.run(image, kernel, cluster) for _ in range(5)]
+    runs.sort(key=lambda r: r.job.parties[0].online_seconds)
+    r = runs[2]
+    err = float(np.abs(r.values - plain_filter.plaintext(image, kernel)).max() * 255)
+    k = plain_filter.kernel_from(kernel)
+    values = image.astype(np.float64) / 255
+    plain = best_time(lambda: ndimage.convolve(values, k, mode="reflect"), repeats=5)
+    return result("he_filter_256", r.job.parties[0].online_seconds, "s", "lower", ref="scipy.ndimage.convolve",
+                  ref_value=plain, stat="median of 5 jobs", encrypt_s=r.seconds["encrypt"],
+                  decrypt_s=r.seconds["decrypt"], upload_bytes=r.upload_bytes, download_bytes=r.download_bytes,
+                  max_error_grey_levels=err, isa=_isa())
+
+
 # ---------------------------------------------------------------------------
 # garbled circuits and oblivious transfer (issue: garbled circuits)
 # ---------------------------------------------------------------------------

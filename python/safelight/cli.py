@@ -69,12 +69,33 @@ def _print_job_summary(console, job, extra: dict[str, str] | None = None) -> Non
         console.print(f"{key}: {value}")
 
 
-def _run_filter(image, kernel: str, padding: str, cluster, private_kernel: bool = False):
+def _run_filter(image, kernel: str, padding: str, cluster, private_kernel: bool = False, no_dealer: bool = False):
     from .tasks import filter as filter_task
 
     with _progress() as progress:
         return filter_task.run(image, kernel, cluster, padding=padding, on_progress=_layer_progress(progress),
-                               private_kernel=private_kernel)
+                               private_kernel=private_kernel, no_dealer=no_dealer)
+
+
+def _he_filter(args: argparse.Namespace, image) -> int:
+    """``safelight filter --scheme he``: one server filters the encrypted image."""
+    from rich.console import Console
+
+    from .images import write_image
+    from .tasks import he_filter
+
+    console = Console(stderr=True)
+    with _cluster(args, 1) as cluster:
+        with _progress() as progress:
+            result = he_filter.run(image, args.kernel, cluster, padding=args.padding,
+                                   encrypted_kernel=args.private_kernel, on_progress=_layer_progress(progress))
+    write_image(args.output, result.image)
+    _print_job_summary(console, result.job, {
+        "scheme": "homomorphic encryption (BFV), one server; the secret key never left this machine",
+        "client encrypt / decrypt": f"{result.seconds['encrypt']:.3f} s / {result.seconds['decrypt']:.3f} s",
+        "ciphertexts up / down": f"{_human_bytes(result.upload_bytes)} / {_human_bytes(result.download_bytes)}",
+        "output": str(args.output)})
+    return 0
 
 
 def cmd_filter(args: argparse.Namespace) -> int:
@@ -88,8 +109,12 @@ def cmd_filter(args: argparse.Namespace) -> int:
     image = read_image(args.input)
     if not Path(args.output).parent.exists():
         raise SafelightError(f"output directory {Path(args.output).parent} does not exist")
-    with _cluster(args, 2, dealer=args.private_kernel) as cluster:
-        result = _run_filter(image, args.kernel, args.padding, cluster, args.private_kernel)
+    if args.scheme == "he":
+        return _he_filter(args, image)
+    if args.no_dealer and not args.private_kernel:
+        raise SafelightError("--no-dealer only matters with --private-kernel (a public kernel needs no dealer)")
+    with _cluster(args, 2, dealer=args.private_kernel and not args.no_dealer) as cluster:
+        result = _run_filter(image, args.kernel, args.padding, cluster, args.private_kernel, args.no_dealer)
     write_image(args.output, result.image)
     _print_job_summary(console, result.job, {"output": str(args.output)})
     return 0
@@ -283,7 +308,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--padding", default="reflect", choices=["zero", "reflect", "mirror", "nearest"])
     p.add_argument("--cluster", help="cluster.toml of a remote cluster (default: spawn one on loopback)")
     p.add_argument("--private-kernel", action="store_true",
-                   help="keep the kernel secret too (shared like a model owner's weights; needs a dealer)")
+                   help="keep the kernel secret too: shared like a model owner's weights (scheme shares: needs a "
+                        "dealer unless --no-dealer), or encrypted under the client's key (scheme he)")
+    p.add_argument("--scheme", choices=["shares", "he"], default="shares",
+                   help="shares: additive secret sharing on two servers (default); he: homomorphic encryption "
+                        "on ONE server")
+    p.add_argument("--no-dealer", action="store_true",
+                   help="with --private-kernel: the two servers make their Beaver triples themselves with "
+                        "homomorphic encryption (no third party)")
     p.set_defaults(func=cmd_filter)
 
     p = sub.add_parser("denoise", help="denoise a photo privately with FFDNet on two servers")

@@ -54,8 +54,9 @@ TRIPLE_SOURCES: dict[str, TripleSource] = {
                            "must not collude with any server"),
     "client": TripleSource("client", "the client submitting the job", False, True,
                            "only when the client owns every secret of the job: the dealer can unmask openings"),
-    "he": TripleSource("he", "the servers, with homomorphic encryption", False, False,
-                       "dealer-free triples arrive with the homomorphic-encryption engine"),
+    "he": TripleSource("he", "the two servers themselves: lattice HE for convolutions and matrix products, "
+                       "oblivious transfer for elementwise products and truncation pairs", False, True,
+                       "two servers only; no third party, more computation and traffic"),
 }
 
 
@@ -206,6 +207,9 @@ class Material:
     # for the evaluator the labels of its choice bits
     ot_seed: bytes | None = None
     ot_labels: np.ndarray | None = None
+    # every party's derived components are in ``corrections`` (made by the servers
+    # themselves, see dealer_free), not only the last party's
+    explicit: bool = False
 
 
 def deal(plan: Plan, parties: int, persistent: dict[str, list[bytes]] | None = None) -> list[Material]:
@@ -269,7 +273,8 @@ def expand(plan: Plan, party: int, parties: int, material: Material) -> "Expande
     time, plus the corrections the last party received)."""
     if len(material.seed) != SEED_BYTES:
         raise ProtocolError("preprocessing seed must be 16 bytes")
-    expected = set(plan.correction_names()) if party == parties - 1 else set()
+    explicit = party == parties - 1 or material.explicit
+    expected = set(plan.correction_names()) if explicit else set()
     if set(material.corrections) != expected:
         missing, extra = expected - set(material.corrections), set(material.corrections) - expected
         raise ProtocolError(
@@ -277,7 +282,7 @@ def expand(plan: Plan, party: int, parties: int, material: Material) -> "Expande
             f"unexpected {sorted(extra)[:3]}); the dealer and the servers disagree on the job"
         )
     for corr in plan.correlations:
-        if party == parties - 1:
+        if explicit:
             for name in corr.derived:
                 key = corr.prefix + name
                 value = material.corrections[f"pre:{corr.step}:{key}"]
@@ -290,7 +295,8 @@ class Expanded:
     """Step -> {component name: this party's share}, expanded on first access (see expand)."""
 
     def __init__(self, plan: Plan, party: int, parties: int, material: Material) -> None:
-        self.plan, self.last, self.material = plan, party == parties - 1, material
+        self.plan, self.material = plan, material
+        self.last = party == parties - 1 or material.explicit  # derived shares sent, not expanded
         self.fixed = {plan.reuse_keys[k].nonce: seed for k, seed in material.persistent.items()
                       if k in plan.reuse_keys}
         self.reused = {stream.nonce for stream in plan.reuse_keys.values()}

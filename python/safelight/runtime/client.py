@@ -238,8 +238,10 @@ def run_job(
 
     ``triples`` names the source of correlated randomness for interactive ops:
     ``"dealer"`` (the cluster's dealer process; the default when the cluster
-    has one) or ``"client"`` (this process deals: right only when the client
-    owns every secret of the job, since the dealer can unmask what is opened).
+    has one), ``"client"`` (this process deals: right only when the client
+    owns every secret of the job, since the dealer can unmask what is opened)
+    or ``"he"`` (no third party: the two servers make it themselves with lattice
+    HE and oblivious transfer, see :mod:`safelight.protocols.dealer_free`).
     ``ots`` says where the garbled circuits' random OTs come from: ``"iknp"``
     (OT extension between the two servers, the default) or ``"dealer"`` (the
     dealer deals them too: no OT work on the servers, the same trust in the
@@ -283,6 +285,8 @@ def run_job(
         triples = triple_source(triples or ("dealer" if config.dealer is not None else "client")).name
         if triples == "dealer" and config.dealer is None:
             raise InputError("triples='dealer' but the cluster has no dealer (Cluster.local(..., dealer=True))")
+        if triples == "he" and config.n != 2:
+            raise InputError(f"triples='he' (dealer-free) needs exactly two servers, the cluster has {config.n}")
 
     if preprocess == "auto":
         preprocess = "per_op" if GC_BYTES_PER_OT * ot_demand(program) > PREPROCESS_BUDGET else "ahead"
@@ -343,6 +347,8 @@ def run_job(
                 tensors += list(materials[party].corrections.items())
             elif triples == "dealer":
                 submit["preprocessing"] = {"source": "dealer", "ots": ots}
+            elif triples == "he":
+                submit["preprocessing"] = {"source": "he"}
             channel.send_json(MsgType.SUBMIT, job_id, submit)
             for name, share in tensors:
                 channel.send_tensor(job_id, name, share)

@@ -65,7 +65,8 @@ class Cluster:
     @classmethod
     def local(cls, parties: int = 2, timeout: float = DEFAULT_TIMEOUT, dealer: bool = False,
               records: str = "sealed", store: str | os.PathLike | None = None) -> "Cluster":
-        """Start ``parties`` server processes on loopback with throwaway certificates.
+        """Start ``parties`` server processes on loopback with throwaway certificates
+        (2 or 3 for secret sharing; 1 for a single homomorphic-encryption server).
 
         With ``dealer=True`` a dealer process is started too: a helper you
         choose to trust not to collude with any server, which deals the
@@ -76,7 +77,8 @@ class Cluster:
         ``store``: a directory where the servers keep uploaded model shares (in memory
         when None).
         """
-        check_parties(parties)
+        if parties != 1:  # one server: homomorphic-encryption programs only
+            check_parties(parties)
         workdir = Path(tempfile.mkdtemp(prefix="safelight-cluster-"))
         try:
             create_cluster_certs(workdir / "certs", parties, extra_names=(DEALER_NAME,) if dealer else ())

@@ -60,15 +60,20 @@ class OpSpec:
     interactive: bool = False
     correlation: Callable[..., Any] | None = None
     offline: Callable[..., None] | None = None  # (ctx, step, shapes, attrs): input-independent work
+    # "shares": runs on additive shares (2 or 3 servers); "he": on ciphertexts under the
+    # client's key, by a single server (homomorphic encryption)
+    scheme: str = "shares"
 
 OPS: dict[str, OpSpec] = {}
+SCHEMES = ("shares", "he")
 
-def register(name: str, arity: int, interactive: bool = False):
+def register(name: str, arity: int, interactive: bool = False, scheme: str = "shares"):
     """Class decorator adding an op (``infer``, ``run``, optional ``correlation``) to :data:`OPS`."""
+    assert scheme in SCHEMES
 
     def wrap(cls):
         OPS[name] = OpSpec(name, arity, cls.infer, cls.run, interactive, getattr(cls, "correlation", None),
-                           getattr(cls, "offline", None))
+                           getattr(cls, "offline", None), scheme)
         return cls
 
     return wrap

@@ -62,7 +62,8 @@ class Program:
     Parameters
     ----------
     parties : int
-        Number of servers that run it (2 or 3).
+        Number of servers that run it: 2 or 3 for programs on additive shares, 1 for
+        programs on ciphertexts (homomorphic-encryption ops, scheme "he").
     frac_bits : int
         Fixed-point scale the program keeps between ops.
     truncation : {"auto", "local", "pair"}
@@ -101,11 +102,25 @@ class Program:
     def _add_step(self, op: str, inputs: list[Tensor], attrs: dict[str, Any], frac_bits: int) -> Tensor:
         for t in inputs:
             self._tensor(t)
+        if op not in OPS:
+            raise ProgramError(f"unknown op {op!r}")
+        if (OPS[op].scheme == "he") != (self.parties == 1):
+            raise ProgramError(f"op {op!r} works on {'ciphertexts' if OPS[op].scheme == 'he' else 'shares'}: "
+                               "homomorphic-encryption ops run on one server, share ops on 2 or 3")
         shape = OPS[op].infer([t.shape for t in inputs], attrs)
         out = Tensor(self._fresh("t"), shape, frac_bits)
         self.steps.append(Step(op, [t.name for t in inputs], out.name, attrs))
         self._tensors[out.name] = out
         return out
+
+    def apply(self, op: str, inputs: list[Tensor], attrs: dict[str, Any] | None = None,
+              frac_bits: int | None = None) -> Tensor:
+        """Add any registered op (e.g. the homomorphic-encryption ops of
+        :mod:`safelight.protocols.he_ops`); the result keeps the first input's scale
+        unless ``frac_bits`` is given."""
+        if frac_bits is None:
+            frac_bits = inputs[0].frac_bits if inputs else self.frac_bits
+        return self._add_step(op, list(inputs), dict(attrs or {}), frac_bits)
 
     def input(self, name: str, shape: tuple[int, ...]) -> Tensor:
         """Declare a secret input (its shares are uploaded by the client)."""

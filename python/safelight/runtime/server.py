@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import JobFailedError, ProgramError, ProtocolError, SafelightError
 from ..ot import dealer_cot
-from ..protocols import gc_sign, nonlinear
+from ..protocols import dealer_free, gc_sign, nonlinear
 from ..protocols.preprocessing import OT_SOURCES, Material, Plan, deal_streaming, expand
 from ..sharing import SEED_BYTES, SharePayload
 from .certs import CLIENT_NAME, DEALER_NAME, Identity, party_name
@@ -308,11 +308,15 @@ class Server:
         return out
 
     def _material(self, program: Program, plan: Plan, spec: object, client_tensors: dict[str, np.ndarray],
-                  links: JobLinks) -> Material:
-        if not isinstance(spec, dict) or spec.get("source") not in ("client", "dealer"):
-            raise ProtocolError("this program needs preprocessing: say where it comes from (client or dealer; "
-                                "other triple sources are not served by this version)")
+                  ctx: JobContext) -> Material:
+        if not isinstance(spec, dict) or spec.get("source") not in ("client", "dealer", "he"):
+            raise ProtocolError("this program needs preprocessing: say where it comes from (client, dealer or he)")
+        links = ctx.links
         last = self.party == self.config.n - 1
+        if spec["source"] == "he":
+            if self.config.n != 2:
+                raise ProtocolError("dealer-free preprocessing (triples='he') runs between exactly two servers")
+            return dealer_free.generate(plan, ctx)
         if spec["source"] == "client":
             try:
                 seed = bytes.fromhex(str(spec.get("seed", "")))
@@ -366,7 +370,7 @@ class Server:
         try:
             t0 = time.perf_counter()
             if plan:
-                material = self._material(program, plan, pre_spec, pre_tensors, links)
+                material = self._material(program, plan, pre_spec, pre_tensors, ctx)
                 ctx.pre = expand(plan, self.party, self.config.n, material)
                 if material.ot_seed is not None:
                     gc_sign.install_dealer_ots(ctx, material.ot_seed, material.ot_labels)

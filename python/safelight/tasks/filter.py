@@ -138,7 +138,7 @@ class FilterResult:
 
 def run(image: np.ndarray, kernel: str | np.ndarray, cluster: Cluster | None = None,
         padding: str = "reflect", on_progress: ProgressCallback | None = None,
-        private_kernel: bool = False) -> FilterResult:
+        private_kernel: bool = False, no_dealer: bool = False) -> FilterResult:
     """Filter ``image`` privately on two servers: encode, evaluate on shares, decode.
 
     Parameters
@@ -152,7 +152,10 @@ def run(image: np.ndarray, kernel: str | np.ndarray, cluster: Cluster | None = N
         Keep the kernel secret too: it is secret-shared (as a model owner
         would) and convolved with a Beaver triple dealt by the cluster's dealer.
         Client-dealt triples would let the image owner unmask the kernel, so a
-        dealer is required.
+        dealer is required, unless ``no_dealer``.
+    no_dealer : bool
+        With ``private_kernel``: the two servers make the triple themselves with
+        homomorphic encryption (``triples="he"``): no third party at all.
     """
     k = kernel_from(kernel)
     values, _ = as_plain_values(image)
@@ -167,14 +170,16 @@ def run(image: np.ndarray, kernel: str | np.ndarray, cluster: Cluster | None = N
     else:
         program = build_program(values.shape, k, padding)
         inputs = {"image": encode(values, parties=2, frac_bits=program.frac_bits)}
+    triples = None if not private_kernel else "he" if no_dealer else "dealer"
     if cluster is None:
-        with Cluster.local(2, dealer=private_kernel) as local:
-            job = local.run(program, inputs, on_progress)
+        with Cluster.local(2, dealer=triples == "dealer") as local:
+            job = local.run(program, inputs, on_progress, triples=triples)
     else:
-        if private_kernel and not cluster.has_dealer:
+        if triples == "dealer" and not cluster.has_dealer:
             raise UnsupportedError("a private kernel needs a dealer (Cluster.local(2, dealer=True) or a [dealer] "
-                                   "in cluster.toml): client-dealt triples would reveal the kernel to the client")
-        job = cluster.run(program, inputs, on_progress, triples="dealer" if private_kernel else None)
+                                   "in cluster.toml) or no_dealer=True: client-dealt triples would reveal the "
+                                   "kernel to the client")
+        job = cluster.run(program, inputs, on_progress, triples=triples)
     result = decode(job.outputs["filtered"], dtype=np.float64)
     if private_kernel:
         result = result[0, 0] if values.ndim == 2 else np.moveaxis(result[0], 0, 2)

@@ -1,0 +1,89 @@
+"""Single-server private filtering with homomorphic encryption (safelight filter --scheme he)."""
+
+import numpy as np
+import pytest
+from skimage import data
+
+from safelight.errors import InputError, ProgramError
+from safelight.runtime.cluster import Cluster
+from safelight.runtime.program import Program
+from safelight.tasks import filter as plain_filter
+from safelight.tasks import he_filter
+
+
+@pytest.fixture(scope="module")
+def server():
+    with Cluster.local(1) as cluster:
+        yield cluster
+
+
+@pytest.mark.parametrize("kernel", ["gaussian:1", "sharpen", "sobel-y", "box:5",
+                                    np.array([[1, 2, 0, -1], [0, 1, 3, 0], [2, 0, 0, 1], [0, -2, 1, 1]]) / 8])
+def test_grey_photo_matches_plaintext_within_one_grey_level(server, kernel):
+    image = data.camera()[100:196, 150:290]
+    result = he_filter.run(image, kernel, server)
+    plain = plain_filter.plaintext(image, kernel)
+    assert result.values.shape == image.shape
+    assert np.abs(result.values - plain).max() * 255 < 1.0
+
+
+@pytest.mark.parametrize("padding", ["zero", "reflect", "nearest", "mirror"])
+def test_colour_photo_and_padding_modes(server, padding):
+    image = data.astronaut()[:70, 200:290]
+    result = he_filter.run(image, "gaussian:1.5", server, padding=padding)
+    plain = plain_filter.plaintext(image, "gaussian:1.5", padding=padding)
+    assert np.abs(result.values - plain).max() * 255 < 1.0
+
+
+def test_what_the_server_receives_does_not_depend_on_the_image(server):
+    """The upload is c0 rows of fresh encryptions (c1 is a seed): for a flat grey image and
+    a photo, the rows divided by their primes are indistinguishable uniform samples."""
+    from scipy.stats import kstest, ks_2samp
+
+    from safelight.he import bfv
+    from safelight.he.packing import ConvPacking
+
+    result = he_filter.run(np.full((40, 40), 200, dtype=np.uint8), "box:3", server)
+    assert np.allclose(result.values, 200 / 255, atol=1 / 255)
+    context = bfv.Context(he_filter.params())
+    packing = ConvPacking.choose(1, 42, 42, 1, 3, 3, he_filter.RING_DEGREE)
+    primes = np.array(context.params.q, dtype=np.float64)[:, None]
+    samples = []
+    for image in (np.full((1, 42, 42), 200, np.uint64), data.camera()[None, :42, :42].astype(np.uint64)):
+        cts = context.encrypt_coeffs(packing.pack_input(image)[:, 0], context.keygen())
+        samples.append((cts.data[:, 0] / primes).reshape(-1)[::7])
+    assert ks_2samp(*samples).pvalue > 1e-3
+    assert kstest(samples[0], "uniform").pvalue > 1e-3
+
+
+def test_bad_inputs_are_clear_errors(server):
+    with pytest.raises(InputError, match="up to 15x15"):
+        he_filter.run(np.zeros((64, 64), np.uint8), np.ones((17, 17)) / 289, server)
+    with pytest.raises(InputError, match="padding"):
+        he_filter.run(np.zeros((64, 64), np.uint8), "box:3", server, padding="wrap")
+    with pytest.raises(InputError, match="one server"):
+        with Cluster.local(2) as two:
+            he_filter.run(np.zeros((16, 16), np.uint8), "box:3", two)
+
+
+def test_he_ops_run_only_on_one_server_and_share_ops_on_two():
+    with pytest.raises(ProgramError, match="ciphertexts"):
+        prog = Program(parties=2)
+        prog.apply("he_conv2d", [prog.input("x", (4,))], {})
+    with pytest.raises(ProgramError, match="shares"):
+        prog = Program(parties=1)
+        x = prog.input("x", (4,))
+        prog.add(x, x)
+
+
+def test_cli_filter_scheme_he(tmp_path):
+    from PIL import Image
+
+    from safelight.cli import main
+
+    src = tmp_path / "in.png"
+    Image.fromarray(data.camera()[:64, :80]).save(src)
+    assert main(["filter", str(src), str(tmp_path / "out.png"), "--kernel", "sobel-x", "--scheme", "he"]) == 0
+    out = np.asarray(Image.open(tmp_path / "out.png"))
+    expected = plain_filter.to_image(plain_filter.plaintext(data.camera()[:64, :80], "sobel-x"), "sobel-x")
+    assert np.abs(out.astype(int) - expected.astype(int)).max() <= 1
