@@ -172,6 +172,49 @@ def test_rounds_are_counted():
     assert ctxs[0].rounds == ctxs[1].rounds == 4 + 2 + 5 + 2  # gc base OTs, gc, transfer
 
 
+class BoundedEnd:
+    """A pipe end whose send blocks until the peer has taken the message (like a full
+    socket buffer), to show that the pipelined chunks cannot deadlock; a send or receive
+    stalled for 10 s fails."""
+
+    def __init__(self, inbox, outbox, taken, acks):
+        self.inbox, self.outbox, self.taken, self.acks = inbox, outbox, taken, acks
+
+    def send(self, name, array):
+        self.outbox.put((name, np.array(array, copy=True)))
+        if not self.acks.acquire(timeout=10):
+            raise PeerUnavailableError(f"the peer did not take {name!r}: deadlock")
+
+    def recv(self, name):
+        try:
+            got, array = self.inbox.get(timeout=10)
+        except queue.Empty:
+            raise PeerUnavailableError(f"nothing came for {name!r}") from None
+        self.taken.release()
+        if got != name:
+            raise ProtocolError(f"expected {name}, got {got}")
+        return array
+
+    def close(self):
+        pass
+
+
+def bounded_pair():
+    q01, q10 = queue.Queue(), queue.Queue()
+    ack01, ack10 = threading.Semaphore(0), threading.Semaphore(0)
+    return BoundedEnd(q10, q01, ack10, ack01), BoundedEnd(q01, q10, ack01, ack10)
+
+
+@pytest.mark.parametrize("kind", ["mul", "square", "trunc"])
+def test_blocking_sends_do_not_deadlock(kind, monkeypatch):
+    monkeypatch.setattr(otc, "CHUNK_OTS", 1 << 12)
+    monkeypatch.setattr(otc, "TRUNC_CHUNK", 500)
+    ctxs = two_parties()
+    ctxs[0].pipes[1], ctxs[1].pipes[0] = bounded_pair()
+    mines = random_shares(np.random.default_rng(8), kind, (1500,))
+    check(kind, mines, both(ctxs, kind, mines, {"bits": 20}), {"bits": 20})
+
+
 # ---- security sanity: what each party receives does not depend on the other's values -----
 
 def received_bytes(ctx, skip=("ot.base.",)):
