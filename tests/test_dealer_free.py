@@ -130,3 +130,47 @@ def test_flooded_noise_does_not_depend_on_the_multiplier(monkeypatch):
     a0 = _noise_sample(*_cross_views(x0, np.zeros_like(big), monkeypatch, flood=0))
     b0 = _noise_sample(*_cross_views(x0, big, monkeypatch, flood=0))
     assert ks_2samp(a0, b0).pvalue < 1e-6
+
+
+def test_dealer_free_network_with_relu_products_and_truncation_pairs():
+    """A small CNN block (conv, ReLU, elementwise product, exact pair truncation) with no
+    dealer: HE for the convolution, OT for the rest."""
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(1, 3, 8, 8))
+    w = rng.normal(size=(4, 3, 3, 3)) / 3
+    prog = Program(parties=2, truncation="pair")
+    tx, tw = prog.input("x", x.shape), prog.input("w", w.shape)
+    h = prog.relu(prog.conv2d(tx, tw, padding=1))
+    prog.output(prog.mul(h, h), "y")
+    dealt, free, _ = _both_ways(prog, {"x": encode(x, 2), "w": encode(w, 2)})
+    np.testing.assert_allclose(free, dealt, atol=1e-3)
+
+
+def test_private_kernel_filter_without_dealer_on_real_servers():
+    from skimage import data
+
+    from safelight.runtime.cluster import Cluster
+    from safelight.tasks import filter as private_filter
+
+    image = data.astronaut()[:40, :48]
+    with Cluster.local(2) as cluster:  # no dealer process at all
+        result = private_filter.run(image, "sharpen", cluster, private_kernel=True, no_dealer=True)
+    assert result.job.triples == "he" and result.job.dealer is None
+    assert np.abs(result.values - private_filter.plaintext(image, "sharpen")).max() < 2e-3
+
+
+def test_denoising_without_dealer_matches_plaintext():
+    """The whole FFDNet with no third party (HE convolution triples, OT products and
+    truncation pairs, IKNP OTs for the garbled ReLUs)."""
+    from skimage import data
+
+    from safelight.runtime.cluster import Cluster
+    from safelight.tasks import denoise
+
+    clean = data.astronaut()[200:216, 200:216]
+    noisy = denoise.add_noise(clean, 25, seed=1)
+    with Cluster.local(2) as cluster:
+        denoise.upload(cluster)
+        result = denoise.run(cluster, [noisy], 25, triples="he")
+    plain = denoise.plaintext([noisy], 25)[0]
+    assert abs(denoise.psnr(result.images[0], clean) - denoise.psnr(plain, clean)) < 0.05

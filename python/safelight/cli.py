@@ -148,11 +148,14 @@ def _denoise_summary(job) -> dict[str, str]:
 def _denoise_job(args, images, sigma: float):
     from .tasks import denoise
 
-    with _cluster(args, 2, dealer=not args.cluster) as cluster:
+    no_dealer = getattr(args, "no_dealer", False)
+    with _cluster(args, 2, dealer=not args.cluster and not no_dealer) as cluster:
         if not args.cluster:  # the embedded cluster: this user is the model owner too
             denoise.upload(cluster, args.model_id)
         with _progress() as progress:
-            return denoise.run(cluster, images, sigma, args.model_id, on_progress=_layer_progress(progress))
+            options = {"triples": "he"} if no_dealer else {}
+            return denoise.run(cluster, images, sigma, args.model_id, on_progress=_layer_progress(progress),
+                               **options)
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
@@ -217,7 +220,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     noisy = denoise.add_noise(clean, args.sigma, seed=1)
     console.print(f"private denoising demo: scikit-image '{args.image}' {clean.shape}, Gaussian noise sigma "
                   f"{args.sigma:g}, FFDNet on 2 servers (weights and image secret-shared; convolutions on "
-                  "shares, ReLU by garbled circuits; a dealer process supplies correlated randomness)")
+                  "shares, ReLU by garbled circuits; "
+                  + ("no third party: the servers make their own correlated randomness)" if args.no_dealer
+                     else "a dealer process supplies correlated randomness)"))
     result = _denoise_job(args, [noisy], args.sigma)
     t0 = time.perf_counter()
     plain = denoise.plaintext([noisy], args.sigma)[0]
@@ -325,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster", help="cluster.toml of a remote cluster whose servers hold the model "
                                      "(default: spawn one on loopback and upload the model to it)")
     p.add_argument("--model-id", default="ffdnet_color")
+    p.add_argument("--no-dealer", action="store_true",
+                   help="no third party: the two servers make their own correlated randomness (lattice HE "
+                        "for convolutions, oblivious transfer for the rest); slower offline phase")
     p.set_defaults(func=cmd_denoise)
 
     p = sub.add_parser("model", help="manage models stored on the servers")
@@ -343,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="safelight-demo.png")
     p.add_argument("--cluster")
     p.add_argument("--model-id", default="ffdnet_color")
+    p.add_argument("--no-dealer", action="store_true",
+                   help="no third party: the two servers make their own correlated randomness (lattice HE "
+                        "for convolutions, oblivious transfer for the rest); slower offline phase")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("filter-demo", help="private filtering of a photograph shipped with scikit-image")
