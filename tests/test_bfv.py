@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from kernel_helpers import with_isa
 from safelight import _core
 from safelight.errors import InputError, ProtocolError
-from safelight.he import bfv
+from safelight.he import bfv, ntt_primes
 from scipy import stats
 
 SEED = bytes(range(16))
@@ -557,3 +557,209 @@ def test_operand_checks(small):
     other_ctx, other_sk, _ = small[32]
     with pytest.raises(InputError, match="other BFV parameters"):
         ctx.decrypt_coeffs(a, other_sk)
+
+
+# ---------------------------------------------------------------------------
+# milestone 2: ciphertext products, relinearisation, rotations, batching
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def batching():
+    n = 4096
+    t = ntt_primes(20, n, 1)[0]
+    ctx = bfv.Context(bfv.Params(n, q_bits=[36, 36], special_bits=[37], t=t))
+    sk = ctx.keygen(seed(40))
+    return ctx, sk, ctx.public_key(sk, seed(41)), ctx.relin_key(sk, seed(42)), ctx.galois_keys(sk, seed=seed(43))
+
+
+@pytest.fixture(scope="module")
+def mul64():
+    """t = 2^64 (Z_2^64) coefficient encoding with room for one product (insecure size)."""
+    ctx = bfv.Context(bfv.Params(2048, q_bits=[60, 60, 60], special_bits=[60], t=2**64, allow_insecure=True))
+    sk = ctx.keygen(seed(50))
+    return ctx, sk, ctx.relin_key(sk, seed(51))
+
+
+def mod_t(x, t):
+    return (x.astype(object) % t).astype(np.uint64)
+
+
+@pytest.mark.parametrize("ntt", [False, True])
+def test_multiply_and_relinearize_coefficients(mul64, ntt):
+    ctx, sk, rk = mul64
+    rng = np.random.default_rng(60 + ntt)
+    a, b = rand_plain(rng, (2, ctx.n), ctx.t), rand_plain(rng, (2, ctx.n), ctx.t)
+    ca, cb = ctx.encrypt_coeffs(a, sk, ntt=ntt), ctx.encrypt_coeffs(b, sk, ntt=ntt)
+    expect = np.stack([negacyclic_mod(a[j], b[j], ctx.t) for j in range(2)])
+    fresh = int(ctx.invariant_noise_budget(ca, sk).min())
+    prod = ctx.multiply(ca, cb)
+    assert prod.size == 3 and prod.ntt == ntt
+    np.testing.assert_array_equal(ctx.decrypt_coeffs(prod, sk), expect)  # size 3 decrypts with s^2
+    after_mul = int(ctx.invariant_noise_budget(prod, sk).min())
+    rel = ctx.relinearize(prod, rk)
+    assert rel.size == 2 and rel.ntt == ntt
+    np.testing.assert_array_equal(ctx.decrypt_coeffs(rel, sk), expect)
+    after_relin = int(ctx.invariant_noise_budget(rel, sk).min())
+    # a product costs about log2(t n) bits; relinearisation with P_s >= q_i almost nothing
+    assert fresh - 100 < after_mul < fresh - 64
+    assert after_mul - 3 <= after_relin <= after_mul
+    np.testing.assert_array_equal(ctx.decrypt_coeffs(ctx.multiply(ca, cb, rk), sk), expect)
+    sq = ctx.square(ca, rk)
+    np.testing.assert_array_equal(ctx.decrypt_coeffs(sq, sk)[1], negacyclic_mod(a[1], a[1], ctx.t))
+
+
+def test_multiply_matches_big_integer_reference(small):
+    """The scaled tensor product round(t/q (a x b)) coefficient by coefficient, exactly."""
+    ctx = bfv.Context(bfv.Params(1024, q_bits=[50, 50], special_bits=[50], t=2**16, allow_insecure=True))
+    sk = ctx.keygen(seed(1))
+    rng = np.random.default_rng(2)
+    ca = ctx.encrypt_coeffs(rand_plain(rng, (1, ctx.n), ctx.t), sk)
+    cb = ctx.encrypt_coeffs(rand_plain(rng, (1, ctx.n), ctx.t), sk)
+    prod = ctx.multiply(ca, cb)
+    primes = ctx.params.q
+    q = primes[0] * primes[1]
+
+    def lift(rows):
+        vals, _ = crt(rows, primes)
+        return [v - q if v > q // 2 else v for v in vals]
+
+    def negmul(x, y):
+        full = np.convolve(np.array(x, dtype=object), np.array(y, dtype=object))
+        r = full[: ctx.n].copy()
+        r[: ctx.n - 1] -= full[ctx.n:]
+        return r
+
+    a0, a1 = lift(ca.data[0, 0]), lift(ca.data[0, 1])
+    b0, b1 = lift(cb.data[0, 0]), lift(cb.data[0, 1])
+    tensor = [negmul(a0, b0), negmul(a0, b1) + negmul(a1, b0), negmul(a1, b1)]
+    for i in range(3):
+        expect = [(2 * ctx.t * int(x) + q) // (2 * q) for x in tensor[i]]  # round(t x / q)
+        got = lift(prod.data[0, i])
+        # exact mod q, up to the documented +-1 of the fixed-point rounding
+        diffs = [(g - e) % q for g, e in zip(got, expect)]
+        assert max(min(d, q - d) for d in diffs) <= 1
+
+
+def test_batch_encoding_round_trip_and_slotwise_products(batching):
+    ctx, sk, pk, rk, gk = batching
+    t, half = ctx.t, ctx.n // 2
+    rng = np.random.default_rng(70)
+    a = rng.integers(0, t, (3, 2, half), dtype=np.uint64)
+    b = rng.integers(0, t, (3, 2, half), dtype=np.uint64)
+    np.testing.assert_array_equal(ctx.decode_batch(ctx.encode_batch(a)), a)
+    flat = a.reshape(3, ctx.n)
+    np.testing.assert_array_equal(ctx.decode_batch(ctx.encode_batch(flat)), a)
+    ca, cb = ctx.encrypt_batch(a, sk), ctx.encrypt_batch(b, pk)
+    np.testing.assert_array_equal(ctx.decrypt_batch(ca, sk), a)
+    np.testing.assert_array_equal(ctx.decrypt_batch(ctx.add(ca, cb), sk), mod_t(a.astype(object) + b, t))
+    np.testing.assert_array_equal(ctx.decrypt_batch(ctx.multiply(ca, cb, rk), sk),
+                                  mod_t(a.astype(object) * b, t))
+    # plaintext products act slot by slot too
+    np.testing.assert_array_equal(ctx.decrypt_batch(ctx.multiply_plain(ca, ctx.encode_batch(b)), sk),
+                                  mod_t(a.astype(object) * b, t))
+
+
+@pytest.mark.parametrize("steps", [1, 3, -1, -6, 5, 1000, 2047])
+def test_rotate_rows(batching, steps):
+    ctx, sk, pk, rk, gk = batching
+    a = np.random.default_rng(steps % 97).integers(0, ctx.t, (1, 2, ctx.n // 2), dtype=np.uint64)
+    ca = ctx.encrypt_batch(a, sk)
+    r = ctx.rotate_rows(ca, steps, gk)
+    np.testing.assert_array_equal(ctx.decrypt_batch(r, sk), np.roll(a, -steps, axis=2))
+    assert 0 < int(ctx.invariant_noise_budget(r, sk)[0]) < int(ctx.invariant_noise_budget(ca, sk)[0])
+
+
+def test_rotate_columns_and_ntt_form(batching):
+    ctx, sk, pk, rk, gk = batching
+    a = np.random.default_rng(3).integers(0, ctx.t, (2, 2, ctx.n // 2), dtype=np.uint64)
+    ca = ctx.to_ntt(ctx.encrypt_batch(a, sk))
+    r = ctx.rotate_columns(ca, gk)
+    assert r.ntt
+    np.testing.assert_array_equal(ctx.decrypt_batch(r, sk), a[:, ::-1])
+    # a key for exactly the step is used directly (one switch instead of two)
+    gk7 = ctx.galois_keys(sk, steps=[7], columns=False, seed=seed(9))
+    assert gk7.elements == [pow(3, 7, 2 * ctx.n)]
+    np.testing.assert_array_equal(ctx.decrypt_batch(ctx.rotate_rows(ca, 7, gk7), sk), np.roll(a, -7, axis=2))
+    with pytest.raises(InputError, match="no Galois key"):
+        ctx.rotate_rows(ca, 1, gk7)
+    with pytest.raises(InputError, match="no Galois key"):
+        ctx.rotate_columns(ca, gk7)
+
+
+def test_noise_budget_through_products_then_refusal(batching):
+    ctx, sk, pk, rk, gk = batching
+    t = ctx.t
+    a = np.random.default_rng(5).integers(0, t, (1, ctx.n), dtype=np.uint64)
+    c = ctx.encrypt_batch(a, pk)
+    expect = ctx.decode_batch(ctx.encode_batch(a))
+    budgets = [int(ctx.invariant_noise_budget(c, sk)[0])]
+    while budgets[-1] > 0:
+        c = ctx.square(c, rk)
+        expect = mod_t(expect.astype(object) ** 2, t)
+        budgets.append(int(ctx.invariant_noise_budget(c, sk)[0]))
+        if budgets[-1] > 0:
+            np.testing.assert_array_equal(ctx.decrypt_batch(c, sk), expect)
+    assert all(x > y for x, y in zip(budgets, budgets[1:])) and len(budgets) >= 2
+    with pytest.raises(bfv.NoiseBudgetExhaustedError):
+        ctx.decrypt_batch(c, sk)
+
+
+@pytest.fixture(scope="module")
+def bench8192():
+    """The benchmark's parameters: n = 8192, q = 55 + 55 + 54 bits, P_s = 54 bits (218 in all)."""
+    n = 8192
+    ctx = bfv.Context(bfv.Params(n, q_bits=[55, 55, 54], special_bits=[54], t=ntt_primes(20, n, 1)[0]))
+    sk = ctx.keygen(seed(80))
+    return ctx, sk, ctx.relin_key(sk, seed(81))
+
+
+def test_depth_two_circuit(bench8192):
+    ctx, sk, rk = bench8192
+    t = ctx.t
+    rng = np.random.default_rng(9)
+    a, b = (rng.integers(0, t, (1, 2, ctx.n // 2), dtype=np.uint64) for _ in range(2))
+    ca, cb = ctx.encrypt_batch(a, sk), ctx.encrypt_batch(b, sk)
+    abb = ctx.add(ctx.multiply(ctx.multiply(ca, cb, rk), cb, rk), ca)
+    np.testing.assert_array_equal(ctx.decrypt_batch(abb, sk), mod_t(a.astype(object) * b * b + a, t))
+    assert int(ctx.invariant_noise_budget(abb, sk)[0]) > 20
+
+
+def test_multiply_after_mod_switch(bench8192):
+    ctx, sk, rk = bench8192
+    t = ctx.t
+    rng = np.random.default_rng(6)
+    a, b = (rng.integers(0, t, (1, ctx.n), dtype=np.uint64) for _ in range(2))
+    ca = ctx.mod_switch_to_next(ctx.encrypt_batch(a, sk))
+    cb = ctx.mod_switch_to_next(ctx.encrypt_batch(b, sk))
+    assert ca.level == 1
+    prod = ctx.multiply(ca, cb, rk)
+    assert prod.level == 1
+    expect = mod_t(ctx.decode_batch(ctx.encode_batch(a)).astype(object) * ctx.decode_batch(ctx.encode_batch(b)), t)
+    np.testing.assert_array_equal(ctx.decrypt_batch(prod, sk), expect)
+
+
+def test_products_and_switching_identical_on_every_path(batching):
+    ctx, sk, pk, rk, gk = batching
+    a = np.random.default_rng(8).integers(0, ctx.t, (2, ctx.n), dtype=np.uint64)
+    ca = ctx.encrypt_batch(a, sk, seed=SEED)
+    cb = ctx.encrypt_batch(a[::-1], sk, seed=SEED)
+    ref = with_isa("scalar", lambda: (ctx.multiply(ca, cb, rk).data, ctx.rotate_rows(ca, 3, gk).data))
+    for isa in _core.available_isas():
+        got = with_isa(isa, lambda: (ctx.multiply(ca, cb, rk).data, ctx.rotate_rows(ca, 3, gk).data))
+        np.testing.assert_array_equal(got[0], ref[0], err_msg=isa)
+        np.testing.assert_array_equal(got[1], ref[1], err_msg=isa)
+
+
+def test_key_switching_needs_special_primes_and_batching_a_prime_t(small, batching):
+    ctx, sk, pk = small[16]
+    with pytest.raises(InputError, match="special"):
+        ctx.relin_key(sk)
+    with pytest.raises(InputError, match="special"):
+        ctx.galois_keys(sk)
+    with pytest.raises(InputError, match="prime t"):
+        ctx.encode_batch(np.zeros(ctx.n, np.uint64))
+    bctx, bsk, _, rk, gk = batching
+    assert "RelinKey" in repr(rk) and "GaloisKeys" in repr(gk)
+    with pytest.raises(InputError, match="RelinKey"):
+        bctx.relinearize(bctx.multiply(*(2 * [bctx.encrypt_batch(np.zeros(bctx.n, np.uint64), bsk)])), gk)
+    with pytest.raises(InputError, match="size 3"):
+        bctx.relinearize(bctx.encrypt_batch(np.zeros(bctx.n, np.uint64), bsk), rk)

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -278,6 +279,83 @@ public:
         return out;
     }
 
+    // ---- multiplication, key switching ----
+    size_t num_aux() const { return ctx_->num_aux(); }
+    std::vector<uint64_t> aux_primes() const {
+        std::vector<uint64_t> out;
+        for (size_t j = 0; j < ctx_->num_aux(); ++j) out.push_back(ctx_->aux_modulus(j).value);
+        return out;
+    }
+
+    py::array_t<uint64_t> multiply(const py::array& a, const py::array& b, bool ntt) const {
+        auto [count, size, k] = ct_shape(a, "a");
+        auto [count_b, size_b, k_b] = ct_shape(b, "b");
+        if (size != 2 || size_b != 2 || count != count_b || k != k_b)
+            throw py::value_error("multiply takes two batches of the same shape (count, 2, k, n), got " +
+                                  shape_str(a) + " and " + shape_str(b));
+        const uint64_t* pa = view<uint64_t>(a, "a", false).data;
+        const uint64_t* pb = view<uint64_t>(b, "b", false).data;
+        auto out = new_u64({py::ssize_t(count), 3, py::ssize_t(k), py::ssize_t(n())});
+        uint64_t* o = ptr(out);
+        py::gil_scoped_release nogil;
+        ctx_->multiply(pa, pb, count, num_q() - k, ntt, o);
+        return out;
+    }
+
+    py::array_t<uint64_t> keygen_relin(const py::array& sk, const py::bytes& seed) const {
+        return switch_key(sk, seed, 0, true);
+    }
+    py::array_t<uint64_t> keygen_galois(const py::array& sk, uint64_t g, const py::bytes& seed) const {
+        if (g % 2 == 0 || g >= 2 * n()) throw py::value_error("a Galois element is odd and below 2n");
+        return switch_key(sk, seed, g, false);
+    }
+
+    py::array_t<uint64_t> relinearize(const py::array& ct, const py::array& rk) const {
+        auto [count, size, k] = ct_shape(ct, "ct");
+        if (size != 3) throw py::value_error("relinearize takes ciphertexts of 3 polynomials");
+        const uint64_t* c = view<uint64_t>(ct, "ct", false).data;
+        const uint64_t* key = switching_key(rk);
+        auto out = new_u64({py::ssize_t(count), 2, py::ssize_t(k), py::ssize_t(n())});
+        uint64_t* o = ptr(out);
+        py::gil_scoped_release nogil;
+        ctx_->relinearize(c, count, num_q() - k, key, o);
+        return out;
+    }
+
+    py::array_t<uint64_t> apply_galois(const py::array& ct, uint64_t g, const py::array& gk) const {
+        auto [count, size, k] = ct_shape(ct, "ct");
+        if (size != 2) throw py::value_error("Galois automorphisms take ciphertexts of 2 polynomials");
+        if (g % 2 == 0 || g >= 2 * n()) throw py::value_error("a Galois element is odd and below 2n");
+        const uint64_t* c = view<uint64_t>(ct, "ct", false).data;
+        const uint64_t* key = switching_key(gk);
+        auto out = new_u64({py::ssize_t(count), 2, py::ssize_t(k), py::ssize_t(n())});
+        uint64_t* o = ptr(out);
+        py::gil_scoped_release nogil;
+        ctx_->apply_galois(c, count, num_q() - k, g, key, o);
+        return out;
+    }
+
+    // Median-free timing helper for benchmarks: best seconds of `repeats`
+    // multiply + relinearise calls on internal buffers (one thread, C++ timed).
+    double time_multiply_relin(const py::array& a, const py::array& b, const py::array& rk, size_t repeats) const {
+        auto [count, size, k] = ct_shape(a, "a");
+        if (count != 1 || size != 2) throw py::value_error("time_multiply_relin takes one ciphertext");
+        const uint64_t* pa = view<uint64_t>(a, "a", false).data;
+        const uint64_t* pb = view<uint64_t>(b, "b", false).data;
+        const uint64_t* key = switching_key(rk);
+        std::vector<uint64_t> prod(3 * k * n()), res(2 * k * n());
+        py::gil_scoped_release nogil;
+        double best = 1e30;
+        for (size_t r = 0; r <= repeats; ++r) {
+            auto t0 = std::chrono::steady_clock::now();
+            ctx_->multiply(pa, pb, 1, num_q() - k, false, prod.data());
+            ctx_->relinearize(prod.data(), 1, num_q() - k, key, res.data());
+            auto t1 = std::chrono::steady_clock::now();
+            if (r) best = std::min(best, std::chrono::duration<double>(t1 - t0).count());
+        }
+        return best;
+    }
+
     // True when every row i of a (..., k, n) holds values below q_i.
     bool is_reduced(const py::array& a) const {
         auto [polys, k] = rows(a, "a");
@@ -293,6 +371,32 @@ public:
 
 private:
     std::shared_ptr<Context> ctx_;
+
+    py::array_t<uint64_t> switch_key(const py::array& sk, const py::bytes& seed, uint64_t g, bool relin) const {
+        if (ctx_->num_special() == 0)
+            throw py::value_error("key switching needs special primes: give special_bits (or special_primes)");
+        const uint64_t* s = secret(sk);
+        auto sd = seed16(seed, "seed");
+        const size_t L = num_q(), KR = L + num_special();
+        auto out = new_u64({py::ssize_t(L), 2, py::ssize_t(KR), py::ssize_t(n())});
+        uint64_t* o = ptr(out);
+        py::gil_scoped_release nogil;
+        if (relin)
+            ctx_->keygen_relin(s, sd.data(), o);
+        else
+            ctx_->keygen_galois(s, g, sd.data(), o);
+        return out;
+    }
+
+    const uint64_t* switching_key(const py::array& key) const {
+        const size_t L = num_q(), KR = L + num_special();
+        if (num_special() == 0) throw py::value_error("key switching needs special primes");
+        if (key.ndim() != 4 || size_t(key.shape(0)) != L || key.shape(1) != 2 || size_t(key.shape(2)) != KR ||
+            size_t(key.shape(3)) != n())
+            throw py::value_error("a key-switching key must have shape (" + std::to_string(L) + ", 2, " +
+                                  std::to_string(KR) + ", " + std::to_string(n()) + ")");
+        return view<uint64_t>(key, "key", false).data;
+    }
 
     void check_level(size_t level) const {
         if (level >= num_q())
@@ -410,7 +514,16 @@ void bind_bfv(py::module_& m) {
         .def("rerandomize", &BfvContext::rerandomize, py::arg("ct"), py::arg("pk"), py::arg("seed"),
              py::arg("flood_bits"), py::arg("ntt"))
         .def("mod_switch_to_next", &BfvContext::mod_switch_to_next, py::arg("ct"), py::arg("ntt"))
-        .def("is_reduced", &BfvContext::is_reduced, py::arg("a"));
+        .def("is_reduced", &BfvContext::is_reduced, py::arg("a"))
+        .def_property_readonly("num_aux", &BfvContext::num_aux)
+        .def("aux_primes", &BfvContext::aux_primes)
+        .def("multiply", &BfvContext::multiply, py::arg("a"), py::arg("b"), py::arg("ntt"))
+        .def("keygen_relin", &BfvContext::keygen_relin, py::arg("sk"), py::arg("seed"))
+        .def("keygen_galois", &BfvContext::keygen_galois, py::arg("sk"), py::arg("g"), py::arg("seed"))
+        .def("relinearize", &BfvContext::relinearize, py::arg("ct"), py::arg("rk"))
+        .def("apply_galois", &BfvContext::apply_galois, py::arg("ct"), py::arg("g"), py::arg("gk"))
+        .def("time_multiply_relin", &BfvContext::time_multiply_relin, py::arg("a"), py::arg("b"), py::arg("rk"),
+             py::arg("repeats"));
     m.def("bfv_max_modulus_bits", &bfv::max_modulus_bits_128, py::arg("n"),
           "Largest log2(q P) for 128-bit classical security (HomomorphicEncryption.org table, ternary secret).");
 }

@@ -42,6 +42,10 @@ Modulus Modulus::make(uint64_t q) {
     const u128 sq = u128(q - 1) * (q - 1);
     const u128 room = (all - q) / (sq ? sq : 1);
     m.lazy_terms = unsigned(room > 4096 ? 4096 : room);
+    m.barrett_mu = uint64_t((u128(1) << (2 * m.bits)) / q);
+    uint64_t inv = q;  // Newton: q^-1 mod 2^64 (q odd)
+    for (int i = 0; i < 6; ++i) inv *= 2 - q * inv;
+    m.mont_neg_inv = uint64_t(0) - inv;
     if (q < (uint64_t(1) << ntt::kMaxIfmaModulusBits)) {
         m.r52 = (uint64_t(1) << 52) % q;
         m.r52_shoup52 = uint64_t((u128(m.r52) << 52) / q);
@@ -199,6 +203,7 @@ Context::Context(const Params& p) : params_(p) {
             }
         }
     }
+    init_multiplication();  // appends the auxiliary primes to mod_ / ntt_
 }
 
 const char* dot_path_name(DotPath p) {

@@ -61,6 +61,40 @@ inline uint64_t mul_mod(uint64_t a, uint64_t b, const Modulus& m) noexcept {
     return reduce128(u128(a) * b, m);
 }
 
+// a b mod q for a, b < q < 2^61 (Barrett with mu = floor(2^(2 bits) / q):
+// the estimate is at most 2 below, 3 for sums of two products).
+inline uint64_t mul_barrett(uint64_t a, uint64_t b, const Modulus& m) noexcept {
+    const u128 x = u128(a) * b;
+    const uint64_t est = uint64_t((u128(uint64_t(x >> (m.bits - 1))) * m.barrett_mu) >> (m.bits + 1));
+    const uint64_t r = uint64_t(x) - est * m.value;
+    return csub(csub(r, 2 * m.value), m.value);
+}
+// (a b + c d) mod q for residues below q < 2^61 (x < 2 q^2, remainder < 4q).
+inline uint64_t mul_add_barrett(uint64_t a, uint64_t b, uint64_t c, uint64_t d, const Modulus& m) noexcept {
+    const u128 x = u128(a) * b + u128(c) * d;
+    const uint64_t est = uint64_t((u128(uint64_t(x >> (m.bits - 1))) * m.barrett_mu) >> (m.bits + 1));
+    const uint64_t r = uint64_t(x) - est * m.value;
+    return csub(csub(r, 2 * m.value), m.value);
+}
+
+// Montgomery REDC: x 2^-64 mod q in [0, q) for x < q 2^64.
+inline uint64_t redc(u128 x, const Modulus& m) noexcept {
+    const uint64_t lo = uint64_t(x), hi = hi64(x);
+    const uint64_t t = lo * m.mont_neg_inv;
+    const uint64_t r = hi + hi64(u128(t) * m.value) + uint64_t(lo != 0);
+    return csub(r, m.value);
+}
+// REDC of sums of up to 8 q 2^64 (the high word brought below q first:
+// subtracting multiples of q 2^64 does not change x 2^-64 mod q); q < 2^61.
+inline uint64_t redc_wide(u128 x, const Modulus& m) noexcept {
+    const uint64_t q = m.value;
+    uint64_t hi = hi64(x);
+    hi = csub(csub(csub(hi, 4 * q), 2 * q), q);
+    return redc((u128(hi) << 64) | uint64_t(x), m);
+}
+// c 2^64 mod q: a constant in Montgomery form.
+inline uint64_t to_mont(uint64_t c, const Modulus& m) noexcept { return reduce128(u128(c) << 64, m); }
+
 // Quotient and remainder of x < t 2^64 by the modulus t (branch-free).
 inline uint64_t divrem128(u128 x, const Modulus& t, uint64_t& rem) noexcept {
     const uint64_t r = reduce128(x, t);

@@ -56,6 +56,39 @@
 // randomness is AES-128-CTR keystream (safelight::prg) from 16-byte seeds:
 // the caller supplies fresh seeds (the Python layer uses os.urandom) or fixed
 // ones for reproducible tests. No branch or table index depends on secrets.
+//
+// Ciphertext multiplication (milestone 2) follows Halevi, Polyakov and Shoup,
+// "An Improved RNS Variant of the BFV Homomorphic Encryption Scheme" (2019),
+// with integer-only corrections instead of floating point:
+//   1. each input polynomial (mod Q = q_0 ... q_{k-1}) is lifted exactly to an
+//      auxiliary base P = p_0 ... p_{A-1} (the centred representative, see
+//      BaseConverter), so it is known mod Q P;
+//   2. the tensor product d = (a0 b0, a0 b1 + a1 b0, a1 b1) is taken in the NTT
+//      domain over Q P (exact: |d| < n Q^2 / 2 < Q P / 2);
+//   3. y = round(t d / Q) is computed mod each p_j straight from the residues:
+//      with x_i' = [d_i (Q P / q_i)^-1]_{q_i} and t P / q_i = w_i + th_i
+//      (integer + fraction),
+//          y = sum_i x_i' w_i + round(sum_i x_i' th_i) + d_{p_j} [t Q^-1]_{p_j}   (mod p_j)
+//      (the fractions as 64-bit fixed point; the rounding may be off by one,
+//      which only adds a unit of noise);
+//   4. y (|y| < t n Q / 2 < P / 2) is converted exactly back to base Q.
+// P is chosen with log2 P >= log2 Q + log2 t + log2 n + 3; its primes carry
+// no key material, so they do not count towards the security bound.
+//
+// Key switching (relinearisation, Galois automorphisms) is the hybrid RNS
+// variant with one digit per prime of Q and the special primes P_s (as in
+// SEAL): a key from s' to s is, for each digit i,
+//     (b_i, a_i) = (-(a_i s + e_i) + P_s g_i s', a_i)   mod Q P_s,
+// g_i = (Q/q_i) [(Q/q_i)^-1]_{q_i} (1 mod q_i, 0 mod the other q_j). For c
+// decrypting under s', sum_i [c]_{q_i} (b_i, a_i) decrypts to P_s c s' + small
+// noise; dividing by P_s (exactly: subtract the centred residue mod P_s, then
+// multiply by P_s^-1) gives a pair decrypting to c s' under s, with noise
+// ~ sum_i q_i |e_i| / P_s. Relinearisation uses s' = s^2, the Galois
+// automorphism X -> X^g uses s' = s(X^g).
+//
+// Batch encoding (t prime, t = 1 mod 2n): n slots seen as a 2 x n/2 matrix,
+// slot (r, j) the evaluation at zeta^(+-3^j), so that X -> X^(3^k) rotates
+// both rows by k and X -> X^(2n-1) swaps them (SEAL's layout).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -87,6 +120,10 @@ struct Modulus {
     // How many products (< q^2) a 128-bit accumulator that starts below q
     // can take without overflow (at least 16 for q < 2^61).
     unsigned lazy_terms = 0;
+    // Barrett for products of two residues: mu = floor(2^(2 bits) / q).
+    uint64_t barrett_mu = 0;
+    // Montgomery: -q^-1 mod 2^64 (REDC of 128-bit sums whose high word is < q).
+    uint64_t mont_neg_inv = 0;
     // IFMA dot product (q < 2^50 only): r52 = 2^52 mod q and the 52-bit Shoup
     // companions of r52 and of 1 (floor(w 2^52 / q)).
     uint64_t r52 = 0, r52_shoup52 = 0, one_shoup52 = 0;
@@ -154,6 +191,33 @@ struct LevelData {
     std::vector<uint64_t> last_inv, last_inv_shoup, last_half;
 };
 
+// Exact conversion of a polynomial known mod A = a_0 ... a_{r-1} to the
+// centred representative mod each b_j (|x| < A/2; values within r 2^-60 A
+// of +-A/2 may land on the other side, a negligible event for ciphertexts):
+//     y_i = [x_i (A/a_i)^-1]_{a_i},   v = round(sum_i y_i / a_i),
+//     [x]_{b_j} = sum_i y_i [A/a_i]_{b_j} - v [A]_{b_j},
+// with y_i / a_i as a 64-bit binary fraction (y_i floor(2^128 / a_i) / 2^64).
+struct BaseConverter {
+    std::vector<size_t> from, to;  // indices into the context's moduli
+    std::vector<uint64_t> ahat_inv, ahat_inv_shoup;  // (A/a_i)^-1 mod a_i
+    // [A/a_i 2^64]_{b_j} at j * r + i and [-A 2^64]_{b_j}: Montgomery form, so
+    // that one REDC reduces the sum and removes the 2^64.
+    std::vector<uint64_t> ahat_mod;
+    std::vector<uint64_t> neg_a_mod;
+};
+
+// Multiplication constants of one level (k primes of Q, the auxiliary base P).
+struct MulLevel {
+    BaseConverter q_to_p, p_to_q, s_to_q;  // s_to_q: special primes -> Q (mod down)
+    std::vector<uint64_t> x_inv, x_inv_shoup;  // (Q P / q_i)^-1 mod q_i
+    std::vector<uint64_t> theta;               // frac(t P / q_i) 2^64
+    std::vector<uint64_t> omega;               // [floor(t P / q_i) 2^64]_{p_j} at j * k + i
+    std::vector<uint64_t> t_q_inv;             // [t Q^-1 2^64]_{p_j}
+    std::vector<uint64_t> one_mont, two128_mont;  // [2^64]_{p_j}, [2^128]_{p_j}
+    std::vector<uint64_t> ps_inv, ps_inv_shoup;  // P_s^-1 mod q_i
+    std::vector<uint64_t> ps_mod_q;              // [P_s]_{q_i}
+};
+
 // A BFV context: parameters, NTT tables and every precomputed constant.
 // Immutable after construction; every method is thread-safe. Array
 // arguments are raw, C-contiguous uint64 buffers whose layout is given per
@@ -177,7 +241,7 @@ public:
     const Modulus& modulus(size_t i) const { return mod_[i]; }
     const LevelData& level(size_t l) const { return levels_[l]; }
     const ntt::Tables& ntt_tables(size_t i) const { return *ntt_[i]; }
-    // t mod q_i (every prime, q then P).
+    // t mod q_i (every prime: q, special, auxiliary).
     uint64_t t_mod(size_t i) const { return t_mod_q_[i]; }
 
     // ---- keys -------------------------------------------------------------
@@ -253,15 +317,47 @@ public:
     void mod_switch_to_next(const uint64_t* in, size_t count, size_t size, size_t level, bool ntt,
                             uint64_t* out) const;
 
+    // ---- multiplication, key switching, automorphisms (milestone 2) -------
+    size_t num_aux() const { return A_; }
+    const Modulus& aux_modulus(size_t j) const { return mod_[L_ + K_ + j]; }
+    // a, b: (count, 2, k, n) at `level` (the same array for squaring), either
+    // form; out: (count, 3, k, n) coefficient form, decrypting to a * b.
+    void multiply(const uint64_t* a, const uint64_t* b, size_t count, size_t level, bool ntt_in,
+                  uint64_t* out) const;
+    // Key-switching key from s' to s: out (L, 2, L + K, n) NTT form, one
+    // (b_i, a_i) pair per digit; s_prime: (L, n) NTT form. Needs K >= 1.
+    void keygen_switch(const uint64_t* sk, const uint64_t* s_prime, const uint8_t seed[16], uint64_t* out) const;
+    void keygen_relin(const uint64_t* sk, const uint8_t seed[16], uint64_t* out) const;
+    void keygen_galois(const uint64_t* sk, uint64_t g, const uint8_t seed[16], uint64_t* out) const;
+    // ct (count, 3, k, n) coefficient form -> out (count, 2, k, n) coefficient form.
+    void relinearize(const uint64_t* ct, size_t count, size_t level, const uint64_t* rk, uint64_t* out) const;
+    // ct (count, 2, k, n) coefficient form -> out: X -> X^g applied, switched back to s.
+    void apply_galois(const uint64_t* ct, size_t count, size_t level, uint64_t g, const uint64_t* gk,
+                      uint64_t* out) const;
+    // out = a(X^g) mod X^n + 1 for `rows` rows of n coefficients (any residues).
+    void galois_permute(const uint64_t* a, size_t rows, uint64_t g, uint64_t* out) const;
+
 private:
     Params params_;
     size_t L_ = 0, K_ = 0;
-    std::vector<Modulus> mod_;                              // q then P
+    size_t A_ = 0;                                          // auxiliary primes
+    std::vector<Modulus> mod_;                              // q, then P_s, then aux P
     std::vector<std::shared_ptr<const ntt::Tables>> ntt_;  // per prime
     std::vector<uint64_t> t_mod_q_;
     std::vector<LevelData> levels_;
     uint64_t t_mask_ = 0;  // t - 1 for a power of two (all ones for 2^64)
     Modulus t_modulus_;    // prime t only
+    std::vector<MulLevel> mul_;
+
+    BaseConverter make_converter(const std::vector<size_t>& from, const std::vector<size_t>& to) const;
+    void convert(const BaseConverter& c, const uint64_t* in, uint64_t* out, uint64_t* scratch) const;
+    void init_multiplication();
+    void ntt_row(uint64_t* row, size_t mod_index, bool forward) const;
+    // (out0, out1) (k rows each, coefficient form) += key switch of c (k rows,
+    // coefficient form) with `key` (L, 2, L + K, n).
+    void key_switch_add(const uint64_t* c, size_t level, const uint64_t* key, uint64_t* out0, uint64_t* out1,
+                        uint64_t* scratch) const;
+    size_t key_switch_scratch(size_t level) const;
 
     void ntt_rows(uint64_t* a, size_t k, bool forward) const;  // one polynomial
     void decrypt_one(const uint64_t* ct, size_t size, size_t level, bool ntt, const uint64_t* sk,

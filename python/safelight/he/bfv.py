@@ -54,16 +54,18 @@ import numpy as np
 
 from .. import _core
 from ..errors import InputError, ProtocolError
-from .ntt import ntt_primes
+from .ntt import NTT, ntt_primes
 
 __all__ = [
     "MAX_MODULUS_BITS",
     "CiphertextBatch",
     "Context",
+    "GaloisKeys",
     "NoiseBudgetExhaustedError",
     "Params",
     "PlaintextBatch",
     "PublicKey",
+    "RelinKey",
     "SecretKey",
 ]
 
@@ -272,6 +274,36 @@ class PublicKey:
 
     def __repr__(self) -> str:
         return f"PublicKey(n={self.context.n}, primes={self.context.num_q})"
+
+
+class RelinKey:
+    """A relinearisation key (key switching from ``s^2`` to ``s``): ``(L, 2, L + K, n)`` in NTT form."""
+
+    def __init__(self, context: Context, data: np.ndarray) -> None:
+        self.context = context
+        self._data = data
+
+    def __repr__(self) -> str:
+        return f"RelinKey(n={self.context.n}, digits={self._data.shape[0]})"
+
+
+class GaloisKeys:
+    """Key-switching keys for Galois automorphisms ``X -> X^g``, one per element ``g``.
+
+    ``elements`` lists the ``g`` available; :meth:`Context.rotate_rows` composes the
+    rotations it needs from them.
+    """
+
+    def __init__(self, context: Context, keys: dict[int, np.ndarray]) -> None:
+        self.context = context
+        self._keys = keys
+
+    @property
+    def elements(self) -> list[int]:
+        return sorted(self._keys)
+
+    def __repr__(self) -> str:
+        return f"GaloisKeys(n={self.context.n}, elements={len(self._keys)})"
 
 
 class PlaintextBatch:
@@ -761,6 +793,184 @@ class Context:
             raise InputError("the batch is at the last level: no prime left to drop")
         out = self._core.mod_switch_to_next(batch.data, batch.ntt)
         return CiphertextBatch(self, out, batch.level + 1, batch.ntt)
+
+    # ---------------------------------------- multiplication and key switching
+    def relin_key(self, sk: SecretKey, seed: bytes | None = None) -> RelinKey:
+        """The relinearisation key of ``sk`` (needs special primes in the parameters)."""
+        self._check_key(sk, SecretKey)
+        self._need_special("relinearisation")
+        return RelinKey(self, self._core.keygen_relin(sk._data, _random_seed(seed)))
+
+    def galois_keys(self, sk: SecretKey, steps: Sequence[int] | None = None, *, columns: bool = True,
+                    seed: bytes | None = None) -> GaloisKeys:
+        """Galois keys for row rotations by ``steps`` (default: every power of two, both
+        directions, as SEAL) and, with ``columns``, for swapping the two rows."""
+        self._check_key(sk, SecretKey)
+        self._need_special("rotations")
+        half = self.n // 2
+        if steps is None:
+            steps = []
+            s = 1
+            while s < half:
+                steps += [s, -s]
+                s *= 2
+        elements = {self._row_element(_check_int(st, "step")) for st in steps}
+        if columns:
+            elements.add(2 * self.n - 1)
+        elements.discard(1)
+        base = _random_seed(seed)
+        keys = {}
+        for g in sorted(elements):
+            gseed = hashlib.sha256(b"bfv-galois" + base + g.to_bytes(8, "little")).digest()[:16]
+            keys[g] = self._core.keygen_galois(sk._data, g, gseed)
+        return GaloisKeys(self, keys)
+
+    def _need_special(self, what: str) -> None:
+        if not self.params.special:
+            raise InputError(f"{what} needs key-switching primes: create Params with special_bits "
+                             "(e.g. one prime as large as the largest q prime)")
+
+    def _row_element(self, steps: int) -> int:
+        """Galois element of a left rotation of both rows by ``steps`` (3^steps mod 2n)."""
+        half = self.n // 2
+        return pow(3, steps % half, 2 * self.n)
+
+    def multiply(self, a: CiphertextBatch, b: CiphertextBatch, relin_key: RelinKey | None = None) -> CiphertextBatch:
+        """Ciphertext product ``a * b`` (elementwise over the batches).
+
+        RNS multiplication after Halevi-Polyakov-Shoup: the inputs are lifted exactly to
+        an auxiliary base, the tensor product is taken in the NTT domain and scaled by
+        ``t/q`` with exact RNS arithmetic (see ``bfv.hpp``). The result has 3 polynomials,
+        or 2 when ``relin_key`` is given (relinearised). It keeps the inputs' form.
+        """
+        self._same(a, b)
+        if a.size != 2:
+            raise InputError("multiply takes ciphertexts of size 2 (relinearise first)")
+        data = self._core.multiply(a.data, a.data if b is a else b.data, a.ntt)
+        out = CiphertextBatch(self, data, a.level, False)
+        if relin_key is not None:
+            out = self.relinearize(out, relin_key)
+        return self.to_ntt(out) if a.ntt else out
+
+    def square(self, a: CiphertextBatch, relin_key: RelinKey | None = None) -> CiphertextBatch:
+        """``a * a`` (cheaper than :meth:`multiply`: one lift, three products per slot)."""
+        return self.multiply(a, a, relin_key)
+
+    def relinearize(self, batch: CiphertextBatch, relin_key: RelinKey) -> CiphertextBatch:
+        """A size-3 batch -> size 2 decrypting to the same values (keeps the batch's form)."""
+        self._check_batch(batch)
+        self._check_key(relin_key, RelinKey)
+        if batch.size != 3:
+            raise InputError(f"relinearize takes ciphertexts of size 3, got size {batch.size}")
+        coeff = self.from_ntt(batch)
+        out = CiphertextBatch(self, self._core.relinearize(coeff.data, relin_key._data), batch.level, False)
+        return self.to_ntt(out) if batch.ntt else out
+
+    def apply_galois(self, batch: CiphertextBatch, g: int, keys: GaloisKeys) -> CiphertextBatch:
+        """The automorphism ``X -> X^g`` (``g`` odd, below ``2n``), switched back to the secret key."""
+        self._check_batch(batch)
+        self._check_key(keys, GaloisKeys)
+        g = _check_int(g, "g")
+        if g not in keys._keys:
+            raise InputError(f"no Galois key for element {g}; available: {keys.elements}")
+        if batch.size != 2:
+            raise InputError("Galois automorphisms take ciphertexts of size 2 (relinearise first)")
+        coeff = self.from_ntt(batch)
+        out = CiphertextBatch(self, self._core.apply_galois(coeff.data, g, keys._keys[g]), batch.level, False)
+        return self.to_ntt(out) if batch.ntt else out
+
+    def rotate_rows(self, batch: CiphertextBatch, steps: int, keys: GaloisKeys) -> CiphertextBatch:
+        """Batch encoding: rotate both rows of the ``2 x n/2`` slot matrix left by ``steps``
+        (negative: right), composing the available Galois keys (powers of two by default)."""
+        half = self.n // 2
+        steps = _check_int(steps, "steps") % half
+        if steps == 0:
+            return batch
+        g = self._row_element(steps)
+        if g in keys._keys:
+            return self.apply_galois(batch, g, keys)
+        out = batch
+        bit = 0
+        while steps:
+            if steps & 1:
+                gb = self._row_element(1 << bit)
+                if gb not in keys._keys:
+                    raise InputError(f"no Galois key for a rotation by {1 << bit}; generate keys for it "
+                                     "(galois_keys(sk, steps=[...]))")
+                out = self.apply_galois(out, gb, keys)
+            steps >>= 1
+            bit += 1
+        return out
+
+    def rotate_columns(self, batch: CiphertextBatch, keys: GaloisKeys) -> CiphertextBatch:
+        """Batch encoding: swap the two rows of the slot matrix (``X -> X^(2n-1)``)."""
+        return self.apply_galois(batch, 2 * self.n - 1, keys)
+
+    # --------------------------------------------------------- batch encoding
+    def _slot_index(self) -> np.ndarray:
+        if getattr(self, "_slots", None) is None:
+            if self.params.t_pow2:
+                raise InputError("batch encoding needs a prime t = 1 mod 2n (got a power of two): "
+                                 "use coefficient encoding, or Params(t=ntt_primes(bits, n, 1)[0])")
+            n, half, log_n = self.n, self.n // 2, self.n.bit_length() - 1
+            idx = np.empty((2, half), dtype=np.int64)
+            e = 1
+            for j in range(half):
+                for row, exp in ((0, e), (1, 2 * n - e)):
+                    k = (exp - 1) // 2
+                    idx[row, j] = int(format(k, f"0{log_n}b")[::-1], 2)
+                e = e * 3 % (2 * n)
+            self._slots = idx
+            self._slot_ntt = NTT(n, self.t)
+        return self._slots
+
+    def encode_batch(self, values) -> np.ndarray:
+        """Slot values -> plaintext coefficients (batch / SIMD encoding, prime ``t``).
+
+        Parameters
+        ----------
+        values : array-like of int, shape ``(count, n)``, ``(n,)`` or ``(count, 2, n/2)``
+            Slot values mod ``t``; slot ``(r, j)`` of the ``2 x n/2`` matrix is entry
+            ``r * n/2 + j`` of a flat row (zero-padded when shorter).
+
+        Returns
+        -------
+        numpy.ndarray
+            uint64 ``(count, n)`` coefficients (``(n,)`` for one flat row), to encrypt with
+            :meth:`encrypt_coeffs` or to use as plaintexts. Products and sums of
+            ciphertexts act slot by slot; :meth:`rotate_rows` / :meth:`rotate_columns`
+            move slots.
+        """
+        idx = self._slot_index()
+        arr = np.asarray(values)
+        if arr.ndim >= 2 and arr.shape[-2:] == (2, self.n // 2):
+            arr = arr.reshape(*arr.shape[:-2], self.n)
+        arr = self._plain(arr, "values")
+        single = arr.ndim == 1
+        flat = arr.reshape(-1, self.n)
+        spread = np.zeros_like(flat)
+        spread[:, idx.reshape(-1)] = flat
+        out = np.stack([self._slot_ntt.inverse(row) for row in spread]) if len(flat) else spread
+        return out[0] if single else out.reshape(arr.shape)
+
+    def decode_batch(self, coeffs) -> np.ndarray:
+        """Plaintext coefficients -> slot values, uint64 ``(count, 2, n/2)`` (or ``(2, n/2)``)."""
+        idx = self._slot_index()
+        arr = self._plain(coeffs, "coeffs")
+        single = arr.ndim == 1
+        flat = arr.reshape(-1, self.n)
+        evals = np.stack([self._slot_ntt.forward(row) for row in flat]) if len(flat) else flat
+        out = evals[:, idx]
+        return out[0] if single else out
+
+    def encrypt_batch(self, values, key: SecretKey | PublicKey, **kwargs) -> CiphertextBatch:
+        """:meth:`encode_batch` then :meth:`encrypt_coeffs` (slots ``(count, n)`` or ``(count, 2, n/2)``)."""
+        coeffs = self.encode_batch(values)
+        return self.encrypt_coeffs(coeffs[None] if coeffs.ndim == 1 else coeffs, key, **kwargs)
+
+    def decrypt_batch(self, batch: CiphertextBatch, sk: SecretKey, *, check: bool = True) -> np.ndarray:
+        """:meth:`decrypt_coeffs` then :meth:`decode_batch`: uint64 ``(count, 2, n/2)``."""
+        return self.decode_batch(self.decrypt_coeffs(batch, sk, check=check))
 
     # ----------------------------------------------------------- serialisation
     def batch_from_bytes(self, data: bytes) -> CiphertextBatch:
