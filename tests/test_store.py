@@ -164,6 +164,51 @@ def test_schema_is_migrated_once(tmp_path):
     assert idx.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_version_2_store_is_migrated_to_posting_lists(tmp_path):
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "index.sqlite3", isolation_level=None)
+    for step in MIGRATIONS[:2]:
+        db.executescript(step)
+    db.execute("PRAGMA user_version=2")
+    blob_id, ct = _blob(b"old blob")
+    (tmp_path / "blobs").mkdir()
+    rows = [("alice", _id(0), [(0, b"a"), (1, b"b")]), ("alice", _id(1), [(0, b"a"), (1, b"x")]),
+            ("bob", _id(2), [(0, b"a"), (1, b"b")])]
+    for n, (owner, entry, tags) in enumerate(rows):
+        db.execute("INSERT INTO blobs VALUES (?, ?, ?, 1)", (owner, _id(100 + n), 10))
+        db.execute("INSERT INTO entries VALUES (?, ?, ?, ?, ?)", (owner, entry, _id(100 + n), b"m%d" % n, n))
+        db.executemany("INSERT INTO tags VALUES (?, ?, ?, ?)", [(owner, b, t, entry) for b, t in tags])
+    db.close()
+    idx = Index(tmp_path)
+    assert idx.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert [(e, c, m) for e, c, m in idx.near("alice", [(0, b"a"), (1, b"b")])] == [(_id(0), 2, b"m0"), (_id(1), 1, b"m1")]
+    assert [e for e, _, _ in idx.near("bob", [(0, b"a")])] == [_id(2)]
+    assert [e for e, _, _ in idx.list("alice")] == [_id(0), _id(1)]
+    idx.remove("alice", _id(0))  # its postings go with it; the other owner's are untouched
+    assert [e for e, _, _ in idx.near("alice", [(0, b"a"), (1, b"b")])] == [_id(1)]
+    assert idx.near("alice", [(1, b"b")]) == [] and len(idx.near("bob", [(1, b"b")])) == 1
+    blob_id, ct = _blob(b"new blob")
+    assert idx.put("alice", _id(3), blob_id, ct, b"m3", [(0, b"a")]) is True
+    assert [e for e, _, _ in idx.near("alice", [(0, b"a")])] == [_id(1), _id(3)]
+
+
+def test_near_postings_follow_puts_and_removes(tmp_path):
+    idx = Index(tmp_path)
+    blob_id, ct = _blob(b"shared blob")
+    for n in range(5):
+        idx.put("alice", _id(n), blob_id, ct if n == 0 else None, b"m", [(0, b"same"), (1, b"t%d" % (n % 2))])
+    assert [c for _, c, _ in idx.near("alice", [(0, b"same"), (1, b"t0")])] == [2, 2, 2, 1, 1]
+    assert len(idx.near("alice", [(0, b"same")], limit=2)) == 2
+    for n in (0, 2, 4):
+        idx.remove("alice", _id(n))
+    assert [e for e, _, _ in idx.near("alice", [(0, b"same"), (1, b"t0")])] == [_id(1), _id(3)]
+    assert idx.near("alice", [(1, b"t0")]) == []
+    assert idx.db.execute("SELECT COUNT(*) FROM bands").fetchone()[0] == 2  # empty posting lists are deleted
+    with pytest.raises(InputError, match="band 0..255"):
+        idx.put("alice", _id(9), blob_id, None, b"m", [(256, b"t")])
+
+
 # ---- the servers and the owner's client ---------------------------------------------------
 import threading  # noqa: E402
 
