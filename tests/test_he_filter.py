@@ -27,6 +27,15 @@ def test_grey_photo_matches_plaintext_within_one_grey_level(server, kernel):
     assert np.abs(result.values - plain).max() * 255 < 1.0
 
 
+@pytest.mark.parametrize("kernel", ["sharpen", "gaussian:1.2"])
+def test_encrypted_kernel_matches_plaintext(server, kernel):
+    """The kernel encrypted too: ciphertext-ciphertext products on the server."""
+    for image in (data.camera()[:60, :70], data.astronaut()[100:150, 100:140]):
+        result = he_filter.run(image, kernel, server, encrypted_kernel=True)
+        assert np.abs(result.values - plain_filter.plaintext(image, kernel)).max() * 255 < 1.0
+        assert result.job.parties[0].ops["he_conv2d_encrypted"]["calls"] == 1
+
+
 @pytest.mark.parametrize("padding", ["zero", "reflect", "nearest", "mirror"])
 def test_colour_photo_and_padding_modes(server, padding):
     image = data.astronaut()[:70, 200:290]
@@ -84,6 +93,9 @@ def test_cli_filter_scheme_he(tmp_path):
     src = tmp_path / "in.png"
     Image.fromarray(data.camera()[:64, :80]).save(src)
     assert main(["filter", str(src), str(tmp_path / "out.png"), "--kernel", "sobel-x", "--scheme", "he"]) == 0
+    assert main(["filter", str(src), str(tmp_path / "out2.png"), "--kernel", "sobel-x", "--scheme", "he",
+                 "--private-kernel"]) == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out2.png")), np.asarray(Image.open(tmp_path / "out.png")))
     out = np.asarray(Image.open(tmp_path / "out.png"))
     expected = plain_filter.to_image(plain_filter.plaintext(data.camera()[:64, :80], "sobel-x"), "sobel-x")
     assert np.abs(out.astype(int) - expected.astype(int)).max() <= 1

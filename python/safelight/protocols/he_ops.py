@@ -94,3 +94,36 @@ class HeConv2d:
         for _ in range(context.num_q - int(attrs.get("keep", context.num_q))):
             out = context.mod_switch_to_next(out)
         return out.data
+
+
+@register("he_conv2d_encrypted", 2, scheme="he")
+class HeConv2dEncrypted:
+    """Encrypted polynomials times one *encrypted* kernel polynomial: the kernel is secret
+    from the server too. The products are not relinearised (no evaluation key is needed):
+    the outputs have 3 polynomials, which the key owner decrypts with ``s`` and ``s^2``.
+
+    attrs: ``params``, ``count`` / ``nbytes`` (image batch), ``kernel_nbytes`` (a batch of
+    one ciphertext), ``keep``.
+    """
+
+    @staticmethod
+    def infer(shapes, attrs):
+        out = HeConv2d.infer(shapes[:1], {**attrs, "kernel_index": [0], "kernel_value": [0]})
+        nbytes = attrs.get("kernel_nbytes")
+        if not isinstance(nbytes, int) or shapes[1] != ((nbytes + 7) // 8,):
+            raise ProgramError("he_conv2d_encrypted: the kernel must be kernel_nbytes bytes of one ciphertext")
+        return check_shape((out[0], 3, *out[2:]), "he_conv2d_encrypted output")
+
+    @staticmethod
+    def run(ctx, xs, attrs):
+        context = context_of(attrs)
+        cts = _batch(context, xs[0], attrs["nbytes"])
+        kernel = _batch(context, xs[1], attrs["kernel_nbytes"])
+        if cts.count != attrs["count"] or cts.size != 2 or kernel.count != 1 or kernel.size != 2:
+            raise ProgramError("he_conv2d_encrypted: the ciphertext batches do not match the program")
+        kernels = bfv.CiphertextBatch(context, np.ascontiguousarray(np.broadcast_to(kernel.data, cts.data.shape)),
+                                      kernel.level, kernel.ntt)
+        out = context.from_ntt(context.multiply(context.to_ntt(cts), context.to_ntt(kernels)))
+        for _ in range(context.num_q - int(attrs.get("keep", context.num_q))):
+            out = context.mod_switch_to_next(out)
+        return out.data

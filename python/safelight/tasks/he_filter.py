@@ -9,8 +9,11 @@ convolution of the whole tile at once, no rotations), then a modulus switch to o
 prime so the download is smaller. Decode (client): decrypt, read the outputs out of
 the coefficients, undo the kernel's fixed-point scale.
 
-The kernel is public to the server here (it knows which filter it applies); the image
-is hidden by the encryption alone, with no second server and no dealer. Results equal
+By default the kernel is public to the server (it knows which filter it applies); with
+``encrypted_kernel`` the client encrypts the packed kernel as well and the server takes
+ciphertext-ciphertext products (three 60-bit primes for the noise room; the size-3
+results are decrypted with ``s`` and ``s^2``, so no evaluation key is sent). The image is
+hidden by the encryption alone, with no second server and no dealer. Results equal
 plaintext filtering to within the kernel's 2^-16 quantisation (far below one grey
 level).
 """
@@ -40,8 +43,13 @@ KERNEL_FRAC_BITS = 16
 MAX_KERNEL = 15  # kh, kw: the tile must keep most of a polynomial for outputs
 
 
-def params() -> "bfv.Params":
-    return bfv.Params(RING_DEGREE, q_bits=PRIME_BITS, t=1 << PLAIN_BITS)
+ENCRYPTED_KERNEL_PRIME_BITS = (60, 60, 60)  # a ciphertext product needs more noise room
+ENCRYPTED_KERNEL_KEEP = 2  # primes returned: size-3 results need more room than size 2
+
+
+def params(encrypted_kernel: bool = False) -> "bfv.Params":
+    bits = ENCRYPTED_KERNEL_PRIME_BITS if encrypted_kernel else PRIME_BITS
+    return bfv.Params(RING_DEGREE, q_bits=bits, t=1 << PLAIN_BITS)
 
 
 @dataclass
@@ -69,17 +77,28 @@ def _fixed_kernel(kernel: np.ndarray) -> np.ndarray:
     return fixed
 
 
-def build_program(packing: ConvPacking, cts: "bfv.CiphertextBatch", kernel: np.ndarray,
-                  he: "bfv.Params") -> Program:
-    """One server, one op: input ``image`` (serialised ciphertexts) -> ``he_conv2d`` -> ``filtered``."""
-    poly = packing.pack_kernel(kernel.astype(np.uint64)[None, None])[0, 0]
-    index = np.flatnonzero(poly)
+def build_program(packing: ConvPacking, cts: "bfv.CiphertextBatch", kernel: np.ndarray, he: "bfv.Params",
+                  encrypted_kernel: "bfv.CiphertextBatch | None" = None) -> Program:
+    """One server, one op: input ``image`` (serialised ciphertexts) -> ``he_conv2d`` (public
+    kernel) or ``he_conv2d_encrypted`` (input ``kernel``, one ciphertext) -> ``filtered``."""
     prog = Program(parties=1)
     x = prog.input("image", ((cts.nbytes + 7) // 8,))
-    attrs = {"params": params_attrs(he), "count": cts.count, "nbytes": cts.nbytes,
-             "kernel_index": index.tolist(), "kernel_value": [int(v) for v in poly[index]], "keep": 1}
+    attrs = {"params": params_attrs(he), "count": cts.count, "nbytes": cts.nbytes}
+    if encrypted_kernel is not None:
+        k = prog.input("kernel", ((encrypted_kernel.nbytes + 7) // 8,))
+        attrs.update(kernel_nbytes=encrypted_kernel.nbytes, keep=ENCRYPTED_KERNEL_KEEP)
+        prog.output(prog.apply("he_conv2d_encrypted", [x, k], attrs), "filtered")
+        return prog
+    poly = packing.pack_kernel(kernel.astype(np.uint64)[None, None])[0, 0]
+    index = np.flatnonzero(poly)
+    attrs.update(kernel_index=index.tolist(), kernel_value=[int(v) for v in poly[index]], keep=1)
     prog.output(prog.apply("he_conv2d", [x], attrs), "filtered")
     return prog
+
+
+def kernel_polynomial(packing: ConvPacking, kernel: np.ndarray) -> np.ndarray:
+    """The packed kernel (fixed point, int64 (kh, kw)) as one polynomial mod 2^64."""
+    return packing.pack_kernel(kernel.astype(np.int64).view(np.uint64)[None, None])[0, 0]
 
 
 def _upload(array: np.ndarray, frac_bits: int) -> Encoded:
@@ -99,6 +118,9 @@ def run(image: np.ndarray, kernel: str | np.ndarray, cluster: Cluster | None = N
     kernel : kernel spec string or 2-D float array (up to 15 x 15)
     cluster : Cluster, optional
         A one-server cluster; by default one is started on loopback for this call.
+    encrypted_kernel : bool
+        Encrypt the kernel too (the server learns neither the image nor the filter): one
+        ciphertext-ciphertext product per tile instead of a plaintext product.
     """
     if padding not in PADDING_MODES:
         raise InputError(f"unknown padding {padding!r}; choose one of {sorted(PADDING_MODES)}")
@@ -114,17 +136,20 @@ def run(image: np.ndarray, kernel: str | np.ndarray, cluster: Cluster | None = N
     channels, hp, wp = padded.shape
     packing = ConvPacking.choose(1, hp, wp, 1, kh, kw, RING_DEGREE)
 
-    he = params()
+    he = params(encrypted_kernel)
     context = bfv.Context(he)
     t0 = time.perf_counter()
     sk = context.keygen()
     polys = np.concatenate([packing.pack_input(plane[None])[:, 0] for plane in padded])
     cts = context.encrypt_coeffs(polys, sk, seeded=True, ntt=True)
-    wire = as_words(cts.to_bytes())
+    kernel_ct = (context.encrypt_coeffs(kernel_polynomial(packing, fixed)[None], sk, seeded=True, ntt=True)
+                 if encrypted_kernel else None)
     encrypt_s = time.perf_counter() - t0
 
-    program = build_program(packing, cts, fixed, he)
-    inputs = {"image": _upload(wire, program.frac_bits)}
+    program = build_program(packing, cts, fixed, he, kernel_ct)
+    inputs = {"image": _upload(as_words(cts.to_bytes()), program.frac_bits)}
+    if kernel_ct is not None:
+        inputs["kernel"] = _upload(as_words(kernel_ct.to_bytes()), program.frac_bits)
     t0 = time.perf_counter()
     if cluster is None:
         with Cluster.local(1) as local:
@@ -137,7 +162,8 @@ def run(image: np.ndarray, kernel: str | np.ndarray, cluster: Cluster | None = N
 
     t0 = time.perf_counter()
     returned = job.outputs["filtered"].shares[0]
-    plain = context.decrypt_coeffs(bfv.CiphertextBatch(context, returned, context.num_q - 1, False), sk)
+    plain = context.decrypt_coeffs(bfv.CiphertextBatch(context, returned, context.num_q - returned.shape[2], False),
+                                   sk)
     decrypt_s = time.perf_counter() - t0
     t = np.uint64(1 << PLAIN_BITS)
     centred = plain.astype(np.int64) - np.where(plain >= t // np.uint64(2), int(t), 0).astype(np.int64)
@@ -148,4 +174,5 @@ def run(image: np.ndarray, kernel: str | np.ndarray, cluster: Cluster | None = N
     result = result[0] if values.ndim == 2 else np.moveaxis(result, 0, 2)
     return HEFilterResult(result, to_image(result, k), job,
                           {"encrypt": encrypt_s, "server": server_s, "decrypt": decrypt_s},
-                          int(cts.nbytes), int(returned.nbytes))
+                          int(cts.nbytes + (kernel_ct.nbytes if kernel_ct is not None else 0)),
+                          int(returned.nbytes))
