@@ -46,6 +46,8 @@ Modulus Modulus::make(uint64_t q) {
     uint64_t inv = q;  // Newton: q^-1 mod 2^64 (q odd)
     for (int i = 0; i < 6; ++i) inv *= 2 - q * inv;
     m.mont_neg_inv = uint64_t(0) - inv;
+    const uint64_t r64 = uint64_t(((u128(1) << 64)) % q);
+    m.r128 = uint64_t(u128(r64) * r64 % q);
     if (q < (uint64_t(1) << ntt::kMaxIfmaModulusBits)) {
         m.r52 = (uint64_t(1) << 52) % q;
         m.r52_shoup52 = uint64_t((u128(m.r52) << 52) / q);

@@ -125,8 +125,12 @@ void Context::init_multiplication() {
             d.ps_inv.push_back(psi);
             d.ps_inv_shoup.push_back(K_ ? shoup(psi, qi.value) : 0);
         }
-        for (size_t j : p_idx) {
+        for (size_t jp = 0; jp < A_; ++jp) {
+            const size_t j = p_idx[jp];
             const Modulus& pj = mod_[j];
+            // Every constant carries (P/p_j)^-1 as well: the scaling then yields
+            // y_j' = [y_j (P/p_j)^-1]_{p_j}, the first step of the conversion to Q.
+            const uint64_t phi = d.p_to_q.ahat_inv[jp];
             // w_i = (t P - r_i) / q_i = -r_i q_i^-1 (mod p_j), since p_j | P
             for (size_t i = 0; i < k; ++i) {
                 const Modulus& qi = mod_[i];
@@ -134,13 +138,14 @@ void Context::init_multiplication() {
                 for (size_t j2 : p_idx) pm = mul_mod(pm, reduce64(mod_[j2].value, qi), qi);
                 const uint64_t ri = mul_mod(t_mod_q_[i], pm, qi);
                 const uint64_t qinv = inv_mod(reduce64(qi.value, pj), pj);
-                d.omega.push_back(to_mont(mul_mod(neg_mod(reduce64(ri, pj), pj.value), qinv, pj), pj));
+                const uint64_t w = mul_mod(neg_mod(reduce64(ri, pj), pj.value), qinv, pj);
+                d.omega.push_back(to_mont(mul_mod(w, phi, pj), pj));
             }
             uint64_t qm = 1;
             for (size_t i = 0; i < k; ++i) qm = mul_mod(qm, reduce64(mod_[i].value, pj), pj);
-            d.one_mont.push_back(to_mont(1, pj));
-            d.two128_mont.push_back(to_mont(reduce128(u128(1) << 64, pj), pj));
-            d.t_q_inv.push_back(to_mont(mul_mod(t_mod_q_[j], inv_mod(qm, pj), pj), pj));
+            d.one_mont.push_back(to_mont(phi, pj));
+            d.two128_mont.push_back(to_mont(mul_mod(reduce128(u128(1) << 64, pj), phi, pj), pj));
+            d.t_q_inv.push_back(to_mont(mul_mod(mul_mod(t_mod_q_[j], inv_mod(qm, pj), pj), phi, pj), pj));
         }
     }
 }
@@ -157,7 +162,7 @@ void Context::ntt_row(uint64_t* row, size_t mi, bool forward) const {
 // One coefficient at a time: its r residues are read once, the y_i stay in
 // registers / L1, and each output is one Montgomery reduction of a 128-bit sum
 // (constants pre-multiplied by 2^64).
-void Context::convert(const BaseConverter& c, const uint64_t* in, uint64_t* out, uint64_t* /*scratch*/) const {
+void Context::convert(const BaseConverter& c, const uint64_t* in, uint64_t* out) const {
     const size_t n = params_.n, r = c.from.size(), b = c.to.size();
     const Modulus* from[kMaxBase];
     const Modulus* to[kMaxBase];
@@ -194,14 +199,11 @@ void Context::multiply(const uint64_t* a, const uint64_t* b, size_t count, size_
     // row r of the extended base: q_r for r < k, aux p_{r-k} after
     auto mod_index = [&](size_t r) { return r < k ? r : L_ + K_ + (r - k); };
     for_each_ct(count, 6 * R * n, [&](size_t lo, size_t hi) {
-        // ea, eb: (2, R, n) extended inputs, NTT form; conv: conversion
-        // scratch; xs: k n; yp: A n
-        const size_t conv_words = (std::max(k, A_) + 2) * n;
-        uint64_t* ea = thread_scratch(4 * R * n + conv_words + k * n + A_ * n);
+        // ea, eb: (2, R, n) extended inputs, NTT form; xs: k n (coefficients
+        // of an NTT-form input)
+        uint64_t* ea = thread_scratch(4 * R * n + k * n);
         uint64_t* eb = ea + 2 * R * n;
-        uint64_t* conv = eb + 2 * R * n;
-        uint64_t* xs = conv + conv_words;
-        uint64_t* yp = xs + k * n;
+        uint64_t* xs = eb + 2 * R * n;
         for (size_t j = lo; j < hi; ++j) {
             // 1. extend each input polynomial to Q P, NTT form
             auto extend = [&](const uint64_t* poly, uint64_t* ext) {
@@ -210,9 +212,9 @@ void Context::multiply(const uint64_t* a, const uint64_t* b, size_t count, size_
                     uint64_t* coeff = xs;  // k rows of coefficients
                     std::memcpy(coeff, poly, k * n * sizeof(uint64_t));
                     for (size_t r = 0; r < k; ++r) ntt_row(coeff + r * n, r, false);
-                    convert(d.q_to_p, coeff, ext + k * n, conv);
+                    convert(d.q_to_p, coeff, ext + k * n);
                 } else {
-                    convert(d.q_to_p, poly, ext + k * n, conv);
+                    convert(d.q_to_p, poly, ext + k * n);
                     for (size_t r = 0; r < k; ++r) ntt_row(ext + r * n, r, true);
                 }
                 for (size_t r = k; r < R; ++r) ntt_row(ext + r * n, mod_index(r), true);
@@ -257,8 +259,12 @@ void Context::multiply(const uint64_t* a, const uint64_t* b, size_t count, size_
                 for (size_t r = 0; r < R; ++r) ntt_row(dp + r * n, mod_index(r), false);
                 // y_j = sum_i x_i' w_i + R + d_{p_j} [t Q^-1]_{p_j}, R = round(sum_i x_i' th_i),
                 // one coefficient at a time; R enters the Montgomery sum as
-                // R_lo [2^64]_{p_j} + R_hi [2^128]_{p_j}.
-                uint64_t xi[kMaxBase];
+                // R_lo [2^64]_{p_j} + R_hi [2^128]_{p_j}. The constants also carry
+                // (P/p_j)^-1, so the sums give y_j' of the conversion P -> Q, done
+                // on the spot (see convert()).
+                const BaseConverter& cv = d.p_to_q;
+                uint64_t* out_p = dst + p * k * n;
+                uint64_t xi[kMaxBase], yj[kMaxBase];
                 for (size_t x = 0; x < n; ++x) {
                     u128 ip = 0, fr = u128(1) << 63;
                     for (size_t i = 0; i < k; ++i) {
@@ -270,16 +276,25 @@ void Context::multiply(const uint64_t* a, const uint64_t* b, size_t count, size_
                     }
                     const u128 rnd = ip + hi64(fr);  // < k 2^61
                     const uint64_t r_lo = uint64_t(rnd), r_hi = hi64(rnd);
+                    u128 frac = u128(1) << 63;
                     for (size_t jp = 0; jp < A_; ++jp) {
                         const Modulus& pj = mod_[L_ + K_ + jp];
                         const uint64_t* om = d.omega.data() + jp * k;
                         u128 acc = u128(dp[(k + jp) * n + x]) * d.t_q_inv[jp] + u128(r_lo) * d.one_mont[jp] +
                                    u128(r_hi) * d.two128_mont[jp];
                         for (size_t i = 0; i < k; ++i) acc += u128(xi[i]) * om[i];
-                        yp[jp * n + x] = redc_wide(acc, pj);
+                        const uint64_t y = redc_wide(acc, pj);
+                        yj[jp] = y;
+                        frac += y * pj.ratio_hi + hi64(u128(y) * pj.ratio_lo);
+                    }
+                    const uint64_t v = hi64(frac);
+                    for (size_t i = 0; i < k; ++i) {
+                        const uint64_t* ci = cv.ahat_mod.data() + i * A_;
+                        u128 acc = u128(v) * cv.neg_a_mod[i];
+                        for (size_t jp = 0; jp < A_; ++jp) acc += u128(yj[jp]) * ci[jp];
+                        out_p[i * n + x] = redc_wide(acc, mod_[i]);
                     }
                 }
-                convert(d.p_to_q, yp, dst + p * k * n, conv);
             }
         }
     });
@@ -290,8 +305,8 @@ void Context::multiply(const uint64_t* a, const uint64_t* b, size_t count, size_
 // ---------------------------------------------------------------------------
 size_t Context::key_switch_scratch(size_t level) const {
     const size_t n = params_.n, k = primes_at(level);
-    // digits (k n), accumulators (2 (k + K) n), conversion (K + 2) n, lifted (k n)
-    return (k + 2 * (k + K_) + (K_ + 2) + k) * n;
+    // digits (k n), accumulators (2 (k + K) n), lifted (k n)
+    return (k + 2 * (k + K_) + k) * n;
 }
 
 void Context::key_switch_add(const uint64_t* c, size_t level, const uint64_t* key, uint64_t* out0, uint64_t* out1,
@@ -301,8 +316,7 @@ void Context::key_switch_add(const uint64_t* c, size_t level, const uint64_t* ke
     const Isa isa = active_isa();
     uint64_t* dig = scratch;
     uint64_t* acc = dig + k * n;  // (2, T, n)
-    uint64_t* conv = acc + 2 * T * n;
-    uint64_t* lifted = conv + (K_ + 2) * n;
+    uint64_t* lifted = acc + 2 * T * n;
     for (size_t tr = 0; tr < T; ++tr) {
         const size_t mi = tr < k ? tr : L_ + (tr - k);  // modulus of this target row
         const size_t kr = tr < k ? tr : L_ + (tr - k);  // its row in the key
@@ -327,7 +341,7 @@ void Context::key_switch_add(const uint64_t* c, size_t level, const uint64_t* ke
     // divide by P_s: subtract the centred lift of the special rows, times P_s^-1
     for (int p = 0; p < 2; ++p) {
         uint64_t* a = acc + p * T * n;
-        convert(d.s_to_q, a + k * n, lifted, conv);
+        convert(d.s_to_q, a + k * n, lifted);
         uint64_t* dst = p == 0 ? out0 : out1;
         for (size_t i = 0; i < k; ++i) {
             const uint64_t q = mod_[i].value, w = d.ps_inv[i], ws = d.ps_inv_shoup[i];

@@ -122,8 +122,10 @@ struct Modulus {
     unsigned lazy_terms = 0;
     // Barrett for products of two residues: mu = floor(2^(2 bits) / q).
     uint64_t barrett_mu = 0;
-    // Montgomery: -q^-1 mod 2^64 (REDC of 128-bit sums whose high word is < q).
+    // Montgomery: -q^-1 mod 2^64 (REDC of 128-bit sums whose high word is < q),
+    // and 2^128 mod q (a second REDC by it undoes the first one's 2^-64).
     uint64_t mont_neg_inv = 0;
+    uint64_t r128 = 0;
     // IFMA dot product (q < 2^50 only): r52 = 2^52 mod q and the 52-bit Shoup
     // companions of r52 and of 1 (floor(w 2^52 / q)).
     uint64_t r52 = 0, r52_shoup52 = 0, one_shoup52 = 0;
@@ -350,7 +352,7 @@ private:
     std::vector<MulLevel> mul_;
 
     BaseConverter make_converter(const std::vector<size_t>& from, const std::vector<size_t>& to) const;
-    void convert(const BaseConverter& c, const uint64_t* in, uint64_t* out, uint64_t* scratch) const;
+    void convert(const BaseConverter& c, const uint64_t* in, uint64_t* out) const;
     void init_multiplication();
     void ntt_row(uint64_t* row, size_t mod_index, bool forward) const;
     // (out0, out1) (k rows each, coefficient form) += key switch of c (k rows,
