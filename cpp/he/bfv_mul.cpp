@@ -41,6 +41,8 @@ BaseConverter Context::make_converter(const std::vector<size_t>& from, const std
     BaseConverter c;
     c.from = from;
     c.to = to;
+    for (size_t i : from) c.from_mod.push_back(mod_[i]);
+    for (size_t j : to) c.to_mod.push_back(mod_[j]);
     const size_t r = from.size();
     for (size_t i = 0; i < r; ++i) {
         const Modulus& ai = mod_[from[i]];
@@ -104,6 +106,8 @@ void Context::init_multiplication() {
         d.q_to_p = make_converter(q_idx, p_idx);
         d.p_to_q = make_converter(p_idx, q_idx);
         if (K_) d.s_to_q = make_converter(s_idx, q_idx);
+        for (size_t i : q_idx) d.q_mod.push_back(mod_[i]);
+        for (size_t j : p_idx) d.p_mod.push_back(mod_[j]);
         for (size_t i = 0; i < k; ++i) {
             const Modulus& qi = mod_[i];
             // (Q P / q_i) mod q_i
@@ -158,34 +162,48 @@ void Context::ntt_row(uint64_t* row, size_t mi, bool forward) const {
 // ---------------------------------------------------------------------------
 // base conversion
 // ---------------------------------------------------------------------------
+namespace {
+
+ConvView view_of(const BaseConverter& c) {
+    ConvView v;
+    v.r = c.from.size();
+    v.b = c.to.size();
+    v.from = c.from_mod.data();
+    v.to = c.to_mod.data();
+    v.ahat_inv = c.ahat_inv.data();
+    v.ahat_inv_shoup = c.ahat_inv_shoup.data();
+    v.ahat_mod = c.ahat_mod.data();
+    v.neg_a_mod = c.neg_a_mod.data();
+    return v;
+}
+
+}  // namespace
+
+const ConvKernels& conv_kernels(Isa isa) {
+    return isa == Isa::avx512 ? avx512::conv_table : scalar::conv_table;
+}
+
 // in: r rows (coefficient form, row i mod a_i); out: one row per target.
-// One coefficient at a time: its r residues are read once, the y_i stay in
-// registers / L1, and each output is one Montgomery reduction of a 128-bit sum
-// (constants pre-multiplied by 2^64).
 void Context::convert(const BaseConverter& c, const uint64_t* in, uint64_t* out) const {
-    const size_t n = params_.n, r = c.from.size(), b = c.to.size();
-    const Modulus* from[kMaxBase];
-    const Modulus* to[kMaxBase];
-    for (size_t i = 0; i < r; ++i) from[i] = &mod_[c.from[i]];
-    for (size_t j = 0; j < b; ++j) to[j] = &mod_[c.to[j]];
-    uint64_t y[kMaxBase];
-    for (size_t x = 0; x < n; ++x) {
-        // y_i = [x_i (A/a_i)^-1]_{a_i}; v = round(sum_i y_i / a_i), 64-bit fractions
-        u128 frac = u128(1) << 63;
-        for (size_t i = 0; i < r; ++i) {
-            const Modulus& ai = *from[i];
-            const uint64_t yv = mul_shoup(in[i * n + x], c.ahat_inv[i], c.ahat_inv_shoup[i], ai.value);
-            y[i] = yv;
-            frac += yv * ai.ratio_hi + hi64(u128(yv) * ai.ratio_lo);
-        }
-        const uint64_t v = hi64(frac);
-        for (size_t j = 0; j < b; ++j) {
-            const uint64_t* cj = c.ahat_mod.data() + j * r;
-            u128 acc = u128(v) * c.neg_a_mod[j];
-            for (size_t i = 0; i < r; ++i) acc += u128(y[i]) * cj[i];
-            out[j * n + x] = redc_wide(acc, *to[j]);
-        }
-    }
+    conv_kernels(active_isa()).convert(in, out, params_.n, view_of(c));
+}
+
+ScaleView Context::scale_view(size_t level) const {
+    const MulLevel& d = mul_[level];
+    ScaleView s;
+    s.k = d.q_mod.size();
+    s.a = d.p_mod.size();
+    s.q = d.q_mod.data();
+    s.p = d.p_mod.data();
+    s.x_inv = d.x_inv.data();
+    s.x_inv_shoup = d.x_inv_shoup.data();
+    s.theta = d.theta.data();
+    s.omega = d.omega.data();
+    s.t_q_inv = d.t_q_inv.data();
+    s.one_mont = d.one_mont.data();
+    s.two128_mont = d.two128_mont.data();
+    s.p_to_q = view_of(d.p_to_q);
+    return s;
 }
 
 // ---------------------------------------------------------------------------
@@ -196,6 +214,8 @@ void Context::multiply(const uint64_t* a, const uint64_t* b, size_t count, size_
     const size_t n = params_.n, k = primes_at(level), R = k + A_;
     const MulLevel& d = mul_[level];
     const bool square = a == b;
+    const ConvKernels& ck = conv_kernels(active_isa());
+    const ScaleView sv = scale_view(level);
     // row r of the extended base: q_r for r < k, aux p_{r-k} after
     auto mod_index = [&](size_t r) { return r < k ? r : L_ + K_ + (r - k); };
     for_each_ct(count, 6 * R * n, [&](size_t lo, size_t hi) {
@@ -257,44 +277,8 @@ void Context::multiply(const uint64_t* a, const uint64_t* b, size_t count, size_
             for (int p = 0; p < 3; ++p) {
                 uint64_t* dp = polys[p];
                 for (size_t r = 0; r < R; ++r) ntt_row(dp + r * n, mod_index(r), false);
-                // y_j = sum_i x_i' w_i + R + d_{p_j} [t Q^-1]_{p_j}, R = round(sum_i x_i' th_i),
-                // one coefficient at a time; R enters the Montgomery sum as
-                // R_lo [2^64]_{p_j} + R_hi [2^128]_{p_j}. The constants also carry
-                // (P/p_j)^-1, so the sums give y_j' of the conversion P -> Q, done
-                // on the spot (see convert()).
-                const BaseConverter& cv = d.p_to_q;
-                uint64_t* out_p = dst + p * k * n;
-                uint64_t xi[kMaxBase], yj[kMaxBase];
-                for (size_t x = 0; x < n; ++x) {
-                    u128 ip = 0, fr = u128(1) << 63;
-                    for (size_t i = 0; i < k; ++i) {
-                        const uint64_t v = mul_shoup(dp[i * n + x], d.x_inv[i], d.x_inv_shoup[i], mod_[i].value);
-                        xi[i] = v;
-                        const u128 prod = u128(v) * d.theta[i];
-                        ip += hi64(prod);
-                        fr += uint64_t(prod);
-                    }
-                    const u128 rnd = ip + hi64(fr);  // < k 2^61
-                    const uint64_t r_lo = uint64_t(rnd), r_hi = hi64(rnd);
-                    u128 frac = u128(1) << 63;
-                    for (size_t jp = 0; jp < A_; ++jp) {
-                        const Modulus& pj = mod_[L_ + K_ + jp];
-                        const uint64_t* om = d.omega.data() + jp * k;
-                        u128 acc = u128(dp[(k + jp) * n + x]) * d.t_q_inv[jp] + u128(r_lo) * d.one_mont[jp] +
-                                   u128(r_hi) * d.two128_mont[jp];
-                        for (size_t i = 0; i < k; ++i) acc += u128(xi[i]) * om[i];
-                        const uint64_t y = redc_wide(acc, pj);
-                        yj[jp] = y;
-                        frac += y * pj.ratio_hi + hi64(u128(y) * pj.ratio_lo);
-                    }
-                    const uint64_t v = hi64(frac);
-                    for (size_t i = 0; i < k; ++i) {
-                        const uint64_t* ci = cv.ahat_mod.data() + i * A_;
-                        u128 acc = u128(v) * cv.neg_a_mod[i];
-                        for (size_t jp = 0; jp < A_; ++jp) acc += u128(yj[jp]) * ci[jp];
-                        out_p[i * n + x] = redc_wide(acc, mod_[i]);
-                    }
-                }
+                // 3-4. y = round(t d / Q) in P, converted back to Q (bfv.hpp)
+                ck.scale_convert(dp, dst + p * k * n, n, sv);
             }
         }
     });

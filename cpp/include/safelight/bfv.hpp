@@ -201,6 +201,7 @@ struct LevelData {
 // with y_i / a_i as a 64-bit binary fraction (y_i floor(2^128 / a_i) / 2^64).
 struct BaseConverter {
     std::vector<size_t> from, to;  // indices into the context's moduli
+    std::vector<Modulus> from_mod, to_mod;
     std::vector<uint64_t> ahat_inv, ahat_inv_shoup;  // (A/a_i)^-1 mod a_i
     // [A/a_i 2^64]_{b_j} at j * r + i and [-A 2^64]_{b_j}: Montgomery form, so
     // that one REDC reduces the sum and removes the 2^64.
@@ -218,7 +219,48 @@ struct MulLevel {
     std::vector<uint64_t> one_mont, two128_mont;  // [2^64]_{p_j}, [2^128]_{p_j}
     std::vector<uint64_t> ps_inv, ps_inv_shoup;  // P_s^-1 mod q_i
     std::vector<uint64_t> ps_mod_q;              // [P_s]_{q_i}
+    std::vector<Modulus> q_mod, p_mod;           // the k primes of Q, the A of P
 };
+
+// Plain-data views of the constants above for the per-ISA kernels (no
+// std::vector code is shared between translation units built for different
+// instruction sets).
+struct ConvView {
+    size_t r = 0, b = 0;  // primes in the source and target bases
+    const Modulus* from = nullptr;
+    const Modulus* to = nullptr;
+    const uint64_t* ahat_inv = nullptr;
+    const uint64_t* ahat_inv_shoup = nullptr;
+    const uint64_t* ahat_mod = nullptr;   // b x r
+    const uint64_t* neg_a_mod = nullptr;  // b
+};
+struct ScaleView {
+    size_t k = 0, a = 0;  // primes of Q and of the auxiliary base P
+    const Modulus* q = nullptr;
+    const Modulus* p = nullptr;
+    const uint64_t* x_inv = nullptr;
+    const uint64_t* x_inv_shoup = nullptr;
+    const uint64_t* theta = nullptr;
+    const uint64_t* omega = nullptr;  // a x k
+    const uint64_t* t_q_inv = nullptr;
+    const uint64_t* one_mont = nullptr;
+    const uint64_t* two128_mont = nullptr;
+    ConvView p_to_q;  // P -> Q, fed with the y_j' the scaling produces
+};
+
+// Per-ISA kernels of the RNS conversions in ciphertext multiplication and key
+// switching (scalar reference and AVX-512; identical outputs).
+struct ConvKernels {
+    // out (b rows) = the centred lift of in (r rows), n coefficients.
+    void (*convert)(const uint64_t* in, uint64_t* out, size_t n, const ConvView& c) noexcept;
+    // d (k + a rows, coefficient form, the tensor product mod Q P) -> out (k
+    // rows) = round(t d / Q) mod Q: the HPS scaling into P fused with the
+    // conversion back to Q.
+    void (*scale_convert)(const uint64_t* d, uint64_t* out, size_t n, const ScaleView& s) noexcept;
+};
+namespace scalar { extern const ConvKernels conv_table; }
+namespace avx512 { extern const ConvKernels conv_table; }
+const ConvKernels& conv_kernels(Isa isa);
 
 // A BFV context: parameters, NTT tables and every precomputed constant.
 // Immutable after construction; every method is thread-safe. Array
@@ -353,6 +395,7 @@ private:
 
     BaseConverter make_converter(const std::vector<size_t>& from, const std::vector<size_t>& to) const;
     void convert(const BaseConverter& c, const uint64_t* in, uint64_t* out) const;
+    ScaleView scale_view(size_t level) const;
     void init_multiplication();
     void ntt_row(uint64_t* row, size_t mod_index, bool forward) const;
     // (out0, out1) (k rows each, coefficient form) += key switch of c (k rows,
