@@ -458,7 +458,7 @@ def _validated(kind: str, mine: dict, attrs: dict) -> tuple[dict[str, np.ndarray
 
 
 def derive(ctx, kind: str, mine: dict[str, np.ndarray], attrs: dict) -> dict[str, np.ndarray]:
-    """This party's shares of a correlation's derived components, made with party 1-party.
+    """This party's shares of a correlation's derived components, made with the other party.
 
     Run by parties 0 and 1 together, with the same ``kind``, shapes and ``attrs``.
 
