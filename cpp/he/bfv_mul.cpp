@@ -116,7 +116,8 @@ void Context::init_multiplication() {
                 if (i2 != i) prod = mul_mod(prod, reduce64(mod_[i2].value, qi), qi);
             uint64_t pm = 1;
             for (size_t j : p_idx) pm = mul_mod(pm, reduce64(mod_[j].value, qi), qi);
-            const uint64_t inv = inv_mod(mul_mod(prod, pm, qi), qi);
+            // times 2^64: the tensor product comes out of Montgomery multiplication
+            const uint64_t inv = to_mont(inv_mod(mul_mod(prod, pm, qi), qi), qi);
             d.x_inv.push_back(inv);
             d.x_inv_shoup.push_back(shoup(inv, qi.value));
             // t P = w_i q_i + r_i: theta_i = r_i / q_i
@@ -149,7 +150,7 @@ void Context::init_multiplication() {
             for (size_t i = 0; i < k; ++i) qm = mul_mod(qm, reduce64(mod_[i].value, pj), pj);
             d.one_mont.push_back(to_mont(phi, pj));
             d.two128_mont.push_back(to_mont(mul_mod(reduce128(u128(1) << 64, pj), phi, pj), pj));
-            d.t_q_inv.push_back(to_mont(mul_mod(mul_mod(t_mod_q_[j], inv_mod(qm, pj), pj), phi, pj), pj));
+            d.t_q_inv.push_back(to_mont(to_mont(mul_mod(mul_mod(t_mod_q_[j], inv_mod(qm, pj), pj), phi, pj), pj), pj));
         }
     }
 }
@@ -247,29 +248,11 @@ void Context::multiply(const uint64_t* a, const uint64_t* b, size_t count, size_
                 extend(cb, eb);
                 extend(cb + k * n, eb + R * n);
             }
-            // 2. tensor product in place: d0 -> ea[0], d1 -> ea[1], d2 -> eb[0]
+            // 2. tensor product in place (Montgomery): d0 -> ea[0], d1 -> ea[1], d2 -> eb[0]
             for (size_t r = 0; r < R; ++r) {
                 const Modulus& m = mod_[mod_index(r)];
-                uint64_t* a0 = ea + r * n;
-                uint64_t* a1 = ea + (R + r) * n;
-                uint64_t* d2 = eb + r * n;
-                if (square) {
-                    for (size_t x = 0; x < n; ++x) {
-                        const uint64_t u = a0[x], w = a1[x];
-                        a0[x] = mul_barrett(u, u, m);
-                        a1[x] = mul_barrett(add_mod(u, u, m.value), w, m);
-                        d2[x] = mul_barrett(w, w, m);
-                    }
-                } else {
-                    const uint64_t* b0 = eb + r * n;
-                    const uint64_t* b1 = eb + (R + r) * n;
-                    for (size_t x = 0; x < n; ++x) {
-                        const uint64_t u0 = a0[x], u1 = a1[x], v0 = b0[x], v1 = b1[x];
-                        a0[x] = mul_barrett(u0, v0, m);
-                        a1[x] = mul_add_barrett(u0, v1, u1, v0, m);
-                        d2[x] = mul_barrett(u1, v1, m);
-                    }
-                }
+                ck.tensor(ea + r * n, ea + (R + r) * n, square ? nullptr : eb + r * n,
+                          square ? nullptr : eb + (R + r) * n, eb + r * n, n, m);
             }
             // 3-4. back to coefficients, scale by t/Q into P, convert to Q
             uint64_t* dst = out + j * 3 * k * n;
@@ -305,15 +288,16 @@ void Context::key_switch_add(const uint64_t* c, size_t level, const uint64_t* ke
         const size_t mi = tr < k ? tr : L_ + (tr - k);  // modulus of this target row
         const size_t kr = tr < k ? tr : L_ + (tr - k);  // its row in the key
         const Modulus& m = mod_[mi];
+        const ntt::Kernels& nk = ntt::kernels(ntt::choose_path(isa, m.value, true));
         for (size_t i = 0; i < k; ++i) {
             uint64_t* di = dig + i * n;
             const uint64_t* ci = c + i * n;
-            if (mod_[i].value <= m.value) {
-                std::memcpy(di, ci, n * sizeof(uint64_t));
+            if (mod_[i].value <= m.value) {  // already reduced: transform out of place
+                nk.forward(ci, di, *ntt_[mi]);
             } else {
                 for (size_t x = 0; x < n; ++x) di[x] = reduce64(ci[x], m);
+                nk.forward(di, di, *ntt_[mi]);
             }
-            ntt_row(di, mi, true);
         }
         uint64_t* o0 = acc + tr * n;
         uint64_t* o1 = acc + (T + tr) * n;

@@ -283,9 +283,40 @@ void scale_convert(const uint64_t* d, uint64_t* out, size_t n, const ScaleView& 
     }
 }
 
+// (hi, lo) = a b + c d
+inline void mul_add_wide(V a, V b, V c, V d, V& hi, V& lo, V lo32, V one) {
+    V h1, l1, h2, l2;
+    mul_wide(a, b, h1, l1, lo32);
+    mul_wide(c, d, h2, l2, lo32);
+    lo = _mm512_add_epi64(l1, l2);
+    hi = _mm512_add_epi64(h1, h2);
+    hi = _mm512_mask_add_epi64(hi, _mm512_cmplt_epu64_mask(lo, l1), hi, one);
+}
+
+void tensor(uint64_t* a0, uint64_t* a1, const uint64_t* b0, const uint64_t* b1, uint64_t* d2, size_t n,
+            const Modulus& q) noexcept {
+    const V lo32 = _mm512_set1_epi64(0xffffffffLL), one = _mm512_set1_epi64(1);
+    const ModV m = mod_v(q);
+    for (size_t x = 0; x < n; x += 8) {
+        const V u0 = _mm512_loadu_si512(a0 + x), u1 = _mm512_loadu_si512(a1 + x);
+        const V v0 = b0 ? _mm512_loadu_si512(b0 + x) : u0;  // squaring: b = a (data independent)
+        const V v1 = b1 ? _mm512_loadu_si512(b1 + x) : u1;
+        V h, l;
+        mul_wide(u0, v0, h, l, lo32);
+        const V r0 = redc_m(h, l, m, lo32, one);
+        mul_add_wide(u0, v1, u1, v0, h, l, lo32, one);
+        const V r1 = redc_m(h, l, m, lo32, one);  // < 2 q^2: h < q
+        mul_wide(u1, v1, h, l, lo32);
+        const V r2 = redc_m(h, l, m, lo32, one);
+        _mm512_storeu_si512(a0 + x, r0);
+        _mm512_storeu_si512(a1 + x, r1);
+        _mm512_storeu_si512(d2 + x, r2);
+    }
+}
+
 }  // namespace
 
 const Kernels table = {dot2};
-const ConvKernels conv_table = {convert, scale_convert};
+const ConvKernels conv_table = {convert, scale_convert, tensor};
 
 }  // namespace safelight::bfv::avx512

@@ -103,9 +103,28 @@ void scale_convert(const uint64_t* d, uint64_t* out, size_t n, const ScaleView& 
     }
 }
 
+void tensor(uint64_t* a0, uint64_t* a1, const uint64_t* b0, const uint64_t* b1, uint64_t* d2, size_t n,
+            const Modulus& q) noexcept {
+    if (!b0) {
+        for (size_t x = 0; x < n; ++x) {
+            const uint64_t u = a0[x], w = a1[x];
+            a0[x] = redc(u128(u) * u, q);
+            a1[x] = redc((u128(u) * w) << 1, q);  // < 2 q^2 < q 2^64
+            d2[x] = redc(u128(w) * w, q);
+        }
+        return;
+    }
+    for (size_t x = 0; x < n; ++x) {  // d2 may alias b0: read everything first
+        const uint64_t u0 = a0[x], u1 = a1[x], v0 = b0[x], v1 = b1[x];
+        a0[x] = redc(u128(u0) * v0, q);
+        a1[x] = redc(u128(u0) * v1 + u128(u1) * v0, q);
+        d2[x] = redc(u128(u1) * v1, q);
+    }
+}
+
 }  // namespace
 
 const Kernels table = {dot2};
-const ConvKernels conv_table = {convert, scale_convert};
+const ConvKernels conv_table = {convert, scale_convert, tensor};
 
 }  // namespace safelight::bfv::scalar

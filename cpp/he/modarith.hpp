@@ -55,7 +55,11 @@ inline uint64_t reduce128(u128 x, const Modulus& m) noexcept {
     return csub(r, q);
 }
 
-inline uint64_t reduce64(uint64_t x, const Modulus& m) noexcept { return reduce128(u128(x), m); }
+// x mod q for a word x: Shoup's product by 1 with 1' = floor(2^64 / q) =
+// ratio_hi gives x - floor(x 1' / 2^64) q in [0, 2q), then one subtraction.
+inline uint64_t reduce64(uint64_t x, const Modulus& m) noexcept {
+    return csub(x - hi64(u128(x) * m.ratio_hi) * m.value, m.value);
+}
 
 inline uint64_t mul_mod(uint64_t a, uint64_t b, const Modulus& m) noexcept {
     return reduce128(u128(a) * b, m);

@@ -212,10 +212,10 @@ struct BaseConverter {
 // Multiplication constants of one level (k primes of Q, the auxiliary base P).
 struct MulLevel {
     BaseConverter q_to_p, p_to_q, s_to_q;  // s_to_q: special primes -> Q (mod down)
-    std::vector<uint64_t> x_inv, x_inv_shoup;  // (Q P / q_i)^-1 mod q_i
+    std::vector<uint64_t> x_inv, x_inv_shoup;  // (Q P / q_i)^-1 2^64 mod q_i (2^64: see tensor)
     std::vector<uint64_t> theta;               // frac(t P / q_i) 2^64
     std::vector<uint64_t> omega;               // [floor(t P / q_i) 2^64]_{p_j} at j * k + i
-    std::vector<uint64_t> t_q_inv;             // [t Q^-1 2^64]_{p_j}
+    std::vector<uint64_t> t_q_inv;             // [t Q^-1 2^128]_{p_j}
     std::vector<uint64_t> one_mont, two128_mont;  // [2^64]_{p_j}, [2^128]_{p_j}
     std::vector<uint64_t> ps_inv, ps_inv_shoup;  // P_s^-1 mod q_i
     std::vector<uint64_t> ps_mod_q;              // [P_s]_{q_i}
@@ -257,6 +257,12 @@ struct ConvKernels {
     // rows) = round(t d / Q) mod Q: the HPS scaling into P fused with the
     // conversion back to Q.
     void (*scale_convert)(const uint64_t* d, uint64_t* out, size_t n, const ScaleView& s) noexcept;
+    // Tensor product of one row (NTT domain) in Montgomery form, in place:
+    //   a0 <- a0 b0 2^-64,  a1 <- (a0 b1 + a1 b0) 2^-64,  d2 <- a1 b1 2^-64  (mod q)
+    // or, with b0 = b1 = nullptr, the square (a0^2, 2 a0 a1, a1^2) 2^-64. The
+    // 2^-64 is folded into the scaling constants (x_inv, t_q_inv).
+    void (*tensor)(uint64_t* a0, uint64_t* a1, const uint64_t* b0, const uint64_t* b1, uint64_t* d2, size_t n,
+                   const Modulus& q) noexcept;
 };
 namespace scalar { extern const ConvKernels conv_table; }
 namespace avx512 { extern const ConvKernels conv_table; }
