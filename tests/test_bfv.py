@@ -737,16 +737,28 @@ def test_multiply_after_mod_switch(bench8192):
     np.testing.assert_array_equal(ctx.decrypt_batch(prod, sk), expect)
 
 
-def test_products_and_switching_identical_on_every_path(batching):
+def test_products_and_switching_identical_on_every_path(batching, mul64):
+    """Tensor product, base conversions, scaling and key switching: every ISA path
+    bit-identical to the scalar reference (36/37-bit primes with IFMA dot products, and
+    60-bit primes with a larger auxiliary base for t = 2^64)."""
     ctx, sk, pk, rk, gk = batching
     a = np.random.default_rng(8).integers(0, ctx.t, (2, ctx.n), dtype=np.uint64)
     ca = ctx.encrypt_batch(a, sk, seed=SEED)
     cb = ctx.encrypt_batch(a[::-1], sk, seed=SEED)
-    ref = with_isa("scalar", lambda: (ctx.multiply(ca, cb, rk).data, ctx.rotate_rows(ca, 3, gk).data))
+    ref = with_isa("scalar", lambda: (ctx.multiply(ca, cb, rk).data, ctx.rotate_rows(ca, 3, gk).data,
+                                      ctx.square(ca).data))
     for isa in _core.available_isas():
-        got = with_isa(isa, lambda: (ctx.multiply(ca, cb, rk).data, ctx.rotate_rows(ca, 3, gk).data))
-        np.testing.assert_array_equal(got[0], ref[0], err_msg=isa)
-        np.testing.assert_array_equal(got[1], ref[1], err_msg=isa)
+        got = with_isa(isa, lambda: (ctx.multiply(ca, cb, rk).data, ctx.rotate_rows(ca, 3, gk).data,
+                                     ctx.square(ca).data))
+        for g, r in zip(got, ref):
+            np.testing.assert_array_equal(g, r, err_msg=isa)
+    ctx, sk, rk = mul64
+    x = rand_plain(np.random.default_rng(9), (2, ctx.n), ctx.t)
+    cx = ctx.to_ntt(ctx.encrypt_coeffs(x, sk, seed=SEED))
+    ref = with_isa("scalar", lambda: ctx.multiply(cx, cx[::-1], rk).data)
+    for isa in _core.available_isas():
+        np.testing.assert_array_equal(with_isa(isa, lambda: ctx.multiply(cx, cx[::-1], rk).data), ref,
+                                      err_msg=isa)
 
 
 def test_key_switching_needs_special_primes_and_batching_a_prime_t(small, batching):

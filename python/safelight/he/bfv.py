@@ -25,6 +25,14 @@ raises :class:`NoiseBudgetExhaustedError` instead of returning values that may b
 silently wrong. :meth:`Context.invariant_noise_budget` reports the budget in bits
 like SEAL: ``floor(log2 q - log2 ||v||_inf - 1)``, ``v = t x mod q`` centred.
 
+Products of ciphertexts (:meth:`Context.multiply`) follow Halevi-Polyakov-Shoup: exact
+lifting to an auxiliary RNS base, the tensor product in the NTT domain, and the scaling
+by ``t/q`` in exact RNS arithmetic; relinearisation and Galois automorphisms
+(:meth:`Context.rotate_rows`, :meth:`Context.rotate_columns`) use hybrid key switching
+with one digit per prime and the special primes. With a prime ``t = 1 mod 2n``,
+:meth:`Context.encode_batch` packs ``n`` slots as a ``2 x n/2`` matrix (SEAL's layout)
+so that products act slot by slot and rotations move slots.
+
 Batches. Ciphertexts travel as :class:`CiphertextBatch`: a uint64 array of shape
 ``(count, 2, k, n)`` (``k`` primes at the batch's level, ``size`` 3 after a product
 without relinearisation) plus its level and whether the rows are in the NTT domain.
