@@ -42,7 +42,6 @@ Modulus Modulus::make(uint64_t q) {
     const u128 sq = u128(q - 1) * (q - 1);
     const u128 room = (all - q) / (sq ? sq : 1);
     m.lazy_terms = unsigned(room > 4096 ? 4096 : room);
-    m.barrett_mu = uint64_t((u128(1) << (2 * m.bits)) / q);
     uint64_t inv = q;  // Newton: q^-1 mod 2^64 (q odd)
     for (int i = 0; i < 6; ++i) inv *= 2 - q * inv;
     m.mont_neg_inv = uint64_t(0) - inv;

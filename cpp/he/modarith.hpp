@@ -65,22 +65,6 @@ inline uint64_t mul_mod(uint64_t a, uint64_t b, const Modulus& m) noexcept {
     return reduce128(u128(a) * b, m);
 }
 
-// a b mod q for a, b < q < 2^61 (Barrett with mu = floor(2^(2 bits) / q):
-// the estimate is at most 2 below, 3 for sums of two products).
-inline uint64_t mul_barrett(uint64_t a, uint64_t b, const Modulus& m) noexcept {
-    const u128 x = u128(a) * b;
-    const uint64_t est = uint64_t((u128(uint64_t(x >> (m.bits - 1))) * m.barrett_mu) >> (m.bits + 1));
-    const uint64_t r = uint64_t(x) - est * m.value;
-    return csub(csub(r, 2 * m.value), m.value);
-}
-// (a b + c d) mod q for residues below q < 2^61 (x < 2 q^2, remainder < 4q).
-inline uint64_t mul_add_barrett(uint64_t a, uint64_t b, uint64_t c, uint64_t d, const Modulus& m) noexcept {
-    const u128 x = u128(a) * b + u128(c) * d;
-    const uint64_t est = uint64_t((u128(uint64_t(x >> (m.bits - 1))) * m.barrett_mu) >> (m.bits + 1));
-    const uint64_t r = uint64_t(x) - est * m.value;
-    return csub(csub(r, 2 * m.value), m.value);
-}
-
 // Montgomery REDC: x 2^-64 mod q in [0, q) for x < q 2^64.
 inline uint64_t redc(u128 x, const Modulus& m) noexcept {
     const uint64_t lo = uint64_t(x), hi = hi64(x);

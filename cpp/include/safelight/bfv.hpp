@@ -120,8 +120,6 @@ struct Modulus {
     // How many products (< q^2) a 128-bit accumulator that starts below q
     // can take without overflow (at least 16 for q < 2^61).
     unsigned lazy_terms = 0;
-    // Barrett for products of two residues: mu = floor(2^(2 bits) / q).
-    uint64_t barrett_mu = 0;
     // Montgomery: -q^-1 mod 2^64 (REDC of 128-bit sums whose high word is < q),
     // and 2^128 mod q (a second REDC by it undoes the first one's 2^-64).
     uint64_t mont_neg_inv = 0;
