@@ -357,6 +357,62 @@ def test_store_command_line_end_to_end(tmp_path):
             s.wait(10)
 
 
+def test_store_commands_on_the_embedded_default(tmp_path, monkeypatch, capsys):
+    """No remote store: each command starts the local store's two servers on loopback
+    (real processes, TLS), runs, stops them; data and identity persist in ~/.safelight/store."""
+    from safelight import cli
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    root = tmp_path / "home" / ".safelight" / "store"
+
+    def run(*args):
+        code = cli.main(["store", *args])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        return out, err
+
+    out, _ = run("init")
+    assert str(root) in out and (root / "store.toml").is_file()
+    identity = {p.name: p.read_bytes() for p in [root / "owner.key", root / "certs" / "owner.pem"]}
+    import io
+
+    from PIL import Image
+    from skimage import data
+
+    photo, buf = _photo_bytes(), io.BytesIO()
+    Image.fromarray(data.coffee()[100:164, 200:264]).save(buf, format="PNG")  # a different photo
+    other = buf.getvalue()
+    for name, data in (("p.png", photo), ("same.png", photo), ("other.png", other)):
+        (tmp_path / name).write_bytes(data)
+    out, err = run("put", *(str(tmp_path / n) for n in ("p.png", "same.png", "other.png")))
+    lines = out.splitlines()
+    assert [line.split()[-1] for line in lines] == ["new", "deduplicated", "new"]
+    assert "3 files: 2 new blobs, 1 deduplicated" in err
+    entries = {line.split()[1]: line.split()[0] for line in lines}
+    out, _ = run("near", str(tmp_path / "p.png"))
+    assert sorted(line.split()[1] for line in out.splitlines()) == ["p.png", "same.png"]
+    assert out.count("similarity 1.000") == 2
+    run("get", entries["same.png"], str(tmp_path / "back.png"))
+    assert (tmp_path / "back.png").read_bytes() == photo
+    out, _ = run("rm", entries["p.png"])
+    assert "still used" in out
+    out, _ = run("list")
+    assert sorted(line.split()[1] for line in out.splitlines()) == ["other.png", "same.png"]
+    out, _ = run("stats")
+    assert "entries: 2" in out and "blobs: 2" in out
+    # one identity for the store's whole life; nothing plain on disk
+    assert identity == {p.name: p.read_bytes() for p in [root / "owner.key", root / "certs" / "owner.pem"]}
+    raw = b"".join(p.read_bytes() for p in (root / "store-data").rglob("*") if p.is_file())
+    assert photo[100:132] not in raw and b"same.png" not in raw
+    # a store elsewhere (--store-dir) is created by its first put; a missing one is a clear error
+    assert cli.main(["store", "stats", "--store-dir", str(tmp_path / "none")]) == 2
+    assert "no store in" in capsys.readouterr().err
+    out, err = run("put", str(tmp_path / "other.png"), "--store-dir", str(tmp_path / "second"))
+    assert "created a store" in err and out.split()[-1] == "new"
+    assert cli.main(["store", "list", "--owner", "mallory"]) == 2
+    assert "not an owner" in capsys.readouterr().err
+
+
 def test_near_duplicates_with_keyed_tags(store_setup):
     """A stand-in embedder (a 64-d vector seeded by the file's first bytes, plus small noise
     for 'edited copies') exercises tags, candidates and the owner's re-ranking."""

@@ -276,11 +276,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.role in ("store", "keyserver"):
-        from .store.service import KeyServer, StoreConfig, StoreServer
+        from .store.service import StoreConfig, serve as serve_store
 
-        server = (StoreServer if args.role == "store" else KeyServer)(StoreConfig.load(args.config))
-        print(f"READY {args.role} {server.port}", flush=True)
-        server.serve_forever()
+        serve_store(args.role, StoreConfig.load(args.config), exit_with_parent=args.exit_with_parent)
         return 0
     if (args.party is None) == (args.role != "dealer"):
         raise SafelightError("give --party I for a party server, or --role dealer (not both)")

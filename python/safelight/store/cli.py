@@ -1,5 +1,10 @@
 """``safelight store init|put|get|near|list|rm|stats`` (the store's part of the command line).
 
+By default a command works on the local store directory ``~/.safelight/store`` (or
+``--store-dir``): it starts the storage server and the key server on loopback, runs, and
+stops them (:mod:`.local`); ``put`` creates the directory on first use. ``--config
+store.toml`` talks to servers already running elsewhere instead.
+
 Image files are uploaded with near-duplicate tags (an EfficientNet-Lite0 embedding computed
 here, keyed LSH tags, the embedding encrypted for the owner); other files without.
 """
@@ -7,9 +12,12 @@ here, keyed LSH tags, the embedding encrypted for the owner); other files withou
 from __future__ import annotations
 
 import argparse
+import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
-from ..errors import SafelightError
+from ..errors import ConfigError, SafelightError
 
 
 def add_parser(sub) -> None:
@@ -17,15 +25,19 @@ def add_parser(sub) -> None:
     ssub = p.add_subparsers(dest="store_command", required=True)
 
     q = ssub.add_parser("init", help="certificates, store.toml and owner keys for a new store")
-    q.add_argument("directory")
-    q.add_argument("--owner", action="append", required=True, help="an owner (repeatable)")
-    q.add_argument("--host", default="127.0.0.1")
+    q.add_argument("directory", nargs="?", help="where (default: --store-dir, or ~/.safelight/store)")
+    q.add_argument("--store-dir", help="the same as DIRECTORY")
+    q.add_argument("--owner", action="append", help="an owner (repeatable; default 'owner')")
+    q.add_argument("--host", default="127.0.0.1", help="address for serving it to other machines")
     q.add_argument("--port", type=int, default=7500, help="storage server port (the key server uses port+1)")
     q.set_defaults(func=cmd_init)
 
     def client_args(q) -> None:
-        q.add_argument("--config", required=True, help="store.toml")
-        q.add_argument("--owner", required=True)
+        where = q.add_mutually_exclusive_group()
+        where.add_argument("--store-dir", help="a local store: its servers run on loopback for this command "
+                                               "(default ~/.safelight/store)")
+        where.add_argument("--config", help="store.toml of servers already running (remote store)")
+        q.add_argument("--owner", help="default: the store's owner, when it has one")
         q.add_argument("--key", help="the owner key file (default: <owner>.key next to store.toml)")
 
     q = ssub.add_parser("put", help="encrypt and upload files (equal files are stored once)")
@@ -62,33 +74,64 @@ def add_parser(sub) -> None:
     q.set_defaults(func=cmd_stats)
 
 
-def cmd_init(args: argparse.Namespace) -> int:
-    from ..runtime.certs import create_cluster_certs
-    from .client import create_owner_key
-    from .service import KEYSERVER_NAME, STORE_NAME, StoreConfig
+def _store_dir(args: argparse.Namespace) -> Path:
+    from .local import default_store_dir
 
-    root = Path(args.directory)
-    if (root / "store.toml").exists():
-        raise SafelightError(f"{root / 'store.toml'} exists: this directory already holds a store")
-    root.mkdir(parents=True, exist_ok=True)
-    create_cluster_certs(root / "certs", 1, clients=tuple(args.owner), extra_names=(STORE_NAME, KEYSERVER_NAME))
-    StoreConfig(Path("certs"), args.host, args.port, Path("store-data"), args.host, args.port + 1,
-                Path("keyserver.key")).save(root / "store.toml")
-    for owner in args.owner:
-        create_owner_key(root / f"{owner}.key")
-    print(f"store in {root}: start 'safelight serve --role store --config {root / 'store.toml'}' and "
-          f"'safelight serve --role keyserver --config {root / 'store.toml'}'; owner keys: "
-          + ", ".join(f"{o}.key" for o in args.owner))
+    return Path(getattr(args, "directory", None) or args.store_dir or default_store_dir())
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from .local import DEFAULT_OWNER, default_store_dir, init_store
+
+    if args.directory and args.store_dir and Path(args.directory) != Path(args.store_dir):
+        raise SafelightError("give the directory once (as DIRECTORY or --store-dir)")
+    root = _store_dir(args)
+    owners = args.owner or [DEFAULT_OWNER]
+    config = init_store(root, owners, args.host, args.port)
+    where = "" if root.absolute() == default_store_dir().absolute() else f" --store-dir {root}"
+    print(f"store in {root} (owners: {', '.join(owners)}; their keys and certificates are kept there)\n"
+          f"commands start its servers on loopback by themselves: safelight store put FILES{where}\n"
+          f"to serve it to other machines instead: safelight serve --role store --config {config} and "
+          f"safelight serve --role keyserver --config {config}; clients then give --config")
     return 0
 
 
-def _client(args: argparse.Namespace, plain: bool = False):
+def _owner(args: argparse.Namespace, config, where: Path) -> str:
+    if args.owner:
+        return args.owner
+    if len(config.owners) == 1:
+        return config.owners[0]
+    raise ConfigError(f"give --owner ({where} has owners {', '.join(config.owners) or 'not recorded'})")
+
+
+@contextmanager
+def _client(args: argparse.Namespace, plain: bool = False, create: bool = False) -> Iterator["object"]:
+    """A connected StoreClient: to the servers of ``--config``, or to a local store's
+    servers started for this command (the directory is created first when ``create``)."""
     from .client import StoreClient
+    from .local import CONFIG_NAME, DEFAULT_OWNER, init_store, local_store
     from .service import StoreConfig
 
-    config = StoreConfig.load(args.config)
-    key = args.key or Path(args.config).parent / f"{args.owner}.key"
-    return StoreClient(config, args.owner, key, plain=plain)
+    if args.config:
+        config = StoreConfig.load(args.config)
+        owner = _owner(args, config, Path(args.config))
+        with StoreClient(config, owner, args.key or Path(args.config).parent / f"{owner}.key", plain=plain) as c:
+            yield c
+        return
+    root = _store_dir(args)
+    if create and not (root / CONFIG_NAME).exists():
+        init_store(root, [args.owner or DEFAULT_OWNER])
+        print(f"safelight: created a store in {root} (owner '{args.owner or DEFAULT_OWNER}')", file=sys.stderr)
+    if (root / CONFIG_NAME).exists():  # fail fast on a wrong owner, before starting servers
+        saved = StoreConfig.load(root / CONFIG_NAME)
+        owner = _owner(args, saved, root)
+        if not (saved.certs / f"{owner}.pem").is_file():
+            raise ConfigError(f"'{owner}' is not an owner of the store in {root}"
+                              + (f" (owners: {', '.join(saved.owners)})" if saved.owners else ""))
+    with local_store(root) as config:
+        owner = _owner(args, config, root)
+        with StoreClient(config, owner, args.key or root / f"{owner}.key", plain=plain) as c:
+            yield c
 
 
 def cmd_put(args: argparse.Namespace) -> int:
@@ -101,7 +144,8 @@ def cmd_put(args: argparse.Namespace) -> int:
     if missing:
         raise SafelightError(f"not a file: {', '.join(missing)}")
     new = dup = 0
-    with _client(args, plain=args.plain) as client, Progress(console=console, transient=True) as progress:
+    with _client(args, plain=args.plain, create=True) as client, \
+            Progress(console=console, transient=True) as progress:
         task = progress.add_task("encrypting and uploading", total=len(paths))
         for lo in range(0, len(paths), 64):  # one key-server request per batch of 64
             batch = paths[lo:lo + 64]

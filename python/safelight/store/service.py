@@ -9,6 +9,7 @@
 
 Configuration: ``store.toml`` written by ``safelight store init``::
 
+    owners = ["alice"]       # the owners init made (the command line's default owner)
     [store]
     certs = "certs"
     host = "127.0.0.1"
@@ -24,8 +25,10 @@ Configuration: ``store.toml`` written by ``safelight store init``::
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import signal
 import socket
 import ssl
 import sys
@@ -65,6 +68,7 @@ class StoreConfig:
     rate: float = 200.0
     burst: int = 2000
     timeout: float = 30.0
+    owners: tuple[str, ...] = ()  # the owners made by ``safelight store init`` (the CLI's default owner)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "StoreConfig":
@@ -75,7 +79,8 @@ class StoreConfig:
             rel = lambda v: Path(v) if Path(v).is_absolute() else path.parent / v  # noqa: E731
             return cls(rel(s.get("certs", "certs")), str(s["host"]), int(s["port"]), rel(s.get("root", "store-data")),
                        str(k["host"]), int(k["port"]), rel(k.get("key", "keyserver.key")), float(k.get("rate", 200.0)),
-                       int(k.get("burst", 2000)), float(s.get("timeout", 30.0)))
+                       int(k.get("burst", 2000)), float(s.get("timeout", 30.0)),
+                       tuple(str(o) for o in data.get("owners", [])))
         except FileNotFoundError:
             raise ConfigError(f"store config {path} does not exist (run: safelight store init)") from None
         except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
@@ -83,10 +88,12 @@ class StoreConfig:
 
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
+        q = json.dumps  # a JSON string is a TOML basic string (same escapes)
         path.write_text(
-            f'[store]\ncerts = "{self.certs.as_posix()}"\nhost = "{self.store_host}"\nport = {self.store_port}\n'
-            f'root = "{self.root.as_posix()}"\ntimeout = {self.timeout}\n\n'
-            f'[keyserver]\nhost = "{self.key_host}"\nport = {self.key_port}\nkey = "{self.key_file.as_posix()}"\n'
+            (f"owners = [{', '.join(q(o) for o in self.owners)}]\n\n" if self.owners else "")
+            + f"[store]\ncerts = {q(self.certs.as_posix())}\nhost = {q(self.store_host)}\nport = {self.store_port}\n"
+            f"root = {q(self.root.as_posix())}\ntimeout = {self.timeout}\n\n"
+            f"[keyserver]\nhost = {q(self.key_host)}\nport = {self.key_port}\nkey = {q(self.key_file.as_posix())}\n"
             f"rate = {self.rate}\nburst = {self.burst}\n")
         return path
 
@@ -265,3 +272,20 @@ class KeyServer(_Service):
         if os.environ.get("SAFELIGHT_KEYSERVER_RECORD"):
             self.received.extend(blinded)
         channel.send_json(MsgType.RESULT, NO_JOB, {"points": [oprf.evaluate(self.key, b).hex() for b in blinded]})
+
+
+def serve(role: str, config: StoreConfig, exit_with_parent: bool = False) -> None:
+    """Run the storage server (``role="store"``) or the key server (``"keyserver"``) until
+    SIGTERM/SIGINT, then close it cleanly. Prints ``READY <role> <port>`` once it listens
+    (port 0 in the config: the system picks one, and this line tells which)."""
+    from ..runtime.server import _exit_with_parent
+
+    server = {STORE_NAME: StoreServer, KEYSERVER_NAME: KeyServer}[role](config)
+    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    signal.signal(signal.SIGINT, lambda *_: server.stop())
+    if exit_with_parent:
+        threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    print(f"READY {role} {server.port}", flush=True)
+    server.serve_forever()
+    if isinstance(server, StoreServer):
+        server.index.close()  # waits for a request in progress
