@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import safelight
-from safelight.errors import PeerUnavailableError, ProgramError, ProtocolError, UnsupportedError
+from safelight.errors import PeerUnavailableError, ProgramError, ProtocolError
 from safelight.protocols.preprocessing import Material, Plan, deal
 from safelight.runtime.program import Program
 
@@ -260,10 +260,12 @@ def test_dealer_that_dies_gives_clear_error_without_hang():
         assert time.monotonic() - t0 < 3 * 2 + 2
 
 
-def test_he_triples_are_announced_not_faked(cluster2):
-    with pytest.raises(UnsupportedError, match="homomorphic"):
-        cluster2.run(mul_program(2), {"x": safelight.encode(np.ones(1000)), "y": safelight.encode(np.ones(1000))},
-                     triples="he")
+def test_triple_sources_are_checked(cluster2):
+    """triples="he" runs without a dealer on two servers (see test_dealer_free); a dealer
+    that is not there is a clear error, never a silent fallback."""
+    job = cluster2.run(mul_program(2), {"x": safelight.encode(np.full(1000, 3.0)),
+                                        "y": safelight.encode(np.full(1000, 2.0))}, triples="he")
+    assert job.triples == "he" and np.allclose(safelight.decode(job.outputs["z"]), 6.0, atol=1e-3)
     with pytest.raises(safelight.errors.InputError, match="no dealer"):
         cluster2.run(mul_program(2), {"x": safelight.encode(np.ones(1000)), "y": safelight.encode(np.ones(1000))},
                      triples="dealer")
