@@ -33,6 +33,7 @@ import os
 import numpy as np
 
 from .. import ring
+from ..errors import ProtocolError
 from ..he import bfv
 from ..he.packing import ConvPacking, lower_conv2d, lower_matmul
 
@@ -67,9 +68,18 @@ def flood_bits(packing: ConvPacking) -> int:
 
 
 def _exchange(ctx, context: "bfv.Context", batch: "bfv.CiphertextBatch") -> "bfv.CiphertextBatch":
-    """Send our ciphertexts, receive the peer's (same shapes: the protocol is symmetric)."""
+    """Send our fresh (seeded) ciphertexts, receive the peer's: serialised, so ``c1`` travels
+    as a seed and the received batch is validated (the protocol is symmetric: same sizes)."""
     got = ctx.exchange_all(np.frombuffer(batch.to_bytes(), dtype=np.uint8))[1 - ctx.party]
     return context.batch_from_bytes(got.tobytes())
+
+
+def _exchange_rows(ctx, context: "bfv.Context", batch: "bfv.CiphertextBatch") -> "bfv.CiphertextBatch":
+    """Send result ciphertexts as raw rows, receive the peer's (same shape, checked)."""
+    got = ctx.exchange_all(batch.data)[1 - ctx.party]
+    if got.shape != batch.data.shape or got.dtype != np.uint64:
+        raise ProtocolError("the peer's product ciphertexts have the wrong shape")
+    return bfv.CiphertextBatch(context, got, batch.level, batch.ntt)
 
 
 def _output_blocks(packing: ConvPacking, primes: int) -> list[slice]:
@@ -95,9 +105,10 @@ def cross_packed(ctx, packing: ConvPacking, x: np.ndarray, w: np.ndarray) -> np.
     for block in _output_blocks(packing, context.num_q):
         pts = context.encode_plain_ntt(kernels[block])  # (o, groups, L, n)
         products = np.concatenate([context.dot_plain(cts, pts).data for cts in per_tile])  # (tiles * o, ...)
-        out = context.rerandomize(bfv.CiphertextBatch(context, products, 0, True), s["peer_pk"], flood)
+        out = context.from_ntt(bfv.CiphertextBatch(context, products, 0, True))
+        out = context.rerandomize(out, s["peer_pk"], flood)
         mask = ring.random(os.urandom(16), (out.count, packing.n))
-        mine = context.decrypt_coeffs(_exchange(ctx, context, context.sub_plain(out, mask)), sk)
+        mine = context.decrypt_coeffs(_exchange_rows(ctx, context, context.sub_plain(out, mask)), sk)
         ring.add(mine, mask, out=mine)  # (tiles * o, n): tile-major, like the products
         share[block] = mine.reshape(tiles, -1, packing.n).transpose(1, 0, 2)
     return packing.unpack_output(np.ascontiguousarray(share.transpose(1, 0, 2)))
