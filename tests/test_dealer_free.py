@@ -85,8 +85,10 @@ def _cross_views(x0, w1, monkeypatch=None, flood=None):
         t.start()
     for t in threads:
         t.join()
+    from safelight.he import bfv
+
     state = ctxs[0].state["he_products"]
-    products = state["context"].batch_from_bytes(ctxs[0].view[-1].tobytes())
+    products = bfv.CiphertextBatch(state["context"], ctxs[0].view[-1], 0, False)  # raw rows, coefficient form
     return state, products
 
 
