@@ -382,8 +382,8 @@ def test_store_commands_on_the_embedded_default(tmp_path, monkeypatch, capsys):
     photo, buf = _photo_bytes(), io.BytesIO()
     Image.fromarray(data.coffee()[100:164, 200:264]).save(buf, format="PNG")  # a different photo
     other = buf.getvalue()
-    for name, data in (("p.png", photo), ("same.png", photo), ("other.png", other)):
-        (tmp_path / name).write_bytes(data)
+    for name, content in (("p.png", photo), ("same.png", photo), ("other.png", other)):
+        (tmp_path / name).write_bytes(content)
     out, err = run("put", *(str(tmp_path / n) for n in ("p.png", "same.png", "other.png")))
     lines = out.splitlines()
     assert [line.split()[-1] for line in lines] == ["new", "deduplicated", "new"]
