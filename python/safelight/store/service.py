@@ -274,6 +274,10 @@ class KeyServer(_Service):
         channel.send_json(MsgType.RESULT, NO_JOB, {"points": [oprf.evaluate(self.key, b).hex() for b in blinded]})
 
 
+class _Stopped(Exception):
+    """Raised by the signal handler to leave ``accept`` at once."""
+
+
 def serve(role: str, config: StoreConfig, exit_with_parent: bool = False) -> None:
     """Run the storage server (``role="store"``) or the key server (``"keyserver"``) until
     SIGTERM/SIGINT, then close it cleanly. Prints ``READY <role> <port>`` once it listens
@@ -281,11 +285,19 @@ def serve(role: str, config: StoreConfig, exit_with_parent: bool = False) -> Non
     from ..runtime.server import _exit_with_parent
 
     server = {STORE_NAME: StoreServer, KEYSERVER_NAME: KeyServer}[role](config)
-    signal.signal(signal.SIGTERM, lambda *_: server.stop())
-    signal.signal(signal.SIGINT, lambda *_: server.stop())
+
+    def stop(*_) -> None:
+        server.stop()
+        raise _Stopped  # in the main thread, which only accepts connections
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     if exit_with_parent:
         threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
-    print(f"READY {role} {server.port}", flush=True)
-    server.serve_forever()
+    try:
+        print(f"READY {role} {server.port}", flush=True)
+        server.serve_forever()
+    except _Stopped:
+        server.sock.close()
     if isinstance(server, StoreServer):
         server.index.close()  # waits for a request in progress
