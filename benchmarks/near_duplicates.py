@@ -22,7 +22,8 @@ same half; "copy -> original" is the store's case (the copy queried against its 
 The recommended NEAR_THRESHOLD is the smallest multiple of 0.05 at or above the all-pairs
 operating point with no pair of different photos above it; the recommended (bands, rows)
 keeps >= 99 % of the cosine stage's hits at that threshold for every owner key tried, with
-the fewest unrelated candidates.
+the fewest unrelated candidates. Flip averaging (embedding = mean of the image's and its mirror
+image's) is compared with the shipped embedding under the shipped fitting rule (``flip_study``).
 
     PYTHONPATH=python python3 benchmarks/near_duplicates.py [--json out.json] [--md out.md]
         [--seed 0] [--repeats 10] [--no-variants]
@@ -35,6 +36,7 @@ imagehash pdqhash); a missing photo source or baseline is skipped and reported.
 from __future__ import annotations
 
 import argparse
+import inspect
 import io
 import json
 import math
@@ -51,7 +53,8 @@ from safelight.store.sketch import Sketcher
 
 TARGET_PRECISION = 0.99
 TARGET_RECALL = 0.95
-SHIPPED_LSH = (24, 10)
+SHIPPED_LSH = tuple(inspect.signature(Sketcher).parameters[k].default for k in ("bands", "rows"))
+SHIPPED_KEPT = 0.99  # the shipped fitting rule (near_duplicates_rules.py): also keep >= 99 % of the fitting copies
 LSH_GRID = [(b, r) for r in (6, 8, 10, 12, 14) for b in (8, 16, 24, 32, 48)]
 LSH_KEYS = 5  # owner keys (hyperplane draws) averaged per LSH setting
 LSH_MIN_KEPT = 0.99  # recommended LSH setting: keeps >= 99 % of the cosine stage's hits, every key
@@ -250,9 +253,17 @@ def _normalise(v):
 
 
 # ---- evaluation ---------------------------------------------------------------------------
-def fit_threshold(scores: np.ndarray, positive: np.ndarray, target: float = TARGET_PRECISION) -> float:
+def fit_threshold(scores: np.ndarray, positive: np.ndarray, target: float = TARGET_PRECISION,
+                  kept: float | None = None) -> float:
     """The threshold (predict positive when score >= t) with the largest recall at
-    precision >= target; midway to the next lower score. +inf when none reaches it."""
+    precision >= target; midway to the next lower score. +inf when none reaches it.
+    With ``kept``, raised to the highest threshold that still keeps that share of the
+    positives (midway to the next lower positive): the shipped rule (``SHIPPED_KEPT``)."""
+    if kept is not None:
+        t = fit_threshold(scores, positive, target)
+        pos = np.sort(scores[positive])[::-1]
+        k = math.ceil(kept * len(pos))  # keep the k highest positives
+        return max(t, float(pos[k - 1] if k >= len(pos) else (pos[k - 1] + pos[k]) / 2))
     order = np.argsort(-scores, kind="stable")
     s, p = scores[order], positive[order]
     tp, fp = np.cumsum(p), np.cumsum(~p)
@@ -324,8 +335,9 @@ def splits(n_originals: int, repeats: int, seed: int) -> list[tuple[list[int], l
     return out
 
 
-def evaluate(scores: dict[str, np.ndarray], pairs: Pairs, folds) -> dict[str, dict]:
-    """Cross-fitted figures (counts added over all folds) and in-sample figures per method."""
+def evaluate(scores: dict[str, np.ndarray], pairs: Pairs, folds, kept: float | None = None) -> dict[str, dict]:
+    """Cross-fitted figures (counts added over all folds) and in-sample figures per method
+    (thresholds fitted by :func:`fit_threshold` with ``kept``)."""
     res = {m: {"thresholds": [], "overall": {}, "per_type": {}, "to_original": {}} for m in scores}
     for fit, test in folds:
         m_fit, m_test = pairs.overall(fit), pairs.overall(test)
@@ -333,7 +345,7 @@ def evaluate(scores: dict[str, np.ndarray], pairs: Pairs, folds) -> dict[str, di
         orig_idx = {e: pairs.to_original(test, e) for e in EDIT_NAMES[1:]}
         for name, S in scores.items():
             r = res[name]
-            t = fit_threshold(S[m_fit], pairs.same[m_fit])
+            t = fit_threshold(S[m_fit], pairs.same[m_fit], kept=kept)
             r["thresholds"].append(t)
             r["overall"] = add(r["overall"], counts(S[m_test], pairs.same[m_test], t))
             for e, m in type_masks.items():
@@ -344,7 +356,7 @@ def evaluate(scores: dict[str, np.ndarray], pairs: Pairs, folds) -> dict[str, di
     m = pairs.overall()
     for name, S in scores.items():
         r = res[name]
-        t_all = fit_threshold(S[m], pairs.same[m])
+        t_all = fit_threshold(S[m], pairs.same[m], kept=kept)
         r["threshold_all"] = t_all
         r["in_sample_overall"] = counts(S[m], pairs.same[m], t_all)
         r["in_sample_per_type"] = {e: counts(S[pm], pairs.same[pm], t_all)
@@ -415,37 +427,104 @@ def sweep(S: np.ndarray, pairs: Pairs, thresholds) -> list[dict]:
     return out
 
 
-def lsh_grid(E: np.ndarray, S: np.ndarray, pairs: Pairs, t_cos: float) -> list[dict]:
-    """Every (bands, rows) of LSH_GRID with LSH_KEYS owner keys, on all pairs."""
+def lsh_setting(E: np.ndarray, S: np.ndarray, pairs: Pairs, t_cos: float, bands: int, rows: int) -> dict:
+    """One (bands, rows) with LSH_KEYS owner keys, on all pairs."""
     m = pairs.overall()
     pos, neg = m & pairs.same, m & ~pairs.same
     cos_hit = pos & (S >= t_cos)
     type_masks = {e: pairs.per_type(None, e) & pairs.same for e in EDIT_NAMES}
     theta = math.acos(min(1.0, max(-1.0, t_cos)))
-    out = []
-    for bands, rows in LSH_GRID:
-        cand_rec, kept, negrate, per_type = [], [], [], {e: [] for e in EDIT_NAMES}
-        weights = 2 ** np.arange(rows, dtype=np.int64)
-        for k in range(LSH_KEYS):
-            sk = Sketcher(bytes([k + 1]) * 32, E.shape[1], bands=bands, rows=rows)
-            codes = (sk.bits(E).astype(np.int64) * weights).sum(-1)  # (n, bands): a band's bits as one int
-            share = np.zeros(S.shape, dtype=bool)
-            for b in range(bands):
-                share |= codes[:, b][:, None] == codes[:, b][None, :]
-            cand_rec.append((share & pos).sum() / pos.sum())
-            kept.append((share & cos_hit).sum() / cos_hit.sum())
-            negrate.append((share & neg).sum() / neg.sum())
-            for e, tm in type_masks.items():
-                per_type[e].append((share & tm).sum() / tm.sum())
-        p_bit = 1 - theta / math.pi
-        out.append({
-            "bands": bands, "rows": rows, "tags_per_entry": bands, "tag_bytes_per_entry": 16 * bands,
-            "candidate_recall": float(np.mean(cand_rec)),
-            "kept_of_cosine_hits": float(np.mean(kept)), "kept_of_cosine_hits_worst_key": float(np.min(kept)),
-            "negative_candidate_rate": float(np.mean(negrate)),
-            "analytic_p_at_threshold": 1 - (1 - p_bit ** rows) ** bands,
-            "per_type_candidate_recall": {e: float(np.mean(v)) for e, v in per_type.items()}})
+    cand_rec, kept, negrate, per_type = [], [], [], {e: [] for e in EDIT_NAMES}
+    weights = 2 ** np.arange(rows, dtype=np.int64)
+    for k in range(LSH_KEYS):
+        sk = Sketcher(bytes([k + 1]) * 32, E.shape[1], bands=bands, rows=rows)
+        codes = (sk.bits(E).astype(np.int64) * weights).sum(-1)  # (n, bands): a band's bits as one int
+        share = np.zeros(S.shape, dtype=bool)
+        for b in range(bands):
+            share |= codes[:, b][:, None] == codes[:, b][None, :]
+        cand_rec.append((share & pos).sum() / pos.sum())
+        kept.append((share & cos_hit).sum() / cos_hit.sum())
+        negrate.append((share & neg).sum() / neg.sum())
+        for e, tm in type_masks.items():
+            per_type[e].append((share & tm).sum() / tm.sum())
+    p_bit = 1 - theta / math.pi
+    return {
+        "bands": bands, "rows": rows, "tags_per_entry": bands, "tag_bytes_per_entry": 16 * bands,
+        "candidate_recall": float(np.mean(cand_rec)),
+        "kept_of_cosine_hits": float(np.mean(kept)), "kept_of_cosine_hits_worst_key": float(np.min(kept)),
+        "negative_candidate_rate": float(np.mean(negrate)),
+        "analytic_p_at_threshold": 1 - (1 - p_bit ** rows) ** bands,
+        "per_type_candidate_recall": {e: float(np.mean(v)) for e, v in per_type.items()}}
+
+
+def lsh_grid(E: np.ndarray, S: np.ndarray, pairs: Pairs, t_cos: float) -> list[dict]:
+    """Every (bands, rows) of LSH_GRID with LSH_KEYS owner keys, on all pairs."""
+    return [lsh_setting(E, S, pairs, t_cos, bands, rows) for bands, rows in LSH_GRID]
+
+
+def flip_study(E: np.ndarray, E_flip: np.ndarray, pairs: Pairs, folds, embed_s: float, flip_s: float) -> dict:
+    """Flip averaging (the mean of the embeddings of an image and of its mirror image) against the
+    shipped embedding, under the shipped decision rule (thresholds fitted with ``SHIPPED_KEPT``).
+    Adopt only if it raises the cross-fitted recall at precision >= 0.99 and no edit type loses
+    recall (all candidates, nor copy -> original)."""
+    V = {"shipped": E, "flip-averaged": _normalise(E + E_flip)}
+    S = {k: cosine_scores(v) for k, v in V.items()}
+    res = {k: summary(r) for k, r in evaluate(S, pairs, folds, kept=SHIPPED_KEPT).items()}
+    out: dict = {"rule": f"threshold fitted at precision >= {TARGET_PRECISION}, raised to keep "
+                         f">= {SHIPPED_KEPT:.0%} of the fitting half's copies",
+                 "embed_s_per_image": {"shipped": embed_s, "flip-averaged": embed_s + flip_s}, "variants": {}}
+    for k in V:
+        r = res[k]
+        t_rec = recommend_threshold(S[k], pairs, r["threshold_all_pairs"])
+        own = fixed_threshold(S[k], pairs, t_rec)
+        lsh = lsh_setting(V[k], S[k], pairs, t_rec, *SHIPPED_LSH)
+        out["variants"][k] = {
+            "cross_fitted": r["overall"], "in_sample": r["in_sample_overall"],
+            "threshold_all_pairs": r["threshold_all_pairs"], "recommended_threshold": t_rec,
+            "at_recommended": own["overall"], "at_shipped_threshold": fixed_threshold(S[k], pairs, NEAR_THRESHOLD)["overall"],
+            "lsh_kept": lsh["kept_of_cosine_hits"], "pipeline_recall": lsh["kept_of_cosine_hits"] * own["overall"]["recall"],
+            "per_type": {e: r["per_type"][e]["recall"] for e in EDIT_NAMES},
+            "copy_to_original": {e: r["copy_to_original"][e]["recall"] for e in EDIT_NAMES[1:]},
+            "score_range": r["score_range"]}
+    a, b = out["variants"]["shipped"], out["variants"]["flip-averaged"]
+    worse = ([e for e in EDIT_NAMES if b["per_type"][e] < a["per_type"][e]]
+             + [f"{e} (copy -> original)" for e in EDIT_NAMES[1:] if b["copy_to_original"][e] < a["copy_to_original"][e]])
+    better = b["cross_fitted"]["recall"] > a["cross_fitted"]["recall"] and b["cross_fitted"]["precision"] >= TARGET_PRECISION
+    out.update(recall_gain=b["cross_fitted"]["recall"] - a["cross_fitted"]["recall"], worse_types=worse,
+               adopt=better and not worse)
     return out
+
+
+def flip_table(f: dict) -> str:
+    a, b = f["variants"]["shipped"], f["variants"]["flip-averaged"]
+    cost = f["embed_s_per_image"]
+    out = [(f"Flip averaging under the shipped rule ({f['rule']}; LSH {SHIPPED_LSH[0]}x{SHIPPED_LSH[1]}, "
+            f"mean over {LSH_KEYS} owner keys):\n"),
+           ("| embedding | embedding time per image | cross-fitted P / R | in-sample P / R | recommended threshold: "
+            "P / R | at the shipped 0.65: P / R | end-to-end recall (LSH + recommended) | closest different / "
+            "least similar same |"),
+           "|---|---|---|---|---|---|---|---|"]
+    for name, v in (("shipped (centre crop)", a), ("flip-averaged (image + mirror)", b)):
+        key = "shipped" if v is a else "flip-averaged"
+        out.append(f"| {name} | {cost[key] * 1e3:.0f} ms | {f3(v['cross_fitted']['precision'])} / "
+                   f"{f3(v['cross_fitted']['recall'])} | {f3(v['in_sample']['precision'])} / "
+                   f"{f3(v['in_sample']['recall'])} | cos ≥ {v['recommended_threshold']:.2f}: "
+                   f"{f3(v['at_recommended']['precision'])} / {f3(v['at_recommended']['recall'])} | "
+                   f"{f3(v['at_shipped_threshold']['precision'])} / {f3(v['at_shipped_threshold']['recall'])} | "
+                   f"{f3(v['pipeline_recall'])} | {v['score_range']['max_negative']:.3f} / "
+                   f"{v['score_range']['min_positive']:.3f} |")
+    out += ["", "| edit | shipped: all candidates | flip: all candidates | shipped: copy -> original | "
+            "flip: copy -> original |", "|---|---|---|---|---|"]
+    for e in EDIT_NAMES:
+        c2o = ("—", "—") if e == "original" else (f3(a["copy_to_original"][e]), f3(b["copy_to_original"][e]))
+        mark = lambda x, y: f"**{x}**" if x != y else x  # noqa: E731
+        out.append(f"| {e} | {f3(a['per_type'][e])} | {mark(f3(b['per_type'][e]), f3(a['per_type'][e]))} | "
+                   f"{c2o[0]} | {mark(c2o[1], c2o[0])} |")
+    out += ["", (f"Decision: cross-fitted recall {f3(a['cross_fitted']['recall'])} -> {f3(b['cross_fitted']['recall'])} "
+                 f"({f['recall_gain']:+.3f}); edit types that lose recall: {', '.join(f['worse_types']) or 'none'}; "
+                 f"embedding cost x{cost['flip-averaged'] / cost['shipped']:.1f}. "
+                 + ("Adopt." if f["adopt"] else "Not adopted (the rule: more recall and no edit type worse).")), ""]
+    return "\n".join(out)
 
 
 def recommend_lsh(grid: list[dict]) -> dict:
@@ -562,6 +641,8 @@ def tables(results: dict) -> str:
                        f"{f3(s['in_sample_overall']['recall'])} | {sr['max_negative']:.3f} / "
                        f"{sr['min_positive']:.3f} | {worst} ({f3(s['per_type'][worst]['recall'])}) |")
         out.append("")
+    if results.get("flip_study"):
+        out.append(flip_table(results["flip_study"]))
     return "\n".join(out)
 
 
@@ -669,12 +750,14 @@ def main() -> None:
     hard_negatives = pair_list(pairs.upper & ~pairs.same, -1)  # most similar different photos
     hard_positives = pair_list(pairs.upper & pairs.same, 1)  # least similar copies of one photo
 
-    variants = {}
+    variants, flip = {}, None
     if not args.no_variants:
         t0 = time.perf_counter()
         E_flip = embedder.embed([a[:, ::-1] for a in arrays])
+        timings["flip_embed_s"] = time.perf_counter() - t0
         E_pad = embedder.embed([np.asarray(square_pad(im)) for im in images])
         timings["variants_embed_s"] = time.perf_counter() - t0
+        flip = flip_study(E, E_flip, pairs, folds, timings["embed_s"] / n, timings["flip_embed_s"] / n)
         V = {"flip TTA (mean of image + mirror)": _normalise(E + E_flip),
              "centre crop + whole image letterboxed (mean)": _normalise(E + E_pad),
              "both (mean of 3)": _normalise(E + E_flip + E_pad)}
@@ -701,7 +784,7 @@ def main() -> None:
         "fixed_threshold": fixed,
         "lsh": {"keys": LSH_KEYS, "tags_equal_bits_check": sketch_check(E), "shipped": shipped,
                 "recommended": rec_lsh, "grid": grid},
-        "variants": variants, "hard_negatives": hard_negatives, "hard_positives": hard_positives,
+        "variants": variants, "flip_study": flip, "hard_negatives": hard_negatives, "hard_positives": hard_positives,
         "recommendation": {
             "near_threshold": near_threshold, "fitted_threshold_all_pairs": t_fit,
             "current_near_threshold": NEAR_THRESHOLD,

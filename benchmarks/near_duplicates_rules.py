@@ -88,13 +88,7 @@ def fit_threshold(scores, positive, target=TARGET_PRECISION, recall_target=None)
     """nd.fit_threshold (largest recall at precision >= target); with ``recall_target``, raised to the
     highest threshold that still keeps that share of the training positives (midway to the next lower
     positive): no lower than the training data needs, as a margin for unseen photos."""
-    t = nd.fit_threshold(scores, positive, target)
-    if recall_target is not None:
-        pos = np.sort(scores[positive])[::-1]
-        k = math.ceil(recall_target * len(pos))  # keep the k highest positives
-        q = pos[k - 1] if k >= len(pos) else (pos[k - 1] + pos[k]) / 2
-        t = max(t, float(q))
-    return t
+    return nd.fit_threshold(scores, positive, target, kept=recall_target)
 
 
 def rule_threshold(S, target=TARGET_PRECISION, recall_target=None):
