@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -20,6 +21,22 @@ from .config import DEFAULT_TIMEOUT, ClusterConfig, PartyAddress
 from .program import Program
 
 START_TIMEOUT = 60.0
+
+
+def wait_ready(proc: subprocess.Popen, log_path: Path, what: str, deadline: float,
+               ready: bytes = rb"READY ") -> re.Match:
+    """Wait for a spawned server's READY line (printed once it listens, so no probe
+    connection is needed); a clear error if it exits first or misses ``deadline``."""
+    while True:
+        found = re.search(ready, log_path.read_bytes()[:4096])
+        if found:
+            return found
+        if proc.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise PeerUnavailableError(f"{what} exited during start-up:\n{tail}")
+        if time.monotonic() > deadline:
+            raise PeerUnavailableError(f"{what} did not start within {START_TIMEOUT:g} s")
+        time.sleep(0.02)
 
 
 def _free_ports(n: int) -> list[int]:
@@ -120,15 +137,7 @@ class Cluster:
             log.close()
         deadline = time.monotonic() + START_TIMEOUT
         for party, proc in enumerate(self.processes):
-            log_path = self._log_path(party)
-            # The server prints READY once it listens; no probe connection is needed.
-            while b"READY " not in log_path.read_bytes()[:4096]:
-                if proc.poll() is not None:
-                    tail = log_path.read_text(errors="replace")[-2000:]
-                    raise PeerUnavailableError(f"server party-{party} exited during start-up:\n{tail}")
-                if time.monotonic() > deadline:
-                    raise PeerUnavailableError(f"server party-{party} did not start within {START_TIMEOUT:g} s")
-                time.sleep(0.02)
+            wait_ready(proc, self._log_path(party), f"server party-{party}", deadline)
 
     def run(self, program: Program, inputs: Mapping[str, Encoded | StoredTensor],
             on_progress: ProgressCallback | None = None, triples: str | None = None,

@@ -28,12 +28,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from ..errors import ConfigError, InputError, PeerUnavailableError
+from ..errors import ConfigError, InputError
+from ..runtime.cluster import START_TIMEOUT, wait_ready
 from .service import KEYSERVER_NAME, STORE_NAME, StoreConfig
 
 DEFAULT_OWNER = "owner"
 CONFIG_NAME = "store.toml"
-START_TIMEOUT = 60.0
 LOCK_TIMEOUT = 300.0
 _OWNER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
@@ -109,17 +109,8 @@ def _spawn(role: str, config_path: Path, log_path: Path) -> subprocess.Popen:
 
 def _wait_ready(role: str, proc: subprocess.Popen, log_path: Path, deadline: float) -> int:
     """The port from the server's ``READY <role> <port>`` line."""
-    while True:
-        head = log_path.read_bytes()[:4096]
-        found = re.search(rb"READY %s (\d+)\n" % role.encode(), head)
-        if found:
-            return int(found.group(1))
-        if proc.poll() is not None:
-            tail = log_path.read_text(errors="replace")[-2000:]
-            raise PeerUnavailableError(f"the local {role} server exited during start-up:\n{tail}")
-        if time.monotonic() > deadline:
-            raise PeerUnavailableError(f"the local {role} server did not start within {START_TIMEOUT:g} s")
-        time.sleep(0.02)
+    found = wait_ready(proc, log_path, f"the local {role} server", deadline, rb"READY %s (\d+)\n" % role.encode())
+    return int(found.group(1))
 
 
 def _stop(processes: list[subprocess.Popen]) -> None:
