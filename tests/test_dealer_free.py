@@ -163,7 +163,8 @@ def test_private_kernel_filter_without_dealer_on_real_servers():
 
 def test_denoising_without_dealer_matches_plaintext():
     """The whole FFDNet with no third party (HE convolution triples, OT products and
-    truncation pairs, IKNP OTs for the garbled ReLUs)."""
+    truncation pairs, IKNP OTs for the garbled ReLUs), its material made layer by layer
+    just before each layer (preprocess="per_op")."""
     from skimage import data
 
     from safelight.runtime.cluster import Cluster
@@ -173,6 +174,6 @@ def test_denoising_without_dealer_matches_plaintext():
     noisy = denoise.add_noise(clean, 25, seed=1)
     with Cluster.local(2) as cluster:
         denoise.upload(cluster)
-        result = denoise.run(cluster, [noisy], 25, triples="he")
+        result = denoise.run(cluster, [noisy], 25, triples="he", preprocess="per_op")
     plain = denoise.plaintext([noisy], 25)[0]
     assert abs(denoise.psnr(result.images[0], clean) - denoise.psnr(plain, clean)) < 0.05

@@ -34,16 +34,29 @@ OT_KINDS = ("mul", "square", "trunc")
 
 
 def generate(plan: Plan, ctx) -> Material:
-    """This server's material for every correlation of ``plan``, made with its peer over
-    ``ctx``'s links (run by both servers of a two-server job, in the offline phase)."""
+    """This server's material for ``plan``, made with its peer over ``ctx``'s links when a
+    step is first expanded (both servers expand steps in program order, in the offline
+    phase: all at once with ``preprocess="ahead"``, layer by layer with ``"per_op"``, so a
+    large network holds one layer's material at a time)."""
     if ctx.parties != 2:
         raise UnsupportedError("dealer-free preprocessing runs between exactly two servers")
     material = Material(secrets.token_bytes(SEED_BYTES), explicit=True)
+    by_step: dict[int, list[Correlation]] = {}
     for corr in plan.correlations:
-        mine = {name: _expand(material.seed, plan.streams[(corr.step, corr.prefix + name)])
-                for name in corr.random}
-        for name, value in derive(ctx, corr, mine).items():
-            material.corrections[f"pre:{corr.step}:{corr.prefix}{name}"] = value
+        by_step.setdefault(corr.step, []).append(corr)
+    made: set[int] = set()
+
+    def make(step: int) -> None:
+        if step in made:
+            return
+        made.add(step)
+        for corr in by_step.get(step, []):
+            mine = {name: _expand(material.seed, plan.streams[(corr.step, corr.prefix + name)])
+                    for name in corr.random}
+            for name, value in derive(ctx, corr, mine).items():
+                material.corrections[f"pre:{corr.step}:{corr.prefix}{name}"] = value
+
+    material.make = make
     return material
 
 

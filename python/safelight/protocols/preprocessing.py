@@ -210,6 +210,9 @@ class Material:
     # every party's derived components are in ``corrections`` (made by the servers
     # themselves, see dealer_free), not only the last party's
     explicit: bool = False
+    # makes a step's corrections when the step is first expanded (dealer-free material is
+    # computed with the peer layer by layer, in step order on both servers)
+    make: Callable[[int], None] | None = None
 
 
 def deal(plan: Plan, parties: int, persistent: dict[str, list[bytes]] | None = None) -> list[Material]:
@@ -275,6 +278,8 @@ def expand(plan: Plan, party: int, parties: int, material: Material) -> "Expande
         raise ProtocolError("preprocessing seed must be 16 bytes")
     explicit = party == parties - 1 or material.explicit
     expected = set(plan.correction_names()) if explicit else set()
+    if material.make is not None:
+        return Expanded(plan, party, parties, material)  # made (and checked) step by step
     if set(material.corrections) != expected:
         missing, extra = expected - set(material.corrections), set(material.corrections) - expected
         raise ProtocolError(
@@ -323,6 +328,8 @@ class Expanded:
             if step not in self.by_step:
                 raise KeyError(step)
             comps: dict[str, np.ndarray] = {}
+            if self.material.make is not None:
+                self.material.make(step)
             for corr in self.by_step[step]:
                 for name in corr.random:
                     comps[corr.prefix + name] = self._random(self.plan.streams[(step, corr.prefix + name)])
