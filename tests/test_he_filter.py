@@ -99,3 +99,22 @@ def test_cli_filter_scheme_he(tmp_path):
     out = np.asarray(Image.open(tmp_path / "out.png"))
     expected = plain_filter.to_image(plain_filter.plaintext(data.camera()[:64, :80], "sobel-x"), "sobel-x")
     assert np.abs(out.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_malformed_ciphertexts_fail_the_job_clearly_and_the_server_keeps_serving(server):
+    from safelight.errors import SafelightError
+    from safelight.he.packing import ConvPacking
+
+    image = data.camera()[:32, :32]
+    packing = ConvPacking.choose(1, 34, 34, 1, 3, 3, he_filter.RING_DEGREE)
+    from safelight.he import bfv
+
+    context = bfv.Context(he_filter.params())
+    padded = np.pad(image, 1)[None].astype(np.uint64)
+    cts = context.encrypt_coeffs(packing.pack_input(padded)[:, 0], context.keygen())
+    program = he_filter.build_program(packing, cts, np.ones((3, 3), np.int64), he_filter.params())
+    words = np.full(program.inputs["image"], 2**64 - 1, dtype=np.uint64)  # not a serialised batch
+    with pytest.raises(SafelightError, match="malformed ciphertext"):
+        server.run(program, {"image": he_filter._upload(words, program.frac_bits)})
+    assert np.abs(he_filter.run(image, "box:3", server).values
+                  - plain_filter.plaintext(image, "box:3")).max() * 255 < 1.0
