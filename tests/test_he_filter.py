@@ -83,6 +83,14 @@ def test_he_ops_run_only_on_one_server_and_share_ops_on_two():
         prog = Program(parties=1)
         x = prog.input("x", (4,))
         prog.add(x, x)
+    # the same check on a Program as a server receives it
+    prog = Program(parties=2)
+    x = prog.input("x", (4,))
+    prog.output(prog.add(x, x), "y")
+    wire = prog.to_json()
+    wire.update(parties=1, truncation="auto")
+    with pytest.raises(ProgramError, match="shares"):
+        Program.from_json(wire)
 
 
 def test_cli_filter_scheme_he(tmp_path):

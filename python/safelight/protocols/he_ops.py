@@ -54,6 +54,18 @@ def _batch(context, words: np.ndarray, nbytes: int) -> "bfv.CiphertextBatch":
         raise ProgramError(f"he op: malformed ciphertext input ({exc})") from None
 
 
+def _image_batch(shape: tuple[int, ...], attrs: dict, what: str) -> tuple[int, int, int]:
+    """(count, keep, n) of an op's serialised input batch, checked against its attrs."""
+    p = attrs.get("params") or {}
+    primes, n = len(p.get("q", [])), p.get("n")
+    count, nbytes, keep = attrs.get("count"), attrs.get("nbytes"), attrs.get("keep", primes)
+    if not all(isinstance(v, int) and v >= 1 for v in (count, nbytes, keep, n)) or keep > primes:
+        raise ProgramError(f"{what}: count, nbytes, n must be positive ints and keep in 1..{primes}")
+    if shape != ((nbytes + 7) // 8,):
+        raise ProgramError(f"{what}: the input must be {nbytes} bytes of serialised ciphertexts")
+    return count, keep, n
+
+
 @register("he_conv2d", 1, scheme="he")
 class HeConv2d:
     """Encrypted polynomials times one public kernel polynomial (a packed convolution,
@@ -66,13 +78,7 @@ class HeConv2d:
 
     @staticmethod
     def infer(shapes, attrs):
-        p = attrs.get("params") or {}
-        primes, n = len(p.get("q", [])), p.get("n")
-        count, nbytes, keep = attrs.get("count"), attrs.get("nbytes"), attrs.get("keep", primes)
-        if not all(isinstance(v, int) and v >= 1 for v in (count, nbytes, keep, n)) or keep > primes:
-            raise ProgramError(f"he_conv2d: count, nbytes, n must be positive ints and keep in 1..{primes}")
-        if shapes[0] != ((nbytes + 7) // 8,):
-            raise ProgramError(f"he_conv2d: the input must be {nbytes} bytes of serialised ciphertexts")
+        count, keep, n = _image_batch(shapes[0], attrs, "he_conv2d")
         index, value = attrs.get("kernel_index"), attrs.get("kernel_value")
         if not isinstance(index, list) or not isinstance(value, list) or len(index) != len(value) or not index:
             raise ProgramError("he_conv2d: kernel_index and kernel_value must be lists of the same length")
@@ -108,11 +114,11 @@ class HeConv2dEncrypted:
 
     @staticmethod
     def infer(shapes, attrs):
-        out = HeConv2d.infer(shapes[:1], {**attrs, "kernel_index": [0], "kernel_value": [0]})
+        count, keep, n = _image_batch(shapes[0], attrs, "he_conv2d_encrypted")
         nbytes = attrs.get("kernel_nbytes")
         if not isinstance(nbytes, int) or shapes[1] != ((nbytes + 7) // 8,):
             raise ProgramError("he_conv2d_encrypted: the kernel must be kernel_nbytes bytes of one ciphertext")
-        return check_shape((out[0], 3, *out[2:]), "he_conv2d_encrypted output")
+        return check_shape((count, 3, keep, n), "he_conv2d_encrypted output")
 
     @staticmethod
     def run(ctx, xs, attrs):

@@ -276,10 +276,10 @@ def expand(plan: Plan, party: int, parties: int, material: Material) -> "Expande
     time, plus the corrections the last party received)."""
     if len(material.seed) != SEED_BYTES:
         raise ProtocolError("preprocessing seed must be 16 bytes")
-    explicit = party == parties - 1 or material.explicit
-    expected = set(plan.correction_names()) if explicit else set()
     if material.make is not None:
         return Expanded(plan, party, parties, material)  # made (and checked) step by step
+    explicit = party == parties - 1 or material.explicit
+    expected = set(plan.correction_names()) if explicit else set()
     if set(material.corrections) != expected:
         missing, extra = expected - set(material.corrections), set(material.corrections) - expected
         raise ProtocolError(

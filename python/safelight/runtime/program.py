@@ -34,6 +34,16 @@ def correlation_kernel(kernel: np.ndarray) -> np.ndarray:
     return out
 
 
+def _check_scheme(op: str, parties: int) -> None:
+    """Homomorphic-encryption ops run on one server, share ops on 2 or 3 (for Programs built
+    here and for those a server receives)."""
+    if op not in OPS:
+        raise ProgramError(f"unknown op {op!r}")
+    if (OPS[op].scheme == "he") != (parties == 1):
+        raise ProgramError(f"op {op!r} works on {'ciphertexts' if OPS[op].scheme == 'he' else 'shares'}: "
+                           "homomorphic-encryption ops run on one server, share ops on 2 or 3")
+
+
 def _pair(value: int | tuple[int, int] | list[int]) -> list[int]:
     """An int or a pair of ints as a two-element list (kernel, stride, padding attributes)."""
     return [value, value] if isinstance(value, int) else list(value)
@@ -102,11 +112,7 @@ class Program:
     def _add_step(self, op: str, inputs: list[Tensor], attrs: dict[str, Any], frac_bits: int) -> Tensor:
         for t in inputs:
             self._tensor(t)
-        if op not in OPS:
-            raise ProgramError(f"unknown op {op!r}")
-        if (OPS[op].scheme == "he") != (self.parties == 1):
-            raise ProgramError(f"op {op!r} works on {'ciphertexts' if OPS[op].scheme == 'he' else 'shares'}: "
-                               "homomorphic-encryption ops run on one server, share ops on 2 or 3")
+        _check_scheme(op, self.parties)
         shape = OPS[op].infer([t.shape for t in inputs], attrs)
         out = Tensor(self._fresh("t"), shape, frac_bits)
         self.steps.append(Step(op, [t.name for t in inputs], out.name, attrs))
@@ -388,6 +394,7 @@ class Program:
                     # A reused mask is safe only for one fixed tensor: binding the key to an input's
                     # name stops a Program from opening two different tensors under one mask.
                     raise ProgramError(f"step {i}: a reuse key must be 'w:<name>' of the input it masks")
+                _check_scheme(op, prog.parties)
                 shapes[output] = check_shape(OPS[op].infer([shapes[x] for x in inputs], attrs), f"step {i}")
                 prog.steps.append(Step(op, inputs, output, attrs))
             for entry in data["outputs"]:

@@ -89,7 +89,7 @@ def build_program(packing: ConvPacking, cts: "bfv.CiphertextBatch", kernel: np.n
         attrs.update(kernel_nbytes=encrypted_kernel.nbytes, keep=ENCRYPTED_KERNEL_KEEP)
         prog.output(prog.apply("he_conv2d_encrypted", [x, k], attrs), "filtered")
         return prog
-    poly = packing.pack_kernel(kernel.astype(np.uint64)[None, None])[0, 0]
+    poly = kernel_polynomial(packing, kernel)
     index = np.flatnonzero(poly)
     attrs.update(kernel_index=index.tolist(), kernel_value=[int(v) for v in poly[index]], keep=1)
     prog.output(prog.apply("he_conv2d", [x], attrs), "filtered")
