@@ -59,7 +59,7 @@ def check_sigma(sigma: float) -> float:
 
 def as_float_image(image: Any) -> tuple[np.ndarray, bool]:
     """(H, W, 3) float64 in [0, 1] and whether the input was grey. uint8 is scaled by 1/255,
-    floats must already lie in [0, 1] (noisy values slightly outside are kept)."""
+    uint16 by 1/65535, floats must already lie in [0, 1] (noisy values slightly outside are kept)."""
     a = np.asarray(image)
     if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
         raise InputError(f"not an image: dtype {a.dtype}")
@@ -74,7 +74,8 @@ def as_float_image(image: Any) -> tuple[np.ndarray, bool]:
         raise InputError(f"an image must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got shape {a.shape}")
     if min(a.shape[:2]) < 2:
         raise InputError(f"image is too small to denoise: {a.shape[:2]}")
-    x = a.astype(np.float64) / 255.0 if a.dtype == np.uint8 else a.astype(np.float64)
+    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(a.dtype, 1.0)
+    x = a.astype(np.float64) / scale
     if not np.all(np.isfinite(x)):
         raise InputError("the image holds NaN or infinite values")
     return x, grey
@@ -129,7 +130,7 @@ def _unbatch(y: np.ndarray, greys: list[bool], size: tuple[int, int]) -> list[np
 
 def run(cluster, images: Sequence[Any], sigma: float, model_id: str = MODEL_ID,
         on_progress: Callable[[int, int, int, str], None] | None = None, **run_options) -> Result:
-    """Denoise ``images`` (same size; uint8 or float in [0, 1]; grey or colour) privately.
+    """Denoise ``images`` (same size; uint8, uint16 or float in [0, 1]; grey or colour) privately.
 
     The model must have been uploaded under ``model_id`` (:func:`upload`). ``run_options``
     go to :meth:`Cluster.run` (``triples``, ``ots``, ``preprocess``).

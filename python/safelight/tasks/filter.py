@@ -110,11 +110,23 @@ def encode_kernel(kernel: str | np.ndarray, channels: int, parties: int = 2,
     return encode(np.ascontiguousarray(np.broadcast_to(k, (channels, 1, *k.shape))), parties, frac_bits)
 
 
+def image_values(image: np.ndarray) -> tuple[np.ndarray, np.dtype]:
+    """Float64 values in [0, 1] of a uint8, uint16 (x / 65535) or float image, and the dtype
+    its rendering keeps (:func:`to_image`): uint16 for uint16, uint8 otherwise."""
+    arr = np.asarray(image)
+    if arr.dtype == np.uint16:
+        if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (1, 3, 4) and arr.size):
+            return arr.astype(np.float64) / 65535.0, np.dtype(np.uint16)
+        raise InputError(f"a uint16 image must be H x W or H x W x C with C in (1, 3, 4), got shape {arr.shape}")
+    values, _ = as_plain_values(arr)
+    return values, np.dtype(np.uint8)
+
+
 def plaintext(image: np.ndarray, kernel: str | np.ndarray, padding: str = "reflect") -> np.ndarray:
     """The same filter in plaintext with scipy.ndimage (float64 result, image scaled to [0, 1])."""
     from scipy import ndimage
 
-    values, _ = as_plain_values(image)
+    values, _ = image_values(image)
     k = kernel_from(kernel)
     mode = "constant" if padding == "zero" else padding
     if values.ndim == 2:
@@ -122,17 +134,23 @@ def plaintext(image: np.ndarray, kernel: str | np.ndarray, padding: str = "refle
     return np.stack([ndimage.convolve(values[..., c], k, mode=mode) for c in range(values.shape[2])], axis=2)
 
 
-def to_image(values: np.ndarray, kernel: str | np.ndarray) -> np.ndarray:
-    """Filter output as a uint8 image: edge kernels (weights summing to 0) show |response|."""
+def to_image(values: np.ndarray, kernel: str | np.ndarray, dtype: np.dtype | type = np.uint8) -> np.ndarray:
+    """Filter output as an image: edge kernels (weights summing to 0) show |response|, clipped
+    to [0, 1]; ``dtype`` uint8 (x 255), uint16 (x 65535) or float32 (as is)."""
     k = kernel_from(kernel)
-    shown = np.abs(values) if abs(k.sum()) < 1e-9 else values
-    return np.rint(np.clip(shown, 0.0, 1.0) * 255.0).astype(np.uint8)
+    shown = np.clip(np.abs(values) if abs(k.sum()) < 1e-9 else values, 0.0, 1.0)
+    dtype = np.dtype(dtype)
+    if dtype == np.float32:
+        return shown.astype(np.float32)
+    if dtype not in (np.uint8, np.uint16):
+        raise InputError(f"an image is rendered as uint8, uint16 or float32, not {dtype}")
+    return np.rint(shown * float(np.iinfo(dtype).max)).astype(dtype)
 
 
 @dataclass
 class FilterResult:
     values: np.ndarray  # float64, same shape as the image, image scaled to [0, 1]
-    image: np.ndarray  # uint8 rendering of values
+    image: np.ndarray  # rendering of values: uint16 for a uint16 image, else uint8
     job: JobResult
 
 
@@ -143,7 +161,7 @@ def run(image: np.ndarray, kernel: str | np.ndarray, cluster: Cluster | None = N
 
     Parameters
     ----------
-    image : uint8 H x W [x C] or float array in [0, 1]
+    image : uint8 or uint16 H x W [x C], or float array in [0, 1]
     kernel : kernel spec string or 2-D float array
     cluster : Cluster, optional
         Two-server cluster; by default one is started on loopback for this call
@@ -158,7 +176,7 @@ def run(image: np.ndarray, kernel: str | np.ndarray, cluster: Cluster | None = N
         homomorphic encryption (``triples="he"``): no third party at all.
     """
     k = kernel_from(kernel)
-    values, _ = as_plain_values(image)
+    values, rendering = image_values(image)
     if values.ndim not in (2, 3):
         raise InputError(f"an image must be H x W or H x W x C, got shape {values.shape}")
     if private_kernel:
@@ -183,4 +201,4 @@ def run(image: np.ndarray, kernel: str | np.ndarray, cluster: Cluster | None = N
     result = decode(job.outputs["filtered"], dtype=np.float64)
     if private_kernel:
         result = result[0, 0] if values.ndim == 2 else np.moveaxis(result[0], 0, 2)
-    return FilterResult(result, to_image(result, k), job)
+    return FilterResult(result, to_image(result, k, rendering), job)
