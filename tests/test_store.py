@@ -151,9 +151,10 @@ def test_crash_mid_upload_leaves_the_store_consistent(tmp_path):
     proc = subprocess.run([sys.executable, "-c", CRASH, str(tmp_path)], env={**os.environ}, capture_output=True)
     assert proc.returncode == 9, proc.stderr.decode()
     assert len(list(tmp_path.glob("blobs/*/*/*"))) == 2  # the orphan file is there...
-    idx = Index(tmp_path)  # ...and reopening removes it; the acknowledged entry survives
+    idx = Index(tmp_path)  # ...and reopening moves it aside; the acknowledged entry survives
     assert [e for e, _, _ in idx.list("alice")] == [_id(1)]
     assert len(list(tmp_path.glob("blobs/*/*/*"))) == 1
+    assert [p.name for p in idx.quarantined] == [hashlib.sha256(b"half-uploaded ciphertext").hexdigest()]
     assert idx.get("alice", _id(1))[0] == ct
 
 
@@ -278,14 +279,17 @@ def test_owners_are_isolated(store_setup):
     with StoreClient(config, "alice", owners["alice"]) as alice:
         entry = alice.put([("private.png", _photo_bytes())])[0].entry
     with StoreClient(config, "bob", owners["bob"]) as bob:
-        assert bob.list() == [] and bob.stats()["entries"] == 0
+        assert list(bob.list()) == [] and bob.stats()["entries"] == 0
         with pytest.raises(InputError, match="no entry"):
             bob.get(entry)
         with pytest.raises(InputError, match="no entry"):
             bob.remove(entry)
     with StoreClient(config, "alice", owners["bob"]) as wrong_key:  # alice's entries, bob's key file
+        listing = wrong_key.list()
+        assert listing.entries == [] and [e for e, _ in listing.unreadable] == [entry]
+        assert "does not open with this owner key" in listing.unreadable[0][1]
         with pytest.raises(InputError, match="does not open with this owner key"):
-            wrong_key.list()
+            wrong_key.get(entry)
 
 
 def test_tampered_blob_is_rejected(store_setup):
@@ -315,46 +319,49 @@ def test_key_server_rate_limit_and_plain_mode(store_setup):
         assert np.all([plain.get(s.entry)[1] == data for s, (_, data) in zip(plain.put(files[:2]), files)])
 
 
+def _cli(*args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "safelight", *args], capture_output=True, text=True, timeout=timeout)
+
+
 def test_store_command_line_end_to_end(tmp_path):
-    from safelight.runtime.cluster import _free_ports
+    """A store served as remote servers. Nothing reserves a port beforehand: ``--port 0``
+    lets each server bind a free one and print it (READY store|keyserver PORT); the
+    spawner writes the ports it read into the clients' config."""
+    import dataclasses
 
-    def cli(*args, timeout=60):
-        return subprocess.run([sys.executable, "-m", "safelight", *args], capture_output=True, text=True,
-                              timeout=timeout)
+    from safelight.store.local import start_servers, stop_servers
+    from safelight.store.service import StoreConfig
 
-    port = _free_ports(1)[0]
     root = tmp_path / "st"
-    assert cli("store", "init", str(root), "--owner", "alice", "--port", str(port)).returncode == 0
-    config = str(root / "store.toml")
-    servers = [subprocess.Popen([sys.executable, "-m", "safelight", "serve", "--role", role, "--config", config],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-               for role in ("store", "keyserver")]
+    init = _cli("store", "init", str(root), "--owner", "alice", "--port", "0")
+    assert init.returncode == 0, init.stderr
+    saved = StoreConfig.load(root / "store.toml")
+    assert (saved.store_port, saved.key_port) == (0, 0)
+    servers, store_port, key_port = start_servers(root / "store.toml", tmp_path)
     try:
-        for s in servers:
-            assert s.stdout.readline().startswith("READY"), "server did not start"
+        assert 0 not in (store_port, key_port) and store_port != key_port
+        config = str(dataclasses.replace(saved, store_port=store_port, key_port=key_port).save(root / "client.toml"))
         photo = tmp_path / "p.png"
         photo.write_bytes(_photo_bytes())
         (tmp_path / "same.png").write_bytes(_photo_bytes())
-        put = cli("store", "put", str(photo), str(tmp_path / "same.png"), "--config", config, "--owner", "alice")
+        put = _cli("store", "put", str(photo), str(tmp_path / "same.png"), "--config", config, "--owner", "alice")
         assert put.returncode == 0, put.stderr
         lines = put.stdout.split("\n")
         assert "new" in lines[0] and "deduplicated" in lines[1] and "1 deduplicated" in put.stderr
         entry = lines[1].split()[0]
-        got = cli("store", "get", entry, str(tmp_path / "back.png"), "--config", config, "--owner", "alice")
+        got = _cli("store", "get", entry, str(tmp_path / "back.png"), "--config", config, "--owner", "alice")
         assert got.returncode == 0 and (tmp_path / "back.png").read_bytes() == photo.read_bytes()
-        near = cli("store", "near", str(photo), "--config", config, "--owner", "alice")
+        near = _cli("store", "near", str(photo), "--config", config, "--owner", "alice")
         assert near.returncode == 0 and near.stdout.count("similarity 1.0") == 2, near.stderr
-        stats = cli("store", "stats", "--config", config, "--owner", "alice")
+        stats = _cli("store", "stats", "--config", config, "--owner", "alice")
         assert "entries: 2" in stats.stdout and "blobs: 1" in stats.stdout
-        assert cli("store", "rm", entry, "--config", config, "--owner", "alice").returncode == 0
-        bad = cli("store", "put", str(tmp_path / "missing.png"), "--config", config, "--owner", "alice")
+        assert _cli("store", "rm", entry, "--config", config, "--owner", "alice").returncode == 0
+        bad = _cli("store", "put", str(tmp_path / "missing.png"), "--config", config, "--owner", "alice")
         assert bad.returncode == 2 and "not a file" in bad.stderr and "Traceback" not in bad.stderr
-        bad = cli("store", "get", "0" * 64, str(tmp_path / "x"), "--config", config, "--owner", "alice")
+        bad = _cli("store", "get", "0" * 64, str(tmp_path / "x"), "--config", config, "--owner", "alice")
         assert bad.returncode == 2 and "no entry" in bad.stderr
     finally:
-        for s in servers:
-            s.terminate()
-            s.wait(10)
+        stop_servers(servers)
 
 
 def test_store_commands_on_the_embedded_default(tmp_path, monkeypatch, capsys):
@@ -462,3 +469,262 @@ def test_malformed_tags_and_meta_are_rejected(store_setup):
     finally:
         ch.close()
     assert store.index.stats("alice")["entries"] == 0
+
+
+# ---- a damaged index never costs a blob ---------------------------------------------------
+def _filled_index(root, n=300, shared_by=3):
+    """An index of ``n`` blobs (enough rows for several b-tree pages per table) whose blob 17
+    is used by ``shared_by`` entries; closed (the WAL folded into the file). Returns the
+    blob files by blob id."""
+    idx = Index(root)
+    for i in range(n):
+        blob_id, ct = _blob(b"blob %d" % i)
+        for k in range(shared_by if i == 17 else 1):
+            idx.put("alice", _id(1000 * k + i), blob_id, ct if k == 0 else None, b"m", [(0, b"t%d" % i)])
+    files = {p.name: p.read_bytes() for p in root.glob("blobs/*/*/*")}
+    idx.close()
+    assert len(files) == n and not (root / "index.sqlite3-wal").exists()
+    return files
+
+
+def _blobs_leaf_page(db_path) -> int:
+    """A leaf page of the blobs table, found from its root (an interior page at this size)."""
+    import sqlite3
+    import struct
+
+    db = sqlite3.connect(db_path)
+    root = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'blobs'").fetchone()[0]
+    size = db.execute("PRAGMA page_size").fetchone()[0]
+    db.close()
+    page = db_path.read_bytes()[(root - 1) * size:root * size]
+    assert page[0] == 0x05, "the blobs table should span several pages"
+    first_cell = struct.unpack(">H", page[12:14])[0]
+    return struct.unpack(">I", page[first_cell:first_cell + 4])[0], size
+
+
+def test_corrupt_index_refuses_to_start_and_deletes_nothing(tmp_path, capsys):
+    from safelight import cli
+    from safelight.errors import ConfigError
+    from safelight.store.local import init_store
+
+    root = tmp_path / "st"
+    init_store(root, ["alice"])
+    data = root / "store-data"
+    files = _filled_index(data)
+    db_path = data / "index.sqlite3"
+    leaf, size = _blobs_leaf_page(db_path)
+    raw = bytearray(db_path.read_bytes())
+    for i in range((leaf - 1) * size + 200, (leaf - 1) * size + 260):  # garbage over some of its cells
+        raw[i] ^= 0x5A
+    db_path.write_bytes(bytes(raw))
+    with pytest.raises(ConfigError) as caught:
+        Index(data)
+    message = str(caught.value)
+    assert str(db_path) in message and "corrupt" in message and "backup" in message and ".recover" in message
+    assert {p.name: p.read_bytes() for p in data.glob("blobs/*/*/*")} == files  # every blob still in place
+    assert not (data / "quarantine").exists()
+    # the same through a command: the storage server refuses to start, one line, exit 2
+    assert cli.main(["store", "list", "--store-dir", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("safelight: error: the store server did not start: the store index")
+    assert str(db_path) in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in data.glob("blobs/*/*/*")} == files
+    assert db_path.read_bytes() == bytes(raw)  # nothing was changed
+
+
+def test_one_flipped_byte_never_loses_a_shared_blob(tmp_path):
+    """The blob ids of blob 17 (used by three entries) are stored three times: in the
+    entries, in the blobs table and in that table's index. A flipped byte in any of them
+    either stops the start (the index no longer finds a blob that entries use) or leaves
+    every blob and entry readable; a blob file is never deleted."""
+    import shutil
+
+    from safelight.errors import ConfigError
+
+    pristine = tmp_path / "pristine"
+    files = _filled_index(pristine)
+    target = _blob(b"blob 17")[0].encode()
+    raw = (pristine / "index.sqlite3").read_bytes()
+    spots = [i for i in range(len(raw)) if raw.startswith(target, i)]
+    assert len(spots) >= 3
+    refused = 0
+    for n, spot in enumerate(spots):
+        root = tmp_path / f"flip{n}"
+        shutil.copytree(pristine, root)
+        flipped = bytearray(raw)
+        flipped[spot + 30] ^= 0x01
+        (root / "index.sqlite3").write_bytes(bytes(flipped))
+        try:
+            idx = Index(root)
+        except ConfigError as exc:
+            refused += 1
+            assert "corrupt" in str(exc)
+        else:
+            for k in range(3):
+                idx.get("alice", _id(1000 * k + 17))
+            idx.close()
+        assert {p.name: p.read_bytes() for p in root.glob("blobs/*/*/*")} == files, f"copy {n} lost a blob"
+    assert refused >= 1  # the copy in the blobs index: a lookup no longer finds the row
+
+
+def test_unlisted_blob_files_are_quarantined_not_deleted(tmp_path, caplog, capsys):
+    from safelight import cli
+    from safelight.store.local import init_store
+
+    root = tmp_path / "st"
+    init_store(root, ["alice"])
+    data = root / "store-data"
+    idx = Index(data)
+    blob_id, ct = _blob(b"listed")
+    idx.put("alice", _id(1), blob_id, ct, b"m", [])
+    listed = next(data.glob("blobs/*/*/*"))
+    idx.close()
+    stray = listed.parent.parent / "ab" / ("ab" + "0" * 62)  # e.g. live data of an index restored from a backup
+    stray.parent.mkdir()
+    stray.write_bytes(b"someone's photo")
+    with caplog.at_level("WARNING", logger="safelight.store"):
+        idx = Index(data)
+    assert [p.read_bytes() for p in idx.quarantined] == [b"someone's photo"]
+    moved = idx.quarantined[0]
+    assert moved.relative_to(data / "quarantine").parts[1:] == stray.relative_to(data / "blobs").parts
+    assert not stray.exists() and listed.is_file() and idx.get("alice", _id(1))[0] == ct
+    assert "moved 1 blob files" in caplog.text and str(data / "quarantine") in caplog.text
+    idx.close()
+    # a command on the local store repeats the server's report on stderr
+    (listed.parent / ("cd" + "1" * 62)).write_bytes(b"another stray file")
+    assert cli.main(["store", "stats", "--store-dir", str(root)]) == 0
+    err = capsys.readouterr().err
+    assert "safelight: store server: moved 1 blob files" in err
+    assert sorted(p.read_bytes() for p in data.glob("quarantine/*/*/*/*")) == [b"another stray file",
+                                                                               b"someone's photo"]
+
+
+def test_list_sets_aside_an_entry_that_does_not_open(store_setup):
+    from safelight.store.client import StoreClient
+
+    config, owners, store, keys = store_setup
+    with StoreClient(config, "alice", owners["alice"]) as alice:
+        stored = alice.put([(f"f{i}.bin", bytes([i]) * 50) for i in range(3)])
+        with store.index._lock:  # damage the middle entry's metadata
+            store.index.db.execute("UPDATE entries SET meta = ? WHERE entry_id = ?", (b"\0" * 40, stored[1].entry))
+        listing = alice.list()
+        assert listing.entries == [(stored[0].entry, "f0.bin"), (stored[2].entry, "f2.bin")]
+        assert [e for e, _ in listing.unreadable] == [stored[1].entry]
+        assert alice.get(stored[2].entry) == ("f2.bin", bytes([2]) * 50)
+
+
+def test_a_failed_request_leaves_the_connection_usable(store_setup):
+    from safelight.errors import JobFailedError
+    from safelight.runtime.certs import Identity
+    from safelight.runtime.transport import MsgType, connect
+    from safelight.store.client import StoreClient
+    from safelight.store.service import NO_JOB
+
+    config, owners, store, keys = store_setup
+    with StoreClient(config, "alice", owners["alice"]) as alice:
+        kept, lost = alice.put([("kept.bin", b"k" * 100), ("lost.bin", b"l" * 100)])
+        with pytest.raises(InputError, match="no entry"):
+            alice.get(_id(5))  # an unknown id
+        next(config.root.rglob(lost.blob)).unlink()  # a storage fault: the blob file is gone
+        with pytest.raises(JobFailedError, match="could not complete the 'get' request"):
+            alice.get(lost.entry)
+        assert alice.get(kept.entry) == ("kept.bin", b"k" * 100)  # the same connection
+        assert len(alice.list()) == 2
+    # a put whose checks fail still consumes its blob frame: the next request is understood
+    ch = connect("127.0.0.1", config.store_port, Identity.from_dir(config.certs, "alice"), "store", 10.0)
+    try:
+        blob_id, ct = _blob(b"ciphertext")
+        ch.send_json(MsgType.STORE_REQ, NO_JOB, {"op": "put", "entry": _id(7), "blob": blob_id, "with_blob": True,
+                                                 "meta": "00", "tags": [[0, "ab"]]})
+        ch.send_tensor(NO_JOB, "blob", np.frombuffer(ct, dtype=np.uint8))
+        with pytest.raises(InputError, match="16 bytes"):
+            ch.expect(MsgType.RESULT)
+        ch.send_json(MsgType.STORE_REQ, NO_JOB, {"op": "stats"})
+        assert ch.expect(MsgType.RESULT).json["entries"] == 2
+    finally:
+        ch.close()
+
+
+# ---- the command line: entries by name or prefix, outputs checked first ----------------------
+@pytest.fixture
+def embedded_store(tmp_path):
+    """A local store with alice's entries: p.png, same.png (the same photo), other.bin."""
+    root = tmp_path / "st"
+    (tmp_path / "p.png").write_bytes(_photo_bytes())
+    (tmp_path / "same.png").write_bytes(_photo_bytes())
+    (tmp_path / "other.bin").write_bytes(b"not an image" * 10)
+    put = _cli("store", "put", *(str(tmp_path / n) for n in ("p.png", "same.png", "other.bin")),
+               "--store-dir", str(root), "--owner", "alice")
+    assert put.returncode == 0, put.stderr
+    return root, {line.split()[1]: line.split()[0] for line in put.stdout.splitlines()}
+
+
+def test_get_refuses_a_folder_or_a_missing_folder_in_one_line(embedded_store, tmp_path):
+    root, entries = embedded_store
+    (tmp_path / "some_dir").mkdir()
+    for output in ("some_dir/", "some_dir", "missing_dir/out.png", "missing_dir/"):
+        got = _cli("store", "get", entries["p.png"], str(tmp_path / output) + ("/" if output.endswith("/") else ""),
+                   "--store-dir", str(root))
+        assert got.returncode == 2, (output, got.stderr)
+        assert got.stderr.count("\n") == 1 and got.stderr.startswith("safelight: error: "), got.stderr
+        assert "Traceback" not in got.stderr and got.stdout == ""
+    assert list((tmp_path / "some_dir").iterdir()) == [] and not (tmp_path / "missing_dir").exists()
+
+
+def test_get_and_rm_take_a_name_or_a_unique_id_prefix(embedded_store, tmp_path):
+    root, entries = embedded_store
+    got = _cli("store", "get", "same.png", str(tmp_path / "back.png"), "--store-dir", str(root))
+    assert got.returncode == 0, got.stderr
+    assert (tmp_path / "back.png").read_bytes() == _photo_bytes() and "same.png ->" in got.stdout
+    got = _cli("store", "get", entries["other.bin"][:8], str(tmp_path / "o.bin"), "--store-dir", str(root))
+    assert got.returncode == 0 and (tmp_path / "o.bin").read_bytes() == b"not an image" * 10, got.stderr
+    missing = _cli("store", "rm", "nothing.png", "--store-dir", str(root))
+    assert missing.returncode == 2 and "no entry is named 'nothing.png'" in missing.stderr
+    removed = _cli("store", "rm", "p.png", "--store-dir", str(root))
+    assert removed.returncode == 0 and entries["p.png"] in removed.stdout and "still used" in removed.stdout
+    listed = _cli("store", "list", "--store-dir", str(root))
+    assert sorted(line.split()[1] for line in listed.stdout.splitlines()) == ["other.bin", "same.png"]
+
+
+def test_list_reports_an_entry_that_does_not_open_and_exits_1(embedded_store):
+    import sqlite3
+
+    root, entries = embedded_store
+    db = sqlite3.connect(root / "store-data" / "index.sqlite3")  # no server runs between commands
+    db.execute("UPDATE entries SET meta = ? WHERE entry_id = ?", (b"\0" * 40, entries["same.png"]))
+    db.commit()
+    db.close()
+    listed = _cli("store", "list", "--store-dir", str(root))
+    assert listed.returncode == 1, listed.stderr
+    assert [line.split()[1] for line in listed.stdout.splitlines()] == ["p.png", "other.bin"]
+    assert f"safelight: warning: entry {entries['same.png']}: its metadata does not open" in listed.stderr
+    assert "1 of 3 entries not listed" in listed.stderr and "Traceback" not in listed.stderr
+    # the damaged entry can still be removed by its id prefix
+    assert _cli("store", "rm", entries["same.png"][:10], "--store-dir", str(root)).returncode == 0
+    listed = _cli("store", "list", "--store-dir", str(root))
+    assert listed.returncode == 0 and listed.stderr == ""
+
+
+def test_ambiguous_names_and_prefixes_are_errors_listing_the_candidates(store_setup, monkeypatch):
+    import secrets
+
+    from safelight.store.client import StoreClient
+
+    config, owners, store, keys = store_setup
+    ids = iter(["abcd" + "0" * 59 + "1", "abcd" + "0" * 59 + "2", "ef01" + "0" * 60])
+    monkeypatch.setattr(secrets, "token_hex", lambda n: next(ids))
+    with StoreClient(config, "alice", owners["alice"]) as alice:
+        a, b, c = alice.put([("x.png", b"one" * 9), ("x.png", b"two" * 9), ("y.png", b"three" * 9)])
+        assert [a.entry, b.entry, c.entry] == ["abcd" + "0" * 59 + "1", "abcd" + "0" * 59 + "2", "ef01" + "0" * 60]
+        # the candidates are shown with as many digits as it takes to tell them apart
+        with pytest.raises(InputError, match=rf"'x.png' fits 2 entries: {a.entry} \(x.png\), {b.entry} \(x.png\); "
+                                             "give more digits"):
+            alice.resolve("x.png")
+        with pytest.raises(InputError, match="'abcd' fits 2 entries"):
+            alice.resolve("abcd")
+        assert alice.resolve("y.png") == alice.resolve("EF01") == alice.resolve(c.entry) == c.entry
+        assert alice.resolve(a.entry) == a.entry and alice.resolve(c.entry[:63]) == c.entry
+        with pytest.raises(InputError, match="needs 4 hex digits or more"):
+            alice.resolve("ef0")
+        with pytest.raises(InputError, match="no entry is named 'z.png'"):
+            alice.resolve("z.png")

@@ -7,17 +7,29 @@ store.toml`` talks to servers already running elsewhere instead.
 
 Image files are uploaded with near-duplicate tags (an EfficientNet-Lite0 embedding computed
 here, keyed LSH tags, the embedding encrypted for the owner); other files without.
+
+``get`` and ``rm`` take an entry as its full id, a unique prefix of it (4 hex digits or
+more) or the file name it was stored under; a name or prefix that fits several entries is an
+error listing them. ``get`` checks its output path before contacting the store and writes
+the file whole (a temporary file renamed into place) or not at all.
+
+Exit codes: 0 done; 2 bad input or an error (one line ``safelight: error: ...`` on stderr);
+``list`` exits 1 when it listed only some entries: each entry whose metadata does not open
+with the owner key (damaged, or another owner's key) gets a ``safelight: warning:`` line on
+stderr, and the others are listed on stdout as usual (if none opens, it is an error, exit 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import ConfigError, SafelightError
+from ..errors import ConfigError, InputError, SafelightError
 
 
 def add_parser(sub) -> None:
@@ -29,7 +41,9 @@ def add_parser(sub) -> None:
     q.add_argument("--store-dir", help="the same as DIRECTORY")
     q.add_argument("--owner", action="append", help="an owner (repeatable; default 'owner')")
     q.add_argument("--host", default="127.0.0.1", help="address for serving it to other machines")
-    q.add_argument("--port", type=int, default=7500, help="storage server port (the key server uses port+1)")
+    q.add_argument("--port", type=int, default=7500,
+                   help="storage server port (the key server uses port+1); 0: each server binds a free port "
+                        "when it starts and prints it (READY store|keyserver PORT)")
     q.set_defaults(func=cmd_init)
 
     def client_args(q) -> None:
@@ -49,8 +63,8 @@ def add_parser(sub) -> None:
     q.set_defaults(func=cmd_put)
 
     q = ssub.add_parser("get", help="download and decrypt one entry")
-    q.add_argument("entry")
-    q.add_argument("output")
+    q.add_argument("entry", help="the entry: its id, a unique id prefix (4+ hex digits) or its file name")
+    q.add_argument("output", help="the file to write (its folder must exist)")
     client_args(q)
     q.set_defaults(func=cmd_get)
 
@@ -60,12 +74,12 @@ def add_parser(sub) -> None:
     q.add_argument("--threshold", type=float, default=None, help="cosine similarity (default: the calibrated one)")
     q.set_defaults(func=cmd_near)
 
-    q = ssub.add_parser("list", help="the owner's entries")
+    q = ssub.add_parser("list", help="the owner's entries (exit 1 if some could not be opened: see stderr)")
     client_args(q)
     q.set_defaults(func=cmd_list)
 
     q = ssub.add_parser("rm", help="delete an entry (its blob goes with the last reference)")
-    q.add_argument("entry")
+    q.add_argument("entry", help="the entry: its id, a unique id prefix (4+ hex digits) or its file name")
     client_args(q)
     q.set_defaults(func=cmd_rm)
 
@@ -188,25 +202,66 @@ def cmd_near(args: argparse.Namespace) -> int:
     return 0
 
 
+def _output_file(text: str) -> Path:
+    """``get``'s output: a file path whose folder exists (checked before any download)."""
+    out = Path(text)
+    if text.endswith(("/", os.sep)) or out.is_dir():
+        raise InputError(f"{text} names a folder: give the file to write, e.g. {out / 'photo.png'}")
+    if not out.parent.is_dir():
+        raise InputError(f"cannot write {text}: the folder {out.parent} does not exist")
+    return out
+
+
+def _write_whole(out: Path, data: bytes) -> None:
+    """Write ``out`` through a temporary file in its folder, renamed into place: a failure
+    or an interrupt leaves no partial file."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
+    except OSError as exc:
+        raise InputError(f"cannot write {out}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise InputError(f"cannot write {out}: {exc.strerror}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def cmd_get(args: argparse.Namespace) -> int:
+    out = _output_file(args.output)
     with _client(args) as client:
-        name, data = client.get(args.entry)
-    Path(args.output).write_bytes(data)
-    print(f"{name} -> {args.output} ({len(data)} bytes)")
+        name, data = client.get(client.resolve(args.entry))
+    _write_whole(out, data)
+    print(f"{name} -> {out} ({len(data)} bytes)")
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        for entry, name in client.list():
-            print(f"{entry}  {name}")
+        listing = client.list()
+    if listing.unreadable and not listing.entries:
+        raise InputError(f"none of the owner's {len(listing.unreadable)} entries opens with the owner key "
+                         f"{client.owner_key_path}: wrong --owner or --key? (with the right key, they are damaged)")
+    for entry, name in listing.entries:
+        print(f"{entry}  {name}")
+    for entry, why in listing.unreadable:
+        print(f"safelight: warning: entry {entry}: {why}; not listed (remove it with: safelight store rm "
+              f"{entry[:16]})", file=sys.stderr)
+    if listing.unreadable:
+        print(f"safelight: {len(listing.unreadable)} of {len(listing.entries) + len(listing.unreadable)} entries "
+              "not listed", file=sys.stderr)
+        return 1
     return 0
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        gone = client.remove(args.entry)
-    print("removed" + (" (and its blob)" if gone else " (its blob is still used by another entry)"))
+        entry = client.resolve(args.entry)
+        gone = client.remove(entry)
+    print(f"removed {entry}" + (" (and its blob)" if gone else " (its blob is still used by another entry)"))
     return 0
 
 

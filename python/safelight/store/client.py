@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 from cryptography.exceptions import InvalidTag
@@ -25,6 +26,10 @@ from . import convergent, oprf
 from .service import KEYSERVER_NAME, NO_JOB, STORE_NAME, StoreConfig
 
 OWNER_KEY_BYTES = 32
+UNREADABLE = "its metadata does not open with this owner key (another owner's key, or damaged)"
+FULL_ID = re.compile(r"[0-9a-f]{64}")
+HEX = re.compile(r"[0-9a-fA-F]+")
+ID_PREFIX_MIN = 4  # hex digits of an entry id that ``resolve`` accepts as a prefix
 NEAR_THRESHOLD = 0.65  # cosine similarity: no unrelated pair of the near-duplicate benchmark above it (benchmarks/near_duplicates.py)
 
 
@@ -50,6 +55,22 @@ def create_owner_key(path: str | os.PathLike) -> Path:
 
 
 @dataclass
+class Listing:
+    """An owner's entries, oldest first: (entry id, file name) of those whose metadata opens
+    with the owner key, and (entry id, why) of those whose metadata does not. Iterating
+    gives the readable ones."""
+
+    entries: list[tuple[str, str]]
+    unreadable: list[tuple[str, str]]
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+@dataclass
 class Stored:
     entry: str
     blob: str
@@ -63,6 +84,7 @@ class StoreClient:
         """``embed`` maps an image file's bytes to its embedding (default: EfficientNet-Lite0,
         on first use) for near-duplicate lookup."""
         self.config, self.owner, self.plain = config, owner, plain
+        self.owner_key_path = Path(owner_key)
         key = Path(owner_key).read_bytes() if Path(owner_key).exists() else b""
         if len(key) != OWNER_KEY_BYTES:
             raise InputError(f"{owner_key} is not an owner key (run: safelight store init)")
@@ -111,12 +133,21 @@ class StoreClient:
         body = json.dumps({"name": name, "key": key.hex(), **(extra or {})}).encode()
         return (nonce + self.meta_cipher.encrypt(nonce, body, bytes.fromhex(entry))).hex()
 
-    def read_meta(self, entry: str, meta_hex: str) -> dict:
-        raw = bytes.fromhex(meta_hex)
+    def _open_meta(self, entry: str, meta_hex: str) -> dict | None:
+        """An entry's metadata, or None when it does not open (another owner key, damage)."""
         try:
-            return json.loads(self.meta_cipher.decrypt(raw[:12], raw[12:], bytes.fromhex(entry)))
-        except (InvalidTag, ValueError):
-            raise InputError(f"entry {entry[:12]}...: its metadata does not open with this owner key") from None
+            raw = bytes.fromhex(meta_hex)
+            meta = json.loads(self.meta_cipher.decrypt(raw[:12], raw[12:], bytes.fromhex(entry)))
+        except (InvalidTag, ValueError, TypeError):
+            return None
+        ok = isinstance(meta, dict) and isinstance(meta.get("name"), str) and isinstance(meta.get("key"), str)
+        return meta if ok else None
+
+    def read_meta(self, entry: str, meta_hex: str) -> dict:
+        meta = self._open_meta(entry, meta_hex)
+        if meta is None:
+            raise InputError(f"entry {entry[:12]}...: {UNREADABLE}")
+        return meta
 
     def put(self, files: list[tuple[str, bytes]], tags: list[list[tuple[int, bytes]]] | None = None,
             extra: list[dict] | None = None) -> list[Stored]:
@@ -190,8 +221,43 @@ class StoreClient:
         data = convergent.open_sealed(blob.tobytes(), bytes.fromhex(meta["key"]))
         return meta["name"], data
 
-    def list(self) -> list[tuple[str, str]]:
-        return [(e, self.read_meta(e, m)["name"]) for e, _, m in self._request("list")["entries"]]
+    def list(self) -> "Listing":
+        """The owner's entries, oldest first. An entry whose metadata does not open is set
+        aside in ``unreadable`` instead of failing the whole listing."""
+        listing = Listing([], [])
+        for e, _, m in self._request("list")["entries"]:
+            meta = self._open_meta(e, m)
+            if meta is None:
+                listing.unreadable.append((e, UNREADABLE))
+            else:
+                listing.entries.append((e, meta["name"]))
+        return listing
+
+    def resolve(self, ref: str) -> str:
+        """The id of the entry ``ref`` names: a full id (64 lowercase hex digits, taken as
+        given), the file name an entry was stored under, or a prefix of at least
+        ``ID_PREFIX_MIN`` hex digits of one entry's id. A name or prefix that fits several
+        entries is an :class:`InputError` listing them; nothing is chosen for the caller.
+        Anything but a full id lists the owner's entries (names are only in their
+        encrypted metadata)."""
+        if FULL_ID.fullmatch(ref):
+            return ref
+        listing = self.list()
+        names = dict(listing.entries)
+        ids = [e for e, _ in listing.entries] + [e for e, _ in listing.unreadable]
+        prefix = ref.lower() if len(ref) >= ID_PREFIX_MIN and HEX.fullmatch(ref) else None
+        found = [e for e in ids if names.get(e) == ref or (prefix is not None and e.startswith(prefix))]
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            short = f" (an id prefix needs {ID_PREFIX_MIN} hex digits or more)" if HEX.fullmatch(ref) and not prefix else ""
+            raise InputError(f"no entry is named {ref!r} or has an id starting with it{short}; "
+                             "safelight store list shows them")
+        ordered = sorted(found)  # as many digits as it takes to tell the candidates apart
+        width = max([12] + [1 + len(os.path.commonprefix(pair)) for pair in zip(ordered, ordered[1:])])
+        shown = ", ".join(f"{e[:width]} ({names.get(e, 'unreadable metadata')})" for e in found[:10])
+        more = f" and {len(found) - 10} more" if len(found) > 10 else ""
+        raise InputError(f"{ref!r} fits {len(found)} entries: {shown}{more}; give more digits of the id")
 
     def remove(self, entry: str) -> bool:
         return bool(self._request("rm", entry=entry)["blob_removed"])

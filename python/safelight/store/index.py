@@ -12,13 +12,23 @@ matches are counted with numpy, not row by row (``store_query_100k`` in benchmar
 Crash safety: a blob file is written to a temporary name, flushed to disk and renamed into
 place *before* the transaction that makes it visible commits; the database runs in WAL mode
 with synchronous=FULL, so an acknowledged upload survives a crash and a crash mid-upload
-leaves at most an orphan file, which opening the index again removes.
+leaves at most an orphan file, which opening the index again moves aside.
+
+Start-up never deletes a blob. Opening the index first checks the database (``PRAGMA
+quick_check``, then that every entry's blob is listed in ``blobs``) and refuses a damaged
+one with :class:`~safelight.errors.ConfigError`: a flipped byte in the file could otherwise
+hide a live blob from the ``blobs`` table. (quick_check misses a damaged *index* of a table;
+the entries-to-blobs check catches the case that matters here, a blob row that a lookup no
+longer finds.) Blob files the index does not list (orphans of crashed uploads, or live data
+of an index restored from an older backup) are moved to ``quarantine/<time>/`` under the
+store directory and reported in the log, never removed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import os
 import sqlite3
 import threading
@@ -28,8 +38,9 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 
+log = logging.getLogger("safelight.store")
 POSTING = np.dtype("<i8")  # an entry number in a posting list
 MAX_TAG = 255
 
@@ -116,22 +127,79 @@ def _placeholders(n: int) -> str:
     return ",".join("?" * n)
 
 
+def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
+    """A damaged file (SQLITE_CORRUPT, SQLITE_NOTADB), not a locked or unwritable one."""
+    name = getattr(exc, "sqlite_errorname", "")
+    if name:
+        return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
+    return type(exc) is sqlite3.DatabaseError
+
+
 class Index:
+    """The index of one store directory ``root``: ``root/index.sqlite3``, ``root/blobs/``.
+
+    Opening it checks the database and refuses a corrupt one (:class:`ConfigError` naming
+    the file and what to do); blob files it does not list are moved to ``root/quarantine/``
+    (``self.quarantined`` lists where they went).
+    """
+
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
+        self.path = self.root / "index.sqlite3"
         self.blob_dir = self.root / "blobs"
+        self.quarantine_dir = self.root / "quarantine"
         self.blob_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self.db = sqlite3.connect(self.root / "index.sqlite3", check_same_thread=False, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
-        self.db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-        self._migrate()
-        self._remove_orphans()
+        self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
+            self.db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+            self._check_database()
+            self._migrate()
+            self._check_entries()
+            self.quarantined = self._quarantine_unlisted()
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            if _is_corruption(exc):
+                raise self._corrupt(str(exc)) from None
+            raise ConfigError(f"cannot open the store index {self.path}: {exc}") from None
+        except BaseException:
+            self.db.close()
+            raise
 
     # ---- setup ---------------------------------------------------------------
+    def _corrupt(self, detail: str) -> ConfigError:
+        detail = " ".join(detail.replace("*** in database main ***", "").split())
+        detail = detail if len(detail) <= 300 else detail[:300] + "..."
+        return ConfigError(
+            f"the store index {self.path} is corrupt ({detail}); the storage server does not start on it, and "
+            f"nothing was changed. Keep a copy of {self.root} as it is, then restore index.sqlite3 from a backup "
+            f"(with its -wal file, if the backup has one), or recover it: sqlite3 {self.path} .recover | sqlite3 "
+            f"{self.path}.recovered, check that file with PRAGMA integrity_check and put it in place of "
+            f"index.sqlite3 (no blob file needs to change)")
+
+    def _check_database(self) -> None:
+        """``PRAGMA quick_check``: b-tree structure, page accounting, NOT NULL columns (not
+        every index entry against its table: that is integrity_check, much slower)."""
+        rows = [str(r[0]) for r in self.db.execute("PRAGMA quick_check").fetchall()]
+        if rows != ["ok"]:
+            raise self._corrupt("; ".join(rows))
+
+    def _check_entries(self) -> None:
+        """Every entry's blob has its row in ``blobs`` (looked up through the table's index,
+        the way uploads and deletions find it). A miss means a damaged index: serving it
+        would count that blob's references from zero again and delete its file while
+        entries still use it."""
+        missing = self.db.execute(
+            "SELECT COUNT(*), MIN(e.blob_id) FROM entries e WHERE NOT EXISTS "
+            "(SELECT 1 FROM blobs b WHERE b.owner = e.owner AND b.blob_id = e.blob_id)").fetchone()
+        if missing[0]:
+            raise self._corrupt(f"{missing[0]} entries use a blob that the blobs table does not list, "
+                                f"e.g. {missing[1][:12]}...")
+
     def _migrate(self) -> None:
         with self._lock:
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -155,12 +223,34 @@ class Index:
         folder = hashlib.sha256(owner.encode()).hexdigest()[:16]
         return self.blob_dir / folder / blob_id[:2] / blob_id
 
-    def _remove_orphans(self) -> None:
-        """Files from uploads that crashed before their transaction committed."""
+    def _quarantine_unlisted(self) -> list[Path]:
+        """Move the blob files the index does not list to ``quarantine/<UTC time>/`` (same
+        relative paths) and report them; return their new paths. Such files are usually
+        uploads that crashed before their transaction committed, but they are never deleted
+        here: after an index is restored from a backup they are live data."""
         known = {self._path(o, b) for o, b in self.db.execute("SELECT owner, blob_id FROM blobs")}
-        for path in self.blob_dir.glob("*/*/*"):
-            if path not in known:
-                path.unlink(missing_ok=True)
+        found = set(self.blob_dir.glob("*/*/*"))
+        unlisted, missing = sorted(found - known), len(known - found)
+        if missing:
+            log.warning("store index %s lists %d blobs whose files are missing from %s: their entries cannot "
+                        "be fetched", self.path, missing, self.blob_dir)
+        if not unlisted:
+            return []
+        folder = self.quarantine_dir / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        moved = []
+        for path in unlisted:
+            target = folder / path.relative_to(self.blob_dir)
+            n = 0
+            while target.exists():  # a second start within the same second
+                n += 1
+                target = target.with_name(f"{path.name}.{n}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+            moved.append(target)
+        # one line (the folder lists the files): a spawner reads the log's start for READY
+        log.warning("moved %d blob files that the store index does not list to %s (not deleted: orphans of "
+                    "interrupted uploads, or live data if the index came from an older backup)", len(moved), folder)
+        return moved
 
     # ---- operations -------------------------------------------------------------
     def put(self, owner: str, entry_id: str, blob_id: str, ciphertext: bytes | None, meta: bytes,

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, PeerUnavailableError
 from ..runtime.cluster import START_TIMEOUT, wait_ready
 from .service import KEYSERVER_NAME, STORE_NAME, StoreConfig
 
@@ -53,11 +53,16 @@ def check_owner_name(name: str) -> str:
 def init_store(root: str | os.PathLike, owners: Sequence[str] = (DEFAULT_OWNER,), host: str = "127.0.0.1",
                port: int = 7500) -> Path:
     """Create a store directory: a CA with certificates for the two servers and each owner,
-    ``store.toml`` (for serving it remotely on ``host:port`` and ``port + 1``) and one owner
-    key per owner. Returns the path of ``store.toml``; refuses a directory that holds a store."""
+    ``store.toml`` (for serving it remotely on ``host:port`` and ``port + 1``; with port 0
+    each server binds a free port when it starts and prints it, see :func:`start_servers`)
+    and one owner key per owner. Returns the path of ``store.toml``; refuses a directory
+    that holds a store."""
     from ..runtime.certs import create_cluster_certs
     from .client import create_owner_key
 
+    if not 0 <= port <= 65534:
+        raise InputError(f"port {port}: use 1-65534 (the key server takes the next one), or 0 for ports "
+                         "the system picks when the servers start")
     root = Path(root)
     owners = tuple(dict.fromkeys(check_owner_name(o) for o in owners))
     if not owners:
@@ -70,8 +75,8 @@ def init_store(root: str | os.PathLike, owners: Sequence[str] = (DEFAULT_OWNER,)
     for owner in owners:
         create_owner_key(root / f"{owner}.key")
     # store.toml last: its presence means the directory is complete
-    return StoreConfig(Path("certs"), host, port, Path("store-data"), host, port + 1, Path("keyserver.key"),
-                       owners=owners).save(root / CONFIG_NAME)
+    return StoreConfig(Path("certs"), host, port, Path("store-data"), host, port + 1 if port else 0,
+                       Path("keyserver.key"), owners=owners).save(root / CONFIG_NAME)
 
 
 @contextmanager
@@ -108,15 +113,52 @@ def _spawn(role: str, config_path: Path, log_path: Path) -> subprocess.Popen:
 
 
 def _wait_ready(role: str, proc: subprocess.Popen, log_path: Path, deadline: float) -> int:
-    """The port from the server's ``READY <role> <port>`` line."""
-    found = wait_ready(proc, log_path, f"the local {role} server", deadline, rb"READY %s (\d+)\n" % role.encode())
+    """The port from the server's ``READY <role> <port>`` line. The warnings it logged
+    before that line (blob files quarantined at start, ...) are repeated on stderr, since
+    its log is not kept; if it refused to start with one error line (a corrupt index, ...),
+    that line is the error raised here."""
+    try:
+        found = wait_ready(proc, log_path, f"the {role} server", deadline, rb"READY %s (\d+)\n" % role.encode())
+    except PeerUnavailableError:
+        refusal = [line for line in log_path.read_text(errors="replace").splitlines()
+                   if line.startswith("safelight: error: ")]
+        if proc.poll() is not None and refusal:
+            raise ConfigError(f"the {role} server did not start: {refusal[-1][len('safelight: error: '):]}") from None
+        raise
+    for line in log_path.read_bytes()[:found.start()].decode(errors="replace").splitlines():
+        for level in (" WARNING ", " ERROR "):
+            if level in line:
+                print(f"safelight: {role} server: {line.split(level, 1)[1]}", file=sys.stderr)
     return int(found.group(1))
 
 
-def _stop(processes: list[subprocess.Popen]) -> None:
+def start_servers(config_path: str | os.PathLike,
+                  log_dir: str | os.PathLike) -> tuple[list[subprocess.Popen], int, int]:
+    """Spawn the storage server and the key server of ``config_path`` (``safelight serve
+    --role store|keyserver``; they exit if this process dies) with their logs in
+    ``log_dir``, and wait until both listen. Returns the processes and the ports they bound
+    (read from their ``READY`` lines: with port 0 in the config the system picks free ones,
+    so nothing reserves a port in advance). On failure the servers are stopped."""
+    log_dir = Path(log_dir)
+    roles = (STORE_NAME, KEYSERVER_NAME)
+    processes: list[subprocess.Popen] = []
+    try:
+        for role in roles:
+            processes.append(_spawn(role, Path(config_path), log_dir / f"{role}.log"))
+        deadline = time.monotonic() + START_TIMEOUT
+        store_port, key_port = (_wait_ready(role, proc, log_dir / f"{role}.log", deadline)
+                                for role, proc in zip(roles, processes))
+    except BaseException:
+        stop_servers(processes)
+        raise
+    return processes, store_port, key_port
+
+
+def stop_servers(processes: list[subprocess.Popen]) -> None:
+    """Stop servers from :func:`start_servers` (SIGTERM: the store closes its index)."""
     for proc in processes:
         if proc.poll() is None:
-            proc.terminate()  # a clean stop: the store closes its index
+            proc.terminate()
     for proc in processes:
         try:
             proc.wait(timeout=10)
@@ -145,13 +187,8 @@ def local_store(root: str | os.PathLike | None = None) -> Iterator[StoreConfig]:
         try:
             loopback = dataclasses.replace(saved, store_host="127.0.0.1", store_port=0, key_host="127.0.0.1",
                                            key_port=0)
-            run_config = loopback.save(workdir / CONFIG_NAME)
-            roles = (STORE_NAME, KEYSERVER_NAME)
-            processes = [_spawn(role, run_config, workdir / f"{role}.log") for role in roles]
-            deadline = time.monotonic() + START_TIMEOUT
-            store_port, key_port = (_wait_ready(role, proc, workdir / f"{role}.log", deadline)
-                                    for role, proc in zip(roles, processes))
+            processes, store_port, key_port = start_servers(loopback.save(workdir / CONFIG_NAME), workdir)
             yield dataclasses.replace(loopback, store_port=store_port, key_port=key_port)
         finally:
-            _stop(processes)
+            stop_servers(processes)
             shutil.rmtree(workdir, ignore_errors=True)

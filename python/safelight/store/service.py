@@ -21,6 +21,13 @@ Configuration: ``store.toml`` written by ``safelight store init``::
     key = "keyserver.key"    # the OPRF key (created on first start)
     rate = 200.0             # evaluations per second per client, and the burst below
     burst = 2000
+
+Port 0 (``safelight store init --port 0``): each server binds a free port and prints it on
+its ``READY <role> <port>`` line; whoever starts the servers gives the clients those ports
+(:func:`safelight.store.local.start_servers` reads them).
+
+The storage server refuses to start on a corrupt index (:class:`~safelight.store.index.Index`)
+and never deletes a blob file at start (unlisted ones go to ``quarantine/``).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import ssl
 import sys
 import threading
@@ -39,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, InputError, ProtocolError, SafelightError
+from ..errors import ConfigError, InputError, JobFailedError, ProtocolError, SafelightError
 from ..runtime.certs import Identity
 from ..runtime.transport import Channel, MsgType, accept_tls, server_context
 from . import oprf
@@ -153,20 +161,48 @@ class _Service:
 
 
 class StoreServer(_Service):
-    """Ciphertext blobs and their index; owners see only their own entries."""
+    """Ciphertext blobs and their index; owners see only their own entries.
+
+    The index is opened (and checked: a corrupt one stops the start with a
+    :class:`~safelight.errors.ConfigError`) before the port is bound. A request that fails
+    is answered with an ERROR frame and the connection stays usable: a blob that follows a
+    rejected ``put`` is read first, and a storage fault (a missing blob file, an SQLite
+    error) becomes an error reply instead of closing the connection.
+    """
 
     name = STORE_NAME
 
     def __init__(self, config: StoreConfig) -> None:
-        super().__init__(config, config.store_host, config.store_port)
         self.index = Index(config.root)
+        try:
+            super().__init__(config, config.store_host, config.store_port)
+        except BaseException:
+            self.index.close()
+            raise
 
     def handle(self, channel: Channel, frame) -> None:
         if frame.type != MsgType.STORE_REQ or not isinstance(frame.json, dict):
             raise ProtocolError(f"the store takes STORE requests, not {frame.type.name}")
-        owner, req = channel.peer, frame.json
+        req = frame.json
+        # the blob frame belongs to this request whatever happens next: read it before any
+        # check can fail, or the next request would start with it
+        blob = channel.expect(MsgType.TENSOR).array if req.get("op") == "put" and req.get("with_blob") else None
+        owner = channel.peer
         if owner in (STORE_NAME, KEYSERVER_NAME):
             raise ProtocolError("servers do not own entries")
+        try:
+            self._answer(channel, owner, req, blob)
+        except SafelightError:
+            raise
+        except (OSError, sqlite3.Error) as exc:
+            log.exception("store: %r request from %s failed", req.get("op"), owner)
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)  # no server paths
+            raise JobFailedError(f"the storage server could not complete the {req.get('op')!r} request "
+                                 f"({type(exc).__name__}: {detail}); its log has the details") from None
+        except (ValueError, TypeError, KeyError) as exc:
+            raise InputError(f"malformed {req.get('op')!r} request: {type(exc).__name__}: {exc}") from None
+
+    def _answer(self, channel: Channel, owner: str, req: dict, blob: np.ndarray | None) -> None:
         op = req.get("op")
         if op in ("put", "near"):
             req["tags"] = _tags(req.get("tags", []))
@@ -175,7 +211,6 @@ class StoreServer(_Service):
         elif op == "put":
             ciphertext = None
             if req.get("with_blob"):
-                blob = channel.expect(MsgType.TENSOR).array
                 if blob is None or blob.dtype != np.uint8 or blob.ndim != 1:
                     raise ProtocolError("a blob must be a 1-D uint8 tensor")
                 ciphertext = blob.tobytes()
