@@ -643,6 +643,16 @@ def test_a_failed_request_leaves_the_connection_usable(store_setup):
         assert ch.expect(MsgType.RESULT).json["entries"] == 2
     finally:
         ch.close()
+    # the key server too: a point that is not hex is an error reply, not a dropped link
+    ch = connect("127.0.0.1", config.key_port, Identity.from_dir(config.certs, "alice"), "keyserver", 10.0)
+    try:
+        ch.send_json(MsgType.KEY_REQ, NO_JOB, {"points": ["not hex"]})
+        with pytest.raises(InputError, match="a blinded point must be hex"):
+            ch.expect(MsgType.RESULT)
+        ch.send_json(MsgType.KEY_REQ, NO_JOB, {"points": [oprf.blind(b"x")[1].hex()]})
+        assert len(ch.expect(MsgType.RESULT).json["points"]) == 1
+    finally:
+        ch.close()
 
 
 # ---- the command line: entries by name or prefix, outputs checked first ----------------------

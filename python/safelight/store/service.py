@@ -303,7 +303,7 @@ class KeyServer(_Service):
         if not isinstance(points, list) or not 0 < len(points) <= MAX_POINTS:
             raise ProtocolError(f"a key request holds 1..{MAX_POINTS} points")
         self._spend(channel.peer, len(points))
-        blinded = [bytes.fromhex(str(p)) for p in points]
+        blinded = [_hex(p, "a blinded point") for p in points]
         if os.environ.get("SAFELIGHT_KEYSERVER_RECORD"):
             self.received.extend(blinded)
         channel.send_json(MsgType.RESULT, NO_JOB, {"points": [oprf.evaluate(self.key, b).hex() for b in blinded]})
