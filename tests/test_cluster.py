@@ -193,11 +193,12 @@ def test_servers_exit_when_their_parent_dies(tmp_path):
     code = (
         "import safelight, sys\n"
         "c = safelight.Cluster.local(2)\n"
-        "print(' '.join(str(p.pid) for p in c.processes), flush=True)\n"
+        "print(c.workdir, ' '.join(str(p.pid) for p in c.processes), flush=True)\n"
         "import os; os._exit(0)\n"  # die without cleaning up
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    pids = [int(p) for p in out.stdout.split()]
+    workdir, *pids = out.stdout.split()
+    pids = [int(p) for p in pids]
     assert len(pids) == 2
     deadline = time.monotonic() + 10
     alive = pids
@@ -205,6 +206,11 @@ def test_servers_exit_when_their_parent_dies(tmp_path):
         alive = [p for p in pids if _alive(p)]
         time.sleep(0.2)
     assert not alive
+    from pathlib import Path
+
+    from safelight.runtime.cluster import remove_stale_workdirs
+
+    assert Path(workdir) in remove_stale_workdirs()  # what the next Cluster.local does first
 
 
 def _alive(pid):
@@ -222,19 +228,31 @@ def _alive(pid):
 
 def test_cluster_from_config_and_remote_style_serve(tmp_path):
     """`safelight certs` + `safelight serve` processes + Cluster.from_config, as a remote deployment would."""
-    from safelight.runtime.cluster import _free_ports
+    import dataclasses
+    import json
+
     from safelight.runtime.config import ClusterConfig, PartyAddress
 
     subprocess.run([sys.executable, "-m", "safelight", "certs", str(tmp_path / "certs"), "--parties", "2"],
                    check=True, capture_output=True)
-    ports = _free_ports(2)
-    cfg = ClusterConfig(tuple(PartyAddress("127.0.0.1", p) for p in ports), tmp_path / "certs", 5.0)
-    path = cfg.save(tmp_path / "cluster.toml")
-    procs = [subprocess.Popen([sys.executable, "-m", "safelight", "serve", "--config", str(path), "--party", str(i)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for i in range(2)]
+    # Port 0: each server binds a free port and reports it (no port is reserved in advance).
+    cfg = ClusterConfig((PartyAddress("127.0.0.1", 0),) * 2, tmp_path / "certs", 5.0)
+    spawn = cfg.save(tmp_path / "spawn.toml")
+    procs = [subprocess.Popen([sys.executable, "-m", "safelight", "serve", "--config", str(spawn), "--party", str(i),
+                               "--peers-from-stdin"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT) for i in range(2)]
     try:
+        ports = []
         for proc in procs:
-            assert proc.stdout.readline().startswith(b"READY")
+            line = proc.stdout.readline()
+            assert line.startswith(b"READY"), line
+            ports.append(int(line.split(b":")[-1]))
+        addresses = tuple(PartyAddress("127.0.0.1", p) for p in ports)
+        path = dataclasses.replace(cfg, parties=addresses).save(tmp_path / "cluster.toml")
+        for proc in procs:
+            proc.stdin.write(b"PEERS " + json.dumps({"parties": [["127.0.0.1", p] for p in ports],
+                                                     "dealer": None}).encode() + b"\n")
+            proc.stdin.flush()
         cluster = safelight.Cluster.from_config(path)
         x = np.arange(42.0).reshape(6, 7)
         job = cluster.run(linear_program(2), {"x": safelight.encode(x), "y": safelight.encode(x)})

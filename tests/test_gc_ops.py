@@ -155,9 +155,9 @@ def test_dealt_ots_need_a_dealer_and_a_known_source(cluster2):
     p = Program(2)
     p.output(p.relu(p.input("x", (4,))), "y")
     with pytest.raises(safelight.errors.InputError, match="triples='dealer'"):
-        cluster2.run(p, {"x": safelight.encode(np.ones(4))}, ots="dealer")
+        cluster2.run(p, {"x": safelight.encode(np.ones(4))}, triples="client", ots="dealer")
     with pytest.raises(safelight.errors.InputError, match="ots must be one of"):
-        cluster2.run(p, {"x": safelight.encode(np.ones(4))}, ots="magic")
+        cluster2.run(p, {"x": safelight.encode(np.ones(4))}, triples="client", ots="magic")
 
 
 def test_per_op_preprocessing_gives_the_same_result_and_reports_steps():

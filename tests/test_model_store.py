@@ -17,30 +17,37 @@ def _scale_program(shape):
     return p
 
 
-def test_stored_weights_serve_several_jobs(cluster2):
+@pytest.fixture(scope="module")
+def dealt():
+    """Two servers and a dealer: stored weights never run on client-dealt randomness."""
+    with safelight.Cluster.local(2, dealer=True, timeout=10.0) as cluster:
+        yield cluster
+
+
+def test_stored_weights_serve_several_jobs(dealt):
     w = np.random.default_rng(0).uniform(-1, 1, (3, 4))
-    stored = cluster2.upload_model("scaler-v1", {"w": safelight.encode(w)})
+    stored = dealt.upload_model("scaler-v1", {"w": safelight.encode(w)})
     p = _scale_program(w.shape)
     for seed in (1, 2):
         x = np.random.default_rng(seed).uniform(-2, 2, w.shape)
-        job = cluster2.run(p, {"x": safelight.encode(x), "w": stored["w"]}, triples="client")
+        job = dealt.run(p, {"x": safelight.encode(x), "w": stored["w"]})
         np.testing.assert_allclose(safelight.decode(job.outputs["y"]), x * w, atol=1e-3)
 
 
-def test_unknown_model_or_tensor_is_a_clear_error_and_the_server_keeps_serving(cluster2):
+def test_unknown_model_or_tensor_is_a_clear_error_and_the_server_keeps_serving(dealt):
     from safelight.runtime.client import StoredTensor
 
     p = _scale_program((2,))
     x = safelight.encode(np.ones(2))
     with pytest.raises(ProgramError, match="unknown model id 'nope'"):
-        cluster2.run(p, {"x": x, "w": StoredTensor("nope", "w", (2,), 2, 16)}, triples="client")
-    cluster2.upload_model("small", {"w": safelight.encode(np.ones(2))})
+        dealt.run(p, {"x": x, "w": StoredTensor("nope", "w", (2,), 2, 16)})
+    dealt.upload_model("small", {"w": safelight.encode(np.ones(2))})
     with pytest.raises(ProgramError, match="has no tensor 'v'"):
-        cluster2.run(p, {"x": x, "w": StoredTensor("small", "v", (2,), 2, 16)}, triples="client")
+        dealt.run(p, {"x": x, "w": StoredTensor("small", "v", (2,), 2, 16)})
     with pytest.raises(InputError, match="model id"):
-        cluster2.upload_model("../etc", {"w": safelight.encode(np.ones(2))})
-    stored = cluster2.upload_model("small", {"w": safelight.encode(np.full(2, 3.0))})  # replaces
-    job = cluster2.run(p, {"x": x, "w": stored["w"]}, triples="client")
+        dealt.upload_model("../etc", {"w": safelight.encode(np.ones(2))})
+    stored = dealt.upload_model("small", {"w": safelight.encode(np.full(2, 3.0))})  # replaces
+    job = dealt.run(p, {"x": x, "w": stored["w"]})
     np.testing.assert_allclose(safelight.decode(job.outputs["y"]), 3.0, atol=1e-3)
 
 

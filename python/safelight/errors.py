@@ -37,3 +37,17 @@ class PeerUnavailableError(SafelightError, ConnectionError):
 
 class JobFailedError(SafelightError):
     """A server reported that it could not run the job (the message says why)."""
+
+
+class ResourceLimitError(JobFailedError):
+    """A server refused a job or a message that exceeds its limits (memory budget, job
+    count, message size); the message says which limit and how to stay within it."""
+
+
+class JobAbortedError(JobFailedError):
+    """A job was stopped because another participant failed (the message names the cause)."""
+
+
+class TrustModelError(UnsupportedError):
+    """The job would run under a weaker trust model than the one chosen (e.g. a client
+    dealing the randomness that masks a model owner's weights); the message names the ways out."""

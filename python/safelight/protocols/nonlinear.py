@@ -60,13 +60,19 @@ def sliced(ctx, size: int) -> bool:
     return bool(ctx.state.get("per_op")) and size > SLICE
 
 
-def ot_demand(program) -> int:
-    """Random OTs the program's sign computations take, in total (what a dealer deals)."""
-    total = 0
+def ot_demand_per_step(program) -> dict[int, int]:
+    """Random OTs each step's sign computations take."""
+    per_step: dict[int, int] = {}
     for corr in program.correlations():
         if corr.prefix.endswith(B2A):
-            total += int(np.prod(corr.random["a"])) * _bits(program.steps[corr.step].attrs)
-    return total
+            n = int(np.prod(corr.random["a"])) * _bits(program.steps[corr.step].attrs)
+            per_step[corr.step] = per_step.get(corr.step, 0) + n
+    return per_step
+
+
+def ot_demand(program) -> int:
+    """Random OTs the program's sign computations take, in total (what a dealer deals)."""
+    return sum(ot_demand_per_step(program).values())
 
 
 def _offline(op_class):

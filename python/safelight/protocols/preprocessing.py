@@ -181,7 +181,12 @@ class Plan:
 
     def correction_names(self) -> list[str]:
         """Names of the tensors the last party receives, in sending order."""
-        return [f"pre:{c.step}:{c.prefix}{name}" for c in self.correlations for name in c.derived]
+        return list(self.correction_shapes())
+
+    def correction_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Name -> shape of the tensors the last party receives, in sending order."""
+        return {f"pre:{c.step}:{c.prefix}{name}": tuple(shape) for c in self.correlations
+                for name, shape in c.derived.items()}
 
 
 def _expand(seed: bytes, stream: Stream) -> np.ndarray:

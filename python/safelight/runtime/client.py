@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 import time
@@ -11,7 +12,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .. import errors
-from ..errors import InputError, JobFailedError, PeerUnavailableError, ProtocolError
+from ..errors import (InputError, JobAbortedError, JobFailedError, PeerUnavailableError, ProtocolError,
+                      TrustModelError)
 from ..protocols.nonlinear import ot_demand
 from ..protocols.preprocessing import OT_SOURCES, Plan, deal, triple_source
 from ..sharing import Encoded, Shared
@@ -26,7 +28,9 @@ PREPROCESS_BUDGET = 2 << 30
 from .program import Program
 from .transport import Channel, MsgType, client_context, connect
 
-ProgressCallback = Callable[[int, int, int, str], None]  # party, step, of, op
+# party, step, of, op: each step done online. A callback with a ``phase`` parameter also
+# gets the offline phase's steps (preprocessing, before the online phase) with phase="offline".
+ProgressCallback = Callable[[int, int, int, str], None]
 
 
 def raise_remote_error(peer: str, payload: Any) -> None:
@@ -37,6 +41,34 @@ def raise_remote_error(peer: str, payload: Any) -> None:
     if isinstance(cls, type) and issubclass(cls, errors.SafelightError):
         raise cls(f"{peer}: {message}")
     raise JobFailedError(f"{peer} could not run the job: {name}: {message}")
+
+
+def _abort_job(config: ClusterConfig, identity: Identity, context: Any, job_id: bytes, cause: BaseException,
+               with_dealer: bool) -> None:
+    """Tell every server of the job to stop it (best effort, in parallel, briefly)."""
+    targets = [(party_name(p), a) for p, a in enumerate(config.parties)]
+    if with_dealer and config.dealer is not None:
+        targets.append((DEALER_NAME, config.dealer))
+    message = {"error": type(cause).__name__, "message": str(cause)[:500]}
+
+    def tell(name: str, addr: Any) -> None:
+        try:
+            channel = connect(addr.host, addr.port, identity, name, min(2.0, config.timeout), context,
+                              config.records)
+        except errors.SafelightError:
+            return
+        try:
+            channel.send_json(MsgType.ABORT, job_id, message)
+        except errors.SafelightError:
+            pass
+        finally:
+            channel.close()
+
+    tellers = [threading.Thread(target=tell, args=t, daemon=True) for t in targets]
+    for t in tellers:
+        t.start()
+    for t in tellers:
+        t.join(timeout=3.0)
 
 
 @dataclass
@@ -224,6 +256,31 @@ def upload_model(config: ClusterConfig, identity: Identity, model_id: str,
             for name, enc in tensors.items()}
 
 
+def _choose_triples(asked: str | None, config: ClusterConfig, inputs: Mapping[str, Any]) -> str:
+    """The randomness source of a job that needs one, never weaker than the user chose.
+
+    Client-dealt randomness lets the client unmask whatever is opened under it, so it is
+    right only when the client owns every secret of the job: it must be asked for by name,
+    and never covers a stored tensor (a model owner's weights held by the servers).
+    """
+    if asked is None:
+        if config.dealer is None:
+            raise TrustModelError(
+                "this job needs correlated randomness and the cluster has no dealer; choose where it comes "
+                "from: a [dealer] in cluster.toml (Cluster.local(..., dealer=True)), triples='he' "
+                "(--no-dealer: the servers make it themselves, no third party), or triples='client' when "
+                "you own every secret of the job")
+        asked = "dealer"
+    source = triple_source(asked).name
+    stored = sorted(name for name, given in inputs.items() if isinstance(given, StoredTensor))
+    if source == "client" and stored:
+        raise TrustModelError(
+            f"triples='client' would let this client unmask stored tensors it does not own ({', '.join(stored[:3])}"
+            f"{', ...' if len(stored) > 3 else ''}); use a dealer ([dealer] in cluster.toml) or triples='he' "
+            "(--no-dealer)")
+    return source
+
+
 def run_job(
     config: ClusterConfig,
     identity: Identity,
@@ -282,7 +339,7 @@ def run_job(
     if not plan:
         triples = None
     else:
-        triples = triple_source(triples or ("dealer" if config.dealer is not None else "client")).name
+        triples = _choose_triples(triples, config, inputs)
         if triples == "dealer" and config.dealer is None:
             raise InputError("triples='dealer' but the cluster has no dealer (Cluster.local(..., dealer=True))")
         if triples == "he" and config.n != 2:
@@ -306,19 +363,31 @@ def run_job(
     results: list[Any] = [None] * config.n
     dealer_result: list[Any] = [None]
     failures: list[tuple[int, BaseException]] = []
+    channels: list[Channel] = []  # every open job channel, to interrupt them on a failure
+    failed = threading.Event()
+
+    def record(who: int, exc: BaseException) -> None:
+        failures.append((who, exc))
+        failed.set()
+
+    def opened(channel: Channel) -> Channel:
+        channels.append(channel)
+        if failed.is_set():
+            channel.interrupt()
+        return channel
 
     def talk_to_dealer() -> None:
         assert config.dealer is not None
         channel: Channel | None = None
         try:
-            channel = connect(config.dealer.host, config.dealer.port, identity, DEALER_NAME, config.timeout, context,
-                              config.records)
+            channel = opened(connect(config.dealer.host, config.dealer.port, identity, DEALER_NAME,
+                                     config.timeout, context, config.records))
             stored = {name: [t.model, t.tensor] for name, t in inputs.items() if isinstance(t, StoredTensor)}
             channel.send_json(MsgType.SUBMIT, job_id, {"program": wire_program, "ots": ots, "stored": stored})
             frame = channel.expect(MsgType.RESULT)
             dealer_result[0] = PartyStats(**{k: frame.json[k] for k in PartyStats.__dataclass_fields__})
         except BaseException as exc:
-            failures.append((-1, exc))
+            record(-1, exc)
         finally:
             if channel is not None:
                 channel.close()
@@ -327,8 +396,8 @@ def run_job(
         addr = config.parties[party]
         channel: Channel | None = None
         try:
-            channel = connect(addr.host, addr.port, identity, party_name(party), config.timeout, context,
-                              config.records)
+            channel = opened(connect(addr.host, addr.port, identity, party_name(party), config.timeout, context,
+                                     config.records))
             descriptors, tensors = [], []
             for name in program.inputs:
                 given = inputs[name]
@@ -356,8 +425,13 @@ def run_job(
             while True:
                 frame = channel.expect(MsgType.PROGRESS, MsgType.TENSOR, MsgType.RESULT)
                 if frame.type == MsgType.PROGRESS:
-                    if on_progress is not None and not frame.json.get("heartbeat"):
-                        on_progress(party, int(frame.json["step"]), int(frame.json["of"]), str(frame.json["op"]))
+                    info = frame.json
+                    if on_progress is not None and not info.get("heartbeat"):
+                        step, of, op = int(info["step"]), int(info["of"]), str(info["op"])
+                        if info.get("phase", "online") == "online":
+                            on_progress(party, step, of, op)
+                        elif "phase" in inspect.signature(on_progress).parameters:
+                            on_progress(party, step, of, op, phase=str(info["phase"]))
                 elif frame.type == MsgType.TENSOR:
                     if frame.name not in program.outputs or frame.array is None or frame.array.dtype != np.uint64:
                         raise ProtocolError(f"{party_name(party)} returned an unexpected tensor {frame.name!r}")
@@ -369,7 +443,7 @@ def run_job(
                     results[party] = (shares, stats, channel.bytes_sent, channel.bytes_received)
                     return
         except BaseException as exc:
-            failures.append((party, exc))
+            record(party, exc)
         finally:
             if channel is not None:
                 channel.close()
@@ -379,13 +453,22 @@ def run_job(
         threads.append(threading.Thread(target=talk_to_dealer, daemon=True))
     for t in threads:
         t.start()
+    while any(t.is_alive() for t in threads) and not failed.wait(0.05):
+        pass
+    if failed.is_set():
+        # A known failure ends the job everywhere at once, not at the servers' timeout:
+        # every server is told to stop, and this side's channels are cut.
+        _abort_job(config, identity, context, job_id, failures[0][1], with_dealer=triples == "dealer")
+        for channel in list(channels):
+            channel.interrupt()
     for t in threads:
         t.join()
     if failures:
-        # A failing party makes its peers lose their links too: report the root cause
-        # (an error other than a lost peer) first.
-        failures.sort(key=lambda f: (isinstance(f[1], PeerUnavailableError), f[0]))
-        party, exc = failures[0]
+        # A failing party makes the others fail too (lost links, aborts): report the root
+        # cause, the first failure that is not a consequence of another.
+        consequence = (PeerUnavailableError, JobAbortedError)
+        causes = [f for f in failures if not isinstance(f[1], consequence)] or failures
+        party, exc = causes[0]
         if isinstance(exc, errors.SafelightError):
             raise exc
         who = DEALER_NAME if party < 0 else party_name(party)

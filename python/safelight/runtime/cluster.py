@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,7 +18,7 @@ from ..errors import ConfigError, PeerUnavailableError
 from ..sharing import Encoded, check_parties
 from .certs import CLIENT_NAME, DEALER_NAME, Identity, create_cluster_certs
 from .client import JobResult, ProgressCallback, StoredTensor, run_job, upload_model
-from .config import DEFAULT_TIMEOUT, ClusterConfig, PartyAddress
+from .config import DEFAULT_TIMEOUT, ClusterConfig, PartyAddress, ServerLimits
 from .program import Program
 
 START_TIMEOUT = 60.0
@@ -39,15 +40,41 @@ def wait_ready(proc: subprocess.Popen, log_path: Path, what: str, deadline: floa
         time.sleep(0.02)
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
+OWNER_FILE = "owner.pid"
+WORKDIR_PREFIX = "safelight-cluster-"
+ORPHAN_AGE = 60.0  # seconds after which a folder without an owner file is stale
+
+
+def _alive(pid: int) -> bool:
     try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_workdirs(root: Path | None = None) -> list[Path]:
+    """Delete the folders of local clusters whose owner process is gone (a client that was
+    killed before it could clean up). Returns what was removed."""
+    root = Path(root or tempfile.gettempdir())
+    removed = []
+    for folder in root.glob(WORKDIR_PREFIX + "*"):
+        try:
+            pid = int((folder / OWNER_FILE).read_text().strip())
+            stale = not _alive(pid)
+        except FileNotFoundError:
+            try:
+                stale = time.time() - folder.stat().st_mtime > ORPHAN_AGE
+            except OSError:
+                continue
+        except (OSError, ValueError):
+            continue
+        if stale:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 class Cluster:
@@ -81,7 +108,8 @@ class Cluster:
 
     @classmethod
     def local(cls, parties: int = 2, timeout: float = DEFAULT_TIMEOUT, dealer: bool = False,
-              records: str = "sealed", store: str | os.PathLike | None = None) -> "Cluster":
+              records: str = "sealed", store: str | os.PathLike | None = None,
+              limits: ServerLimits = ServerLimits()) -> "Cluster":
         """Start ``parties`` server processes on loopback with throwaway certificates
         (2 or 3 for secret sharing; 1 for a single homomorphic-encryption server).
 
@@ -92,37 +120,37 @@ class Cluster:
         also exit on their own if this process dies. ``records`` picks how bytes
         travel after the TLS 1.3 handshake (see :mod:`safelight.runtime.sealed`).
         ``store``: a directory where the servers keep uploaded model shares (in memory
-        when None).
+        when None). ``limits``: what each server grants its clients.
+
+        Every server binds a free port of its own choosing and reports it (no port is
+        reserved in advance, so nothing can take it in between); this process then tells
+        each server where the others listen. The throwaway folder records its owner's pid:
+        folders of owners that were killed are removed by the next ``local``.
         """
         if parties != 1:  # one server: homomorphic-encryption programs only
             check_parties(parties)
-        workdir = Path(tempfile.mkdtemp(prefix="safelight-cluster-"))
+        remove_stale_workdirs()
+        workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
         try:
+            (workdir / OWNER_FILE).write_text(str(os.getpid()))
             create_cluster_certs(workdir / "certs", parties, extra_names=(DEALER_NAME,) if dealer else ())
-            for attempt in range(3):
-                ports = _free_ports(parties + int(dealer))
-                config = ClusterConfig(
-                    tuple(PartyAddress("127.0.0.1", p) for p in ports[:parties]),
-                    workdir / "certs", timeout,
-                    dealer=PartyAddress("127.0.0.1", ports[-1]) if dealer else None,
-                    records=records,
-                    store=None if store is None else Path(store).absolute(),
-                )
-                config_path = config.save(workdir / "cluster.toml")
-                cluster = cls(config, Identity.from_dir(config.certs, CLIENT_NAME), [], workdir)
-                try:
-                    cluster._spawn(config_path)
-                    return cluster
-                except PeerUnavailableError:
-                    cluster._stop_processes()
-                    if attempt == 2:
-                        raise
+            anywhere = PartyAddress("127.0.0.1", 0)
+            config = ClusterConfig((anywhere,) * parties, workdir / "certs", timeout,
+                                   dealer=anywhere if dealer else None, records=records,
+                                   store=None if store is None else Path(store).absolute(), limits=limits)
+            cluster = cls(config, Identity.from_dir(config.certs, CLIENT_NAME), [], workdir)
+            try:
+                cluster._spawn(config.save(workdir / "spawn.toml"))
+            except BaseException:
+                cluster._stop_processes()
+                raise
+            return cluster
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
-        raise AssertionError("unreachable")
 
     def _spawn(self, config_path: Path) -> None:
+        """Start the servers on port 0, read their ports, tell each where the others are."""
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         roles = [["--party", str(p)] for p in range(self.config.n)]
         if self.config.dealer is not None:
@@ -131,13 +159,26 @@ class Cluster:
             log = open(self._log_path(index), "wb")
             self.processes.append(subprocess.Popen(
                 [sys.executable, "-m", "safelight", "serve", "--config", str(config_path), *role,
-                 "--exit-with-parent"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                 "--peers-from-stdin"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE, env=env,
             ))
             log.close()
         deadline = time.monotonic() + START_TIMEOUT
-        for party, proc in enumerate(self.processes):
-            wait_ready(proc, self._log_path(party), f"server party-{party}", deadline)
+        addresses = []
+        for index, proc in enumerate(self.processes):
+            name = f"party-{index}" if index < self.config.n else DEALER_NAME
+            found = wait_ready(proc, self._log_path(index), f"server {name}", deadline,
+                               rb"READY \S+ ([^\s:]+):(\d+)")
+            addresses.append(PartyAddress(found.group(1).decode(), int(found.group(2))))
+        dealer = addresses[self.config.n] if self.config.dealer is not None else None
+        self.config = dataclasses.replace(self.config, parties=tuple(addresses[:self.config.n]), dealer=dealer)
+        self.config.save(self.workdir / "cluster.toml")  # for commands pointed at this cluster
+        peers = json.dumps({"parties": [[a.host, a.port] for a in self.config.parties],
+                            "dealer": None if dealer is None else [dealer.host, dealer.port]})
+        for proc in self.processes:
+            assert proc.stdin is not None
+            proc.stdin.write(f"PEERS {peers}\n".encode())
+            proc.stdin.flush()  # the pipe stays open: its end tells the server we are gone
 
     def run(self, program: Program, inputs: Mapping[str, Encoded | StoredTensor],
             on_progress: ProgressCallback | None = None, triples: str | None = None,
@@ -167,6 +208,11 @@ class Cluster:
 
     def _stop_processes(self) -> None:
         for proc in self.processes:
+            if proc.stdin is not None:
+                try:
+                    proc.stdin.close()
+                except OSError:
+                    pass
             if proc.poll() is None:
                 proc.terminate()
         for proc in self.processes:

@@ -19,6 +19,18 @@ Example::
     [dealer]               # optional: a non-colluding process that deals triples
     host = "10.0.0.7"
     port = 7400
+
+    [limits]               # optional: how much a server lets clients take (defaults shown)
+    max_connections = 128  # open connections; more are closed at once
+    max_handshakes = 16    # connections not yet authenticated
+    handshake_timeout = 10.0   # seconds to finish TLS and send the first message
+    max_control_mib = 4    # largest JSON message (a Program, a request) a server reads
+    memory_budget_mib = 0  # jobs admitted at once need at most this much; 0: half the RAM
+    max_jobs = 4           # jobs run at once; more wait (up to the timeout), then are refused
+
+A port of 0 (only for servers spawned by ``Cluster.local``) means "bind any free
+port": the spawner reads the bound port from the server and tells every server
+where its peers are.
 """
 
 from __future__ import annotations
@@ -36,6 +48,63 @@ else:  # pragma: no cover
 from ..errors import ConfigError
 
 DEFAULT_TIMEOUT = 30.0
+MIB = 1 << 20
+
+
+def physical_memory() -> int:
+    """Bytes of RAM on this machine (0 when the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """What one server grants its clients (see the ``[limits]`` table above)."""
+
+    max_connections: int = 128
+    max_handshakes: int = 16
+    handshake_timeout: float = 10.0
+    max_control_bytes: int = 4 * MIB
+    memory_budget: int = 0  # bytes; 0: half the physical memory
+    max_jobs: int = 4
+
+    @property
+    def memory_bytes(self) -> int:
+        return self.memory_budget or max(physical_memory() // 2, 1 << 30)
+
+    @classmethod
+    def from_toml(cls, table: object, where: str) -> "ServerLimits":
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: [limits] must be a table")
+        unknown = set(table) - {"max_connections", "max_handshakes", "handshake_timeout", "max_control_mib",
+                                "memory_budget_mib", "max_jobs"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown [limits] keys {sorted(unknown)}")
+        base = cls()
+
+        def number(key: str, default: float, kind: type, minimum: float) -> float:
+            value = table.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or kind is int and value != int(value) \
+                    or value < minimum:
+                raise ConfigError(f"{where}: limits.{key} must be a number >= {minimum:g}, got {value!r}")
+            return kind(value)
+
+        return cls(
+            max_connections=number("max_connections", base.max_connections, int, 1),
+            max_handshakes=number("max_handshakes", base.max_handshakes, int, 1),
+            handshake_timeout=number("handshake_timeout", base.handshake_timeout, float, 0.1),
+            max_control_bytes=int(number("max_control_mib", base.max_control_bytes / MIB, float, 0.01) * MIB),
+            memory_budget=int(number("memory_budget_mib", 0, float, 0) * MIB),
+            max_jobs=number("max_jobs", base.max_jobs, int, 1),
+        )
+
+    def to_toml(self) -> list[str]:
+        return ["[limits]", f"max_connections = {self.max_connections}", f"max_handshakes = {self.max_handshakes}",
+                f"handshake_timeout = {float(self.handshake_timeout)}",
+                f"max_control_mib = {self.max_control_bytes / MIB}",
+                f"memory_budget_mib = {self.memory_budget / MIB}", f"max_jobs = {self.max_jobs}", ""]
 
 
 @dataclass(frozen=True)
@@ -55,6 +124,7 @@ class ClusterConfig:
     dealer: PartyAddress | None = None
     records: str = "sealed"
     store: Path | None = None  # where servers keep uploaded model shares (memory only when unset)
+    limits: ServerLimits = ServerLimits()
 
     @property
     def n(self) -> int:
@@ -78,7 +148,7 @@ class ClusterConfig:
                 host, port = str(entry["host"]), int(entry["port"])  # type: ignore[index]
             except (KeyError, TypeError, ValueError):
                 raise ConfigError(f"{path}: {what} needs a host (string) and a port (integer)") from None
-            if not 0 < port < 65536:
+            if not 0 <= port < 65536:
                 raise ConfigError(f"{path}: {what} port {port} is not a TCP port")
             return PartyAddress(host, port)
 
@@ -101,7 +171,8 @@ class ClusterConfig:
             store = Path(str(store))
             if not store.is_absolute():
                 store = path.parent / store
-        return cls(tuple(parties), certs, timeout, path, dealer, records, store)
+        limits = ServerLimits.from_toml(data.get("limits", {}), str(path))
+        return cls(tuple(parties), certs, timeout, path, dealer, records, store, limits)
 
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
@@ -117,5 +188,7 @@ class ClusterConfig:
             lines += ["[[party]]", f'host = "{party.host}"', f"port = {party.port}", ""]
         if self.dealer is not None:
             lines += ["[dealer]", f'host = "{self.dealer.host}"', f"port = {self.dealer.port}", ""]
+        if self.limits != ServerLimits():
+            lines += self.limits.to_toml()
         path.write_text("\n".join(lines))
         return path

@@ -73,8 +73,9 @@ class ModelStore:
                 model = {f.stem: np.load(f, allow_pickle=False) for f in (self.directory / model_id).glob("*.npy")}
                 self._models[model_id] = model
         if model is None:
-            raise ProgramError(f"unknown model id {model_id!r} on {self.name}: upload it first "
-                               "(safelight model upload)")
+            raise ProgramError(f"unknown model id {model_id!r} on {self.name}: upload it again "
+                               "(safelight model upload; a server without a store directory forgets its models "
+                               "when it restarts)")
         share = model.get(tensor)
         if share is None:
             raise ProgramError(f"model {model_id!r} on {self.name} has no tensor {tensor!r}")

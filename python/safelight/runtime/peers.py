@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Protocol
 
 import numpy as np
 
-from ..errors import PeerUnavailableError, ProtocolError
+from ..errors import PeerUnavailableError, ProtocolError, SafelightError
 from .certs import Identity, party_name
 from .config import ClusterConfig
 from .transport import Channel, MsgType, connect
@@ -24,12 +25,53 @@ from .transport import Channel, MsgType, connect
 DEALER = -1  # mailbox key of the dealer's link
 
 
+class Interruptible(Protocol):
+    def interrupt(self) -> None:
+        """Unblock every send and receive of a job at once (they then fail)."""
+
+
 class Mailbox:
-    """Links dialled in by lower parties, waiting for their job."""
+    """Links dialled in by lower parties, waiting for their job; and the jobs' abort state.
+
+    A job is aborted when the client says another participant failed: whatever the job
+    waits for (a link in :meth:`take`, a peer's tensor on a registered link) ends at once
+    with the reason, instead of at the timeout.
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._waiting: dict[tuple[bytes, int], tuple[Channel, float]] = {}
+        self._aborted: dict[bytes, tuple[SafelightError, float]] = {}
+        self._running: dict[bytes, list[Interruptible]] = {}
+
+    def abort(self, job_id: bytes, reason: SafelightError) -> None:
+        with self._cond:
+            self._aborted.setdefault(job_id, (reason, time.monotonic()))
+            running = list(self._running.get(job_id, ()))
+            self._cond.notify_all()
+        for job in running:
+            job.interrupt()
+
+    def abort_reason(self, job_id: bytes) -> SafelightError | None:
+        with self._cond:
+            entry = self._aborted.get(job_id)
+        return entry[0] if entry else None
+
+    def register(self, job_id: bytes, job: Interruptible) -> None:
+        """Interrupt ``job`` when ``job_id`` is aborted (at once if it already was)."""
+        with self._cond:
+            self._running.setdefault(job_id, []).append(job)
+            aborted = job_id in self._aborted
+        if aborted:
+            job.interrupt()
+
+    def unregister(self, job_id: bytes, job: Interruptible) -> None:
+        with self._cond:
+            jobs = self._running.get(job_id, [])
+            if job in jobs:
+                jobs.remove(job)
+            if not jobs:
+                self._running.pop(job_id, None)
 
     def deliver(self, job_id: bytes, party: int, channel: Channel) -> None:
         with self._cond:
@@ -43,6 +85,8 @@ class Mailbox:
         deadline = time.monotonic() + timeout
         with self._cond:
             while (job_id, party) not in self._waiting:
+                if job_id in self._aborted:
+                    raise self._aborted[job_id][0]
                 left = deadline - time.monotonic()
                 if left <= 0:
                     who = "the dealer" if party == DEALER else party_name(party)
@@ -60,6 +104,9 @@ class Mailbox:
                 if now - since > max_age:
                     channel.close()
                     del self._waiting[key]
+            for job_id, (_, since) in list(self._aborted.items()):
+                if now - since > max_age:
+                    del self._aborted[job_id]
 
 
 class JobLinks:
@@ -72,6 +119,13 @@ class JobLinks:
         self.outgoing: dict[int, Channel] = {}
         self.incoming: dict[int, Channel] = {}
         self.rounds = 0
+        self._interrupted = False
+        mailbox.register(job_id, self)
+
+    def interrupt(self) -> None:
+        self._interrupted = True
+        for ch in self._channels():
+            ch.interrupt()
 
     def _check(self, peer: int) -> None:
         if peer == self.party or not 0 <= peer < self.config.n:
@@ -86,6 +140,8 @@ class JobLinks:
                          records=self.config.records)
             ch.send_json(MsgType.PEER_HELLO, self.job_id, {"party": self.party})
             self.outgoing[peer] = ch
+            if self._interrupted:  # aborted while dialling
+                ch.interrupt()
         return self.outgoing[peer]
 
     def receiver(self, peer: int) -> Channel:
@@ -93,12 +149,16 @@ class JobLinks:
         self._check(peer)
         if peer not in self.incoming:
             self.incoming[peer] = self.mailbox.take(self.job_id, peer, self.config.timeout)
+            if self._interrupted:
+                self.incoming[peer].interrupt()
         return self.incoming[peer]
 
     def dealer(self) -> Channel:
         """The link on which the dealer sends this job's preprocessing."""
         if DEALER not in self.incoming:
             self.incoming[DEALER] = self.mailbox.take(self.job_id, DEALER, self.config.timeout)
+            if self._interrupted:
+                self.incoming[DEALER].interrupt()
         return self.incoming[DEALER]
 
     def exchange_all(self, array: np.ndarray) -> list[np.ndarray]:
@@ -154,5 +214,6 @@ class JobLinks:
         return sum(ch.bytes_received for ch in self._channels())
 
     def close(self) -> None:
+        self.mailbox.unregister(self.job_id, self)
         for ch in self._channels():
             ch.close()

@@ -66,9 +66,12 @@ class SealedStream:
         self._recv = AESGCM(recv_key)
         self._send_counter = 0
         self._recv_counter = 0
-        self._out = bytearray(LENGTH.size + MAX_RECORD + TAG)
-        self._cipher = bytearray(MAX_RECORD + TAG)
-        self._plain = bytearray(MAX_RECORD)
+        # Record buffers grow with the largest record seen (at most MAX_RECORD) and are
+        # dropped on close: an idle connection that carried only control messages holds
+        # kilobytes, not three 4 MiB buffers.
+        self._out = bytearray()
+        self._cipher = bytearray()
+        self._plain = bytearray()
         self._pending = memoryview(b"")
 
     # socket-like API -------------------------------------------------------
@@ -77,9 +80,12 @@ class SealedStream:
 
     def close(self) -> None:
         self.sock.close()
+        self._pending = memoryview(b"")
+        self._out = self._cipher = self._plain = bytearray()
 
     def sendall(self, data: bytes | memoryview) -> None:
         view = memoryview(data).cast("B")
+        self._out = _at_least(self._out, LENGTH.size + min(len(view), MAX_RECORD) + TAG)
         out = memoryview(self._out)
         for pos in range(0, len(view), MAX_RECORD):
             chunk = view[pos:pos + MAX_RECORD]
@@ -98,10 +104,13 @@ class SealedStream:
             if size == 0:
                 return 0
             plain = size - TAG
+            self._cipher = _at_least(self._cipher, size)
             cipher = memoryview(self._cipher)[:size]
             if not self._read_exact(cipher):
                 raise ProtocolError("the connection closed in the middle of a record")
             # Decrypt straight into the caller's buffer when the record fits.
+            if plain > want:
+                self._plain = _at_least(self._plain, plain)
             target = view[:plain] if plain <= want else memoryview(self._plain)[:plain]
             try:
                 self._recv.decrypt_into(self._nonce(self._recv_counter), cipher, LENGTH.pack(size), target)
@@ -141,6 +150,12 @@ class SealedStream:
         if not TAG < size <= MAX_RECORD + TAG:
             raise ProtocolError(f"invalid sealed record length {size}")
         return size
+
+
+def _at_least(buffer: bytearray, size: int) -> bytearray:
+    """``buffer`` if it holds ``size`` bytes, else a new one of that size (records never
+    exceed MAX_RECORD + TAG, so this is bounded)."""
+    return buffer if len(buffer) >= size else bytearray(size)
 
 
 def upgrade_dialer(tls: ssl.SSLSocket) -> SealedStream:

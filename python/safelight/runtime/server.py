@@ -13,6 +13,7 @@ shares or key material.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -20,19 +21,22 @@ import secrets
 import signal
 import socket
 import ssl
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import JobFailedError, ProgramError, ProtocolError, SafelightError
+from ..errors import JobAbortedError, JobFailedError, ProgramError, ProtocolError, ResourceLimitError, SafelightError
 from ..ot import dealer_cot
 from ..protocols import dealer_free, gc_sign, nonlinear
+from .admission import JOB_OVERHEAD, JobAdmission, correlation_bytes, job_memory, last_uses
 from ..protocols.preprocessing import OT_SOURCES, Material, Plan, deal_streaming, expand
 from ..sharing import SEED_BYTES, SharePayload
 from .certs import CLIENT_NAME, DEALER_NAME, Identity, party_name
-from .config import ClusterConfig
+from .config import ClusterConfig, PartyAddress
+from .listener import Connection, serve_connections
 from .model_store import ModelStore, check_model_id
 from .ops import OPS, check_shape
 from .peers import DEALER, JobLinks, Mailbox
@@ -41,6 +45,7 @@ from .transport import Channel, MsgType, accept_tls, connect, server_context
 
 log = logging.getLogger("safelight.server")
 PRE_PREFIX = "pre:"
+FIRST_MESSAGES = (MsgType.SUBMIT, MsgType.STORE, MsgType.ABORT, MsgType.PEER_HELLO)
 OT_LABELS = "ot:t"  # the evaluator's dealt OT labels (ots="dealer")
 
 
@@ -120,6 +125,7 @@ class Server:
         self.identity = Identity.from_dir(config.certs, self.name)
         self.context = server_context(self.identity)
         self.mailbox = Mailbox()
+        self.admission = JobAdmission(config.limits, self.name)
         self.store = ModelStore(self.name, config.store)
         # (dealer mask id, model, tensor, upload version) -> opened w - b (public to the servers)
         self.opened_cache: dict[tuple, np.ndarray] = {}
@@ -142,38 +148,40 @@ class Server:
             self.bind()
         assert self._listener is not None
         log.info("%s listening on %s:%d", self.name, *self._listener.getsockname()[:2])
-        last_reap = time.monotonic()
-        while not self._stop.is_set():
-            try:
-                raw, addr = self._listener.accept()
-            except socket.timeout:
-                raw = None
-            except OSError:
-                if self._stop.is_set():
-                    break
-                raise
-            if raw is not None:
-                threading.Thread(target=self._handle, args=(raw, addr), daemon=True).start()
-            if time.monotonic() - last_reap > 5:
-                self.mailbox.reap(self.config.timeout * 2)
-                last_reap = time.monotonic()
+        serve_connections(self._listener, self._handle, self.config.limits, self._stop, log,
+                          every_few_seconds=lambda: self.mailbox.reap(self.config.timeout * 2))
         self._listener.close()
         log.info("%s stopped", self.name)
 
+    def set_peers(self, parties: tuple[PartyAddress, ...], dealer: PartyAddress | None) -> None:
+        """Where the other servers listen, when the spawner learns it only after start-up
+        (``Cluster.local``: every server binds port 0)."""
+        if len(parties) != self.config.n or (dealer is None) != (self.config.dealer is None):
+            raise SafelightError("the peer list does not match the cluster config")
+        self.config = dataclasses.replace(self.config, parties=parties, dealer=dealer)
+
     # ---- connections ---------------------------------------------------
-    def _handle(self, raw: socket.socket, addr: tuple) -> None:
+    def _handle(self, raw: socket.socket, addr: tuple, connection: Connection) -> None:
         where = f"{addr[0]}:{addr[1]}"
+        limits = self.config.limits
         try:
-            channel = accept_tls(raw, self.context, self.config.timeout, self.config.records)
+            # The handshake and the first message get their own short timeout: a client that
+            # is not authenticated yet must not hold a connection slot for a job's timeout.
+            channel = accept_tls(raw, self.context, limits.handshake_timeout, self.config.records)
         except (ssl.SSLError, OSError, ProtocolError) as exc:
             log.warning("rejected connection from %s: TLS authentication failed (%s)", where,
                         getattr(exc, "reason", None) or type(exc).__name__)
-            raw.close()
             return
+        channel.max_json = limits.max_control_bytes
         keep_open = False
         try:
-            frame = channel.recv()
-            if frame.type == MsgType.STORE and channel.peer == CLIENT_NAME and self.party is not None:
+            # Any other first message (a tensor, a result) is refused from its header.
+            frame = channel.recv(allow=FIRST_MESSAGES)
+            connection.authenticated()
+            channel.set_timeout(self.config.timeout)
+            if frame.type == MsgType.ABORT and channel.peer == CLIENT_NAME:
+                self._abort(frame.job_id, frame.json)
+            elif frame.type == MsgType.STORE and channel.peer == CLIENT_NAME and self.party is not None:
                 self._store_model(channel, frame.json)
             elif frame.type == MsgType.SUBMIT and channel.peer == CLIENT_NAME:
                 if self.party is None:
@@ -187,12 +195,21 @@ class Server:
         except SafelightError as exc:
             log.warning("connection from %s (%s) ended: %s: %s", where, channel.peer, type(exc).__name__, exc)
             self._try_send_error(channel, exc)
+        except MemoryError:
+            log.error("connection from %s (%s) ended: out of memory", where, channel.peer)
+            self._try_send_error(channel, ResourceLimitError(
+                f"{self.name} ran out of memory for this request; lower limits.memory_budget_mib or send less"))
         except Exception as exc:  # never let one connection take the server down
             log.error("connection from %s (%s) failed: internal error %s", where, channel.peer, type(exc).__name__)
             self._try_send_error(channel, JobFailedError(f"internal error in {self.name}: {type(exc).__name__}"))
         finally:
             if not keep_open:
                 channel.close()
+
+    def _abort(self, job_id: bytes, reason: object) -> None:
+        """The client stopped a job (another participant failed): end this server's part now."""
+        message = str(reason.get("message", "")) if isinstance(reason, dict) else ""
+        self.mailbox.abort(job_id, JobAbortedError(f"the client stopped the job: {message[:500]}"))
 
     @staticmethod
     def _try_send_error(channel: Channel, exc: SafelightError) -> None:
@@ -224,14 +241,14 @@ class Server:
         return program, Plan(program.correlations())
 
     def _receive_inputs(self, channel: Channel, program: Program, descriptors: object,
-                        extra_tensors: list[str], stored: dict[str, tuple[str, str, int]]
+                        extra_tensors: dict[str, tuple[int, ...]], stored: dict[str, tuple[str, str, int]]
                         ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """The job's input shares (and, from a dealing client, the correction tensors);
         ``stored`` receives input name -> (model id, tensor, upload version) of stored inputs."""
         if not isinstance(descriptors, list):
             raise ProtocolError("inputs must be a list")
         env: dict[str, np.ndarray] = {}
-        expected: dict[str, tuple[int, ...] | None] = {name: None for name in extra_tensors}
+        expected: dict[str, tuple[int, ...] | None] = dict(extra_tensors)
         for d in descriptors:
             try:
                 name, kind = str(d["name"]), str(d["kind"])
@@ -274,6 +291,7 @@ class Server:
         model_id = check_model_id(request.get("model"))
         shares: dict[str, np.ndarray] = {}
         expected: dict[str, tuple[int, ...] | None] = {}
+        declared = 0
         for d in request["inputs"]:
             try:
                 name, kind, shape = str(d["name"]), str(d["kind"]), check_shape(d["shape"], "stored tensor")
@@ -281,6 +299,10 @@ class Server:
                 raise ProtocolError("malformed stored-tensor descriptor") from None
             if name in shares or name in expected:
                 raise ProtocolError(f"stored tensor {name!r} is repeated")
+            declared += 8 * int(np.prod(shape, dtype=np.int64))
+            if declared > self.admission.budget:
+                raise ResourceLimitError(f"the model's tensors exceed {self.name}'s memory budget of "
+                                         f"{self.admission.budget / 2**30:.2f} GiB")
             if kind == "seed":
                 shares[name] = self._seeded_share(d, shape, f"stored tensor {name!r}")
             elif kind == "share":
@@ -292,18 +314,27 @@ class Server:
         channel.send_json(MsgType.RESULT, b"\0" * 16, {"model": model_id, "tensors": len(shares)})
         log.info("stored model %s (%d tensors)", model_id, len(shares))
 
-    @staticmethod
-    def _receive_tensors(channel: Channel, expected: dict[str, tuple[int, ...] | None]) -> dict[str, np.ndarray]:
-        """Receive exactly the named uint64 tensors (shape checked where known), in any order."""
+    def _receive_tensors(self, channel: Channel, expected: dict[str, tuple[int, ...] | None]
+                         ) -> dict[str, np.ndarray]:
+        """Receive exactly the named uint64 tensors, in any order. Each is checked from its
+        metadata before its buffer is allocated: a declared shape must match, an undeclared
+        one must fit this server's memory budget."""
         out: dict[str, np.ndarray] = {}
         pending = dict(expected)
+
+        def accept(name: str, dtype: str, shape: tuple[int, ...]) -> None:
+            if name not in pending or dtype != "uint64":
+                raise ProtocolError(f"unexpected tensor {name!r} ({dtype}) from {channel.peer}")
+            want = pending[name]
+            if want is not None and shape != tuple(want):
+                raise ProtocolError(f"tensor {name!r} has shape {shape}, expected {tuple(want)}")
+            if want is None and 8 * int(np.prod(shape, dtype=object)) > self.admission.budget:
+                raise ResourceLimitError(f"tensor {name!r} of shape {shape} exceeds {self.name}'s memory budget")
+
         while pending:
-            frame = channel.expect(MsgType.TENSOR)
-            if frame.name not in pending or frame.array is None or frame.array.dtype != np.uint64:
-                raise ProtocolError(f"unexpected tensor {frame.name!r} from {channel.peer}")
-            shape = pending.pop(frame.name)
-            if shape is not None and frame.array.shape != tuple(shape):
-                raise ProtocolError(f"tensor {frame.name!r} has shape {frame.array.shape}, expected {tuple(shape)}")
+            frame = channel.expect(MsgType.TENSOR, accept_tensor=accept)
+            assert frame.name is not None and frame.array is not None
+            pending.pop(frame.name)
             out[frame.name] = frame.array
         return out
 
@@ -333,9 +364,9 @@ class Server:
             ot_seed = bytes.fromhex(str(frame.json["ot_seed"])) if dealt_ots else None
         except (TypeError, KeyError, ValueError):
             raise ProtocolError("malformed PREPROCESS message from the dealer") from None
-        names = plan.correction_names() if last else []
+        names: dict[str, tuple[int, ...] | None] = dict(plan.correction_shapes()) if last else {}
         if dealt_ots and self.party == 1:
-            names.append(OT_LABELS)
+            names[OT_LABELS] = None
         persistent, mask_ids = {}, {}
         spec_masks = frame.json.get("persistent", {})
         try:
@@ -348,21 +379,40 @@ class Server:
                     raise ValueError(key)
         except (AttributeError, TypeError, KeyError, ValueError):
             raise ProtocolError("malformed persistent-mask entry from the dealer") from None
-        tensors = self._receive_tensors(link, {n: None for n in names})
+        tensors = self._receive_tensors(link, names)
         return Material(seed, {k: v for k, v in tensors.items() if k != OT_LABELS}, ot_seed=ot_seed,
                         ot_labels=tensors.get(OT_LABELS), persistent=persistent, mask_ids=mask_ids)
 
     def _run_job(self, channel: Channel, job_id: bytes, submit: object) -> None:
+        """Admit the job (its memory need from the Program's shapes, before any tensor is
+        received), run it, and report an abort by the client as such."""
         assert self.party is not None
         started = time.perf_counter()
         program, plan = self._program_of(submit)
         assert isinstance(submit, dict)
         pre_spec = submit.get("preprocessing")
+        dealer_free = isinstance(pre_spec, dict) and pre_spec.get("source") == "he"
+        need = job_memory(program, plan, submit.get("preprocess") == "per_op", dealer_free,
+                          nonlinear.ot_demand_per_step(program) if plan else None)
+        try:
+            with self.admission.admit(need, wait=self.config.timeout / 2):
+                self._run_admitted(channel, job_id, submit, program, plan, started)
+        except SafelightError:
+            reason = self.mailbox.abort_reason(job_id)
+            if reason is not None:
+                raise reason from None
+            raise
+
+    def _run_admitted(self, channel: Channel, job_id: bytes, submit: dict, program: Program, plan: Plan,
+                      started: float) -> None:
+        assert self.party is not None
+        pre_spec = submit.get("preprocessing")
         client_pre = (isinstance(pre_spec, dict) and pre_spec.get("source") == "client"
                       and self.party == self.config.n - 1)
         stored: dict[str, tuple[str, str, int]] = {}
         env, pre_tensors = self._receive_inputs(channel, program, submit.get("inputs"),
-                                                plan.correction_names() if plan and client_pre else [], stored)
+                                                plan.correction_shapes() if plan and client_pre else {}, stored)
+        last = last_uses(program)
         links = JobLinks(self.config, self.identity, self.party, job_id, self.mailbox)
         ctx = JobContext(self.party, self.config.n, links)
         stats = OpStats()
@@ -380,17 +430,21 @@ class Server:
 
             def preprocess(i: int, step) -> float:
                 """Input-independent work of one op (expanding its dealt material, garbling);
-                its seconds."""
+                its seconds. A job with preprocessing tells the client each step done (a
+                PROGRESS frame of phase "offline": dealer-free material takes long)."""
                 started_at = time.perf_counter()
                 if i in ctx.pre:
-                    ctx.pre[i]  # expands this step's arrays from the seed
-                if OPS[step.op].offline is None:
-                    return time.perf_counter() - started_at
-                ctx.step = i
-                OPS[step.op].offline(ctx, i, [program.shape_of(x) for x in step.inputs], step.attrs)
-                if per_op:
-                    links.barrier()  # both sides start the op together
-                return time.perf_counter() - started_at
+                    ctx.pre[i]  # expands this step's arrays (or makes them, dealer-free)
+                if OPS[step.op].offline is not None:
+                    ctx.step = i
+                    OPS[step.op].offline(ctx, i, [program.shape_of(x) for x in step.inputs], step.attrs)
+                    if per_op:
+                        links.barrier()  # both sides start the op together
+                seconds = time.perf_counter() - started_at
+                if plan:
+                    channel.send_json(MsgType.PROGRESS, job_id, {"phase": "offline", "step": i + 1,
+                                                                 "of": len(program.steps), "op": step.op})
+                return seconds
 
             step_offline = [0.0 if per_op else preprocess(i, step) for i, step in enumerate(program.steps)]
             if any(OPS[step.op].interactive for step in program.steps):
@@ -405,6 +459,9 @@ class Server:
                 t0, s0, r0, n0 = time.perf_counter(), links.bytes_sent, links.bytes_received, links.rounds
                 ctx.state["offline_in_op"] = 0.0
                 env[step.output] = OPS[step.op].run(ctx, [env[x] for x in step.inputs], step.attrs)
+                for name in set(step.inputs):  # free what no later step reads
+                    if last.get(name) == i:
+                        del env[name]
                 inline_offline = ctx.state["offline_in_op"]  # preprocessing of sliced ops
                 step_offline[i] += inline_offline
                 offline += inline_offline
@@ -505,9 +562,27 @@ class Server:
         return persistent, mask_ids
 
     def _deal_job(self, channel: Channel, job_id: bytes, submit: object) -> None:
+        """Admit a dealing job (it holds one correction at a time, made from the largest
+        correlation's components) and deal it; a client's abort ends it at once."""
         started = time.perf_counter()
         program, plan = self._program_of(submit)
         assert isinstance(submit, dict)
+        need = JOB_OVERHEAD + 2 * max(correlation_bytes(plan).values(), default=0)
+        links = DealerLinks()
+        self.mailbox.register(job_id, links)
+        try:
+            with self.admission.admit(need, wait=self.config.timeout / 2):
+                self._deal_admitted(channel, job_id, submit, program, plan, started, links)
+        except SafelightError:
+            reason = self.mailbox.abort_reason(job_id)
+            if reason is not None:
+                raise reason from None
+            raise
+        finally:
+            self.mailbox.unregister(job_id, links)
+
+    def _deal_admitted(self, channel: Channel, job_id: bytes, submit: dict, program: Program, plan: Plan,
+                       started: float, links: "DealerLinks") -> None:
         ots = submit.get("ots", "iknp")
         if ots not in OT_SOURCES:
             raise ProtocolError(f"ots must be one of {OT_SOURCES}, got {ots!r}")
@@ -518,13 +593,14 @@ class Server:
             materials[0].ot_seed, materials[1].ot_seed = secrets.token_bytes(16), secrets.token_bytes(16)
             materials[1].ot_labels = dealer_cot(materials[0].ot_seed, materials[1].ot_seed, n_ots)
         generated = time.perf_counter() - started  # seeds and OT material; corrections below
-        links = []
         try:
             for party, material in enumerate(materials):
                 addr = self.config.parties[party]
                 link = connect(addr.host, addr.port, self.identity, party_name(party), self.config.timeout,
                                records=self.config.records)
                 links.append(link)
+                if self.mailbox.abort_reason(job_id) is not None:
+                    link.interrupt()
                 link.send_json(MsgType.PEER_HELLO, job_id, {"party": DEALER_NAME})
                 header: dict[str, object] = {"seed": material.seed.hex()}
                 if material.persistent:
@@ -556,6 +632,26 @@ class Server:
                  len(plan.correlations))
 
 
+class DealerLinks:
+    """The dealer's links of one job, interrupted together when the job is aborted."""
+
+    def __init__(self) -> None:
+        self.channels: list[Channel] = []
+
+    def append(self, channel: Channel) -> None:
+        self.channels.append(channel)
+
+    def __iter__(self):
+        return iter(list(self.channels))
+
+    def __getitem__(self, index: int) -> Channel:
+        return self.channels[index]
+
+    def interrupt(self) -> None:
+        for link in self:
+            link.interrupt()
+
+
 def keep_freed_memory() -> None:
     """Keep freed large buffers in the heap instead of returning them to the OS.
 
@@ -583,14 +679,50 @@ def _exit_with_parent(parent: int) -> None:
             os._exit(0)
 
 
-def serve(config: ClusterConfig, party: int | None, exit_with_parent: bool = False) -> None:
-    """Run one server (a party, or the dealer when ``party`` is None) until SIGTERM/SIGINT."""
+def _peers_from(line: str) -> tuple[tuple[PartyAddress, ...], PartyAddress | None]:
+    """The spawner's ``PEERS {"parties": [[host, port], ...], "dealer": [host, port] | null}`` line."""
+    try:
+        tag, _, body = line.partition(" ")
+        data = json.loads(body)
+        if tag != "PEERS":
+            raise ValueError(tag)
+        parties = tuple(PartyAddress(str(h), int(p)) for h, p in data["parties"])
+        dealer = PartyAddress(str(data["dealer"][0]), int(data["dealer"][1])) if data["dealer"] else None
+    except (ValueError, KeyError, TypeError, IndexError):
+        raise SafelightError(f"expected a PEERS line from the process that started this server, got {line[:80]!r}") \
+            from None
+    return parties, dealer
+
+
+def _stop_at_eof(server: Server) -> None:
+    """The spawner keeps our stdin open while it lives: its end (even a crash) stops us."""
+    while sys.stdin.buffer.read(4096):
+        pass
+    server.stop()
+
+
+def serve(config: ClusterConfig, party: int | None, exit_with_parent: bool = False,
+          peers_from_stdin: bool = False) -> None:
+    """Run one server (a party, or the dealer when ``party`` is None) until SIGTERM/SIGINT.
+
+    ``peers_from_stdin`` (``Cluster.local``): the config's ports may be 0; this server binds
+    any free port, prints it on its READY line, then reads where the other servers listen
+    from one PEERS line on stdin, and stops when stdin closes (its spawner is gone).
+    """
     keep_freed_memory()
     server = Server(config, party)
-    host, port = server.bind()
+    try:
+        host, port = server.bind()
+    except OSError as exc:
+        where = f"{server.address.host}:{server.address.port}"
+        raise SafelightError(f"{server.name} cannot listen on {where}: {exc.strerror or exc}; "
+                             "is another server using that port? Pick another port in the config") from None
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     signal.signal(signal.SIGINT, lambda *_: server.stop())
     if exit_with_parent:
         threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     print(f"READY {server.name} {host}:{port}", flush=True)
+    if peers_from_stdin:
+        server.set_peers(*_peers_from(sys.stdin.readline()))
+        threading.Thread(target=_stop_at_eof, args=(server,), daemon=True).start()
     server.serve_forever()

@@ -18,7 +18,7 @@ import ssl
 import struct
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Collection
 
 import numpy as np
 
@@ -30,8 +30,9 @@ MAGIC = b"SLF1"
 VERSION = 1
 HEADER = struct.Struct("!4sBBH16sQ")
 META_LEN = struct.Struct("!I")
-MAX_JSON_BYTES = 64 << 20
+MAX_JSON_BYTES = 64 << 20  # what a client accepts from a server (a store listing can be large)
 MAX_TENSOR_BYTES = 16 << 30
+
 ALLOWED_DTYPES = {"uint64", "int64", "float64", "float32", "uint8"}
 
 
@@ -46,6 +47,7 @@ class MsgType(enum.IntEnum):
     STORE = 8  # client -> party: {"model": id, "inputs": [...]} then share tensors; answered by RESULT
     STORE_REQ = 9  # owner -> storage server: {"op": ...} (then a blob tensor); answered by RESULT
     KEY_REQ = 10  # owner -> key server: {"points": [hex, ...]}; answered by RESULT
+    ABORT = 11  # client -> server: {"error": ..., "message": ...}: stop this job now (another participant failed)
 
 
 @dataclass
@@ -109,10 +111,12 @@ class Channel:
         Seconds a single send or receive may stall before the peer is declared dead.
     """
 
-    def __init__(self, sock: "socket.socket | SealedStream", peer: str, timeout: float) -> None:
+    def __init__(self, sock: "socket.socket | SealedStream", peer: str, timeout: float,
+                 max_json: int = MAX_JSON_BYTES) -> None:
         self.sock = sock
         self.peer = peer
         self.timeout = timeout
+        self.max_json = max_json  # servers lower it to their control-message limit
         self.bytes_sent = 0
         self.bytes_received = 0
         self._send_lock = threading.Lock()
@@ -175,8 +179,15 @@ class Channel:
         self._recv_into(memoryview(buf))
         return bytes(buf)
 
-    def recv(self) -> Frame:
-        """Receive one frame; raise ProtocolError for anything malformed."""
+    def recv(self, allow: Collection[MsgType] | None = None,
+             accept_tensor: Callable[[str, str, tuple[int, ...]], None] | None = None) -> Frame:
+        """Receive one frame; raise ProtocolError for anything malformed.
+
+        ``allow``: the message types acceptable here (ERROR always is); any other is
+        refused from its header, before its body is read. ``accept_tensor(name, dtype,
+        shape)`` may raise to refuse a tensor from its metadata, before its buffer is
+        allocated (a server checks sizes against the Program this way).
+        """
         magic, version, type_, _flags, job_id, length = HEADER.unpack(self._recv_bytes(HEADER.size))
         if magic != MAGIC or version != VERSION:
             raise ProtocolError(f"{self.peer} sent a frame with a bad magic or version")
@@ -184,50 +195,78 @@ class Channel:
             mtype = MsgType(type_)
         except ValueError:
             raise ProtocolError(f"{self.peer} sent an unknown message type {type_}") from None
+        if allow is not None and mtype not in allow and mtype != MsgType.ERROR:
+            raise ProtocolError(
+                f"{self.peer} sent {mtype.name} where {'/'.join(t.name for t in allow)} was expected"
+            )
         if mtype != MsgType.TENSOR:
-            if length > MAX_JSON_BYTES:
-                raise ProtocolError(f"{self.peer} sent a {length}-byte control message (limit {MAX_JSON_BYTES})")
-            try:
-                return Frame(mtype, job_id, json=json.loads(self._recv_bytes(length)))
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                raise ProtocolError(f"{self.peer} sent a control message that is not JSON") from None
+            if length > self.max_json:
+                raise ProtocolError(
+                    f"{self.peer} sent a {length}-byte control message (limit {self.max_json} bytes)"
+                )
+            return Frame(mtype, job_id, json=parse_json(self._recv_bytes(length), f"{self.peer}'s control message"))
         if length < META_LEN.size or length > MAX_TENSOR_BYTES:
             raise ProtocolError(f"{self.peer} sent a tensor frame of invalid length {length}")
         (meta_len,) = META_LEN.unpack(self._recv_bytes(META_LEN.size))
         if meta_len > min(length - META_LEN.size, 1 << 16):
             raise ProtocolError(f"{self.peer} sent tensor metadata of invalid length")
+        meta = parse_json(self._recv_bytes(meta_len), f"{self.peer}'s tensor metadata")
         try:
-            meta = json.loads(self._recv_bytes(meta_len))
             name, dtype, shape = str(meta["name"]), str(meta["dtype"]), tuple(int(s) for s in meta["shape"])
-        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError):
             raise ProtocolError(f"{self.peer} sent malformed tensor metadata") from None
-        if dtype not in ALLOWED_DTYPES or any(s < 0 for s in shape):
+        if dtype not in ALLOWED_DTYPES or any(s < 0 for s in shape) or len(shape) > 8:
             raise ProtocolError(f"{self.peer} sent a tensor with dtype {dtype!r} or shape {shape}")
-        array = np.empty(shape, dtype=dtype)
-        if array.nbytes != length - META_LEN.size - meta_len:
+        nbytes = int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize
+        if nbytes != length - META_LEN.size - meta_len:
             raise ProtocolError(f"{self.peer} sent a tensor whose size does not match its shape")
+        if accept_tensor is not None:
+            accept_tensor(name, dtype, shape)
+        array = np.empty(shape, dtype=dtype)
         if array.nbytes:
             self._recv_into(memoryview(array.reshape(-1)).cast("B"))
         return Frame(mtype, job_id, name=name, array=array)
 
-    def expect(self, *types: MsgType) -> Frame:
+    def expect(self, *types: MsgType,
+               accept_tensor: Callable[[str, str, tuple[int, ...]], None] | None = None) -> Frame:
         """Receive a frame of one of ``types``; a peer's ERROR frame becomes an exception."""
-        frame = self.recv()
+        frame = self.recv(types, accept_tensor)
         if frame.type == MsgType.ERROR and MsgType.ERROR not in types:
             from .client import raise_remote_error  # local import: avoids a cycle
 
             raise_remote_error(self.peer, frame.json)
-        if frame.type not in types:
-            raise ProtocolError(
-                f"{self.peer} sent {frame.type.name} where {'/'.join(t.name for t in types)} was expected"
-            )
         return frame
+
+    def set_timeout(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.sock.settimeout(timeout)
+
+    def interrupt(self) -> None:
+        """Make a send or receive blocked on this channel (in any thread) fail now."""
+        raw = getattr(self.sock, "sock", self.sock)  # the TCP socket under sealed records
+        try:
+            raw.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def close(self) -> None:
         try:
             self.sock.close()
         except OSError:
             pass
+
+
+def parse_json(body: bytes, what: str) -> Any:
+    """Decode a JSON message from a peer; anything malformed (not UTF-8 or JSON, nested
+    too deeply for the parser) is a ProtocolError, never an internal error."""
+    try:
+        return json.loads(body.decode())
+    except UnicodeDecodeError:
+        raise ProtocolError(f"{what} is not UTF-8 JSON") from None
+    except RecursionError:
+        raise ProtocolError(f"{what} is nested too deeply") from None
+    except ValueError:  # JSONDecodeError, and numbers too long to convert
+        raise ProtocolError(f"{what} is not valid JSON") from None
 
 
 def connect(

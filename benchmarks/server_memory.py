@@ -1,0 +1,163 @@
+"""What a client can make a server hold: memory per idle connection, after connections
+close, for oversized control messages, and for concurrent denoising jobs.
+
+Run it on a quiet machine, then the same script against an older checkout to compare
+(the script uses only what both versions have)::
+
+    python benchmarks/server_memory.py [--connections 1000] [--jobs 5] [--size 64] [--json OUT]
+
+Figures are party servers' resident memory (VmRSS) and peak (VmHWM) from /proc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import socket
+import sys
+import threading
+import time
+
+import numpy as np
+
+import safelight
+from safelight.runtime.transport import HEADER, MAGIC, MsgType, connect
+
+MIB = 1 << 20
+
+
+def status(pid: int, field: str) -> float:
+    """A /proc/PID/status memory field in MiB."""
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def settle(pid: int, seconds: float = 2.0) -> float:
+    """RSS once the server had time to finish closing what it was asked to drop."""
+    time.sleep(seconds)
+    return status(pid, "VmRSS")
+
+
+def local_cluster(**kw) -> "safelight.Cluster":
+    """Cluster.local, with generous connection limits where this version has them (to
+    measure what idle connections cost rather than how many are refused)."""
+    if "limits" in inspect.signature(safelight.Cluster.local).parameters:
+        from safelight.runtime.config import ServerLimits
+
+        kw["limits"] = ServerLimits(max_connections=4000, max_handshakes=4000, handshake_timeout=120.0)
+    return safelight.Cluster.local(**kw)
+
+
+def idle_connections(n: int) -> dict[str, float]:
+    with local_cluster(parties=2, timeout=120.0) as cluster:
+        pid = cluster.processes[0].pid
+        addr = cluster.config.parties[0]
+        base = settle(pid, 1.0)
+        channels = [connect(addr.host, addr.port, cluster.identity, "party-0", 120.0) for _ in range(n)]
+        held = settle(pid)
+        for ch in channels:
+            ch.close()
+        after = settle(pid, 3.0)
+        return {"rss_base_mib": base, "rss_with_idle_mib": held,
+                "kib_per_idle_connection": (held - base) * 1024 / n, "rss_after_close_mib": after,
+                "held_after_close_mib": after - base}
+
+
+def oversized_control(count: int, size: int) -> dict[str, float]:
+    """``count`` connections each announcing a ``size``-byte SUBMIT and sending its body."""
+    with local_cluster(parties=2, timeout=30.0) as cluster:
+        pid = cluster.processes[0].pid
+        addr = cluster.config.parties[0]
+        base = settle(pid, 1.0)
+        body = b'{"program": "' + b"x" * (size - 16) + b'"}'
+        body = body[:size]
+
+        def send() -> None:
+            try:
+                ch = connect(addr.host, addr.port, cluster.identity, "party-0", 30.0)
+                ch.sock.sendall(HEADER.pack(MAGIC, 1, MsgType.SUBMIT, 0, b"\0" * 16, len(body)))
+                ch.sock.sendall(body)
+                try:
+                    ch.expect(MsgType.RESULT)
+                except safelight.errors.SafelightError:
+                    pass
+                ch.close()
+            except (OSError, safelight.errors.SafelightError):
+                pass
+
+        threads = [threading.Thread(target=send) for _ in range(count)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        after = settle(pid)
+        return {"rss_base_mib": base, "peak_mib": status(pid, "VmHWM"), "rss_after_mib": after,
+                "held_after_mib": after - base}
+
+
+def concurrent_denoise(jobs: int, size: int) -> dict[str, float]:
+    from safelight.images import sample_image
+    from safelight.tasks import denoise
+
+    with local_cluster(parties=2, dealer=True, timeout=300.0) as cluster:
+        denoise.upload(cluster)
+        pid = cluster.processes[1].pid
+        base = settle(pid, 1.0)
+        noisy = denoise.add_noise(sample_image("astronaut")[:size, :size], 25, seed=1)
+        errors: list[str] = []
+
+        def run() -> None:
+            try:
+                denoise.run(cluster, [noisy], 25)
+            except safelight.errors.SafelightError as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+        started = time.perf_counter()
+        threads = [threading.Thread(target=run) for _ in range(jobs)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        seconds = time.perf_counter() - started
+        after = settle(pid)
+        return {"rss_base_mib": base, "peak_mib": status(pid, "VmHWM"), "rss_idle_after_mib": after,
+                "held_after_mib": after - base, "seconds": seconds, "failed_jobs": len(errors),
+                "errors": errors[:2]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--connections", type=int, default=1000, help="idle authenticated connections")
+    parser.add_argument("--jobs", type=int, default=5, help="concurrent denoising jobs")
+    parser.add_argument("--size", type=int, default=64, help="image side of each denoising job")
+    parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--only", choices=["idle", "control", "program", "denoise"], action="append",
+                        help="run only these parts (repeatable)")
+    args = parser.parse_args()
+    parts = args.only or ["idle", "control", "program", "denoise"]
+    out: dict[str, object] = {"safelight": os.path.dirname(safelight.__file__), "python": sys.version.split()[0]}
+    if "idle" in parts:
+        out["idle_connections"] = {"count": args.connections, **idle_connections(args.connections)}
+        print(json.dumps({"idle_connections": out["idle_connections"]}), flush=True)
+    if "control" in parts:
+        out["submit_64mib_x8"] = oversized_control(8, 64 * MIB - 1)
+        print(json.dumps({"submit_64mib_x8": out["submit_64mib_x8"]}), flush=True)
+    if "program" in parts:
+        out["program_json_48mb"] = oversized_control(1, 48_000_000)
+        print(json.dumps({"program_json_48mb": out["program_json_48mb"]}), flush=True)
+    if "denoise" in parts:
+        out["denoise_concurrent"] = {"jobs": args.jobs, "size": args.size, **concurrent_denoise(args.jobs, args.size)}
+        print(json.dumps({"denoise_concurrent": out["denoise_concurrent"]}), flush=True)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(out, fh, indent=1)
+
+
+if __name__ == "__main__":
+    socket.setdefaulttimeout(120)
+    main()

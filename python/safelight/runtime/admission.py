@@ -1,0 +1,137 @@
+"""Admission control: a server decides from a Program's shapes, before it receives a
+single tensor, how much memory a job needs, and runs only the jobs that fit its budget.
+
+The estimate is deliberately conservative (it is a bound used to refuse, not a
+forecast): every tensor is a uint64 array; a tensor stays alive from the step
+that makes it to the last step that reads it (the server frees it then); an
+interactive step holds a few more arrays of its operands' size while it runs
+(masked operands, openings, products); correlated randomness is held for every
+step at once when preprocessing runs ahead, for one step at a time with
+``per_op``; garbled material is bounded per random OT.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import ResourceLimitError
+from ..protocols.preprocessing import Plan
+from .config import MIB, ServerLimits
+from .ops import OPS
+from .program import Program
+
+WORD = 8
+INTERACTIVE_WORK = 4  # arrays of an interactive step's operand size held while it runs
+GC_BYTES_PER_OT = 64  # garbled material per random OT (a label pair per input bit, ~one AND table)
+JOB_OVERHEAD = 32 * MIB  # per job: links, Python objects, the step loop
+DEALER_FREE_FACTOR = 4  # dealer-free generation (HE ciphertexts, OT matrices) per correlation word
+
+
+def _elements(shape: tuple[int, ...]) -> int:
+    return int(np.prod(shape, dtype=np.int64)) if shape else 1
+
+
+def last_uses(program: Program) -> dict[str, int]:
+    """Tensor name -> index of the last step that reads it (outputs: past the end)."""
+    last: dict[str, int] = {}
+    for i, step in enumerate(program.steps):
+        for name in step.inputs:
+            last[name] = i
+    for tensor, _ in program.outputs.values():
+        last[tensor] = len(program.steps)
+    return last
+
+
+def correlation_bytes(plan: Plan) -> dict[int, int]:
+    """Bytes of correlated randomness per step (random and derived components)."""
+    per_step: dict[int, int] = {}
+    for corr in plan.correlations:
+        words = sum(_elements(tuple(s)) for s in (*corr.random.values(), *corr.derived.values()))
+        per_step[corr.step] = per_step.get(corr.step, 0) + WORD * words
+    return per_step
+
+
+def job_memory(program: Program, plan: Plan, per_op: bool, dealer_free: bool = False,
+               ots_per_step: dict[int, int] | None = None) -> int:
+    """Bytes a party needs for ``program`` at its peak (see the module docstring)."""
+    last = last_uses(program)
+    size = {name: WORD * _elements(shape) for name, shape in program.inputs.items()}
+    live = sum(size.values())
+    peak = live
+    for i, step in enumerate(program.steps):
+        out = WORD * _elements(program.shape_of(step.output))
+        operands = sum(size[x] for x in step.inputs)
+        work = INTERACTIVE_WORK * (operands + out) if OPS[step.op].interactive else out
+        peak = max(peak, live + work)
+        size[step.output] = out
+        live += out
+        for name in set(step.inputs):
+            if last.get(name) == i:
+                live -= size[name]
+        if last.get(step.output, -1) < i:  # never read again: dropped at once
+            live -= out
+    pre = correlation_bytes(plan)
+    gc = {step: GC_BYTES_PER_OT * n for step, n in (ots_per_step or {}).items()}
+    held = [pre.get(i, 0) * (DEALER_FREE_FACTOR if dealer_free else 1) + gc.get(i, 0)
+            for i in range(len(program.steps))]
+    material = max(held, default=0) if per_op else sum(held)
+    return JOB_OVERHEAD + peak + material
+
+
+class JobAdmission:
+    """Runs jobs within a memory budget and a job count; the others wait, then are refused."""
+
+    def __init__(self, limits: ServerLimits, name: str) -> None:
+        self.budget = limits.memory_bytes
+        self.max_jobs = limits.max_jobs
+        self.name = name
+        self._cond = threading.Condition()
+        self.running = 0
+        self.reserved = 0
+
+    @contextmanager
+    def admit(self, need: int, wait: float) -> Iterator[None]:
+        """Hold ``need`` bytes of the budget for the duration of a job, waiting up to
+        ``wait`` seconds for room; a clear ResourceLimitError when there is none."""
+        if need > self.budget:
+            raise ResourceLimitError(
+                f"{self.name}: this job needs about {need / 2**30:.2f} GiB, more than this server's memory "
+                f"budget of {self.budget / 2**30:.2f} GiB; split it (smaller images or batches) or raise "
+                "limits.memory_budget_mib in the server's cluster.toml")
+        deadline = time.monotonic() + wait
+        with self._cond:
+            while self.running >= self.max_jobs or self.reserved + need > self.budget:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ResourceLimitError(
+                        f"{self.name} is busy: {self.running} job(s) hold {self.reserved / 2**30:.2f} of its "
+                        f"{self.budget / 2**30:.2f} GiB (at most {self.max_jobs} jobs at once) and this job needs "
+                        f"{need / 2**30:.2f} GiB; retry later")
+                self._cond.wait(left)
+            self.running += 1
+            self.reserved += need
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.running -= 1
+                self.reserved -= need
+                idle = self.running == 0
+                self._cond.notify_all()
+            if idle:
+                give_back_memory()
+
+
+def give_back_memory() -> None:
+    """Return the heap's free pages to the OS (glibc ``malloc_trim``): a server keeps freed
+    buffers while jobs run (see ``keep_freed_memory``) and gives them back when idle."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
