@@ -7,10 +7,12 @@ line and exit with code 2, without a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -41,18 +43,53 @@ def _cluster(args: argparse.Namespace, parties: int, dealer: bool = False) -> It
             yield cluster
 
 
-def _progress():
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+@dataclass
+class _Report:
+    """Where this invocation's result goes (set by :func:`main`): a human summary on stdout,
+    or with ``--json`` one JSON object on stdout and nothing else. Progress bars, warnings
+    and logs go to stderr either way."""
 
+    json: bool = False
+    output: str | None = None  # the file the task writes, for the JSON summary
+
+
+_REPORT = _Report()
+
+
+def _progress():
+    """A live progress display on stderr: description, bar, steps done, elapsed time and ETA."""
     from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True),
+                    transient=False)
+
+
+def _print_result(record: dict, text: str) -> None:
+    """A command's result on stdout: ``record`` as one JSON object with ``--json``, else ``text``."""
+    if _REPORT.json:
+        _print_json(record)
+    else:
+        print(text, flush=True)
+
+
+def _print_json(record: dict) -> None:
+    print(json.dumps(record, default=lambda v: v.item() if hasattr(v, "item") else str(v)), flush=True)
 
 
 def _print_job_summary(console, job, extra: dict[str, str] | None = None) -> None:
+    """The job's summary on stdout (``console`` is the caller's stderr console, for progress
+    and notes; the summary is a result). With ``--json``: one JSON object instead, with
+    wall/online/offline seconds, bytes and rounds per party, the output path and ``extra``
+    under ``details``."""
+    from rich.console import Console
     from rich.table import Table
 
+    if _REPORT.json:
+        _print_json({**job.summary(), "output": _REPORT.output, "details": dict(extra or {})})
+        return
+    console = Console()  # stdout
     table = Table(title="job summary", show_header=True)
     table.add_column("party")
     table.add_column("server time", justify="right")
@@ -82,14 +119,15 @@ def _he_filter(args: argparse.Namespace, image) -> int:
     from rich.console import Console
 
     from .images import write_image
+    from .tasks import filter as filter_task
     from .tasks import he_filter
 
     console = Console(stderr=True)
     with _cluster(args, 1) as cluster:
         with _progress() as progress:
-            result = he_filter.run(image, args.kernel, cluster, padding=args.padding,
+            result = he_filter.run(image.pixels, args.kernel, cluster, padding=args.padding,
                                    encrypted_kernel=args.private_kernel, on_progress=_layer_progress(progress))
-    write_image(args.output, result.image)
+    write_image(args.output, filter_task.to_image(result.values, args.kernel, image.pixels.dtype), like=image)
     _print_job_summary(console, result.job, {
         "scheme": "homomorphic encryption (BFV), one server; the secret key never left this machine",
         "client encrypt / decrypt": f"{result.seconds['encrypt']:.3f} s / {result.seconds['decrypt']:.3f} s",
@@ -101,33 +139,36 @@ def _he_filter(args: argparse.Namespace, image) -> int:
 def cmd_filter(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from .images import read_image, write_image
+    from .images import check_output_path, read_image, show_warnings_as_lines, write_image
     from .tasks import filter as filter_task
 
+    show_warnings_as_lines()
     console = Console(stderr=True)
     filter_task.parse_kernel(args.kernel)  # fail fast on a bad spec, before starting servers
-    image = read_image(args.input)
-    if not Path(args.output).parent.exists():
-        raise SafelightError(f"output directory {Path(args.output).parent} does not exist")
+    image = read_image(args.input, frame=args.frame)
+    check_output_path(args.output)  # the directory and the format, before the job
     if args.scheme == "he":
         return _he_filter(args, image)
     if args.no_dealer and not args.private_kernel:
         raise SafelightError("--no-dealer only matters with --private-kernel (a public kernel needs no dealer)")
     with _cluster(args, 2, dealer=args.private_kernel and not args.no_dealer) as cluster:
-        result = _run_filter(image, args.kernel, args.padding, cluster, args.private_kernel, args.no_dealer)
-    write_image(args.output, result.image)
+        result = _run_filter(image.pixels, args.kernel, args.padding, cluster, args.private_kernel, args.no_dealer)
+    write_image(args.output, filter_task.to_image(result.values, args.kernel, image.pixels.dtype), like=image)
     _print_job_summary(console, result.job, {"output": str(args.output)})
     return 0
 
 
 def _layer_progress(progress):
-    """A progress callback showing each party's current step (layer) of the Program."""
+    """A progress callback showing each party's current step (layer) of the Program: one bar
+    per party for the offline phase (preprocessing, when the job has any: long without a
+    dealer), then one for the online phase."""
     bars = {}
 
-    def on_progress(party: int, step: int, of: int, op: str) -> None:
-        if party not in bars:
-            bars[party] = progress.add_task(f"party-{party}", total=of)
-        progress.update(bars[party], completed=step, description=f"party-{party} step {step}/{of} {op}")
+    def on_progress(party: int, step: int, of: int, op: str, phase: str = "online") -> None:
+        key = (party, phase)
+        if key not in bars:
+            bars[key] = progress.add_task(f"party-{party} {phase}", total=of)
+        progress.update(bars[key], completed=step, description=f"party-{party} {phase} step {step}/{of} {op}")
 
     return on_progress
 
@@ -159,31 +200,27 @@ def _denoise_job(args, images, sigma: float):
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
-    import numpy as np
     from rich.console import Console
 
-    from .images import read_image, write_image
+    from .images import check_output_path, read_image, show_warnings_as_lines, write_image
     from .tasks import denoise
 
+    show_warnings_as_lines()
     console = Console(stderr=True)
     sigma = denoise.check_sigma(args.sigma)  # fail fast, before starting servers
-    image = read_image(args.input)
-    denoise.as_float_image(image)
-    if not Path(args.output).parent.exists():
-        raise SafelightError(f"output directory {Path(args.output).parent} does not exist")
-    result = _denoise_job(args, [image], sigma)
-    write_image(args.output, np.round(result.images[0] * 255).astype(np.uint8))
+    image = read_image(args.input, frame=args.frame)
+    denoise.as_float_image(image.pixels)
+    check_output_path(args.output)  # the directory and the format, before the job
+    result = _denoise_job(args, [image.pixels], sigma)
+    write_image(args.output, result.images[0], like=image)  # the input's depth, its alpha unchanged
     _print_job_summary(console, result.job, {**_denoise_summary(result.job), "output": str(args.output)})
     return 0
 
 
 def cmd_model_upload(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from .runtime.cluster import Cluster
     from .tasks import denoise
 
-    console = Console(stderr=True)
     cluster = Cluster.from_config(args.cluster)
     if args.onnx:
         from .nn import load_onnx
@@ -192,7 +229,9 @@ def cmd_model_upload(args: argparse.Namespace) -> int:
         stored = cluster.upload_model(args.id, model.encode_weights())
     else:
         stored = denoise.upload(cluster, args.id)
-    console.print(f"uploaded {len(stored)} weight tensors as model '{args.id}' to {cluster.parties} servers "
+    _print_result({"model": args.id, "tensors": len(stored), "servers": cluster.parties,
+                   "shapes": {name: list(t.shape) for name, t in stored.items()}},
+                  f"uploaded {len(stored)} weight tensors as model '{args.id}' to {cluster.parties} servers "
                   "(each server holds only its share)")
     return 0
 
@@ -209,13 +248,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import numpy as np
     from rich.console import Console
 
-    from .images import sample_image, write_image
+    from .images import captioned_panels, check_output_path, sample_image, show_warnings_as_lines, write_image
     from .tasks import denoise
 
+    show_warnings_as_lines()
     console = Console(stderr=True)
+    check_output_path(args.output)  # the directory and the format, before the job
     photo = sample_image(args.image)
     h, w = photo.shape[:2]
     size = min(args.size, h, w)
+    if args.size > size:
+        print(f"safelight: warning: --size {args.size} is larger than the {h}x{w} photo; using {size}",
+              file=sys.stderr)
     clean = photo[(h - size) // 2:(h - size) // 2 + size, (w - size) // 2:(w - size) // 2 + size]
     noisy = denoise.add_noise(clean, args.sigma, seed=1)
     console.print(f"private denoising demo: scikit-image '{args.image}' {clean.shape}, Gaussian noise sigma "
@@ -229,9 +273,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     plain_s = time.perf_counter() - t0
     private = result.images[0]
     to8 = lambda x: np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)  # noqa: E731
-    write_image(args.output, np.concatenate([clean, to8(noisy), to8(private), to8(plain)], axis=1))
     rows = {name: (denoise.psnr(img, clean), denoise.ssim(img, clean))
             for name, img in (("noisy", noisy), ("private FFDNet", private), ("plaintext FFDNet", plain))}
+    captions = ["clean"] + [f"{label}\nPSNR {p:.2f} dB / SSIM {q:.4f}"
+                            for label, (p, q) in zip(("noisy", "private", "plaintext"), rows.values())]
+    write_image(args.output, captioned_panels([clean, to8(noisy), to8(private), to8(plain)], captions))
     gap = abs(rows["private FFDNet"][0] - rows["plaintext FFDNet"][0])
     _print_job_summary(console, result.job, {
         **_denoise_summary(result.job),
@@ -247,10 +293,12 @@ def cmd_filter_demo(args: argparse.Namespace) -> int:
     import numpy as np
     from rich.console import Console
 
-    from .images import sample_image, write_image
+    from .images import check_output_path, sample_image, show_warnings_as_lines, write_image
     from .tasks import filter as filter_task
 
+    show_warnings_as_lines()
     console = Console(stderr=True)
+    check_output_path(args.output)  # the directory and the format, before the job
     image = sample_image(args.image)
     console.print(f"private filtering demo: scikit-image '{args.image}' {image.shape}, kernel {args.kernel}, "
                   "2 servers on loopback (TLS 1.3, additive shares over Z_2^64)")
@@ -282,15 +330,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 0
     if (args.party is None) == (args.role != "dealer"):
         raise SafelightError("give --party I for a party server, or --role dealer (not both)")
-    serve(ClusterConfig.load(args.config), args.party, exit_with_parent=args.exit_with_parent)
+    serve(ClusterConfig.load(args.config), args.party, exit_with_parent=args.exit_with_parent,
+          peers_from_stdin=args.peers_from_stdin)
     return 0
 
 
 def cmd_certs(args: argparse.Namespace) -> int:
     from .runtime.certs import create_cluster_certs
 
-    out = create_cluster_certs(args.directory, args.parties, clients=tuple(args.client), days=args.days)
-    print(f"wrote a CA and certificates for {args.parties} parties and clients {args.client} to {out}")
+    extra = ("dealer",) if args.dealer else ()
+    out = create_cluster_certs(args.directory, args.parties, clients=tuple(args.client), extra_names=extra,
+                               days=args.days)
+    print(f"wrote a CA and certificates for {args.parties} parties{' and a dealer' if extra else ''} and clients "
+          f"{args.client} to {out}")
     return 0
 
 
@@ -300,15 +352,29 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench.main(args.names, as_json=args.json)
 
 
+def _add_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true",
+                   help="print the result as one JSON object on stdout (times, bytes and rounds per server, "
+                        "output path) and nothing else; progress stays on stderr")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="safelight", description="privacy-preserving image processing")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("filter", help="filter an image privately on two servers")
-    p.add_argument("input")
-    p.add_argument("output")
-    p.add_argument("--kernel", required=True, help="gaussian:SIGMA | box:K | sharpen | sobel-x | sobel-y")
-    p.add_argument("--padding", default="reflect", choices=["zero", "reflect", "mirror", "nearest"])
+    p.add_argument("input", help="the image to filter (PNG, JPEG, TIFF, ...)")
+    p.add_argument("output", help="where to write the filtered image; edge kernels (sobel-x, sobel-y: weights "
+                                  "summing to 0) are written as |response|, other values clipped to the range")
+    p.add_argument("--kernel", required=True,
+                   help="gaussian:SIGMA (0.1..20) | box:K (1..31) | sharpen | sobel-x | sobel-y; every one also "
+                        "with --scheme he (up to gaussian:20, 161x161)")
+    p.add_argument("--padding", default="reflect", choices=["zero", "reflect", "mirror", "nearest"],
+                   help="how the image is extended past its border (default reflect, as scipy.ndimage)")
     p.add_argument("--cluster", help="cluster.toml of a remote cluster (default: spawn one on loopback)")
     p.add_argument("--private-kernel", action="store_true",
                    help="keep the kernel secret too: shared like a model owner's weights (scheme shares: needs a "
@@ -319,55 +385,74 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-dealer", action="store_true",
                    help="with --private-kernel: the two servers make their Beaver triples themselves with "
                         "homomorphic encryption (no third party)")
+    p.add_argument("--frame", type=int, metavar="N",
+                   help="the frame of an animated or multi-page input to filter (0-based; required when it has "
+                        "several)")
+    _add_json(p)
     p.set_defaults(func=cmd_filter)
 
     p = sub.add_parser("denoise", help="denoise a photo privately with FFDNet on two servers")
-    p.add_argument("input")
-    p.add_argument("output")
+    p.add_argument("input", help="the noisy image (PNG, JPEG, TIFF, ...)")
+    p.add_argument("output", help="where to write the denoised image")
     p.add_argument("--sigma", type=float, required=True, help="noise level, 0 < sigma <= 75 (0..255 scale)")
     p.add_argument("--cluster", help="cluster.toml of a remote cluster whose servers hold the model "
                                      "(default: spawn one on loopback and upload the model to it)")
-    p.add_argument("--model-id", default="ffdnet_color")
+    p.add_argument("--model-id", default="ffdnet_color", help="the id the model was uploaded under "
+                                                              "(default ffdnet_color)")
     p.add_argument("--no-dealer", action="store_true",
                    help="no third party: the two servers make their own correlated randomness (lattice HE "
                         "for convolutions, oblivious transfer for the rest); slower offline phase")
+    p.add_argument("--frame", type=int, metavar="N",
+                   help="the frame of an animated or multi-page input to denoise (0-based; required when it has "
+                        "several)")
+    _add_json(p)
     p.set_defaults(func=cmd_denoise)
 
     p = sub.add_parser("model", help="manage models stored on the servers")
     msub = p.add_subparsers(dest="model_command", required=True)
     p = msub.add_parser("upload", help="share a model's weights to the servers, stored under an id")
-    p.add_argument("--cluster", required=True, help="cluster.toml")
-    p.add_argument("--id", default="ffdnet_color")
+    p.add_argument("--cluster", required=True, help="cluster.toml of the servers to upload to")
+    p.add_argument("--id", default="ffdnet_color", help="the id to store the model under (default ffdnet_color)")
     p.add_argument("--onnx", help="an ONNX model (default: the shipped colour FFDNet)")
     p.add_argument("--shape", action="append", help="input shape for dynamic dims, NAME=1x3x64x64 (repeatable)")
+    _add_json(p)
     p.set_defaults(func=cmd_model_upload)
 
     p = sub.add_parser("demo", help="the main demo: private denoising of a photograph shipped with scikit-image")
-    p.add_argument("--image", default="astronaut")
-    p.add_argument("--sigma", type=float, default=25.0)
+    p.add_argument("--image", default="astronaut", help="a scikit-image sample photo (default astronaut)")
+    p.add_argument("--sigma", type=float, default=25.0, help="Gaussian noise added, 0..255 scale (default 25)")
     p.add_argument("--size", type=int, default=128, help="side of the centre crop (default 128; 256 takes ~1 min)")
-    p.add_argument("--output", default="safelight-demo.png")
-    p.add_argument("--cluster")
-    p.add_argument("--model-id", default="ffdnet_color")
+    p.add_argument("--output", default="safelight-demo.png",
+                   help="where to write the side-by-side (default safelight-demo.png)")
+    p.add_argument("--cluster", help="cluster.toml of a remote cluster whose servers hold the model "
+                                     "(default: spawn one on loopback)")
+    p.add_argument("--model-id", default="ffdnet_color", help="the id the model was uploaded under "
+                                                              "(default ffdnet_color)")
     p.add_argument("--no-dealer", action="store_true",
                    help="no third party: the two servers make their own correlated randomness (lattice HE "
                         "for convolutions, oblivious transfer for the rest); slower offline phase")
+    _add_json(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("filter-demo", help="private filtering of a photograph shipped with scikit-image")
-    p.add_argument("--image", default="astronaut")
-    p.add_argument("--kernel", default="gaussian:2")
-    p.add_argument("--output", default="safelight-filter-demo.png")
-    p.add_argument("--cluster")
+    p.add_argument("--image", default="astronaut", help="a scikit-image sample photo (default astronaut)")
+    p.add_argument("--kernel", default="gaussian:2", help="as for filter (default gaussian:2)")
+    p.add_argument("--output", default="safelight-filter-demo.png",
+                   help="where to write the side-by-side (default safelight-filter-demo.png)")
+    p.add_argument("--cluster", help="cluster.toml of a remote cluster (default: spawn one on loopback)")
+    _add_json(p)
     p.set_defaults(func=cmd_filter_demo)
 
     p = sub.add_parser("serve", help="run one server of a cluster")
-    p.add_argument("--config", required=True)
+    p.add_argument("--config", required=True,
+                   help="cluster.toml (format: python/safelight/runtime/config.py), or store.toml for --role "
+                        "store / keyserver")
     p.add_argument("--party", type=int, help="index of this party in the config")
     p.add_argument("--role", choices=["party", "dealer", "store", "keyserver"], default="party",
                    help="'dealer': deal correlated randomness (a helper you trust not to collude); "
                         "'store' / 'keyserver': the encrypted store's servers (config: store.toml)")
     p.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--peers-from-stdin", action="store_true", help=argparse.SUPPRESS)  # Cluster.local
     p.set_defaults(func=cmd_serve)
 
     from .store.cli import add_parser as add_store_parser
@@ -375,14 +460,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_store_parser(sub)
 
     p = sub.add_parser("certs", help="create a CA and certificates for a new cluster")
-    p.add_argument("directory")
-    p.add_argument("--parties", type=int, required=True)
+    p.add_argument("directory", help="where to write ca.pem and each party's and client's .pem/.key")
+    p.add_argument("--parties", type=int, required=True, help="number of servers (2 or 3)")
     p.add_argument("--client", action="append", default=None, help="client name (repeatable; default 'client')")
-    p.add_argument("--days", type=int, default=365)
+    p.add_argument("--dealer", action="store_true", help="also a certificate for a dealer process (--role dealer)")
+    p.add_argument("--days", type=int, default=365, help="validity of the certificates (default 365)")
     p.set_defaults(func=cmd_certs)
 
     p = sub.add_parser("bench", help="run the built-in benchmarks with their in-run references")
-    p.add_argument("names", nargs="*")
+    p.add_argument("names", nargs="*", help="benchmarks to run, each alone (default: all)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=cmd_bench)
     return parser
@@ -393,6 +479,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "client", None) is None and args.command == "certs":
         args.client = ["client"]
+    _REPORT.json = bool(getattr(args, "json", False)) and args.command != "bench"  # bench: its own --json
+    _REPORT.output = None if getattr(args, "output", None) is None else str(args.output)
     try:
         return int(args.func(args) or 0)
     except SafelightError as exc:
@@ -401,3 +489,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("safelight: interrupted", file=sys.stderr)
         return 130
+    finally:
+        _REPORT.json, _REPORT.output = False, None
