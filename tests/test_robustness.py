@@ -142,7 +142,7 @@ def test_descriptor_exhaustion_does_not_kill_the_server(hand_spawned):
 
 
 def test_connection_and_handshake_caps_and_handshake_timeout():
-    limits = ServerLimits(max_handshakes=4, handshake_timeout=1.0)
+    limits = ServerLimits(max_handshakes=4, handshake_timeout=2.0)
     with safelight.Cluster.local(2, limits=limits, timeout=10.0) as cluster:
         addr = cluster.config.parties[0]
         started = time.monotonic()
@@ -157,8 +157,8 @@ def test_connection_and_handshake_caps_and_handshake_timeout():
                     sel.unregister(key.fileobj)
                     key.fileobj.close()
         assert len(closed_at) == len(flood), closed_at
-        assert sum(t < 0.9 for t in closed_at) >= 6, closed_at  # over the cap: refused at once
-        assert max(closed_at) < 4.0, closed_at  # the others: at the handshake timeout
+        assert sum(t < 1.5 for t in closed_at) >= 6, closed_at  # over the cap: refused at once
+        assert max(closed_at) < 5.0, closed_at  # the others: at the handshake timeout
         still_serves(cluster)
 
 
@@ -239,14 +239,14 @@ def test_tensor_larger_than_declared_is_refused_before_allocation(cluster2):
 
 
 def test_jobs_over_the_job_count_wait_then_are_refused_clearly():
-    with safelight.Cluster.local(2, limits=ServerLimits(max_jobs=1), timeout=2.0) as cluster:
-        # a job that party 0 admits and holds while it waits for party 1, which never hears of it
+    with safelight.Cluster.local(2, limits=ServerLimits(max_jobs=1), timeout=4.0) as cluster:
+        # a job that party 0 admits and holds (~4 s) while it waits for party 1, which never hears of it
         holder = raw_tls(cluster)
         holder.send_json(MsgType.SUBMIT, os.urandom(16), {
             "program": mul_program().to_json(), "preprocessing": {"source": "client", "seed": "00" * 16},
             "inputs": [{"name": "x", "kind": "seed", "seed": "11" * 16},
                        {"name": "y", "kind": "seed", "seed": "22" * 16}]})
-        time.sleep(0.3)  # let party 0 admit it (the refusal below does not depend on this)
+        holder.expect(MsgType.PROGRESS)  # a heartbeat (after 1 s): the job was admitted and runs
         inputs, _ = mul_inputs()
         with pytest.raises(ResourceLimitError, match="busy"):
             cluster.run(mul_program(), inputs, triples="client")
@@ -270,17 +270,23 @@ def rss_mib(pid: int) -> float:
 
 
 def test_memory_is_given_back_after_a_job():
-    shape = (16, 1 << 20)  # 128 MiB per tensor
+    """A job of many 4 MiB steps (heap-sized arrays, which the allocator would keep): the
+    server frees each after its last use and returns the heap to the OS when idle."""
+    shape = (1 << 19,)
     p = Program(2)
-    p.output(p.add(p.input("x", shape), p.input("y", shape)), "z")
+    x, y = p.input("x", shape), p.input("y", shape)
+    for _ in range(80):
+        x = p.add(x, y)
+    p.output(x, "z")
     with safelight.Cluster.local(2, timeout=30.0) as cluster:
-        pid = cluster.processes[1].pid  # party 1 receives full share tensors
+        pid = cluster.processes[1].pid
         still_serves(cluster)
         before = rss_mib(pid)
-        x = np.zeros(shape)
-        cluster.run(p, {"x": safelight.encode(x), "y": safelight.encode(x)})
+        values = np.zeros(shape)
+        job = cluster.run(p, {"x": safelight.encode(values), "y": safelight.encode(values)})
         after = rss_mib(pid)
-    assert after - before < 100, (before, after)  # the job held > 500 MiB
+    assert safelight.decode(job.outputs["z"]).shape == shape
+    assert after - before < 64, (before, after)  # all steps together: 320 MiB
 
 
 # ---- 7. known failures reach the client at once --------------------------------------------

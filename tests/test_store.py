@@ -738,3 +738,49 @@ def test_ambiguous_names_and_prefixes_are_errors_listing_the_candidates(store_se
             alice.resolve("ef0")
         with pytest.raises(InputError, match="no entry is named 'z.png'"):
             alice.resolve("z.png")
+
+
+def test_descriptor_exhaustion_does_not_kill_the_storage_server(tmp_path):
+    """With its file descriptors exhausted by raw TCP connections, the storage server backs
+    off and keeps serving (issue 12, point 4) instead of exiting from accept."""
+    import resource
+    import socket
+    import time
+
+    from safelight.errors import PeerUnavailableError
+    from safelight.runtime.certs import Identity
+    from safelight.runtime.transport import MsgType, connect
+    from safelight.store.local import DEFAULT_OWNER, init_store
+
+    config = init_store(tmp_path / "s", port=0)
+
+    def few_descriptors():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    proc = subprocess.Popen([sys.executable, "-m", "safelight", "serve", "--role", "store", "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=few_descriptors)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith(b"READY store"), line
+        port = int(line.split()[-1])
+        flood = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(80)]
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)  # bounded observation window
+        for s in flood:
+            s.close()
+        assert proc.poll() is None, "the storage server exited when it ran out of file descriptors"
+        identity = Identity.from_dir(tmp_path / "s" / "certs", DEFAULT_OWNER)
+        deadline = time.monotonic() + 15  # the flood's handshakes end within their timeout
+        while True:
+            try:
+                ch = connect("127.0.0.1", port, identity, "store", 5.0)
+                ch.send_json(MsgType.STORE_REQ, b"\0" * 16, {"op": "list"})
+                assert ch.expect(MsgType.RESULT).json["entries"] == []
+                ch.close()
+                break
+            except PeerUnavailableError:
+                assert time.monotonic() < deadline
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -213,10 +213,12 @@ class Server:
 
     @staticmethod
     def _try_send_error(channel: Channel, exc: SafelightError) -> None:
+        """Tell the peer why its connection ends; let the frame reach it (see Channel.linger)."""
         try:
             channel.send_error(b"\0" * 16, exc)
         except SafelightError:
-            pass
+            return
+        channel.linger()
 
     def _accept_link(self, channel: Channel, job_id: bytes, hello: object) -> bool:
         claimed = hello.get("party") if isinstance(hello, dict) else None

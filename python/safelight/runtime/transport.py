@@ -17,6 +17,7 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Collection
 
@@ -247,6 +248,27 @@ class Channel:
         try:
             raw.shutdown(socket.SHUT_RDWR)
         except OSError:
+            pass
+
+    def linger(self, seconds: float = 1.0, max_bytes: int = 64 << 20) -> None:
+        """Stop sending and discard what the peer still sends, briefly, before closing.
+
+        Closing a socket with unread data makes the kernel reset the connection, and a
+        reset can destroy the peer's copy of what we sent last (an ERROR frame refusing a
+        job while the client still uploads its inputs). Reading on until the peer is done
+        (bounded in time and bytes) lets that frame arrive."""
+        raw = getattr(self.sock, "sock", self.sock)
+        try:
+            raw.shutdown(socket.SHUT_WR)
+            raw.settimeout(seconds)
+            deadline, left = time.monotonic() + seconds, max_bytes
+            sink = bytearray(1 << 16)
+            while left > 0 and time.monotonic() < deadline:
+                got = raw.recv_into(sink)
+                if got == 0:
+                    break
+                left -= got
+        except (OSError, ValueError):
             pass
 
     def close(self) -> None:

@@ -47,8 +47,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, InputError, JobFailedError, ProtocolError, SafelightError
+from ..errors import ConfigError, InputError, JobFailedError, ProtocolError, ResourceLimitError, SafelightError
 from ..runtime.certs import Identity
+from ..runtime.config import ServerLimits
+from ..runtime.listener import Connection, serve_connections
 from ..runtime.transport import Channel, MsgType, accept_tls, server_context
 from . import oprf
 from .index import Index
@@ -77,6 +79,7 @@ class StoreConfig:
     burst: int = 2000
     timeout: float = 30.0
     owners: tuple[str, ...] = ()  # the owners made by ``safelight store init`` (the CLI's default owner)
+    limits: ServerLimits = ServerLimits()  # [limits], as in cluster.toml
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "StoreConfig":
@@ -88,7 +91,8 @@ class StoreConfig:
             return cls(rel(s.get("certs", "certs")), str(s["host"]), int(s["port"]), rel(s.get("root", "store-data")),
                        str(k["host"]), int(k["port"]), rel(k.get("key", "keyserver.key")), float(k.get("rate", 200.0)),
                        int(k.get("burst", 2000)), float(s.get("timeout", 30.0)),
-                       tuple(str(o) for o in data.get("owners", [])))
+                       tuple(str(o) for o in data.get("owners", [])),
+                       ServerLimits.from_toml(data.get("limits", {}), str(path)))
         except FileNotFoundError:
             raise ConfigError(f"store config {path} does not exist (run: safelight store init)") from None
         except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
@@ -102,19 +106,22 @@ class StoreConfig:
             + f"[store]\ncerts = {q(self.certs.as_posix())}\nhost = {q(self.store_host)}\nport = {self.store_port}\n"
             f"root = {q(self.root.as_posix())}\ntimeout = {self.timeout}\n\n"
             f"[keyserver]\nhost = {q(self.key_host)}\nport = {self.key_port}\nkey = {q(self.key_file.as_posix())}\n"
-            f"rate = {self.rate}\nburst = {self.burst}\n")
+            f"rate = {self.rate}\nburst = {self.burst}\n"
+            + ("\n" + "\n".join(self.limits.to_toml()) if self.limits != ServerLimits() else ""))
         return path
 
 
 class _Service:
-    """Accept TLS connections and hand each to ``handle`` on its own thread."""
+    """Accept TLS connections (the servers' shared, bounded accept loop) and hand each
+    request to ``handle``."""
 
     name = ""
+    request_type = MsgType.STORE_REQ  # the first frame of every request
 
     def __init__(self, config: StoreConfig, host: str, port: int) -> None:
         self.config = config
         self.context = server_context(Identity.from_dir(config.certs, self.name))
-        self.sock = socket.create_server((host, port), backlog=64)
+        self.sock = socket.create_server((host, port), backlog=128)
         self.sock.settimeout(0.5)
         self._stop = threading.Event()
 
@@ -127,27 +134,31 @@ class _Service:
 
     def serve_forever(self) -> None:
         log.info("%s listening on port %d", self.name, self.port)
-        while not self._stop.is_set():
-            try:
-                raw, addr = self.sock.accept()
-            except socket.timeout:
-                continue
-            threading.Thread(target=self._connection, args=(raw, addr), daemon=True).start()
+        serve_connections(self.sock, self._connection, self.config.limits, self._stop, log)
         self.sock.close()
 
-    def _connection(self, raw: socket.socket, addr) -> None:
+    def _connection(self, raw: socket.socket, addr, connection: Connection) -> None:
+        limits = self.config.limits
         try:
-            channel = accept_tls(raw, self.context, self.config.timeout)
+            channel = accept_tls(raw, self.context, limits.handshake_timeout)
         except (ssl.SSLError, OSError, ProtocolError) as exc:
             log.warning("%s: refused %s:%s (%s)", self.name, addr[0], addr[1], type(exc).__name__)
-            raw.close()
             return
+        channel.max_json = limits.max_control_bytes
+
+        def blob_fits(name: str, dtype: str, shape: tuple[int, ...]) -> None:
+            if int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize > limits.memory_bytes:
+                raise ResourceLimitError(f"a {shape} {dtype} tensor exceeds {self.name}'s memory budget")
+
         try:
             while True:
                 try:
-                    frame = channel.recv()
+                    frame = channel.recv(allow=(self.request_type, MsgType.TENSOR), accept_tensor=blob_fits)
                 except SafelightError:
-                    return  # the client hung up
+                    return  # the client hung up or broke the protocol
+                if connection.pending:
+                    connection.authenticated()
+                    channel.set_timeout(self.config.timeout)
                 try:
                     self.handle(channel, frame)
                 except SafelightError as exc:
@@ -263,6 +274,7 @@ class KeyServer(_Service):
     """Evaluates the OPRF on blinded points, at a bounded rate per client."""
 
     name = KEYSERVER_NAME
+    request_type = MsgType.KEY_REQ
 
     def __init__(self, config: StoreConfig) -> None:
         super().__init__(config, config.key_host, config.key_port)
