@@ -415,3 +415,35 @@ def _running(pid: int) -> bool:
             return fh.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_the_admission_estimate_bounds_a_real_jobs_peak_memory():
+    """Calibration guard: a private FFDNet job's peak resident memory on each party stays
+    below what admission reserved for it."""
+    from safelight.protocols import nonlinear
+    from safelight.protocols.preprocessing import Plan
+    from safelight.runtime.admission import job_memory
+    from safelight.runtime.client import GC_BYTES_PER_OT, PREPROCESS_BUDGET
+    from safelight.tasks import denoise
+
+    size = 48
+    model = denoise.denoiser(1, size, size)
+    ots = nonlinear.ot_demand_per_step(model.program)
+    per_op = GC_BYTES_PER_OT * sum(ots.values()) > PREPROCESS_BUDGET
+    need_mib = job_memory(model.program, Plan(model.program.correlations()), per_op, False, ots) / 2**20
+    with safelight.Cluster.local(2, dealer=True, timeout=60.0) as cluster:
+        denoise.upload(cluster)
+        base = [rss_mib(p.pid) for p in cluster.processes[:2]]
+        noisy = np.random.default_rng(3).uniform(0, 1, (size, size, 3))
+        denoise.run(cluster, [noisy], 25)
+        peaks = [peak_mib(p.pid) for p in cluster.processes[:2]]
+    for b, peak in zip(base, peaks):
+        assert peak - b < need_mib, (base, peaks, need_mib)
+
+
+def peak_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
