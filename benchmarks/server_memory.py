@@ -136,14 +136,38 @@ def concurrent_denoise(jobs: int, size: int) -> dict[str, float]:
                 "errors": errors[:2]}
 
 
+def admission_estimate(size: int, no_dealer: bool) -> dict[str, float]:
+    """One FFDNet job on fresh servers: what admission reserves against each party's peak."""
+    from safelight.images import sample_image
+    from safelight.protocols import nonlinear
+    from safelight.protocols.preprocessing import Plan
+    from safelight.runtime.admission import job_memory
+    from safelight.runtime.client import GC_BYTES_PER_OT, PREPROCESS_BUDGET
+    from safelight.tasks import denoise
+
+    model = denoise.denoiser(1, size, size)
+    ots = nonlinear.ot_demand_per_step(model.program)
+    per_op = GC_BYTES_PER_OT * sum(ots.values()) > PREPROCESS_BUDGET
+    need = job_memory(model.program, Plan(model.program.correlations()), per_op, no_dealer, ots) / MIB
+    with local_cluster(parties=2, dealer=not no_dealer, timeout=300.0) as cluster:
+        denoise.upload(cluster)
+        base = [status(p.pid, "VmRSS") for p in cluster.processes[:2]]
+        noisy = denoise.add_noise(sample_image("astronaut")[:size, :size], 25, seed=1)
+        denoise.run(cluster, [noisy], 25, **({"triples": "he"} if no_dealer else {}))
+        peaks = [status(p.pid, "VmHWM") - b for p, b in zip(cluster.processes[:2], base)]
+    return {"preprocess": "per_op" if per_op else "ahead", "estimate_mib": need, "peak_mib": max(peaks),
+            "estimate_over_peak": need / max(peaks)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--connections", type=int, default=1000, help="idle authenticated connections")
     parser.add_argument("--jobs", type=int, default=5, help="concurrent denoising jobs")
     parser.add_argument("--size", type=int, default=64, help="image side of each denoising job")
     parser.add_argument("--json", help="also write the figures to this file")
-    parser.add_argument("--only", choices=["idle", "control", "program", "denoise"], action="append",
-                        help="run only these parts (repeatable)")
+    parser.add_argument("--only", choices=["idle", "control", "program", "denoise", "admission"], action="append",
+                        help="run only these parts (repeatable; 'admission' runs only when named)")
+    parser.add_argument("--no-dealer", action="store_true", help="admission: a dealer-free job")
     args = parser.parse_args()
     parts = args.only or ["idle", "control", "program", "denoise"]
     out: dict[str, object] = {"safelight": os.path.dirname(safelight.__file__), "python": sys.version.split()[0]}
@@ -159,6 +183,10 @@ def main() -> None:
     if "denoise" in parts:
         out["denoise_concurrent"] = {"jobs": args.jobs, "size": args.size, **concurrent_denoise(args.jobs, args.size)}
         print(json.dumps({"denoise_concurrent": out["denoise_concurrent"]}), flush=True)
+    if "admission" in parts:
+        out["admission"] = {"size": args.size, "no_dealer": args.no_dealer,
+                            **admission_estimate(args.size, args.no_dealer)}
+        print(json.dumps({"admission": out["admission"]}), flush=True)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=1)
