@@ -53,8 +53,6 @@ def test_every_argument_and_command_has_help():
         if parser is None:
             missing.append(" ".join(path) + " (command)")
             continue
-        if path[:2] == ("safelight", "store"):
-            continue  # the encrypted store's own parser (safelight/store/cli.py) is checked with the store
         for action in parser._actions:
             if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
                 continue

@@ -261,12 +261,13 @@ def test_jobs_over_the_job_count_wait_then_are_refused_clearly():
                 assert time.monotonic() < deadline
 
 
-def rss_mib(pid: int) -> float:
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
+    """A process's resident memory (or its peak, ``VmHWM``) in MiB."""
     with open(f"/proc/{pid}/status") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
+    raise AssertionError(f"no {field}")
 
 
 def test_memory_is_given_back_after_a_job():
@@ -436,14 +437,7 @@ def test_the_admission_estimate_bounds_a_real_jobs_peak_memory():
         base = [rss_mib(p.pid) for p in cluster.processes[:2]]
         noisy = np.random.default_rng(3).uniform(0, 1, (size, size, 3))
         denoise.run(cluster, [noisy], 25)
-        peaks = [peak_mib(p.pid) for p in cluster.processes[:2]]
+        peaks = [rss_mib(p.pid, "VmHWM") for p in cluster.processes[:2]]
     for b, peak in zip(base, peaks):
         assert peak - b < need_mib, (base, peaks, need_mib)
 
-
-def peak_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")

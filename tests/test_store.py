@@ -347,7 +347,7 @@ def test_store_command_line_end_to_end(tmp_path):
         put = _cli("store", "put", str(photo), str(tmp_path / "same.png"), "--config", config, "--owner", "alice")
         assert put.returncode == 0, put.stderr
         lines = put.stdout.split("\n")
-        assert "new" in lines[0] and "deduplicated" in lines[1] and "1 deduplicated" in put.stderr
+        assert "new" in lines[0] and "deduplicated" in lines[1] and "1 deduplicated" in lines[2]
         entry = lines[1].split()[0]
         got = _cli("store", "get", entry, str(tmp_path / "back.png"), "--config", config, "--owner", "alice")
         assert got.returncode == 0 and (tmp_path / "back.png").read_bytes() == photo.read_bytes()
@@ -392,9 +392,9 @@ def test_store_commands_on_the_embedded_default(tmp_path, monkeypatch, capsys):
     for name, content in (("p.png", photo), ("same.png", photo), ("other.png", other)):
         (tmp_path / name).write_bytes(content)
     out, err = run("put", *(str(tmp_path / n) for n in ("p.png", "same.png", "other.png")))
-    lines = out.splitlines()
+    *lines, summary = out.splitlines()  # results, then the summary: all on stdout
     assert [line.split()[-1] for line in lines] == ["new", "deduplicated", "new"]
-    assert "3 files: 2 new blobs, 1 deduplicated" in err
+    assert "3 files: 2 new blobs, 1 deduplicated" in summary
     entries = {line.split()[1]: line.split()[0] for line in lines}
     out, _ = run("near", str(tmp_path / "p.png"))
     assert sorted(line.split()[1] for line in out.splitlines()) == ["p.png", "same.png"]
@@ -407,6 +407,20 @@ def test_store_commands_on_the_embedded_default(tmp_path, monkeypatch, capsys):
     assert sorted(line.split()[1] for line in out.splitlines()) == ["other.png", "same.png"]
     out, _ = run("stats")
     assert "entries: 2" in out and "blobs: 2" in out
+    # --json: one object on stdout and nothing else, for every store command
+    import json
+
+    assert json.loads(run("stats", "--json")[0])["entries"] == 2
+    listed = json.loads(run("list", "--json")[0])
+    assert sorted(e["name"] for e in listed["entries"]) == ["other.png", "same.png"] and listed["unreadable"] == []
+    near = json.loads(run("near", str(tmp_path / "p.png"), "--json")[0])
+    assert [m["name"] for m in near["matches"]] == ["same.png"] and near["matches"][0]["similarity"] > 0.999
+    got = json.loads(run("get", "same.png", str(tmp_path / "again.png"), "--json")[0])
+    assert got == {"name": "same.png", "output": str(tmp_path / "again.png"), "bytes": len(photo)}
+    put = json.loads(run("put", str(tmp_path / "p.png"), "--json")[0])
+    assert put["files"][0]["name"] == "p.png" and put["deduplicated"] == 1
+    removed = json.loads(run("rm", put["files"][0]["entry"], "--json")[0])
+    assert removed == {"removed": put["files"][0]["entry"], "blob_removed": False}
     # one identity for the store's whole life; nothing plain on disk
     assert identity == {p.name: p.read_bytes() for p in [root / "owner.key", root / "certs" / "owner.pem"]}
     raw = b"".join(p.read_bytes() for p in (root / "store-data").rglob("*") if p.is_file())
@@ -415,7 +429,7 @@ def test_store_commands_on_the_embedded_default(tmp_path, monkeypatch, capsys):
     assert cli.main(["store", "stats", "--store-dir", str(tmp_path / "none")]) == 2
     assert "no store in" in capsys.readouterr().err
     out, err = run("put", str(tmp_path / "other.png"), "--store-dir", str(tmp_path / "second"))
-    assert "created a store" in err and out.split()[-1] == "new"
+    assert "created a store" in err and out.splitlines()[0].split()[-1] == "new"
     assert cli.main(["store", "list", "--owner", "mallory"]) == 2
     assert "not an owner" in capsys.readouterr().err
 

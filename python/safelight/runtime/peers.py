@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Protocol
+from contextlib import contextmanager
+from typing import Iterator, Protocol
 
 import numpy as np
 
@@ -72,6 +73,23 @@ class Mailbox:
                 jobs.remove(job)
             if not jobs:
                 self._running.pop(job_id, None)
+
+    @contextmanager
+    def job(self, job_id: bytes, links: Interruptible | None = None) -> Iterator[None]:
+        """Run one job's part: ``links`` are interrupted if the job is aborted, and a failure
+        that follows an abort is reported as the abort (its cause), not as a lost link."""
+        if links is not None:
+            self.register(job_id, links)
+        try:
+            yield
+        except SafelightError:
+            reason = self.abort_reason(job_id)
+            if reason is not None:
+                raise reason from None
+            raise
+        finally:
+            if links is not None:
+                self.unregister(job_id, links)
 
     def deliver(self, job_id: bytes, party: int, channel: Channel) -> None:
         with self._cond:

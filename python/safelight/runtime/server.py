@@ -31,9 +31,9 @@ import numpy as np
 from ..errors import JobAbortedError, JobFailedError, ProgramError, ProtocolError, ResourceLimitError, SafelightError
 from ..ot import dealer_cot
 from ..protocols import dealer_free, gc_sign, nonlinear
-from .admission import JOB_OVERHEAD, JobAdmission, correlation_bytes, job_memory, last_uses
 from ..protocols.preprocessing import OT_SOURCES, Material, Plan, deal_streaming, expand
 from ..sharing import SEED_BYTES, SharePayload
+from .admission import JOB_OVERHEAD, JobAdmission, correlation_bytes, job_memory, last_uses
 from .certs import CLIENT_NAME, DEALER_NAME, Identity, party_name
 from .config import ClusterConfig, PartyAddress
 from .listener import Connection, serve_connections
@@ -396,14 +396,8 @@ class Server:
         dealer_free = isinstance(pre_spec, dict) and pre_spec.get("source") == "he"
         need = job_memory(program, plan, submit.get("preprocess") == "per_op", dealer_free,
                           nonlinear.ot_demand_per_step(program) if plan else None)
-        try:
-            with self.admission.admit(need, wait=self.config.timeout / 2):
-                self._run_admitted(channel, job_id, submit, program, plan, started)
-        except SafelightError:
-            reason = self.mailbox.abort_reason(job_id)
-            if reason is not None:
-                raise reason from None
-            raise
+        with self.mailbox.job(job_id), self.admission.admit(need, wait=self.config.timeout / 2):
+            self._run_admitted(channel, job_id, submit, program, plan, started)
 
     def _run_admitted(self, channel: Channel, job_id: bytes, submit: dict, program: Program, plan: Plan,
                       started: float) -> None:
@@ -571,17 +565,8 @@ class Server:
         assert isinstance(submit, dict)
         need = JOB_OVERHEAD + 2 * max(correlation_bytes(plan).values(), default=0)
         links = DealerLinks()
-        self.mailbox.register(job_id, links)
-        try:
-            with self.admission.admit(need, wait=self.config.timeout / 2):
-                self._deal_admitted(channel, job_id, submit, program, plan, started, links)
-        except SafelightError:
-            reason = self.mailbox.abort_reason(job_id)
-            if reason is not None:
-                raise reason from None
-            raise
-        finally:
-            self.mailbox.unregister(job_id, links)
+        with self.mailbox.job(job_id, links), self.admission.admit(need, wait=self.config.timeout / 2):
+            self._deal_admitted(channel, job_id, submit, program, plan, started, links)
 
     def _deal_admitted(self, channel: Channel, job_id: bytes, submit: dict, program: Program, plan: Plan,
                        started: float, links: "DealerLinks") -> None:
@@ -660,7 +645,9 @@ def keep_freed_memory() -> None:
     Every protocol round allocates tensors of many megabytes; by default glibc
     maps each one fresh and unmaps it on free, so every round pays first-touch
     page faults again (a large share of a round's time on small VMs). A server
-    process reuses its memory instead. Best effort: other C libraries ignore it.
+    process reuses its memory while it runs jobs, and gives it back when it goes idle
+    (:func:`safelight.runtime.admission.give_back_memory`). Best effort: other C
+    libraries ignore it.
     """
     try:
         import ctypes

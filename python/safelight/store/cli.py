@@ -22,6 +22,7 @@ stderr, and the others are listed on stdout as usual (if none opens, it is an er
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -53,9 +54,10 @@ def add_parser(sub) -> None:
         where.add_argument("--config", help="store.toml of servers already running (remote store)")
         q.add_argument("--owner", help="default: the store's owner, when it has one")
         q.add_argument("--key", help="the owner key file (default: <owner>.key next to store.toml)")
+        q.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of text lines")
 
     q = ssub.add_parser("put", help="encrypt and upload files (equal files are stored once)")
-    q.add_argument("files", nargs="+")
+    q.add_argument("files", nargs="+", help="image or other files to upload")
     client_args(q)
     q.add_argument("--plain", action="store_true",
                    help="classic convergent keys from the file alone (no key server; guessable files can be "
@@ -69,7 +71,7 @@ def add_parser(sub) -> None:
     q.set_defaults(func=cmd_get)
 
     q = ssub.add_parser("near", help="stored images that look like IMAGE (near duplicates)")
-    q.add_argument("image")
+    q.add_argument("image", help="the image to compare with the stored ones (it is not uploaded)")
     client_args(q)
     q.add_argument("--threshold", type=float, default=None, help="cosine similarity (default: the calibrated one)")
     q.set_defaults(func=cmd_near)
@@ -148,6 +150,15 @@ def _client(args: argparse.Namespace, plain: bool = False, create: bool = False)
             yield c
 
 
+def _emit(args: argparse.Namespace, result: dict, lines: list[str]) -> None:
+    """The command's result on stdout: one JSON object with ``--json``, else text lines."""
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for line in lines:
+            print(line)
+
+
 def cmd_put(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress
@@ -157,7 +168,7 @@ def cmd_put(args: argparse.Namespace) -> int:
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise SafelightError(f"not a file: {', '.join(missing)}")
-    new = dup = 0
+    uploaded = []
     with _client(args, plain=args.plain, create=True) as client, \
             Progress(console=console, transient=True) as progress:
         task = progress.add_task("encrypting and uploading", total=len(paths))
@@ -166,13 +177,16 @@ def cmd_put(args: argparse.Namespace) -> int:
             files = [(p.name, p.read_bytes()) for p in batch]
             images = all(_is_image(data) for _, data in files)
             for stored in (client.put_images(files) if images else client.put(files)):
-                print(f"{stored.entry}  {stored.name}  {'new' if stored.new_blob else 'deduplicated'}")
-                new += stored.new_blob
-                dup += not stored.new_blob
+                if not args.json:
+                    print(f"{stored.entry}  {stored.name}  {'new' if stored.new_blob else 'deduplicated'}")
+                uploaded.append({"entry": stored.entry, "name": stored.name, "new_blob": bool(stored.new_blob)})
             progress.advance(task, len(batch))
         stats = client.stats()
-    console.print(f"{len(paths)} files: {new} new blobs, {dup} deduplicated; the store now saves "
-                  f"{stats['saved_bytes']} of {stats['logical_bytes']} bytes")
+    new = sum(u["new_blob"] for u in uploaded)
+    summary = (f"{len(paths)} files: {new} new blobs, {len(uploaded) - new} deduplicated; the store now saves "
+               f"{stats['saved_bytes']} of {stats['logical_bytes']} bytes")
+    _emit(args, {"files": uploaded, "new_blobs": new, "deduplicated": len(uploaded) - new, "stats": stats},
+          [summary])
     return 0
 
 
@@ -195,10 +209,8 @@ def cmd_near(args: argparse.Namespace) -> int:
         raise SafelightError(f"not a file: {path}")
     with _client(args) as client:
         hits = client.near(path.read_bytes(), args.threshold)
-    for entry, name, similarity in hits:
-        print(f"{entry}  {name}  similarity {similarity:.3f}")
-    if not hits:
-        print("no stored image looks like this one")
+    _emit(args, {"matches": [{"entry": e, "name": n, "similarity": s} for e, n, s in hits]},
+          [f"{e}  {n}  similarity {s:.3f}" for e, n, s in hits] or ["no stored image looks like this one"])
     return 0
 
 
@@ -235,7 +247,7 @@ def cmd_get(args: argparse.Namespace) -> int:
     with _client(args) as client:
         name, data = client.get(client.resolve(args.entry))
     _write_whole(out, data)
-    print(f"{name} -> {out} ({len(data)} bytes)")
+    _emit(args, {"name": name, "output": str(out), "bytes": len(data)}, [f"{name} -> {out} ({len(data)} bytes)"])
     return 0
 
 
@@ -245,8 +257,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     if listing.unreadable and not listing.entries:
         raise InputError(f"none of the owner's {len(listing.unreadable)} entries opens with the owner key "
                          f"{client.owner_key_path}: wrong --owner or --key? (with the right key, they are damaged)")
-    for entry, name in listing.entries:
-        print(f"{entry}  {name}")
+    _emit(args, {"entries": [{"entry": e, "name": n} for e, n in listing.entries],
+                 "unreadable": [{"entry": e, "why": why} for e, why in listing.unreadable]},
+          [f"{entry}  {name}" for entry, name in listing.entries])
     for entry, why in listing.unreadable:
         print(f"safelight: warning: entry {entry}: {why}; not listed (remove it with: safelight store rm "
               f"{entry[:16]})", file=sys.stderr)
@@ -261,12 +274,13 @@ def cmd_rm(args: argparse.Namespace) -> int:
     with _client(args) as client:
         entry = client.resolve(args.entry)
         gone = client.remove(entry)
-    print(f"removed {entry}" + (" (and its blob)" if gone else " (its blob is still used by another entry)"))
+    _emit(args, {"removed": entry, "blob_removed": bool(gone)},
+          [f"removed {entry}" + (" (and its blob)" if gone else " (its blob is still used by another entry)")])
     return 0
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        for k, v in client.stats().items():
-            print(f"{k}: {v}")
+        stats = client.stats()
+    _emit(args, stats, [f"{k}: {v}" for k, v in stats.items()])
     return 0
