@@ -146,17 +146,21 @@ def admission_estimate(size: int, no_dealer: bool) -> dict[str, float]:
     from safelight.tasks import denoise
 
     model = denoise.denoiser(1, size, size)
-    ots = nonlinear.ot_demand_per_step(model.program)
-    per_op = GC_BYTES_PER_OT * sum(ots.values()) > PREPROCESS_BUDGET
-    need = job_memory(model.program, Plan(model.program.correlations()), per_op, no_dealer, ots) / MIB
+    per_op = GC_BYTES_PER_OT * nonlinear.ot_demand(model.program) > PREPROCESS_BUDGET  # the client's choice
+    ots = nonlinear.ot_demand_per_step(model.program, per_op)
+    # the larger need: the last party's, which receives a dealer's corrections
+    need = job_memory(model.program, Plan(model.program.correlations()), per_op, no_dealer, ots,
+                      corrections=not no_dealer) / MIB
     with local_cluster(parties=2, dealer=not no_dealer, timeout=300.0) as cluster:
         denoise.upload(cluster)
         base = [status(p.pid, "VmRSS") for p in cluster.processes[:2]]
         noisy = denoise.add_noise(sample_image("astronaut")[:size, :size], 25, seed=1)
-        denoise.run(cluster, [noisy], 25, **({"triples": "he"} if no_dealer else {}))
-        peaks = [status(p.pid, "VmHWM") - b for p, b in zip(cluster.processes[:2], base)]
-    return {"preprocess": "per_op" if per_op else "ahead", "estimate_mib": need, "peak_mib": max(peaks),
-            "estimate_over_peak": need / max(peaks)}
+        job = denoise.run(cluster, [noisy], 25, **({"triples": "he"} if no_dealer else {})).job
+        peaks = [status(p.pid, "VmHWM") for p in cluster.processes]
+    grown = [peak - b for peak, b in zip(peaks, base)]
+    return {"preprocess": "per_op" if per_op else "ahead", "estimate_mib": need, "peak_mib": max(grown),
+            "estimate_over_peak": need / max(grown), "process_peaks_mib": peaks,
+            "bytes_sent": [p.bytes_sent for p in job.parties]}
 
 
 def main() -> None:

@@ -60,12 +60,14 @@ def sliced(ctx, size: int) -> bool:
     return bool(ctx.state.get("per_op")) and size > SLICE
 
 
-def ot_demand_per_step(program) -> dict[int, int]:
-    """Random OTs each step's sign computations take."""
+def ot_demand_per_step(program, per_op: bool = False) -> dict[int, int]:
+    """Random OTs each step's sign computations take; with ``per_op``, the most that are
+    prepared at once (a large ReLU is prepared and run slice by slice, see SLICE)."""
     per_step: dict[int, int] = {}
     for corr in program.correlations():
         if corr.prefix.endswith(B2A):
-            n = int(np.prod(corr.random["a"])) * _bits(program.steps[corr.step].attrs)
+            values = int(np.prod(corr.random["a"]))
+            n = (min(values, SLICE) if per_op else values) * _bits(program.steps[corr.step].attrs)
             per_step[corr.step] = per_step.get(corr.step, 0) + n
     return per_step
 

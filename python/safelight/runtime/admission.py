@@ -8,9 +8,11 @@ interactive step holds a few more arrays of its operands' size while it runs
 (masked operands, openings, products); correlated randomness and garbled material
 are held for every step at once when preprocessing runs ahead, for one step at a
 time with ``per_op``; the step being prepared also holds its OT extension matrices
-and, without a dealer, its HE and OT working set. The constants are calibrated on
-FFDNet denoising (peak resident memory of each party, 32x32 to 128x128, with and
-without a dealer: the estimate is 9-34 % above every measured peak).
+and, without a dealer, its HE and OT working set. The last party receives every
+correction tensor of a dealt job (the derived components) before the first step. The constants are calibrated on
+FFDNet denoising (peak resident memory of the larger party, 32x32 to 512x512, with
+and without a dealer: the estimate is 15-80 % above every measured peak; see
+benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -33,7 +35,10 @@ WORD = 8
 INTERACTIVE_WORK = 4  # arrays of an interactive step's operand size held while it runs
 GC_BYTES_PER_OT = 64  # garbled material kept per random OT (a label pair per input bit, ~one AND table)
 OT_WORK_PER_OT = 48  # OT extension matrices while one step's OTs are made
-DEALER_FREE_BYTES_PER_WORD = 1024  # dealer-free generation: 64 OTs per elementwise product word
+# dealer-free generation of one step: chunked OT products and garbled truncation pairs
+# (ot_correlations.CHUNK_OTS, TRUNC_CHUNK), plus HE or OT results of a few times its material
+DEALER_FREE_WORKING_SET = 256 * MIB
+DEALER_FREE_RESULTS = 4
 JOB_OVERHEAD = 32 * MIB  # per job: links, Python objects, the step loop
 MARGIN = 1.1
 
@@ -53,18 +58,20 @@ def last_uses(program: Program) -> dict[str, int]:
     return last
 
 
-def correlation_bytes(plan: Plan) -> dict[int, int]:
-    """Bytes of correlated randomness per step (random and derived components)."""
+def correlation_bytes(plan: Plan, derived_only: bool = False) -> dict[int, int]:
+    """Bytes of correlated randomness per step (random and derived components, or only the
+    derived ones: what a dealer sends the last party as corrections)."""
     per_step: dict[int, int] = {}
     for corr in plan.correlations:
-        words = sum(_elements(tuple(s)) for s in (*corr.random.values(), *corr.derived.values()))
-        per_step[corr.step] = per_step.get(corr.step, 0) + WORD * words
+        shapes = [*([] if derived_only else corr.random.values()), *corr.derived.values()]
+        per_step[corr.step] = per_step.get(corr.step, 0) + WORD * sum(_elements(tuple(s)) for s in shapes)
     return per_step
 
 
 def job_memory(program: Program, plan: Plan, per_op: bool, dealer_free: bool = False,
-               ots_per_step: dict[int, int] | None = None) -> int:
-    """Bytes a party needs for ``program`` at its peak (see the module docstring)."""
+               ots_per_step: dict[int, int] | None = None, corrections: bool = False) -> int:
+    """Bytes a party needs for ``program`` at its peak (see the module docstring);
+    ``corrections``: this party receives the dealt corrections (the last party)."""
     last = last_uses(program)
     size = {name: WORD * _elements(shape) for name, shape in program.inputs.items()}
     live = sum(size.values())
@@ -85,9 +92,11 @@ def job_memory(program: Program, plan: Plan, per_op: bool, dealer_free: bool = F
     ots = ots_per_step or {}
     held = [pre.get(i, 0) + GC_BYTES_PER_OT * ots.get(i, 0) for i in range(len(program.steps))]
     material = max(held, default=0) if per_op else sum(held)
+    if corrections:
+        material += sum(correlation_bytes(plan, derived_only=True).values())
     transient = OT_WORK_PER_OT * max(ots.values(), default=0)
     if dealer_free:
-        transient += DEALER_FREE_BYTES_PER_WORD * max(pre.values(), default=0) // WORD
+        transient += DEALER_FREE_WORKING_SET + DEALER_FREE_RESULTS * max(pre.values(), default=0)
     return int(MARGIN * (JOB_OVERHEAD + peak + material + transient))
 
 

@@ -394,8 +394,10 @@ class Server:
         assert isinstance(submit, dict)
         pre_spec = submit.get("preprocessing")
         dealer_free = isinstance(pre_spec, dict) and pre_spec.get("source") == "he"
-        need = job_memory(program, plan, submit.get("preprocess") == "per_op", dealer_free,
-                          nonlinear.ot_demand_per_step(program) if plan else None)
+        per_op = submit.get("preprocess") == "per_op"
+        dealt = isinstance(pre_spec, dict) and pre_spec.get("source") in ("dealer", "client")
+        need = job_memory(program, plan, per_op, dealer_free, nonlinear.ot_demand_per_step(program, per_op)
+                          if plan else None, corrections=dealt and self.party == self.config.n - 1)
         with self.mailbox.job(job_id), self.admission.admit(need, wait=self.config.timeout / 2):
             self._run_admitted(channel, job_id, submit, program, plan, started)
 
