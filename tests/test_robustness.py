@@ -323,6 +323,31 @@ def test_a_dead_dealer_is_reported_at_once():
         still_serves(cluster)  # the parties are free again
 
 
+def test_a_dealer_dying_while_dealing_is_reported_at_once():
+    n = 1 << 21
+    p = Program(2)
+    x, y = p.input("x", (n,)), p.input("y", (n,))
+    for _ in range(60):  # ~1 GB of corrections: dealing takes well over the half second below
+        x = p.mul(x, y)
+    p.output(x, "z")
+    values = safelight.encode(np.full(n, 0.5))
+    with safelight.Cluster.local(2, dealer=True) as cluster:  # the default 30 s timeout
+        killed = []
+
+        def kill():
+            time.sleep(0.5)
+            cluster.processes[-1].kill()
+            killed.append(time.monotonic())
+
+        killer = threading.Thread(target=kill)
+        killer.start()
+        with pytest.raises(PeerUnavailableError, match="dealer"):
+            cluster.run(p, {"x": values, "y": values})
+        failed_at = time.monotonic()
+        killer.join()
+        assert failed_at - killed[0] < 3.0
+
+
 # ---- 8. malformed input is a protocol error, never an internal one ----------------------------
 def answer_to(cluster, body: bytes) -> str:
     ch = raw_tls(cluster)
