@@ -1,21 +1,34 @@
-"""Store benchmarks: ``store_put`` (upload throughput) and ``store_query_100k`` (index latency).
-
-Registered in :mod:`safelight.bench` (``safelight bench store_put store_query_100k``).
+"""Encrypted-store benchmarks (issue 7): ``store_put`` (upload throughput against AES-GCM) and
+``store_query_100k`` (near-duplicate query latency on a 100,000-entry index).
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import io
+import os
 import secrets
 import statistics
 import tempfile
 import threading
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from PIL import Image
+from skimage import data
+
+from ..runtime.certs import create_cluster_certs
+from ..store import convergent
+from ..store.client import StoreClient, create_owner_key
+from ..store.index import POSTING, Index, band_key, pack_keys
+from ..store.service import KeyServer, StoreConfig, StoreServer
+from ..store.sketch import Sketcher
+from .registry import best_time, register, result
 
 PUT_IMAGES = 24  # 1-megapixel JPEGs per timed batch
 QUERY_ENTRIES = 100_000
@@ -25,9 +38,6 @@ META_BYTES = 5300  # an image entry's metadata: name, content key, float16 embed
 
 
 def _megapixel_jpegs(n: int) -> list[bytes]:
-    from PIL import Image
-    from skimage import data
-
     base = np.asarray(Image.fromarray(data.astronaut()).resize((1000, 1000), Image.BICUBIC), dtype=np.int16)
     rng = np.random.default_rng(0)
     out = []
@@ -40,10 +50,6 @@ def _megapixel_jpegs(n: int) -> list[bytes]:
 
 
 def _local_store(tmp: Path):
-    from ..runtime.certs import create_cluster_certs
-    from .client import create_owner_key
-    from .service import KeyServer, StoreConfig, StoreServer
-
     certs = create_cluster_certs(tmp / "certs", 1, clients=("owner",), extra_names=("store", "keyserver"))
     config = StoreConfig(certs, "127.0.0.1", 0, tmp / "data", "127.0.0.1", 0, tmp / "ks.key", rate=1e6, burst=10**6)
     store, keys = StoreServer(config), KeyServer(config)
@@ -54,13 +60,9 @@ def _local_store(tmp: Path):
     return config, create_owner_key(tmp / "owner.key"), (store, keys)
 
 
+@register("store_put", "encrypted-store upload of 1-megapixel JPEGs (OPRF keys, AES-SIV, near-duplicate tags), "
+          "images/s")
 def bench_put() -> list[dict[str, Any]]:
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    from ..bench import best_time, result
-    from . import convergent
-    from .client import StoreClient
-
     files = _megapixel_jpegs(PUT_IMAGES)
     total = sum(len(f) for f in files)
     with tempfile.TemporaryDirectory(prefix="safelight-store-") as tmp:
@@ -99,10 +101,6 @@ def bench_put() -> list[dict[str, Any]]:
 def _fill_index(idx, owner: str, sketcher, embeddings: np.ndarray, meta_bytes: int) -> list[str]:
     """Bulk-load entries with their tags, in the index's own format (one transaction; the
     per-entry path of :meth:`Index.put` would fsync 100,000 times)."""
-    from collections import defaultdict
-
-    from .index import POSTING, band_key, pack_keys
-
     n = len(embeddings)
     bits = sketcher.bits(embeddings)
     ids = [hashlib.sha256(b"entry %d" % i).hexdigest() for i in range(n)]
@@ -125,14 +123,8 @@ def _fill_index(idx, owner: str, sketcher, embeddings: np.ndarray, meta_bytes: i
     return ids
 
 
+@register("store_query_100k", "near-duplicate candidate query on a 100,000-entry store index, ms")
 def bench_query() -> list[dict[str, Any]]:
-    import gc
-    import os
-
-    from ..bench import result
-    from .index import Index
-    from .sketch import Sketcher
-
     rng = np.random.default_rng(1)
     sketcher = Sketcher(b"o" * 32, 1280)
     with tempfile.TemporaryDirectory(prefix="safelight-store-") as tmp:
