@@ -11,12 +11,14 @@ import json
 import logging
 import sys
 import time
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from .errors import SafelightError
+
+if TYPE_CHECKING:  # the commands import what they use when they run (a fast --help)
+    from .runtime.cluster import Cluster
 
 EXIT_USAGE = 2
 
@@ -29,18 +31,17 @@ def _human_bytes(n: float) -> str:
     return f"{n:.1f} GB"
 
 
-@contextmanager
-def _cluster(args: argparse.Namespace, parties: int, dealer: bool = False) -> Iterator["object"]:
+def _remote_cluster(args: argparse.Namespace, parties: int) -> Cluster | None:
+    """The cluster of ``--cluster`` (servers already running), or None: the task then starts
+    its embedded default on loopback for the job (with a dealer where the job needs one)."""
     from .runtime.cluster import Cluster
 
-    if args.cluster:
-        cluster = Cluster.from_config(args.cluster)
-        if cluster.parties != parties:
-            raise SafelightError(f"{args.cluster} has {cluster.parties} servers; this task needs {parties}")
-        yield cluster
-    else:
-        with Cluster.local(parties, dealer=dealer) as cluster:
-            yield cluster
+    if not args.cluster:
+        return None
+    cluster = Cluster.from_config(args.cluster)
+    if cluster.parties != parties:
+        raise SafelightError(f"{args.cluster} has {cluster.parties} servers; this task needs {parties}")
+    return cluster
 
 
 @dataclass
@@ -78,16 +79,16 @@ def _print_json(record: dict) -> None:
     print(json.dumps(record, default=lambda v: v.item() if hasattr(v, "item") else str(v)), flush=True)
 
 
-def _print_job_summary(console, job, extra: dict[str, str] | None = None) -> None:
-    """The job's summary on stdout (``console`` is the caller's stderr console, for progress
-    and notes; the summary is a result). With ``--json``: one JSON object instead, with
-    wall/online/offline seconds, bytes and rounds per party, the output path and ``extra``
-    under ``details``."""
+def _print_job_summary(console, report, extra: dict[str, str] | None = None) -> None:
+    """A task's :class:`~safelight.tasks.report.JobReport` on stdout (``console`` is the
+    caller's stderr console, for progress and notes; the summary is a result). With
+    ``--json``: one JSON object instead, ``report.summary()`` (wall/online/offline seconds,
+    bytes and rounds per party, ...), the output path and ``extra`` under ``details``."""
     from rich.console import Console
     from rich.table import Table
 
     if _REPORT.json:
-        _print_json({**job.summary(), "output": _REPORT.output, "details": dict(extra or {})})
+        _print_json({**report.summary(), "output": _REPORT.output, "details": dict(extra or {})})
         return
     console = Console()  # stdout
     table = Table(title="job summary", show_header=True)
@@ -96,12 +97,12 @@ def _print_job_summary(console, job, extra: dict[str, str] | None = None) -> Non
     table.add_column("sent", justify="right")
     table.add_column("received", justify="right")
     table.add_column("rounds", justify="right")
-    for p in job.parties:
+    for p in report.parties:
         table.add_row(f"party-{p.party}", f"{p.seconds:.3f} s", _human_bytes(p.bytes_sent),
                       _human_bytes(p.bytes_received), str(p.rounds))
     console.print(table)
-    console.print(f"wall time {job.wall_seconds:.3f} s, client upload {_human_bytes(job.upload_bytes)}, "
-                  f"download {_human_bytes(job.download_bytes)}")
+    console.print(f"wall time {report.wall_seconds:.3f} s, client upload {_human_bytes(report.upload_bytes)}, "
+                  f"download {_human_bytes(report.download_bytes)}")
     for key, value in (extra or {}).items():
         console.print(f"{key}: {value}")
 
@@ -110,8 +111,8 @@ def _run_filter(image, kernel: str, padding: str, cluster, private_kernel: bool 
     from .tasks import filter as filter_task
 
     with _progress() as progress:
-        return filter_task.run(image, kernel, cluster, padding=padding, on_progress=_layer_progress(progress),
-                               private_kernel=private_kernel, no_dealer=no_dealer)
+        return filter_task.run(image, cluster=cluster, kernel=kernel, padding=padding, private_kernel=private_kernel,
+                               no_dealer=no_dealer, on_progress=_layer_progress(progress))
 
 
 def _he_filter(args: argparse.Namespace, image) -> int:
@@ -123,14 +124,16 @@ def _he_filter(args: argparse.Namespace, image) -> int:
     from .tasks import he_filter
 
     console = Console(stderr=True)
-    with _cluster(args, 1) as cluster:
-        with _progress() as progress:
-            result = he_filter.run(image.pixels, args.kernel, cluster, padding=args.padding,
-                                   encrypted_kernel=args.private_kernel, on_progress=_layer_progress(progress))
+    cluster = _remote_cluster(args, 1)
+    with _progress() as progress:
+        result = he_filter.run(image.pixels, cluster=cluster, kernel=args.kernel, padding=args.padding,
+                               encrypted_kernel=args.private_kernel, on_progress=_layer_progress(progress))
+    # rendered at the file's own depth (a float TIFF stays float; the task renders uint8/uint16)
     write_image(args.output, filter_task.to_image(result.values, args.kernel, image.pixels.dtype), like=image)
-    _print_job_summary(console, result.job, {
+    client = result.report.client_seconds
+    _print_job_summary(console, result.report, {
         "scheme": "homomorphic encryption (BFV), one server; the secret key never left this machine",
-        "client encrypt / decrypt": f"{result.seconds['encrypt']:.3f} s / {result.seconds['decrypt']:.3f} s",
+        "client encrypt / decrypt": f"{client['encrypt']:.3f} s / {client['decrypt']:.3f} s",
         "ciphertexts up / down": f"{_human_bytes(result.upload_bytes)} / {_human_bytes(result.download_bytes)}",
         "output": str(args.output)})
     return 0
@@ -151,10 +154,11 @@ def cmd_filter(args: argparse.Namespace) -> int:
         return _he_filter(args, image)
     if args.no_dealer and not args.private_kernel:
         raise SafelightError("--no-dealer only matters with --private-kernel (a public kernel needs no dealer)")
-    with _cluster(args, 2, dealer=args.private_kernel and not args.no_dealer) as cluster:
-        result = _run_filter(image.pixels, args.kernel, args.padding, cluster, args.private_kernel, args.no_dealer)
+    result = _run_filter(image.pixels, args.kernel, args.padding, _remote_cluster(args, 2), args.private_kernel,
+                         args.no_dealer)
+    # rendered at the file's own depth (a float TIFF stays float; the task renders uint8/uint16)
     write_image(args.output, filter_task.to_image(result.values, args.kernel, image.pixels.dtype), like=image)
-    _print_job_summary(console, result.job, {"output": str(args.output)})
+    _print_job_summary(console, result.report, {"output": str(args.output)})
     return 0
 
 
@@ -173,30 +177,28 @@ def _layer_progress(progress):
     return on_progress
 
 
-def _denoise_summary(job) -> dict[str, str]:
-    ops = job.ops()
+def _denoise_summary(report) -> dict[str, str]:
+    ops = report.ops
     linear = {"conv2d", "matmul", "mul"}
     lin_s = sum(v["seconds"] for k, v in ops.items() if k in linear)
     nonlin_s = sum(v["seconds"] for k, v in ops.items() if k in {"relu", "max_pool2d", "less"})
     return {
-        "online / offline": f"{job.online_seconds:.2f} s / {job.offline_seconds:.2f} s "
+        "online / offline": f"{report.online_seconds:.2f} s / {report.offline_seconds:.2f} s "
                             f"(online: linear {lin_s:.2f} s, ReLU {nonlin_s:.2f} s)",
-        "bytes per server": ", ".join(f"party-{p.party} {_human_bytes(p.bytes_sent)}" for p in job.parties),
-        "rounds": str(job.rounds),
+        "bytes per server": ", ".join(f"party-{p.party} {_human_bytes(p.bytes_sent)}" for p in report.parties),
+        "rounds": str(report.rounds),
     }
 
 
-def _denoise_job(args, images, sigma: float):
+def _denoise_job(args, image, sigma: float):
+    """Denoise one image; without --cluster the task starts two servers (and a dealer unless
+    --no-dealer) and shares the model to them: this user is the model owner too."""
     from .tasks import denoise
 
-    no_dealer = getattr(args, "no_dealer", False)
-    with _cluster(args, 2, dealer=not args.cluster and not no_dealer) as cluster:
-        if not args.cluster:  # the embedded cluster: this user is the model owner too
-            denoise.upload(cluster, args.model_id)
-        with _progress() as progress:
-            options = {"triples": "he"} if no_dealer else {}
-            return denoise.run(cluster, images, sigma, args.model_id, on_progress=_layer_progress(progress),
-                               **options)
+    cluster = _remote_cluster(args, 2)
+    with _progress() as progress:
+        return denoise.run(image, cluster=cluster, sigma=sigma, model_id=args.model_id,
+                           no_dealer=getattr(args, "no_dealer", False), on_progress=_layer_progress(progress))
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
@@ -211,9 +213,9 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     image = read_image(args.input, frame=args.frame)
     denoise.as_float_image(image.pixels)
     check_output_path(args.output)  # the directory and the format, before the job
-    result = _denoise_job(args, [image.pixels], sigma)
-    write_image(args.output, result.images[0], like=image)  # the input's depth, its alpha unchanged
-    _print_job_summary(console, result.job, {**_denoise_summary(result.job), "output": str(args.output)})
+    result = _denoise_job(args, image.pixels, sigma)
+    write_image(args.output, result.outputs, like=image)  # the input's depth, its alpha unchanged
+    _print_job_summary(console, result.report, {**_denoise_summary(result.report), "output": str(args.output)})
     return 0
 
 
@@ -267,11 +269,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
                   "shares, ReLU by garbled circuits; "
                   + ("no third party: the servers make their own correlated randomness)" if args.no_dealer
                      else "a dealer process supplies correlated randomness)"))
-    result = _denoise_job(args, [noisy], args.sigma)
+    result = _denoise_job(args, noisy, args.sigma)
     t0 = time.perf_counter()
     plain = denoise.plaintext([noisy], args.sigma)[0]
     plain_s = time.perf_counter() - t0
-    private = result.images[0]
+    private = result.outputs
     to8 = lambda x: np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)  # noqa: E731
     rows = {name: (denoise.psnr(img, clean), denoise.ssim(img, clean))
             for name, img in (("noisy", noisy), ("private FFDNet", private), ("plaintext FFDNet", plain))}
@@ -279,8 +281,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                             for label, (p, q) in zip(("noisy", "private", "plaintext"), rows.values())]
     write_image(args.output, captioned_panels([clean, to8(noisy), to8(private), to8(plain)], captions))
     gap = abs(rows["private FFDNet"][0] - rows["plaintext FFDNet"][0])
-    _print_job_summary(console, result.job, {
-        **_denoise_summary(result.job),
+    _print_job_summary(console, result.report, {
+        **_denoise_summary(result.report),
         **{f"PSNR / SSIM {k}": f"{p:.2f} dB / {q:.4f}" for k, (p, q) in rows.items()},
         "PSNR gap private vs plaintext": f"{gap:.4f} dB",
         "plaintext float64 reference time": f"{plain_s:.2f} s",
@@ -302,15 +304,14 @@ def cmd_filter_demo(args: argparse.Namespace) -> int:
     image = sample_image(args.image)
     console.print(f"private filtering demo: scikit-image '{args.image}' {image.shape}, kernel {args.kernel}, "
                   "2 servers on loopback (TLS 1.3, additive shares over Z_2^64)")
-    with _cluster(args, 2) as cluster:
-        result = _run_filter(image, args.kernel, "reflect", cluster)
+    result = _run_filter(image, args.kernel, "reflect", _remote_cluster(args, 2))
     t0 = time.perf_counter()
     plain = filter_task.plaintext(image, args.kernel)
     plain_s = time.perf_counter() - t0
     err = float(np.abs(result.values - plain).max())
-    side = np.concatenate([image, result.image, filter_task.to_image(plain, args.kernel)], axis=1)
+    side = np.concatenate([image, result.outputs, filter_task.to_image(plain, args.kernel)], axis=1)
     write_image(args.output, side)
-    _print_job_summary(console, result.job, {
+    _print_job_summary(console, result.report, {
         "max |private - plaintext scipy|": f"{err:.2e} (one grey level is {1/255:.2e})",
         "plaintext scipy time": f"{plain_s:.3f} s",
         "side-by-side (original | private | plaintext)": str(args.output),
@@ -319,7 +320,7 @@ def cmd_filter_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .runtime.config import ClusterConfig
+    from .net.config import ClusterConfig
     from .runtime.server import serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -336,7 +337,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_certs(args: argparse.Namespace) -> int:
-    from .runtime.certs import create_cluster_certs
+    from .net.certs import create_cluster_certs
 
     extra = ("dealer",) if args.dealer else ()
     out = create_cluster_certs(args.directory, args.parties, clients=tuple(args.client), extra_names=extra,
@@ -445,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="run one server of a cluster")
     p.add_argument("--config", required=True,
-                   help="cluster.toml (format: python/safelight/runtime/config.py), or store.toml for --role "
+                   help="cluster.toml (format: python/safelight/net/config.py), or store.toml for --role "
                         "store / keyserver")
     p.add_argument("--party", type=int, help="index of this party in the config")
     p.add_argument("--role", choices=["party", "dealer", "store", "keyserver"], default="party",

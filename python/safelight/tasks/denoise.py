@@ -20,15 +20,21 @@ at this network's scale, and a 256x256 image has 1.7 * 10^7 of them per job.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
 from ..models import ffdnet_color_path
-from ..runtime.client import JobResult, StoredTensor
+from ..models.ffdnet_reference import ffdnet_reference
+from ..nn import load_onnx
+from ..runtime.client import JobResult, ProgressCallback, StoredTensor
+from ..runtime.cluster import Cluster
+from ..sharing import decode
+from .deprecation import accepts_old_call, renamed_results
+from .report import JobReport, TaskResult
 
 MODEL_ID = "ffdnet_color"
 SIGMA_MAX = 75.0  # FFDNet was trained for noise levels 0..75 (on the 0..255 scale)
@@ -37,14 +43,6 @@ SIGMA_MAX = 75.0  # FFDNet was trained for noise levels 0..75 (on the 0..255 sca
 # leaves a margin of 6x.
 RELU_BITS = 25
 GREY_SIGMA_FACTOR = 3 ** 0.5  # see the module docstring
-
-
-@dataclass
-class Result:
-    """Denoised images (float in [0, 1], shaped like the inputs) and the job's accounting."""
-
-    images: list[np.ndarray]
-    job: JobResult
 
 
 def check_sigma(sigma: float) -> float:
@@ -88,8 +86,6 @@ def _even(n: int) -> int:
 @lru_cache(maxsize=8)
 def denoiser(batch: int, height: int, width: int, parties: int = 2):
     """The FFDNet Program for ``batch`` images of an even ``height`` x ``width``."""
-    from ..nn import load_onnx
-
     return load_onnx(ffdnet_color_path(), {"image": (batch, 3, height, width),
                                            "noise_map": (batch, 1, height // 2, width // 2)},
                      parties=parties, relu_bits=RELU_BITS, truncation="pair")
@@ -128,26 +124,79 @@ def _unbatch(y: np.ndarray, greys: list[bool], size: tuple[int, int]) -> list[np
     return out
 
 
-def run(cluster, images: Sequence[Any], sigma: float, model_id: str = MODEL_ID,
-        on_progress: Callable[[int, int, int, str], None] | None = None, **run_options) -> Result:
-    """Denoise ``images`` (same size; uint8, uint16 or float in [0, 1]; grey or colour) privately.
+@accepts_old_call("safelight.tasks.denoise", ("sigma", "model_id", "on_progress"), inputs_name="images",
+                  cluster_first=True)
+def run(inputs: np.ndarray | Sequence[np.ndarray], *, cluster: Cluster | None = None, sigma: float,
+        model_id: str = MODEL_ID, no_dealer: bool = False, triples: str | None = None, ots: str = "iknp",
+        preprocess: str = "auto", on_progress: ProgressCallback | None = None) -> TaskResult:
+    """Denoise an image, or several of one size in one job, privately on two servers.
 
-    The model must have been uploaded under ``model_id`` (:func:`upload`). ``run_options``
-    go to :meth:`Cluster.run` (``triples``, ``ots``, ``preprocess``).
+    Parameters
+    ----------
+    inputs : array or sequence of arrays
+        One image, or a sequence of images of one size (a batch: one job); each uint8,
+        uint16 or float in [0, 1], (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) (alpha is not
+        denoised).
+    cluster : Cluster, optional
+        Two servers holding the model under ``model_id`` (:func:`upload`). By default one
+        is started on loopback for this call, with a dealer (none with ``no_dealer``), and
+        the shipped model is uploaded to it (this user is the model owner too).
+    sigma : float
+        The noise level, 0 < sigma <= 75 on the 0..255 scale.
+    model_id : str
+        The id the model was uploaded under.
+    no_dealer : bool
+        No third party: the servers make their own correlated randomness (``triples="he"``).
+    triples, ots, preprocess
+        Where the job's correlated randomness comes from and when it is made; see
+        :meth:`safelight.Cluster.run`.
+    on_progress : callable(party, step, of, op[, phase]), optional
+
+    Returns
+    -------
+    TaskResult
+        ``outputs``: the denoised image (float64 in [0, 1], shaped like the input), or a list
+        of them for a sequence; ``result.images`` is always a list. ``report``: the job's
+        :class:`JobReport`.
     """
     sigma = check_sigma(sigma)
+    if no_dealer:
+        if triples not in (None, "he"):
+            raise InputError(f"no_dealer makes the servers deal their own randomness (triples='he'); "
+                             f"it contradicts triples={triples!r}")
+        triples = "he"
+    one = isinstance(inputs, np.ndarray) and inputs.ndim in (2, 3)
+    if not one and not isinstance(inputs, (Sequence, np.ndarray)):
+        raise InputError(f"denoise takes an image (a numpy array) or a sequence of images, not a "
+                         f"{type(inputs).__name__}")
+    images = [inputs] if one else list(inputs)
     x, greys, size = _batch(images)
+    options = {"triples": triples, "ots": ots, "preprocess": preprocess}
+    if cluster is None:
+        with Cluster.local(2, dealer=triples in (None, "dealer")) as local:
+            upload(local, model_id)
+            y, job = _evaluate(local, x, _noise_levels(sigma, greys), model_id, on_progress, options)
+    else:
+        y, job = _evaluate(cluster, x, _noise_levels(sigma, greys), model_id, on_progress, options)
+    out = _unbatch(y, greys, size)
+    return TaskResult(out[0] if one else out, JobReport.from_job(job))
+
+
+def _evaluate(cluster: Cluster, x: np.ndarray, levels: np.ndarray, model_id: str,
+              on_progress: ProgressCallback | None, options: dict[str, Any]) -> tuple[np.ndarray, JobResult]:
+    """Encode the batch ``x`` (N, 3, H, W) and its noise levels, run FFDNet on the stored
+    weights, decode: (N, 3, H, W) float64 and the job."""
     n, _, h, w = x.shape
     model = denoiser(n, h, w, cluster.parties)
-    noise_map = np.broadcast_to(_noise_levels(sigma, greys)[:, None, None, None], (n, 1, h // 2, w // 2))
+    noise_map = np.broadcast_to(levels[:, None, None, None], (n, 1, h // 2, w // 2))
     inputs: dict[str, Any] = model.encode_inputs({"image": x, "noise_map": noise_map})
     for name, weight in model.weights.items():
         inputs[name] = StoredTensor(model_id, name, weight.shape, cluster.parties, model.program.frac_bits)
-    job = cluster.run(model.program, inputs, on_progress=on_progress, **run_options)
-    from .. import decode
+    job = cluster.run(model.program, inputs, on_progress=on_progress, **options)
+    return decode(job.outputs[model.outputs[0]], np.float64), job
 
-    y = decode(job.outputs[model.outputs[0]], np.float64)
-    return Result(_unbatch(y, greys, size), job)
+
+__getattr__ = renamed_results("safelight.tasks.denoise", {"Result": TaskResult})
 
 
 @lru_cache(maxsize=1)
@@ -162,8 +211,6 @@ def _onnx_weights() -> dict[str, np.ndarray]:
 def plaintext(images: Sequence[Any], sigma: float) -> list[np.ndarray]:
     """The same network in float64 on the clear images (the reference the private result is
     compared with)."""
-    from ..models.ffdnet_reference import ffdnet_reference
-
     sigma = check_sigma(sigma)
     x, greys, size = _batch(images)
     y = ffdnet_reference(_onnx_weights(), x, _noise_levels(sigma, greys), onnx_layout=True)

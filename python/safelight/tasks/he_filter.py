@@ -40,20 +40,21 @@ high plane's grey level, whose error is at most 0.47 of it, and well below for u
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import InputError
 from ..he import bfv
 from ..he.packing import ConvPacking
+from ..program.ops import PADDING_MODES
+from ..program.program import Program
 from ..protocols.he_ops import as_words, params_attrs
-from ..runtime.client import JobResult, ProgressCallback
+from ..runtime.client import ProgressCallback
 from ..runtime.cluster import Cluster
-from ..runtime.ops import PADDING_MODES
-from ..runtime.program import Program, correlation_kernel
 from ..sharing import Encoded, SharePayload
-from .filter import image_values, kernel_from, to_image
+from .deprecation import accepts_old_call, renamed_results
+from .kernels import correlation_kernel, image_values, kernel_from, to_image
+from .report import JobReport, TaskResult
 
 RING_DEGREE = 8192  # the default; larger kernels may take a larger one (ring_degree)
 RING_DEGREES = (8192, 16384, 32768)
@@ -68,7 +69,7 @@ ENCRYPTED_KERNEL_PRIME_BITS = (60, 60, 60)  # a ciphertext product needs more no
 ENCRYPTED_KERNEL_KEEP = 2  # primes returned: size-3 results need more room than size 2
 
 
-def params(encrypted_kernel: bool = False, n: int = RING_DEGREE) -> "bfv.Params":
+def params(encrypted_kernel: bool = False, n: int = RING_DEGREE) -> bfv.Params:
     bits = ENCRYPTED_KERNEL_PRIME_BITS if encrypted_kernel else PRIME_BITS
     return bfv.Params(n, q_bits=bits, t=1 << PLAIN_BITS)
 
@@ -90,16 +91,6 @@ def ring_degree(height: int, width: int, kh: int, kw: int) -> tuple[int, ConvPac
     return best
 
 
-@dataclass
-class HEFilterResult:
-    values: np.ndarray  # float64, same shape as the image, image scaled to [0, 1]
-    image: np.ndarray  # rendering of values: uint16 for a uint16 image, else uint8
-    job: JobResult
-    seconds: dict[str, float] = field(default_factory=dict)  # encrypt, server, decrypt
-    upload_bytes: int = 0  # ciphertexts sent to the server
-    download_bytes: int = 0  # ciphertexts returned
-
-
 def _planes(values: np.ndarray) -> np.ndarray:
     return values[None] if values.ndim == 2 else np.moveaxis(values, 2, 0)
 
@@ -119,8 +110,8 @@ def _fixed_kernel(kernel: np.ndarray) -> tuple[np.ndarray, int]:
                      f"must stay below 2^{PLAIN_BITS - 1 - KERNEL_FRAC_BITS})")
 
 
-def build_program(packing: ConvPacking, cts: "bfv.CiphertextBatch", kernel: np.ndarray, he: "bfv.Params",
-                  encrypted_kernel: "bfv.CiphertextBatch | None" = None) -> Program:
+def build_program(packing: ConvPacking, cts: bfv.CiphertextBatch, kernel: np.ndarray, he: bfv.Params,
+                  encrypted_kernel: bfv.CiphertextBatch | None = None) -> Program:
     """One server, one op: input ``image`` (serialised ciphertexts) -> ``he_conv2d`` (public
     kernel) or ``he_conv2d_encrypted`` (input ``kernel``, one ciphertext) -> ``filtered``."""
     prog = Program(parties=1)
@@ -150,30 +141,44 @@ def _upload(array: np.ndarray, frac_bits: int) -> Encoded:
     return Encoded([SharePayload(0, array.shape, share=array)], array.shape, frac_bits, "ciphertext")
 
 
-def run(image: np.ndarray, kernel: str | np.ndarray, cluster: Cluster | None = None, padding: str = "reflect",
-        encrypted_kernel: bool = False, on_progress: ProgressCallback | None = None) -> HEFilterResult:
-    """Filter ``image`` on one server that sees only ciphertexts.
+@accepts_old_call("safelight.tasks.he_filter", ("kernel", "cluster", "padding", "encrypted_kernel", "on_progress"),
+                  inputs_name="image")
+def run(inputs: np.ndarray, *, cluster: Cluster | None = None, kernel: str | np.ndarray, padding: str = "reflect",
+        encrypted_kernel: bool = False, on_progress: ProgressCallback | None = None) -> TaskResult:
+    """Filter an image on one server that sees only ciphertexts: encrypt, evaluate, decrypt.
 
     Parameters
     ----------
-    image : uint8 or uint16 H x W [x C], or float array in [0, 1] (uint8 runs on 256 grey levels;
-        uint16 and float on 65536, as two 8-bit planes: twice the ciphertexts)
-    kernel : kernel spec string or 2-D float array (up to 161 x 161, the size of gaussian:20)
+    inputs : uint8 or uint16 H x W [x C], or float array in [0, 1]
+        The image (uint8 runs on 256 grey levels; uint16 and float on 65536, as two 8-bit
+        planes: twice the ciphertexts).
     cluster : Cluster, optional
         A one-server cluster; by default one is started on loopback for this call.
+    kernel : kernel spec string or 2-D float array
+        Up to 161 x 161, the size of gaussian:20.
+    padding : "reflect" (default), "mirror", "nearest" or "zero"
     encrypted_kernel : bool
         Encrypt the kernel too (the server learns neither the image nor the filter): one
         ciphertext-ciphertext product per tile instead of a plaintext product.
+    on_progress : callable(party, step, of, op), optional
+
+    Returns
+    -------
+    TaskResult
+        ``outputs``: the filtered image (uint16 for a uint16 image, else uint8), ``report``
+        (randomness ``"client key"``; ``client_seconds``: encrypt, decrypt), extras:
+        ``values`` (float64, the image's shape, image scaled to [0, 1]), ``seconds`` (encrypt,
+        server, decrypt), ``upload_bytes`` / ``download_bytes`` (the ciphertexts each way).
     """
     if padding not in PADDING_MODES:
         raise InputError(f"unknown padding {padding!r}; choose one of {sorted(PADDING_MODES)}")
-    values, rendering = image_values(image)
+    values, rendering = image_values(inputs)
     if values.ndim not in (2, 3):
         raise InputError(f"an image must be H x W or H x W x C, got shape {values.shape}")
     if values.min() < 0.0 or values.max() > 1.0:
         raise InputError(f"the HE filter takes images in [0, 1], got values from {values.min():g} to "
                          f"{values.max():g}; rescale the float image first")
-    deep = np.asarray(image).dtype != np.uint8  # uint16 and float: 65536 levels, as two 8-bit planes
+    deep = np.asarray(inputs).dtype != np.uint8  # uint16 and float: 65536 levels, as two 8-bit planes
     k = kernel_from(kernel)
     fixed, frac_bits = _fixed_kernel(k)
     kh, kw = fixed.shape
@@ -196,17 +201,17 @@ def run(image: np.ndarray, kernel: str | np.ndarray, cluster: Cluster | None = N
     encrypt_s = time.perf_counter() - t0
 
     program = build_program(packing, cts, fixed, he, kernel_ct)
-    inputs = {"image": _upload(as_words(cts.to_bytes()), program.frac_bits)}
+    uploads = {"image": _upload(as_words(cts.to_bytes()), program.frac_bits)}
     if kernel_ct is not None:
-        inputs["kernel"] = _upload(as_words(kernel_ct.to_bytes()), program.frac_bits)
+        uploads["kernel"] = _upload(as_words(kernel_ct.to_bytes()), program.frac_bits)
     t0 = time.perf_counter()
     if cluster is None:
         with Cluster.local(1) as local:
-            job = local.run(program, inputs, on_progress)
+            job = local.run(program, uploads, on_progress)
     else:
         if cluster.parties != 1:
             raise InputError(f"the HE filter runs on one server; this cluster has {cluster.parties}")
-        job = cluster.run(program, inputs, on_progress)
+        job = cluster.run(program, uploads, on_progress)
     server_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -224,7 +229,12 @@ def run(image: np.ndarray, kernel: str | np.ndarray, cluster: Cluster | None = N
         out = out[:channels // 2] * 256 + out[channels // 2:]
     result = out.astype(np.float64) / ((65535.0 if deep else 255.0) * (1 << frac_bits))
     result = result[0] if values.ndim == 2 else np.moveaxis(result, 0, 2)
-    return HEFilterResult(result, to_image(result, kernel, rendering), job,
-                          {"encrypt": encrypt_s, "server": server_s, "decrypt": decrypt_s},
-                          int(cts.nbytes + (kernel_ct.nbytes if kernel_ct is not None else 0)),
-                          int(returned.nbytes))
+    seconds = {"encrypt": encrypt_s, "server": server_s, "decrypt": decrypt_s}
+    report = JobReport.from_job(job, "client key", {"encrypt": encrypt_s, "decrypt": decrypt_s})
+    return TaskResult(to_image(result, kernel, rendering), report, {
+        "values": result, "seconds": seconds,
+        "upload_bytes": int(cts.nbytes + (kernel_ct.nbytes if kernel_ct is not None else 0)),
+        "download_bytes": int(returned.nbytes)})
+
+
+__getattr__ = renamed_results("safelight.tasks.he_filter", {"HEFilterResult": TaskResult})
