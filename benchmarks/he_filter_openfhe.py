@@ -1,7 +1,7 @@
 """Encrypted 3x3 filtering of a 256 x 256 grey image on one server with OpenFHE's CKKS.
 
 Times the client's key generation and encryption, the server's evaluation and the
-client's decryption (safelight.he.openfhe.filter_image), the serialised ciphertext
+client's decryption (safelight.tasks.openfhe_filter.filter_image), the serialised ciphertext
 bytes each way and the public key material, and the largest error against plaintext
 filtering in grey levels. The image is the centre 256 x 256 of scikit-image's camera,
 as in the ``he_filter_256`` benchmark. References measured in the same run:
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     from skimage import data
 
-    from safelight.he import openfhe as he
+    from safelight.tasks import openfhe_filter as he
     from safelight.tasks import filter as private_filter
 
     if not he.available():

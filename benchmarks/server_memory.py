@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 import safelight
-from safelight.runtime.transport import HEADER, MAGIC, MsgType, connect
+from safelight.net.transport import HEADER, MAGIC, MsgType, connect
 
 MIB = 1 << 20
 
@@ -47,7 +47,7 @@ def local_cluster(**kw) -> "safelight.Cluster":
     """Cluster.local, with generous connection limits where this version has them (to
     measure what idle connections cost rather than how many are refused)."""
     if "limits" in inspect.signature(safelight.Cluster.local).parameters:
-        from safelight.runtime.config import ServerLimits
+        from safelight.net.config import ServerLimits
 
         kw["limits"] = ServerLimits(max_connections=4000, max_handshakes=4000, handshake_timeout=120.0)
     return safelight.Cluster.local(**kw)
@@ -139,15 +139,14 @@ def concurrent_denoise(jobs: int, size: int) -> dict[str, float]:
 def admission_estimate(size: int, no_dealer: bool) -> dict[str, float]:
     """One FFDNet job on fresh servers: what admission reserves against each party's peak."""
     from safelight.images import sample_image
-    from safelight.protocols import nonlinear
     from safelight.protocols.preprocessing import Plan
     from safelight.runtime.admission import job_memory
     from safelight.runtime.client import GC_BYTES_PER_OT, PREPROCESS_BUDGET
     from safelight.tasks import denoise
 
     model = denoise.denoiser(1, size, size)
-    per_op = GC_BYTES_PER_OT * nonlinear.ot_demand(model.program) > PREPROCESS_BUDGET  # the client's choice
-    ots = nonlinear.ot_demand_per_step(model.program, per_op)
+    per_op = GC_BYTES_PER_OT * model.program.ot_demand() > PREPROCESS_BUDGET  # the client's choice
+    ots = model.program.ot_demand_per_step(per_op)
     # the larger need: the last party's, which receives a dealer's corrections
     need = job_memory(model.program, Plan(model.program.correlations()), per_op, no_dealer, ots,
                       corrections=not no_dealer) / MIB

@@ -31,12 +31,13 @@ REFERENCE_MCOT_S = 88.0
 def _receiver_main(port: int, certs: str | None) -> None:
     """Child process: the COT receiver. Runs commands (n, threads, chunk) until n == 0."""
     from safelight import ot
-    from safelight.runtime.certs import Identity, party_name
-    from safelight.runtime.transport import connect
+    from safelight.net.certs import Identity, party_name
+    from safelight.net.pipe import ChannelPipe
+    from safelight.net.transport import connect
 
     identity = Identity.from_dir(certs, "client") if certs else None
     ch = connect("127.0.0.1", port, identity, party_name(0), 120.0)
-    pipe = ot.ChannelPipe(ch, ch)
+    pipe = ChannelPipe(ch, ch)
     receiver = ot.COTReceiver()
     t0 = time.perf_counter()
     receiver.setup(pipe)
@@ -59,8 +60,9 @@ class OTLink:
 
     def __init__(self, certs) -> None:
         from safelight import ot
-        from safelight.runtime.certs import CLIENT_NAME, Identity, party_name
-        from safelight.runtime.transport import Channel, accept_tls, server_context
+        from safelight.net.certs import CLIENT_NAME, Identity, party_name
+        from safelight.net.pipe import ChannelPipe
+        from safelight.net.transport import Channel, accept_tls, server_context
 
         listener = socket.create_server(("127.0.0.1", 0))
         port = listener.getsockname()[1]
@@ -75,7 +77,7 @@ class OTLink:
         else:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.channel = Channel(raw, CLIENT_NAME, 120.0)
-        self.pipe = ot.ChannelPipe(self.channel, self.channel)
+        self.pipe = ChannelPipe(self.channel, self.channel)
         self.sender = ot.COTSender()
         t0 = time.perf_counter()
         self.sender.setup(self.pipe)
@@ -101,7 +103,7 @@ class OTLink:
 
 @pytest.fixture(scope="module")
 def ot_link(tmp_path_factory):
-    from safelight.runtime.certs import create_cluster_certs
+    from safelight.net.certs import create_cluster_certs
 
     certs = tmp_path_factory.mktemp("ot-certs")
     create_cluster_certs(certs, 1)

@@ -13,7 +13,7 @@ import pytest
 import safelight
 from safelight import bench
 from safelight.runtime.cluster import Cluster
-from safelight.runtime.program import Program
+from safelight.program.program import Program
 
 
 @pytest.fixture(scope="module")

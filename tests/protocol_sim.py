@@ -1,7 +1,8 @@
 """An in-process stand-in for the network, to test protocols fast and to record each party's view.
 
-Each party runs the real ops and preprocessing on its own thread; exchange_all
-goes through queues instead of TLS. Test-only code.
+Each party runs the real ops and preprocessing on its own thread, through the servers'
+step loop (``safelight.runtime.steps.run_steps``); exchange_all goes through queues
+instead of TLS. Test-only code.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from safelight.protocols.preprocessing import Material, Plan, deal, expand
-from safelight.runtime.ops import OPS
-from safelight.runtime.program import Program
+from safelight.program.program import Program
+from safelight.runtime.steps import run_steps
 
 
 @dataclass
@@ -27,12 +28,17 @@ class SimContext:
     step: int = -1
     view: list = field(default_factory=list)  # everything this party received
     rounds: int = 0
+    per_op: bool = False
+    offline_in_op: float = 0.0
     state: dict = field(default_factory=dict)
     pipes: dict = field(default_factory=dict)
 
     @property
     def links(self):
-        return self  # protocols count rounds on ctx.links
+        return self  # the links' round count is this context's (Context.links.rounds)
+
+    def add_rounds(self, n):
+        self.rounds += n
 
     def send(self, peer, array):
         self.inboxes[peer][self.party].put(np.array(array, copy=True))
@@ -109,15 +115,8 @@ def simulate(program: Program, inputs: dict, materials: list[Material] | None = 
                 materials[p] = source.generate(plan, ctx)
             if plan:
                 ctx.pre = expand(plan, p, n, materials[p])
-            for i, step in enumerate(wire.steps):
-                if OPS[step.op].offline is not None:
-                    ctx.step = i
-                    OPS[step.op].offline(ctx, i, [wire.shape_of(x) for x in step.inputs], step.attrs)
             env = {name: enc.payloads[p].materialize() for name, enc in inputs.items()}
-            for i, step in enumerate(wire.steps):
-                ctx.step = i
-                env[step.output] = OPS[step.op].run(ctx, [env[x] for x in step.inputs], step.attrs)
-            results[p] = {name: env[t] for name, (t, _) in wire.outputs.items()}
+            results[p] = run_steps(ctx, wire, env).outputs  # the servers' own step loop
         except BaseException as exc:
             errors.append(exc)
             for q in inboxes:  # wake the other parties: a peer is gone

@@ -57,8 +57,8 @@ def test_bad_input_gives_one_clear_error_and_exit_code_2(photo, tmp_path, make_a
 def test_unreachable_cluster_is_a_clear_error(photo, tmp_path):
     import socket
 
-    from safelight.runtime.certs import create_cluster_certs
-    from safelight.runtime.config import ClusterConfig, PartyAddress
+    from safelight.net.certs import create_cluster_certs
+    from safelight.net.config import ClusterConfig, PartyAddress
 
     create_cluster_certs(tmp_path / "certs", 2)
     # ports bound by this test and never listened on: connections are refused, and nothing

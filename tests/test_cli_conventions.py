@@ -158,8 +158,8 @@ def test_bench_ring_add_runs_only_ring_add(capsys):
 
 @pytest.mark.parametrize("role", ["party", "dealer"])
 def test_serve_on_a_port_in_use_is_one_line_and_exit_2(tmp_path, role):
-    from safelight.runtime.certs import create_cluster_certs
-    from safelight.runtime.config import ClusterConfig, PartyAddress
+    from safelight.net.certs import create_cluster_certs
+    from safelight.net.config import ClusterConfig, PartyAddress
 
     create_cluster_certs(tmp_path / "certs", 2, extra_names=("dealer",))
     with socket.socket() as held:
@@ -228,7 +228,7 @@ def test_offline_progress_frames_reach_the_callback_without_a_dealer():
     """A dealer-free job (triples="he") tells the client each offline step; a callback
     without a ``phase`` parameter still gets the online steps only, as before."""
     from safelight import encode
-    from safelight.runtime.program import Program
+    from safelight.program.program import Program
 
     prog = Program(parties=2, truncation="local")
     x, w = prog.input("x", (1, 2, 6, 6)), prog.input("w", (2, 2, 3, 3))
@@ -269,10 +269,10 @@ def test_cli_progress_has_an_eta_and_a_bar_per_phase():
 # ---- point 17: the README's cluster.toml and filter output ----------------------------------------
 
 def test_readme_cluster_toml_example_loads(tmp_path):
-    from safelight.runtime.config import ClusterConfig
+    from safelight.net.config import ClusterConfig
 
     text = README.read_text()
-    assert "python/safelight/runtime/config.py" in text
+    assert "python/safelight/net/config.py" in text
     block = re.search(r"#### A remote cluster.*?```toml\n(.*?)```", text, re.DOTALL)
     assert block, "the README shows a cluster.toml example"
     (tmp_path / "cluster.toml").write_text(block.group(1))

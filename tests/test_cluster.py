@@ -13,9 +13,9 @@ import pytest
 
 import safelight
 from safelight.errors import InputError, PeerUnavailableError, ProgramError, ProtocolError
-from safelight.runtime.certs import Identity, create_cluster_certs
-from safelight.runtime.program import Program
-from safelight.runtime.transport import HEADER, MAGIC, MsgType, connect
+from safelight.net.certs import Identity, create_cluster_certs
+from safelight.program.program import Program
+from safelight.net.transport import HEADER, MAGIC, MsgType, connect
 
 
 def linear_program(parties, shape=(6, 7)):
@@ -231,7 +231,7 @@ def test_cluster_from_config_and_remote_style_serve(tmp_path):
     import dataclasses
     import json
 
-    from safelight.runtime.config import ClusterConfig, PartyAddress
+    from safelight.net.config import ClusterConfig, PartyAddress
 
     subprocess.run([sys.executable, "-m", "safelight", "certs", str(tmp_path / "certs"), "--parties", "2"],
                    check=True, capture_output=True)

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from safelight import decode, encode
-from safelight.protocols.preprocessing import Plan, triple_source
-from safelight.runtime.program import Program
+from safelight.protocols.preprocessing import Plan
+from safelight.protocols.sources import randomness_source
+from safelight.program.program import Program
 
 from protocol_sim import simulate
 
@@ -45,7 +46,7 @@ def test_dealer_free_matmul_matches_dealt():
 
 
 def test_dealer_free_source_is_registered_for_two_servers_only():
-    source = triple_source("he")
+    source = randomness_source("he")
     assert not source.third_party
     prog = _program((1, 1, 4, 4), (1, 1, 3, 3), padding=1)
     assert Plan(prog.correlations())

@@ -11,7 +11,7 @@ from scipy import stats
 
 import safelight
 from safelight.errors import PeerUnavailableError
-from safelight.runtime.program import Program
+from safelight.program.program import Program
 
 from protocol_sim import simulate
 

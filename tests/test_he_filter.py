@@ -6,7 +6,7 @@ from skimage import data
 
 from safelight.errors import InputError, ProgramError
 from safelight.runtime.cluster import Cluster
-from safelight.runtime.program import Program
+from safelight.program.program import Program
 from safelight.tasks import filter as plain_filter
 from safelight.tasks import he_filter
 

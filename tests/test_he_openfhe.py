@@ -1,4 +1,4 @@
-"""The OpenFHE backend (safelight.he.openfhe) against plaintext scipy filtering.
+"""The OpenFHE backend (safelight.tasks.openfhe_filter) against plaintext scipy filtering.
 
 The encrypted cases need the ``openfhe`` wheel, which imports only on CPython 3.10:
 they skip cleanly elsewhere (``.ci/run`` runs them in a Python 3.10 virtual
@@ -13,9 +13,9 @@ import pytest
 from skimage import data
 
 from safelight.errors import InputError, UnsupportedError
-from safelight.he import openfhe as he
-from safelight.runtime.ops import PADDING_MODES
-from safelight.runtime.program import correlation_kernel
+from safelight.tasks import openfhe_filter as he
+from safelight.program.ops import PADDING_MODES
+from safelight.tasks.kernels import correlation_kernel
 from safelight.tasks import filter as private_filter
 
 GREY = 1 / 255

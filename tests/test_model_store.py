@@ -5,9 +5,9 @@ import pytest
 
 import safelight
 from safelight.errors import InputError, ProgramError
-from safelight.runtime.config import ClusterConfig
+from safelight.net.config import ClusterConfig
 from safelight.runtime.model_store import ModelStore
-from safelight.runtime.program import Program
+from safelight.program.program import Program
 
 
 def _scale_program(shape):

@@ -9,7 +9,7 @@ import pytest
 
 import safelight
 from safelight.protocols import gc_sign
-from safelight.runtime.program import Program
+from safelight.program.program import Program
 
 from protocol_sim import simulate
 

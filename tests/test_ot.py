@@ -10,8 +10,9 @@ from scipy import stats
 
 from safelight import _core, ot
 from safelight.errors import InputError, PeerUnavailableError, ProtocolError
-from safelight.runtime.certs import Identity, create_cluster_certs
-from safelight.runtime.transport import accept_tls, connect, server_context
+from safelight.net.certs import Identity, create_cluster_certs
+from safelight.net.pipe import ChannelPipe
+from safelight.net.transport import accept_tls, connect, server_context
 
 from kernel_helpers import with_isa
 
@@ -512,8 +513,8 @@ def test_cot_over_tls_channels_and_peer_death(certs, overlap):
     client, server = tls_pair(certs)
     sender = ot.COTSender(chunk=1 << 12, overlap=overlap)
     receiver = ot.COTReceiver(chunk=1 << 12, overlap=overlap)
-    pipe_s = ot.ChannelPipe(client, client, b"J" * 16)   # one two-way channel per side
-    pipe_r = ot.ChannelPipe(server, server, b"J" * 16)
+    pipe_s = ChannelPipe(client, client, b"J" * 16)   # one two-way channel per side
+    pipe_r = ChannelPipe(server, server, b"J" * 16)
     run_both(lambda: sender.setup(pipe_s), lambda: receiver.setup(pipe_r))
     choices = np.random.default_rng(0).integers(0, 2, 20_000).astype(np.uint8)
     q, t = extend(sender, receiver, choices)

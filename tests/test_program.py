@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from safelight.errors import ProgramError, UnsupportedError
-from safelight.runtime.program import Program
+from safelight.program.program import Program
 
 
 def simple_program(parties=2):
@@ -102,7 +102,7 @@ def test_layout_ops_round_trip_and_shapes():
 
 
 def test_layout_ops_run_as_numpy_on_each_share():
-    from safelight.runtime.ops import OPS
+    from safelight.program.ops import OPS
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 2**64, (2, 3, 4), dtype=np.uint64)
@@ -143,7 +143,7 @@ def test_layout_ops_run_as_numpy_on_each_share():
     ("mul_public_array", [(3,)], {"value": [-1]}, "ring elements"),
 ])
 def test_layout_ops_reject_bad_attributes(op, shapes, attrs, match):
-    from safelight.runtime.ops import OPS
+    from safelight.program.ops import OPS
 
     with pytest.raises(ProgramError, match=match):
         OPS[op].infer(shapes, attrs)
@@ -155,7 +155,7 @@ JUNK = [None, "x", 1.5, -1, 0, 2**70, True, [], [1.5], [-1], ["a"], {}, [[1]], [
 @pytest.mark.parametrize("op", ["reshape", "transpose", "concat", "slice", "mul_public_array"])
 def test_layout_ops_never_crash_on_junk_attributes(op):
     """A server validates attributes from the network: junk is a ProgramError, never another exception."""
-    from safelight.runtime.ops import OPS
+    from safelight.program.ops import OPS
 
     spec = OPS[op]
     shapes = [(2, 3)] * spec.arity

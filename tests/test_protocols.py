@@ -15,7 +15,7 @@ from scipy import stats
 import safelight
 from safelight.errors import PeerUnavailableError, ProgramError, ProtocolError
 from safelight.protocols.preprocessing import Material, Plan, deal
-from safelight.runtime.program import Program
+from safelight.program.program import Program
 
 from protocol_sim import simulate
 
@@ -139,7 +139,7 @@ def test_pixel_shuffle_matches_reference_layout():
 
 def local_truncation_error_rate(magnitude_bits: int, trials: int = 20000) -> float:
     """Fraction of wrong results of 2-party local truncation for |x| ~ 2^magnitude_bits."""
-    from safelight.runtime.ops import OPS
+    from safelight.program.ops import OPS
     from safelight.sharing import share_ring
 
     rng = np.random.default_rng(magnitude_bits)

@@ -25,10 +25,10 @@ import safelight
 from safelight.errors import (PeerUnavailableError, ProgramError, ProtocolError, ResourceLimitError,
                               TrustModelError)
 from safelight.runtime.cluster import OWNER_FILE, WORKDIR_PREFIX, remove_stale_workdirs
-from safelight.runtime.config import ClusterConfig, PartyAddress, ServerLimits
-from safelight.runtime.program import Program
-from safelight.runtime.sealed import MAX_RECORD, SealedStream
-from safelight.runtime.transport import HEADER, MAGIC, META_LEN, MsgType, connect
+from safelight.net.config import ClusterConfig, PartyAddress, ServerLimits
+from safelight.program.program import Program
+from safelight.net.sealed import MAX_RECORD, SealedStream
+from safelight.net.transport import HEADER, MAGIC, META_LEN, MsgType, connect
 
 
 def mul_program(shape=(8,)):
@@ -104,7 +104,7 @@ def spawn_party(config_path: Path, party: int, nofile: int | None = None) -> tup
 @pytest.fixture
 def hand_spawned(tmp_path):
     """Two party servers started by hand (party 0 with only 64 file descriptors)."""
-    from safelight.runtime.certs import create_cluster_certs
+    from safelight.net.certs import create_cluster_certs
 
     create_cluster_certs(tmp_path / "certs", 2)
     limits = ServerLimits(max_connections=1000, max_handshakes=1000, handshake_timeout=3.0)
@@ -116,7 +116,7 @@ def hand_spawned(tmp_path):
         proc.stdin.write(b"PEERS " + peers + b"\n")
         proc.stdin.flush()
     config = ClusterConfig(tuple(PartyAddress("127.0.0.1", p) for p in ports), tmp_path / "certs", 10.0)
-    cluster = safelight.Cluster(config, safelight.runtime.certs.Identity.from_dir(tmp_path / "certs", "client"))
+    cluster = safelight.Cluster(config, safelight.net.certs.Identity.from_dir(tmp_path / "certs", "client"))
     yield cluster, procs
     for proc in procs:
         proc.stdin.close()
@@ -446,7 +446,6 @@ def _running(pid: int) -> bool:
 def test_the_admission_estimate_bounds_a_real_jobs_peak_memory():
     """Calibration guard: a private FFDNet job's peak resident memory on each party stays
     below what admission reserved for it."""
-    from safelight.protocols import nonlinear
     from safelight.protocols.preprocessing import Plan
     from safelight.runtime.admission import job_memory
     from safelight.runtime.client import GC_BYTES_PER_OT, PREPROCESS_BUDGET
@@ -454,8 +453,8 @@ def test_the_admission_estimate_bounds_a_real_jobs_peak_memory():
 
     size = 48
     model = denoise.denoiser(1, size, size)
-    per_op = GC_BYTES_PER_OT * nonlinear.ot_demand(model.program) > PREPROCESS_BUDGET  # the client's choice
-    ots = nonlinear.ot_demand_per_step(model.program, per_op)
+    per_op = GC_BYTES_PER_OT * model.program.ot_demand() > PREPROCESS_BUDGET  # the client's choice
+    ots = model.program.ot_demand_per_step(per_op)
     plan = Plan(model.program.correlations())
     need_mib = [job_memory(model.program, plan, per_op, False, ots, corrections=party == 1) / 2**20
                 for party in (0, 1)]  # party 1 receives the dealer's corrections

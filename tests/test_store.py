@@ -218,7 +218,7 @@ import numpy as np  # noqa: E402
 
 @pytest.fixture
 def store_setup(tmp_path, monkeypatch):
-    from safelight.runtime.certs import create_cluster_certs
+    from safelight.net.certs import create_cluster_certs
     from safelight.store.client import create_owner_key
     from safelight.store.service import KeyServer, StoreConfig, StoreServer
 
@@ -464,8 +464,8 @@ def test_near_duplicates_with_keyed_tags(store_setup):
 
 
 def test_malformed_tags_and_meta_are_rejected(store_setup):
-    from safelight.runtime.certs import Identity
-    from safelight.runtime.transport import MsgType, connect
+    from safelight.net.certs import Identity
+    from safelight.net.transport import MsgType, connect
     from safelight.store.service import NO_JOB
 
     config, owners, store, keys = store_setup
@@ -629,8 +629,8 @@ def test_list_sets_aside_an_entry_that_does_not_open(store_setup):
 
 def test_a_failed_request_leaves_the_connection_usable(store_setup):
     from safelight.errors import JobFailedError
-    from safelight.runtime.certs import Identity
-    from safelight.runtime.transport import MsgType, connect
+    from safelight.net.certs import Identity
+    from safelight.net.transport import MsgType, connect
     from safelight.store.client import StoreClient
     from safelight.store.service import NO_JOB
 
@@ -762,8 +762,8 @@ def test_descriptor_exhaustion_does_not_kill_the_storage_server(tmp_path):
     import time
 
     from safelight.errors import PeerUnavailableError
-    from safelight.runtime.certs import Identity
-    from safelight.runtime.transport import MsgType, connect
+    from safelight.net.certs import Identity
+    from safelight.net.transport import MsgType, connect
     from safelight.store.local import DEFAULT_OWNER, init_store
 
     config = init_store(tmp_path / "s", port=0)

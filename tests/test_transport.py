@@ -9,9 +9,9 @@ import pytest
 
 import safelight
 from safelight.errors import PeerUnavailableError, ProtocolError
-from safelight.runtime.certs import Identity, create_cluster_certs
-from safelight.runtime.sealed import MAX_RECORD
-from safelight.runtime.transport import MsgType, accept_tls, connect, server_context
+from safelight.net.certs import Identity, create_cluster_certs
+from safelight.net.sealed import MAX_RECORD
+from safelight.net.transport import MsgType, accept_tls, connect, server_context
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def test_mismatched_record_modes_are_a_clear_error(certs):
 
 
 def test_pure_tls_cluster_runs_jobs():
-    from safelight.runtime.program import Program
+    from safelight.program.program import Program
 
     with safelight.Cluster.local(2, records="tls", timeout=10) as cluster:
         assert cluster.config.records == "tls"

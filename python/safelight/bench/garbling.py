@@ -19,11 +19,11 @@ import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from .. import _core, gc, ot
-from ..ot import ChannelPipe
-from ..protocols.gc_sign import _Streamer as Streamer
-from ..runtime.certs import CLIENT_NAME, Identity, party_name
+from ..net.certs import CLIENT_NAME, Identity, party_name
+from ..net.pipe import ChannelPipe
+from ..net.transport import accept_tls, connect, server_context
+from ..protocols.gc_sign import Streamer
 from ..runtime.server import keep_freed_memory
-from ..runtime.transport import accept_tls, connect, server_context
 from .registry import best_time, kernel_isa, register, result, time_once
 from .transport import transport_certs
 

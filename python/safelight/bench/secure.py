@@ -18,9 +18,9 @@ from skimage import data
 
 from .. import encode
 from ..models import ffdnet_color_path
+from ..program.program import Program
 from ..protocols.nonlinear import DEFAULT_BITS
 from ..runtime.cluster import Cluster
-from ..runtime.program import Program
 from ..sharing import as_plain_values
 from ..tasks import denoise
 from ..tasks import filter as filter_task

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from PIL import Image
 from skimage import data
 
-from ..runtime.certs import create_cluster_certs
+from ..net.certs import create_cluster_certs
 from ..store import convergent
 from ..store.client import StoreClient, create_owner_key
 from ..store.index import POSTING, Index, band_key, pack_keys

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime.certs import CLIENT_NAME, Identity, create_cluster_certs, party_name
-from ..runtime.transport import Channel, accept_tls, connect, server_context
+from ..net.certs import CLIENT_NAME, Identity, create_cluster_certs, party_name
+from ..net.transport import Channel, accept_tls, connect, server_context
 from .registry import GB, best_time, paired_times, register, result
 
 TRANSPORT_BYTES = 256 << 20

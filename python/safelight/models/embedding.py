@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import efficientnet_lite0_path
+
 IMAGE_SIZE = 224
 EMBEDDING_DIM = 1280
 MEAN, STD = 127.0, 128.0  # on the [0, 255] scale
@@ -109,8 +111,6 @@ class Embedder:
                     "pip install onnxruntime") from exc
             path = self.model_path
             if path is None:
-                from safelight.models import efficientnet_lite0_path
-
                 path = efficientnet_lite0_path()
             self._session = ort.InferenceSession(
                 str(path), sess_options=self.session_options,

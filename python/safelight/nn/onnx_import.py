@@ -37,7 +37,7 @@ import numpy as np
 
 from .. import fixed_point
 from ..errors import InputError, ProgramError, UnsupportedError
-from ..runtime.program import Program, Tensor
+from ..program.program import Program, Tensor
 from ..sharing import Encoded, encode
 
 Value = Any  # a Tensor of the Program (secret, computed) or a numpy array (a constant)

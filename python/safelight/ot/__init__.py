@@ -1,7 +1,7 @@
 """Oblivious transfer: base OTs, IKNP correlated-OT extension, random OT, dealer mode.
 
-Two parties, one pipe between them (:class:`ChannelPipe` over the runtime's
-Channels, or :func:`pipe_pair` in memory)::
+Two parties, one pipe between them (:class:`safelight.net.pipe.ChannelPipe` over the
+network's channels, or :func:`pipe_pair` in memory)::
 
     from safelight import ot
 
@@ -17,7 +17,7 @@ hash pi(pi(x) ^ w) ^ pi(x) with fixed-key AES. The dealer mode trusts the
 dealer with every party's material.
 """
 
-from .base import ChannelPipe, Pipe, base_ot_receive, base_ot_send, pipe_pair
+from .base import Pipe, base_ot_receive, base_ot_send, pipe_pair
 from .iknp import (
     DEFAULT_CHUNK,
     KAPPA,
@@ -33,7 +33,6 @@ from .iknp import (
 __all__ = [
     "COTReceiver",
     "COTSender",
-    "ChannelPipe",
     "DEFAULT_CHUNK",
     "KAPPA",
     "Pipe",

@@ -19,9 +19,9 @@ bytes and the sender's point A), the index, the receiver's point B_i and the
 shared point.
 
 Pipes: the protocols only need ``send(name, array)`` and ``recv(name) ->
-array``. :class:`ChannelPipe` adapts the runtime's one-way
-:class:`~safelight.runtime.transport.Channel` pair (or one two-way Channel),
-:func:`pipe_pair` gives two in-memory ends for tests and single-process use.
+array`` (:class:`Pipe`). :func:`pipe_pair` gives two in-memory ends for tests and
+single-process use; :class:`safelight.net.pipe.ChannelPipe` adapts the network's
+channels.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import hashlib
 import os
 import queue
 import struct
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -47,45 +47,6 @@ class Pipe(Protocol):
     def send(self, name: str, array: np.ndarray) -> None: ...
 
     def recv(self, name: str) -> np.ndarray: ...
-
-
-class ChannelPipe:
-    """A :class:`Pipe` over the runtime's Channels.
-
-    Parameters
-    ----------
-    out, inp : Channel
-        The channel this party writes on and the one it reads from (the two
-        one-way links of :class:`~safelight.runtime.peers.JobLinks`); they may
-        be the same two-way channel.
-    job_id : bytes
-        16-byte job id put in every frame.
-    """
-
-    def __init__(self, out: Any, inp: Any, job_id: bytes = bytes(16)) -> None:
-        if len(job_id) != 16:
-            raise InputError(f"job_id must be 16 bytes, got {len(job_id)}")
-        self.out, self.inp, self.job_id = out, inp, job_id
-
-    @classmethod
-    def from_links(cls, links: Any, peer: int) -> "ChannelPipe":
-        """The pipe to ``peer`` over a job's :class:`~safelight.runtime.peers.JobLinks`."""
-        return cls(links.sender(peer), links.receiver(peer), links.job_id)
-
-    @property
-    def peer(self) -> str:
-        return str(getattr(self.inp, "peer", "the peer"))
-
-    def send(self, name: str, array: np.ndarray) -> None:
-        self.out.send_tensor(self.job_id, name, array)
-
-    def recv(self, name: str) -> np.ndarray:
-        from ..runtime.transport import MsgType  # local import: keeps base OT usable without the runtime
-
-        frame = self.inp.expect(MsgType.TENSOR)
-        if frame.name != name:
-            raise ProtocolError(f"{self.peer} sent tensor {frame.name!r} where {name!r} was expected")
-        return frame.array
 
 
 class _QueueEnd:

@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import ring
 from ..errors import ProgramError
-from ..runtime.ops import conv_attrs, conv_output_shape, register
+from ..program.ops import conv_attrs, conv_output_shape, register
 from .preprocessing import Correlation
 
 Product = Callable[[np.ndarray, np.ndarray, dict[str, Any]], np.ndarray]

@@ -27,7 +27,8 @@ import numpy as np
 from .. import ring
 from ..errors import UnsupportedError
 from ..sharing import SEED_BYTES
-from .preprocessing import Correlation, Material, Plan, _expand
+from . import he_products, ot_correlations
+from .preprocessing import Correlation, Material, Plan, expand_stream
 
 HE_KINDS = ("conv2d", "matmul")
 OT_KINDS = ("mul", "square", "trunc")
@@ -51,7 +52,7 @@ def generate(plan: Plan, ctx) -> Material:
             return
         made.add(step)
         for corr in by_step.get(step, []):
-            mine = {name: _expand(material.seed, plan.streams[(corr.step, corr.prefix + name)])
+            mine = {name: expand_stream(material.seed, plan.streams[(corr.step, corr.prefix + name)])
                     for name in corr.random}
             for name, value in derive(ctx, corr, mine).items():
                 material.corrections[f"pre:{corr.step}:{corr.prefix}{name}"] = value
@@ -64,8 +65,6 @@ def derive(ctx, corr: Correlation, mine: dict[str, np.ndarray]) -> dict[str, np.
     """This party's shares of ``corr``'s derived components, given its shares ``mine`` of
     the random ones (both parties call it together, in the same order)."""
     if corr.kind in HE_KINDS:
-        from . import he_products
-
         a, b = mine["a"], mine["b"]
         if corr.kind == "conv2d":
             attrs = corr.attrs
@@ -78,7 +77,5 @@ def derive(ctx, corr: Correlation, mine: dict[str, np.ndarray]) -> dict[str, np.
             cross = he_products.cross_matmul(ctx, flat, b).reshape(local.shape)
         return {"c": ring.add(local, cross, out=local)}
     if corr.kind in OT_KINDS:
-        from . import ot_correlations
-
         return ot_correlations.derive(ctx, corr.kind, mine, corr.attrs)
     raise UnsupportedError(f"no dealer-free protocol for correlations of kind {corr.kind!r}")

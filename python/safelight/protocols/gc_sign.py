@@ -69,7 +69,7 @@ def _ot(ctx, pipe):
             state["ot"] = COTSender(delta=random_delta()).setup(pipe)
         else:
             state["ot"] = COTReceiver().setup(pipe)
-        ctx.links.rounds += 2
+        ctx.add_rounds(2)
     return state["ot"]
 
 
@@ -137,11 +137,11 @@ def prepare(ctx, key: tuple, size: int, bits: int) -> None:
             labels[bits:] = t.reshape(bits, m, 2)
             tables = pipe.recv("gc.tables")
             prep.chunks.append((np.asarray(rho, dtype=np.uint8).reshape(bits, m), labels, tables))
-    ctx.links.rounds += 2
+    ctx.add_rounds(2)
     state["prepared"][key] = prep
 
 
-class _Streamer:
+class Streamer:
     """Sends named tensors on a background thread (one in flight), so the caller computes the
     next chunk while the previous one is on the wire. Errors surface on the caller's thread."""
 
@@ -166,7 +166,7 @@ class _Streamer:
             raise self.errors[0]
         self.outbox.put(named)
 
-    def __enter__(self) -> "_Streamer":
+    def __enter__(self) -> "Streamer":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -179,7 +179,7 @@ class _Streamer:
 def _garble_offline(q_all: np.ndarray, pipe, circuit, prep: Prepared) -> None:
     """Garble chunk i+1 while chunk i's tables stream out."""
     bits, delta = prep.bits, prep.delta
-    with _Streamer(pipe) as out:
+    with Streamer(pipe) as out:
         for lo, hi in _chunks(prep.size):
             m = hi - lo
             q = q_all[bits * lo: bits * hi].reshape(bits, m, 2)
@@ -203,7 +203,7 @@ def sign_bit_shares(ctx, x: np.ndarray, bits: int, key: tuple) -> np.ndarray:
             return np.zeros(x.shape, dtype=np.uint64)
         if ctx.party == EVALUATOR:
             flat = ring.add(flat, ctx.recv(2))
-            ctx.links.rounds += 1
+            ctx.add_rounds(1)
     prep = _state(ctx)["prepared"].pop(key, None)
     if prep is None or prep.size != flat.size or prep.bits != bits:
         raise ProtocolError(f"no garbled-circuit preprocessing for {key} ({flat.size} values, {bits} bits)")
@@ -213,7 +213,7 @@ def sign_bit_shares(ctx, x: np.ndarray, bits: int, key: tuple) -> np.ndarray:
     if ctx.party == GARBLER:
         pipe.send("gc.z", (flat - prep.r) & mask)  # wraps mod 2^64, then reduced mod 2^k
         d_all = np.unpackbits(pipe.recv("gc.d"), count=bits * flat.size).reshape(bits, flat.size)
-        with _Streamer(pipe) as out:
+        with Streamer(pipe) as out:
             for (lo, hi), (gq, out_share) in zip(_chunks(flat.size), prep.chunks):
                 out.put(("gc.e", encode(gq, prep.delta, d_all[:, lo:hi], out=gq)))  # gq is used once
                 share[lo:hi] = out_share
@@ -227,5 +227,5 @@ def sign_bit_shares(ctx, x: np.ndarray, bits: int, key: tuple) -> np.ndarray:
             np.bitwise_xor(labels[bits:], pipe.recv("gc.e"), out=labels[bits:])  # e xor t: w's labels
             out = evaluate(circuit, labels, tables, prep.first + lo)
             share[lo:hi] = colour(out)[0]
-    ctx.links.rounds += 3
+    ctx.add_rounds(3)
     return share.astype(np.uint64).reshape(x.shape)

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import InputError, ProgramError
 from ..he import bfv
-from ..runtime.ops import check_shape, register
+from ..program.ops import check_shape, register
 
 
 def params_attrs(params: "bfv.Params") -> dict:

@@ -23,7 +23,8 @@ import numpy as np
 
 from .. import ring
 from ..errors import ProgramError
-from ..runtime.ops import check_pair, register
+from ..program.ops import check_pair, register
+from . import gc_sign
 from .beaver import masked_differences, open_flat, split
 from .preprocessing import Correlation
 
@@ -43,8 +44,6 @@ B2A = "b2a."
 def prepare_signs(ctx, needs, bits: int) -> None:
     """Offline: garble every sign computation of a step. Each one is announced by its
     boolean-to-arithmetic triple (prefix ``<key>b2a.``), shaped like the sign's input."""
-    from . import gc_sign
-
     for corr in needs if isinstance(needs, list) else [needs]:
         if corr.prefix.endswith(B2A):
             size = int(np.prod(corr.random["a"]))
@@ -57,24 +56,26 @@ SLICE = int(os.environ.get("SAFELIGHT_RELU_SLICE", 1 << 20))
 
 
 def sliced(ctx, size: int) -> bool:
-    return bool(ctx.state.get("per_op")) and size > SLICE
+    return ctx.per_op and size > SLICE
 
 
-def ot_demand_per_step(program, per_op: bool = False) -> dict[int, int]:
-    """Random OTs each step's sign computations take; with ``per_op``, the most that are
-    prepared at once (a large ReLU is prepared and run slice by slice, see SLICE)."""
-    per_step: dict[int, int] = {}
-    for corr in program.correlations():
-        if corr.prefix.endswith(B2A):
+def _ot_count(op_class):
+    """Declare the random OTs a sign-based op's offline work takes: one per bit of every
+    value whose sign it computes (per_op: at most a slice of values at once, see SLICE)."""
+    def ots(step, shapes, attrs, per_op):
+        total = 0
+        for corr in sign_needs(op_class.correlation(step, shapes, attrs)):
             values = int(np.prod(corr.random["a"]))
-            n = (min(values, SLICE) if per_op else values) * _bits(program.steps[corr.step].attrs)
-            per_step[corr.step] = per_step.get(corr.step, 0) + n
-    return per_step
+            total += (min(values, SLICE) if per_op else values) * _bits(attrs)
+        return total
+
+    op_class.ots = staticmethod(ots)
+    return op_class
 
 
-def ot_demand(program) -> int:
-    """Random OTs the program's sign computations take, in total (what a dealer deals)."""
-    return sum(ot_demand_per_step(program).values())
+def sign_needs(needs) -> list[Correlation]:
+    """The sign computations among a step's correlations (announced by their b2a triple)."""
+    return [c for c in (needs if isinstance(needs, list) else [needs]) if c.prefix.endswith(B2A)]
 
 
 def _offline(op_class):
@@ -109,13 +110,11 @@ def beaver_mul(ctx, x: np.ndarray, y: np.ndarray, prefix: str, part: slice | Non
 def negative_bit(ctx, x: np.ndarray, bits: int, prefix: str = "", part: slice | None = None) -> np.ndarray:
     """Arithmetic shares (0/1, scale 0) of 1{x < 0} for a shared tensor x (``part``: see
     :func:`beaver_mul`; the slice's garbled circuits are prepared here, timed as offline)."""
-    from . import gc_sign
-
     key = (ctx.step, prefix) if part is None else (ctx.step, prefix, part.start)
     if part is not None:
         started = time.perf_counter()
         gc_sign.prepare(ctx, key, x.size, bits)
-        ctx.state["offline_in_op"] = ctx.state.get("offline_in_op", 0.0) + time.perf_counter() - started
+        ctx.offline_in_op += time.perf_counter() - started
     b = gc_sign.sign_bit_shares(ctx, x, bits, key)  # boolean share, uint64 0/1
     # As arithmetic values: party 0 contributes b0, party 1 contributes b1.
     mine = b
@@ -144,6 +143,7 @@ def relu_parts(ctx, x: np.ndarray, bits: int, prefix: str = "", may_slice: bool 
 
 
 @register("relu", 1, interactive=True)
+@_ot_count
 class Relu:
     """max(x, 0), elementwise (scale unchanged)."""
 
@@ -167,6 +167,7 @@ class Relu:
 
 
 @register("less", 2, interactive=True)
+@_ot_count
 @_offline
 class Less:
     """1{x < y} elementwise, as a fixed-point 0/1 at scale ``frac_bits``."""
@@ -215,6 +216,7 @@ def _tree_levels(count: int) -> list[int]:
 
 
 @register("max_pool2d", 1, interactive=True)
+@_ot_count
 @_offline
 class MaxPool2d:
     """Max over kh x kw windows of (N, C, H, W) (no padding), by a tree of pairwise maxima:
@@ -276,6 +278,7 @@ def _sort_geometry(shape):
 
 
 @register("sort", 1, interactive=True)
+@_ot_count
 @_offline
 class Sort:
     """Sort along the last axis (ascending; ``descending`` flips), with a bitonic network of
@@ -316,6 +319,7 @@ class Sort:
 
 
 @register("topk", 1, interactive=True)
+@_ot_count
 @_offline
 class TopK:
     """The k largest values along the last axis, largest first (a full bitonic sort, then a slice)."""

@@ -64,7 +64,7 @@ its own OT pads plus local terms, so the views are simulatable from each party's
 input and output. Against malicious parties nothing is claimed (a cheating party can
 make the correlation wrong).
 
-Cost accounting: rounds are added to ``ctx.links.rounds`` (2 for the base OTs on first
+Cost accounting: rounds are counted with ``ctx.add_rounds`` (2 for the base OTs on first
 use, 2 per :func:`derive` call: the chunks are pipelined, party 1 extending chunk c+1
 while party 0's messages of chunk c are in flight; the garbled circuit counts its own);
 bytes are counted by the transport that carries the pipe.
@@ -115,7 +115,7 @@ def _endpoint(ctx, pipe):
     state = _state(ctx)
     if "ot" not in state:
         state["ot"] = (COTSender() if ctx.party == SENDER else COTReceiver()).setup(pipe)
-        ctx.links.rounds += 2
+        ctx.add_rounds(2)
     return state["ot"]
 
 
@@ -294,7 +294,7 @@ def _transfer(ctx, chunks) -> None:
             pending = nxt
         if pending is not None:
             pending.finish()
-    ctx.links.rounds += 2
+    ctx.add_rounds(2)
 
 
 # ---- Gilboa products ----------------------------------------------------------------

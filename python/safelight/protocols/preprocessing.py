@@ -32,51 +32,10 @@ from ..sharing import SEED_BYTES
 Shapes = dict[str, tuple[int, ...]]
 
 
-@dataclass(frozen=True)
-class TripleSource:
-    """Where a job's correlated randomness comes from (``Cluster.run(..., triples=name)``).
-
-    Every source produces the same :class:`Material` for the same :class:`Plan`, so the
-    servers' online phase does not depend on the source. A new source (the
-    homomorphic-encryption engine's dealer-free generation) registers here and adds
-    how its material reaches the servers; Programs and ops stay unchanged.
-    """
-
-    name: str
-    who_deals: str
-    third_party: bool  # a helper outside the servers and the client
-    available: bool
-    note: str = ""
-
-
-TRIPLE_SOURCES: dict[str, TripleSource] = {
-    "dealer": TripleSource("dealer", "a separate dealer process", True, True,
-                           "must not collude with any server"),
-    "client": TripleSource("client", "the client submitting the job", False, True,
-                           "only when the client owns every secret of the job: the dealer can unmask openings"),
-    "he": TripleSource("he", "the two servers themselves: lattice HE for convolutions and matrix products, "
-                       "oblivious transfer for elementwise products and truncation pairs", False, True,
-                       "two servers only; no third party, more computation and traffic"),
-}
-
-
 # Where the garbled circuits' random OTs come from: IKNP extension between the two
 # servers (default, no third party), or the dealer (who then knows the OT material:
 # the same trust as in its triples, for users who run one).
 OT_SOURCES = ("iknp", "dealer")
-
-
-def triple_source(name: str) -> TripleSource:
-    """The named source; unknown or not-yet-available sources are clear errors."""
-    from ..errors import InputError, UnsupportedError
-
-    source = TRIPLE_SOURCES.get(name)
-    if source is None:
-        raise InputError(f"triples must be one of {sorted(TRIPLE_SOURCES)}, got {name!r}")
-    if not source.available:
-        raise UnsupportedError(f"triples={name!r} ({source.who_deals}) is not available yet: {source.note}; "
-                               "use a dealer or the client")
-    return source
 
 
 @dataclass(frozen=True)
@@ -189,7 +148,7 @@ class Plan:
                 for name, shape in c.derived.items()}
 
 
-def _expand(seed: bytes, stream: Stream) -> np.ndarray:
+def expand_stream(seed: bytes, stream: Stream) -> np.ndarray:
     return ring.random(seed, stream.shape, nonce=stream.nonce)
 
 
@@ -252,7 +211,7 @@ def deal_streaming(plan: Plan, parties: int, persistent: dict[str, list[bytes]] 
         if stream.nonce in fixed:
             shares = [_persistent(seed, stream) for seed in fixed[stream.nonce]]
         else:
-            shares = [_expand(seed, stream) for seed in seeds]
+            shares = [expand_stream(seed, stream) for seed in seeds]
         total = shares[0]
         for share in shares[1:]:
             ring.add(total, share, out=total)
@@ -268,7 +227,7 @@ def deal_streaming(plan: Plan, parties: int, persistent: dict[str, list[bytes]] 
                 stream = plan.streams[(corr.step, corr.prefix + name)]
                 correction = np.ascontiguousarray(value, dtype=np.uint64).reshape(stream.shape).copy()
                 for seed in seeds[:-1]:
-                    ring.sub(correction, _expand(seed, stream), out=correction)
+                    ring.sub(correction, expand_stream(seed, stream), out=correction)
                 yield f"pre:{corr.step}:{corr.prefix}{name}", correction
 
     return materials, corrections()
@@ -320,7 +279,7 @@ class Expanded:
         if stream.nonce in self.kept:
             return self.kept[stream.nonce]
         value = (_persistent(self.fixed[stream.nonce], stream) if stream.nonce in self.fixed
-                 else _expand(self.material.seed, stream))
+                 else expand_stream(self.material.seed, stream))
         if stream.nonce in self.reused:
             self.kept[stream.nonce] = value
         return value
@@ -341,7 +300,7 @@ class Expanded:
                 for name in corr.derived:
                     key = corr.prefix + name
                     comps[key] = (self.material.corrections[f"pre:{step}:{key}"] if self.last
-                                  else _expand(self.material.seed, self.plan.streams[(step, key)]))
+                                  else expand_stream(self.material.seed, self.plan.streams[(step, key)]))
             self.done[step] = comps
         return self.done[step]
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import ring
 from ..errors import ProgramError
-from ..runtime.ops import register
+from ..program.ops import register
 from .beaver import open_values
 from .preprocessing import Correlation
 

@@ -27,9 +27,9 @@ import numpy as np
 
 from ..errors import ResourceLimitError
 from ..protocols.preprocessing import Plan
-from .config import MIB, ServerLimits
-from .ops import OPS
-from .program import Program
+from ..net.config import MIB, ServerLimits
+from ..program.ops import OPS
+from ..program.program import Program
 
 WORD = 8
 INTERACTIVE_WORK = 4  # arrays of an interactive step's operand size held while it runs

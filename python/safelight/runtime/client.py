@@ -14,33 +14,23 @@ import numpy as np
 from .. import errors
 from ..errors import (InputError, JobAbortedError, JobFailedError, PeerUnavailableError, ProtocolError,
                       TrustModelError)
-from ..protocols.nonlinear import ot_demand
-from ..protocols.preprocessing import OT_SOURCES, Plan, deal, triple_source
+from ..protocols.preprocessing import OT_SOURCES, Plan
+from ..protocols.sources import RandomnessSource, randomness_source
 from ..sharing import Encoded, Shared
-from .certs import DEALER_NAME, Identity, party_name
-from .config import ClusterConfig
+from ..net.certs import DEALER_NAME, Identity, party_name
+from ..net.config import ClusterConfig
 from .model_store import check_model_id
 
 # Garbled material an evaluator holds per random OT (a label pair per input bit plus the
 # tables of ~one AND gate): above the budget, preprocessing runs op by op.
 GC_BYTES_PER_OT = 64
 PREPROCESS_BUDGET = 2 << 30
-from .program import Program
-from .transport import Channel, MsgType, client_context, connect
+from ..program.program import Program
+from ..net.transport import Channel, MsgType, client_context, connect
 
 # party, step, of, op: each step done online. A callback with a ``phase`` parameter also
 # gets the offline phase's steps (preprocessing, before the online phase) with phase="offline".
 ProgressCallback = Callable[[int, int, int, str], None]
-
-
-def raise_remote_error(peer: str, payload: Any) -> None:
-    """Turn a server's ERROR frame into the matching local exception."""
-    name = str(payload.get("error", "")) if isinstance(payload, dict) else ""
-    message = str(payload.get("message", "")) if isinstance(payload, dict) else str(payload)
-    cls = getattr(errors, name, None)
-    if isinstance(cls, type) and issubclass(cls, errors.SafelightError):
-        raise cls(f"{peer}: {message}")
-    raise JobFailedError(f"{peer} could not run the job: {name}: {message}")
 
 
 def _abort_job(config: ClusterConfig, identity: Identity, context: Any, job_id: bytes, cause: BaseException,
@@ -256,7 +246,7 @@ def upload_model(config: ClusterConfig, identity: Identity, model_id: str,
             for name, enc in tensors.items()}
 
 
-def _choose_triples(asked: str | None, config: ClusterConfig, inputs: Mapping[str, Any]) -> str:
+def _choose_source(asked: str | None, config: ClusterConfig, inputs: Mapping[str, Any]) -> RandomnessSource:
     """The randomness source of a job that needs one, never weaker than the user chose.
 
     Client-dealt randomness lets the client unmask whatever is opened under it, so it is
@@ -271,9 +261,10 @@ def _choose_triples(asked: str | None, config: ClusterConfig, inputs: Mapping[st
                 "(--no-dealer: the servers make it themselves, no third party), or triples='client' when "
                 "you own every secret of the job")
         asked = "dealer"
-    source = triple_source(asked).name
+    source = randomness_source(asked)
+    source.check(config.n, config.dealer is not None)
     stored = sorted(name for name, given in inputs.items() if isinstance(given, StoredTensor))
-    if source == "client" and stored:
+    if source.client_deals and stored:
         raise TrustModelError(
             f"triples='client' would let this client unmask stored tensors it does not own ({', '.join(stored[:3])}"
             f"{', ...' if len(stored) > 3 else ''}); use a dealer ([dealer] in cluster.toml) or triples='he' "
@@ -336,29 +327,23 @@ def run_job(
         raise InputError(f"inputs {sorted(extra)} are not declared by the program")
 
     plan = Plan(program.correlations())
-    if not plan:
-        triples = None
-    else:
-        triples = _choose_triples(triples, config, inputs)
-        if triples == "dealer" and config.dealer is None:
-            raise InputError("triples='dealer' but the cluster has no dealer (Cluster.local(..., dealer=True))")
-        if triples == "he" and config.n != 2:
-            raise InputError(f"triples='he' (dealer-free) needs exactly two servers, the cluster has {config.n}")
+    source = _choose_source(triples, config, inputs) if plan else None
+    uses_dealer = source is not None and source.uses_dealer
 
     if preprocess == "auto":
-        preprocess = "per_op" if GC_BYTES_PER_OT * ot_demand(program) > PREPROCESS_BUDGET else "ahead"
+        preprocess = "per_op" if GC_BYTES_PER_OT * program.ot_demand() > PREPROCESS_BUDGET else "ahead"
     if preprocess not in ("ahead", "per_op"):
         raise InputError(f"preprocess must be 'auto', 'ahead' or 'per_op', got {preprocess!r}")
     if ots not in OT_SOURCES:
         raise InputError(f"ots must be one of {list(OT_SOURCES)}, got {ots!r}")
-    if ots == "dealer" and plan and triples != "dealer":
+    if ots == "dealer" and plan and not uses_dealer:
         raise InputError("ots='dealer' needs the cluster's dealer for the preprocessing (triples='dealer')")
 
     job_id = os.urandom(16)
     wire_program = program.to_json()
     context = client_context(identity)
     started = time.perf_counter()
-    materials = deal(plan, config.n) if triples == "client" else None
+    materials = source.deal(plan, config.n) if source is not None else None
     client_offline = time.perf_counter() - started
     results: list[Any] = [None] * config.n
     dealer_result: list[Any] = [None]
@@ -410,14 +395,9 @@ def run_job(
                 if share is not None:
                     tensors.append((name, share))
             submit: dict[str, Any] = {"program": wire_program, "inputs": descriptors, "preprocess": preprocess}
-            if triples == "client":
-                assert materials is not None
-                submit["preprocessing"] = {"source": "client", "seed": materials[party].seed.hex()}
-                tensors += list(materials[party].corrections.items())
-            elif triples == "dealer":
-                submit["preprocessing"] = {"source": "dealer", "ots": ots}
-            elif triples == "he":
-                submit["preprocessing"] = {"source": "he"}
+            if source is not None:
+                submit["preprocessing"], extra = source.submit(party, materials, {"ots": ots})
+                tensors += extra
             channel.send_json(MsgType.SUBMIT, job_id, submit)
             for name, share in tensors:
                 channel.send_tensor(job_id, name, share)
@@ -449,7 +429,7 @@ def run_job(
                 channel.close()
 
     threads = [threading.Thread(target=talk, args=(p,), daemon=True) for p in range(config.n)]
-    if triples == "dealer":
+    if uses_dealer:
         threads.append(threading.Thread(target=talk_to_dealer, daemon=True))
     for t in threads:
         t.start()
@@ -458,7 +438,7 @@ def run_job(
     if failed.is_set():
         # A known failure ends the job everywhere at once, not at the servers' timeout:
         # every server is told to stop, and this side's channels are cut.
-        _abort_job(config, identity, context, job_id, failures[0][1], with_dealer=triples == "dealer")
+        _abort_job(config, identity, context, job_id, failures[0][1], with_dealer=uses_dealer)
         for channel in list(channels):
             channel.interrupt()
     for t in threads:
@@ -484,7 +464,7 @@ def run_job(
         [r[1] for r in results],
         sum(r[2] for r in results),
         sum(r[3] for r in results),
-        triples,
+        None if source is None else source.name,
         dealer_result[0],
-        client_offline if triples == "client" else 0.0,
+        client_offline if materials is not None else 0.0,
     )

@@ -16,10 +16,10 @@ from typing import Mapping
 
 from ..errors import ConfigError, PeerUnavailableError
 from ..sharing import Encoded, check_parties
-from .certs import CLIENT_NAME, DEALER_NAME, Identity, create_cluster_certs
+from ..net.certs import CLIENT_NAME, DEALER_NAME, Identity, create_cluster_certs
 from .client import JobResult, ProgressCallback, StoredTensor, run_job, upload_model
-from .config import DEFAULT_TIMEOUT, ClusterConfig, PartyAddress, ServerLimits
-from .program import Program
+from ..net.config import DEFAULT_TIMEOUT, ClusterConfig, PartyAddress, ServerLimits
+from ..program.program import Program
 
 START_TIMEOUT = 60.0
 
@@ -118,7 +118,7 @@ class Cluster:
         correlated randomness of interactive ops. Use as a context manager;
         closing stops every process and deletes the certificates. The servers
         also exit on their own if this process dies. ``records`` picks how bytes
-        travel after the TLS 1.3 handshake (see :mod:`safelight.runtime.sealed`).
+        travel after the TLS 1.3 handshake (see :mod:`safelight.net.sealed`).
         ``store``: a directory where the servers keep uploaded model shares (in memory
         when None). ``limits``: what each server grants its clients.
 

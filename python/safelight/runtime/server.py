@@ -17,7 +17,6 @@ import dataclasses
 import json
 import logging
 import os
-import secrets
 import signal
 import socket
 import ssl
@@ -28,25 +27,27 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..processes import exit_when_orphaned
 from ..errors import JobAbortedError, JobFailedError, ProgramError, ProtocolError, ResourceLimitError, SafelightError
-from ..ot import dealer_cot
-from ..protocols import dealer_free, gc_sign, nonlinear
-from ..protocols.preprocessing import OT_SOURCES, Material, Plan, deal_streaming, expand
+from ..protocols.preprocessing import Material, Plan, expand
+from ..protocols.sources import RandomnessSource, source_of
 from ..sharing import SEED_BYTES, SharePayload
-from .admission import JOB_OVERHEAD, JobAdmission, correlation_bytes, job_memory, last_uses
-from .certs import CLIENT_NAME, DEALER_NAME, Identity, party_name
-from .config import ClusterConfig, PartyAddress
-from .listener import Connection, serve_connections
+from .admission import JobAdmission, job_memory
+from .steps import StepRecord, run_steps
+from .dealer import Dealer
+from ..net.certs import CLIENT_NAME, DEALER_NAME, Identity, party_name
+from ..net.config import ClusterConfig, PartyAddress
+from ..net.listener import Connection, serve_connections
 from .model_store import ModelStore, check_model_id
-from .ops import OPS, check_shape
-from .peers import DEALER, JobLinks, Mailbox
-from .program import Program
-from .transport import Channel, MsgType, accept_tls, connect, server_context
+from ..program.ops import check_shape
+from ..net.peers import DEALER, JobLinks, Mailbox
+from ..net.pipe import ChannelPipe
+from ..program.program import Program, Step
+from ..net.transport import Channel, MsgType, accept_tls, receive_tensors, server_context
 
 log = logging.getLogger("safelight.server")
 PRE_PREFIX = "pre:"
 FIRST_MESSAGES = (MsgType.SUBMIT, MsgType.STORE, MsgType.ABORT, MsgType.PEER_HELLO)
-OT_LABELS = "ot:t"  # the evaluator's dealt OT labels (ots="dealer")
 
 
 @dataclass
@@ -56,10 +57,16 @@ class JobContext:
     party: int
     parties: int
     links: JobLinks
+    tensor_budget: int  # bytes an undeclared tensor may take (the server's memory budget)
     pre: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
     opened: dict[str, np.ndarray] = field(default_factory=dict)
     step: int = -1
+    per_op: bool = False
+    offline_in_op: float = 0.0
     state: dict = field(default_factory=dict)  # per-job protocol state (e.g. OT endpoints)
+
+    def add_rounds(self, n: int) -> None:
+        self.links.rounds += n
 
     def exchange_all(self, array: np.ndarray) -> list[np.ndarray]:
         return self.links.exchange_all(array)
@@ -73,10 +80,14 @@ class JobContext:
         assert frame.array is not None
         return frame.array
 
+    def receive_tensors(self, channel: Channel, expected: dict[str, tuple[int, ...] | None]
+                        ) -> dict[str, np.ndarray]:
+        """Exactly the named uint64 tensors from ``channel`` (a randomness source's link),
+        each checked before its buffer is allocated."""
+        return receive_tensors(channel, expected, self.tensor_budget)
+
     def pipe(self, peer: int):
         """A named-tensor pipe to ``peer`` over this job's links (used by OT and garbling)."""
-        from ..ot import ChannelPipe
-
         return ChannelPipe.from_links(self.links, peer)
 
     def correlation(self) -> dict[str, np.ndarray]:
@@ -87,19 +98,21 @@ class JobContext:
 
 
 class OpStats:
-    """Per-op totals of one job: time, bytes on peer links, rounds, calls."""
+    """Per-op totals and per-step rows of one job: time, bytes on peer links, rounds."""
 
     def __init__(self) -> None:
         self.totals: dict[str, dict[str, float]] = {}
         self.steps: list[dict[str, float | str]] = []
 
-    def add(self, op: str, seconds: float, sent: int, received: int, rounds: int) -> None:
-        t = self.totals.setdefault(op, {"calls": 0, "seconds": 0.0, "bytes_sent": 0, "bytes_received": 0, "rounds": 0})
+    def add(self, record: StepRecord) -> None:
+        t = self.totals.setdefault(record.op, {"calls": 0, "seconds": 0.0, "bytes_sent": 0, "bytes_received": 0,
+                                               "rounds": 0})
         t["calls"] += 1
-        t["seconds"] += seconds
-        t["bytes_sent"] += sent
-        t["bytes_received"] += received
-        t["rounds"] += rounds
+        t["seconds"] += record.seconds
+        t["bytes_sent"] += record.bytes_sent
+        t["bytes_received"] += record.bytes_received
+        t["rounds"] += record.rounds
+        self.steps.append(dataclasses.asdict(record))
 
 
 class Server:
@@ -129,7 +142,7 @@ class Server:
         self.store = ModelStore(self.name, config.store)
         # (dealer mask id, model, tensor, upload version) -> opened w - b (public to the servers)
         self.opened_cache: dict[tuple, np.ndarray] = {}
-        self.mask_secret = secrets.token_bytes(32)  # dealer: derives the persistent weight masks
+        self.dealer = Dealer(config, self.identity, self.mailbox, self.admission) if party is None else None
         self._stop = threading.Event()
         self._listener: socket.socket | None = None
 
@@ -159,6 +172,8 @@ class Server:
         if len(parties) != self.config.n or (dealer is None) != (self.config.dealer is None):
             raise SafelightError("the peer list does not match the cluster config")
         self.config = dataclasses.replace(self.config, parties=parties, dealer=dealer)
+        if self.dealer is not None:
+            self.dealer.config = self.config
 
     # ---- connections ---------------------------------------------------
     def _handle(self, raw: socket.socket, addr: tuple, connection: Connection) -> None:
@@ -184,8 +199,8 @@ class Server:
             elif frame.type == MsgType.STORE and channel.peer == CLIENT_NAME and self.party is not None:
                 self._store_model(channel, frame.json)
             elif frame.type == MsgType.SUBMIT and channel.peer == CLIENT_NAME:
-                if self.party is None:
-                    self._deal_job(channel, frame.job_id, frame.json)
+                if self.dealer is not None:
+                    self.dealer.deal(channel, frame.job_id, *self._program_of(frame.json), frame.json)
                 else:
                     self._run_job(channel, frame.job_id, frame.json)
             elif frame.type == MsgType.PEER_HELLO and self.party is not None:
@@ -272,7 +287,7 @@ class Server:
         missing = set(program.inputs) - set(env) - set(expected)
         if missing:
             raise ProgramError(f"inputs {sorted(missing)} were declared but not sent")
-        extras = self._receive_tensors(channel, expected)
+        extras = receive_tensors(channel, expected, self.admission.budget)
         env.update({k: v for k, v in extras.items() if not k.startswith(PRE_PREFIX)})
         return env, {k: v for k, v in extras.items() if k.startswith(PRE_PREFIX)}
 
@@ -311,79 +326,10 @@ class Server:
                 expected[name] = shape
             else:
                 raise ProtocolError(f"stored tensor {name!r}: unknown kind {kind!r}")
-        shares.update(self._receive_tensors(channel, expected))
+        shares.update(receive_tensors(channel, expected, self.admission.budget))
         self.store.put(model_id, shares)
         channel.send_json(MsgType.RESULT, b"\0" * 16, {"model": model_id, "tensors": len(shares)})
         log.info("stored model %s (%d tensors)", model_id, len(shares))
-
-    def _receive_tensors(self, channel: Channel, expected: dict[str, tuple[int, ...] | None]
-                         ) -> dict[str, np.ndarray]:
-        """Receive exactly the named uint64 tensors, in any order. Each is checked from its
-        metadata before its buffer is allocated: a declared shape must match, an undeclared
-        one must fit this server's memory budget."""
-        out: dict[str, np.ndarray] = {}
-        pending = dict(expected)
-
-        def accept(name: str, dtype: str, shape: tuple[int, ...]) -> None:
-            if name not in pending or dtype != "uint64":
-                raise ProtocolError(f"unexpected tensor {name!r} ({dtype}) from {channel.peer}")
-            want = pending[name]
-            if want is not None and shape != tuple(want):
-                raise ProtocolError(f"tensor {name!r} has shape {shape}, expected {tuple(want)}")
-            if want is None and 8 * int(np.prod(shape, dtype=object)) > self.admission.budget:
-                raise ResourceLimitError(f"tensor {name!r} of shape {shape} exceeds {self.name}'s memory budget")
-
-        while pending:
-            frame = channel.expect(MsgType.TENSOR, accept_tensor=accept)
-            assert frame.name is not None and frame.array is not None
-            pending.pop(frame.name)
-            out[frame.name] = frame.array
-        return out
-
-    def _material(self, program: Program, plan: Plan, spec: object, client_tensors: dict[str, np.ndarray],
-                  ctx: JobContext) -> Material:
-        if not isinstance(spec, dict) or spec.get("source") not in ("client", "dealer", "he"):
-            raise ProtocolError("this program needs preprocessing: say where it comes from (client, dealer or he)")
-        links = ctx.links
-        last = self.party == self.config.n - 1
-        if spec["source"] == "he":
-            if self.config.n != 2:
-                raise ProtocolError("dealer-free preprocessing (triples='he') runs between exactly two servers")
-            return dealer_free.generate(plan, ctx)
-        if spec["source"] == "client":
-            try:
-                seed = bytes.fromhex(str(spec.get("seed", "")))
-            except ValueError:
-                seed = b""
-            return Material(seed, client_tensors)
-        if self.config.dealer is None:
-            raise ProtocolError("the client asked for a dealer, but this cluster has none configured")
-        link = links.dealer()
-        frame = link.expect(MsgType.PREPROCESS)
-        dealt_ots = spec.get("ots") == "dealer" and self.party in (0, 1) and nonlinear.ot_demand(program) > 0
-        try:
-            seed = bytes.fromhex(str(frame.json["seed"]))
-            ot_seed = bytes.fromhex(str(frame.json["ot_seed"])) if dealt_ots else None
-        except (TypeError, KeyError, ValueError):
-            raise ProtocolError("malformed PREPROCESS message from the dealer") from None
-        names: dict[str, tuple[int, ...] | None] = dict(plan.correction_shapes()) if last else {}
-        if dealt_ots and self.party == 1:
-            names[OT_LABELS] = None
-        persistent, mask_ids = {}, {}
-        spec_masks = frame.json.get("persistent", {})
-        try:
-            for key, entry in spec_masks.items():
-                if key not in plan.reuse_keys:
-                    raise ValueError(key)
-                persistent[str(key)] = bytes.fromhex(str(entry["seed"]))
-                mask_ids[str(key)] = str(entry["mask"])[:64]
-                if len(persistent[key]) != SEED_BYTES:
-                    raise ValueError(key)
-        except (AttributeError, TypeError, KeyError, ValueError):
-            raise ProtocolError("malformed persistent-mask entry from the dealer") from None
-        tensors = self._receive_tensors(link, names)
-        return Material(seed, {k: v for k, v in tensors.items() if k != OT_LABELS}, ot_seed=ot_seed,
-                        ot_labels=tensors.get(OT_LABELS), persistent=persistent, mask_ids=mask_ids)
 
     def _run_job(self, channel: Channel, job_id: bytes, submit: object) -> None:
         """Admit the job (its memory need from the Program's shapes, before any tensor is
@@ -392,90 +338,51 @@ class Server:
         started = time.perf_counter()
         program, plan = self._program_of(submit)
         assert isinstance(submit, dict)
-        pre_spec = submit.get("preprocessing")
-        dealer_free = isinstance(pre_spec, dict) and pre_spec.get("source") == "he"
+        source = source_of(submit.get("preprocessing")) if plan else None
         per_op = submit.get("preprocess") == "per_op"
-        dealt = isinstance(pre_spec, dict) and pre_spec.get("source") in ("dealer", "client")
-        need = job_memory(program, plan, per_op, dealer_free, nonlinear.ot_demand_per_step(program, per_op)
-                          if plan else None, corrections=dealt and self.party == self.config.n - 1)
+        need = job_memory(program, plan, per_op, source is not None and source.made_by_servers,
+                          program.ot_demand_per_step(per_op) if plan else None,
+                          corrections=source is not None and source.dealt and self.party == self.config.n - 1)
         with self.mailbox.job(job_id), self.admission.admit(need, wait=self.config.timeout / 2):
-            self._run_admitted(channel, job_id, submit, program, plan, started)
+            self._run_admitted(channel, job_id, submit, program, plan, source, started)
 
     def _run_admitted(self, channel: Channel, job_id: bytes, submit: dict, program: Program, plan: Plan,
-                      started: float) -> None:
+                      source: RandomnessSource | None, started: float) -> None:
         assert self.party is not None
-        pre_spec = submit.get("preprocessing")
-        client_pre = (isinstance(pre_spec, dict) and pre_spec.get("source") == "client"
-                      and self.party == self.config.n - 1)
         stored: dict[str, tuple[str, str, int]] = {}
-        env, pre_tensors = self._receive_inputs(channel, program, submit.get("inputs"),
-                                                plan.correction_shapes() if plan and client_pre else {}, stored)
-        last = last_uses(program)
+        from_client = source.expected_from_client(plan, self.party, self.config.n) if source else {}
+        env, pre_tensors = self._receive_inputs(channel, program, submit.get("inputs"), from_client, stored)
         links = JobLinks(self.config, self.identity, self.party, job_id, self.mailbox)
-        ctx = JobContext(self.party, self.config.n, links)
+        ctx = JobContext(self.party, self.config.n, links, self.admission.budget)
         stats = OpStats()
         heartbeat = self._heartbeat(channel, job_id, ctx, stats, len(program.steps))
         try:
             t0 = time.perf_counter()
-            if plan:
-                material = self._material(program, plan, pre_spec, pre_tensors, ctx)
+            if source is not None:
+                material = source.material(ctx, plan, program, submit["preprocessing"], pre_tensors)
                 ctx.pre = expand(plan, self.party, self.config.n, material)
-                if material.ot_seed is not None:
-                    gc_sign.install_dealer_ots(ctx, material.ot_seed, material.ot_labels)
                 cache_keys = self._use_cached_openings(ctx, material, stored, links)
-            per_op = isinstance(submit, dict) and submit.get("preprocess") == "per_op"
-            ctx.state["per_op"] = per_op
+            ctx.per_op = submit.get("preprocess") == "per_op"
+            n_steps = len(program.steps)
 
-            def preprocess(i: int, step) -> float:
-                """Input-independent work of one op (expanding its dealt material, garbling);
-                its seconds. A job with preprocessing tells the client each step done (a
-                PROGRESS frame of phase "offline": dealer-free material takes long)."""
-                started_at = time.perf_counter()
-                if i in ctx.pre:
-                    ctx.pre[i]  # expands this step's arrays (or makes them, dealer-free)
-                if OPS[step.op].offline is not None:
-                    ctx.step = i
-                    OPS[step.op].offline(ctx, i, [program.shape_of(x) for x in step.inputs], step.attrs)
-                    if per_op:
-                        links.barrier()  # both sides start the op together
-                seconds = time.perf_counter() - started_at
-                if plan:
-                    channel.send_json(MsgType.PROGRESS, job_id, {"phase": "offline", "step": i + 1,
-                                                                 "of": len(program.steps), "op": step.op})
-                return seconds
+            def offline_done(i: int, step: Step) -> None:
+                if plan:  # dealer-free material takes long: the client shows each step
+                    channel.send_json(MsgType.PROGRESS, job_id,
+                                      {"phase": "offline", "step": i + 1, "of": n_steps, "op": step.op})
 
-            step_offline = [0.0 if per_op else preprocess(i, step) for i, step in enumerate(program.steps)]
-            if any(OPS[step.op].interactive for step in program.steps):
-                links.barrier()  # peers start the online phase together
-            offline = time.perf_counter() - t0
-            online = 0.0
-            for i, step in enumerate(program.steps):
-                if per_op:
-                    step_offline[i] = preprocess(i, step)
-                    offline += step_offline[i]
-                ctx.step = i
-                t0, s0, r0, n0 = time.perf_counter(), links.bytes_sent, links.bytes_received, links.rounds
-                ctx.state["offline_in_op"] = 0.0
-                env[step.output] = OPS[step.op].run(ctx, [env[x] for x in step.inputs], step.attrs)
-                for name in set(step.inputs):  # free what no later step reads
-                    if last.get(name) == i:
-                        del env[name]
-                inline_offline = ctx.state["offline_in_op"]  # preprocessing of sliced ops
-                step_offline[i] += inline_offline
-                offline += inline_offline
-                seconds = time.perf_counter() - t0 - inline_offline
-                online += seconds
-                stats.add(step.op, seconds, links.bytes_sent - s0, links.bytes_received - r0, links.rounds - n0)
-                stats.steps.append({"op": step.op, "seconds": seconds, "offline_seconds": step_offline[i],
-                                    "bytes_sent": links.bytes_sent - s0, "bytes_received": links.bytes_received - r0,
-                                    "rounds": links.rounds - n0})
-                ctx.pre.pop(i, None)  # each correlation is used exactly once
-                channel.send_json(MsgType.PROGRESS, job_id, {"step": i + 1, "of": len(program.steps), "op": step.op})
+            def step_done(i: int, record: StepRecord) -> None:
+                stats.add(record)
+                channel.send_json(MsgType.PROGRESS, job_id, {"step": i + 1, "of": n_steps, "op": record.op})
+
+            material_seconds = time.perf_counter() - t0
+            run = run_steps(ctx, program, env, barrier=links.barrier, on_offline_step=offline_done,
+                            on_step=step_done)
+            offline, online = material_seconds + run.offline_seconds, run.online_seconds
             for key, cache_key in (cache_keys if plan else {}).items():
                 if cache_key is not None and key in ctx.opened:
                     self._keep_opening(cache_key, ctx.opened[key])
-            for name, (tensor, _) in program.outputs.items():
-                channel.send_tensor(job_id, name, env[tensor])
+            for name, share in run.outputs.items():
+                channel.send_tensor(job_id, name, share)
         finally:
             heartbeat.set()
             links.close()
@@ -539,107 +446,6 @@ class Server:
         threading.Thread(target=beat, name="job-heartbeat", daemon=True).start()
         return done
 
-    # ---- dealer: jobs ---------------------------------------------------
-    def _persistent_masks(self, plan: Plan, stored: object) -> tuple[dict[str, list[bytes]], dict[str, str]]:
-        """Masks of stored model weights that stay the same in every job of this dealer:
-        per-party seeds derived from the dealer's secret, the model id, tensor and shape."""
-        import hashlib
-        import hmac
-
-        persistent, mask_ids = {}, {}
-        if not isinstance(stored, dict):
-            return persistent, mask_ids
-        for name, ref in stored.items():
-            key = f"w:{name}"
-            if key not in plan.reuse_keys or not isinstance(ref, list) or len(ref) != 2:
-                continue
-            label = json.dumps([str(ref[0]), str(ref[1]), list(plan.reuse_keys[key].shape)]).encode()
-            derive = lambda suffix: hmac.new(self.mask_secret, label + suffix, hashlib.sha256).digest()  # noqa: E731
-            persistent[key] = [derive(bytes([i]))[:SEED_BYTES] for i in range(self.config.n)]
-            mask_ids[key] = derive(b"id")[:12].hex()
-        return persistent, mask_ids
-
-    def _deal_job(self, channel: Channel, job_id: bytes, submit: object) -> None:
-        """Admit a dealing job (it holds one correction at a time, made from the largest
-        correlation's components) and deal it; a client's abort ends it at once."""
-        started = time.perf_counter()
-        program, plan = self._program_of(submit)
-        assert isinstance(submit, dict)
-        need = JOB_OVERHEAD + 2 * max(correlation_bytes(plan).values(), default=0)
-        links = DealerLinks()
-        with self.mailbox.job(job_id, links), self.admission.admit(need, wait=self.config.timeout / 2):
-            self._deal_admitted(channel, job_id, submit, program, plan, started, links)
-
-    def _deal_admitted(self, channel: Channel, job_id: bytes, submit: dict, program: Program, plan: Plan,
-                       started: float, links: "DealerLinks") -> None:
-        ots = submit.get("ots", "iknp")
-        if ots not in OT_SOURCES:
-            raise ProtocolError(f"ots must be one of {OT_SOURCES}, got {ots!r}")
-        persistent, mask_ids = self._persistent_masks(plan, submit.get("stored"))
-        materials, corrections = deal_streaming(plan, self.config.n, persistent)
-        n_ots = nonlinear.ot_demand(program) if ots == "dealer" else 0
-        if n_ots:
-            materials[0].ot_seed, materials[1].ot_seed = secrets.token_bytes(16), secrets.token_bytes(16)
-            materials[1].ot_labels = dealer_cot(materials[0].ot_seed, materials[1].ot_seed, n_ots)
-        generated = time.perf_counter() - started  # seeds and OT material; corrections below
-        try:
-            for party, material in enumerate(materials):
-                addr = self.config.parties[party]
-                link = connect(addr.host, addr.port, self.identity, party_name(party), self.config.timeout,
-                               records=self.config.records)
-                links.append(link)
-                if self.mailbox.abort_reason(job_id) is not None:
-                    link.interrupt()
-                link.send_json(MsgType.PEER_HELLO, job_id, {"party": DEALER_NAME})
-                header: dict[str, object] = {"seed": material.seed.hex()}
-                if material.persistent:
-                    header["persistent"] = {k: {"seed": v.hex(), "mask": mask_ids[k]}
-                                            for k, v in material.persistent.items()}
-                if material.ot_seed is not None:
-                    header["ot_seed"] = material.ot_seed.hex()
-                link.send_json(MsgType.PREPROCESS, job_id, header)
-                if material.ot_labels is not None:
-                    link.send_tensor(job_id, OT_LABELS, material.ot_labels)
-            pending = iter(corrections)
-            while True:  # each correction is made, then sent, one at a time (bounded memory)
-                t0 = time.perf_counter()
-                item = next(pending, None)
-                generated += time.perf_counter() - t0
-                if item is None:
-                    break
-                links[-1].send_tensor(job_id, *item)
-            sent = sum(link.bytes_sent for link in links)
-        finally:
-            for link in links:
-                link.close()
-        result = {"party": -1, "seconds": time.perf_counter() - started, "offline_seconds": generated,
-                  "online_seconds": 0.0, "bytes_sent": sent + channel.bytes_sent,
-                  "bytes_received": channel.bytes_received, "peer_bytes_sent": sent, "peer_bytes_received": 0,
-                  "rounds": 0, "ops": {}, "steps": []}
-        channel.send_json(MsgType.RESULT, job_id, result)
-        log.info("dealt job %s in %.3f s (%d correlations)", job_id.hex()[:8], result["seconds"],
-                 len(plan.correlations))
-
-
-class DealerLinks:
-    """The dealer's links of one job, interrupted together when the job is aborted."""
-
-    def __init__(self) -> None:
-        self.channels: list[Channel] = []
-
-    def append(self, channel: Channel) -> None:
-        self.channels.append(channel)
-
-    def __iter__(self):
-        return iter(list(self.channels))
-
-    def __getitem__(self, index: int) -> Channel:
-        return self.channels[index]
-
-    def interrupt(self) -> None:
-        for link in self:
-            link.interrupt()
-
 
 def keep_freed_memory() -> None:
     """Keep freed large buffers in the heap instead of returning them to the OS.
@@ -660,14 +466,6 @@ def keep_freed_memory() -> None:
         libc.mallopt(m_trim_threshold, 1 << 31)
     except (OSError, AttributeError):
         pass
-
-
-def _exit_with_parent(parent: int) -> None:
-    """Stop when the process that started us is gone (no orphans from Cluster.local)."""
-    while True:
-        time.sleep(0.5)
-        if os.getppid() != parent:
-            os._exit(0)
 
 
 def _peers_from(line: str) -> tuple[tuple[PartyAddress, ...], PartyAddress | None]:
@@ -711,7 +509,7 @@ def serve(config: ClusterConfig, party: int | None, exit_with_parent: bool = Fal
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     signal.signal(signal.SIGINT, lambda *_: server.stop())
     if exit_with_parent:
-        threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+        threading.Thread(target=exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
     print(f"READY {server.name} {host}:{port}", flush=True)
     if peers_from_stdin:
         server.set_peers(*_peers_from(sys.stdin.readline()))

@@ -20,8 +20,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import InputError, ProtocolError
-from ..runtime.certs import Identity
-from ..runtime.transport import MsgType, connect
+from ..net.certs import Identity
+from ..net.transport import MsgType, connect
 from . import convergent, oprf
 from .service import KEYSERVER_NAME, NO_JOB, STORE_NAME, StoreConfig
 

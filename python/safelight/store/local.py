@@ -57,7 +57,7 @@ def init_store(root: str | os.PathLike, owners: Sequence[str] = (DEFAULT_OWNER,)
     each server binds a free port when it starts and prints it, see :func:`start_servers`)
     and one owner key per owner. Returns the path of ``store.toml``; refuses a directory
     that holds a store."""
-    from ..runtime.certs import create_cluster_certs
+    from ..net.certs import create_cluster_certs
     from .client import create_owner_key
 
     if not 0 <= port <= 65534:

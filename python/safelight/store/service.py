@@ -48,10 +48,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, InputError, JobFailedError, ProtocolError, ResourceLimitError, SafelightError
-from ..runtime.certs import Identity
-from ..runtime.config import ServerLimits
-from ..runtime.listener import Connection, serve_connections
-from ..runtime.transport import Channel, MsgType, accept_tls, server_context
+from ..net.certs import Identity
+from ..net.config import ServerLimits
+from ..processes import exit_when_orphaned
+from ..net.listener import Connection, serve_connections
+from ..net.transport import Channel, MsgType, accept_tls, server_context
 from . import oprf
 from .index import Index
 
@@ -329,8 +330,6 @@ def serve(role: str, config: StoreConfig, exit_with_parent: bool = False) -> Non
     """Run the storage server (``role="store"``) or the key server (``"keyserver"``) until
     SIGTERM/SIGINT, then close it cleanly. Prints ``READY <role> <port>`` once it listens
     (port 0 in the config: the system picks one, and this line tells which)."""
-    from ..runtime.server import _exit_with_parent
-
     server = {STORE_NAME: StoreServer, KEYSERVER_NAME: KeyServer}[role](config)
 
     def stop(*_) -> None:
@@ -340,7 +339,7 @@ def serve(role: str, config: StoreConfig, exit_with_parent: bool = False) -> Non
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     if exit_with_parent:
-        threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+        threading.Thread(target=exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
     try:
         print(f"READY {role} {server.port}", flush=True)
         server.serve_forever()

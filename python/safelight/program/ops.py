@@ -22,13 +22,52 @@ MAX_ELEMENTS = 1 << 31  # per tensor: refuse programs that would exhaust server 
 PADDING_MODES = {"zero": "constant", "reflect": "symmetric", "mirror": "reflect", "nearest": "edge"}
 LAYOUTS = ("hw", "hwc", "chw")
 
+def correlation_kernel(kernel: np.ndarray) -> np.ndarray:
+    """Turn convolution weights (..., kh, kw) into the odd-sized correlation kernel that gives
+    scipy.ndimage.convolve's output alignment: flipped, with a zero row/column in front for
+    even sizes (scipy shifts the origin of even kernels by one)."""
+    k = np.asarray(kernel, dtype=np.float64)[..., ::-1, ::-1]
+    kh, kw = k.shape[-2:]
+    out = np.zeros((*k.shape[:-2], kh + (kh + 1) % 2, kw + (kw + 1) % 2))
+    out[..., out.shape[-2] - kh:, out.shape[-1] - kw:] = k
+    return out
+
+
+class Links(Protocol):
+    """The job's links to the other servers, as a protocol may use them directly."""
+
+    job_id: bytes
+    rounds: int  # protocol rounds so far (read by the server for the job report)
+
+    def dealer(self) -> Any:
+        """The channel on which the dealer process sends this job's material."""
+
+    def barrier(self) -> None:
+        """Wait until every party reached this point (not counted as a round)."""
+
+
 class Context(Protocol):
-    """What an op may ask of the server running it."""
+    """What an op (and a randomness source) may ask of the server running it: nothing else.
+
+    The server (``runtime.server.JobContext``) and the tests' in-process simulator
+    implement it.
+    """
 
     party: int
     parties: int
     step: int  # index of the running step in the Program
     opened: dict[str, np.ndarray]  # values opened earlier in this job, by reuse key
+    per_op: bool  # preprocessing runs op by op: a large op may prepare itself slice by slice
+    offline_in_op: float  # seconds of preprocessing done inside the running op (it adds to it)
+    state: dict[str, Any]  # per-job state owned by protocols, one key per protocol module
+    links: Links
+
+    def add_rounds(self, n: int) -> None:
+        """Count ``n`` communication rounds of a protocol that talks through pipes or links."""
+
+    def receive_tensors(self, channel: Any, expected: dict[str, tuple[int, ...] | None]
+                        ) -> dict[str, np.ndarray]:
+        """Exactly the named uint64 tensors from ``channel``, each checked before allocation."""
 
     def exchange_all(self, array: np.ndarray) -> list[np.ndarray]:
         """Send ``array`` to every other party; return all parties' arrays, in party order."""
@@ -51,6 +90,10 @@ class OpSpec:
 
     ``correlation(step, shapes, attrs, inputs)`` returns the preprocessing the op
     needs (a :class:`safelight.protocols.preprocessing.Correlation`) or None.
+    ``offline(ctx, step, shapes, attrs)`` does the op's input-independent work before the
+    online phase (garbling). ``ots(step, shapes, attrs, per_op)`` declares the random OTs
+    that work takes (with ``per_op``: the most prepared at once), so that a dealer can deal
+    them and a server can size the job, without knowing the op's protocol.
     """
 
     name: str
@@ -60,6 +103,7 @@ class OpSpec:
     interactive: bool = False
     correlation: Callable[..., Any] | None = None
     offline: Callable[..., None] | None = None  # (ctx, step, shapes, attrs): input-independent work
+    ots: Callable[..., int] | None = None  # (step, shapes, attrs, per_op): random OTs its offline work takes
     # "shares": runs on additive shares (2 or 3 servers); "he": on ciphertexts under the
     # client's key, by a single server (homomorphic encryption)
     scheme: str = "shares"
@@ -73,7 +117,7 @@ def register(name: str, arity: int, interactive: bool = False, scheme: str = "sh
 
     def wrap(cls):
         OPS[name] = OpSpec(name, arity, cls.infer, cls.run, interactive, getattr(cls, "correlation", None),
-                           getattr(cls, "offline", None), scheme)
+                           getattr(cls, "offline", None), getattr(cls, "ots", None), scheme)
         return cls
 
     return wrap

@@ -5,7 +5,7 @@ Example::
     [cluster]
     certs = "certs"        # relative to this file
     timeout = 30.0         # seconds before a silent peer is declared dead
-    records = "sealed"     # or "tls": see safelight.runtime.sealed
+    records = "sealed"     # or "tls": see safelight.net.sealed
     store = "models"       # optional: servers keep uploaded model shares here (else in memory)
 
     [[party]]

@@ -23,7 +23,8 @@ from typing import Any, Callable, Collection
 
 import numpy as np
 
-from ..errors import PeerUnavailableError, ProtocolError
+from .. import errors
+from ..errors import JobFailedError, PeerUnavailableError, ProtocolError
 from .certs import Identity
 from .sealed import RECORD_MODES, SealedStream, upgrade_acceptor, upgrade_dialer
 
@@ -233,8 +234,6 @@ class Channel:
         """Receive a frame of one of ``types``; a peer's ERROR frame becomes an exception."""
         frame = self.recv(types, accept_tensor)
         if frame.type == MsgType.ERROR and MsgType.ERROR not in types:
-            from .client import raise_remote_error  # local import: avoids a cycle
-
             raise_remote_error(self.peer, frame.json)
         return frame
 
@@ -276,6 +275,41 @@ class Channel:
             self.sock.close()
         except OSError:
             pass
+
+
+def raise_remote_error(peer: str, payload: Any) -> None:
+    """Turn a server's ERROR frame into the matching local exception."""
+    name = str(payload.get("error", "")) if isinstance(payload, dict) else ""
+    message = str(payload.get("message", "")) if isinstance(payload, dict) else str(payload)
+    cls = getattr(errors, name, None)
+    if isinstance(cls, type) and issubclass(cls, errors.SafelightError):
+        raise cls(f"{peer}: {message}")
+    raise JobFailedError(f"{peer} could not run the job: {name}: {message}")
+
+
+def receive_tensors(channel: Channel, expected: dict[str, tuple[int, ...] | None], max_bytes: int
+                    ) -> dict[str, np.ndarray]:
+    """Receive exactly the named uint64 tensors, in any order. Each is checked from its
+    metadata before its buffer is allocated: a declared shape must match, an undeclared
+    one must fit in ``max_bytes``."""
+    out: dict[str, np.ndarray] = {}
+    pending = dict(expected)
+
+    def accept(name: str, dtype: str, shape: tuple[int, ...]) -> None:
+        if name not in pending or dtype != "uint64":
+            raise ProtocolError(f"unexpected tensor {name!r} ({dtype}) from {channel.peer}")
+        want = pending[name]
+        if want is not None and shape != tuple(want):
+            raise ProtocolError(f"tensor {name!r} has shape {shape}, expected {tuple(want)}")
+        if want is None and 8 * int(np.prod(shape, dtype=object)) > max_bytes:
+            raise errors.ResourceLimitError(f"tensor {name!r} of shape {shape} exceeds the memory budget")
+
+    while pending:
+        frame = channel.expect(MsgType.TENSOR, accept_tensor=accept)
+        assert frame.name is not None and frame.array is not None
+        pending.pop(frame.name)
+        out[frame.name] = frame.array
+    return out
 
 
 def parse_json(body: bytes, what: str) -> Any:

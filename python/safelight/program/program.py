@@ -16,22 +16,11 @@ import numpy as np
 
 from .. import fixed_point
 from ..errors import ProgramError, UnsupportedError
-from .ops import OPS, check_shape
+from .ops import OPS, check_shape, correlation_kernel
 
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$")
 MAX_OPS = 100_000
-
-
-def correlation_kernel(kernel: np.ndarray) -> np.ndarray:
-    """Turn convolution weights (..., kh, kw) into the odd-sized correlation kernel that gives
-    scipy.ndimage.convolve's output alignment: flipped, with a zero row/column in front for
-    even sizes (scipy shifts the origin of even kernels by one)."""
-    k = np.asarray(kernel, dtype=np.float64)[..., ::-1, ::-1]
-    kh, kw = k.shape[-2:]
-    out = np.zeros((*k.shape[:-2], kh + (kh + 1) % 2, kw + (kw + 1) % 2))
-    out[..., out.shape[-2] - kh:, out.shape[-1] - kw:] = k
-    return out
 
 
 def _check_scheme(op: str, parties: int) -> None:
@@ -410,6 +399,20 @@ class Program:
     def shape_of(self, name: str) -> tuple[int, ...]:
         shapes = getattr(self, "_shapes", None)
         return shapes[name] if shapes is not None else self._tensors[name].shape
+
+    def ot_demand_per_step(self, per_op: bool = False) -> dict[int, int]:
+        """Random OTs each step's offline work takes, as its op declares (``per_op``: the
+        most prepared at once, for a step prepared slice by slice)."""
+        out = {}
+        for i, step in enumerate(self.steps):
+            declared = OPS[step.op].ots
+            if declared is not None:
+                out[i] = int(declared(i, [self.shape_of(x) for x in step.inputs], step.attrs, per_op))
+        return out
+
+    def ot_demand(self) -> int:
+        """Random OTs the whole Program takes (what a dealer deals with ``ots="dealer"``)."""
+        return sum(self.ot_demand_per_step().values())
 
     def correlations(self) -> list:
         """The preprocessing each interactive step needs, in step order."""
