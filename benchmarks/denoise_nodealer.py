@@ -25,7 +25,7 @@ from safelight.tasks import denoise
 def one(size: int, triples: str) -> dict:
     photo = data.astronaut()
     h, w = photo.shape[:2]
-    clean = photo[(h - size) // 2:(h - size) // 2 + size, (w - size) // 2:(w - size) // 2 + size]
+    clean = photo[(h - size) // 2 : (h - size) // 2 + size, (w - size) // 2 : (w - size) // 2 + size]
     noisy = denoise.add_noise(clean, 25, seed=1)
     with Cluster.local(2, dealer=triples == "dealer") as cluster:
         denoise.upload(cluster)
@@ -34,21 +34,37 @@ def one(size: int, triples: str) -> dict:
         wall = time.perf_counter() - started
     plain = denoise.plaintext([noisy], 25)[0]
     job = result.job
-    return {"size": size, "triples": triples, "wall_s": wall, "offline_s": job.offline_seconds,
-            "online_s": job.online_seconds, "bytes_per_server": [p.bytes_sent for p in job.parties],
-            "dealer_bytes": job.dealer.peer_bytes_sent if job.dealer else 0,
-            "psnr_private": denoise.psnr(result.images[0], clean), "psnr_plaintext": denoise.psnr(plain, clean)}
+    return {
+        "size": size,
+        "triples": triples,
+        "wall_s": wall,
+        "offline_s": job.offline_seconds,
+        "online_s": job.online_seconds,
+        "bytes_per_server": [p.bytes_sent for p in job.parties],
+        "dealer_bytes": job.dealer.peer_bytes_sent if job.dealer else 0,
+        "psnr_private": denoise.psnr(result.images[0], clean),
+        "psnr_plaintext": denoise.psnr(plain, clean),
+    }
 
 
 def main(sizes: list[int]) -> None:
     rows = [one(size, triples) for size in sizes for triples in ("dealer", "he")]
     print(f"{'size':>5} {'triples':>7} {'offline s':>10} {'online s':>9} {'GB/server':>10} {'PSNR gap dB':>11}")
     for r in rows:
-        print(f"{r['size']:>5} {r['triples']:>7} {r['offline_s']:>10.1f} {r['online_s']:>9.2f} "
-              f"{max(r['bytes_per_server']) / 1e9:>10.2f} {abs(r['psnr_private'] - r['psnr_plaintext']):>11.4f}")
+        print(
+            f"{r['size']:>5} {r['triples']:>7} {r['offline_s']:>10.1f} {r['online_s']:>9.2f} "
+            f"{max(r['bytes_per_server']) / 1e9:>10.2f} {abs(r['psnr_private'] - r['psnr_plaintext']):>11.4f}"
+        )
     out = Path(__file__).with_name("denoise_nodealer.json")
-    out.write_text(json.dumps({"command": "PYTHONPATH=python python3 benchmarks/denoise_nodealer.py "
-                                          + " ".join(map(str, sizes)), "rows": rows}, indent=1))
+    out.write_text(
+        json.dumps(
+            {
+                "command": "PYTHONPATH=python python3 benchmarks/denoise_nodealer.py " + " ".join(map(str, sizes)),
+                "rows": rows,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -20,8 +20,18 @@ from skimage import data, filters
 import safelight
 from safelight.tasks import denoise
 
-PHOTOS = ["astronaut", "camera", "chelsea", "coffee", "coins", "hubble_deep_field", "immunohistochemistry",
-          "moon", "rocket", "gravel"]
+PHOTOS = [
+    "astronaut",
+    "camera",
+    "chelsea",
+    "coffee",
+    "coins",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "moon",
+    "rocket",
+    "gravel",
+]
 SIGMAS = [15, 25, 50]
 GAUSS = {15: 0.8, 25: 1.0, 50: 1.5}  # blur std (pixels) of the Gaussian-filter baseline per noise level
 
@@ -29,14 +39,18 @@ GAUSS = {15: 0.8, 25: 1.0, 50: 1.5}  # blur std (pixels) of the Gaussian-filter 
 def crop(name: str, size: int) -> np.ndarray:
     img = getattr(data, name)()
     h, w = img.shape[:2]
-    return img[(h - size) // 2:(h - size) // 2 + size, (w - size) // 2:(w - size) // 2 + size]
+    return img[(h - size) // 2 : (h - size) // 2 + size, (w - size) // 2 : (w - size) // 2 + size]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--batch", type=int, default=5, help="photos per job (the garbled material of one layer "
-                                                           "of the whole batch is held in memory)")
+    ap.add_argument(
+        "--batch",
+        type=int,
+        default=5,
+        help="photos per job (the garbled material of one layer of the whole batch is held in memory)",
+    )
     ap.add_argument("--json")
     args = ap.parse_args()
     clean = {name: crop(name, args.size) for name in PHOTOS}
@@ -48,11 +62,13 @@ def main() -> None:
             private = []
             for lo in range(0, len(PHOTOS), args.batch):
                 t0 = time.perf_counter()
-                res = denoise.run(cluster, noisy[lo:lo + args.batch], sigma)
+                res = denoise.run(cluster, noisy[lo : lo + args.batch], sigma)
                 private += res.images
-                print(f"sigma {sigma}: {len(res.images)} photos {args.size}x{args.size} in one job: online "
-                      f"{res.job.online_seconds:.1f} s, offline {res.job.offline_seconds:.1f} s, "
-                      f"wall {time.perf_counter() - t0:.1f} s")
+                print(
+                    f"sigma {sigma}: {len(res.images)} photos {args.size}x{args.size} in one job: online "
+                    f"{res.job.online_seconds:.1f} s, offline {res.job.offline_seconds:.1f} s, "
+                    f"wall {time.perf_counter() - t0:.1f} s"
+                )
             plain = denoise.plaintext(noisy, sigma)
             for name, n, p, q in zip(PHOTOS, noisy, plain, private):
                 grey = n.ndim == 2
@@ -63,11 +79,13 @@ def main() -> None:
                     row[f"ssim_{label}"] = denoise.ssim(img, clean[name])
                 row["gap_db"] = abs(row["psnr_private"] - row["psnr_plaintext"])
                 rows.append(row)
-                print(f"  {name:22s} PSNR noisy {row['psnr_noisy']:6.2f}  gaussian {row['psnr_gaussian']:6.2f}  "
-                      f"plaintext {row['psnr_plaintext']:6.2f}  private {row['psnr_private']:6.2f}  "
-                      f"gap {row['gap_db']:.4f} dB | SSIM noisy {row['ssim_noisy']:.3f} gaussian "
-                      f"{row['ssim_gaussian']:.3f} plaintext {row['ssim_plaintext']:.3f} private "
-                      f"{row['ssim_private']:.3f}")
+                print(
+                    f"  {name:22s} PSNR noisy {row['psnr_noisy']:6.2f}  gaussian {row['psnr_gaussian']:6.2f}  "
+                    f"plaintext {row['psnr_plaintext']:6.2f}  private {row['psnr_private']:6.2f}  "
+                    f"gap {row['gap_db']:.4f} dB | SSIM noisy {row['ssim_noisy']:.3f} gaussian "
+                    f"{row['ssim_gaussian']:.3f} plaintext {row['ssim_plaintext']:.3f} private "
+                    f"{row['ssim_private']:.3f}"
+                )
     worst = max(r["gap_db"] for r in rows)
     print(f"largest PSNR gap private vs plaintext: {worst:.4f} dB over {len(rows)} (photo, sigma) pairs")
     if args.json:

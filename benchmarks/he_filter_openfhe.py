@@ -35,16 +35,33 @@ STAGES = ("keygen", "encrypt", "evaluate", "decrypt")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--kernels", nargs="+", default=["box:3", "sobel-x", "sharpen"],
-                        help="3x3 kernel specs (default: box:3 sobel-x sharpen)")
-    parser.add_argument("--ring-dims", nargs="+", type=int, default=[8192, 16384, 32768],
-                        help="ring dimensions swept for the first kernel, besides the automatic choice")
-    parser.add_argument("--repeat", type=int, default=5,
-                        help="runs per configuration; the median is shown, the minimum also recorded")
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")),
-                        help="OpenMP threads for OpenFHE (default: OMP_NUM_THREADS or 1)")
-    parser.add_argument("--no-shares", action="store_true",
-                        help="skip the references that start loopback clusters (BFV one-server, two-server shares)")
+    parser.add_argument(
+        "--kernels",
+        nargs="+",
+        default=["box:3", "sobel-x", "sharpen"],
+        help="3x3 kernel specs (default: box:3 sobel-x sharpen)",
+    )
+    parser.add_argument(
+        "--ring-dims",
+        nargs="+",
+        type=int,
+        default=[8192, 16384, 32768],
+        help="ring dimensions swept for the first kernel, besides the automatic choice",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="runs per configuration; the median is shown, the minimum also recorded"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=int(os.environ.get("OMP_NUM_THREADS", "1")),
+        help="OpenMP threads for OpenFHE (default: OMP_NUM_THREADS or 1)",
+    )
+    parser.add_argument(
+        "--no-shares",
+        action="store_true",
+        help="skip the references that start loopback clusters (BFV one-server, two-server shares)",
+    )
     parser.add_argument("--json", type=Path, default=HERE / "he_filter_openfhe.json")
     args = parser.parse_args(argv)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # before openfhe (libgomp) loads
@@ -52,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     from skimage import data
 
-    from safelight.tasks import openfhe_filter as he
     from safelight.tasks import filter as private_filter
+    from safelight.tasks import openfhe_filter as he
 
     if not he.available():
         he.require_openfhe()  # raises with the reason and the install hint
@@ -79,8 +96,9 @@ def main(argv: list[str] | None = None) -> int:
             "ciphertext_bytes": last.ciphertext_bytes,
             "key_bytes": last.key_bytes,
             "max_error_grey_levels": max(float(np.abs(r.values - plain).max()) * 255 for r in runs),
-            "max_uint8_difference": max(int(np.abs(r.image.astype(int) - private_filter.to_image(plain, kernel)).max())
-                                        for r in runs),
+            "max_uint8_difference": max(
+                int(np.abs(r.image.astype(int) - private_filter.to_image(plain, kernel)).max()) for r in runs
+            ),
         }
 
     rows = [run(k, None) for k in args.kernels]
@@ -125,32 +143,44 @@ def main(argv: list[str] | None = None) -> int:
             "max_error_grey_levels": float(np.abs(jobs[-1].values - plain).max()) * 255,
         }
 
-    print(f"OpenFHE CKKS filter, {image.shape[0]}x{image.shape[1]} grey (camera), 3x3 kernels, "
-          f"{args.threads} OpenMP thread(s), median of {args.repeat}")
-    header = (f"{'kernel':<8} {'ring':>6} {'cts':>4} {'keygen':>7} {'encrypt':>7} {'server':>7} {'decrypt':>7} "
-              f"{'up MB':>6} {'down MB':>7} {'keys MB':>7} {'err grey':>9}")
+    print(
+        f"OpenFHE CKKS filter, {image.shape[0]}x{image.shape[1]} grey (camera), 3x3 kernels, "
+        f"{args.threads} OpenMP thread(s), median of {args.repeat}"
+    )
+    header = (
+        f"{'kernel':<8} {'ring':>6} {'cts':>4} {'keygen':>7} {'encrypt':>7} {'server':>7} {'decrypt':>7} "
+        f"{'up MB':>6} {'down MB':>7} {'keys MB':>7} {'err grey':>9}"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
         s, b = r["seconds"], r["ciphertext_bytes"]
         mark = "*" if r["ring_dim_choice"] == "auto" else " "
-        print(f"{r['kernel']:<8} {r['ring_dim']:>5}{mark} {r['ciphertexts']:>4} {s['keygen']:>7.3f} "
-              f"{s['encrypt']:>7.3f} {s['evaluate']:>7.3f} {s['decrypt']:>7.3f} {b['upload'] / 1e6:>6.2f} "
-              f"{b['download'] / 1e6:>7.2f} {r['key_bytes']['rotation_keys'] / 1e6:>7.2f} "
-              f"{r['max_error_grey_levels']:>9.1e}")
-    print("* automatic ring dimension (fewest ciphertext bytes); seconds; MB = 1e6 bytes; "
-          f"1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
+        print(
+            f"{r['kernel']:<8} {r['ring_dim']:>5}{mark} {r['ciphertexts']:>4} {s['keygen']:>7.3f} "
+            f"{s['encrypt']:>7.3f} {s['evaluate']:>7.3f} {s['decrypt']:>7.3f} {b['upload'] / 1e6:>6.2f} "
+            f"{b['download'] / 1e6:>7.2f} {r['key_bytes']['rotation_keys'] / 1e6:>7.2f} "
+            f"{r['max_error_grey_levels']:>9.1e}"
+        )
+    print(
+        "* automatic ring dimension (fewest ciphertext bytes); seconds; MB = 1e6 bytes; "
+        f"1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
+    )
     print(f"reference ({args.kernels[0]}): scipy.ndimage {reference['scipy_seconds'] * 1e3:.1f} ms")
     if "safelight_bfv_one_server" in reference:
         b = reference["safelight_bfv_one_server"]
-        print(f"reference: safelight BFV one server: server {b['server_seconds']:.3f} s, "
-              f"encrypt {b['encrypt_seconds']:.3f} s, decrypt {b['decrypt_seconds']:.3f} s, "
-              f"{b['upload_bytes'] / 1e6:.2f} MB up, {b['download_bytes'] / 1e6:.2f} MB down, "
-              f"error {b['max_error_grey_levels']:.1e} grey")
+        print(
+            f"reference: safelight BFV one server: server {b['server_seconds']:.3f} s, "
+            f"encrypt {b['encrypt_seconds']:.3f} s, decrypt {b['decrypt_seconds']:.3f} s, "
+            f"{b['upload_bytes'] / 1e6:.2f} MB up, {b['download_bytes'] / 1e6:.2f} MB down, "
+            f"error {b['max_error_grey_levels']:.1e} grey"
+        )
     if "shares_two_servers" in reference:
         sh = reference["shares_two_servers"]
-        print(f"reference: two-server shares: wall {sh['wall_seconds'] * 1e3:.0f} ms, "
-              f"{sh['upload_bytes'] / 1e6:.2f} MB up, {sh['download_bytes'] / 1e6:.2f} MB down")
+        print(
+            f"reference: two-server shares: wall {sh['wall_seconds'] * 1e3:.0f} ms, "
+            f"{sh['upload_bytes'] / 1e6:.2f} MB up, {sh['download_bytes'] / 1e6:.2f} MB down"
+        )
 
     record = {
         "benchmark": "he_filter_openfhe",
@@ -158,10 +188,26 @@ def main(argv: list[str] | None = None) -> int:
         "image": {"name": "skimage.data.camera()[128:384, 128:384]", "shape": list(image.shape), "dtype": "uint8"},
         "threads": args.threads,
         "repeat": args.repeat,
-        "machine": {"python": platform.python_version(), "cpu": _cpu_name(), "cores": os.cpu_count(),
-                    "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]},
-        "params": {k: params[k] for k in ("scheme", "library", "security", "multiplicative_depth", "scaling_bits",
-                                          "first_mod_bits", "log2_q", "key_switching", "smallest_secure_ring_dim")},
+        "machine": {
+            "python": platform.python_version(),
+            "cpu": _cpu_name(),
+            "cores": os.cpu_count(),
+            "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        },
+        "params": {
+            k: params[k]
+            for k in (
+                "scheme",
+                "library",
+                "security",
+                "multiplicative_depth",
+                "scaling_bits",
+                "first_mod_bits",
+                "log2_q",
+                "key_switching",
+                "smallest_secure_ring_dim",
+            )
+        },
         "results": rows,
         "reference": reference,
     }

@@ -65,8 +65,13 @@ def features(cache: str | None, seed: int) -> dict:
     images, source, etype = nd.make_dataset(originals, seed)
     arrays = [np.asarray(im) for im in images]
     emb = Embedder()
-    f = {"E": emb.embed(arrays), "Ef": emb.embed([a[:, ::-1] for a in arrays]), "source": source,
-         "etype": etype, "names": np.array([o.name for o in originals])}
+    f = {
+        "E": emb.embed(arrays),
+        "Ef": emb.embed([a[:, ::-1] for a in arrays]),
+        "source": source,
+        "etype": etype,
+        "names": np.array([o.name for o in originals]),
+    }
     f.update(nd.hash_bits(images, {}))
     if cache:
         np.savez(cache, **f)
@@ -95,6 +100,7 @@ def rule_threshold(S, target=TARGET_PRECISION, recall_target=None):
     def fit(mask, members):
         t = fit_threshold(S[mask], ST["same"][mask], target, recall_target)
         return S >= t, {"t": round(t, 4)}
+
     return fit
 
 
@@ -129,6 +135,7 @@ def rule_centred(E, ref_kind, target=TARGET_PRECISION, leave_out=False, recall_t
         S_fit = centred_cos_leave_out(E, list(members)) if leave_out else S
         t = fit_threshold(S_fit[mask], ST["same"][mask], target, recall_target)
         return S >= t, {"t": round(t, 4)}
+
     return fit
 
 
@@ -168,6 +175,7 @@ def rule_or(C, D, d_grid, tl_grid, target=TARGET_PRECISION):
     def fit(mask, members):
         p = fit_or_rule(C, D, mask, d_grid, tl_grid, target)
         return (C >= p["t_high"]) | ((C >= p["t_low"]) & (D <= p["d"])), p
+
     return fit
 
 
@@ -181,8 +189,12 @@ def rule_logreg(feats: list[np.ndarray], names: list[str], target=TARGET_PRECISI
         w, b = lr.coef_[0], lr.intercept_[0]
         S = sum(wi * f for wi, f in zip(w, feats)) + b
         t = fit_threshold(S[mask], y, target, recall_target)
-        return S >= t, {"w": {n: round(float(wi), 3) for n, wi in zip(names, w)}, "b": round(float(b), 3),
-                        "t": round(float(t), 3)}
+        return S >= t, {
+            "w": {n: round(float(wi), 3) for n, wi in zip(names, w)},
+            "b": round(float(b), 3),
+            "t": round(float(t), 3),
+        }
+
     return fit
 
 
@@ -216,8 +228,7 @@ def evaluate(fit, pairs: nd.Pairs, folds):
     m = pairs.overall()
     ins = cnt(hit[m], same[m])
     ins_type = {e: cnt(hit[pm], same[pm]) for e in nd.EDIT_NAMES for pm in [pairs.per_type(None, e)]}
-    return {"cf": tot, "per_type": per_type, "c2o": c2o, "folds": params, "all": p_all, "in": ins,
-            "in_type": ins_type}
+    return {"cf": tot, "per_type": per_type, "c2o": c2o, "folds": params, "all": p_all, "in": ins, "in_type": ins_type}
 
 
 def pr(c):
@@ -271,8 +282,7 @@ def main():
         "cos (flip TTA) [fit P=1]": rule_threshold(Ct, 1.0),
         "cos | (cos & PDQ) [fit P=1]": rule_or(C, Dp, np.arange(0, 129, 4), tl_grid, 1.0),
         "cos | (cos & pHash) [fit P=1]": rule_or(C, Dh, np.arange(0, 33, 1), tl_grid, 1.0),
-        "logreg (cos, PDQ, pHash) [fit P=1]": rule_logreg([C, Dp / 256, Dh / 64], ["cos", "pdq/256", "phash/64"],
-                                                          1.0),
+        "logreg (cos, PDQ, pHash) [fit P=1]": rule_logreg([C, Dp / 256, Dh / 64], ["cos", "pdq/256", "phash/64"], 1.0),
         "centred cos, leave-out fit [fit P=1]": rule_centred(E, "originals", 1.0, leave_out=True),
         "centred cos, flip TTA, leave-out fit [fit P=1]": rule_centred(Et, "originals", 1.0, leave_out=True),
     }
@@ -280,21 +290,29 @@ def main():
     # and no lower than the precision >= 0.99 point: the threshold does not drop to the lowest positive
     # when the training half happens to hold no look-alike photos.
     for r in (0.99, 0.995):
-        rules.update({
-            f"cos [fit R={r}]": rule_threshold(C, recall_target=r),
-            f"cos (flip TTA) [fit R={r}]": rule_threshold(Ct, recall_target=r),
-            f"centred cos, leave-out fit [fit R={r}]": rule_centred(E, "originals", leave_out=True, recall_target=r),
-            f"centred cos, flip TTA, leave-out fit [fit R={r}]": rule_centred(Et, "originals", leave_out=True,
-                                                                               recall_target=r),
-            f"logreg (cos, PDQ, pHash) [fit R={r}]": rule_logreg([C, Dp / 256, Dh / 64],
-                                                               ["cos", "pdq/256", "phash/64"], recall_target=r),
-        })
+        rules.update(
+            {
+                f"cos [fit R={r}]": rule_threshold(C, recall_target=r),
+                f"cos (flip TTA) [fit R={r}]": rule_threshold(Ct, recall_target=r),
+                f"centred cos, leave-out fit [fit R={r}]": rule_centred(
+                    E, "originals", leave_out=True, recall_target=r
+                ),
+                f"centred cos, flip TTA, leave-out fit [fit R={r}]": rule_centred(
+                    Et, "originals", leave_out=True, recall_target=r
+                ),
+                f"logreg (cos, PDQ, pHash) [fit R={r}]": rule_logreg(
+                    [C, Dp / 256, Dh / 64], ["cos", "pdq/256", "phash/64"], recall_target=r
+                ),
+            }
+        )
     if args.only:
         keys = args.only.split(",")
         rules = {k: v for k, v in rules.items() if any(s in k for s in keys)}
     out = {}
-    print("\n| rule | cross-fitted P | cross-fitted R | in-sample P | in-sample R | types not above best hash "
-          "(cross-fitted) | worst type R | worst copy->original R | params (all pairs) |")
+    print(
+        "\n| rule | cross-fitted P | cross-fitted R | in-sample P | in-sample R | types not above best hash "
+        "(cross-fitted) | worst type R | worst copy->original R | params (all pairs) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, fit in rules.items():
         t1 = time.perf_counter()
@@ -306,16 +324,21 @@ def main():
         worst = min(nd.EDIT_NAMES, key=lambda e: pr(r["per_type"][e])[1])
         worst_c = min(nd.EDIT_NAMES[1:], key=lambda e: pr(r["c2o"][e])[1])
         met = "**" if p >= TARGET_PRECISION and rc > nd.TARGET_RECALL and not below else ""
-        print(f"| {met}{name}{met} | {p:.3f} | {rc:.3f} | {pi:.3f} | {ri:.3f} | {', '.join(below) or 'none'} | "
-              f"{worst} {pr(r['per_type'][worst])[1]:.3f} | {worst_c} {pr(r['c2o'][worst_c])[1]:.3f} | "
-              f"{r['all']} |  ({time.perf_counter() - t1:.0f} s)", flush=True)
+        print(
+            f"| {met}{name}{met} | {p:.3f} | {rc:.3f} | {pi:.3f} | {ri:.3f} | {', '.join(below) or 'none'} | "
+            f"{worst} {pr(r['per_type'][worst])[1]:.3f} | {worst_c} {pr(r['c2o'][worst_c])[1]:.3f} | "
+            f"{r['all']} |  ({time.perf_counter() - t1:.0f} s)",
+            flush=True,
+        )
 
     print("\nFitted parameters per fold:")
     for name, r in out.items():
         print(f"  {name}: " + "; ".join(str(p) for p in r["folds"]))
 
-    print("\nPer edit type, cross-fitted recall / precision (query = an image of that type, candidates = every "
-          "other image of the same half); best hash = best of pHash/dHash/wHash/PDQ at its own operating point:\n")
+    print(
+        "\nPer edit type, cross-fitted recall / precision (query = an image of that type, candidates = every "
+        "other image of the same half); best hash = best of pHash/dHash/wHash/PDQ at its own operating point:\n"
+    )
     names = list(out)
     print("| edit | best hash | " + " | ".join(names) + " |")
     print("|---|---|" + "---|" * len(names))
@@ -326,8 +349,11 @@ def main():
     print("| edit | best hash | " + " | ".join(names) + " |")
     print("|---|---|" + "---|" * len(names))
     for e in nd.EDIT_NAMES[1:]:
-        print(f"| {e} | {best_c2o[e][1]} {best_c2o[e][0]:.3f} | "
-              + " | ".join(f"{pr(out[n]['c2o'][e])[1]:.3f}" for n in names) + " |")
+        print(
+            f"| {e} | {best_c2o[e][1]} {best_c2o[e][0]:.3f} | "
+            + " | ".join(f"{pr(out[n]['c2o'][e])[1]:.3f}" for n in names)
+            + " |"
+        )
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
 
 

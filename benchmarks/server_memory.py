@@ -20,8 +20,6 @@ import sys
 import threading
 import time
 
-import numpy as np
-
 import safelight
 from safelight.net.transport import HEADER, MAGIC, MsgType, connect
 
@@ -43,7 +41,7 @@ def settle(pid: int, seconds: float = 2.0) -> float:
     return status(pid, "VmRSS")
 
 
-def local_cluster(**kw) -> "safelight.Cluster":
+def local_cluster(**kw) -> safelight.Cluster:
     """Cluster.local, with generous connection limits where this version has them (to
     measure what idle connections cost rather than how many are refused)."""
     if "limits" in inspect.signature(safelight.Cluster.local).parameters:
@@ -69,9 +67,15 @@ def idle_connections(n: int) -> dict[str, float]:
         for ch in channels:
             ch.close()
         after = settle(pid, 3.0)
-        return {"opened": len(channels), "refused": refused, "rss_base_mib": base, "rss_with_idle_mib": held,
-                "kib_per_idle_connection": (held - base) * 1024 / max(len(channels), 1),
-                "rss_after_close_mib": after, "held_after_close_mib": after - base}
+        return {
+            "opened": len(channels),
+            "refused": refused,
+            "rss_base_mib": base,
+            "rss_with_idle_mib": held,
+            "kib_per_idle_connection": (held - base) * 1024 / max(len(channels), 1),
+            "rss_after_close_mib": after,
+            "held_after_close_mib": after - base,
+        }
 
 
 def oversized_control(count: int, size: int) -> dict[str, float]:
@@ -102,8 +106,12 @@ def oversized_control(count: int, size: int) -> dict[str, float]:
         for t in threads:
             t.join()
         after = settle(pid)
-        return {"rss_base_mib": base, "peak_mib": status(pid, "VmHWM"), "rss_after_mib": after,
-                "held_after_mib": after - base}
+        return {
+            "rss_base_mib": base,
+            "peak_mib": status(pid, "VmHWM"),
+            "rss_after_mib": after,
+            "held_after_mib": after - base,
+        }
 
 
 def concurrent_denoise(jobs: int, size: int) -> dict[str, float]:
@@ -131,9 +139,15 @@ def concurrent_denoise(jobs: int, size: int) -> dict[str, float]:
             t.join()
         seconds = time.perf_counter() - started
         after = settle(pid)
-        return {"rss_base_mib": base, "peak_mib": status(pid, "VmHWM"), "rss_idle_after_mib": after,
-                "held_after_mib": after - base, "seconds": seconds, "failed_jobs": len(errors),
-                "errors": errors[:2]}
+        return {
+            "rss_base_mib": base,
+            "peak_mib": status(pid, "VmHWM"),
+            "rss_idle_after_mib": after,
+            "held_after_mib": after - base,
+            "seconds": seconds,
+            "failed_jobs": len(errors),
+            "errors": errors[:2],
+        }
 
 
 def admission_estimate(size: int, no_dealer: bool) -> dict[str, float]:
@@ -148,8 +162,10 @@ def admission_estimate(size: int, no_dealer: bool) -> dict[str, float]:
     per_op = GC_BYTES_PER_OT * model.program.ot_demand() > PREPROCESS_BUDGET  # the client's choice
     ots = model.program.ot_demand_per_step(per_op)
     # the larger need: the last party's, which receives a dealer's corrections
-    need = job_memory(model.program, Plan(model.program.correlations()), per_op, no_dealer, ots,
-                      corrections=not no_dealer) / MIB
+    need = (
+        job_memory(model.program, Plan(model.program.correlations()), per_op, no_dealer, ots, corrections=not no_dealer)
+        / MIB
+    )
     with local_cluster(parties=2, dealer=not no_dealer, timeout=300.0) as cluster:
         denoise.upload(cluster)
         base = [status(p.pid, "VmRSS") for p in cluster.processes[:2]]
@@ -157,9 +173,14 @@ def admission_estimate(size: int, no_dealer: bool) -> dict[str, float]:
         job = denoise.run(cluster, [noisy], 25, **({"triples": "he"} if no_dealer else {})).job
         peaks = [status(p.pid, "VmHWM") for p in cluster.processes]
     grown = [peak - b for peak, b in zip(peaks, base)]
-    return {"preprocess": "per_op" if per_op else "ahead", "estimate_mib": need, "peak_mib": max(grown),
-            "estimate_over_peak": need / max(grown), "process_peaks_mib": peaks,
-            "bytes_sent": [p.bytes_sent for p in job.parties]}
+    return {
+        "preprocess": "per_op" if per_op else "ahead",
+        "estimate_mib": need,
+        "peak_mib": max(grown),
+        "estimate_over_peak": need / max(grown),
+        "process_peaks_mib": peaks,
+        "bytes_sent": [p.bytes_sent for p in job.parties],
+    }
 
 
 def main() -> None:
@@ -168,8 +189,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=5, help="concurrent denoising jobs")
     parser.add_argument("--size", type=int, default=64, help="image side of each denoising job")
     parser.add_argument("--json", help="also write the figures to this file")
-    parser.add_argument("--only", choices=["idle", "control", "program", "denoise", "admission"], action="append",
-                        help="run only these parts (repeatable; 'admission' runs only when named)")
+    parser.add_argument(
+        "--only",
+        choices=["idle", "control", "program", "denoise", "admission"],
+        action="append",
+        help="run only these parts (repeatable; 'admission' runs only when named)",
+    )
     parser.add_argument("--no-dealer", action="store_true", help="admission: a dealer-free job")
     args = parser.parse_args()
     parts = args.only or ["idle", "control", "program", "denoise"]
@@ -187,8 +212,11 @@ def main() -> None:
         out["denoise_concurrent"] = {"jobs": args.jobs, "size": args.size, **concurrent_denoise(args.jobs, args.size)}
         print(json.dumps({"denoise_concurrent": out["denoise_concurrent"]}), flush=True)
     if "admission" in parts:
-        out["admission"] = {"size": args.size, "no_dealer": args.no_dealer,
-                            **admission_estimate(args.size, args.no_dealer)}
+        out["admission"] = {
+            "size": args.size,
+            "no_dealer": args.no_dealer,
+            **admission_estimate(args.size, args.no_dealer),
+        }
         print(json.dumps({"admission": out["admission"]}), flush=True)
     if args.json:
         with open(args.json, "w") as fh:

@@ -34,7 +34,9 @@ def test_filter_private(benchmark, image, cluster):
     err = float(np.abs(res.values - filter_task.plaintext(image, bench.FILTER_KERNEL)).max())
     benchmark.extra_info.update(
         bytes_per_party=[p.bytes_sent + p.bytes_received for p in job.parties],
-        upload_bytes=job.upload_bytes, download_bytes=job.download_bytes, rounds=job.rounds,
+        upload_bytes=job.upload_bytes,
+        download_bytes=job.download_bytes,
+        rounds=job.rounds,
         max_abs_error=err,
     )
     assert err <= 1 / 255

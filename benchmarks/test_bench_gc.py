@@ -25,8 +25,7 @@ FAST_ISAS = [i for i in _core.available_isas() if i != "scalar"]
 
 
 def _record(benchmark, n_and: int, isa: str, threads: int) -> None:
-    benchmark.extra_info.update(isa=isa, threads=threads or _core.worker_threads(),
-                                n_and=n_and, **{"bytes/AND": 32})
+    benchmark.extra_info.update(isa=isa, threads=threads or _core.worker_threads(), n_and=n_and, **{"bytes/AND": 32})
     stats = getattr(benchmark, "stats", None)
     if stats is None:  # --benchmark-disable
         return
@@ -50,13 +49,11 @@ class Workload:
 
     def garble(self, threads: int):
         c = self.circ
-        _core.gc_garble(c.gates, c.outputs, c.n_wires, self.zero, self.delta, 0, self.tables,
-                        self.out_zero, threads)
+        _core.gc_garble(c.gates, c.outputs, c.n_wires, self.zero, self.delta, 0, self.tables, self.out_zero, threads)
 
     def evaluate(self, threads: int):
         c = self.circ
-        _core.gc_evaluate(c.gates, c.outputs, c.n_wires, self.labels, self.tables, 0, self.out,
-                          threads)
+        _core.gc_evaluate(c.gates, c.outputs, c.n_wires, self.labels, self.tables, 0, self.out, threads)
 
     def check(self):
         got = gc.from_bits(gc.decode(self.out[:, :1000], self.out_zero[:, :1000]))

@@ -57,8 +57,7 @@ def test_matmul_numpy_float64_blas(benchmark, matrices):
 def test_matmul_numpy_int64(benchmark, matrices):
     a, b, _, _, _ = matrices
     # numpy's integer matmul has no BLAS: a few seconds per call, so one round.
-    benchmark.pedantic(np.matmul, args=(a.view(np.int64), b.view(np.int64)), rounds=1,
-                       warmup_rounds=0)
+    benchmark.pedantic(np.matmul, args=(a.view(np.int64), b.view(np.int64)), rounds=1, warmup_rounds=0)
     _record_gops(benchmark, GEMM_OPS)
 
 
@@ -85,8 +84,7 @@ def _float_conv(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 @pytest.mark.benchmark(group=CONV_GROUP)
 def test_conv2d_safelight_ring(benchmark, conv_operands):
     x, w, out, _, _ = conv_operands
-    benchmark.pedantic(lambda: _core.ring_conv2d(x, w, out, padding=1), rounds=ROUNDS,
-                       warmup_rounds=1)
+    benchmark.pedantic(lambda: _core.ring_conv2d(x, w, out, padding=1), rounds=ROUNDS, warmup_rounds=1)
     _record_gops(benchmark, CONV_OPS)
     if benchmark.stats is not None:
         benchmark.extra_info["ms (best)"] = round(benchmark.stats.stats.min * 1e3, 2)

@@ -11,6 +11,7 @@ binding. The workloads come from :func:`safelight.bench.he_mul_workload`, the co
 from __future__ import annotations
 
 import pytest
+
 from safelight import _core, bench
 
 SIZES = sorted(bench.HE_MUL_BITS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from safelight import _core, bench
 from safelight.he import NTT, ntt_primes
 

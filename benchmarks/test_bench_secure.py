@@ -12,8 +12,8 @@ import pytest
 
 import safelight
 from safelight import bench
-from safelight.runtime.cluster import Cluster
 from safelight.program.program import Program
+from safelight.runtime.cluster import Cluster
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +31,12 @@ def _program(build, shapes):
 
 def _record(benchmark, job, op):
     stats = job.ops()[op]
-    benchmark.extra_info.update(online_ms=stats["seconds"] * 1e3, offline_ms=job.offline_seconds * 1e3,
-                                bytes_per_party=stats["bytes_sent"], rounds=stats["rounds"])
+    benchmark.extra_info.update(
+        online_ms=stats["seconds"] * 1e3,
+        offline_ms=job.offline_seconds * 1e3,
+        bytes_per_party=stats["bytes_sent"],
+        rounds=stats["rounds"],
+    )
 
 
 @pytest.mark.benchmark(group="mul_1m: 2^20 fixed-point products")

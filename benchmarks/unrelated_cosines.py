@@ -16,9 +16,26 @@ from skimage import data
 from safelight.models.embedding import Embedder
 from safelight.store.sketch import Sketcher
 
-PHOTOS = ["astronaut", "camera", "coffee", "chelsea", "rocket", "cat", "hubble_deep_field",
-          "immunohistochemistry", "retina", "coins", "moon", "page", "text", "brick", "grass",
-          "gravel", "horse", "clock"]
+PHOTOS = [
+    "astronaut",
+    "camera",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "cat",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "coins",
+    "moon",
+    "page",
+    "text",
+    "brick",
+    "grass",
+    "gravel",
+    "horse",
+    "clock",
+]
 
 
 def photos() -> list[np.ndarray]:
@@ -43,7 +60,7 @@ def main() -> None:
         for _ in range(10):
             side = int(min(h, w) * rng.uniform(0.3, 0.6))
             y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
-            images.append(image[y:y + side, x:x + side])
+            images.append(image[y : y + side, x : x + side])
             sources.append(i)
     emb = Embedder().embed(images)
     src = np.array(sources)
@@ -52,11 +69,15 @@ def main() -> None:
     rows, bands = sketch.rows, sketch.bands
     p_band = (1 - np.arccos(np.clip(cos, -1, 1)) / np.pi) ** rows
     print(f"{len(PHOTOS)} photos + {len(images) - len(PHOTOS)} crops, {cos.size} pairs of different photos")
-    print(f"cosine: mean {cos.mean():.3f}, p50 {np.median(cos):.3f}, p90 {np.percentile(cos, 90):.3f}, "
-          f"p99 {np.percentile(cos, 99):.3f}")
+    print(
+        f"cosine: mean {cos.mean():.3f}, p50 {np.median(cos):.3f}, p90 {np.percentile(cos, 90):.3f}, "
+        f"p99 {np.percentile(cos, 99):.3f}"
+    )
     share_one = 1 - (1 - p_band) ** bands
-    print(f"one band of {rows} bits collides for {p_band.mean():.4f} of pairs; some band of {bands} for "
-          f"{share_one.mean():.3f} (about {share_one.mean() * 100_000:,.0f} entries of a 100,000-photo library)")
+    print(
+        f"one band of {rows} bits collides for {p_band.mean():.4f} of pairs; some band of {bands} for "
+        f"{share_one.mean():.3f} (about {share_one.mean() * 100_000:,.0f} entries of a 100,000-photo library)"
+    )
 
 
 if __name__ == "__main__":

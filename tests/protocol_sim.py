@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from safelight.protocols.preprocessing import Material, Plan, deal, expand
 from safelight.program.program import Program
+from safelight.protocols.preprocessing import Material, Plan, deal, expand
 from safelight.runtime.steps import run_steps
 
 

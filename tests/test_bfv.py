@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
+
 from kernel_helpers import with_isa
 from safelight import _core
 from safelight.errors import InputError, ProtocolError
 from safelight.he import bfv, ntt_primes
-from scipy import stats
 
 SEED = bytes(range(16))
 
@@ -111,8 +112,9 @@ def test_params_choose_distinct_ntt_primes_and_count_security_bits():
     assert p.modulus_bits <= 218 and p.secure
 
 
-@pytest.mark.parametrize("n,bits", [(1024, [28]), (4096, [55, 55]), (8192, [60, 60, 60, 40]),
-                                    (16384, [60] * 7 + [40]), (2048, [30, 25])])
+@pytest.mark.parametrize(
+    "n,bits", [(1024, [28]), (4096, [55, 55]), (8192, [60, 60, 60, 40]), (16384, [60] * 7 + [40]), (2048, [30, 25])]
+)
 def test_insecure_parameters_refused(n, bits):
     with pytest.raises(InputError, match="128-bit security"):
         bfv.Params(n, q_bits=bits, t=2**8)
@@ -125,17 +127,20 @@ def test_special_primes_count_towards_security():
         bfv.Params(4096, q_bits=[54, 54], special_bits=[30], t=2**16)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(n=1000, q_bits=[30], t=2**8), "power of two"),
-    (dict(n=4096, q_bits=[30], t=2**65), "2\\*\\*64"),
-    (dict(n=4096, q_bits=[30], t=3), "prime"),
-    (dict(n=4096, q_bits=[30], t=12), "power of two"),
-    (dict(n=4096, q_bits=[30, 30], t=2**55), "at least 8 bits"),
-    (dict(n=4096, q_bits=[62], t=2**8), "bit sizes"),
-    (dict(n=4096, q_primes=[12289], t=2**2), "not 1 mod"),
-    (dict(n=4096, q_primes=[40961, 40961], t=2**2, allow_insecure=True), "distinct"),
-    (dict(n=4096, t=2**8), "exactly one"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(n=1000, q_bits=[30], t=2**8), "power of two"),
+        (dict(n=4096, q_bits=[30], t=2**65), "2\\*\\*64"),
+        (dict(n=4096, q_bits=[30], t=3), "prime"),
+        (dict(n=4096, q_bits=[30], t=12), "power of two"),
+        (dict(n=4096, q_bits=[30, 30], t=2**55), "at least 8 bits"),
+        (dict(n=4096, q_bits=[62], t=2**8), "bit sizes"),
+        (dict(n=4096, q_primes=[12289], t=2**2), "not 1 mod"),
+        (dict(n=4096, q_primes=[40961, 40961], t=2**2, allow_insecure=True), "distinct"),
+        (dict(n=4096, t=2**8), "exactly one"),
+    ],
+)
 def test_bad_parameters(kwargs, match):
     with pytest.raises(InputError, match=match):
         bfv.Params(**kwargs)
@@ -192,14 +197,17 @@ def test_noise_budget_of_fresh_ciphertexts_like_seal(ctx16, ctx64):
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.integers(-2**63, 2**64 - 1), min_size=1, max_size=1024), st.binary(min_size=16, max_size=16),
-       st.sampled_from([16, 32, 64]))
+@given(
+    st.lists(st.integers(-(2**63), 2**64 - 1), min_size=1, max_size=1024),
+    st.binary(min_size=16, max_size=16),
+    st.sampled_from([16, 32, 64]),
+)
 def test_round_trip_property(small, values, rseed, bits):
     ctx, sk, pk = small[bits]
     ints = [v % ctx.t for v in values]
     b = ctx.encrypt(np.array(ints, dtype=np.uint64), sk, seed=rseed)
     out = ctx.decrypt(b, sk)
-    assert out[: len(ints)].tolist() == ints and not out[len(ints):].any()
+    assert out[: len(ints)].tolist() == ints and not out[len(ints) :].any()
 
 
 def test_seeded_encryption_is_reproducible_and_identical_across_isas(small):
@@ -325,8 +333,8 @@ def test_dot_plain_every_path_matches_scalar(which, m_in):
     rng = np.random.default_rng(m_in)
     primes = np.array(params.q, dtype=np.uint64)[None, None, :, None]
     # values up to q - 1, including the largest
-    ct = (rng.integers(0, 2**63, (m_in, 2, k, ctx.n), dtype=np.uint64) % primes)
-    pt = (rng.integers(0, 2**63, (3, m_in, k, ctx.n), dtype=np.uint64) % primes)
+    ct = rng.integers(0, 2**63, (m_in, 2, k, ctx.n), dtype=np.uint64) % primes
+    pt = rng.integers(0, 2**63, (3, m_in, k, ctx.n), dtype=np.uint64) % primes
     ct[..., :8] = primes[..., 0][..., None] - np.uint64(1)
     pt[..., :8] = primes[..., 0][..., None] - np.uint64(1)
     cts = bfv.CiphertextBatch(ctx, ct, 0, True)
@@ -625,7 +633,7 @@ def test_multiply_matches_big_integer_reference(small):
     def negmul(x, y):
         full = np.convolve(np.array(x, dtype=object), np.array(y, dtype=object))
         r = full[: ctx.n].copy()
-        r[: ctx.n - 1] -= full[ctx.n:]
+        r[: ctx.n - 1] -= full[ctx.n :]
         return r
 
     a0, a1 = lift(ca.data[0, 0]), lift(ca.data[0, 1])
@@ -651,11 +659,11 @@ def test_batch_encoding_round_trip_and_slotwise_products(batching):
     ca, cb = ctx.encrypt_batch(a, sk), ctx.encrypt_batch(b, pk)
     np.testing.assert_array_equal(ctx.decrypt_batch(ca, sk), a)
     np.testing.assert_array_equal(ctx.decrypt_batch(ctx.add(ca, cb), sk), mod_t(a.astype(object) + b, t))
-    np.testing.assert_array_equal(ctx.decrypt_batch(ctx.multiply(ca, cb, rk), sk),
-                                  mod_t(a.astype(object) * b, t))
+    np.testing.assert_array_equal(ctx.decrypt_batch(ctx.multiply(ca, cb, rk), sk), mod_t(a.astype(object) * b, t))
     # plaintext products act slot by slot too
-    np.testing.assert_array_equal(ctx.decrypt_batch(ctx.multiply_plain(ca, ctx.encode_batch(b)), sk),
-                                  mod_t(a.astype(object) * b, t))
+    np.testing.assert_array_equal(
+        ctx.decrypt_batch(ctx.multiply_plain(ca, ctx.encode_batch(b)), sk), mod_t(a.astype(object) * b, t)
+    )
 
 
 @pytest.mark.parametrize("steps", [1, 3, -1, -6, 5, 1000, 2047])
@@ -745,11 +753,13 @@ def test_products_and_switching_identical_on_every_path(batching, mul64):
     a = np.random.default_rng(8).integers(0, ctx.t, (2, ctx.n), dtype=np.uint64)
     ca = ctx.encrypt_batch(a, sk, seed=SEED)
     cb = ctx.encrypt_batch(a[::-1], sk, seed=SEED)
-    ref = with_isa("scalar", lambda: (ctx.multiply(ca, cb, rk).data, ctx.rotate_rows(ca, 3, gk).data,
-                                      ctx.square(ca).data))
+    ref = with_isa(
+        "scalar", lambda: (ctx.multiply(ca, cb, rk).data, ctx.rotate_rows(ca, 3, gk).data, ctx.square(ca).data)
+    )
     for isa in _core.available_isas():
-        got = with_isa(isa, lambda: (ctx.multiply(ca, cb, rk).data, ctx.rotate_rows(ca, 3, gk).data,
-                                     ctx.square(ca).data))
+        got = with_isa(
+            isa, lambda: (ctx.multiply(ca, cb, rk).data, ctx.rotate_rows(ca, 3, gk).data, ctx.square(ca).data)
+        )
         for g, r in zip(got, ref):
             np.testing.assert_array_equal(g, r, err_msg=isa)
     ctx, sk, rk = mul64
@@ -757,8 +767,7 @@ def test_products_and_switching_identical_on_every_path(batching, mul64):
     cx = ctx.to_ntt(ctx.encrypt_coeffs(x, sk, seed=SEED))
     ref = with_isa("scalar", lambda: ctx.multiply(cx, cx[::-1], rk).data)
     for isa in _core.available_isas():
-        np.testing.assert_array_equal(with_isa(isa, lambda: ctx.multiply(cx, cx[::-1], rk).data), ref,
-                                      err_msg=isa)
+        np.testing.assert_array_equal(with_isa(isa, lambda: ctx.multiply(cx, cx[::-1], rk).data), ref, err_msg=isa)
 
 
 def test_key_switching_needs_special_primes_and_batching_a_prime_t(small, batching):

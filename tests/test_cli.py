@@ -13,8 +13,7 @@ from safelight.tasks import filter as private_filter
 
 
 def run_cli(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "safelight", *args], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "safelight", *args], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -30,21 +29,27 @@ def test_filter_command_end_to_end(photo, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "party-0" in proc.stdout and "wall time" in proc.stdout  # a summary is a result: stdout
     got = np.asarray(Image.open(out))
-    expected = private_filter.to_image(private_filter.plaintext(np.asarray(Image.open(photo)), "gaussian:2"),
-                                       "gaussian:2")
+    expected = private_filter.to_image(
+        private_filter.plaintext(np.asarray(Image.open(photo)), "gaussian:2"), "gaussian:2"
+    )
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
 
 
-@pytest.mark.parametrize("make_args,match", [
-    (lambda p, t: ["filter", str(t / "missing.png"), str(t / "o.png"), "--kernel", "box:3"], "does not exist"),
-    (lambda p, t: ["filter", str(p), str(t / "o.png"), "--kernel", "emboss"], "unknown kernel"),
-    (lambda p, t: ["filter", str(p), str(t / "o.png"), "--kernel", "gaussian:-1"], "bad kernel parameter"),
-    (lambda p, t: ["filter", str(t / "corrupt.png"), str(t / "o.png"), "--kernel", "box:3"], "cannot read"),
-    (lambda p, t: ["filter", str(p), str(t / "nodir" / "o.png"), "--kernel", "box:3"], "does not exist"),
-    (lambda p, t: ["filter", str(p), str(t / "o.png"), "--kernel", "box:3", "--cluster", str(t / "none.toml")],
-     "does not exist"),
-    (lambda p, t: ["filter", str(p), str(t / "o.png"), "--kernel", "box:3", "--padding", "wrap"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "make_args,match",
+    [
+        (lambda p, t: ["filter", str(t / "missing.png"), str(t / "o.png"), "--kernel", "box:3"], "does not exist"),
+        (lambda p, t: ["filter", str(p), str(t / "o.png"), "--kernel", "emboss"], "unknown kernel"),
+        (lambda p, t: ["filter", str(p), str(t / "o.png"), "--kernel", "gaussian:-1"], "bad kernel parameter"),
+        (lambda p, t: ["filter", str(t / "corrupt.png"), str(t / "o.png"), "--kernel", "box:3"], "cannot read"),
+        (lambda p, t: ["filter", str(p), str(t / "nodir" / "o.png"), "--kernel", "box:3"], "does not exist"),
+        (
+            lambda p, t: ["filter", str(p), str(t / "o.png"), "--kernel", "box:3", "--cluster", str(t / "none.toml")],
+            "does not exist",
+        ),
+        (lambda p, t: ["filter", str(p), str(t / "o.png"), "--kernel", "box:3", "--padding", "wrap"], "invalid choice"),
+    ],
+)
 def test_bad_input_gives_one_clear_error_and_exit_code_2(photo, tmp_path, make_args, match):
     (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
     proc = run_cli(*make_args(photo, tmp_path))
@@ -85,11 +90,19 @@ def test_isa_is_reported_and_can_be_forced():
 
     assert safelight.isa() in safelight.available_isas()
     for name in safelight.available_isas():
-        proc = subprocess.run([sys.executable, "-c", "import safelight; print(safelight.isa())"],
-                              capture_output=True, text=True, env={**__import__("os").environ, "SAFELIGHT_ISA": name})
+        proc = subprocess.run(
+            [sys.executable, "-c", "import safelight; print(safelight.isa())"],
+            capture_output=True,
+            text=True,
+            env={**__import__("os").environ, "SAFELIGHT_ISA": name},
+        )
         assert proc.stdout.strip() == name
-    proc = subprocess.run([sys.executable, "-c", "import safelight"], capture_output=True, text=True,
-                          env={**__import__("os").environ, "SAFELIGHT_ISA": "sse9"})
+    proc = subprocess.run(
+        [sys.executable, "-c", "import safelight"],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "SAFELIGHT_ISA": "sse9"},
+    )
     assert proc.returncode != 0 and "unknown instruction set" in proc.stderr
 
 
@@ -108,10 +121,13 @@ def test_denoise_command_end_to_end(tmp_path):
     assert np.abs(got - want).max() <= 1.01 / 255
 
 
-@pytest.mark.parametrize("args,match", [
-    (["--sigma", "90"], "sigma must be in"),
-    (["--sigma", "0"], "sigma must be in"),
-])
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (["--sigma", "90"], "sigma must be in"),
+        (["--sigma", "0"], "sigma must be in"),
+    ],
+)
 def test_denoise_bad_sigma(photo, tmp_path, args, match):
     proc = run_cli("denoise", str(photo), str(tmp_path / "o.png"), *args)
     assert proc.returncode == 2 and match in proc.stderr and "Traceback" not in proc.stderr
@@ -156,6 +172,7 @@ def test_model_upload_then_denoise_on_a_remote_cluster(tmp_path):
 
 # --- image depth, alpha, frames, output formats and warnings (issue 12, points 2, 11, 15, 18) ---
 
+
 def _deep_input(tmp_path, kind):
     """An input file of ``kind`` and the ImageFile it should read as."""
     from safelight.images import ImageFile, write_image
@@ -170,8 +187,10 @@ def _deep_input(tmp_path, kind):
     if kind == "grey16.png":
         Image.fromarray(grey16).save(tmp_path / kind)  # Pillow writes 16-bit grey itself
         return tmp_path / kind
-    pixels, alpha, mode = {"la16.png": (grey16, alpha16, "LA;16"),
-                           "rgb16.png": (np.dstack([grey16, grey16[::-1], grey16[:, ::-1]]), None, "RGB;16")}[kind]
+    pixels, alpha, mode = {
+        "la16.png": (grey16, alpha16, "LA;16"),
+        "rgb16.png": (np.dstack([grey16, grey16[::-1], grey16[:, ::-1]]), None, "RGB;16"),
+    }[kind]
     write_image(tmp_path / kind, pixels, like=ImageFile(pixels, alpha, 16, mode))
     return tmp_path / kind
 
@@ -196,9 +215,10 @@ def test_16bit_and_float_images_are_filtered_at_full_depth(tmp_path, kind):
         np.testing.assert_array_equal(got.alpha, image.alpha)
 
 
-@pytest.mark.parametrize("kind,kernel,extra", [("grey16.png", "gaussian:1", []),
-                                               ("rgb16.png", "sharpen", ["--private-kernel"]),
-                                               ("float.tif", "box:3", [])])
+@pytest.mark.parametrize(
+    "kind,kernel,extra",
+    [("grey16.png", "gaussian:1", []), ("rgb16.png", "sharpen", ["--private-kernel"]), ("float.tif", "box:3", [])],
+)
 def test_he_filter_keeps_16bit_depth(tmp_path, kind, kernel, extra):
     from safelight.images import read_image
 
@@ -237,19 +257,21 @@ def test_an_animated_gif_needs_a_frame(tmp_path):
     proc = run_cli("filter", str(tmp_path / "anim.gif"), str(tmp_path / "o.png"), "--kernel", "box:3")
     assert proc.returncode == 2 and "2 frames" in proc.stderr and "--frame N" in proc.stderr
     assert "party-" not in proc.stderr and not (tmp_path / "o.png").exists()
-    proc = run_cli("filter", str(tmp_path / "anim.gif"), str(tmp_path / "o.png"), "--kernel", "box:3",
-                   "--frame", "1")
+    proc = run_cli("filter", str(tmp_path / "anim.gif"), str(tmp_path / "o.png"), "--kernel", "box:3", "--frame", "1")
     assert proc.returncode == 0, proc.stderr
     assert np.abs(np.asarray(Image.open(tmp_path / "o.png")).astype(int) - 200).max() <= 1
 
 
-@pytest.mark.parametrize("command", [
-    lambda src, out: ["filter", src, out, "--kernel", "box:3"],
-    lambda src, out: ["filter", src, out, "--kernel", "box:3", "--scheme", "he"],
-    lambda src, out: ["denoise", src, out, "--sigma", "25"],
-    lambda src, out: ["demo", "--size", "16", "--output", out],
-    lambda src, out: ["filter-demo", "--output", out],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        lambda src, out: ["filter", src, out, "--kernel", "box:3"],
+        lambda src, out: ["filter", src, out, "--kernel", "box:3", "--scheme", "he"],
+        lambda src, out: ["denoise", src, out, "--sigma", "25"],
+        lambda src, out: ["demo", "--size", "16", "--output", out],
+        lambda src, out: ["filter-demo", "--output", out],
+    ],
+)
 def test_an_unwritable_output_format_is_refused_before_the_job(photo, tmp_path, command):
     out = tmp_path / "result.xyz"
     proc = run_cli(*command(str(photo), str(out)))
@@ -259,12 +281,21 @@ def test_an_unwritable_output_format_is_refused_before_the_job(photo, tmp_path, 
     assert not out.exists()
 
 
-@pytest.mark.parametrize("make,out_name,match", [
-    (lambda: np.random.default_rng(1).integers(0, 256, (20, 24, 2), dtype=np.uint8), "o.jpg",
-     "JPEG cannot hold an alpha channel"),
-    (lambda: np.random.default_rng(1).integers(0, 65536, (20, 24), dtype=np.uint16), "o.jpg",
-     "JPEG cannot hold 16-bit grey samples"),
-])
+@pytest.mark.parametrize(
+    "make,out_name,match",
+    [
+        (
+            lambda: np.random.default_rng(1).integers(0, 256, (20, 24, 2), dtype=np.uint8),
+            "o.jpg",
+            "JPEG cannot hold an alpha channel",
+        ),
+        (
+            lambda: np.random.default_rng(1).integers(0, 65536, (20, 24), dtype=np.uint16),
+            "o.jpg",
+            "JPEG cannot hold 16-bit grey samples",
+        ),
+    ],
+)
 def test_a_lossy_conversion_is_one_warning_line_on_stderr(tmp_path, make, out_name, match):
     Image.fromarray(make()).save(tmp_path / "in.png")
     proc = run_cli("filter", str(tmp_path / "in.png"), str(tmp_path / out_name), "--kernel", "box:3")
@@ -288,11 +319,11 @@ def test_demo_warns_about_a_size_above_the_photo_and_captions_its_panels(tmp_pat
     scale = sheet.shape[1] // (4 * 40)
     assert sheet.shape[1] == 4 * 40 * scale and sheet.shape[0] > 40 * scale  # a caption strip under the panels
     crop = small[:, 4:44]
-    np.testing.assert_array_equal(sheet[:40 * scale, :40 * scale], np.repeat(np.repeat(crop, scale, 0), scale, 1))
-    strip = sheet[40 * scale:]
+    np.testing.assert_array_equal(sheet[: 40 * scale, : 40 * scale], np.repeat(np.repeat(crop, scale, 0), scale, 1))
+    strip = sheet[40 * scale :]
     for i in range(4):  # every panel has its caption written under it
-        assert (strip[:, i * 40 * scale:(i + 1) * 40 * scale] < 128).any()
-    assert (strip[:, :40 * scale] < 128).sum() < (strip[:, 40 * scale:80 * scale] < 128).sum()  # clean: label only
+        assert (strip[:, i * 40 * scale : (i + 1) * 40 * scale] < 128).any()
+    assert (strip[:, : 40 * scale] < 128).sum() < (strip[:, 40 * scale : 80 * scale] < 128).sum()  # clean: label only
 
 
 def test_he_filter_refuses_floats_outside_0_1():

@@ -25,8 +25,9 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def run_cli(*args, timeout=180):
-    return subprocess.run([sys.executable, "-m", "safelight", *args], capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "safelight", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,7 @@ def photo(tmp_path_factory):
 
 
 # ---- point 16: help, version, stdout / stderr, --json -------------------------------------
+
 
 def _parsers(parser, path=("safelight",)):
     yield path, parser
@@ -71,8 +73,13 @@ def test_version():
 
 def test_every_task_command_takes_json():
     parser = cli.build_parser()
-    for argv in (["filter", "a.png", "b.png", "--kernel", "box:3"], ["denoise", "a.png", "b.png", "--sigma", "25"],
-                 ["demo"], ["filter-demo"], ["model", "upload", "--cluster", "c.toml"]):
+    for argv in (
+        ["filter", "a.png", "b.png", "--kernel", "box:3"],
+        ["denoise", "a.png", "b.png", "--sigma", "25"],
+        ["demo"],
+        ["filter-demo"],
+        ["model", "upload", "--cluster", "c.toml"],
+    ):
         assert parser.parse_args([*argv, "--json"]).json is True, argv
 
 
@@ -94,8 +101,9 @@ def _check_job_record(record, output):
     assert record["output"] == str(output)
     for key in ("wall_seconds", "online_seconds", "offline_seconds", "rounds", "upload_bytes", "download_bytes"):
         assert isinstance(record[key], (int, float)), key
-    assert record["parties"] and all(isinstance(p["bytes_sent"], int) and p["bytes_sent"] > 0
-                                     for p in record["parties"])
+    assert record["parties"] and all(
+        isinstance(p["bytes_sent"], int) and p["bytes_sent"] > 0 for p in record["parties"]
+    )
 
 
 @pytest.mark.parametrize("extra", [[], ["--scheme", "he"]])
@@ -156,6 +164,7 @@ def test_bench_ring_add_runs_only_ring_add(capsys):
 
 # ---- point 10: a busy port is one line and exit 2 --------------------------------------------
 
+
 @pytest.mark.parametrize("role", ["party", "dealer"])
 def test_serve_on_a_port_in_use_is_one_line_and_exit_2(tmp_path, role):
     from safelight.net.certs import create_cluster_certs
@@ -168,8 +177,12 @@ def test_serve_on_a_port_in_use_is_one_line_and_exit_2(tmp_path, role):
         port = held.getsockname()[1]
         busy = PartyAddress("127.0.0.1", port)
         free = PartyAddress("127.0.0.1", 1)
-        cfg = ClusterConfig((busy, free) if role == "party" else (free, free), tmp_path / "certs", 2.0,
-                            dealer=busy if role == "dealer" else None)
+        cfg = ClusterConfig(
+            (busy, free) if role == "party" else (free, free),
+            tmp_path / "certs",
+            2.0,
+            dealer=busy if role == "dealer" else None,
+        )
         path = cfg.save(tmp_path / "cluster.toml")
         args = ["--party", "0"] if role == "party" else ["--role", "dealer"]
         proc = run_cli("serve", "--config", str(path), *args, timeout=60)
@@ -181,6 +194,7 @@ def test_serve_on_a_port_in_use_is_one_line_and_exit_2(tmp_path, role):
 
 
 # ---- point 12: the HE filter takes large kernels -----------------------------------------------
+
 
 @pytest.mark.parametrize("kernel", ["gaussian:2", "box:31"])
 def test_he_filter_cli_takes_17x17_and_31x31_kernels(photo, tmp_path, kernel):
@@ -198,12 +212,15 @@ def he_server():
         yield cluster
 
 
-@pytest.mark.parametrize("kernel", [
-    "gaussian:2",
-    np.random.default_rng(5).normal(size=(31, 31)) / 40,  # signed weights, 31 x 31
-    "gaussian:7.5",  # 61 x 61: a larger ring
-    "gaussian:20",  # 161 x 161, the largest the command takes
-])
+@pytest.mark.parametrize(
+    "kernel",
+    [
+        "gaussian:2",
+        np.random.default_rng(5).normal(size=(31, 31)) / 40,  # signed weights, 31 x 31
+        "gaussian:7.5",  # 61 x 61: a larger ring
+        "gaussian:20",  # 161 x 161, the largest the command takes
+    ],
+)
 @pytest.mark.parametrize("encrypted_kernel", [False, True])
 def test_he_filter_large_kernels_match_plaintext(he_server, kernel, encrypted_kernel):
     from safelight.tasks import he_filter
@@ -223,6 +240,7 @@ def test_he_filter_ring_degree_grows_only_for_large_kernels():
 
 
 # ---- point 14: the offline phase reports progress ----------------------------------------------
+
 
 def test_offline_progress_frames_reach_the_callback_without_a_dealer():
     """A dealer-free job (triples="he") tells the client each offline step; a callback
@@ -262,11 +280,14 @@ def test_cli_progress_has_an_eta_and_a_bar_per_phase():
     callback = cli._layer_progress(progress)
     callback(0, 1, 3, "conv2d", phase="offline")
     callback(0, 1, 3, "conv2d")
-    assert [t.description for t in progress.tasks] == ["party-0 offline step 1/3 conv2d",
-                                                       "party-0 online step 1/3 conv2d"]
+    assert [t.description for t in progress.tasks] == [
+        "party-0 offline step 1/3 conv2d",
+        "party-0 online step 1/3 conv2d",
+    ]
 
 
 # ---- point 17: the README's cluster.toml and filter output ----------------------------------------
+
 
 def test_readme_cluster_toml_example_loads(tmp_path):
     from safelight.net.config import ClusterConfig
@@ -285,7 +306,7 @@ def test_readme_cluster_toml_example_loads(tmp_path):
 def test_readme_says_how_negative_filter_outputs_are_written_and_what_denoising_costs():
     text = README.read_text()
     assert "|response|" in text and "clipped to [0, 1]" in text
-    table = text[text.index("#### What private denoising costs"):]
+    table = text[text.index("#### What private denoising costs") :]
     for size in ("64×64", "128×128", "256×256", "512×512"):
         assert size in table
     assert "21.2 GB" in table and "5.4 GB" in table

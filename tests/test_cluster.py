@@ -14,8 +14,8 @@ import pytest
 import safelight
 from safelight.errors import InputError, PeerUnavailableError, ProgramError, ProtocolError
 from safelight.net.certs import Identity, create_cluster_certs
-from safelight.program.program import Program
 from safelight.net.transport import HEADER, MAGIC, MsgType, connect
+from safelight.program.program import Program
 
 
 def linear_program(parties, shape=(6, 7)):
@@ -159,8 +159,9 @@ def test_killed_server_gives_clear_error_within_timeout():
         cluster.processes[1].wait()
         t0 = time.monotonic()
         with pytest.raises(PeerUnavailableError, match="party-1"):
-            cluster.run(linear_program(2), {"x": safelight.encode(np.ones((6, 7))),
-                                            "y": safelight.encode(np.ones((6, 7)))})
+            cluster.run(
+                linear_program(2), {"x": safelight.encode(np.ones((6, 7))), "y": safelight.encode(np.ones((6, 7)))}
+            )
         assert time.monotonic() - t0 < 3.0 + 2
 
 
@@ -233,14 +234,33 @@ def test_cluster_from_config_and_remote_style_serve(tmp_path):
 
     from safelight.net.config import ClusterConfig, PartyAddress
 
-    subprocess.run([sys.executable, "-m", "safelight", "certs", str(tmp_path / "certs"), "--parties", "2"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "safelight", "certs", str(tmp_path / "certs"), "--parties", "2"],
+        check=True,
+        capture_output=True,
+    )
     # Port 0: each server binds a free port and reports it (no port is reserved in advance).
     cfg = ClusterConfig((PartyAddress("127.0.0.1", 0),) * 2, tmp_path / "certs", 5.0)
     spawn = cfg.save(tmp_path / "spawn.toml")
-    procs = [subprocess.Popen([sys.executable, "-m", "safelight", "serve", "--config", str(spawn), "--party", str(i),
-                               "--peers-from-stdin"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "safelight",
+                "serve",
+                "--config",
+                str(spawn),
+                "--party",
+                str(i),
+                "--peers-from-stdin",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for i in range(2)
+    ]
     try:
         ports = []
         for proc in procs:
@@ -250,8 +270,9 @@ def test_cluster_from_config_and_remote_style_serve(tmp_path):
         addresses = tuple(PartyAddress("127.0.0.1", p) for p in ports)
         path = dataclasses.replace(cfg, parties=addresses).save(tmp_path / "cluster.toml")
         for proc in procs:
-            proc.stdin.write(b"PEERS " + json.dumps({"parties": [["127.0.0.1", p] for p in ports],
-                                                     "dealer": None}).encode() + b"\n")
+            proc.stdin.write(
+                b"PEERS " + json.dumps({"parties": [["127.0.0.1", p] for p in ports], "dealer": None}).encode() + b"\n"
+            )
             proc.stdin.flush()
         cluster = safelight.Cluster.from_config(path)
         x = np.arange(42.0).reshape(6, 7)

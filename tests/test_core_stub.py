@@ -21,10 +21,13 @@ TOOL = ROOT / "tools" / "gen_core_stub.py"
 
 def test_stub_matches_the_built_module():
     if importlib.util.find_spec("pybind11_stubgen") is None:
-        pytest.skip("pybind11-stubgen is not installed (pip install pybind11-stubgen, or the 'dev' extra): "
-                    "cannot regenerate _core.pyi to check it for drift")
-    proc = subprocess.run([sys.executable, str(TOOL), "--check"], check=False, capture_output=True, text=True,
-                          timeout=120)
+        pytest.skip(
+            "pybind11-stubgen is not installed (pip install pybind11-stubgen, or the 'dev' extra): "
+            "cannot regenerate _core.pyi to check it for drift"
+        )
+    proc = subprocess.run(
+        [sys.executable, str(TOOL), "--check"], check=False, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, f"_core.pyi drifted from the built module:\n{proc.stdout}{proc.stderr}"
 
 
@@ -47,5 +50,6 @@ def test_installed_package_ships_stub_and_marker():
     # safelight.__path__ is site-packages/safelight for a wheel install; an editable install
     # adds python/safelight. Either way a type checker must find both files in the package.
     for name in ("_core.pyi", "py.typed"):
-        assert any((Path(p) / name).is_file() for p in safelight.__path__), \
+        assert any((Path(p) / name).is_file() for p in safelight.__path__), (
             f"{name} is not in the installed package ({list(safelight.__path__)})"
+        )

@@ -4,12 +4,11 @@ matrix products, checked on simulated parties and on real servers."""
 import numpy as np
 import pytest
 
+from protocol_sim import simulate
 from safelight import decode, encode
+from safelight.program.program import Program
 from safelight.protocols.preprocessing import Plan
 from safelight.protocols.sources import randomness_source
-from safelight.program.program import Program
-
-from protocol_sim import simulate
 
 
 def _program(x_shape, w_shape, op="conv2d", **kw):
@@ -68,10 +67,9 @@ def _cross_views(x0, w1, monkeypatch=None, flood=None):
     import queue
     import threading
 
+    from protocol_sim import SimContext
     from safelight.he.packing import ConvPacking
     from safelight.protocols import he_products
-
-    from protocol_sim import SimContext
 
     packing = ConvPacking.choose(x0.shape[0], x0.shape[1], x0.shape[2], w1.shape[0], 3, 3, he_products.RING_DEGREE)
     inboxes = [[queue.Queue() for _ in range(2)] for _ in range(2)]
@@ -80,8 +78,7 @@ def _cross_views(x0, w1, monkeypatch=None, flood=None):
         monkeypatch.setattr(he_products, "flood_bits", lambda packing: flood)
     zeros_x, zeros_w = np.zeros_like(x0), np.zeros_like(w1)
     args = [(x0, zeros_w), (zeros_x, w1)]  # party 0 holds x0, party 1 holds w1
-    threads = [threading.Thread(target=he_products.cross_packed, args=(ctxs[p], packing, *args[p]))
-               for p in range(2)]
+    threads = [threading.Thread(target=he_products.cross_packed, args=(ctxs[p], packing, *args[p])) for p in range(2)]
     for t in threads:
         t.start()
     for t in threads:

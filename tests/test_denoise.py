@@ -79,8 +79,9 @@ def test_sigma_out_of_range(sigma):
         denoise.check_sigma(sigma)
 
 
-@pytest.mark.parametrize("image", [np.zeros((8, 8, 2)), np.zeros((8,)), np.array([["a"]]), np.zeros((1, 8, 3)),
-                                   np.full((4, 4), np.nan)])
+@pytest.mark.parametrize(
+    "image", [np.zeros((8, 8, 2)), np.zeros((8,)), np.array([["a"]]), np.zeros((1, 8, 3)), np.full((4, 4), np.nan)]
+)
 def test_not_an_image(image):
     with pytest.raises(InputError):
         denoise.as_float_image(image)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from safelight.models import (
     EFFICIENTNET_LITE0_INPUTS,
     EFFICIENTNET_LITE0_OUTPUTS,
@@ -109,11 +110,9 @@ def _unfolded_state_dict(onnx_weights: dict) -> dict:
     return sd
 
 
-def test_reference_from_onnx_weights_matches_onnxruntime_on_a_photo(embedder,
-                                                                     onnx_weights):
+def test_reference_from_onnx_weights_matches_onnxruntime_on_a_photo(embedder, onnx_weights):
     image = preprocess(_photo("astronaut"))
-    emb_ref, logits_ref = ref.efficientnet_lite0_reference(
-        _unfolded_state_dict(onnx_weights), image)
+    emb_ref, logits_ref = ref.efficientnet_lite0_reference(_unfolded_state_dict(onnx_weights), image)
     emb, logits = embedder.run(image)
     assert np.abs(logits - logits_ref).max() < 1e-3
     assert np.abs(emb - emb_ref).max() < 1e-4
@@ -136,7 +135,7 @@ def test_converter_folds_batchnorm_like_the_reference():
             weights[key] = rng.uniform(0.5, 1.5, shape).astype(np.float32)
         else:
             fan_in = int(np.prod(shape[1:]))
-            weights[key] = rng.normal(0, fan_in ** -0.5, shape).astype(np.float32)
+            weights[key] = rng.normal(0, fan_in**-0.5, shape).astype(np.float32)
     tool.check_shapes(weights)
     image = rng.uniform(-1, 1, (2, 3, 224, 224)).astype(np.float32)
     emb, logits = tool.run_onnx(tool.build_model(weights).SerializeToString(), image)
@@ -157,8 +156,7 @@ def test_graph_structure(model, onnx_weights):
     assert ops.count("Add") == sum(b["residual"] for b in specs) == 9
     assert [i.name for i in model.graph.input] == list(EFFICIENTNET_LITE0_INPUTS)
     assert [o.name for o in model.graph.output] == list(EFFICIENTNET_LITE0_OUTPUTS)
-    dims = [d.dim_value or d.dim_param
-            for d in model.graph.input[0].type.tensor_type.shape.dim]
+    dims = [d.dim_value or d.dim_param for d in model.graph.input[0].type.tensor_type.shape.dim]
     assert dims == ["N", 3, 224, 224]
     assert model.opset_import[0].version == 17
     # TF "SAME" padding: the extra zero of a stride-2 conv goes bottom/right.
@@ -220,8 +218,7 @@ def test_embeddings_are_unit_float32_and_batching_does_not_matter(embedder):
     np.testing.assert_allclose(one_by_one, emb, atol=1e-5)
     np.testing.assert_allclose(embedder.embed(photos[0]), emb[:1], atol=1e-6)
     pre = np.concatenate([preprocess(p) for p in photos])
-    np.testing.assert_allclose(Embedder(batch_size=2).embed_preprocessed(pre), emb,
-                               atol=1e-5)
+    np.testing.assert_allclose(Embedder(batch_size=2).embed_preprocessed(pre), emb, atol=1e-5)
     assert embedder.embed([]).shape == (0, 1280)
 
 
@@ -238,8 +235,7 @@ def test_preprocess_shape_normalisation_and_centre_crop():
     x = preprocess(np.full((300, 451, 3), 255, np.uint8))
     assert x.shape == (1, 3, 224, 224) and x.dtype == np.float32
     np.testing.assert_allclose(x, 1.0, atol=1e-5)  # (255 - 127) / 128
-    np.testing.assert_allclose(preprocess(np.zeros((50, 40), np.uint8)), -127 / 128,
-                               atol=1e-5)
+    np.testing.assert_allclose(preprocess(np.zeros((50, 40), np.uint8)), -127 / 128, atol=1e-5)
     # A wide image keeps its centre: left third black, right third white.
     wide = np.zeros((224, 672, 3), np.uint8)
     wide[:, 224:448] = 200
@@ -254,8 +250,7 @@ def test_preprocess_grey_rgba_and_float_inputs():
     rgb = _photo("chelsea")
     base = preprocess(rgb)
     np.testing.assert_allclose(preprocess(rgb / 255.0), base, atol=1e-5)
-    np.testing.assert_allclose(preprocess((rgb / 255.0).astype(np.float32)), base,
-                               atol=1e-5)
+    np.testing.assert_allclose(preprocess((rgb / 255.0).astype(np.float32)), base, atol=1e-5)
     rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=2)
     np.testing.assert_allclose(preprocess(rgba), base, atol=1e-6)
     transparent = rgba.copy()
@@ -268,8 +263,7 @@ def test_preprocess_grey_rgba_and_float_inputs():
     np.testing.assert_array_equal(g[:, 0], g[:, 1])
     np.testing.assert_array_equal(g[:, 0], g[:, 2])
     np.testing.assert_allclose(preprocess(grey[:, :, None]), g, atol=1e-6)
-    np.testing.assert_allclose(preprocess(np.repeat(grey[:, :, None], 3, 2)), g,
-                               atol=1e-6)
+    np.testing.assert_allclose(preprocess(np.repeat(grey[:, :, None], 3, 2)), g, atol=1e-6)
     np.testing.assert_allclose(preprocess(grey / 255.0), g, atol=1e-5)
 
     from PIL import Image

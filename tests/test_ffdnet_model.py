@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from safelight.models import FFDNET_COLOR_INPUTS, ffdnet_color_path
 from safelight.models.ffdnet_reference import ffdnet_reference
 
@@ -49,15 +50,13 @@ def onnx_weights(model):
 @pytest.fixture(scope="module")
 def session():
     ort = pytest.importorskip("onnxruntime")
-    return ort.InferenceSession(str(ffdnet_color_path()),
-                                providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(ffdnet_color_path()), providers=["CPUExecutionProvider"])
 
 
 def _denoise(session, image: np.ndarray, sigma: float) -> np.ndarray:
     n, _, h, w = image.shape
     noise = np.full((n, 1, h // 2, w // 2), sigma, np.float32)
-    return session.run(["denoised"], {"image": image.astype(np.float32),
-                                      "noise_map": noise})[0]
+    return session.run(["denoised"], {"image": image.astype(np.float32), "noise_map": noise})[0]
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -168,11 +167,9 @@ def _fake_pth(tensors: dict, fmt: str, monkeypatch) -> bytes:
         m.setitem(sys.modules, "torch._utils", utils)
         payload = dumps(state)
     if fmt == "legacy":
-        head = b"".join(pickle.dumps(x, protocol=2) for x in (
-            torch_pickle.LEGACY_MAGIC, 1001, {"little_endian": True}))
+        head = b"".join(pickle.dumps(x, protocol=2) for x in (torch_pickle.LEGACY_MAGIC, 1001, {"little_endian": True}))
         keys = pickle.dumps([s.key for s in storages], protocol=2)
-        blobs = b"".join(struct.pack("<q", s.data.size) + s.data.tobytes()
-                         for s in storages)
+        blobs = b"".join(struct.pack("<q", s.data.size) + s.data.tobytes() for s in storages)
         return head + payload + keys + blobs
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -186,9 +183,11 @@ def _fake_pth(tensors: dict, fmt: str, monkeypatch) -> bytes:
 @pytest.mark.parametrize("fmt", ["zip", "legacy"])
 def test_torch_pickle_reads_both_formats(fmt, monkeypatch):
     w = np.arange(6, dtype=np.float32)
-    tensors = {"conv.weight": (w, (2, 3), (3, 1)),
-               "conv.weight_t": (w, (3, 2), (1, 3)),  # non-contiguous view
-               "conv.bias": (np.array([0.5, -1.5]), (2,), (1,))}
+    tensors = {
+        "conv.weight": (w, (2, 3), (3, 1)),
+        "conv.weight_t": (w, (3, 2), (1, 3)),  # non-contiguous view
+        "conv.bias": (np.array([0.5, -1.5]), (2,), (1,)),
+    }
     sd = torch_pickle.load_state_dict(_fake_pth(tensors, fmt, monkeypatch))
     assert list(sd) == ["conv.weight", "conv.weight_t", "conv.bias"]
     np.testing.assert_array_equal(sd["conv.weight"], w.reshape(2, 3))
@@ -209,8 +208,10 @@ class _Evil:
 def test_torch_pickle_refuses_unknown_globals(fmt, tmp_path):
     evil = pickle.dumps(_Evil(tmp_path / "pwned"), protocol=2)
     if fmt == "legacy":
-        pth = b"".join(pickle.dumps(x, protocol=2) for x in (
-            torch_pickle.LEGACY_MAGIC, 1001, {"little_endian": True})) + evil
+        pth = (
+            b"".join(pickle.dumps(x, protocol=2) for x in (torch_pickle.LEGACY_MAGIC, 1001, {"little_endian": True}))
+            + evil
+        )
     else:
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w") as zf:

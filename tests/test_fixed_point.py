@@ -64,5 +64,6 @@ def test_bad_frac_bits(f):
 
 def test_large_arrays_use_threads_and_agree(isa):
     x = np.random.default_rng(1).normal(size=(1 << 20) + 3) * 1000
-    np.testing.assert_array_equal(fixed_point.encode(x, 20), reference_encode(x[:1000], 20).tolist()
-                                  + fixed_point.encode(x[1000:], 20).tolist())
+    np.testing.assert_array_equal(
+        fixed_point.encode(x, 20), reference_encode(x[:1000], 20).tolist() + fixed_point.encode(x[1000:], 20).tolist()
+    )

@@ -17,10 +17,9 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kernel_helpers import with_isa
 from safelight import _core, gc
 from safelight.gc import CircuitBuilder, circuits
-
-from kernel_helpers import with_isa
 
 pytestmark = pytest.mark.kernels
 
@@ -32,6 +31,7 @@ PI_KEY = bytes.fromhex("243F6A8885A308D313198A2E03707344")
 # ---------------------------------------------------------------------------------------------
 # Reference model (pure Python integers)
 # ---------------------------------------------------------------------------------------------
+
 
 def to_int(label) -> int:
     return int(label[0]) | (int(label[1]) << 64)
@@ -50,7 +50,7 @@ def ref_hash_many(xs, tweaks):
     ks = [dbl(x) ^ t for x, t in zip(xs, tweaks)]
     enc = Cipher(algorithms.AES(PI_KEY), modes.ECB()).encryptor()
     blob = enc.update(b"".join(k.to_bytes(16, "little") for k in ks))
-    return [int.from_bytes(blob[16 * i: 16 * i + 16], "little") ^ k for i, k in enumerate(ks)]
+    return [int.from_bytes(blob[16 * i : 16 * i + 16], "little") ^ k for i, k in enumerate(ks)]
 
 
 def ref_garble(circ, input_zero, delta, offset):
@@ -108,6 +108,7 @@ def random_bits(n, batch, seed):
 # Hash and reference garbler
 # ---------------------------------------------------------------------------------------------
 
+
 def test_fixed_key_is_pi():
     assert _core.gc_fixed_key() == PI_KEY
 
@@ -119,8 +120,7 @@ def test_hash_matches_aes_reference(isa, n):
     x[0] = [2**64 - 1, 2**64 - 1]  # top bit set: reduction by 0x87
     out = np.zeros_like(x)
     _core.gc_hash(x, 2**64 - n, 12345, out)
-    want = ref_hash_many([to_int(r) for r in x],
-                         [(2**64 - n + i) | (12345 << 64) for i in range(n)])
+    want = ref_hash_many([to_int(r) for r in x], [(2**64 - n + i) | (12345 << 64) for i in range(n)])
     assert [to_int(r) for r in out] == want
 
 
@@ -143,6 +143,7 @@ def test_garbling_matches_python_half_gates(isa, batch):
 # ---------------------------------------------------------------------------------------------
 # Random circuits
 # ---------------------------------------------------------------------------------------------
+
 
 @st.composite
 def random_circuits(draw):
@@ -187,8 +188,10 @@ def test_large_batch_crosses_chunks_and_threads(isa):
         np.testing.assert_array_equal(t2, tables)
         np.testing.assert_array_equal(o2, out_zero)
     if isa != "scalar":
-        ref_t, ref_o = with_isa("scalar", lambda: gc.garble(
-            circ, gc.random_labels(circ.n_inputs, batch, seed=4)[:, :301], gc.random_delta(3)))
+        ref_t, ref_o = with_isa(
+            "scalar",
+            lambda: gc.garble(circ, gc.random_labels(circ.n_inputs, batch, seed=4)[:, :301], gc.random_delta(3)),
+        )
         np.testing.assert_array_equal(tables[:, :301], ref_t)
         np.testing.assert_array_equal(out_zero[:, :301], ref_o)
 
@@ -208,8 +211,7 @@ def test_chunked_garbling_equals_one_shot(isa, cuts):
         t, o = gc.garble(circ, np.ascontiguousarray(zero[:, lo:hi]), delta, base + lo)
         np.testing.assert_array_equal(t, tables[:, lo:hi])
         np.testing.assert_array_equal(o, out_zero[:, lo:hi])
-        e = gc.evaluate(circ, np.ascontiguousarray(labels[:, lo:hi]),
-                        np.ascontiguousarray(tables[:, lo:hi]), base + lo)
+        e = gc.evaluate(circ, np.ascontiguousarray(labels[:, lo:hi]), np.ascontiguousarray(tables[:, lo:hi]), base + lo)
         np.testing.assert_array_equal(e, out[:, lo:hi])
     # a wrong offset garbles differently, and evaluation with it decodes garbage
     t_wrong, _ = gc.garble(circ, zero, delta, base + 1)
@@ -268,14 +270,16 @@ def test_empty_batch_and_gateless_circuit(isa):
 # Ready-made circuits against numpy
 # ---------------------------------------------------------------------------------------------
 
+
 def adversarial(k, n, seed):
     """Random k-bit values plus 0, 1, -1, extremes and powers of two (as uint64 mod 2^k)."""
     m = (1 << k) - 1
     special = [0, 1, 2, m, m - 1, 1 << (k - 1), (1 << (k - 1)) - 1, (1 << (k - 1)) + 1]
     special += [1 << i for i in range(k)]
     rng = np.random.default_rng(seed)
-    vals = np.concatenate([np.array(special, dtype=np.uint64) & np.uint64(m),
-                           rng.integers(0, 2**63, n, dtype=np.uint64) & np.uint64(m)])
+    vals = np.concatenate(
+        [np.array(special, dtype=np.uint64) & np.uint64(m), rng.integers(0, 2**63, n, dtype=np.uint64) & np.uint64(m)]
+    )
     return vals
 
 
@@ -362,8 +366,9 @@ def test_relu(k):
     np.testing.assert_array_equal((out + r) & m, want)
 
 
-@pytest.mark.parametrize("k,lo,hi", [(8, -5, 17), (8, -128, 127), (8, 0, 0), (16, 0, 6 << 8),
-                                     (32, -(2**31), -3), (64, -(2**40), 2**50)])
+@pytest.mark.parametrize(
+    "k,lo,hi", [(8, -5, 17), (8, -128, 127), (8, 0, 0), (16, 0, 6 << 8), (32, -(2**31), -3), (64, -(2**40), 2**50)]
+)
 def test_clip_and_relu6(k, lo, hi):
     x0, x1 = pairs(k, 11 * k)
     m = np.uint64(2**64 - 1) if k == 64 else np.uint64((1 << k) - 1)
@@ -409,8 +414,7 @@ def test_compare_swap(k, sgn):
     np.testing.assert_array_equal(hi, want_hi)
 
 
-@pytest.mark.parametrize("n,k,sgn", [(1, 8, True), (2, 8, True), (5, 8, True), (8, 16, False),
-                                     (9, 32, True)])
+@pytest.mark.parametrize("n,k,sgn", [(1, 8, True), (2, 8, True), (5, 8, True), (8, 16, False), (9, 32, True)])
 def test_max_argmax(n, k, sgn):
     rng = np.random.default_rng(n * k)
     batch = 200
@@ -420,15 +424,18 @@ def test_max_argmax(n, k, sgn):
     vals[:, :20] = vals[0, :20]  # ties: the first maximum wins
     x0 = rng.integers(0, 2**63, (n, batch), dtype=np.uint64) & np.uint64(m)
     x1 = (vals - x0) & np.uint64(m)
-    bits = np.concatenate([gc.to_bits(x0, k).transpose(1, 0, 2).reshape(n * k, batch),
-                           gc.to_bits(x1, k).transpose(1, 0, 2).reshape(n * k, batch)])
+    bits = np.concatenate(
+        [
+            gc.to_bits(x0, k).transpose(1, 0, 2).reshape(n * k, batch),
+            gc.to_bits(x1, k).transpose(1, 0, 2).reshape(n * k, batch),
+        ]
+    )
     key = signed(vals, k) if sgn else vals
     circ = circuits.argmax(n, k, signed=sgn, with_value=True)
     out = both_ways(circ, bits)
     idx_bits = max(1, (n - 1).bit_length())
     np.testing.assert_array_equal(gc.from_bits(out[:idx_bits]), np.argmax(key, axis=0))
-    np.testing.assert_array_equal(gc.from_bits(out[idx_bits:]),
-                                  vals[np.argmax(key, axis=0), np.arange(batch)])
+    np.testing.assert_array_equal(gc.from_bits(out[idx_bits:]), vals[np.argmax(key, axis=0), np.arange(batch)])
     mx = both_ways(circuits.maximum(n, k, signed=sgn), bits)
     np.testing.assert_array_equal(gc.from_bits(mx), vals[np.argmax(key, axis=0), np.arange(batch)])
 
@@ -436,14 +443,14 @@ def test_max_argmax(n, k, sgn):
 def test_bits_roundtrip():
     v = np.array([0, 1, -1, -(2**63), 2**63 - 1, 12345], dtype=np.int64)
     np.testing.assert_array_equal(gc.from_bits(gc.to_bits(v, 64), signed=True), v)
-    np.testing.assert_array_equal(gc.from_bits(gc.to_bits(v, 8), signed=True),
-                                  v.astype(np.int8).astype(np.int64))
+    np.testing.assert_array_equal(gc.from_bits(gc.to_bits(v, 8), signed=True), v.astype(np.int8).astype(np.int64))
     assert gc.to_bits(np.array([5, 6]), 3).shape == (3, 2)
 
 
 # ---------------------------------------------------------------------------------------------
 # Builder
 # ---------------------------------------------------------------------------------------------
+
 
 def test_builder_folds_constants():
     b = CircuitBuilder()
@@ -480,6 +487,7 @@ def test_builder_orders_inputs_and_prunes():
 # Bristol Fashion
 # ---------------------------------------------------------------------------------------------
 
+
 def test_bristol_adder2_file(isa):
     circ = gc.read_bristol(DATA / "adder2.txt")
     assert (circ.n_garbler_inputs, circ.n_evaluator_inputs, circ.n_outputs) == (2, 2, 3)
@@ -511,16 +519,19 @@ def test_bristol_mand_eq_eqw():
     np.testing.assert_array_equal(out[2], 0)
 
 
-@pytest.mark.parametrize("text,match", [
-    ("", "three header lines"),
-    ("1 3\n1 2\n1 1\n2 1 0 1 2 NAND\n", "unsupported gate"),
-    ("1 3\n1 2\n1 1\n2 1 0 1 2 XOR\n2 1 0 1 2 XOR\n", "announces 1 gates"),
-    ("1 3\n2 1\n1 1\n2 1 0 1 2 XOR\n", "niv"),
-    ("1 3\n1 2\n1 1\n2 1 0 7 2 AND\n", "out of range"),
-    ("1 3\n1 2\n1 1\n2 1 0 1 1 AND\n", "output wire 1"),
-    ("2 4\n1 2\n1 1\n2 1 0 3 2 AND\n2 1 0 1 3 XOR\n", "before it is written"),
-    ("1 3\n1 2\n1 1\n2 1 0 x 2 AND\n", "integers"),
-])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("", "three header lines"),
+        ("1 3\n1 2\n1 1\n2 1 0 1 2 NAND\n", "unsupported gate"),
+        ("1 3\n1 2\n1 1\n2 1 0 1 2 XOR\n2 1 0 1 2 XOR\n", "announces 1 gates"),
+        ("1 3\n2 1\n1 1\n2 1 0 1 2 XOR\n", "niv"),
+        ("1 3\n1 2\n1 1\n2 1 0 7 2 AND\n", "out of range"),
+        ("1 3\n1 2\n1 1\n2 1 0 1 1 AND\n", "output wire 1"),
+        ("2 4\n1 2\n1 1\n2 1 0 3 2 AND\n2 1 0 1 3 XOR\n", "before it is written"),
+        ("1 3\n1 2\n1 1\n2 1 0 x 2 AND\n", "integers"),
+    ],
+)
 def test_bristol_errors(text, match):
     with pytest.raises(gc.BristolError, match=match):
         gc.parse_bristol(text)
@@ -538,6 +549,7 @@ def test_bristol_garbler_values():
 # Errors
 # ---------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def small():
     circ = circuits.adder(4)
@@ -548,10 +560,16 @@ def small():
 
 
 def core_garble(circ, zero, delta, tables, out, offset=0, gates=None, outputs=None, n_wires=None):
-    return _core.gc_garble(circ.gates if gates is None else gates,
-                           circ.outputs if outputs is None else outputs,
-                           circ.n_wires if n_wires is None else n_wires,
-                           zero, delta, offset, tables, out)
+    return _core.gc_garble(
+        circ.gates if gates is None else gates,
+        circ.outputs if outputs is None else outputs,
+        circ.n_wires if n_wires is None else n_wires,
+        zero,
+        delta,
+        offset,
+        tables,
+        out,
+    )
 
 
 def test_bad_shapes_and_dtypes(small):
@@ -590,15 +608,18 @@ def test_bad_shapes_and_dtypes(small):
         gc.garble(circ, zero, delta, threads=-1)
 
 
-@pytest.mark.parametrize("rows,outputs,match", [
-    ([[3, 0, 1, 2]], [2], "unknown op 3"),
-    ([[0, 0, 5, 2]], [2], "second input wire 5 is out of range"),
-    ([[0, 0, 2, 2]], [2], "read before it is written"),
-    ([[1, 0, 1, 1]], [1], "output wire 1 is an input wire"),
-    ([[1, 0, 1, 2], [0, 0, 1, 2]], [2], "written twice"),
-    ([[1, 0, 1, 2]], [3], "output 0: wire 3 is never written"),
-    ([[1, 0, 1, 2]], [9], "out of range"),
-])
+@pytest.mark.parametrize(
+    "rows,outputs,match",
+    [
+        ([[3, 0, 1, 2]], [2], "unknown op 3"),
+        ([[0, 0, 5, 2]], [2], "second input wire 5 is out of range"),
+        ([[0, 0, 2, 2]], [2], "read before it is written"),
+        ([[1, 0, 1, 1]], [1], "output wire 1 is an input wire"),
+        ([[1, 0, 1, 2], [0, 0, 1, 2]], [2], "written twice"),
+        ([[1, 0, 1, 2]], [3], "output 0: wire 3 is never written"),
+        ([[1, 0, 1, 2]], [9], "out of range"),
+    ],
+)
 def test_invalid_circuits(rows, outputs, match):
     with pytest.raises(ValueError, match=match):
         gc.Circuit(np.array(rows, np.int32), 1, 1, outputs, n_wires=4)
@@ -658,8 +679,7 @@ def test_bit_planes_matches_unpackbits(n, bits, seed):
 
 def test_label_helpers_check_arguments():
     with pytest.raises(ValueError, match="2 words per bit"):
-        _core.gc_encode(np.zeros(6, np.uint64), np.ones(2, np.uint64), np.zeros(2, np.uint8),
-                        np.zeros(6, np.uint64))
+        _core.gc_encode(np.zeros(6, np.uint64), np.ones(2, np.uint64), np.zeros(2, np.uint8), np.zeros(6, np.uint64))
     with pytest.raises(ValueError, match="bits must be in 1..64"):
         _core.gc_bit_planes(np.zeros(3, np.uint64), 65, np.zeros((65, 3), np.uint8))
     with pytest.raises(ValueError, match="out must have shape"):

@@ -10,10 +10,9 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import safelight
+from protocol_sim import simulate
 from safelight.errors import PeerUnavailableError
 from safelight.program.program import Program
-
-from protocol_sim import simulate
 
 EPS = 2.0**-16
 
@@ -143,8 +142,9 @@ def test_dealer_dealt_ots_give_the_same_results_without_ot_extension(parties):
         dealt = cluster.run(p, inputs, ots="dealer")
     for job in (iknp, dealt):
         np.testing.assert_allclose(safelight.decode(job.outputs["relu"]), np.maximum(x, 0), atol=EPS)
-        np.testing.assert_allclose(safelight.decode(job.outputs["pool"]),
-                                   m.reshape(2, 2, 2, 2).max(axis=(1, 3)).reshape(1, 1, 2, 2), atol=EPS)
+        np.testing.assert_allclose(
+            safelight.decode(job.outputs["pool"]), m.reshape(2, 2, 2, 2).max(axis=(1, 3)).reshape(1, 1, 2, 2), atol=EPS
+        )
     # IKNP's evaluator sends 16 bytes per OT to the garbler; with dealt OTs it sends none
     n_ots = 40 * (x.size + 4 * 3)  # 40-bit signs: relu values plus 3 comparisons per 2x2 window
     assert iknp.parties[1].peer_bytes_sent - dealt.parties[1].peer_bytes_sent > 15 * n_ots

@@ -12,9 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from safelight import _core
-
 from kernel_helpers import random_u64, with_isa
+from safelight import _core
 
 pytestmark = pytest.mark.kernels
 
@@ -34,25 +33,66 @@ def matmul(a, b, out=None, accumulate=False):
 # ---------------------------------------------------------------------------------------------
 
 MATMUL_SHAPES = [
-    (1, 1, 1), (1, 7, 1), (2, 3, 5), (7, 5, 3), (3, 1, 17), (1, 300, 1),
-    (8, 24, 24), (9, 25, 23), (7, 23, 25), (16, 17, 48), (24, 8, 8), (2, 8, 8), (3, 9, 7),
-    (33, 300, 50), (100, 257, 97),
+    (1, 1, 1),
+    (1, 7, 1),
+    (2, 3, 5),
+    (7, 5, 3),
+    (3, 1, 17),
+    (1, 300, 1),
+    (8, 24, 24),
+    (9, 25, 23),
+    (7, 23, 25),
+    (16, 17, 48),
+    (24, 8, 8),
+    (2, 8, 8),
+    (3, 9, 7),
+    (33, 300, 50),
+    (100, 257, 97),
     # k around the k block (256) and its even split
-    (9, 255, 25), (9, 256, 25), (9, 257, 25), (5, 511, 9), (5, 513, 9),
+    (9, 255, 25),
+    (9, 256, 25),
+    (9, 257, 25),
+    (5, 511, 9),
+    (5, 513, 9),
     # m around the m blocks (192 AVX-512, 128 AVX2)
-    (127, 20, 9), (128, 20, 9), (129, 20, 9), (191, 20, 26), (192, 20, 26), (193, 20, 26),
+    (127, 20, 9),
+    (128, 20, 9),
+    (129, 20, 9),
+    (191, 20, 26),
+    (192, 20, 26),
+    (193, 20, 26),
     # n around the n blocks (2016 AVX-512, 2048 AVX2)
-    (3, 5, 2015), (3, 5, 2016), (3, 5, 2017), (2, 4, 2047), (2, 4, 2048), (2, 4, 2049),
+    (3, 5, 2015),
+    (3, 5, 2016),
+    (3, 5, 2017),
+    (2, 4, 2047),
+    (2, 4, 2048),
+    (2, 4, 2049),
     # threaded: split over columns, then over rows
-    (200, 513, 300), (600, 64, 100), (64, 576, 1000),
+    (200, 513, 300),
+    (600, 64, 100),
+    (64, 576, 1000),
     # several n blocks per thread and several m blocks sharing packed B panels
     (200, 40, 4100),
     # few rows (B streamed in place; 128-column blocks, 8 rows of k per pass)
-    (1, 1000, 300), (2, 1025, 130), (3, 33, 257), (4, 7, 129), (5, 17, 1000), (8, 9, 129),
-    (8, 2048, 1500), (9, 100, 200), (12, 64, 64),
+    (1, 1000, 300),
+    (2, 1025, 130),
+    (3, 33, 257),
+    (4, 7, 129),
+    (5, 17, 1000),
+    (8, 9, 129),
+    (8, 2048, 1500),
+    (9, 100, 200),
+    (12, 64, 64),
     # few columns (dot products against a transposed B)
-    (100, 1000, 1), (513, 37, 4), (33, 9, 8), (1000, 300, 5), (31, 3, 9), (4096, 1024, 2),
-    (17, 1, 3), (3, 2, 3),
+    (100, 1000, 1),
+    (513, 37, 4),
+    (33, 9, 8),
+    (1000, 300, 5),
+    (31, 3, 9),
+    (4096, 1024, 2),
+    (17, 1, 3),
+    (3, 2, 3),
 ]
 
 
@@ -121,8 +161,7 @@ def test_matmul_signed_fixed_point_semantics(isa):
     np.testing.assert_array_equal(got, a @ b)
 
 
-@given(st.integers(0, 40), st.integers(0, 40), st.integers(0, 40), st.booleans(),
-       st.integers(0, 2**32 - 1))
+@given(st.integers(0, 40), st.integers(0, 40), st.integers(0, 40), st.booleans(), st.integers(0, 2**32 - 1))
 def test_matmul_property_every_isa(m, k, n, accumulate, seed):
     a, b = random_u64((m, k), seed), random_u64((k, n), seed + 1)
     init = random_u64((m, n), seed + 2)
@@ -202,25 +241,24 @@ def conv_reference(x, w, stride=1, padding=0, dilation=1, groups=1):
     o, cg, kh, kw = w.shape
     ho, wo = conv_out_size(h, wd, kh, kw, stride, padding, dilation)
     xp = np.zeros((n, c, h + 2 * ph, wd + 2 * pw), dtype=np.uint64)
-    xp[:, :, ph:ph + h, pw:pw + wd] = x
+    xp[:, :, ph : ph + h, pw : pw + wd] = x
     out = np.zeros((n, o, ho, wo), dtype=np.uint64)
     og = o // groups
     for g in range(groups):
-        xs = xp[:, g * cg:(g + 1) * cg]
+        xs = xp[:, g * cg : (g + 1) * cg]
         for i in range(kh):
             for j in range(kw):
-                patch = xs[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh,
-                           j * dw:j * dw + sw * (wo - 1) + 1:sw]
-                out[:, g * og:(g + 1) * og] += np.einsum(
-                    "oc,nchw->nohw", w[g * og:(g + 1) * og, :, i, j], patch)
+                patch = xs[:, :, i * dh : i * dh + sh * (ho - 1) + 1 : sh, j * dw : j * dw + sw * (wo - 1) + 1 : sw]
+                out[:, g * og : (g + 1) * og] += np.einsum("oc,nchw->nohw", w[g * og : (g + 1) * og, :, i, j], patch)
     return out
 
 
 def conv(x, w, out=None, accumulate=False, **kw):
     if out is None:
         o, _, kh, kwd = w.shape
-        ho, wo = conv_out_size(x.shape[2], x.shape[3], kh, kwd, kw.get("stride", 1),
-                               kw.get("padding", 0), kw.get("dilation", 1))
+        ho, wo = conv_out_size(
+            x.shape[2], x.shape[3], kh, kwd, kw.get("stride", 1), kw.get("padding", 0), kw.get("dilation", 1)
+        )
         out = np.full((x.shape[0], o, ho, wo), 0xDEADBEEF, dtype=np.uint64)
     result = _core.ring_conv2d(x, w, out, accumulate=accumulate, **kw)
     assert result is out
@@ -338,12 +376,25 @@ def test_conv2d_matches_matmul_for_1x1():
     np.testing.assert_array_equal(conv(x, wt), expected)
 
 
-@given(st.integers(1, 2), st.integers(1, 3), st.integers(1, 4), st.integers(1, 9),
-       st.integers(1, 9), st.integers(1, 4), st.integers(1, 4), st.integers(1, 3),
-       st.integers(1, 3), st.integers(0, 2), st.integers(0, 2), st.integers(1, 2),
-       st.integers(1, 2), st.integers(1, 10), st.booleans(), st.integers(0, 2**32 - 1))
-def test_conv2d_property_every_isa(n, groups, cpg, h, w, kh, kw, sh, sw, ph, pw, dh, dw, opg,
-                                    accumulate, seed):
+@given(
+    st.integers(1, 2),
+    st.integers(1, 3),
+    st.integers(1, 4),
+    st.integers(1, 9),
+    st.integers(1, 9),
+    st.integers(1, 4),
+    st.integers(1, 4),
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.integers(0, 2),
+    st.integers(0, 2),
+    st.integers(1, 2),
+    st.integers(1, 2),
+    st.integers(1, 10),
+    st.booleans(),
+    st.integers(0, 2**32 - 1),
+)
+def test_conv2d_property_every_isa(n, groups, cpg, h, w, kh, kw, sh, sw, ph, pw, dh, dw, opg, accumulate, seed):
     # opg (output channels per group) spans the direct (thin groups) and GEMM paths
     c, o = groups * cpg, groups * opg
     if dh * (kh - 1) + 1 > h + 2 * ph or dw * (kw - 1) + 1 > w + 2 * pw:
@@ -368,8 +419,7 @@ def test_conv2d_benchmark_shape_every_isa():
     expected = with_isa("scalar", lambda: conv(x, wt, padding=1))
     np.testing.assert_array_equal(expected[:, :4, :5], conv_reference(x, wt, padding=1)[:, :4, :5])
     for name in _core.available_isas():
-        np.testing.assert_array_equal(with_isa(name, lambda: conv(x, wt, padding=1)), expected,
-                                      err_msg=name)
+        np.testing.assert_array_equal(with_isa(name, lambda: conv(x, wt, padding=1)), expected, err_msg=name)
 
 
 def test_conv2d_bad_arguments():
@@ -427,8 +477,7 @@ def test_conv2d_int_and_pair_arguments_agree():
     wt = random_u64((4, 3, 3, 3), 34)
     a = conv(x, wt, stride=2, padding=1, dilation=2)
     b = conv(x, wt, stride=(2, 2), padding=[1, 1], dilation=(2, 2))
-    c = conv(x, wt, stride=np.int64(2), padding=(np.int32(1), 1), dilation=(2, np.uint8(2)),
-             groups=np.int64(1))
+    c = conv(x, wt, stride=np.int64(2), padding=(np.int32(1), 1), dilation=(2, np.uint8(2)), groups=np.int64(1))
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(a, c)
     with pytest.raises(TypeError, match="stride"):

@@ -5,8 +5,8 @@ import pytest
 from skimage import data
 
 from safelight.errors import InputError, ProgramError
-from safelight.runtime.cluster import Cluster
 from safelight.program.program import Program
+from safelight.runtime.cluster import Cluster
 from safelight.tasks import filter as plain_filter
 from safelight.tasks import he_filter
 
@@ -17,8 +17,16 @@ def server():
         yield cluster
 
 
-@pytest.mark.parametrize("kernel", ["gaussian:1", "sharpen", "sobel-y", "box:5",
-                                    np.array([[1, 2, 0, -1], [0, 1, 3, 0], [2, 0, 0, 1], [0, -2, 1, 1]]) / 8])
+@pytest.mark.parametrize(
+    "kernel",
+    [
+        "gaussian:1",
+        "sharpen",
+        "sobel-y",
+        "box:5",
+        np.array([[1, 2, 0, -1], [0, 1, 3, 0], [2, 0, 0, 1], [0, -2, 1, 1]]) / 8,
+    ],
+)
 def test_grey_photo_matches_plaintext_within_one_grey_level(server, kernel):
     image = data.camera()[100:196, 150:290]
     result = he_filter.run(image, kernel, server)
@@ -47,7 +55,7 @@ def test_colour_photo_and_padding_modes(server, padding):
 def test_what_the_server_receives_does_not_depend_on_the_image(server):
     """The upload is c0 rows of fresh encryptions (c1 is a seed): for a flat grey image and
     a photo, the rows divided by their primes are indistinguishable uniform samples."""
-    from scipy.stats import kstest, ks_2samp
+    from scipy.stats import ks_2samp, kstest
 
     from safelight.he import bfv
     from safelight.he.packing import ConvPacking
@@ -101,8 +109,21 @@ def test_cli_filter_scheme_he(tmp_path):
     src = tmp_path / "in.png"
     Image.fromarray(data.camera()[:64, :80]).save(src)
     assert main(["filter", str(src), str(tmp_path / "out.png"), "--kernel", "sobel-x", "--scheme", "he"]) == 0
-    assert main(["filter", str(src), str(tmp_path / "out2.png"), "--kernel", "sobel-x", "--scheme", "he",
-                 "--private-kernel"]) == 0
+    assert (
+        main(
+            [
+                "filter",
+                str(src),
+                str(tmp_path / "out2.png"),
+                "--kernel",
+                "sobel-x",
+                "--scheme",
+                "he",
+                "--private-kernel",
+            ]
+        )
+        == 0
+    )
     assert np.array_equal(np.asarray(Image.open(tmp_path / "out2.png")), np.asarray(Image.open(tmp_path / "out.png")))
     out = np.asarray(Image.open(tmp_path / "out.png"))
     expected = plain_filter.to_image(plain_filter.plaintext(data.camera()[:64, :80], "sobel-x"), "sobel-x")
@@ -124,5 +145,6 @@ def test_malformed_ciphertexts_fail_the_job_clearly_and_the_server_keeps_serving
     words = np.full(program.inputs["image"], 2**64 - 1, dtype=np.uint64)  # not a serialised batch
     with pytest.raises(SafelightError, match="malformed ciphertext"):
         server.run(program, {"image": he_filter._upload(words, program.frac_bits)})
-    assert np.abs(he_filter.run(image, "box:3", server).values
-                  - plain_filter.plaintext(image, "box:3")).max() * 255 < 1.0
+    assert (
+        np.abs(he_filter.run(image, "box:3", server).values - plain_filter.plaintext(image, "box:3")).max() * 255 < 1.0
+    )

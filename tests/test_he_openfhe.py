@@ -13,18 +13,21 @@ import pytest
 from skimage import data
 
 from safelight.errors import InputError, UnsupportedError
-from safelight.tasks import openfhe_filter as he
 from safelight.program.ops import PADDING_MODES
-from safelight.tasks.kernels import correlation_kernel
 from safelight.tasks import filter as private_filter
+from safelight.tasks import openfhe_filter as he
+from safelight.tasks.kernels import correlation_kernel
 
 GREY = 1 / 255
 
 
 @pytest.fixture(scope="module")
 def ofhe():
-    return pytest.importorskip("openfhe", reason="openfhe imports only on the CPython versions its wheels are "
-                                                 "built for (3.10); .ci/run runs these tests in a 3.10 venv")
+    return pytest.importorskip(
+        "openfhe",
+        reason="openfhe imports only on the CPython versions its wheels are "
+        "built for (3.10); .ci/run runs these tests in a 3.10 venv",
+    )
 
 
 def assert_matches_plaintext(result, image, kernel, padding="reflect"):
@@ -38,8 +41,9 @@ def assert_matches_plaintext(result, image, kernel, padding="reflect"):
 # ---------------------------------------------------------------- encrypted (openfhe imports)
 
 
-@pytest.mark.parametrize("kernel", ["sobel-x", "gaussian:0.8", "box:3", "sharpen", "box:4",
-                                    np.array([[0.5, -1.0], [0.25, 0.75]])])
+@pytest.mark.parametrize(
+    "kernel", ["sobel-x", "gaussian:0.8", "box:3", "sharpen", "box:4", np.array([[0.5, -1.0], [0.25, 0.75]])]
+)
 def test_grey_photo_equals_plaintext(ofhe, kernel):
     image = data.camera()[180:228, 200:264]
     assert_matches_plaintext(he.filter_image(image, kernel), image, kernel)
@@ -103,9 +107,16 @@ def _server_model(vectors, corr, stride):
     return out
 
 
-@pytest.mark.parametrize("shape,kernel,slots", [
-    ((40, 50), "sobel-x", 4096), ((40, 50, 3), "box:5", 512), ((13, 70), "gaussian:0.8", 256),
-    ((9, 9, 3), np.ones((2, 3)), 64), ((30, 31), "sharpen", 1 << 15)])
+@pytest.mark.parametrize(
+    "shape,kernel,slots",
+    [
+        ((40, 50), "sobel-x", 4096),
+        ((40, 50, 3), "box:5", 512),
+        ((13, 70), "gaussian:0.8", 256),
+        ((9, 9, 3), np.ones((2, 3)), 64),
+        ((30, 31), "sharpen", 1 << 15),
+    ],
+)
 def test_packing_geometry_gives_the_valid_correlation(shape, kernel, slots):
     rng = np.random.default_rng(1)
     image = rng.random(shape)
@@ -121,19 +132,22 @@ def test_packing_geometry_gives_the_valid_correlation(shape, kernel, slots):
     np.testing.assert_allclose(out, private_filter.plaintext(image, kernel), atol=1e-12)
 
 
-@pytest.mark.parametrize("image,kernel,kwargs,match", [
-    (np.zeros(10), "box:3", {}, "H x W"),
-    (np.zeros((4, 4, 3, 2)), "box:3", {}, "H x W"),
-    (np.full((8, 8), np.nan), "box:3", {}, "NaN"),
-    (np.zeros((8, 8), np.int32), "box:3", {}, "dtype"),
-    (np.zeros((8, 8)), "blur:3", {}, "unknown kernel"),
-    (np.zeros((8, 8)), np.ones(3), {}, "2-D array"),
-    (np.zeros((8, 8)), "box:3", {"padding": "wrap"}, "padding"),
-    (np.zeros((3, 3)), "box:9", {}, "too large"),
-    (np.zeros((8, 8)), "box:3", {"ring_dim": 4096}, "ring_dim"),
-    (np.zeros((8, 8)), "box:3", {"scaling_bits": 50, "first_mod_bits": 45}, "scaling_bits"),
-    (np.ones((8, 8)), np.full((3, 3), 1e4), {}, "magnitude"),
-])
+@pytest.mark.parametrize(
+    "image,kernel,kwargs,match",
+    [
+        (np.zeros(10), "box:3", {}, "H x W"),
+        (np.zeros((4, 4, 3, 2)), "box:3", {}, "H x W"),
+        (np.full((8, 8), np.nan), "box:3", {}, "NaN"),
+        (np.zeros((8, 8), np.int32), "box:3", {}, "dtype"),
+        (np.zeros((8, 8)), "blur:3", {}, "unknown kernel"),
+        (np.zeros((8, 8)), np.ones(3), {}, "2-D array"),
+        (np.zeros((8, 8)), "box:3", {"padding": "wrap"}, "padding"),
+        (np.zeros((3, 3)), "box:9", {}, "too large"),
+        (np.zeros((8, 8)), "box:3", {"ring_dim": 4096}, "ring_dim"),
+        (np.zeros((8, 8)), "box:3", {"scaling_bits": 50, "first_mod_bits": 45}, "scaling_bits"),
+        (np.ones((8, 8)), np.full((3, 3), 1e4), {}, "magnitude"),
+    ],
+)
 def test_bad_input_is_an_input_error(image, kernel, kwargs, match):
     with pytest.raises(InputError, match=match):
         he.filter_image(image, kernel, **kwargs)

@@ -2,7 +2,8 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from safelight import ring
 from safelight.errors import InputError
@@ -24,8 +25,16 @@ def _random(rng, *shape):
 
 
 @settings(max_examples=40, deadline=None)
-@given(c=st.integers(1, 5), h=st.integers(1, 12), w=st.integers(1, 12), o=st.integers(1, 3),
-       kh=st.integers(1, 4), kw=st.integers(1, 4), log_n=st.integers(5, 9), seed=st.integers(0, 2**32))
+@given(
+    c=st.integers(1, 5),
+    h=st.integers(1, 12),
+    w=st.integers(1, 12),
+    o=st.integers(1, 3),
+    kh=st.integers(1, 4),
+    kw=st.integers(1, 4),
+    log_n=st.integers(5, 9),
+    seed=st.integers(0, 2**32),
+)
 def test_packed_convolution_equals_conv2d(c, h, w, o, kh, kw, log_n, seed):
     n = 1 << log_n
     if kh > h or kw > w or kh * kw > n:
@@ -40,12 +49,15 @@ def test_packed_convolution_equals_conv2d(c, h, w, o, kh, kw, log_n, seed):
     np.testing.assert_array_equal(got, ring.conv2d(x[None], k)[0])
 
 
-@pytest.mark.parametrize("x_shape, w_shape, stride, padding, dilation, groups", [
-    ((2, 4, 9, 9), (6, 2, 3, 3), (2, 2), (1, 1), (1, 1), 2),
-    ((1, 3, 8, 8), (2, 3, 3, 3), (1, 1), (1, 1), (2, 2), 1),
-    ((1, 3, 8, 8), (2, 3, 3, 3), (1, 1), (1, 1), (1, 1), 1),
-    ((1, 4, 7, 6), (4, 1, 3, 3), (1, 2), (1, 0), (1, 1), 4),
-])
+@pytest.mark.parametrize(
+    "x_shape, w_shape, stride, padding, dilation, groups",
+    [
+        ((2, 4, 9, 9), (6, 2, 3, 3), (2, 2), (1, 1), (1, 1), 2),
+        ((1, 3, 8, 8), (2, 3, 3, 3), (1, 1), (1, 1), (2, 2), 1),
+        ((1, 3, 8, 8), (2, 3, 3, 3), (1, 1), (1, 1), (1, 1), 1),
+        ((1, 4, 7, 6), (4, 1, 3, 3), (1, 2), (1, 0), (1, 1), 4),
+    ],
+)
 def test_lowered_general_convolutions(x_shape, w_shape, stride, padding, dilation, groups):
     rng = np.random.default_rng(3)
     x, w = _random(rng, *x_shape), _random(rng, *w_shape)

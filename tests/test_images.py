@@ -26,8 +26,9 @@ def png16(path, samples):
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     header = struct.pack(">IIBBBBB", w, h, 16, {2: 4, 3: 2, 4: 6}[c], 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -47,10 +48,20 @@ def u8(*shape):
 
 # --- reading: each kind at its full depth -------------------------------------------------------
 
-@pytest.mark.parametrize("make,depth,grey,has_alpha", [
-    ("grey8", 8, True, False), ("grey16", 16, True, False), ("la8", 8, True, True), ("la16", 16, True, True),
-    ("rgb8", 8, False, False), ("rgba8", 8, False, True), ("rgb16", 16, False, False), ("rgba16", 16, False, True),
-])
+
+@pytest.mark.parametrize(
+    "make,depth,grey,has_alpha",
+    [
+        ("grey8", 8, True, False),
+        ("grey16", 16, True, False),
+        ("la8", 8, True, True),
+        ("la16", 16, True, True),
+        ("rgb8", 8, False, False),
+        ("rgba8", 8, False, True),
+        ("rgb16", 16, False, False),
+        ("rgba16", 16, False, True),
+    ],
+)
 def test_every_kind_is_read_at_full_depth_with_alpha_apart(tmp_path, make, depth, grey, has_alpha):
     h, w = 13, 17
     channels = (1 if grey else 3) + has_alpha
@@ -156,6 +167,7 @@ def test_a_float_tiff_is_read_as_it_is_and_refused_outside_0_1(tmp_path):
 
 # --- writing: the input's depth where the format holds it, alpha unchanged ---------------------
 
+
 @pytest.mark.parametrize("kind", ["grey16", "la16", "rgb16", "rgba16", "la8", "rgba8"])
 def test_results_are_written_at_the_input_depth_with_its_alpha(tmp_path, kind):
     deep = kind.endswith("16")
@@ -235,6 +247,7 @@ def test_the_output_path_and_format_are_checked_before_any_work(tmp_path):
 
 # --- the filter task keeps 16-bit precision ----------------------------------------------------
 
+
 def test_filter_plaintext_and_rendering_keep_16bit_precision():
     image = np.linspace(1000, 60000, 24 * 30).astype(np.uint16).reshape(24, 30)
     values = private_filter.plaintext(image, "box:3")
@@ -242,8 +255,9 @@ def test_filter_plaintext_and_rendering_keep_16bit_precision():
     rendered = private_filter.to_image(values, "box:3", np.uint16)
     assert rendered.dtype == np.uint16 and len(np.unique(rendered)) > 256
     assert private_filter.to_image(values, "box:3", np.float32).dtype == np.float32
-    np.testing.assert_array_equal(private_filter.to_image(values, "box:3"),
-                                  np.rint(np.clip(values, 0, 1) * 255).astype(np.uint8))
+    np.testing.assert_array_equal(
+        private_filter.to_image(values, "box:3"), np.rint(np.clip(values, 0, 1) * 255).astype(np.uint8)
+    )
 
 
 def test_denoise_scales_16bit_images():
@@ -256,6 +270,7 @@ def test_denoise_scales_16bit_images():
 
 # --- captioned panels (the demo's picture) -----------------------------------------------------
 
+
 def test_captioned_panels_keep_the_panels_and_add_a_written_strip():
     panels = [u8(20, 24, 3) for _ in range(3)]
     sheet = captioned_panels(panels, ["clean", "noisy\nPSNR 20.00 dB / SSIM 0.5000", "grey"])
@@ -263,9 +278,9 @@ def test_captioned_panels_keep_the_panels_and_add_a_written_strip():
     assert scale > 1 and sheet.shape[1] == 3 * 24 * scale  # enlarged so the longest caption fits
     assert sheet.shape[0] > 20 * scale
     for i, panel in enumerate(panels):
-        block = sheet[:20 * scale, i * 24 * scale:(i + 1) * 24 * scale]
+        block = sheet[: 20 * scale, i * 24 * scale : (i + 1) * 24 * scale]
         np.testing.assert_array_equal(block, np.repeat(np.repeat(panel, scale, 0), scale, 1))
-    strip = sheet[20 * scale:]
+    strip = sheet[20 * scale :]
     assert (strip == 255).mean() > 0.5 and (strip < 128).any()  # white with dark text
     with pytest.raises(InputError, match="one caption per panel"):
         captioned_panels(panels, ["a"])

@@ -6,8 +6,8 @@ import pytest
 import safelight
 from safelight.errors import InputError, ProgramError
 from safelight.net.config import ClusterConfig
-from safelight.runtime.model_store import ModelStore
 from safelight.program.program import Program
+from safelight.runtime.model_store import ModelStore
 
 
 def _scale_program(shape):
@@ -83,6 +83,7 @@ def test_stored_weights_are_opened_once_per_model(parties):
         return job.ops()["conv2d"]["bytes_sent"][0]
 
     with safelight.Cluster.local(parties, dealer=True, timeout=10) as cluster:
+
         def run(stored):
             job = cluster.run(p, {"x": safelight.encode(x, parties), "w": stored["w"]})
             return job, safelight.decode(job.outputs["y"])
@@ -94,8 +95,9 @@ def test_stored_weights_are_opened_once_per_model(parties):
         third, y3 = run(stored)
     from scipy.signal import correlate
 
-    want = np.stack([sum(correlate(np.pad(x[0, c], 1), w[o, c], mode="valid") for c in range(8))
-                     for o in range(16)])[None]
+    want = np.stack([sum(correlate(np.pad(x[0, c], 1), w[o, c], mode="valid") for c in range(8)) for o in range(16)])[
+        None
+    ]
     np.testing.assert_allclose(y1, want, atol=1e-3)
     np.testing.assert_allclose(y2, want, atol=1e-3)
     np.testing.assert_allclose(y3, -want, atol=1e-3)

@@ -5,6 +5,7 @@ import zlib
 
 import numpy as np
 import pytest
+
 import safelight
 from safelight import fixed_point
 from safelight.errors import InputError, UnsupportedError
@@ -25,8 +26,9 @@ def make_model(nodes, inputs, outputs=("y",), initializers=(), opset=17, dims=No
     for name, value in dict(initializers).items():
         arr = np.asarray(value)
         inits.append(numpy_helper.from_array(arr.astype(np.int64 if arr.dtype.kind in "iu" else np.float32), name))
-    model = helper.make_model(helper.make_graph(nodes, "test", ins, outs, inits),
-                              opset_imports=[helper.make_opsetid("", opset)])
+    model = helper.make_model(
+        helper.make_graph(nodes, "test", ins, outs, inits), opset_imports=[helper.make_opsetid("", opset)]
+    )
     model.ir_version = 8
     return model
 
@@ -67,11 +69,15 @@ def unary(op, **attrs):
 
 def with_consts(op, consts, inputs=None, x_shape=X, opset=17, **attrs):
     """op(x, *consts) where ``consts`` maps initializer names to a function of rng ("" skips an input)."""
+
     def build(rng):
         inits = {n: f(rng) for n, f in consts.items() if n}
         names = inputs or ["x", *consts]
-        return (make_model([node(op, names, ["y"], name="n", **attrs)], {"x": x_shape}, initializers=inits,
-                           opset=opset), {"x": rand(rng, *x_shape)})
+        return (
+            make_model([node(op, names, ["y"], name="n", **attrs)], {"x": x_shape}, initializers=inits, opset=opset),
+            {"x": rand(rng, *x_shape)},
+        )
+
     return build
 
 
@@ -83,14 +89,19 @@ def conv(shape_w, x_shape=X, bias=True, **attrs):
 
 
 def bn_params(c):
-    return {"g": lambda rng: rand(rng, c), "beta": lambda rng: rand(rng, c), "mu": lambda rng: rand(rng, c),
-            "var": lambda rng: np.abs(rand(rng, c)) + 0.5}
+    return {
+        "g": lambda rng: rand(rng, c),
+        "beta": lambda rng: rand(rng, c),
+        "mu": lambda rng: rand(rng, c),
+        "var": lambda rng: np.abs(rand(rng, c)) + 0.5,
+    }
 
 
 def chain(nodes, initializers=None, x_shape=X, opset=17, outputs=("y",)):
     def build(rng):
         inits = {n: f(rng) for n, f in (initializers or {}).items()}
         return (make_model(nodes, {"x": x_shape}, outputs, inits, opset), {"x": rand(rng, *x_shape)})
+
     return build
 
 
@@ -132,28 +143,43 @@ CASES = {
     # normalisation
     "batchnorm": with_consts("BatchNormalization", bn_params(4), epsilon=1e-3),
     "batchnorm_2d": with_consts("BatchNormalization", bn_params(6), x_shape=(3, 6)),
-    "conv_batchnorm_folded": chain([node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
-                                    node("BatchNormalization", ["c", "g", "beta", "mu", "var"], ["y"])],
-                                   {"w": lambda rng: rand(rng, 4, 4, 3, 3, scale=0.3), **bn_params(4)}),
-    "conv_batchnorm_shared": chain([node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
-                                    node("BatchNormalization", ["c", "g", "beta", "mu", "var"], ["y"])],
-                                   {"w": lambda rng: rand(rng, 4, 4, 3, 3, scale=0.3),
-                                    "b": lambda rng: rand(rng, 4), **bn_params(4)}, outputs=("y", "c")),
+    "conv_batchnorm_folded": chain(
+        [
+            node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+            node("BatchNormalization", ["c", "g", "beta", "mu", "var"], ["y"]),
+        ],
+        {"w": lambda rng: rand(rng, 4, 4, 3, 3, scale=0.3), **bn_params(4)},
+    ),
+    "conv_batchnorm_shared": chain(
+        [
+            node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+            node("BatchNormalization", ["c", "g", "beta", "mu", "var"], ["y"]),
+        ],
+        {"w": lambda rng: rand(rng, 4, 4, 3, 3, scale=0.3), "b": lambda rng: rand(rng, 4), **bn_params(4)},
+        outputs=("y", "c"),
+    ),
     # pooling
     "maxpool": unary("MaxPool", kernel_shape=[2, 2], strides=[2, 2]),
     "maxpool_overlap_pad": unary("MaxPool", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
     "maxpool_asym_ceil": unary("MaxPool", kernel_shape=[3, 2], strides=[2, 2], pads=[1, 0, 0, 1], ceil_mode=1),
     "avgpool": unary("AveragePool", kernel_shape=[2, 2], strides=[2, 2]),
     "avgpool_pad_exclude": unary("AveragePool", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
-    "avgpool_pad_include": unary("AveragePool", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
-                                 count_include_pad=1),
+    "avgpool_pad_include": unary(
+        "AveragePool", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], count_include_pad=1
+    ),
     "avgpool_ceil_same": unary("AveragePool", kernel_shape=[3, 2], strides=[2, 2], ceil_mode=1, auto_pad="SAME_UPPER"),
     "global_avgpool": unary("GlobalAveragePool"),
     "global_maxpool": unary("GlobalMaxPool"),
     # products
     "gemm": with_consts("Gemm", {"B": lambda rng: rand(rng, 7, 5), "C": lambda rng: rand(rng, 5)}, x_shape=(3, 7)),
-    "gemm_transB_alpha_beta": with_consts("Gemm", {"B": lambda rng: rand(rng, 5, 7), "C": lambda rng: rand(rng, 1, 5)},
-                                          x_shape=(3, 7), transB=1, alpha=0.5, beta=2.0),
+    "gemm_transB_alpha_beta": with_consts(
+        "Gemm",
+        {"B": lambda rng: rand(rng, 5, 7), "C": lambda rng: rand(rng, 1, 5)},
+        x_shape=(3, 7),
+        transB=1,
+        alpha=0.5,
+        beta=2.0,
+    ),
     "gemm_transA_no_bias": with_consts("Gemm", {"B": lambda rng: rand(rng, 3, 4)}, x_shape=(3, 2), transA=1),
     "matmul": with_consts("MatMul", {"B": lambda rng: rand(rng, 6, 3)}),
     "matmul_vector": with_consts("MatMul", {"B": lambda rng: rand(rng, 6)}, x_shape=(3, 6)),
@@ -162,35 +188,63 @@ CASES = {
     "flatten": unary("Flatten"),
     "flatten_axis2": unary("Flatten", axis=2),
     "reshape": with_consts("Reshape", {"s": const([0, -1, 3])}),
-    "reshape_via_shape": chain([node("Shape", ["x"], ["s"]), node("Gather", ["s", "i"], ["n"], axis=0),
-                                node("Unsqueeze", ["n", "a"], ["n1"]), node("Concat", ["n1", "m1"], ["t"], axis=0),
-                                node("Reshape", ["x", "t"], ["y"])],
-                               {"i": const(0), "a": const([0]), "m1": const([-1])}),
+    "reshape_via_shape": chain(
+        [
+            node("Shape", ["x"], ["s"]),
+            node("Gather", ["s", "i"], ["n"], axis=0),
+            node("Unsqueeze", ["n", "a"], ["n1"]),
+            node("Concat", ["n1", "m1"], ["t"], axis=0),
+            node("Reshape", ["x", "t"], ["y"]),
+        ],
+        {"i": const(0), "a": const([0]), "m1": const([-1])},
+    ),
     "transpose": unary("Transpose", perm=[0, 2, 3, 1]),
-    "squeeze_unsqueeze": chain([node("Unsqueeze", ["x", "a"], ["u"]), node("Squeeze", ["u", "a"], ["y"])],
-                               {"a": const([2])}),
-    "slice": with_consts("Slice", {"st": const([1, -4]), "en": const([100, -1]), "ax": const([1, 3]),
-                                   "sp": const([2, 1])}),
+    "squeeze_unsqueeze": chain(
+        [node("Unsqueeze", ["x", "a"], ["u"]), node("Squeeze", ["u", "a"], ["y"])], {"a": const([2])}
+    ),
+    "slice": with_consts(
+        "Slice", {"st": const([1, -4]), "en": const([100, -1]), "ax": const([1, 3]), "sp": const([2, 1])}
+    ),
     "depth_to_space_dcr": with_consts("DepthToSpace", {}, x_shape=(1, 8, 3, 2), blocksize=2),
     "depth_to_space_crd": with_consts("DepthToSpace", {}, x_shape=(1, 8, 3, 2), blocksize=2, mode="CRD"),
     "space_to_depth": with_consts("SpaceToDepth", {}, x_shape=(1, 2, 4, 6), blocksize=2),
-    "concat": chain([node("Relu", ["x"], ["r"]), node("Concat", ["x", "r", "c"], ["y"], axis=1)],
-                    {"c": lambda rng: rand(rng, 2, 1, 5, 6)}),
+    "concat": chain(
+        [node("Relu", ["x"], ["r"]), node("Concat", ["x", "r", "c"], ["y"], axis=1)],
+        {"c": lambda rng: rand(rng, 2, 1, 5, 6)},
+    ),
     "concat_last_axis": chain([node("Neg", ["x"], ["n"]), node("Concat", ["x", "n"], ["y"], axis=-1)]),
     "pad_constant": with_consts("Pad", {"p": const([0, 0, 1, 2, 0, 0, 2, 1]), "v": const(1.5)}),
     "pad_reflect": with_consts("Pad", {"p": const([0, 0, 2, 1, 0, 0, 1, 2])}, mode="reflect"),
     "pad_edge": with_consts("Pad", {"p": const([0, 0, 1, 0, 0, 0, 0, 3])}, mode="edge"),
-    "pad_axes_crop": with_consts("Pad", {"p": const([-1, 2, 1, -2]), "": None, "ax": const([2, -1])},
-                                 inputs=["x", "p", "", "ax"], opset=18),
+    "pad_axes_crop": with_consts(
+        "Pad", {"p": const([-1, 2, 1, -2]), "": None, "ax": const([2, -1])}, inputs=["x", "p", "", "ax"], opset=18
+    ),
     "pad_attributes": with_consts("Pad", {}, opset=10, pads=[0, 0, 1, 1, 0, 0, 1, 0], value=-0.5),
-    "identity_constant": chain([node("Constant", [], ["k"], value=numpy_helper.from_array(
-                                    np.linspace(-1, 1, 4, dtype=np.float32).reshape(4, 1, 1), "k")),
-                                node("Identity", ["x"], ["i"]), node("Dropout", ["i"], ["d"]),
-                                node("Add", ["d", "k"], ["y"])]),
+    "identity_constant": chain(
+        [
+            node(
+                "Constant",
+                [],
+                ["k"],
+                value=numpy_helper.from_array(np.linspace(-1, 1, 4, dtype=np.float32).reshape(4, 1, 1), "k"),
+            ),
+            node("Identity", ["x"], ["i"]),
+            node("Dropout", ["i"], ["d"]),
+            node("Add", ["d", "k"], ["y"]),
+        ]
+    ),
 }
 
-ON_THREE = ["conv_stride_pad", "clip_both", "maxpool_overlap_pad", "avgpool_pad_exclude", "gemm_transB_alpha_beta",
-            "batchnorm", "concat", "depth_to_space_dcr"]
+ON_THREE = [
+    "conv_stride_pad",
+    "clip_both",
+    "maxpool_overlap_pad",
+    "avgpool_pad_exclude",
+    "gemm_transB_alpha_beta",
+    "batchnorm",
+    "concat",
+    "depth_to_space_dcr",
+]
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -228,10 +282,17 @@ def small_cnn(rng):
         node("Gemm", ["f", "fc.weight", "fc.bias"], ["logits"], name="fc", transB=1),
         node("GlobalAveragePool", ["r2"], ["features"], name="gap"),
     ]
-    inits = {"conv1.weight": rand(rng, 6, 3, 3, 3, scale=0.3), "conv1.bias": rand(rng, 6, scale=0.1),
-             "bn.g": 1 + rand(rng, 6, scale=0.1), "bn.b": rand(rng, 6, scale=0.1), "bn.m": rand(rng, 6, scale=0.1),
-             "bn.v": 1 + np.abs(rand(rng, 6, scale=0.1)), "conv2.weight": rand(rng, 8, 6, 3, 3, scale=0.2),
-             "fc.weight": rand(rng, 10, 8 * 2 * 2, scale=0.2), "fc.bias": rand(rng, 10, scale=0.1)}
+    inits = {
+        "conv1.weight": rand(rng, 6, 3, 3, 3, scale=0.3),
+        "conv1.bias": rand(rng, 6, scale=0.1),
+        "bn.g": 1 + rand(rng, 6, scale=0.1),
+        "bn.b": rand(rng, 6, scale=0.1),
+        "bn.m": rand(rng, 6, scale=0.1),
+        "bn.v": 1 + np.abs(rand(rng, 6, scale=0.1)),
+        "conv2.weight": rand(rng, 8, 6, 3, 3, scale=0.2),
+        "fc.weight": rand(rng, 10, 8 * 2 * 2, scale=0.2),
+        "fc.bias": rand(rng, 10, scale=0.1),
+    }
     proto = make_model(nodes, {"image": (1, 3, 8, 8)}, ("logits", "features"), inits)
     return proto, {"image": rng.uniform(0, 1, (1, 3, 8, 8)).astype(np.float32)}
 
@@ -283,12 +344,19 @@ def test_weights_are_secret_inputs_and_never_travel_in_the_program():
 
 
 def test_unsupported_operator_names_the_node_and_its_type():
-    proto = make_model([node("Relu", ["x"], ["r"], name="ok"), node("LSTM", ["r", "W", "R"], ["y"], name="foo")],
-                       {"x": (1, 2, 3)}, initializers={"W": np.zeros((1, 8, 3)), "R": np.zeros((1, 8, 2))})
+    proto = make_model(
+        [node("Relu", ["x"], ["r"], name="ok"), node("LSTM", ["r", "W", "R"], ["y"], name="foo")],
+        {"x": (1, 2, 3)},
+        initializers={"W": np.zeros((1, 8, 3)), "R": np.zeros((1, 8, 2))},
+    )
     with pytest.raises(UnsupportedError, match=r"node 'foo' \(LSTM\) is not supported; supported: .*Conv"):
         load_onnx(proto)
-    proto = make_model([node("Pad", ["x", "p"], ["y"], name="wrap_pad", mode="wrap")], {"x": X},
-                       initializers={"p": np.array([0, 0, 1, 1, 0, 0, 1, 1])}, opset=19)
+    proto = make_model(
+        [node("Pad", ["x", "p"], ["y"], name="wrap_pad", mode="wrap")],
+        {"x": X},
+        initializers={"p": np.array([0, 0, 1, 1, 0, 0, 1, 1])},
+        opset=19,
+    )
     with pytest.raises(UnsupportedError, match=r"node 'wrap_pad' \(Pad\): mode 'wrap'"):
         load_onnx(proto)
     proto = make_model([node("Sigmoid", ["x"], ["y"])], {"x": X})
@@ -311,8 +379,11 @@ def test_options_reach_the_program():
 
 def test_dynamic_dimensions_need_input_shapes():
     proto = make_model([node("Relu", ["x"], ["y"])], {"x": X}, dims=["N", 4, "H", "W"])
-    with pytest.raises(InputError, match=r"'x' has dynamic dimensions \(axis 0 \(N\), axis 2 \(H\), axis 3 \(W\)\)"
-                                         r".*input_shapes"):
+    with pytest.raises(
+        InputError,
+        match=r"'x' has dynamic dimensions \(axis 0 \(N\), axis 2 \(H\), axis 3 \(W\)\)"
+        r".*input_shapes",
+    ):
         load_onnx(proto)
     assert load_onnx(proto, {"x": (1, 4, 6, 6)}).input_shapes == {"x": (1, 4, 6, 6)}
     with pytest.raises(InputError, match="does not match"):

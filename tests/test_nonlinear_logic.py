@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 
 import safelight
-from safelight.protocols import gc_sign
-from safelight.program.program import Program
-
 from protocol_sim import simulate
+from safelight.program.program import Program
+from safelight.protocols import gc_sign
 
 
 @pytest.fixture
@@ -63,7 +62,7 @@ def test_max_pool_sort_topk_logic(fake_sign, parties):
     ref = x.reshape(2, 3, 2, 3, 3, 3).max(axis=(3, 5))
     np.testing.assert_allclose(got, ref, atol=2**-16)
     got = run(lambda p, t: p.max_pool2d(t["x"], 2, stride=1), {"x": x}, parties)
-    ref = np.max([x[:, :, i:i + 5, j:j + 8] for i in range(2) for j in range(2)], axis=0)
+    ref = np.max([x[:, :, i : i + 5, j : j + 8] for i in range(2) for j in range(2)], axis=0)
     np.testing.assert_allclose(got, ref, atol=2**-16)
     v = np.round(rng.uniform(-50, 50, (3, 8)), 3)
     v[0, :3] = v[0, 3]  # ties

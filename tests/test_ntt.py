@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from kernel_helpers import with_isa
 from safelight import _core
 from safelight.bench import numpy_ntt_forward
@@ -270,8 +271,10 @@ def test_paths_report_ifma_and_the_env_switch():
     ntt.ifma = False
     assert with_isa(best, lambda: ntt.paths) == [best, best]
     assert with_isa("scalar", lambda: ntt.paths) == ["scalar", "scalar"]
-    code = ("from safelight import _core; from safelight.he import NTT, ntt_primes; "
-            "print(_core.ntt_has_ifma(), NTT(1024, ntt_primes(50, 1024, 1)).paths[0])")
+    code = (
+        "from safelight import _core; from safelight.he import NTT, ntt_primes; "
+        "print(_core.ntt_has_ifma(), NTT(1024, ntt_primes(50, 1024, 1)).paths[0])"
+    )
     env = dict(os.environ, SAFELIGHT_NTT_IFMA="0", SAFELIGHT_ISA=best)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", best]

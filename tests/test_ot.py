@@ -8,18 +8,18 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from kernel_helpers import with_isa
 from safelight import _core, ot
 from safelight.errors import InputError, PeerUnavailableError, ProtocolError
 from safelight.net.certs import Identity, create_cluster_certs
 from safelight.net.pipe import ChannelPipe
 from safelight.net.transport import accept_tls, connect, server_context
 
-from kernel_helpers import with_isa
-
 pytestmark = pytest.mark.kernels
 
 
 # ---- helpers ----------------------------------------------------------------
+
 
 def run_both(fa, fb, timeout=60):
     """fa() on a helper thread, fb() here; returns (fa(), fb()) or raises the first error."""
@@ -80,12 +80,14 @@ class RecordingPipe:
 
 # ---- base OT ------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("count", [1, 5, 128])
 def test_base_ot_gives_the_chosen_key(count):
     a, b = ot.pipe_pair()
     choices = np.random.default_rng(count).integers(0, 2, count).astype(np.uint8)
-    (k0, k1, sid_s), (k, sid_r) = run_both(lambda: ot.base_ot_send(a, count, b"job"),
-                                          lambda: ot.base_ot_receive(b, choices, b"job"))
+    (k0, k1, sid_s), (k, sid_r) = run_both(
+        lambda: ot.base_ot_send(a, count, b"job"), lambda: ot.base_ot_receive(b, choices, b"job")
+    )
     assert sid_s == sid_r
     assert k0.shape == k1.shape == k.shape == (count, 16) and k.dtype == np.uint8
     np.testing.assert_array_equal(k, np.where(choices[:, None] == 1, k1, k0))
@@ -112,6 +114,7 @@ def test_base_ot_validates_choices():
 
 
 # ---- transpose ------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("ncols", [128, 256, 384, 1024, 128 * 37, 1 << 15])
 def test_transpose_matches_numpy(isa, ncols):
@@ -189,6 +192,7 @@ def test_transpose_rejects_bad_shapes():
 
 
 # ---- extension kernels: every ISA equals the scalar path -----------------------
+
 
 def _kernel_inputs(ncols, seed=0):
     rng = np.random.default_rng(seed)
@@ -276,6 +280,7 @@ def test_extension_kernel_rejects_bad_arguments():
 
 # ---- correlated OT end to end ----------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", ["random", "zeros", "ones"])
 @pytest.mark.parametrize("n", [1, 127, 128, 129, 1001, 40_000, 150_001])
 def test_cot_correlation(kind, n):
@@ -322,8 +327,7 @@ def test_receiver_random_choices_and_streaming(overlap):
     assert c.dtype == np.uint8 and set(np.unique(c)) <= {0, 1} and 2000 < c.sum() < 3000
     np.testing.assert_array_equal(t, expected_t(q, c, sender.delta))
     choices = np.random.default_rng(1).integers(0, 2, 3000).astype(np.uint8)
-    q_parts, t_parts = run_both(lambda: list(sender.extend_chunks(3000)),
-                                lambda: list(receiver.extend_chunks(choices)))
+    q_parts, t_parts = run_both(lambda: list(sender.extend_chunks(3000)), lambda: list(receiver.extend_chunks(choices)))
     assert [s for s, _ in q_parts] == [0, 1024, 2048] == [s for s, _ in t_parts]
     q = np.concatenate([x for _, x in q_parts])
     t = np.concatenate([x for _, x in t_parts])
@@ -359,6 +363,7 @@ def test_bad_arguments():
 
 # ---- security sanity: the sender's view does not depend on the choices ----------
 
+
 def _receiver_messages(choices):
     a, b = ot.pipe_pair()
     sender, receiver = ot.COTSender(), ot.COTReceiver(chunk=1 << 14)
@@ -389,6 +394,7 @@ def test_sender_view_is_independent_of_the_choices():
 
 # ---- random OT --------------------------------------------------------------------
 
+
 def test_random_ot():
     sender, receiver = cot_pair(chunk=1024)
     choices = np.random.default_rng(2).integers(0, 2, 3000).astype(np.uint8)
@@ -403,8 +409,9 @@ def test_random_ot():
 
 
 def test_hash_matches_definition_and_scalar(isa):
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
     import hashlib
+
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
     key = hashlib.sha256(b"safelight ot tccr v1").digest()[:16]
 
@@ -430,6 +437,7 @@ def test_hash_matches_definition_and_scalar(isa):
 
 # ---- dealer mode ------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("n", [0, 1, 100, 1000])
 def test_dealer_mode(n):
     s_seed, r_seed = os.urandom(16), os.urandom(16)
@@ -447,8 +455,9 @@ def test_dealer_mode_pieces_agree_with_the_whole():
     q, delta = ot.cot_from_dealer_seed(s_seed, 1000, "sender")
     c, _ = ot.cot_from_dealer_seed(r_seed, 1000, "receiver", t=np.zeros((1000, 2), np.uint64))
     q2, delta2 = ot.cot_from_dealer_seed(s_seed, 300, "sender", offset=333)
-    c2, t2 = ot.cot_from_dealer_seed(r_seed, 300, "receiver", offset=333,
-                                     t=ot.dealer_cot(s_seed, r_seed, 300, offset=333))
+    c2, t2 = ot.cot_from_dealer_seed(
+        r_seed, 300, "receiver", offset=333, t=ot.dealer_cot(s_seed, r_seed, 300, offset=333)
+    )
     np.testing.assert_array_equal(delta, delta2)
     np.testing.assert_array_equal(q[333:633], q2)
     np.testing.assert_array_equal(c[333:633], c2)
@@ -467,6 +476,7 @@ def test_dealer_mode_errors():
 
 
 # ---- a peer that dies -------------------------------------------------------------
+
 
 @pytest.mark.parametrize("overlap", [False, True])
 def test_queue_peer_dies_during_extension(overlap):
@@ -513,7 +523,7 @@ def test_cot_over_tls_channels_and_peer_death(certs, overlap):
     client, server = tls_pair(certs)
     sender = ot.COTSender(chunk=1 << 12, overlap=overlap)
     receiver = ot.COTReceiver(chunk=1 << 12, overlap=overlap)
-    pipe_s = ChannelPipe(client, client, b"J" * 16)   # one two-way channel per side
+    pipe_s = ChannelPipe(client, client, b"J" * 16)  # one two-way channel per side
     pipe_r = ChannelPipe(server, server, b"J" * 16)
     run_both(lambda: sender.setup(pipe_s), lambda: receiver.setup(pipe_r))
     choices = np.random.default_rng(0).integers(0, 2, 20_000).astype(np.uint8)

@@ -11,12 +11,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import stats
 
+from protocol_sim import SimContext
 from safelight.errors import InputError, PeerUnavailableError, ProtocolError, UnsupportedError
 from safelight.ot import pipe_pair
 from safelight.protocols import ot_correlations as otc
 from safelight.protocols.preprocessing import DERIVATIONS
-
-from protocol_sim import SimContext
 
 NAMES = {"mul": ("a", "b"), "square": ("a",), "trunc": ("r",)}
 TOP = 1 << 63
@@ -71,8 +70,7 @@ def both(ctxs, kind, mines, attrs=None):
 
 
 def random_shares(rng, kind, shape):
-    return [{k: rng.integers(0, 2**64, shape, dtype=np.uint64, endpoint=False) for k in NAMES[kind]}
-            for _ in range(2)]
+    return [{k: rng.integers(0, 2**64, shape, dtype=np.uint64, endpoint=False) for k in NAMES[kind]} for _ in range(2)]
 
 
 def check(kind, mines, out, attrs=None):
@@ -106,7 +104,7 @@ def test_edge_values(ctxs, kind):
     mines = [{k: x0.copy() for k in NAMES[kind]}, {k: x1.copy() for k in NAMES[kind]}]
     if kind == "mul":  # b: the edge grid transposed, so a and b differ
         mines[0]["b"], mines[1]["b"] = x1.T.copy(), x0.T.copy()
-    for bits in ([16, 1, 62, 63] if kind == "trunc" else [None]):
+    for bits in [16, 1, 62, 63] if kind == "trunc" else [None]:
         attrs = {"bits": bits} if bits else {}
         check(kind, mines, both(ctxs, kind, mines, attrs), attrs)
 
@@ -143,9 +141,12 @@ values = st.one_of(st.sampled_from(EDGE), st.integers(0, 2**64 - 1))
 
 
 @settings(max_examples=25, deadline=None)
-@given(kind=st.sampled_from(["mul", "square", "trunc"]),
-       shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=6),
-       bits=st.integers(1, 63), data=st.data())
+@given(
+    kind=st.sampled_from(["mul", "square", "trunc"]),
+    shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=6),
+    bits=st.integers(1, 63),
+    data=st.data(),
+)
 def test_property_small_shapes(ctxs, kind, shape, bits, data):
     arrays = hnp.arrays(np.uint64, shape, elements=values)
     mines = [{k: data.draw(arrays) for k in NAMES[kind]} for _ in range(2)]
@@ -217,6 +218,7 @@ def test_blocking_sends_do_not_deadlock(kind, monkeypatch):
 
 # ---- security sanity: what each party receives does not depend on the other's values -----
 
+
 def received_bytes(ctx, skip=("ot.base.",)):
     """Everything this party received after the base OTs, as bytes."""
     arrays = [a for name, a in ctx.pipes[1 - ctx.party].got if not name.startswith(skip)]
@@ -286,6 +288,7 @@ def test_party1_messages_are_uniform_per_bit_position():
 
 
 # ---- errors -------------------------------------------------------------------------
+
 
 def test_bad_requests_fail_before_any_message():
     ctx = two_parties()[0]

@@ -24,8 +24,7 @@ pytestmark = pytest.mark.kernels
 ISAS = list(_core.available_isas())
 U64_MAX = 2**64 - 1
 MIB = 1 << 20
-SIZES = [0, 1, 15, 16, 17, 63, 64, 65, 127, 128, 129, 255, 256, 511, 512, 513, 1000, 4096,
-         4097, MIB + 13]
+SIZES = [0, 1, 15, 16, 17, 63, 64, 65, 127, 128, 129, 255, 256, 511, 512, 513, 1000, 4096, 4097, MIB + 13]
 
 
 def reference(key: bytes, nonce: int, counter: int, nbytes: int) -> bytes:
@@ -63,11 +62,11 @@ def fill_bytes(key: bytes, nbytes: int, nonce: int, counter: int, pad: int = 0) 
     """prg_fill into the middle of a guarded bytearray (unaligned when pad is odd)."""
     guard = 7
     buf = bytearray(b"\xa5" * (pad + nbytes + guard))
-    view = memoryview(buf)[pad:pad + nbytes]
+    view = memoryview(buf)[pad : pad + nbytes]
     _core.prg_fill(key, view, nonce, counter)
     assert buf[:pad] == b"\xa5" * pad, "wrote before the buffer"
-    assert buf[pad + nbytes:] == b"\xa5" * guard, "wrote past the end of the buffer"
-    return bytes(buf[pad:pad + nbytes])
+    assert buf[pad + nbytes :] == b"\xa5" * guard, "wrote past the end of the buffer"
+    return bytes(buf[pad : pad + nbytes])
 
 
 # ---------------------------------------------------------------------------
@@ -101,8 +100,7 @@ def test_counter_up_to_the_last_block(isa, nbytes):
     key = os.urandom(16)
     nonce = U64_MAX  # all-ones nonce: a carry out of the counter would be visible
     counter = last_counter(nbytes)
-    assert fill_bytes(key, nbytes, nonce, counter, pad=1) == reference(key, nonce, counter,
-                                                                       nbytes)
+    assert fill_bytes(key, nbytes, nonce, counter, pad=1) == reference(key, nonce, counter, nbytes)
 
 
 def test_threaded_fill_equals_serial_pieces(isa):
@@ -111,7 +109,7 @@ def test_threaded_fill_equals_serial_pieces(isa):
     key, nonce, counter = os.urandom(16), 12345, 2**40 + 3
     nbytes = 3 * MIB + 4096 + 5
     whole = fill_bytes(key, nbytes, nonce, counter)
-    piece = (MIB - 4096)  # under the threading threshold, multiple of 16
+    piece = MIB - 4096  # under the threading threshold, multiple of 16
     parts = []
     for off in range(0, nbytes, piece):
         n = min(piece, nbytes - off)
@@ -133,11 +131,13 @@ def test_every_path_agrees():
 def fill_cases(draw):
     nbytes = draw(st.one_of(st.integers(0, 300), st.integers(0, 5000)))
     top = last_counter(nbytes)
-    counter = draw(st.one_of(
-        st.integers(0, top),
-        st.integers(0, 64).map(lambda d: top - d),  # near 2^64
-        st.integers(2**32 - 64, 2**32 + 64),        # crossing a 32-bit boundary
-    ))
+    counter = draw(
+        st.one_of(
+            st.integers(0, top),
+            st.integers(0, 64).map(lambda d: top - d),  # near 2^64
+            st.integers(2**32 - 64, 2**32 + 64),  # crossing a 32-bit boundary
+        )
+    )
     key = draw(st.binary(min_size=16, max_size=16))
     nonce = draw(st.integers(0, U64_MAX))
     pad = draw(st.integers(0, 63))

@@ -45,19 +45,22 @@ def test_truncation_method_follows_the_party_count():
         Program(3, truncation="local")
 
 
-@pytest.mark.parametrize("mutate,match", [
-    (lambda d: d["steps"][0].update(op="launch_missiles"), "unknown op"),
-    (lambda d: d["steps"][0].update(inputs=["nope", "y"]), "undefined tensor"),
-    (lambda d: d["steps"][0].update(inputs=["x"]), "takes 2 input"),
-    (lambda d: d["inputs"][0].update(shape=[-1, 5]), "positive"),
-    (lambda d: d["inputs"][0].update(shape=[1 << 20, 1 << 20]), "more than"),
-    (lambda d: d.update(version=99), "version"),
-    (lambda d: d.pop("steps"), "malformed"),
-    (lambda d: d["steps"][1].update(output="x"), "already defined"),
-    (lambda d: d["outputs"][0].update(tensor="ghost"), "undefined"),
-    (lambda d: d["steps"][2].update(attrs={"value": [[1, 2, 3]]}), "broadcast"),
-    (lambda d: d["steps"][2].update(attrs={"value": -5}), "ring elements"),
-])
+@pytest.mark.parametrize(
+    "mutate,match",
+    [
+        (lambda d: d["steps"][0].update(op="launch_missiles"), "unknown op"),
+        (lambda d: d["steps"][0].update(inputs=["nope", "y"]), "undefined tensor"),
+        (lambda d: d["steps"][0].update(inputs=["x"]), "takes 2 input"),
+        (lambda d: d["inputs"][0].update(shape=[-1, 5]), "positive"),
+        (lambda d: d["inputs"][0].update(shape=[1 << 20, 1 << 20]), "more than"),
+        (lambda d: d.update(version=99), "version"),
+        (lambda d: d.pop("steps"), "malformed"),
+        (lambda d: d["steps"][1].update(output="x"), "already defined"),
+        (lambda d: d["outputs"][0].update(tensor="ghost"), "undefined"),
+        (lambda d: d["steps"][2].update(attrs={"value": [[1, 2, 3]]}), "broadcast"),
+        (lambda d: d["steps"][2].update(attrs={"value": -5}), "ring elements"),
+    ],
+)
 def test_server_side_validation_rejects_malformed_programs(mutate, match):
     data = simple_program().to_json()
     mutate(data)
@@ -78,6 +81,7 @@ def test_conv_validation():
 
 # ---- layout and broadcasting ops (used by the ONNX importer) --------------------------------
 
+
 def layout_program():
     p = Program(2)
     x = p.input("x", (2, 3, 4))
@@ -93,8 +97,17 @@ def layout_program():
 def test_layout_ops_round_trip_and_shapes():
     p = layout_program()
     ops = [s.op for s in p.steps]
-    assert ops == ["reshape", "transpose", "slice", "slice", "concat", "add_broadcast", "sub_broadcast",
-                   "mul_public_array", "rescale"]
+    assert ops == [
+        "reshape",
+        "transpose",
+        "slice",
+        "slice",
+        "concat",
+        "add_broadcast",
+        "sub_broadcast",
+        "mul_public_array",
+        "rescale",
+    ]
     q = Program.from_json(p.to_json())
     assert q.to_json() == p.to_json()
     assert q.shape_of(p.outputs["y"][0]) == (1, 2, 8)
@@ -110,6 +123,7 @@ def test_layout_ops_run_as_numpy_on_each_share():
 
     def run(op, xs, **attrs):
         return OPS[op].run(None, xs, attrs)  # local ops ignore the context
+
     assert np.array_equal(run("reshape", [x], shape=[4, 6]), x.reshape(4, 6))
     assert np.array_equal(run("transpose", [x], perm=[2, 0, 1]), x.transpose(2, 0, 1))
     assert np.array_equal(run("concat", [x, x[:, :1]], axis=1), np.concatenate([x, x[:, :1]], axis=1))
@@ -117,31 +131,36 @@ def test_layout_ops_run_as_numpy_on_each_share():
     with np.errstate(over="ignore"):
         assert np.array_equal(run("add_broadcast", [x, b]), x + b)
         assert np.array_equal(run("sub_broadcast", [b, x]), b - x)
-        assert np.array_equal(run("mul_public_array", [x], value=[3, 2**64 - 1, 0, 7]),
-                              x * np.array([3, 2**64 - 1, 0, 7], dtype=np.uint64))
+        assert np.array_equal(
+            run("mul_public_array", [x], value=[3, 2**64 - 1, 0, 7]),
+            x * np.array([3, 2**64 - 1, 0, 7], dtype=np.uint64),
+        )
     for out in (run("transpose", [x], perm=[1, 0, 2]), run("slice", [x], axis=1, start=0, stop=2)):
         assert out.flags.c_contiguous and out.dtype == np.uint64
 
 
-@pytest.mark.parametrize("op,shapes,attrs,match", [
-    ("reshape", [(2, 3)], {"shape": [4, 2]}, "cannot reshape"),
-    ("reshape", [(2, 3)], {"shape": [6, -1]}, "cannot reshape"),
-    ("reshape", [(2, 3)], {"shape": "6"}, "list of integers"),
-    ("transpose", [(2, 3)], {"perm": [0, 0]}, "permutation"),
-    ("transpose", [(2, 3)], {"perm": [0, 1, 2]}, "permutation"),
-    ("concat", [(2, 3), (2, 4)], {"axis": 0}, "differ outside"),
-    ("concat", [(2, 3), (2, 3, 1)], {"axis": 0}, "ranks"),
-    ("concat", [(2, 3), (2, 3)], {"axis": 2}, "out of range"),
-    ("slice", [(2, 3)], {"axis": 1, "start": 2, "stop": 2}, "start < stop"),
-    ("slice", [(2, 3)], {"axis": 1, "start": 0, "stop": 4}, "stop <="),
-    ("slice", [(2, 3)], {"axis": 0, "start": 0, "stop": 1, "step": 0}, "step >= 1"),
-    ("slice", [(2, 3)], {"axis": True, "start": 0, "stop": 1}, "integer"),
-    ("add_broadcast", [(2, 3), (4, 1)], {}, "do not broadcast"),
-    ("sub_broadcast", [(2, 3), (2,)], {}, "do not broadcast"),
-    ("mul_public_array", [(2, 3)], {"value": [[1], [2], [3]]}, "does not broadcast"),
-    ("mul_public_array", [(3,)], {"value": [[1, 2, 3]]}, "does not broadcast"),
-    ("mul_public_array", [(3,)], {"value": [-1]}, "ring elements"),
-])
+@pytest.mark.parametrize(
+    "op,shapes,attrs,match",
+    [
+        ("reshape", [(2, 3)], {"shape": [4, 2]}, "cannot reshape"),
+        ("reshape", [(2, 3)], {"shape": [6, -1]}, "cannot reshape"),
+        ("reshape", [(2, 3)], {"shape": "6"}, "list of integers"),
+        ("transpose", [(2, 3)], {"perm": [0, 0]}, "permutation"),
+        ("transpose", [(2, 3)], {"perm": [0, 1, 2]}, "permutation"),
+        ("concat", [(2, 3), (2, 4)], {"axis": 0}, "differ outside"),
+        ("concat", [(2, 3), (2, 3, 1)], {"axis": 0}, "ranks"),
+        ("concat", [(2, 3), (2, 3)], {"axis": 2}, "out of range"),
+        ("slice", [(2, 3)], {"axis": 1, "start": 2, "stop": 2}, "start < stop"),
+        ("slice", [(2, 3)], {"axis": 1, "start": 0, "stop": 4}, "stop <="),
+        ("slice", [(2, 3)], {"axis": 0, "start": 0, "stop": 1, "step": 0}, "step >= 1"),
+        ("slice", [(2, 3)], {"axis": True, "start": 0, "stop": 1}, "integer"),
+        ("add_broadcast", [(2, 3), (4, 1)], {}, "do not broadcast"),
+        ("sub_broadcast", [(2, 3), (2,)], {}, "do not broadcast"),
+        ("mul_public_array", [(2, 3)], {"value": [[1], [2], [3]]}, "does not broadcast"),
+        ("mul_public_array", [(3,)], {"value": [[1, 2, 3]]}, "does not broadcast"),
+        ("mul_public_array", [(3,)], {"value": [-1]}, "ring elements"),
+    ],
+)
 def test_layout_ops_reject_bad_attributes(op, shapes, attrs, match):
     from safelight.program.ops import OPS
 
@@ -159,8 +178,13 @@ def test_layout_ops_never_crash_on_junk_attributes(op):
 
     spec = OPS[op]
     shapes = [(2, 3)] * spec.arity
-    keys = {"reshape": ["shape"], "transpose": ["perm"], "concat": ["axis"],
-            "slice": ["axis", "start", "stop", "step"], "mul_public_array": ["value"]}[op]
+    keys = {
+        "reshape": ["shape"],
+        "transpose": ["perm"],
+        "concat": ["axis"],
+        "slice": ["axis", "start", "stop", "step"],
+        "mul_public_array": ["value"],
+    }[op]
     for key in keys:
         for junk in JUNK:
             attrs = {"axis": 1, "start": 0, "stop": 2, "step": 1, "shape": [3, 2], "perm": [1, 0], "value": [1, 2, 3]}

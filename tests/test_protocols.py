@@ -13,11 +13,10 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import safelight
-from safelight.errors import PeerUnavailableError, ProgramError, ProtocolError
-from safelight.protocols.preprocessing import Material, Plan, deal
-from safelight.program.program import Program
-
 from protocol_sim import simulate
+from safelight.errors import PeerUnavailableError, ProgramError, ProtocolError
+from safelight.program.program import Program
+from safelight.protocols.preprocessing import Material, Plan, deal
 
 F = 16
 EPS = 2.0**-F
@@ -35,9 +34,13 @@ def conv_ref(x, w, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
     for g in range(groups):
         for i in range(kh):
             for j in range(kw):
-                patch = xp[:, g * cg:(g + 1) * cg, i * dilation[0]: i * dilation[0] + stride[0] * (ho - 1) + 1: stride[0],
-                           j * dilation[1]: j * dilation[1] + stride[1] * (wo - 1) + 1: stride[1]]
-                out[:, g * og:(g + 1) * og] += np.einsum("nchw,oc->nohw", patch, w[g * og:(g + 1) * og, :, i, j])
+                patch = xp[
+                    :,
+                    g * cg : (g + 1) * cg,
+                    i * dilation[0] : i * dilation[0] + stride[0] * (ho - 1) + 1 : stride[0],
+                    j * dilation[1] : j * dilation[1] + stride[1] * (wo - 1) + 1 : stride[1],
+                ]
+                out[:, g * og : (g + 1) * og] += np.einsum("nchw,oc->nohw", patch, w[g * og : (g + 1) * og, :, i, j])
     return out
 
 
@@ -99,8 +102,9 @@ def test_conv2d_geometries(case, parties):
 def test_weight_reused_by_two_layers_is_opened_once():
     rng = np.random.default_rng(2)
     x, w = rng.uniform(-1, 1, (1, 2, 6, 6)), rng.uniform(-0.5, 0.5, (2, 2, 3, 3))
-    got, ctxs = run_sim(lambda p, t: p.conv2d(p.conv2d(t["x"], t["w"], padding=1), t["w"], padding=1),
-                        {"x": x, "w": w}, 2)
+    got, ctxs = run_sim(
+        lambda p, t: p.conv2d(p.conv2d(t["x"], t["w"], padding=1), t["w"], padding=1), {"x": x, "w": w}, 2
+    )
     ref = conv_ref(conv_ref(x, w, padding=(1, 1)), w, padding=(1, 1))
     assert np.abs(got - ref).max() <= 60 * EPS
     # first layer opens x and w, the second only its input: 72 + 36 + 72 elements, not 72 + 36 + 72 + 36
@@ -229,8 +233,9 @@ def test_mul_and_conv_through_servers_for_each_triple_source(parties, source, re
     with safelight.Cluster.local(parties, dealer=(source == "dealer"), timeout=10) as cluster:
         rng = np.random.default_rng(parties)
         x, y = rng.uniform(-3, 3, 1000), rng.uniform(-3, 3, 1000)
-        job = cluster.run(mul_program(parties), {"x": safelight.encode(x, parties), "y": safelight.encode(y, parties)},
-                          triples=source)
+        job = cluster.run(
+            mul_program(parties), {"x": safelight.encode(x, parties), "y": safelight.encode(y, parties)}, triples=source
+        )
         assert np.abs(safelight.decode(job.outputs["z"]) - x * y).max() <= 8 * EPS
         assert job.triples == source and job.rounds == (1 if parties == 2 else 2)
         ops = job.ops()
@@ -263,12 +268,18 @@ def test_dealer_that_dies_gives_clear_error_without_hang():
 def test_triple_sources_are_checked(cluster2):
     """triples="he" runs without a dealer on two servers (see test_dealer_free); a dealer
     that is not there is a clear error, never a silent fallback."""
-    job = cluster2.run(mul_program(2), {"x": safelight.encode(np.full(1000, 3.0)),
-                                        "y": safelight.encode(np.full(1000, 2.0))}, triples="he")
+    job = cluster2.run(
+        mul_program(2),
+        {"x": safelight.encode(np.full(1000, 3.0)), "y": safelight.encode(np.full(1000, 2.0))},
+        triples="he",
+    )
     assert job.triples == "he" and np.allclose(safelight.decode(job.outputs["z"]), 6.0, atol=1e-3)
     with pytest.raises(safelight.errors.InputError, match="no dealer"):
-        cluster2.run(mul_program(2), {"x": safelight.encode(np.ones(1000)), "y": safelight.encode(np.ones(1000))},
-                     triples="dealer")
+        cluster2.run(
+            mul_program(2),
+            {"x": safelight.encode(np.ones(1000)), "y": safelight.encode(np.ones(1000))},
+            triples="dealer",
+        )
 
 
 def test_reuse_keys_are_bound_to_one_input_tensor():

@@ -6,9 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from safelight import _core, ring
-
 from kernel_helpers import random_u64, with_isa
+from safelight import _core, ring
 
 pytestmark = pytest.mark.kernels
 
@@ -23,11 +22,19 @@ def test_elementwise_matches_wraparound_and_scalar_reference(isa, n):
     s = int(random_u64(1, 3)[0])
     with np.errstate(over="ignore"):
         expected = {
-            "add": a + b, "sub": a - b, "mul": a * b, "neg": np.uint64(0) - a,
+            "add": a + b,
+            "sub": a - b,
+            "mul": a * b,
+            "neg": np.uint64(0) - a,
             "mul_scalar": a * np.uint64(s),
         }
-    got = {"add": ring.add(a, b), "sub": ring.sub(a, b), "mul": ring.mul(a, b), "neg": ring.neg(a),
-           "mul_scalar": ring.mul_scalar(a, s)}
+    got = {
+        "add": ring.add(a, b),
+        "sub": ring.sub(a, b),
+        "mul": ring.mul(a, b),
+        "neg": ring.neg(a),
+        "mul_scalar": ring.mul_scalar(a, s),
+    }
     for name in expected:
         np.testing.assert_array_equal(got[name], expected[name], err_msg=f"{name} on {isa}")
     ref = with_isa("scalar", lambda: ring.mul(a, b))
@@ -39,8 +46,9 @@ def test_ring_ops_property_every_isa(a, s):
     b = a[::-1].copy()
     results = []
     for name in _core.available_isas():
-        results.append(with_isa(name, lambda: (ring.add(a, b), ring.sub(a, b), ring.mul(a, b),
-                                               ring.mul_scalar(a, s), ring.neg(a))))
+        results.append(
+            with_isa(name, lambda: (ring.add(a, b), ring.sub(a, b), ring.mul(a, b), ring.mul_scalar(a, s), ring.neg(a)))
+        )
     exact = [
         [(int(x) + int(y)) % 2**64 for x, y in zip(a, b)],
         [(int(x) - int(y)) % 2**64 for x, y in zip(a, b)],
@@ -78,8 +86,7 @@ def test_kernels_reject_wrong_dtype_layout_and_size():
 @pytest.mark.parametrize("bits", [0, 1, 16, 32, 63])
 def test_shift_right_signed(isa, bits):
     a = random_u64(5000, bits)
-    np.testing.assert_array_equal(ring.shift_right_signed(a, bits),
-                                  (a.view(np.int64) >> bits).view(np.uint64))
+    np.testing.assert_array_equal(ring.shift_right_signed(a, bits), (a.view(np.int64) >> bits).view(np.uint64))
 
 
 def correlate_reference(planes, kernels):
@@ -89,12 +96,13 @@ def correlate_reference(planes, kernels):
     with np.errstate(over="ignore"):
         for i in range(kh):
             for j in range(kw):
-                out += kernels[:, i:i + 1, j:j + 1] * planes[:, i:i + h - kh + 1, j:j + w - kw + 1]
+                out += kernels[:, i : i + 1, j : j + 1] * planes[:, i : i + h - kh + 1, j : j + w - kw + 1]
     return out
 
 
-@pytest.mark.parametrize("shape,k", [((1, 5, 5), (1, 1)), ((3, 17, 33), (3, 3)), ((2, 64, 70), (5, 7)),
-                                     ((3, 130, 129), (9, 9))])
+@pytest.mark.parametrize(
+    "shape,k", [((1, 5, 5), (1, 1)), ((3, 17, 33), (3, 3)), ((2, 64, 70), (5, 7)), ((3, 130, 129), (9, 9))]
+)
 def test_correlate2d_matches_reference(isa, shape, k):
     rng = np.random.default_rng(7)
     planes = rng.integers(0, 2**64, size=shape, dtype=np.uint64)

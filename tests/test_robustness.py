@@ -22,13 +22,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import safelight
-from safelight.errors import (PeerUnavailableError, ProgramError, ProtocolError, ResourceLimitError,
-                              TrustModelError)
-from safelight.runtime.cluster import OWNER_FILE, WORKDIR_PREFIX, remove_stale_workdirs
+from safelight.errors import PeerUnavailableError, ProgramError, ProtocolError, ResourceLimitError, TrustModelError
 from safelight.net.config import ClusterConfig, PartyAddress, ServerLimits
-from safelight.program.program import Program
 from safelight.net.sealed import MAX_RECORD, SealedStream
 from safelight.net.transport import HEADER, MAGIC, META_LEN, MsgType, connect
+from safelight.program.program import Program
+from safelight.runtime.cluster import OWNER_FILE, WORKDIR_PREFIX, remove_stale_workdirs
 
 
 def mul_program(shape=(8,)):
@@ -78,10 +77,23 @@ def test_denoise_on_a_cluster_without_a_dealer_is_refused(tmp_path, cluster2):
     from PIL import Image
 
     Image.fromarray(np.full((16, 16), 128, np.uint8)).save(tmp_path / "in.png")
-    proc = subprocess.run([sys.executable, "-m", "safelight", "denoise", str(tmp_path / "in.png"),
-                           str(tmp_path / "out.png"), "--sigma", "25", "--cluster", str(cluster2.config.path or
-                                                                                        cluster2.workdir / "cluster.toml")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "safelight",
+            "denoise",
+            str(tmp_path / "in.png"),
+            str(tmp_path / "out.png"),
+            "--sigma",
+            "25",
+            "--cluster",
+            str(cluster2.config.path or cluster2.workdir / "cluster.toml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "no dealer" in proc.stderr and "--no-dealer" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out.png").exists()
@@ -93,9 +105,23 @@ def spawn_party(config_path: Path, party: int, nofile: int | None = None) -> tup
         if nofile is not None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
-    proc = subprocess.Popen([sys.executable, "-m", "safelight", "serve", "--config", str(config_path),
-                             "--party", str(party), "--peers-from-stdin"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=limit)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "safelight",
+            "serve",
+            "--config",
+            str(config_path),
+            "--party",
+            str(party),
+            "--peers-from-stdin",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        preexec_fn=limit,
+    )
     line = proc.stdout.readline()
     assert line.startswith(b"READY"), line
     return proc, int(line.split(b":")[-1])
@@ -224,12 +250,21 @@ def test_job_over_the_memory_budget_is_refused_before_any_tensor():
 def test_tensor_larger_than_declared_is_refused_before_allocation(cluster2):
     p = mul_program((4,))
     ch = raw_tls(cluster2)
-    ch.send_json(MsgType.SUBMIT, os.urandom(16), {
-        "program": p.to_json(), "preprocessing": {"source": "client", "seed": "00" * 16},
-        "inputs": [{"name": "x", "kind": "share"}, {"name": "y", "kind": "share"}]})
+    ch.send_json(
+        MsgType.SUBMIT,
+        os.urandom(16),
+        {
+            "program": p.to_json(),
+            "preprocessing": {"source": "client", "seed": "00" * 16},
+            "inputs": [{"name": "x", "kind": "share"}, {"name": "y", "kind": "share"}],
+        },
+    )
     meta = json.dumps({"name": "x", "dtype": "uint64", "shape": [1 << 28]}).encode()
-    ch.sock.sendall(HEADER.pack(MAGIC, 1, MsgType.TENSOR, 0, b"\0" * 16, META_LEN.size + len(meta) + (8 << 28))
-                    + META_LEN.pack(len(meta)) + meta)
+    ch.sock.sendall(
+        HEADER.pack(MAGIC, 1, MsgType.TENSOR, 0, b"\0" * 16, META_LEN.size + len(meta) + (8 << 28))
+        + META_LEN.pack(len(meta))
+        + meta
+    )
     started = time.monotonic()
     with pytest.raises(ProtocolError, match="expected"):
         ch.expect(MsgType.RESULT)
@@ -242,10 +277,18 @@ def test_jobs_over_the_job_count_wait_then_are_refused_clearly():
     with safelight.Cluster.local(2, limits=ServerLimits(max_jobs=1), timeout=4.0) as cluster:
         # a job that party 0 admits and holds (~4 s) while it waits for party 1, which never hears of it
         holder = raw_tls(cluster)
-        holder.send_json(MsgType.SUBMIT, os.urandom(16), {
-            "program": mul_program().to_json(), "preprocessing": {"source": "client", "seed": "00" * 16},
-            "inputs": [{"name": "x", "kind": "seed", "seed": "11" * 16},
-                       {"name": "y", "kind": "seed", "seed": "22" * 16}]})
+        holder.send_json(
+            MsgType.SUBMIT,
+            os.urandom(16),
+            {
+                "program": mul_program().to_json(),
+                "preprocessing": {"source": "client", "seed": "00" * 16},
+                "inputs": [
+                    {"name": "x", "kind": "seed", "seed": "11" * 16},
+                    {"name": "y", "kind": "seed", "seed": "22" * 16},
+                ],
+            },
+        )
         holder.expect(MsgType.PROGRESS)  # a heartbeat (after 1 s): the job was admitted and runs
         inputs, _ = mul_inputs()
         with pytest.raises(ResourceLimitError, match="busy"):
@@ -296,8 +339,11 @@ def test_a_party_that_lost_the_model_is_reported_at_once():
         # the model exists on party 0 only, as after party 1 restarted without a store directory
         w = safelight.encode(np.ones(8))
         ch = raw_tls(cluster, 0)
-        ch.send_json(MsgType.STORE, b"\0" * 16, {"model": "m", "inputs": [
-            {"name": "y", "kind": "seed", "seed": w.payloads[0].seed.hex(), "shape": [8]}]})
+        ch.send_json(
+            MsgType.STORE,
+            b"\0" * 16,
+            {"model": "m", "inputs": [{"name": "y", "kind": "seed", "seed": w.payloads[0].seed.hex(), "shape": [8]}]},
+        )
         ch.expect(MsgType.RESULT)
         ch.close()
         from safelight.runtime.client import StoredTensor
@@ -369,9 +415,15 @@ def test_deeply_nested_json_is_a_protocol_error(cluster2):
 
 def _mutations():
     """Values to put anywhere in a valid SUBMIT."""
-    return st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
-                     st.text(max_size=8), st.lists(st.integers(-5, 2**40), max_size=4),
-                     st.dictionaries(st.text(max_size=4), st.integers(), max_size=2))
+    return st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**70), 2**70),
+        st.floats(allow_nan=True),
+        st.text(max_size=8),
+        st.lists(st.integers(-5, 2**40), max_size=4),
+        st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+    )
 
 
 def _paths(obj, path=()):
@@ -391,9 +443,11 @@ def test_malformed_submits_never_cause_an_internal_error(cluster2, data):
     x = p.input("x", (2, 3, 8, 8))
     w = p.input("w", (4, 3, 3, 3))
     p.output(p.relu(p.conv2d(x, w, padding=1)), "y")
-    submit = {"program": p.to_json(), "preprocessing": {"source": "client", "seed": "00" * 16},
-              "inputs": [{"name": "x", "kind": "seed", "seed": "11" * 16},
-                         {"name": "w", "kind": "seed", "seed": "22" * 16}]}
+    submit = {
+        "program": p.to_json(),
+        "preprocessing": {"source": "client", "seed": "00" * 16},
+        "inputs": [{"name": "x", "kind": "seed", "seed": "11" * 16}, {"name": "w", "kind": "seed", "seed": "22" * 16}],
+    }
     paths = list(_paths(submit))[1:]
     path = data.draw(st.sampled_from(paths))
     target = submit
@@ -418,11 +472,21 @@ def test_stale_cluster_folders_are_removed(tmp_path):
 
 
 def test_a_killed_client_leaves_no_servers_and_its_folder_is_cleaned(tmp_path):
-    child = subprocess.Popen([sys.executable, "-c", (
-        "import safelight, sys\n"
-        "c = safelight.Cluster.local(2, dealer=True)\n"
-        "print(c.workdir, *[p.pid for p in c.processes], flush=True)\n"
-        "sys.stdin.read()\n")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import safelight, sys\n"
+                "c = safelight.Cluster.local(2, dealer=True)\n"
+                "print(c.workdir, *[p.pid for p in c.processes], flush=True)\n"
+                "sys.stdin.read()\n"
+            ),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     workdir, *pids = child.stdout.readline().split()
     child.kill()
     child.wait()
@@ -456,8 +520,9 @@ def test_the_admission_estimate_bounds_a_real_jobs_peak_memory():
     per_op = GC_BYTES_PER_OT * model.program.ot_demand() > PREPROCESS_BUDGET  # the client's choice
     ots = model.program.ot_demand_per_step(per_op)
     plan = Plan(model.program.correlations())
-    need_mib = [job_memory(model.program, plan, per_op, False, ots, corrections=party == 1) / 2**20
-                for party in (0, 1)]  # party 1 receives the dealer's corrections
+    need_mib = [
+        job_memory(model.program, plan, per_op, False, ots, corrections=party == 1) / 2**20 for party in (0, 1)
+    ]  # party 1 receives the dealer's corrections
     with safelight.Cluster.local(2, dealer=True, timeout=60.0) as cluster:
         denoise.upload(cluster)
         base = [rss_mib(p.pid) for p in cluster.processes[:2]]
@@ -466,4 +531,3 @@ def test_the_admission_estimate_bounds_a_real_jobs_peak_memory():
         peaks = [rss_mib(p.pid, "VmHWM") for p in cluster.processes[:2]]
     for b, peak, need in zip(base, peaks, need_mib):
         assert peak - b < need, (base, peaks, need_mib)
-

@@ -27,8 +27,12 @@ def test_uint8_images_round_trip_exactly(img, parties):
 
 @given(
     st.sampled_from([np.float16, np.float32, np.float64]).flatmap(
-        lambda dt: hnp.arrays(dt, hnp.array_shapes(min_dims=1, max_dims=4, max_side=8),
-                              elements=st.floats(-1000, 1000, width=np.finfo(dt).bits))),
+        lambda dt: hnp.arrays(
+            dt,
+            hnp.array_shapes(min_dims=1, max_dims=4, max_side=8),
+            elements=st.floats(-1000, 1000, width=np.finfo(dt).bits),
+        )
+    ),
     st.sampled_from([2, 3]),
     st.integers(8, 30),
 )
@@ -85,8 +89,10 @@ def test_single_server_view_is_independent_of_the_image(parties):
         assert stats.chi2_contingency(table).pvalue > 1e-4, f"party {party} view depends on the image"
         # and per byte position within the 8-byte word (the low bytes carry the pixel bits)
         for pos in range(8):
-            col = [np.bincount(views[k][party].view(np.uint8).reshape(-1, 8)[:, pos], minlength=256)
-                   for k in ("black", "photo")]
+            col = [
+                np.bincount(views[k][party].view(np.uint8).reshape(-1, 8)[:, pos], minlength=256)
+                for k in ("black", "photo")
+            ]
             assert stats.chi2_contingency(np.stack(col)).pvalue > 1e-5
 
 
@@ -105,17 +111,20 @@ def test_reconstruct_is_the_sum_of_shares():
     np.testing.assert_array_equal(total, fixed_point.encode(x, 16))
 
 
-@pytest.mark.parametrize("bad,match", [
-    (np.zeros((4, 4), dtype=np.int64), "unsupported dtype"),
-    (np.zeros((4, 4), dtype=bool), "unsupported dtype"),
-    (np.zeros((4, 4, 2), dtype=np.uint8), "H x W x C"),
-    (np.zeros((2, 4, 4, 3), dtype=np.uint8), "H x W x C"),
-    (np.zeros((0, 3)), "empty"),
-    (np.array([1.0, np.nan]), "NaN"),
-    (np.array([1.0, np.inf]), "NaN or infinite"),
-    (np.array([1e30]), "out of range"),
-    ("not an image", "unsupported dtype"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (np.zeros((4, 4), dtype=np.int64), "unsupported dtype"),
+        (np.zeros((4, 4), dtype=bool), "unsupported dtype"),
+        (np.zeros((4, 4, 2), dtype=np.uint8), "H x W x C"),
+        (np.zeros((2, 4, 4, 3), dtype=np.uint8), "H x W x C"),
+        (np.zeros((0, 3)), "empty"),
+        (np.array([1.0, np.nan]), "NaN"),
+        (np.array([1.0, np.inf]), "NaN or infinite"),
+        (np.array([1e30]), "out of range"),
+        ("not an image", "unsupported dtype"),
+    ],
+)
 def test_bad_input_is_rejected_clearly(bad, match):
     with pytest.raises(InputError, match=match):
         safelight.encode(bad)

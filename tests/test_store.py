@@ -113,8 +113,13 @@ def test_bad_uploads_are_rejected_and_leave_nothing(tmp_path):
     idx.put("alice", _id(1), blob_id, ct, b"m", [])
     with pytest.raises(InputError, match="already exists"):
         idx.put("alice", _id(1), blob_id, None, b"m", [])
-    assert idx.stats("alice") == {"entries": 1, "blobs": 1, "stored_bytes": len(ct), "logical_bytes": len(ct),
-                                  "saved_bytes": 0}
+    assert idx.stats("alice") == {
+        "entries": 1,
+        "blobs": 1,
+        "stored_bytes": len(ct),
+        "logical_bytes": len(ct),
+        "saved_bytes": 0,
+    }
 
 
 def test_near_counts_matching_bands(tmp_path):
@@ -174,8 +179,11 @@ def test_version_2_store_is_migrated_to_posting_lists(tmp_path):
     db.execute("PRAGMA user_version=2")
     blob_id, ct = _blob(b"old blob")
     (tmp_path / "blobs").mkdir()
-    rows = [("alice", _id(0), [(0, b"a"), (1, b"b")]), ("alice", _id(1), [(0, b"a"), (1, b"x")]),
-            ("bob", _id(2), [(0, b"a"), (1, b"b")])]
+    rows = [
+        ("alice", _id(0), [(0, b"a"), (1, b"b")]),
+        ("alice", _id(1), [(0, b"a"), (1, b"x")]),
+        ("bob", _id(2), [(0, b"a"), (1, b"b")]),
+    ]
     for n, (owner, entry, tags) in enumerate(rows):
         db.execute("INSERT INTO blobs VALUES (?, ?, ?, 1)", (owner, _id(100 + n), 10))
         db.execute("INSERT INTO entries VALUES (?, ?, ?, ?, ?)", (owner, entry, _id(100 + n), b"m%d" % n, n))
@@ -183,7 +191,10 @@ def test_version_2_store_is_migrated_to_posting_lists(tmp_path):
     db.close()
     idx = Index(tmp_path)
     assert idx.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
-    assert [(e, c, m) for e, c, m in idx.near("alice", [(0, b"a"), (1, b"b")])] == [(_id(0), 2, b"m0"), (_id(1), 1, b"m1")]
+    assert [(e, c, m) for e, c, m in idx.near("alice", [(0, b"a"), (1, b"b")])] == [
+        (_id(0), 2, b"m0"),
+        (_id(1), 1, b"m1"),
+    ]
     assert [e for e, _, _ in idx.near("bob", [(0, b"a")])] == [_id(2)]
     assert [e for e, _, _ in idx.list("alice")] == [_id(0), _id(1)]
     idx.remove("alice", _id(0))  # its postings go with it; the other owner's are untouched
@@ -224,11 +235,31 @@ def store_setup(tmp_path, monkeypatch):
 
     monkeypatch.setenv("SAFELIGHT_KEYSERVER_RECORD", "1")
     certs = create_cluster_certs(tmp_path / "certs", 1, clients=("alice", "bob"), extra_names=("store", "keyserver"))
-    config = StoreConfig(certs, "127.0.0.1", 0, tmp_path / "data", "127.0.0.1", 0, tmp_path / "keyserver.key",
-                         rate=50.0, burst=32, timeout=10.0)
+    config = StoreConfig(
+        certs,
+        "127.0.0.1",
+        0,
+        tmp_path / "data",
+        "127.0.0.1",
+        0,
+        tmp_path / "keyserver.key",
+        rate=50.0,
+        burst=32,
+        timeout=10.0,
+    )
     store, keys = StoreServer(config), KeyServer(config)
-    config = StoreConfig(certs, "127.0.0.1", store.port, tmp_path / "data", "127.0.0.1", keys.port,
-                         tmp_path / "keyserver.key", rate=50.0, burst=32, timeout=10.0)
+    config = StoreConfig(
+        certs,
+        "127.0.0.1",
+        store.port,
+        tmp_path / "data",
+        "127.0.0.1",
+        keys.port,
+        tmp_path / "keyserver.key",
+        rate=50.0,
+        burst=32,
+        timeout=10.0,
+    )
     for server in (store, keys):
         threading.Thread(target=server.serve_forever, daemon=True).start()
     owners = {name: create_owner_key(tmp_path / f"{name}.key") for name in ("alice", "bob")}
@@ -244,7 +275,7 @@ def _photo_bytes(seed=0):
     from skimage import data
 
     buf = io.BytesIO()
-    Image.fromarray(data.astronaut()[seed * 10: seed * 10 + 64, :64]).save(buf, format="PNG")
+    Image.fromarray(data.astronaut()[seed * 10 : seed * 10 + 64, :64]).save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -471,13 +502,18 @@ def test_malformed_tags_and_meta_are_rejected(store_setup):
     config, owners, store, keys = store_setup
     ch = connect("127.0.0.1", config.store_port, Identity.from_dir(config.certs, "alice"), "store", 10.0)
     try:
-        for bad, match in (([[0, "ab"]], "16 bytes"), ([[999, "00" * 16]], "band"), ("x", "list"),
-                           ([[0, "zz" * 16]], "hex")):
+        for bad, match in (
+            ([[0, "ab"]], "16 bytes"),
+            ([[999, "00" * 16]], "band"),
+            ("x", "list"),
+            ([[0, "zz" * 16]], "hex"),
+        ):
             ch.send_json(MsgType.STORE_REQ, NO_JOB, {"op": "near", "tags": bad})
             with pytest.raises(InputError, match=match):
                 ch.expect(MsgType.RESULT)
-        ch.send_json(MsgType.STORE_REQ, NO_JOB, {"op": "put", "entry": "0" * 64, "blob": "0" * 64,
-                                                 "meta": "not hex", "tags": []})
+        ch.send_json(
+            MsgType.STORE_REQ, NO_JOB, {"op": "put", "entry": "0" * 64, "blob": "0" * 64, "meta": "not hex", "tags": []}
+        )
         with pytest.raises(InputError, match="meta must be hex"):
             ch.expect(MsgType.RESULT)
     finally:
@@ -510,10 +546,10 @@ def _blobs_leaf_page(db_path) -> int:
     root = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'blobs'").fetchone()[0]
     size = db.execute("PRAGMA page_size").fetchone()[0]
     db.close()
-    page = db_path.read_bytes()[(root - 1) * size:root * size]
+    page = db_path.read_bytes()[(root - 1) * size : root * size]
     assert page[0] == 0x05, "the blobs table should span several pages"
     first_cell = struct.unpack(">H", page[12:14])[0]
-    return struct.unpack(">I", page[first_cell:first_cell + 4])[0], size
+    return struct.unpack(">I", page[first_cell : first_cell + 4])[0], size
 
 
 def test_corrupt_index_refuses_to_start_and_deletes_nothing(tmp_path, capsys):
@@ -609,8 +645,10 @@ def test_unlisted_blob_files_are_quarantined_not_deleted(tmp_path, caplog, capsy
     assert cli.main(["store", "stats", "--store-dir", str(root)]) == 0
     err = capsys.readouterr().err
     assert "safelight: store server: moved 1 blob files" in err
-    assert sorted(p.read_bytes() for p in data.glob("quarantine/*/*/*/*")) == [b"another stray file",
-                                                                               b"someone's photo"]
+    assert sorted(p.read_bytes() for p in data.glob("quarantine/*/*/*/*")) == [
+        b"another stray file",
+        b"someone's photo",
+    ]
 
 
 def test_list_sets_aside_an_entry_that_does_not_open(store_setup):
@@ -648,8 +686,11 @@ def test_a_failed_request_leaves_the_connection_usable(store_setup):
     ch = connect("127.0.0.1", config.store_port, Identity.from_dir(config.certs, "alice"), "store", 10.0)
     try:
         blob_id, ct = _blob(b"ciphertext")
-        ch.send_json(MsgType.STORE_REQ, NO_JOB, {"op": "put", "entry": _id(7), "blob": blob_id, "with_blob": True,
-                                                 "meta": "00", "tags": [[0, "ab"]]})
+        ch.send_json(
+            MsgType.STORE_REQ,
+            NO_JOB,
+            {"op": "put", "entry": _id(7), "blob": blob_id, "with_blob": True, "meta": "00", "tags": [[0, "ab"]]},
+        )
         ch.send_tensor(NO_JOB, "blob", np.frombuffer(ct, dtype=np.uint8))
         with pytest.raises(InputError, match="16 bytes"):
             ch.expect(MsgType.RESULT)
@@ -677,8 +718,15 @@ def embedded_store(tmp_path):
     (tmp_path / "p.png").write_bytes(_photo_bytes())
     (tmp_path / "same.png").write_bytes(_photo_bytes())
     (tmp_path / "other.bin").write_bytes(b"not an image" * 10)
-    put = _cli("store", "put", *(str(tmp_path / n) for n in ("p.png", "same.png", "other.bin")),
-               "--store-dir", str(root), "--owner", "alice")
+    put = _cli(
+        "store",
+        "put",
+        *(str(tmp_path / n) for n in ("p.png", "same.png", "other.bin")),
+        "--store-dir",
+        str(root),
+        "--owner",
+        "alice",
+    )
     assert put.returncode == 0, put.stderr
     return root, {line.split()[1]: line.split()[0] for line in put.stdout.splitlines()}
 
@@ -687,8 +735,14 @@ def test_get_refuses_a_folder_or_a_missing_folder_in_one_line(embedded_store, tm
     root, entries = embedded_store
     (tmp_path / "some_dir").mkdir()
     for output in ("some_dir/", "some_dir", "missing_dir/out.png", "missing_dir/"):
-        got = _cli("store", "get", entries["p.png"], str(tmp_path / output) + ("/" if output.endswith("/") else ""),
-                   "--store-dir", str(root))
+        got = _cli(
+            "store",
+            "get",
+            entries["p.png"],
+            str(tmp_path / output) + ("/" if output.endswith("/") else ""),
+            "--store-dir",
+            str(root),
+        )
         assert got.returncode == 2, (output, got.stderr)
         assert got.stderr.count("\n") == 1 and got.stderr.startswith("safelight: error: "), got.stderr
         assert "Traceback" not in got.stderr and got.stdout == ""
@@ -741,8 +795,11 @@ def test_ambiguous_names_and_prefixes_are_errors_listing_the_candidates(store_se
         a, b, c = alice.put([("x.png", b"one" * 9), ("x.png", b"two" * 9), ("y.png", b"three" * 9)])
         assert [a.entry, b.entry, c.entry] == ["abcd" + "0" * 59 + "1", "abcd" + "0" * 59 + "2", "ef01" + "0" * 60]
         # the candidates are shown with as many digits as it takes to tell them apart
-        with pytest.raises(InputError, match=rf"'x.png' fits 2 entries: {a.entry} \(x.png\), {b.entry} \(x.png\); "
-                                             "give more digits"):
+        with pytest.raises(
+            InputError,
+            match=rf"'x.png' fits 2 entries: {a.entry} \(x.png\), {b.entry} \(x.png\); "
+            "give more digits",
+        ):
             alice.resolve("x.png")
         with pytest.raises(InputError, match="'abcd' fits 2 entries"):
             alice.resolve("abcd")
@@ -771,8 +828,12 @@ def test_descriptor_exhaustion_does_not_kill_the_storage_server(tmp_path):
     def few_descriptors():
         resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
 
-    proc = subprocess.Popen([sys.executable, "-m", "safelight", "serve", "--role", "store", "--config", str(config)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=few_descriptors)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "safelight", "serve", "--role", "store", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        preexec_fn=few_descriptors,
+    )
     try:
         line = proc.stdout.readline()
         assert line.startswith(b"READY store"), line

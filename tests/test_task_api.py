@@ -46,10 +46,11 @@ def model_cluster():
 
 
 def _noisy(seed=0, size=16):
-    return denoise.add_noise(data.astronaut()[100:100 + size, 180:180 + size], 25, seed=seed)
+    return denoise.add_noise(data.astronaut()[100 : 100 + size, 180 : 180 + size], 25, seed=seed)
 
 
 # ---- the new shape, task by task ----------------------------------------------------------
+
 
 def test_filter_run_returns_outputs_and_one_report(cluster2):
     result = private_filter.run(IMAGE, cluster=cluster2, kernel="box:3")
@@ -104,8 +105,11 @@ def test_openfhe_filter_run_checks_inputs_and_refuses_a_cluster(cluster2):
 
 
 def test_openfhe_job_report_counts_keys_as_upload_and_one_step():
-    report = openfhe_filter.job_report({"keygen": 0.5, "encrypt": 0.25, "evaluate": 2.0, "decrypt": 0.125},
-                                       {"upload": 1000, "download": 300}, {"rotation_keys": 5000, "context": 200})
+    report = openfhe_filter.job_report(
+        {"keygen": 0.5, "encrypt": 0.25, "evaluate": 2.0, "decrypt": 0.125},
+        {"upload": 1000, "download": 300},
+        {"rotation_keys": 5000, "context": 200},
+    )
     assert report.upload_bytes == 6200 and report.download_bytes == 300
     (server,) = report.parties
     assert (server.bytes_received, server.bytes_sent, server.seconds) == (6200, 300, 2.0)
@@ -154,6 +158,7 @@ def test_denoise_run_bad_options():
 
 # ---- the top level ------------------------------------------------------------------------
 
+
 def test_top_level_filter_and_denoise_call_the_tasks(cluster2, model_cluster):
     result = safelight.filter(IMAGE, kernel="sobel-x", cluster=cluster2)
     direct = private_filter.run(IMAGE, cluster=cluster2, kernel="sobel-x").outputs
@@ -172,6 +177,7 @@ def test_top_level_signatures_match_the_tasks(top, task):
 
 # ---- the 0.1 shapes: still working, one DeprecationWarning each -----------------------------
 
+
 def _one_warning(record, new_call):
     found = [w for w in record if issubclass(w.category, DeprecationWarning)]
     assert len(found) == 1, [str(w.message) for w in found]
@@ -184,7 +190,7 @@ def test_old_shape_filter_positional_kernel_and_cluster(cluster2):
         old = private_filter.run(IMAGE, "box:3", cluster2, "nearest")
     _one_warning(record, "safelight.tasks.filter.run(image, kernel=..., cluster=..., padding=...)")
     new = private_filter.run(IMAGE, cluster=cluster2, kernel="box:3", padding="nearest")
-    np.testing.assert_allclose(old.values, new.values, atol=2 ** -15)  # local truncation: off by one unit at most
+    np.testing.assert_allclose(old.values, new.values, atol=2**-15)  # local truncation: off by one unit at most
     assert old.job.parties[0].bytes_sent > 0  # 0.1's FilterResult.job
     with pytest.warns(DeprecationWarning) as record:
         private_filter.run(image=IMAGE, kernel="box:3", cluster=cluster2)
@@ -215,8 +221,12 @@ def test_old_shape_openfhe_filter_image_and_result_class_names():
     with pytest.warns(DeprecationWarning, match=r"openfhe_filter\.run\(image, kernel="):
         with pytest.raises(InputError, match="padding"):
             openfhe_filter.filter_image(np.zeros((8, 8)), "box:3", padding="wrap")
-    for module, name in [(private_filter, "FilterResult"), (he_filter, "HEFilterResult"), (denoise, "Result"),
-                         (openfhe_filter, "OpenFHEFilterResult")]:
+    for module, name in [
+        (private_filter, "FilterResult"),
+        (he_filter, "HEFilterResult"),
+        (denoise, "Result"),
+        (openfhe_filter, "OpenFHEFilterResult"),
+    ]:
         with pytest.warns(DeprecationWarning, match=f"{name} is now safelight.tasks.report.TaskResult"):
             assert getattr(module, name) is TaskResult
     with pytest.raises(AttributeError):
@@ -232,30 +242,81 @@ def test_old_shape_errors_are_type_errors_as_python_gives(cluster2):
 
 # ---- the library's own paths raise no DeprecationWarning ---------------------------------------
 
+
 @pytest.mark.parametrize("extra", [[], ["--scheme", "he"]])
 def test_cli_filter_emits_no_deprecation_warning(tmp_path, extra):
     src, out = tmp_path / "in.png", tmp_path / "out.png"
     Image.fromarray(IMAGE).save(src)
-    proc = subprocess.run([sys.executable, "-W", "error::DeprecationWarning", "-m", "safelight", "filter", str(src),
-                           str(out), "--kernel", "box:3", "--json", *extra], capture_output=True, text=True,
-                          timeout=180, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "error::DeprecationWarning",
+            "-m",
+            "safelight",
+            "filter",
+            str(src),
+            str(out),
+            "--kernel",
+            "box:3",
+            "--json",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "DeprecationWarning" not in proc.stderr
     record = json.loads(proc.stdout)
-    assert set(record) == {"wall_seconds", "online_seconds", "offline_seconds", "rounds", "triples", "upload_bytes",
-                           "download_bytes", "parties", "dealer", "ops", "output", "details"}
+    assert set(record) == {
+        "wall_seconds",
+        "online_seconds",
+        "offline_seconds",
+        "rounds",
+        "triples",
+        "upload_bytes",
+        "download_bytes",
+        "parties",
+        "dealer",
+        "ops",
+        "output",
+        "details",
+    }
     assert len(record["parties"]) == (1 if extra else 2) and record["output"] == str(out)
-    assert np.abs(np.asarray(Image.open(out)).astype(int)
-                  - private_filter.to_image(private_filter.plaintext(IMAGE, "box:3"), "box:3")).max() <= 1
+    assert (
+        np.abs(
+            np.asarray(Image.open(out)).astype(int)
+            - private_filter.to_image(private_filter.plaintext(IMAGE, "box:3"), "box:3")
+        ).max()
+        <= 1
+    )
 
 
 def test_cli_denoise_emits_no_deprecation_warning(tmp_path):
     noisy = np.round(np.clip(_noisy(5, size=12), 0, 1) * 255).astype(np.uint8)
     src, out = tmp_path / "in.png", tmp_path / "out.png"
     Image.fromarray(noisy).save(src)
-    proc = subprocess.run([sys.executable, "-W", "error::DeprecationWarning", "-m", "safelight", "denoise", str(src),
-                           str(out), "--sigma", "25", "--json"], capture_output=True, text=True, timeout=180,
-                          check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "error::DeprecationWarning",
+            "-m",
+            "safelight",
+            "denoise",
+            str(src),
+            str(out),
+            "--sigma",
+            "25",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     record = json.loads(proc.stdout)
     assert record["triples"] == "dealer" and "online / offline" in record["details"]

@@ -30,8 +30,9 @@ def pair(certs, records="sealed", server_records=None):
     def accept():
         raw, _ = listener.accept()
         try:
-            box["server"] = accept_tls(raw, server_context(Identity.from_dir(certs, "party-0")), 5.0,
-                                       server_records or records)
+            box["server"] = accept_tls(
+                raw, server_context(Identity.from_dir(certs, "party-0")), 5.0, server_records or records
+            )
         except Exception as exc:  # reported to the test
             box["error"] = exc
             raw.close()
@@ -54,8 +55,9 @@ def test_tensors_and_json_round_trip(certs, records, n):
     client, server = pair(certs, records)
     data = np.random.default_rng(n).integers(0, 2**64, n, dtype=np.uint64)
     job = os.urandom(16)
-    t = threading.Thread(target=lambda: (client.send_json(MsgType.SUBMIT, job, {"a": [1, 2]}),
-                                         client.send_tensor(job, "x", data)))
+    t = threading.Thread(
+        target=lambda: (client.send_json(MsgType.SUBMIT, job, {"a": [1, 2]}), client.send_tensor(job, "x", data))
+    )
     t.start()
     first, second = server.recv(), server.recv()
     t.join()

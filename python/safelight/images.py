@@ -24,9 +24,9 @@ import struct
 import sys
 import warnings
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -127,8 +127,12 @@ def _deep_colour(p: Path, frame: int, im) -> tuple[np.ndarray, str] | None:
         return np.stack([raw[..., 0] << 8 | raw[..., 1], raw[..., 2] << 8 | raw[..., 3]], axis=2), "LA;16"
     swapped = {r: _swapped(r) for r in rawmodes}
     if None in swapped.values() or frame:
-        warnings.warn(f"{p}: Pillow cannot read this 16-bit colour layout ({', '.join(sorted(rawmodes))}) at full "
-                      "depth; it is read at 8 bits per sample", ImageWarning, stacklevel=3)
+        warnings.warn(
+            f"{p}: Pillow cannot read this 16-bit colour layout ({', '.join(sorted(rawmodes))}) at full "
+            "depth; it is read at 8 bits per sample",
+            ImageWarning,
+            stacklevel=3,
+        )
         return None
     high = np.asarray(im)
     with _open_frame(p, frame) as again:
@@ -141,8 +145,9 @@ def _frame_of(p: Path, im, frame: int | None) -> int:
     n = getattr(im, "n_frames", 1)
     if frame is None:
         if n > 1:
-            raise InputError(f"{p} has {n} frames (an animation or a multi-page file); choose one with "
-                             f"--frame N (0 to {n - 1})")
+            raise InputError(
+                f"{p} has {n} frames (an animation or a multi-page file); choose one with --frame N (0 to {n - 1})"
+            )
         return 0
     if not 0 <= frame < n:
         raise InputError(f"{p} has {n} frame{'s' if n > 1 else ''}; --frame must be in 0 to {n - 1}, got {frame}")
@@ -213,8 +218,10 @@ def _samples(p: Path, im) -> np.ndarray:
     if mode == "I":
         a = np.asarray(im)
         if a.size and (a.min() < 0 or a.max() > 65535):
-            raise InputError(f"{p} holds 32-bit integer samples from {a.min()} to {a.max()}; safelight reads "
-                             "8-bit, 16-bit (0..65535) and float images: convert it first")
+            raise InputError(
+                f"{p} holds 32-bit integer samples from {a.min()} to {a.max()}; safelight reads "
+                "8-bit, 16-bit (0..65535) and float images: convert it first"
+            )
         return a.astype(np.uint16)
     if mode == "F":
         return np.asarray(im).astype(np.float32)
@@ -237,8 +244,10 @@ def _check_float(p: Path, a: np.ndarray) -> None:
         raise InputError(f"{p} holds NaN or infinite values; clean the image first")
     lo, hi = float(a.min()), float(a.max())
     if lo < 0.0 or hi > 1.0:
-        raise InputError(f"{p} holds float values from {lo:g} to {hi:g}; float images must lie in [0, 1]: "
-                         "rescale it first (nothing is clipped silently)")
+        raise InputError(
+            f"{p} holds float values from {lo:g} to {hi:g}; float images must lie in [0, 1]: "
+            "rescale it first (nothing is clipped silently)"
+        )
 
 
 def check_output_path(path: str | os.PathLike) -> str:
@@ -256,8 +265,10 @@ def check_output_path(path: str | os.PathLike) -> str:
         raise InputError(f"output directory {parent} is not writable")
     fmt = Image.registered_extensions().get(p.suffix.lower())
     if fmt is None or fmt not in Image.SAVE:
-        raise InputError(f"cannot write {p}: no image format is known for the extension "
-                         f"{p.suffix or '(none)'!r}; use .png, .tif, .jpg, .webp or .bmp")
+        raise InputError(
+            f"cannot write {p}: no image format is known for the extension "
+            f"{p.suffix or '(none)'!r}; use .png, .tif, .jpg, .webp or .bmp"
+        )
     return fmt
 
 
@@ -323,8 +334,12 @@ def write_image(path: str | os.PathLike, image: np.ndarray, like: ImageFile | No
     if alpha is not None and alpha.shape != a.shape[:2]:
         raise InputError(f"the alpha channel is {alpha.shape}, the image {a.shape[:2]}: they must match")
     if alpha is not None and fmt not in _ALPHA:
-        warnings.warn(f"{fmt} cannot hold an alpha channel: {p} is written without the input's alpha "
-                      "(use .png or .tif to keep it)", ImageWarning, stacklevel=2)
+        warnings.warn(
+            f"{fmt} cannot hold an alpha channel: {p} is written without the input's alpha "
+            "(use .png or .tif to keep it)",
+            ImageWarning,
+            stacklevel=2,
+        )
         alpha = None
     wanted = like.bit_depth if like is not None else {np.dtype(np.uint16): 16}.get(a.dtype, 8)
     layered = a.ndim == 3 or alpha is not None
@@ -332,12 +347,20 @@ def write_image(path: str | os.PathLike, image: np.ndarray, like: ImageFile | No
     if depth < wanted:
         holders = (_DEEP_WITH_ALPHA_OR_COLOUR if layered else _DEEP_GREY)[wanted]
         keep = " or ".join(_EXTENSION[f] for f in sorted(holders))
-        warnings.warn(f"{fmt} cannot hold {'float' if wanted == 32 else f'{wanted}-bit'} "
-                      f"{'colour or alpha' if layered else 'grey'} samples: {p} is written at {depth} bits "
-                      f"(use {keep or 'another format'} to keep the depth)", ImageWarning, stacklevel=2)
+        warnings.warn(
+            f"{fmt} cannot hold {'float' if wanted == 32 else f'{wanted}-bit'} "
+            f"{'colour or alpha' if layered else 'grey'} samples: {p} is written at {depth} bits "
+            f"(use {keep or 'another format'} to keep the depth)",
+            ImageWarning,
+            stacklevel=2,
+        )
     if fmt == "GIF" and a.ndim == 3:
-        warnings.warn(f"GIF holds at most 256 colours: {p} is written with its colours reduced to a palette "
-                      "(use .png to keep them)", ImageWarning, stacklevel=2)
+        warnings.warn(
+            f"GIF holds at most 256 colours: {p} is written with its colours reduced to a palette "
+            "(use .png to keep them)",
+            ImageWarning,
+            stacklevel=2,
+        )
     out = _convert(a, depth)
     if alpha is not None:
         out = np.dstack([out, _convert(alpha, depth)])
@@ -366,8 +389,12 @@ def _write_png16(path: Path, a: np.ndarray) -> None:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     with open(path, "wb") as f:
-        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0))
-                + chunk(b"IDAT", zlib.compress(data, 6)) + chunk(b"IEND", b""))
+        f.write(
+            b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(data, 6))
+            + chunk(b"IEND", b"")
+        )
 
 
 def captioned_panels(panels: Sequence[np.ndarray], captions: Sequence[str]) -> np.ndarray:

@@ -46,8 +46,15 @@ def mul_scalar(a: np.ndarray, scalar: int, out: np.ndarray | None = None) -> np.
     return out
 
 
-def beaver_combine(c: np.ndarray, e: np.ndarray, b: np.ndarray, a: np.ndarray, f: np.ndarray,
-                   with_f: bool, out: np.ndarray | None = None) -> np.ndarray:
+def beaver_combine(
+    c: np.ndarray,
+    e: np.ndarray,
+    b: np.ndarray,
+    a: np.ndarray,
+    f: np.ndarray,
+    with_f: bool,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """c + e * (b + [with_f] f) + a * f, elementwise, in one pass."""
     out = _out_like(c, out)
     _core.ring_beaver_combine(c, e, b, a, f, bool(with_f), out)
@@ -93,8 +100,7 @@ def conv2d_output_shape(x_shape, w_shape, stride=(1, 1), padding=(0, 0), dilatio
     return (n, o, ho, wo)
 
 
-def conv2d(x: np.ndarray, w: np.ndarray, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
-           groups: int = 1) -> np.ndarray:
+def conv2d(x: np.ndarray, w: np.ndarray, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups: int = 1) -> np.ndarray:
     """Zero-padded cross-correlation mod 2^64: x (N, C, H, W), w (O, C/groups, kh, kw) -> (N, O, Ho, Wo)."""
     x, w = np.ascontiguousarray(x, np.uint64), np.ascontiguousarray(w, np.uint64)
     out = np.empty(conv2d_output_shape(x.shape, w.shape, stride, padding, dilation), dtype=np.uint64)

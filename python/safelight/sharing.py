@@ -11,8 +11,8 @@ subset of the payloads is uniformly distributed whatever x is.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -122,9 +122,7 @@ def as_plain_values(x: object) -> tuple[np.ndarray, str]:
     if arr.dtype == np.uint8:
         if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (1, 3, 4)):
             return arr.astype(np.float64) / 255.0, "uint8"
-        raise InputError(
-            f"a uint8 image must be H x W or H x W x C with C in (1, 3, 4), got shape {arr.shape}"
-        )
+        raise InputError(f"a uint8 image must be H x W or H x W x C with C in (1, 3, 4), got shape {arr.shape}")
     if arr.dtype.type in _FLOAT_DTYPES:
         values = arr.astype(np.float64, copy=False)
         if not np.isfinite(values).all():
@@ -151,9 +149,7 @@ def share_ring(values: np.ndarray, parties: int) -> list[SharePayload]:
     return payloads
 
 
-def encode(
-    x: object, parties: int = 2, frac_bits: int = fixed_point.DEFAULT_FRAC_BITS
-) -> Encoded:
+def encode(x: object, parties: int = 2, frac_bits: int = fixed_point.DEFAULT_FRAC_BITS) -> Encoded:
     """Secret-share an image or float tensor for ``parties`` servers.
 
     Parameters

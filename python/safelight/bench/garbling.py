@@ -37,8 +37,12 @@ def _gc_workload():
     delta = gc.random_delta(1)
     zero = gc.random_labels(circ.n_inputs, GC_BATCH, seed=2)
     rng = np.random.default_rng(3)
-    bits = np.concatenate([gc.to_bits(rng.integers(0, 2**GC_K, GC_BATCH, dtype=np.uint64), GC_K),
-                           gc.to_bits(rng.integers(0, 2**GC_K, GC_BATCH, dtype=np.uint64), GC_K)])
+    bits = np.concatenate(
+        [
+            gc.to_bits(rng.integers(0, 2**GC_K, GC_BATCH, dtype=np.uint64), GC_K),
+            gc.to_bits(rng.integers(0, 2**GC_K, GC_BATCH, dtype=np.uint64), GC_K),
+        ]
+    )
     return circ, delta, zero, gc.encode(zero, delta, bits)
 
 
@@ -59,8 +63,11 @@ def _aes_ecb_seconds(blocks: int) -> float:
     return best_time(run, repeats=3)
 
 
-@register("gc_garble", "half-gates garbling of a 32-bit adder over 2^20 instances on one core, M AND/s",
-          emits=("gc_eval", "gc_e2e"))
+@register(
+    "gc_garble",
+    "half-gates garbling of a 32-bit adder over 2^20 instances on one core, M AND/s",
+    emits=("gc_eval", "gc_e2e"),
+)
 def bench_gc() -> list[dict[str, Any]]:
     keep_freed_memory()  # as the servers do: streamed chunks reuse the heap instead of faulting pages in
     streamed = [gc_stream_seconds() for _ in range(3)]
@@ -77,24 +84,48 @@ def bench_gc() -> list[dict[str, Any]]:
         _core.gc_garble(circ.gates, circ.outputs, circ.n_wires, zero, delta, 0, tables, out_zero, threads)
 
     garble_s = best_time(lambda: garble(1), repeats=5)
-    eval_s = best_time(lambda: _core.gc_evaluate(circ.gates, circ.outputs, circ.n_wires, labels, tables, 0, out, 1),
-                       repeats=5)
+    eval_s = best_time(
+        lambda: _core.gc_evaluate(circ.gates, circ.outputs, circ.n_wires, labels, tables, 0, out, 1), repeats=5
+    )
     garble2_s = best_time(lambda: garble(0), repeats=3)
     ecb4 = _aes_ecb_seconds(4 * n_and)
     m = n_and / 1e6
     return [
-        result("gc_garble", m / garble_s, "M AND/s", "higher",
-               ref="cryptography AES-128-ECB on the 4 hash blocks per AND (1 thread)", ref_value=m / ecb4,
-               bytes_per_and=32, both_cores_mand_s=m / garble2_s, isa=kernel_isa(), n_and=n_and),
-        result("gc_eval", m / eval_s, "M AND/s", "higher",
-               ref="cryptography AES-128-ECB on the 2 hash blocks per AND (1 thread)", ref_value=2 * m / ecb4,
-               isa=kernel_isa(), n_and=n_and),
-        result("gc_e2e", stream_and / min(stream_s) / 1e6, "M AND/s", "higher", stat="best of 3",
-               median_mand_s=stream_and / statistics.median(stream_s) / 1e6,
-               bytes_per_and=stream_bytes / stream_and, n_and=stream_and,
-               note="32-bit multiplier garbled in this process, input labels and tables streamed over sealed "
-                    "TLS to an evaluator process that evaluates each chunk on arrival; published reference "
-                    "12 M AND/s (C++ toolkit, loopback, 32 B/AND)"),
+        result(
+            "gc_garble",
+            m / garble_s,
+            "M AND/s",
+            "higher",
+            ref="cryptography AES-128-ECB on the 4 hash blocks per AND (1 thread)",
+            ref_value=m / ecb4,
+            bytes_per_and=32,
+            both_cores_mand_s=m / garble2_s,
+            isa=kernel_isa(),
+            n_and=n_and,
+        ),
+        result(
+            "gc_eval",
+            m / eval_s,
+            "M AND/s",
+            "higher",
+            ref="cryptography AES-128-ECB on the 2 hash blocks per AND (1 thread)",
+            ref_value=2 * m / ecb4,
+            isa=kernel_isa(),
+            n_and=n_and,
+        ),
+        result(
+            "gc_e2e",
+            stream_and / min(stream_s) / 1e6,
+            "M AND/s",
+            "higher",
+            stat="best of 3",
+            median_mand_s=stream_and / statistics.median(stream_s) / 1e6,
+            bytes_per_and=stream_bytes / stream_and,
+            n_and=stream_and,
+            note="32-bit multiplier garbled in this process, input labels and tables streamed over sealed "
+            "TLS to an evaluator process that evaluates each chunk on arrival; published reference "
+            "12 M AND/s (C++ toolkit, loopback, 32 B/AND)",
+        ),
     ]
 
 
@@ -149,8 +180,14 @@ def gc_stream_seconds() -> tuple[float, int, int]:
         child = mp.Process(target=_gc_stream_evaluator, args=(listener, certs, theirs), daemon=True)
         child.start()
         try:
-            channel = connect("127.0.0.1", listener.getsockname()[1], Identity.from_dir(certs, CLIENT_NAME),
-                              party_name(0), 60.0, records="sealed")
+            channel = connect(
+                "127.0.0.1",
+                listener.getsockname()[1],
+                Identity.from_dir(certs, CLIENT_NAME),
+                party_name(0),
+                60.0,
+                records="sealed",
+            )
             pipe = _NamedSender(channel)
             t0 = time.perf_counter()
             with Streamer(pipe) as out:
@@ -204,5 +241,14 @@ def bench_ot() -> dict[str, Any]:
         listener.close()
         ch.close()
     best = min(times[1:])
-    return result("ot", OT_N / best / 1e6, "M OT/s", "higher", base_ot_s=base_s, n=OT_N,
-                  bytes_per_ot=16, published_reference_mot_s=88, stat="best of 3 after a warm-up")
+    return result(
+        "ot",
+        OT_N / best / 1e6,
+        "M OT/s",
+        "higher",
+        base_ot_s=base_s,
+        n=OT_N,
+        bytes_per_ot=16,
+        published_reference_mot_s=88,
+        stat="best of 3 after a warm-up",
+    )

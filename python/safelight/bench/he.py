@@ -22,8 +22,11 @@ from .registry import best_time, kernel_isa, paired_times, register, result, tim
 # ---------------------------------------------------------------------------
 # encrypted filtering on one server (BFV, coefficient packing) vs plaintext scipy
 # ---------------------------------------------------------------------------
-@register("he_filter_256", "encrypted 3x3 stride-1 convolution of a 256x256 grey photo on ONE server (BFV, "
-          "coefficient packing) vs scipy in plaintext, s (server evaluation)")
+@register(
+    "he_filter_256",
+    "encrypted 3x3 stride-1 convolution of a 256x256 grey photo on ONE server (BFV, "
+    "coefficient packing) vs scipy in plaintext, s (server evaluation)",
+)
 def bench_he_filter_256() -> dict[str, Any]:
     image = data.camera()[128:384, 128:384]
     kernel = "box:3"
@@ -37,11 +40,23 @@ def bench_he_filter_256() -> dict[str, Any]:
     k = plain_filter.kernel_from(kernel)
     values = image.astype(np.float64) / 255
     plain = best_time(lambda: ndimage.convolve(values, k, mode="reflect"), repeats=5)
-    return result("he_filter_256", r.job.parties[0].online_seconds, "s", "lower", ref="scipy.ndimage.convolve",
-                  ref_value=plain, stat="median of 5 jobs", encrypt_s=r.seconds["encrypt"],
-                  decrypt_s=r.seconds["decrypt"], upload_bytes=r.upload_bytes, download_bytes=r.download_bytes,
-                  max_error_grey_levels=err, encrypted_kernel_s=secret[1].job.parties[0].online_seconds,
-                  encrypted_kernel_download_bytes=secret[1].download_bytes, isa=kernel_isa())
+    return result(
+        "he_filter_256",
+        r.job.parties[0].online_seconds,
+        "s",
+        "lower",
+        ref="scipy.ndimage.convolve",
+        ref_value=plain,
+        stat="median of 5 jobs",
+        encrypt_s=r.seconds["encrypt"],
+        decrypt_s=r.seconds["decrypt"],
+        upload_bytes=r.upload_bytes,
+        download_bytes=r.download_bytes,
+        max_error_grey_levels=err,
+        encrypted_kernel_s=secret[1].job.parties[0].online_seconds,
+        encrypted_kernel_download_bytes=secret[1].download_bytes,
+        isa=kernel_isa(),
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -93,7 +108,10 @@ def he_mul_workload(n: int) -> dict[str, Any]:
     if not np.array_equal(ctx.decrypt_batch(product, sk).reshape(n), expect):
         raise AssertionError("safelight's BFV product decrypted wrongly")
     out: dict[str, Any] = {
-        "n": n, "t": t, "coeff_bits": bits, "primes": list(params.q + params.special),
+        "n": n,
+        "t": t,
+        "coeff_bits": bits,
+        "primes": list(params.q + params.special),
         "aux_primes": ctx._core.num_aux,
         "ours": lambda: ctx.multiply(a, b, rk),
         "ours_mul": lambda: ctx.multiply(a, b),
@@ -132,8 +150,11 @@ def he_mul_workload(n: int) -> dict[str, Any]:
     dec.decrypt(dest, pt)
     if encoder.decode_uint64(pt) != [int(x) for x in expect]:
         raise AssertionError("SEAL's product decrypted wrongly")
-    out.update(seal=seal, seal_mul=lambda: ev.multiply(cts[0], cts[1], dest),
-               seal_budget_after=int(dec.invariant_noise_budget(dest)))
+    out.update(
+        seal=seal,
+        seal_mul=lambda: ev.multiply(cts[0], cts[1], dest),
+        seal_budget_after=int(dec.invariant_noise_budget(dest)),
+    )
     return out
 
 
@@ -141,8 +162,12 @@ def _he_mul_bench(n: int) -> dict[str, Any]:
     w = he_mul_workload(n)
     reps = HE_MUL_REPEATS[n]
     extra: dict[str, Any] = {
-        "isa": kernel_isa(), "threads": 1, "coeff_modulus_bits": w["coeff_bits"], "plain_modulus": w["t"],
-        "aux_primes": w["aux_primes"], "budget_fresh_bits": w["budget_fresh"],
+        "isa": kernel_isa(),
+        "threads": 1,
+        "coeff_modulus_bits": w["coeff_bits"],
+        "plain_modulus": w["t"],
+        "aux_primes": w["aux_primes"],
+        "budget_fresh_bits": w["budget_fresh"],
         "budget_after_bits": w["budget_after"],
         "safelight_kernel_best_ms": w["ours_kernel_s"]() * 1e3,
         "stat": f"median of {reps} alternating runs (safelight, SEAL), through each library's Python binding",
@@ -154,15 +179,24 @@ def _he_mul_bench(n: int) -> dict[str, Any]:
     a, b = paired_times(w["ours"], w["seal"], repeats=reps, warmup=2)
     am, bm = paired_times(w["ours_mul"], w["seal_mul"], repeats=reps, warmup=1)
     ours, seal = statistics.median(a) * 1e3, statistics.median(b) * 1e3
-    extra.update(safelight_vs_seal=ours / seal, safelight_best_ms=min(a) * 1e3, seal_best_ms=min(b) * 1e3,
-                 safelight_multiply_ms=statistics.median(am) * 1e3, seal_multiply_ms=statistics.median(bm) * 1e3,
-                 seal_budget_after_bits=w["seal_budget_after"])
-    ref = (f"Microsoft SEAL BFV via tenseal.sealapi: Evaluator.multiply + relinearize_inplace, same n, "
-           f"primes {w['coeff_bits']} bits and t")
+    extra.update(
+        safelight_vs_seal=ours / seal,
+        safelight_best_ms=min(a) * 1e3,
+        seal_best_ms=min(b) * 1e3,
+        safelight_multiply_ms=statistics.median(am) * 1e3,
+        seal_multiply_ms=statistics.median(bm) * 1e3,
+        seal_budget_after_bits=w["seal_budget_after"],
+    )
+    ref = (
+        f"Microsoft SEAL BFV via tenseal.sealapi: Evaluator.multiply + relinearize_inplace, same n, "
+        f"primes {w['coeff_bits']} bits and t"
+    )
     return result(f"he_mul_{n}", ours, "ms", "lower", ref=ref, ref_value=seal, **extra)
 
 
 for _n in HE_MUL_BITS:
-    register(f"he_mul_{_n}", f"BFV ciphertext multiply + relinearise, N={_n}, {sum(HE_MUL_BITS[_n])}-bit "
-             "modulus, one thread, ms (vs SEAL)")(lambda _n=_n: _he_mul_bench(_n))
+    register(
+        f"he_mul_{_n}",
+        f"BFV ciphertext multiply + relinearise, N={_n}, {sum(HE_MUL_BITS[_n])}-bit modulus, one thread, ms (vs SEAL)",
+    )(lambda _n=_n: _he_mul_bench(_n))
 del _n

@@ -43,8 +43,18 @@ def _bench_ring_op(name: str, ref_fn: Callable[..., Any], ref_name: str) -> dict
     expect = ref_fn(a[:4096], b[:4096])
     if not np.array_equal(out[:4096], expect):
         raise AssertionError(f"_core.{name} disagrees with numpy")
-    return result(name, nbytes / min(ours) / GB, "GB/s", "higher", ref=ref_name, ref_value=nbytes / min(ref) / GB,
-                  elements=n, isa=kernel_isa(), repeats=repeats, stat="best")
+    return result(
+        name,
+        nbytes / min(ours) / GB,
+        "GB/s",
+        "higher",
+        ref=ref_name,
+        ref_value=nbytes / min(ref) / GB,
+        elements=n,
+        isa=kernel_isa(),
+        repeats=repeats,
+        stat="best",
+    )
 
 
 # Two benchmarks, not one emitting both: ``safelight bench ring_add`` times only the add.
@@ -100,9 +110,19 @@ def bench_prg() -> dict[str, Any]:
     ref_fill = prg_reference(PRG_SEED)
     repeats = 7
     ours, ref = paired_times(lambda: _core.prg_fill(PRG_SEED, out), lambda: ref_fill(zeros, ref_out), repeats)
-    return result("prg", PRG_BYTES / min(ours) / GB, "GB/s", "higher",
-                  ref="cryptography AES-128-CTR update_into", ref_value=PRG_BYTES / min(ref) / GB,
-                  bytes=PRG_BYTES, isa=kernel_isa(), **prg_status(), repeats=repeats, stat="best")
+    return result(
+        "prg",
+        PRG_BYTES / min(ours) / GB,
+        "GB/s",
+        "higher",
+        ref="cryptography AES-128-CTR update_into",
+        ref_value=PRG_BYTES / min(ref) / GB,
+        bytes=PRG_BYTES,
+        isa=kernel_isa(),
+        **prg_status(),
+        repeats=repeats,
+        stat="best",
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -126,8 +146,18 @@ def bench_gemm() -> dict[str, Any]:
     ia, ib = a.view(np.int64), b.view(np.int64)
     int64_s = time_once(lambda: ia @ ib)
     ops = 2.0 * n**3 / 1e9
-    return result("gemm", ops / ours, "GOP/s", "higher", ref="numpy float64 matmul (BLAS)", ref_value=ops / blas,
-                  numpy_int64_gops=ops / int64_s, vs_numpy_int64=int64_s / ours, isa=kernel_isa(), size=n)
+    return result(
+        "gemm",
+        ops / ours,
+        "GOP/s",
+        "higher",
+        ref="numpy float64 matmul (BLAS)",
+        ref_value=ops / blas,
+        numpy_int64_gops=ops / int64_s,
+        vs_numpy_int64=int64_s / ours,
+        isa=kernel_isa(),
+        size=n,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -173,7 +203,7 @@ def numpy_ntt_forward(n: int, q: int, psi: int) -> Callable[[np.ndarray], np.nda
             t //= 2
             blk = a.reshape(m, 2, t)
             x = blk[:, 0, :]
-            v = blk[:, 1, :] * w[m:2 * m, None] % qq
+            v = blk[:, 1, :] * w[m : 2 * m, None] % qq
             y = (x + (qq - v)) % qq
             blk[:, 0, :] = (x + v) % qq
             blk[:, 1, :] = y
@@ -183,8 +213,7 @@ def numpy_ntt_forward(n: int, q: int, psi: int) -> Callable[[np.ndarray], np.nda
     return forward
 
 
-def seal_ntt_us(n: int, bits: int = 60, primes: int = NTT_SEAL_PRIMES,
-                repeats: int = 30) -> tuple[float, float] | None:
+def seal_ntt_us(n: int, bits: int = 60, primes: int = NTT_SEAL_PRIMES, repeats: int = 30) -> tuple[float, float] | None:
     """Microsoft SEAL's forward and inverse NTT, microseconds per prime, or None without tenseal.
 
     TenSEAL's ``sealapi`` exposes no bare NTT, but ``Evaluator.transform_to_ntt_inplace`` /
@@ -262,21 +291,39 @@ def _ntt_bench(n: int) -> dict[str, Any]:
         ref, ref_value = f"numpy vectorised iterative NTT ({NTT_NUMPY_BITS}-bit prime)", numpy_us
         extra["seal_reference"] = "tenseal not installed"
     else:
-        ref = (f"Microsoft SEAL NTT via tenseal.sealapi (60-bit primes; Evaluator.transform_to_ntt_inplace "
-               f"on a BFV ciphertext / {2 * NTT_SEAL_PRIMES} polynomials)")
+        ref = (
+            f"Microsoft SEAL NTT via tenseal.sealapi (60-bit primes; Evaluator.transform_to_ntt_inplace "
+            f"on a BFV ciphertext / {2 * NTT_SEAL_PRIMES} polynomials)"
+        )
         ref_value = seal[0]
         extra["seal_inverse_us"] = seal[1]
-    return result(f"ntt_{n}", fwd60, "us", "lower", ref=ref, ref_value=ref_value,
-                  inverse_us=inv60, forward_us_50bit=fwd50, inverse_us_50bit=inv50,
-                  path_60bit=ntt60.paths[0], path_50bit=path50, isa=isa,
-                  forward_us_python_api=api_us, numpy_ref_us=numpy_us, **extra,
-                  us_by_path_60bit=by_path_60, us_by_path_50bit=by_path_50,
-                  published_reference_us=NTT_HEXL_FORWARD_US[n],
-                  published_reference="Intel HEXL AVX-512 forward NTT (Boemer et al. 2021)",
-                  stat="best of 30 batches, timed in C++ (kernel only)")
+    return result(
+        f"ntt_{n}",
+        fwd60,
+        "us",
+        "lower",
+        ref=ref,
+        ref_value=ref_value,
+        inverse_us=inv60,
+        forward_us_50bit=fwd50,
+        inverse_us_50bit=inv50,
+        path_60bit=ntt60.paths[0],
+        path_50bit=path50,
+        isa=isa,
+        forward_us_python_api=api_us,
+        numpy_ref_us=numpy_us,
+        **extra,
+        us_by_path_60bit=by_path_60,
+        us_by_path_50bit=by_path_50,
+        published_reference_us=NTT_HEXL_FORWARD_US[n],
+        published_reference="Intel HEXL AVX-512 forward NTT (Boemer et al. 2021)",
+        stat="best of 30 batches, timed in C++ (kernel only)",
+    )
 
 
 for _n in NTT_SIZES:
-    register(f"ntt_{_n}", f"forward negacyclic NTT, N={_n}, one 60-bit prime, one core, us "
-             "(inverse and 50-bit/IFMA in the details)")(lambda _n=_n: _ntt_bench(_n))
+    register(
+        f"ntt_{_n}",
+        f"forward negacyclic NTT, N={_n}, one 60-bit prime, one core, us (inverse and 50-bit/IFMA in the details)",
+    )(lambda _n=_n: _ntt_bench(_n))
 del _n

@@ -60,8 +60,7 @@ def register(name: str, description: str = "", emits: Sequence[str] = ()) -> Cal
     def wrap(func: BenchFunc) -> BenchFunc:
         if name in REGISTRY:
             raise ValueError(f"benchmark {name!r} is already registered")
-        REGISTRY[name] = Benchmark(name, func, description or (func.__doc__ or "").strip().split("\n")[0],
-                                   tuple(emits))
+        REGISTRY[name] = Benchmark(name, func, description or (func.__doc__ or "").strip().split("\n")[0], tuple(emits))
         return func
 
     return wrap
@@ -113,8 +112,15 @@ def resolve(names: Iterable[str]) -> list[Benchmark]:
 # ---------------------------------------------------------------------------
 # helpers for benchmark functions
 # ---------------------------------------------------------------------------
-def result(name: str, value: float, unit: str, better: str, ref: str | None = None,
-           ref_value: float | None = None, **extra: Any) -> dict[str, Any]:
+def result(
+    name: str,
+    value: float,
+    unit: str,
+    better: str,
+    ref: str | None = None,
+    ref_value: float | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """One result dict; ``ratio`` is derived so that > 1 always means safelight did better."""
     if better not in ("higher", "lower"):
         raise ValueError(f"better must be 'higher' or 'lower', got {better!r}")
@@ -141,8 +147,9 @@ def best_time(fn: Callable[[], Any], repeats: int = 7, warmup: int = 1) -> float
     return min(time_once(fn) for _ in range(repeats))
 
 
-def paired_times(ours: Callable[[], Any], ref: Callable[[], Any], repeats: int = 7,
-                 warmup: int = 1) -> tuple[list[float], list[float]]:
+def paired_times(
+    ours: Callable[[], Any], ref: Callable[[], Any], repeats: int = 7, warmup: int = 1
+) -> tuple[list[float], list[float]]:
     """Time ``ours`` and ``ref`` alternately, so that drift on a shared machine hits both alike."""
     for _ in range(warmup):
         ours()
@@ -163,8 +170,11 @@ def kernel_isa() -> str:
 # ---------------------------------------------------------------------------
 # running and printing
 # ---------------------------------------------------------------------------
-def run(names: Iterable[str] = (), on_result: Callable[[dict[str, Any]], None] | None = None,
-        on_error: Callable[[str, BaseException], None] | None = None) -> list[dict[str, Any]]:
+def run(
+    names: Iterable[str] = (),
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+    on_error: Callable[[str, BaseException], None] | None = None,
+) -> list[dict[str, Any]]:
     """Run the named benchmarks (all when empty) and return their results.
 
     A benchmark named in ``names`` keeps all its results; one selected only through an
@@ -241,8 +251,7 @@ def main(names: Sequence[str] = (), as_json: bool = False) -> int:
     try:
         resolve(names)
     except KeyError as exc:
-        print(f"safelight: error: unknown benchmark {exc.args[0]}; known: {', '.join(known_names())}",
-              file=sys.stderr)
+        print(f"safelight: error: unknown benchmark {exc.args[0]}; known: {', '.join(known_names())}", file=sys.stderr)
         return EXIT_USAGE
     failed: list[str] = []
 
@@ -251,6 +260,7 @@ def main(names: Sequence[str] = (), as_json: bool = False) -> int:
         print(f"safelight: benchmark {name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
 
     if as_json:
+
         def emit(res: dict[str, Any]) -> None:
             print(json.dumps(res), flush=True)
 

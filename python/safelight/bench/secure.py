@@ -56,14 +56,25 @@ def bench_filter() -> dict[str, Any]:
     sigma = float(FILTER_KERNEL.partition(":")[2])
     separable_s = best_time(lambda: ndimage.gaussian_filter(values, (sigma, sigma, 0), mode="reflect"), repeats=5)
     job = last.job
-    return result("filter_512", ours_s, "s", "lower",
-                  ref="plaintext scipy.ndimage.convolve", ref_value=ref_s,
-                  image=f"{FILTER_IMAGE} {'x'.join(map(str, image.shape))}", kernel=FILTER_KERNEL,
-                  bytes_per_party=[int(p.bytes_sent + p.bytes_received) for p in job.parties],
-                  upload_bytes=int(job.upload_bytes), download_bytes=int(job.download_bytes),
-                  rounds=int(job.rounds), max_abs_error=float(np.abs(last.values - plain).max()),
-                  median_s=statistics.median(r[0] for r in runs),
-                  scipy_separable_gaussian_s=separable_s, repeats=repeats, stat="best")
+    return result(
+        "filter_512",
+        ours_s,
+        "s",
+        "lower",
+        ref="plaintext scipy.ndimage.convolve",
+        ref_value=ref_s,
+        image=f"{FILTER_IMAGE} {'x'.join(map(str, image.shape))}",
+        kernel=FILTER_KERNEL,
+        bytes_per_party=[int(p.bytes_sent + p.bytes_received) for p in job.parties],
+        upload_bytes=int(job.upload_bytes),
+        download_bytes=int(job.download_bytes),
+        rounds=int(job.rounds),
+        max_abs_error=float(np.abs(last.values - plain).max()),
+        median_s=statistics.median(r[0] for r in runs),
+        scipy_separable_gaussian_s=separable_s,
+        repeats=repeats,
+        stat="best",
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -74,8 +85,9 @@ CONV_SHAPE = (1, 64, 128, 128)
 CONV_WEIGHT = (64, 64, 3, 3)
 
 
-def _secure_jobs(parties: int, build: Callable[[Any], None], values: dict[str, np.ndarray], runs: int = 3,
-                 ots: str = "iknp"):
+def _secure_jobs(
+    parties: int, build: Callable[[Any], None], values: dict[str, np.ndarray], runs: int = 3, ots: str = "iknp"
+):
     """Run a Program ``runs`` times on a fresh local cluster with a dealer; return the jobs.
 
     Two warm-up jobs run first and are not returned: the servers' heaps grow to the
@@ -85,8 +97,10 @@ def _secure_jobs(parties: int, build: Callable[[Any], None], values: dict[str, n
     tensors = {name: prog.input(name, v.shape) for name, v in values.items()}
     build(prog, tensors)
     with Cluster.local(parties, dealer=True) as cluster:
-        jobs = [cluster.run(prog, {k: encode(v, parties) for k, v in values.items()}, triples="dealer", ots=ots)
-                for _ in range(runs + 2)]
+        jobs = [
+            cluster.run(prog, {k: encode(v, parties) for k, v in values.items()}, triples="dealer", ots=ots)
+            for _ in range(runs + 2)
+        ]
     return jobs[2:]
 
 
@@ -104,11 +118,23 @@ def bench_mul_1m() -> dict[str, Any]:
     jobs = _secure_jobs(2, lambda p, t: p.output(p.mul(t["x"], t["y"]), "z"), {"x": x, "y": y}, runs=9)
     job, times = _median_job(jobs, "mul")
     op = job.ops()["mul"]
-    return result("mul_1m", op["seconds"] * 1e3, "ms", "lower", stat="median of 9 jobs",
-                  min_ms=times[0] * 1e3, max_ms=times[-1] * 1e3, offline_ms=job.offline_seconds * 1e3,
-                  bytes_per_party=op["bytes_sent"], bytes_received_per_party=op["bytes_received"],
-                  rounds=op["rounds"], dealer_bytes=job.dealer.peer_bytes_sent if job.dealer else None,
-                  values=MUL_N, published_reference_ms=115, published_reference_bytes_per_party=32 * 2**20)
+    return result(
+        "mul_1m",
+        op["seconds"] * 1e3,
+        "ms",
+        "lower",
+        stat="median of 9 jobs",
+        min_ms=times[0] * 1e3,
+        max_ms=times[-1] * 1e3,
+        offline_ms=job.offline_seconds * 1e3,
+        bytes_per_party=op["bytes_sent"],
+        bytes_received_per_party=op["bytes_received"],
+        rounds=op["rounds"],
+        dealer_bytes=job.dealer.peer_bytes_sent if job.dealer else None,
+        values=MUL_N,
+        published_reference_ms=115,
+        published_reference_bytes_per_party=32 * 2**20,
+    )
 
 
 def plaintext_conv_nchw(x: np.ndarray, w: np.ndarray, padding: int) -> np.ndarray:
@@ -122,19 +148,32 @@ def plaintext_conv_nchw(x: np.ndarray, w: np.ndarray, padding: int) -> np.ndarra
 def bench_conv_layer() -> dict[str, Any]:
     rng = np.random.default_rng(7)
     x, w = rng.uniform(0, 1, CONV_SHAPE), rng.uniform(-0.05, 0.05, CONV_WEIGHT)
-    jobs = _secure_jobs(2, lambda p, t: p.output(p.conv2d(t["x"], t["w"], padding=1), "y"), {"x": x, "w": w},
-                        runs=5)
+    jobs = _secure_jobs(2, lambda p, t: p.output(p.conv2d(t["x"], t["w"], padding=1), "y"), {"x": x, "w": w}, runs=5)
     job, times = _median_job(jobs, "conv2d")
     op = job.ops()["conv2d"]
     plain = best_time(lambda: plaintext_conv_nchw(x, w, 1), repeats=3)
-    return result("conv_layer", op["seconds"], "s", "lower", ref="numpy float64 conv (sliding window + BLAS)",
-                  ref_value=plain, stat="median of 5 jobs", min_s=times[0], offline_s=job.offline_seconds,
-                  bytes_per_party=op["bytes_sent"], rounds=op["rounds"],
-                  dealer_bytes=job.dealer.peer_bytes_sent if job.dealer else None, isa=kernel_isa())
+    return result(
+        "conv_layer",
+        op["seconds"],
+        "s",
+        "lower",
+        ref="numpy float64 conv (sliding window + BLAS)",
+        ref_value=plain,
+        stat="median of 5 jobs",
+        min_s=times[0],
+        offline_s=job.offline_seconds,
+        bytes_per_party=op["bytes_sent"],
+        rounds=op["rounds"],
+        dealer_bytes=job.dealer.peer_bytes_sent if job.dealer else None,
+        isa=kernel_isa(),
+    )
 
 
-@register("conv_layer_nodealer", "secure conv 64->64 3x3 on 1x64x128x128, 2 servers, dealer-free triples "
-          "(lattice HE between the servers) vs the dealer version in the same run, offline + online s")
+@register(
+    "conv_layer_nodealer",
+    "secure conv 64->64 3x3 on 1x64x128x128, 2 servers, dealer-free triples "
+    "(lattice HE between the servers) vs the dealer version in the same run, offline + online s",
+)
 def bench_conv_layer_nodealer() -> dict[str, Any]:
     rng = np.random.default_rng(7)
     x, w = rng.uniform(0, 1, CONV_SHAPE), rng.uniform(-0.05, 0.05, CONV_WEIGHT)
@@ -151,13 +190,24 @@ def bench_conv_layer_nodealer() -> dict[str, Any]:
     free.sort(key=total)
     dealt.sort(key=total)
     job, ref = free[1], dealt[1]
-    return result("conv_layer_nodealer", total(job), "s", "lower",
-                  ref="the same layer with a dealer (offline + online)", ref_value=total(ref),
-                  stat="median of 3 jobs", offline_s=job.offline_seconds, online_s=job.online_seconds,
-                  bytes_per_party=job.parties[0].peer_bytes_sent,
-                  rounds=job.rounds, ref_offline_s=ref.offline_seconds, ref_online_s=ref.online_seconds,
-                  ref_bytes_per_party=ref.parties[0].peer_bytes_sent,
-                  ref_dealer_bytes=ref.dealer.peer_bytes_sent if ref.dealer else None, isa=kernel_isa())
+    return result(
+        "conv_layer_nodealer",
+        total(job),
+        "s",
+        "lower",
+        ref="the same layer with a dealer (offline + online)",
+        ref_value=total(ref),
+        stat="median of 3 jobs",
+        offline_s=job.offline_seconds,
+        online_s=job.online_seconds,
+        bytes_per_party=job.parties[0].peer_bytes_sent,
+        rounds=job.rounds,
+        ref_offline_s=ref.offline_seconds,
+        ref_online_s=ref.online_seconds,
+        ref_bytes_per_party=ref.parties[0].peer_bytes_sent,
+        ref_dealer_bytes=ref.dealer.peer_bytes_sent if ref.dealer else None,
+        isa=kernel_isa(),
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -172,8 +222,7 @@ def bench_relu() -> list[dict[str, Any]]:
     x = np.random.default_rng(10).uniform(-10, 10, RELU_N)
     runs = {}
     for bits, ots in ((RELU_BOUNDED_BITS, "iknp"), (DEFAULT_BITS, "iknp"), (RELU_BOUNDED_BITS, "dealer")):
-        jobs = _secure_jobs(2, lambda p, t, b=bits: p.output(p.relu(t["x"], bits=b), "y"), {"x": x}, runs=3,
-                            ots=ots)
+        jobs = _secure_jobs(2, lambda p, t, b=bits: p.output(p.relu(t["x"], bits=b), "y"), {"x": x}, runs=3, ots=ots)
         runs[bits, ots] = _median_job(jobs, "relu")[0]
     job = runs[RELU_BOUNDED_BITS, "iknp"]
     op = job.ops()["relu"]
@@ -186,16 +235,29 @@ def bench_relu() -> list[dict[str, Any]]:
     e2e_seconds = wide_job.offline_seconds + wide["seconds"]
     peer_bytes = wide_job.parties[0].peer_bytes_sent + wide_job.parties[1].peer_bytes_sent
     return [
-        result("relu_1m", op["seconds"], "s", "lower", stat="median of 3 jobs", bits=RELU_BOUNDED_BITS,
-               offline_s=job.offline_seconds, bytes_per_party=op["bytes_sent"], rounds=op["rounds"],
-               offline_bytes_per_party=[p.peer_bytes_sent - b for p, b in zip(job.parties, op["bytes_sent"])],
-               online_s_40_bits=wide["seconds"], offline_s_40_bits=wide_job.offline_seconds,
-               bytes_per_party_40_bits=wide["bytes_sent"],
-               online_s_dealer_ots=dealt.ops()["relu"]["seconds"], offline_s_dealer_ots=dealt.offline_seconds,
-               # the whole sign protocol at 40 bits (offline + online, every byte on the peer links),
-               # as AND gates per second: OTs and input labels weigh as much as the tables here
-               sign_e2e_mand_s=n_and / e2e_seconds / 1e6, sign_bytes_per_and=peer_bytes / n_and,
-               published_reference_s=1.9, published_reference_bytes_per_party=464e6),
+        result(
+            "relu_1m",
+            op["seconds"],
+            "s",
+            "lower",
+            stat="median of 3 jobs",
+            bits=RELU_BOUNDED_BITS,
+            offline_s=job.offline_seconds,
+            bytes_per_party=op["bytes_sent"],
+            rounds=op["rounds"],
+            offline_bytes_per_party=[p.peer_bytes_sent - b for p, b in zip(job.parties, op["bytes_sent"])],
+            online_s_40_bits=wide["seconds"],
+            offline_s_40_bits=wide_job.offline_seconds,
+            bytes_per_party_40_bits=wide["bytes_sent"],
+            online_s_dealer_ots=dealt.ops()["relu"]["seconds"],
+            offline_s_dealer_ots=dealt.offline_seconds,
+            # the whole sign protocol at 40 bits (offline + online, every byte on the peer links),
+            # as AND gates per second: OTs and input labels weigh as much as the tables here
+            sign_e2e_mand_s=n_and / e2e_seconds / 1e6,
+            sign_bytes_per_and=peer_bytes / n_and,
+            published_reference_s=1.9,
+            published_reference_bytes_per_party=464e6,
+        ),
     ]
 
 
@@ -213,8 +275,10 @@ def _plaintext_ffdnet_seconds(noisy: np.ndarray) -> tuple[float, str]:
 
         session = ort.InferenceSession(str(ffdnet_color_path()), providers=["CPUExecutionProvider"])
         x = noisy.transpose(2, 0, 1)[None].astype(np.float32)
-        feed = {"image": x, "noise_map": np.full((1, 1, x.shape[2] // 2, x.shape[3] // 2),
-                                                 DENOISE_SIGMA / 255, np.float32)}
+        feed = {
+            "image": x,
+            "noise_map": np.full((1, 1, x.shape[2] // 2, x.shape[3] // 2), DENOISE_SIGMA / 255, np.float32),
+        }
         return best_time(lambda: session.run(None, feed), repeats=3), "onnxruntime (CPU, float32)"
     except ImportError:
         return best_time(lambda: denoise.plaintext([noisy], DENOISE_SIGMA), repeats=1), "numpy float64 reference"
@@ -222,7 +286,7 @@ def _plaintext_ffdnet_seconds(noisy: np.ndarray) -> tuple[float, str]:
 
 def _denoise_bench(size: int) -> dict[str, Any]:
     photo = data.astronaut()
-    clean = photo[(512 - size) // 2:(512 + size) // 2, (512 - size) // 2:(512 + size) // 2]
+    clean = photo[(512 - size) // 2 : (512 + size) // 2, (512 - size) // 2 : (512 + size) // 2]
     noisy = denoise.add_noise(clean, DENOISE_SIGMA, seed=1)
     with Cluster.local(2, dealer=True) as cluster:
         denoise.upload(cluster)
@@ -235,18 +299,37 @@ def _denoise_bench(size: int) -> dict[str, Any]:
     layers = []
     for s in job.steps():
         if s["op"] in ("conv2d", "relu", "rescale"):
-            layers.append({"op": s["op"], "online_s": round(s["seconds"], 3),
-                           "offline_s": round(s["offline_seconds"], 3), "bytes_sent": s["bytes_sent"]})
-    return result(f"denoise_{size}", job.online_seconds, "s", "lower", stat="second job on warm servers",
-                  offline_s=job.offline_seconds, total_s=job.online_seconds + job.offline_seconds,
-                  bytes_per_server=[p.bytes_sent for p in job.parties], rounds=job.rounds,
-                  psnr_gap_db=gap, psnr_private_db=denoise.psnr(res.images[0], clean),
-                  psnr_noisy_db=denoise.psnr(noisy, clean), ssim_private=denoise.ssim(res.images[0], clean),
-                  plaintext_s=plain_s, plaintext=plain_ref,
-                  ratio_to_plaintext=(job.online_seconds + job.offline_seconds) / plain_s,
-                  dealer_s=job.dealer.offline_seconds if job.dealer else 0.0, layers=layers,
-                  published_reference_s=42.0, published_reference_bytes_per_party=4.2e9,
-                  published_reference_rounds=112)
+            layers.append(
+                {
+                    "op": s["op"],
+                    "online_s": round(s["seconds"], 3),
+                    "offline_s": round(s["offline_seconds"], 3),
+                    "bytes_sent": s["bytes_sent"],
+                }
+            )
+    return result(
+        f"denoise_{size}",
+        job.online_seconds,
+        "s",
+        "lower",
+        stat="second job on warm servers",
+        offline_s=job.offline_seconds,
+        total_s=job.online_seconds + job.offline_seconds,
+        bytes_per_server=[p.bytes_sent for p in job.parties],
+        rounds=job.rounds,
+        psnr_gap_db=gap,
+        psnr_private_db=denoise.psnr(res.images[0], clean),
+        psnr_noisy_db=denoise.psnr(noisy, clean),
+        ssim_private=denoise.ssim(res.images[0], clean),
+        plaintext_s=plain_s,
+        plaintext=plain_ref,
+        ratio_to_plaintext=(job.online_seconds + job.offline_seconds) / plain_s,
+        dealer_s=job.dealer.offline_seconds if job.dealer else 0.0,
+        layers=layers,
+        published_reference_s=42.0,
+        published_reference_bytes_per_party=4.2e9,
+        published_reference_rounds=112,
+    )
 
 
 @register("denoise_256", "private FFDNet on a 256x256 RGB photo, sigma 25, 2 servers + dealer, online s")

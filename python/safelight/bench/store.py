@@ -53,15 +53,17 @@ def _local_store(tmp: Path):
     certs = create_cluster_certs(tmp / "certs", 1, clients=("owner",), extra_names=("store", "keyserver"))
     config = StoreConfig(certs, "127.0.0.1", 0, tmp / "data", "127.0.0.1", 0, tmp / "ks.key", rate=1e6, burst=10**6)
     store, keys = StoreServer(config), KeyServer(config)
-    config = StoreConfig(certs, "127.0.0.1", store.port, tmp / "data", "127.0.0.1", keys.port, tmp / "ks.key",
-                         rate=1e6, burst=10**6)
+    config = StoreConfig(
+        certs, "127.0.0.1", store.port, tmp / "data", "127.0.0.1", keys.port, tmp / "ks.key", rate=1e6, burst=10**6
+    )
     for server in (store, keys):
         threading.Thread(target=server.serve_forever, daemon=True).start()
     return config, create_owner_key(tmp / "owner.key"), (store, keys)
 
 
-@register("store_put", "encrypted-store upload of 1-megapixel JPEGs (OPRF keys, AES-SIV, near-duplicate tags), "
-          "images/s")
+@register(
+    "store_put", "encrypted-store upload of 1-megapixel JPEGs (OPRF keys, AES-SIV, near-duplicate tags), images/s"
+)
 def bench_put() -> list[dict[str, Any]]:
     files = _megapixel_jpegs(PUT_IMAGES)
     total = sum(len(f) for f in files)
@@ -89,13 +91,25 @@ def bench_put() -> list[dict[str, Any]]:
     nonce = b"n" * 12
     ref = best_time(lambda: [gcm.encrypt(nonce, f, convergent.AD) for f in files], repeats=3)
     mb = total / 1e6
-    return [result("store_put", PUT_IMAGES / with_tags, "images/s", "higher", stat="one batch",
-                   mb_per_s=mb / with_tags, without_tags_images_s=PUT_IMAGES / no_tags,
-                   dedup_reupload_images_s=PUT_IMAGES / dedup_s, image_mb=mb / PUT_IMAGES,
-                   encryption_mb_s=mb / siv, aes_gcm_mb_s=mb / ref, encryption_vs_aes_gcm=ref / siv,
-                   note="1-megapixel JPEGs; tags = EfficientNet-Lite0 embedding + keyed LSH on the client; "
-                        "OPRF keys and the store over loopback TLS; encryption is AES-SIV (two passes) vs "
-                        "one-pass AES-GCM")]
+    return [
+        result(
+            "store_put",
+            PUT_IMAGES / with_tags,
+            "images/s",
+            "higher",
+            stat="one batch",
+            mb_per_s=mb / with_tags,
+            without_tags_images_s=PUT_IMAGES / no_tags,
+            dedup_reupload_images_s=PUT_IMAGES / dedup_s,
+            image_mb=mb / PUT_IMAGES,
+            encryption_mb_s=mb / siv,
+            aes_gcm_mb_s=mb / ref,
+            encryption_vs_aes_gcm=ref / siv,
+            note="1-megapixel JPEGs; tags = EfficientNet-Lite0 embedding + keyed LSH on the client; "
+            "OPRF keys and the store over loopback TLS; encryption is AES-SIV (two passes) vs "
+            "one-pass AES-GCM",
+        )
+    ]
 
 
 def _fill_index(idx, owner: str, sketcher, embeddings: np.ndarray, meta_bytes: int) -> list[str]:
@@ -113,11 +127,15 @@ def _fill_index(idx, owner: str, sketcher, embeddings: np.ndarray, meta_bytes: i
             rows.append((i + 1, owner, ids[i], ids[i], secrets.token_bytes(meta_bytes), float(i), pack_keys(keys)))
             for key in keys:
                 postings[key].append(i + 1)
-        idx.db.executemany("INSERT INTO entries (no, owner, entry_id, blob_id, meta, created, bands) "
-                           "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        idx.db.executemany(
+            "INSERT INTO entries (no, owner, entry_id, blob_id, meta, created, bands) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
         idx.db.executemany("INSERT INTO blobs VALUES (?, ?, 1000, 1)", [(owner, r[3]) for r in rows])
-    idx.db.executemany("INSERT INTO bands VALUES (?, ?, ?)",
-                       ((owner, k, np.array(v, dtype=POSTING).tobytes()) for k, v in postings.items()))
+    idx.db.executemany(
+        "INSERT INTO bands VALUES (?, ?, ?)",
+        ((owner, k, np.array(v, dtype=POSTING).tobytes()) for k, v in postings.items()),
+    )
     idx.db.execute("COMMIT")
     idx.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return ids
@@ -158,15 +176,30 @@ def bench_query() -> list[dict[str, Any]]:
             idx.near("o", q)
             paced_ms.append((time.perf_counter() - t0) * 1e3)
         idx.close()
-    return [result("store_query_100k", statistics.median(near_ms), "ms", "lower", stat=f"median of {QUERIES} queries",
-                   p99_ms=float(np.percentile(near_ms, 99)), max_ms=max(near_ms),
-                   cpu_median_ms=statistics.median(near_cpu_ms), cpu_p99_ms=float(np.percentile(near_cpu_ms, 99)),
-                   cpu_max_ms=max(near_cpu_ms), paced_median_ms=statistics.median(paced_ms),
-                   paced_p99_ms=float(np.percentile(paced_ms, 99)),
-                   dedup_check_ms=statistics.median(has_ms), first_hit_is_the_original=found / QUERIES,
-                   entries=QUERY_ENTRIES, bands=sketcher.bands, meta_bytes=META_BYTES, load_average=load,
-                   target_ms=5.0,
-                   note=f"near-duplicate candidate query ({sketcher.bands} band tags, 64 candidates with their "
-                        "metadata) and dedup check on the SQLite index, no network; cpu_* is the query thread's own "
-                        "CPU time (wall minus time the scheduler gave to other processes); paced_*: the same queries "
-                        f"with {PACE_S * 1e3:g} ms idle before each, as requests reaching a server")]
+    return [
+        result(
+            "store_query_100k",
+            statistics.median(near_ms),
+            "ms",
+            "lower",
+            stat=f"median of {QUERIES} queries",
+            p99_ms=float(np.percentile(near_ms, 99)),
+            max_ms=max(near_ms),
+            cpu_median_ms=statistics.median(near_cpu_ms),
+            cpu_p99_ms=float(np.percentile(near_cpu_ms, 99)),
+            cpu_max_ms=max(near_cpu_ms),
+            paced_median_ms=statistics.median(paced_ms),
+            paced_p99_ms=float(np.percentile(paced_ms, 99)),
+            dedup_check_ms=statistics.median(has_ms),
+            first_hit_is_the_original=found / QUERIES,
+            entries=QUERY_ENTRIES,
+            bands=sketcher.bands,
+            meta_bytes=META_BYTES,
+            load_average=load,
+            target_ms=5.0,
+            note=f"near-duplicate candidate query ({sketcher.bands} band tags, 64 candidates with their "
+            "metadata) and dedup check on the SQLite index, no network; cpu_* is the query thread's own "
+            "CPU time (wall minus time the scheduler gave to other processes); paced_*: the same queries "
+            f"with {PACE_S * 1e3:g} ms idle before each, as requests reaching a server",
+        )
+    ]

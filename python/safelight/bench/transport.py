@@ -62,8 +62,11 @@ class Link:
             raise got
         self.receiver = got
         sock = self.sender.sock
-        self.cipher = None if not self.tls else (
-            sock.cipher()[0] if hasattr(sock, "cipher") else "TLS 1.3 handshake + AES-256-GCM sealed records")
+        self.cipher = (
+            None
+            if not self.tls
+            else (sock.cipher()[0] if hasattr(sock, "cipher") else "TLS 1.3 handshake + AES-256-GCM sealed records")
+        )
         self._arrived: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._receive_loop, daemon=True)
         self._thread.start()
@@ -119,12 +122,24 @@ def bench_transport() -> dict[str, Any]:
         with Link(certs) as sealed, Link(None) as plain, Link(certs, records="tls") as tls_records:
             for link in (sealed, plain, tls_records):
                 link.transfer(payload, check=True)
-            ours, ref = paired_times(lambda: sealed.transfer(payload), lambda: plain.transfer(payload), repeats,
-                                     warmup=0)
+            ours, ref = paired_times(
+                lambda: sealed.transfer(payload), lambda: plain.transfer(payload), repeats, warmup=0
+            )
             tls_only = best_time(lambda: tls_records.transfer(payload), repeats=3, warmup=0)
             cipher = sealed.cipher
     value = payload.nbytes / min(ours) / GB
-    return result("transport_tls", value, "GB/s", "higher",
-                  ref="plain TCP Channel (same framing, no TLS)", ref_value=payload.nbytes / min(ref) / GB,
-                  bytes=payload.nbytes, cipher=cipher, tls_records_gbps=payload.nbytes / tls_only / GB,
-                  target_gbps=1.0, meets_target=bool(value >= 1.0), repeats=repeats, stat="best")
+    return result(
+        "transport_tls",
+        value,
+        "GB/s",
+        "higher",
+        ref="plain TCP Channel (same framing, no TLS)",
+        ref_value=payload.nbytes / min(ref) / GB,
+        bytes=payload.nbytes,
+        cipher=cipher,
+        tls_records_gbps=payload.nbytes / tls_only / GB,
+        target_gbps=1.0,
+        meets_target=bool(value >= 1.0),
+        repeats=repeats,
+        stat="best",
+    )

@@ -35,8 +35,7 @@ def _ints(tokens, line_no, what):
     try:
         return [int(t) for t in tokens]
     except ValueError:
-        raise BristolError(f"line {line_no}: {what} must be integers, got {' '.join(tokens)!r}") \
-            from None
+        raise BristolError(f"line {line_no}: {what} must be integers, got {' '.join(tokens)!r}") from None
 
 
 def parse_bristol(text: str, garbler_values: int | None = None, name: str = "") -> Circuit:
@@ -62,8 +61,7 @@ def parse_bristol(text: str, garbler_values: int | None = None, name: str = "") 
     in_sizes, out_sizes = ni[1:], no[1:]
     n_in, n_out = sum(in_sizes), sum(out_sizes)
     if n_in > n_wires or n_out > n_wires:
-        raise BristolError(f"line {l1}: {n_wires} wires cannot hold {n_in} inputs / "
-                           f"{n_out} outputs")
+        raise BristolError(f"line {l1}: {n_wires} wires cannot hold {n_in} inputs / {n_out} outputs")
     body = lines[3:]
     if len(body) != n_gates:
         raise BristolError(f"header announces {n_gates} gates, file has {len(body)} gate lines")
@@ -74,10 +72,10 @@ def parse_bristol(text: str, garbler_values: int | None = None, name: str = "") 
         raise BristolError(f"garbler_values must be in [0, {niv}], got {garbler_values}")
     n_garbler = sum(in_sizes[:garbler_values])
 
-    alias: dict[int, int] = {}   # EQW: wire -> the wire it copies
+    alias: dict[int, int] = {}  # EQW: wire -> the wire it copies
     consts: dict[int, int] = {}  # EQ: wire -> 0/1
     rows: list[tuple[int, int, int, int]] = []
-    extra = n_wires              # fresh wires for materialised constants
+    extra = n_wires  # fresh wires for materialised constants
     const_wire: dict[int, int] = {}
 
     def wire(w: int, line_no: int) -> int:
@@ -112,13 +110,11 @@ def parse_bristol(text: str, garbler_values: int | None = None, name: str = "") 
             raise BristolError(f"line {line_no}: gate line too short")
         nin, nout, args = nums[0], nums[1], nums[2:]
         if len(args) != nin + nout:
-            raise BristolError(f"line {line_no}: {nin} inputs + {nout} outputs announced, "
-                               f"{len(args)} wires given")
+            raise BristolError(f"line {line_no}: {nin} inputs + {nout} outputs announced, {len(args)} wires given")
         ins, outs = args[:nin], args[nin:]
         for w in outs:
             if not n_in <= w < n_wires:
-                raise BristolError(f"line {line_no}: output wire {w} must be in [{n_in}, "
-                                   f"{n_wires})")
+                raise BristolError(f"line {line_no}: output wire {w} must be in [{n_in}, {n_wires})")
         if op in ("XOR", "AND") and (nin, nout) == (2, 1):
             code = OP_XOR if op == "XOR" else OP_AND
             rows.append((code, operand(ins[0], line_no), operand(ins[1], line_no), outs[0]))
@@ -136,8 +132,7 @@ def parse_bristol(text: str, garbler_values: int | None = None, name: str = "") 
             consts[outs[0]] = ins[0]
         elif op == "MAND" and nin == 2 * nout and nout >= 1:
             for j in range(nout):
-                rows.append((OP_AND, operand(ins[j], line_no), operand(ins[nout + j], line_no),
-                             outs[j]))
+                rows.append((OP_AND, operand(ins[j], line_no), operand(ins[nout + j], line_no), outs[j]))
         else:
             raise BristolError(f"line {line_no}: unsupported gate {nin} {nout} {op}")
 

@@ -33,8 +33,9 @@ class Circuit:
     largest wire id used).
     """
 
-    def __init__(self, gates, n_garbler_inputs: int, n_evaluator_inputs: int, outputs,
-                 n_wires: int | None = None, name: str = ""):
+    def __init__(
+        self, gates, n_garbler_inputs: int, n_evaluator_inputs: int, outputs, n_wires: int | None = None, name: str = ""
+    ):
         gates = np.ascontiguousarray(np.asarray(gates, dtype=np.int64).reshape(-1, 4))
         outputs = np.ascontiguousarray(np.asarray(outputs, dtype=np.int64).reshape(-1))
         if n_garbler_inputs < 0 or n_evaluator_inputs < 0:
@@ -96,8 +97,10 @@ class Circuit:
 
     def __repr__(self) -> str:
         label = f" {self.name!r}" if self.name else ""
-        return (f"<Circuit{label}: {self.n_garbler_inputs}+{self.n_evaluator_inputs} inputs, "
-                f"{self.n_outputs} outputs, {self.n_gates} gates, {self.n_and} AND>")
+        return (
+            f"<Circuit{label}: {self.n_garbler_inputs}+{self.n_evaluator_inputs} inputs, "
+            f"{self.n_outputs} outputs, {self.n_gates} gates, {self.n_and} AND>"
+        )
 
     def evaluate_plain(self, inputs) -> np.ndarray:
         """Clear evaluation: ``inputs`` bits ``(n_inputs, batch)`` (or ``(n_inputs,)``) ->
@@ -151,7 +154,7 @@ class CircuitBuilder:
     ONE = -2
 
     def __init__(self):
-        self._kind: list[str] = []   # per handle: "g" / "e" / "x" (gate output)
+        self._kind: list[str] = []  # per handle: "g" / "e" / "x" (gate output)
         self._gates: list[tuple[int, int, int, int]] = []  # (op, a, b, out handle)
         self._cache: dict[tuple[int, int, int], int] = {}
         self._inv_of: dict[int, int] = {}
@@ -256,8 +259,7 @@ class CircuitBuilder:
         _same_width(xs, ys)
         return [self.mux(s, x, y) for x, y in zip(xs, ys)]
 
-    def add(self, xs: Bits, ys: Bits, carry_in: int | None = None,
-            carry_out: bool = False) -> Bits:
+    def add(self, xs: Bits, ys: Bits, carry_in: int | None = None, carry_out: bool = False) -> Bits:
         """Ripple-carry ``xs + ys (+ carry_in) mod 2^k``: k - 1 ANDs (k with ``carry_out``,
         which appends the carry as bit k). Full adder with one AND:
         carry' = c ^ ((a ^ c) & (b ^ c))."""
@@ -343,7 +345,7 @@ class CircuitBuilder:
             nxt = []
             for i in range(0, len(level) - 1, 2):
                 (lv, li), (rv, ri) = level[i], level[i + 1]
-                right = self.lt(lv, rv, signed)   # strictly larger on the right: ties keep left
+                right = self.lt(lv, rv, signed)  # strictly larger on the right: ties keep left
                 nxt.append((self.mux_bits(right, lv, rv), self.mux_bits(right, li, ri)))
             if len(level) % 2:
                 nxt.append(level[-1])
@@ -387,8 +389,7 @@ class CircuitBuilder:
             number[out] = base + i
             rows.append((op, number[a], number[b] if op != OP_INV else 0, base + i))
         table = np.array(rows, dtype=np.int32).reshape(-1, 4)
-        return Circuit(table, len(g_in), len(e_in), [number[w] for w in outputs],
-                       n_wires=base + len(gates), name=name)
+        return Circuit(table, len(g_in), len(e_in), [number[w] for w in outputs], n_wires=base + len(gates), name=name)
 
 
 def _same_width(xs, ys) -> None:
@@ -399,6 +400,7 @@ def _same_width(xs, ys) -> None:
 # ---------------------------------------------------------------------------------------------
 # Bit conversion helpers
 # ---------------------------------------------------------------------------------------------
+
 
 def to_bits(values, k: int) -> np.ndarray:
     """Integers (any int dtype, two's complement mod 2^k) -> uint8 bits ``(k, *shape)``,
@@ -432,6 +434,7 @@ def from_bits(bits, signed: bool = False) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # Ready-made circuits. Inputs: the garbler's values first, then the evaluator's.
 # ---------------------------------------------------------------------------------------------
+
 
 def _shares(b: CircuitBuilder, k: int) -> tuple[Bits, Bits]:
     return b.garbler_input(k), b.evaluator_input(k)

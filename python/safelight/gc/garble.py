@@ -28,7 +28,7 @@ def _aligned_empty(shape) -> np.ndarray:
     n = int(np.prod(shape, dtype=np.int64)) * 8
     buf = np.empty(n + 64, dtype=np.uint8)
     off = (-buf.ctypes.data) % 64
-    return buf[off: off + n].view(np.uint64).reshape(shape)
+    return buf[off : off + n].view(np.uint64).reshape(shape)
 
 
 def _seed_key(seed) -> bytes:
@@ -91,8 +91,9 @@ def encode(input_zero, delta, bits, out: np.ndarray | None = None) -> np.ndarray
     return _core.gc_encode(zero, d, bits, out)
 
 
-def garble(circuit: Circuit, input_zero, delta, instance_offset: int = 0,
-           threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def garble(
+    circuit: Circuit, input_zero, delta, instance_offset: int = 0, threads: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Garble ``circuit`` over ``batch`` instances.
 
     ``input_zero``: uint64 ``(circuit.n_inputs, batch, 2)`` zero-labels; ``delta``: uint64
@@ -101,27 +102,41 @@ def garble(circuit: Circuit, input_zero, delta, instance_offset: int = 0,
     ``threads``: 0 = automatic (all cores for large batches)."""
     zero = _labels(input_zero, "input_zero")
     if zero.ndim != 3 or zero.shape[0] != circuit.n_inputs or zero.shape[2] != 2:
-        raise ValueError(f"input_zero must have shape ({circuit.n_inputs}, batch, 2), "
-                         f"got {zero.shape}")
+        raise ValueError(f"input_zero must have shape ({circuit.n_inputs}, batch, 2), got {zero.shape}")
     batch = zero.shape[1]
     tables = _aligned_empty((circuit.n_and, batch, 2, 2))
     out = _aligned_empty((circuit.n_outputs, batch, 2))
-    _core.gc_garble(circuit.gates, circuit.outputs, circuit.n_wires, zero,
-                    _labels(delta, "delta"), instance_offset, tables, out, threads)
+    _core.gc_garble(
+        circuit.gates,
+        circuit.outputs,
+        circuit.n_wires,
+        zero,
+        _labels(delta, "delta"),
+        instance_offset,
+        tables,
+        out,
+        threads,
+    )
     return tables, out
 
 
-def evaluate(circuit: Circuit, input_labels, tables, instance_offset: int = 0,
-             threads: int = 0) -> np.ndarray:
+def evaluate(circuit: Circuit, input_labels, tables, instance_offset: int = 0, threads: int = 0) -> np.ndarray:
     """Evaluate the garbled ``circuit``: ``input_labels`` uint64 ``(n_inputs, batch, 2)``,
     ``tables`` from :func:`garble` -> output labels uint64 ``(n_outputs, batch, 2)``."""
     labels = _labels(input_labels, "input_labels")
     if labels.ndim != 3 or labels.shape[0] != circuit.n_inputs or labels.shape[2] != 2:
-        raise ValueError(f"input_labels must have shape ({circuit.n_inputs}, batch, 2), "
-                         f"got {labels.shape}")
+        raise ValueError(f"input_labels must have shape ({circuit.n_inputs}, batch, 2), got {labels.shape}")
     out = _aligned_empty((circuit.n_outputs, labels.shape[1], 2))
-    _core.gc_evaluate(circuit.gates, circuit.outputs, circuit.n_wires, labels,
-                      _labels(tables, "tables"), instance_offset, out, threads)
+    _core.gc_evaluate(
+        circuit.gates,
+        circuit.outputs,
+        circuit.n_wires,
+        labels,
+        _labels(tables, "tables"),
+        instance_offset,
+        out,
+        threads,
+    )
     return out
 
 
@@ -136,6 +151,9 @@ def decode(output_labels, output_zero) -> np.ndarray:
     may also be just its colour bits (uint8 ``(n_out, batch)``), which is all the garbler
     needs to send."""
     z = np.asarray(output_zero)
-    zc = colour(z) if (z.dtype == np.uint64 and z.ndim >= 1 and z.shape[-1] == 2
-                       and z.ndim == np.asarray(output_labels).ndim) else z.astype(np.uint8) & 1
+    zc = (
+        colour(z)
+        if (z.dtype == np.uint64 and z.ndim >= 1 and z.shape[-1] == 2 and z.ndim == np.asarray(output_labels).ndim)
+        else z.astype(np.uint8) & 1
+    )
     return colour(output_labels) ^ zc

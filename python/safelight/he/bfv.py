@@ -56,7 +56,6 @@ import hashlib
 import secrets
 import struct
 from collections.abc import Sequence
-from typing import Union
 
 import numpy as np
 
@@ -142,9 +141,17 @@ class Params:
         modulus too large for 128-bit security (unless ``allow_insecure``).
     """
 
-    def __init__(self, n: int, q_bits: Sequence[int] | None = None, *, t: int,
-                 q_primes: Sequence[int] | None = None, special_bits: Sequence[int] = (),
-                 special_primes: Sequence[int] | None = None, allow_insecure: bool = False) -> None:
+    def __init__(
+        self,
+        n: int,
+        q_bits: Sequence[int] | None = None,
+        *,
+        t: int,
+        q_primes: Sequence[int] | None = None,
+        special_bits: Sequence[int] = (),
+        special_primes: Sequence[int] | None = None,
+        allow_insecure: bool = False,
+    ) -> None:
         n = _check_int(n, "n")
         if n < MIN_N or n > MAX_N or n & (n - 1):
             raise InputError(f"n must be a power of two from {MIN_N} to {MAX_N}, got {n}")
@@ -157,8 +164,10 @@ class Params:
             self.t_pow2 = True
         else:
             if t < 3 or t >= 1 << MAX_PRIME_T_BITS or _core.ntt_prime_problem(n, t) != "":
-                raise InputError(f"t must be a power of two 2**k (1 <= k <= 64) or a prime = 1 mod 2n = "
-                                 f"{2 * n} below 2**{MAX_PRIME_T_BITS} (batch encoding), got {t}")
+                raise InputError(
+                    f"t must be a power of two 2**k (1 <= k <= 64) or a prime = 1 mod 2n = "
+                    f"{2 * n} below 2**{MAX_PRIME_T_BITS} (batch encoding), got {t}"
+                )
             self.t_bits = t.bit_length()
             self.t_pow2 = False
         self.t = t
@@ -194,14 +203,18 @@ class Params:
         self.modulus_bits = self._product(self.q + self.special).bit_length()
         self.q_bits = self._product(self.q).bit_length()
         if self.q_bits < self.t_bits + 8:
-            raise InputError(f"q ({self.q_bits} bits) must exceed t ({self.t_bits} bits) by at least 8 bits "
-                             "of noise room (and by far more for useful circuits)")
+            raise InputError(
+                f"q ({self.q_bits} bits) must exceed t ({self.t_bits} bits) by at least 8 bits "
+                "of noise room (and by far more for useful circuits)"
+            )
         limit = MAX_MODULUS_BITS[n]
         self.secure = self.modulus_bits <= limit
         if not self.secure and not allow_insecure:
-            raise InputError(f"log2(q P) = {self.modulus_bits} bits is above {limit}, the 128-bit security bound "
-                             f"for n = {n} (HomomorphicEncryption.org standard, ternary secret); use fewer or "
-                             f"smaller primes, a larger n, or allow_insecure=True for tests")
+            raise InputError(
+                f"log2(q P) = {self.modulus_bits} bits is above {limit}, the 128-bit security bound "
+                f"for n = {n} (HomomorphicEncryption.org standard, ternary secret); use fewer or "
+                f"smaller primes, a larger n, or allow_insecure=True for tests"
+            )
 
     def _choose(self, bits: Sequence[int] | None, taken: set[int]) -> list[int]:
         out: list[int] = []
@@ -234,8 +247,10 @@ class Params:
         return hashlib.sha256(text.encode()).digest()[:8]
 
     def __repr__(self) -> str:
-        return (f"Params(n={self.n}, q_primes={list(self.q)}, t={'2**' + str(self.t_bits) if self.t_pow2 else self.t}"
-                f", special_primes={list(self.special)}, log2(qP)={self.modulus_bits})")
+        return (
+            f"Params(n={self.n}, q_primes={list(self.q)}, t={'2**' + str(self.t_bits) if self.t_pow2 else self.t}"
+            f", special_primes={list(self.special)}, log2(qP)={self.modulus_bits})"
+        )
 
 
 class SecretKey:
@@ -268,8 +283,9 @@ class PublicKey:
         size = len(_PK_MAGIC) + 8 + 16 + 8 * L * n
         data = bytes(data)
         if len(data) != size or data[:6] != _PK_MAGIC:
-            raise InputError(f"not a serialised BFV public key for these parameters ({len(data)} bytes, "
-                             f"expected {size})")
+            raise InputError(
+                f"not a serialised BFV public key for these parameters ({len(data)} bytes, expected {size})"
+            )
         if data[6:14] != context.params.fingerprint:
             raise InputError("this public key was made for other BFV parameters (fingerprint mismatch)")
         seed = data[14:30]
@@ -349,8 +365,9 @@ class CiphertextBatch:
         expansion of a seed (serialised as the seed); None once ``c1`` changes.
     """
 
-    def __init__(self, context: Context, data: np.ndarray, level: int, ntt: bool,
-                 seeds: np.ndarray | None = None) -> None:
+    def __init__(
+        self, context: Context, data: np.ndarray, level: int, ntt: bool, seeds: np.ndarray | None = None
+    ) -> None:
         self.context = context
         self.data = data
         self.level = level
@@ -392,11 +409,13 @@ class CiphertextBatch:
         return head + self.data.astype("<u8", copy=False).tobytes()
 
     def __repr__(self) -> str:
-        return (f"CiphertextBatch(count={self.count}, size={self.size}, level={self.level}, ntt={self.ntt}, "
-                f"seeded={self.seeds is not None})")
+        return (
+            f"CiphertextBatch(count={self.count}, size={self.size}, level={self.level}, ntt={self.ntt}, "
+            f"seeded={self.seeds is not None})"
+        )
 
 
-PlainLike = Union[PlaintextBatch, np.ndarray, Sequence[int]]
+PlainLike = PlaintextBatch | np.ndarray | Sequence[int]
 
 
 class Context:
@@ -411,9 +430,14 @@ class Context:
             raise InputError(f"Context needs a Params, got {type(params).__name__}")
         self.params = params
         try:
-            self._core = _core.BfvContext(params.n, list(params.q), list(params.special), params.t_pow2,
-                                          params.t_bits if params.t_pow2 else 0,
-                                          0 if params.t_pow2 else params.t)
+            self._core = _core.BfvContext(
+                params.n,
+                list(params.q),
+                list(params.special),
+                params.t_pow2,
+                params.t_bits if params.t_pow2 else 0,
+                0 if params.t_pow2 else params.t,
+            )
         except ValueError as exc:
             raise InputError(str(exc)) from None
 
@@ -527,8 +551,9 @@ class Context:
         return self.num_q - level
 
     # --------------------------------------------------------------- encryption
-    def encrypt_coeffs(self, values, key: SecretKey | PublicKey, *, seeded: bool = True, ntt: bool = False,
-                       seed: bytes | None = None) -> CiphertextBatch:
+    def encrypt_coeffs(
+        self, values, key: SecretKey | PublicKey, *, seeded: bool = True, ntt: bool = False, seed: bytes | None = None
+    ) -> CiphertextBatch:
         """Encrypt polynomials given by their coefficients, one ciphertext per row.
 
         Parameters
@@ -607,7 +632,8 @@ class Context:
                 raise NoiseBudgetExhaustedError(
                     f"{bad.size} of {batch.count} ciphertexts (first: index {int(bad[0])}) have no noise budget "
                     "left: their noise exceeds q/4, so decryption could be wrong. Use a larger q, smaller "
-                    "plaintext multipliers or less flooding (decrypt_coeffs(..., check=False) skips this check)")
+                    "plaintext multipliers or less flooding (decrypt_coeffs(..., check=False) skips this check)"
+                )
         return values
 
     def decrypt(self, batch: CiphertextBatch, sk: SecretKey, *, check: bool = True) -> np.ndarray:
@@ -661,8 +687,10 @@ class Context:
         self._check_batch(a, "a")
         self._check_batch(b, "b")
         if a.level != b.level or a.ntt != b.ntt:
-            raise InputError(f"operands differ in level ({a.level} vs {b.level}) or form (ntt {a.ntt} vs {b.ntt}); "
-                             "mod switch / convert one of them first")
+            raise InputError(
+                f"operands differ in level ({a.level} vs {b.level}) or form (ntt {a.ntt} vs {b.ntt}); "
+                "mod switch / convert one of them first"
+            )
         if a.data.shape != b.data.shape:
             raise InputError(f"operands have different shapes {a.data.shape} and {b.data.shape}")
 
@@ -770,8 +798,9 @@ class Context:
         """The largest ``flood_bits`` :meth:`rerandomize` accepts at ``level``."""
         return int(self.log2_q(level)) - self.params.t_bits - FLOOD_MARGIN_BITS
 
-    def rerandomize(self, batch: CiphertextBatch, pk: PublicKey, flood_bits: int = 0,
-                    seed: bytes | None = None) -> CiphertextBatch:
+    def rerandomize(
+        self, batch: CiphertextBatch, pk: PublicKey, flood_bits: int = 0, seed: bytes | None = None
+    ) -> CiphertextBatch:
         """Re-randomise for circuit privacy: add a fresh public-key encryption of zero and,
         with ``flood_bits > 0``, noise uniform in ``[-2**flood_bits, 2**flood_bits)`` on ``c0``.
 
@@ -785,8 +814,10 @@ class Context:
         flood_bits = _check_int(flood_bits, "flood_bits")
         limit = self.max_flood_bits(batch.level)
         if not 0 <= flood_bits <= limit:
-            raise InputError(f"flood_bits must be in 0..{limit} at level {batch.level} "
-                             f"(log2 q - log2 t - {FLOOD_MARGIN_BITS}), got {flood_bits}")
+            raise InputError(
+                f"flood_bits must be in 0..{limit} at level {batch.level} "
+                f"(log2 q - log2 t - {FLOOD_MARGIN_BITS}), got {flood_bits}"
+            )
         if batch.size != 2:
             raise InputError("rerandomize takes ciphertexts of size 2 (relinearise first)")
         data = batch.data.copy()
@@ -809,8 +840,9 @@ class Context:
         self._need_special("relinearisation")
         return RelinKey(self, self._core.keygen_relin(sk._data, _random_seed(seed)))
 
-    def galois_keys(self, sk: SecretKey, steps: Sequence[int] | None = None, *, columns: bool = True,
-                    seed: bytes | None = None) -> GaloisKeys:
+    def galois_keys(
+        self, sk: SecretKey, steps: Sequence[int] | None = None, *, columns: bool = True, seed: bytes | None = None
+    ) -> GaloisKeys:
         """Galois keys for row rotations by ``steps`` (default: every power of two, both
         directions, as SEAL) and, with ``columns``, for swapping the two rows."""
         self._check_key(sk, SecretKey)
@@ -835,8 +867,10 @@ class Context:
 
     def _need_special(self, what: str) -> None:
         if not self.params.special:
-            raise InputError(f"{what} needs key-switching primes: create Params with special_bits "
-                             "(e.g. one prime as large as the largest q prime)")
+            raise InputError(
+                f"{what} needs key-switching primes: create Params with special_bits "
+                "(e.g. one prime as large as the largest q prime)"
+            )
 
     def _row_element(self, steps: int) -> int:
         """Galois element of a left rotation of both rows by ``steps`` (3^steps mod 2n)."""
@@ -903,8 +937,10 @@ class Context:
             if steps & 1:
                 gb = self._row_element(1 << bit)
                 if gb not in keys._keys:
-                    raise InputError(f"no Galois key for a rotation by {1 << bit}; generate keys for it "
-                                     "(galois_keys(sk, steps=[...]))")
+                    raise InputError(
+                        f"no Galois key for a rotation by {1 << bit}; generate keys for it "
+                        "(galois_keys(sk, steps=[...]))"
+                    )
                 out = self.apply_galois(out, gb, keys)
             steps >>= 1
             bit += 1
@@ -918,8 +954,10 @@ class Context:
     def _slot_index(self) -> np.ndarray:
         if getattr(self, "_slots", None) is None:
             if self.params.t_pow2:
-                raise InputError("batch encoding needs a prime t = 1 mod 2n (got a power of two): "
-                                 "use coefficient encoding, or Params(t=ntt_primes(bits, n, 1)[0])")
+                raise InputError(
+                    "batch encoding needs a prime t = 1 mod 2n (got a power of two): "
+                    "use coefficient encoding, or Params(t=ntt_primes(bits, n, 1)[0])"
+                )
             n, half, log_n = self.n, self.n // 2, self.n.bit_length() - 1
             idx = np.empty((2, half), dtype=np.int64)
             e = 1

@@ -104,8 +104,9 @@ def ntt_primes(bits: int, n: int, count: int) -> list[int]:
     out: list[int] = []
     while len(out) < count:
         if q <= 1 << (bits - 1):
-            raise InputError(f"only {len(out)} primes = 1 mod {step} have exactly {bits} bits; "
-                             f"ask for fewer or use more bits")
+            raise InputError(
+                f"only {len(out)} primes = 1 mod {step} have exactly {bits} bits; ask for fewer or use more bits"
+            )
         if is_prime(q):
             out.append(q)
         q -= step
@@ -183,8 +184,7 @@ class NTT:
         arr = _as_u64(a, name)
         if not self._shape_ok(arr):
             single = f" or ({self.n},)" if len(self.primes) == 1 else ""
-            raise InputError(f"{name} must have shape {self.shape}{single} (one row per prime), "
-                             f"got {arr.shape}")
+            raise InputError(f"{name} must have shape {self.shape}{single} (one row per prime), got {arr.shape}")
         return arr
 
     def _output(self, out: np.ndarray | None, like: np.ndarray) -> np.ndarray:

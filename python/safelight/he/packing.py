@@ -63,13 +63,13 @@ class ConvPacking:
     tw: int
 
     @classmethod
-    def choose(cls, channels: int, height: int, width: int, outputs: int, kh: int, kw: int,
-               n: int) -> "ConvPacking":
+    def choose(cls, channels: int, height: int, width: int, outputs: int, kh: int, kw: int, n: int) -> ConvPacking:
         """The packing with the fewest polynomial products (ties: fewest tiles)."""
         ho, wo = height - kh + 1, width - kw + 1
         if min(channels, outputs, kh, kw, ho, wo) < 1:
-            raise InputError(f"no valid convolution of a {channels}x{height}x{width} input by "
-                             f"{outputs}x{channels}x{kh}x{kw}")
+            raise InputError(
+                f"no valid convolution of a {channels}x{height}x{width} input by {outputs}x{channels}x{kh}x{kw}"
+            )
         if kh * kw > n:
             raise InputError(f"a {kh}x{kw} kernel does not fit ring degree {n}")
         best = None
@@ -134,16 +134,19 @@ class ConvPacking:
         the image are zero)."""
         x = np.asarray(x, dtype=np.uint64)
         if x.shape != (self.channels, self.height, self.width):
-            raise InputError(f"input of shape {x.shape} does not match the packing "
-                             f"({self.channels}, {self.height}, {self.width})")
+            raise InputError(
+                f"input of shape {x.shape} does not match the packing ({self.channels}, {self.height}, {self.width})"
+            )
         ht, wt, cp = self.ht, self.wt, self.cp
-        padded = np.zeros((self.groups * cp, self.tile_rows * self.th + self.kh - 1,
-                           self.tile_cols * self.tw + self.kw - 1), dtype=np.uint64)
-        padded[:self.channels, :self.height, :self.width] = x
+        padded = np.zeros(
+            (self.groups * cp, self.tile_rows * self.th + self.kh - 1, self.tile_cols * self.tw + self.kw - 1),
+            dtype=np.uint64,
+        )
+        padded[: self.channels, : self.height, : self.width] = x
         out = np.zeros((self.tile_rows, self.tile_cols, self.groups, self.n), dtype=np.uint64)
         for r in range(self.tile_rows):
             for c in range(self.tile_cols):
-                block = padded[:, r * self.th: r * self.th + ht, c * self.tw: c * self.tw + wt]
+                block = padded[:, r * self.th : r * self.th + ht, c * self.tw : c * self.tw + wt]
                 out[r, c, :, : cp * ht * wt] = block.reshape(self.groups, cp * ht * wt)
         return out.reshape(self.tiles, self.groups, self.n)
 
@@ -151,11 +154,13 @@ class ConvPacking:
         """``w`` (O, C, kh, kw) -> polynomials (O, groups, n), reversed as the module says."""
         w = np.asarray(w, dtype=np.uint64)
         if w.shape != (self.outputs, self.channels, self.kh, self.kw):
-            raise InputError(f"kernel of shape {w.shape} does not match the packing "
-                             f"({self.outputs}, {self.channels}, {self.kh}, {self.kw})")
+            raise InputError(
+                f"kernel of shape {w.shape} does not match the packing "
+                f"({self.outputs}, {self.channels}, {self.kh}, {self.kw})"
+            )
         ht, wt, cp = self.ht, self.wt, self.cp
         full = np.zeros((self.outputs, self.groups * cp, self.kh, self.kw), dtype=np.uint64)
-        full[:, :self.channels] = w
+        full[:, : self.channels] = w
         full = full.reshape(self.outputs, self.groups, cp, self.kh, self.kw)
         c = np.arange(cp)[:, None, None]
         i = np.arange(self.kh)[None, :, None]
@@ -179,9 +184,8 @@ class ConvPacking:
             raise InputError(f"products of shape {polys.shape}, expected {(self.tiles, self.outputs, self.n)}")
         picked = polys[:, :, self.output_positions()]  # (tiles, O, th, tw)
         picked = picked.reshape(self.tile_rows, self.tile_cols, self.outputs, self.th, self.tw)
-        full = picked.transpose(2, 0, 3, 1, 4).reshape(self.outputs, self.tile_rows * self.th,
-                                                       self.tile_cols * self.tw)
-        return np.ascontiguousarray(full[:, :self.out_height, :self.out_width])
+        full = picked.transpose(2, 0, 3, 1, 4).reshape(self.outputs, self.tile_rows * self.th, self.tile_cols * self.tw)
+        return np.ascontiguousarray(full[:, : self.out_height, : self.out_width])
 
 
 def _divisor_like(size: int) -> list[int]:
@@ -212,7 +216,7 @@ class Lowered:
 
     def inputs(self, x: np.ndarray) -> np.ndarray:
         c = self.group_channels
-        part = np.asarray(x, dtype=np.uint64)[self.batch, self.group * c: (self.group + 1) * c]
+        part = np.asarray(x, dtype=np.uint64)[self.batch, self.group * c : (self.group + 1) * c]
         ph, pw = self.padding
         if ph or pw:
             part = np.pad(part, ((0, 0), (ph, ph), (pw, pw)))
@@ -224,7 +228,9 @@ class Lowered:
         cols = np.empty((c, kh, kw, ho, wo), dtype=np.uint64)
         for i in range(kh):
             for j in range(kw):
-                cols[:, i, j] = part[:, i * dh: i * dh + (ho - 1) * sh + 1: sh, j * dw: j * dw + (wo - 1) * sw + 1: sw]
+                cols[:, i, j] = part[
+                    :, i * dh : i * dh + (ho - 1) * sh + 1 : sh, j * dw : j * dw + (wo - 1) * sw + 1 : sw
+                ]
         return cols.reshape(c * kh * kw, ho, wo)
 
     def kernel(self, w: np.ndarray) -> np.ndarray:
@@ -234,8 +240,15 @@ class Lowered:
         return np.ascontiguousarray(part.reshape(part.shape[0], -1, 1, 1))
 
 
-def lower_conv2d(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride=(1, 1), padding=(0, 0),
-                 dilation=(1, 1), groups: int = 1, n: int = 8192) -> list[Lowered]:
+def lower_conv2d(
+    x_shape: tuple[int, ...],
+    w_shape: tuple[int, ...],
+    stride=(1, 1),
+    padding=(0, 0),
+    dilation=(1, 1),
+    groups: int = 1,
+    n: int = 8192,
+) -> list[Lowered]:
     """Split ``conv2d(x, w, stride, padding, dilation, groups)`` (as :func:`safelight.ring.conv2d`)
     into packed valid stride-1 convolutions: one per batch item and group; strided or
     dilated kernels go through im2col (then a 1x1 convolution)."""
@@ -256,8 +269,9 @@ def lower_conv2d(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride=(1, 
     parts = []
     for b in range(nb):
         for g in range(groups):
-            parts.append(Lowered(packing, b, g, slice(g * og, (g + 1) * og), stride, padding, dilation, cg,
-                                 (kh, kw), im2col))
+            parts.append(
+                Lowered(packing, b, g, slice(g * og, (g + 1) * og), stride, padding, dilation, cg, (kh, kw), im2col)
+            )
     return parts
 
 
@@ -277,7 +291,7 @@ def negacyclic_multiply(a: np.ndarray, b: np.ndarray, modulus_bits: int = 64) ->
     for k in np.flatnonzero(np.any(b.reshape(-1, n) != 0, axis=0)):
         shifted = np.roll(a, k, axis=-1)
         shifted[..., :k] = np.uint64(0) - shifted[..., :k]  # X^n = -1
-        out += shifted * b[..., k: k + 1]
+        out += shifted * b[..., k : k + 1]
     if modulus_bits < 64:
         out &= np.uint64((1 << modulus_bits) - 1)
     return out

@@ -54,8 +54,9 @@ def block_specs() -> list[dict]:
     for repeats, k, stride, expand, cin, cout in STAGES:
         for r in range(repeats):
             s, ci = (stride, cin) if r == 0 else (1, cout)
-            specs.append({"kernel": k, "stride": s, "expand": expand, "cin": ci,
-                          "cout": cout, "residual": s == 1 and ci == cout})
+            specs.append(
+                {"kernel": k, "stride": s, "expand": expand, "cin": ci, "cout": cout, "residual": s == 1 and ci == cout}
+            )
     return specs
 
 
@@ -97,8 +98,7 @@ def _pad_same(x: np.ndarray, kernel: int, stride: int) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, 0), ph, pw))
 
 
-def conv2d(x: np.ndarray, weight: np.ndarray, stride: int = 1,
-           depthwise: bool = False) -> np.ndarray:
+def conv2d(x: np.ndarray, weight: np.ndarray, stride: int = 1, depthwise: bool = False) -> np.ndarray:
     """Bias-free conv with TF "SAME" padding; weight (O, I, k, k) or (C, 1, k, k)."""
     k = weight.shape[-1]
     n, _, h, w = x.shape
@@ -107,13 +107,11 @@ def conv2d(x: np.ndarray, weight: np.ndarray, stride: int = 1,
     out = np.zeros((n, weight.shape[0], oh, ow))
     for dy in range(k):
         for dx in range(k):
-            patch = xp[:, :, dy : dy + stride * (oh - 1) + 1 : stride,
-                       dx : dx + stride * (ow - 1) + 1 : stride]
+            patch = xp[:, :, dy : dy + stride * (oh - 1) + 1 : stride, dx : dx + stride * (ow - 1) + 1 : stride]
             if depthwise:
                 out += weight[None, :, 0, dy, dx, None, None] * patch
             else:
-                out += np.einsum("oc,nchw->nohw", weight[:, :, dy, dx], patch,
-                                 optimize=True)
+                out += np.einsum("oc,nchw->nohw", weight[:, :, dy, dx], patch, optimize=True)
     return out
 
 
@@ -128,8 +126,7 @@ def relu6(x: np.ndarray) -> np.ndarray:
     return np.clip(x, 0.0, 6.0)
 
 
-def efficientnet_lite0_reference(weights: dict, image: np.ndarray
-                                 ) -> tuple[np.ndarray, np.ndarray]:
+def efficientnet_lite0_reference(weights: dict, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(embedding (N, 1280), logits (N, 1000)) in float64.
 
     ``weights`` is the original state dict (names as in the .pth); ``image`` is

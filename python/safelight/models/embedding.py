@@ -90,8 +90,9 @@ class Embedder:
     efficientnet_lite0.onnx; ``providers`` defaults to the CPU provider.
     """
 
-    def __init__(self, model_path: str | Path | None = None, *,
-                 batch_size: int = 16, providers=None, session_options=None):
+    def __init__(
+        self, model_path: str | Path | None = None, *, batch_size: int = 16, providers=None, session_options=None
+    ):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.model_path = model_path
@@ -107,22 +108,21 @@ class Embedder:
                 import onnxruntime as ort
             except ImportError as exc:
                 raise ImportError(
-                    "safelight.models.embedding.Embedder needs onnxruntime: "
-                    "pip install onnxruntime") from exc
+                    "safelight.models.embedding.Embedder needs onnxruntime: pip install onnxruntime"
+                ) from exc
             path = self.model_path
             if path is None:
                 path = efficientnet_lite0_path()
             self._session = ort.InferenceSession(
-                str(path), sess_options=self.session_options,
-                providers=self.providers or ["CPUExecutionProvider"])
+                str(path), sess_options=self.session_options, providers=self.providers or ["CPUExecutionProvider"]
+            )
         return self._session
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw (embedding, logits) for preprocessed input (n, 3, 224, 224)."""
         batch = np.asarray(batch, np.float32)
         if batch.ndim != 4 or batch.shape[1:] != (3, IMAGE_SIZE, IMAGE_SIZE):
-            raise ValueError(f"expected (n, 3, {IMAGE_SIZE}, {IMAGE_SIZE}), "
-                             f"got {batch.shape}")
+            raise ValueError(f"expected (n, 3, {IMAGE_SIZE}, {IMAGE_SIZE}), got {batch.shape}")
         emb, logits = self.session.run(["embedding", "logits"], {"image": batch})
         return emb, logits
 

@@ -38,8 +38,7 @@ def ffdnet_layers(weights: dict, onnx_layout: bool = False) -> list:
         if p + "running_mean" in w:  # BatchNorm after the previous conv: fold it
             scale = w[p + "weight"] / np.sqrt(w[p + "running_var"] + 1e-4)  # KAIR eps
             cw, cb = layers[-1]
-            layers[-1] = (cw * scale[:, None, None, None],
-                          (cb - w[p + "running_mean"]) * scale + w[p + "bias"])
+            layers[-1] = (cw * scale[:, None, None, None], (cb - w[p + "running_mean"]) * scale + w[p + "bias"])
         elif p + "weight" in w and w[p + "weight"].ndim == 4:
             cw = w[p + "weight"]
             layers.append((cw, w.get(p + "bias", np.zeros(cw.shape[0]))))
@@ -55,13 +54,11 @@ def _conv3x3(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     for dy in range(3):
         for dx in range(3):
             patch = xp[:, :, dy : dy + h, dx : dx + w]
-            out += np.einsum("oc,nchw->nohw", weight[:, :, dy, dx], patch,
-                             optimize=True)
+            out += np.einsum("oc,nchw->nohw", weight[:, :, dy, dx], patch, optimize=True)
     return out
 
 
-def ffdnet_reference(weights: dict, image: np.ndarray, sigma,
-                     onnx_layout: bool = False) -> np.ndarray:
+def ffdnet_reference(weights: dict, image: np.ndarray, sigma, onnx_layout: bool = False) -> np.ndarray:
     """Denoise ``image`` (N, 3, H, W), values in [0, 1]; any H, W.
 
     ``sigma`` is the noise standard deviation on the [0, 1] scale (e.g. 25/255),

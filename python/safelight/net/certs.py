@@ -37,23 +37,24 @@ class Identity:
     ca: Path
 
     @classmethod
-    def from_dir(cls, directory: str | os.PathLike, name: str) -> "Identity":
+    def from_dir(cls, directory: str | os.PathLike, name: str) -> Identity:
         d = Path(directory)
         ident = cls(name, d / f"{name}.pem", d / f"{name}.key", d / "ca.pem")
         for path in (ident.cert, ident.key, ident.ca):
             if not path.is_file():
                 raise ConfigError(
-                    f"missing certificate file {path}; create a certificate set with "
-                    f"'safelight certs {d} --parties N'"
+                    f"missing certificate file {path}; create a certificate set with 'safelight certs {d} --parties N'"
                 )
         return ident
 
 
 def _name(common_name: str) -> x509.Name:
-    return x509.Name([
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "safelight cluster"),
-        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-    ])
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "safelight cluster"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
@@ -118,9 +119,7 @@ def create_cluster_certs(
         .not_valid_before(start)
         .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
     _write_key(out / "ca.key", ca_key)

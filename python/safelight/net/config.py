@@ -75,19 +75,30 @@ class ServerLimits:
         return self.memory_budget or max(physical_memory() // 2, 1 << 30)
 
     @classmethod
-    def from_toml(cls, table: object, where: str) -> "ServerLimits":
+    def from_toml(cls, table: object, where: str) -> ServerLimits:
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: [limits] must be a table")
-        unknown = set(table) - {"max_connections", "max_handshakes", "handshake_timeout", "max_control_mib",
-                                "memory_budget_mib", "max_jobs"}
+        unknown = set(table) - {
+            "max_connections",
+            "max_handshakes",
+            "handshake_timeout",
+            "max_control_mib",
+            "memory_budget_mib",
+            "max_jobs",
+        }
         if unknown:
             raise ConfigError(f"{where}: unknown [limits] keys {sorted(unknown)}")
         base = cls()
 
         def number(key: str, default: float, kind: type, minimum: float) -> float:
             value = table.get(key, default)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or kind is int and value != int(value) \
-                    or value < minimum:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or kind is int
+                and value != int(value)
+                or value < minimum
+            ):
                 raise ConfigError(f"{where}: limits.{key} must be a number >= {minimum:g}, got {value!r}")
             return kind(value)
 
@@ -101,10 +112,16 @@ class ServerLimits:
         )
 
     def to_toml(self) -> list[str]:
-        return ["[limits]", f"max_connections = {self.max_connections}", f"max_handshakes = {self.max_handshakes}",
-                f"handshake_timeout = {float(self.handshake_timeout)}",
-                f"max_control_mib = {self.max_control_bytes / MIB}",
-                f"memory_budget_mib = {self.memory_budget / MIB}", f"max_jobs = {self.max_jobs}", ""]
+        return [
+            "[limits]",
+            f"max_connections = {self.max_connections}",
+            f"max_handshakes = {self.max_handshakes}",
+            f"handshake_timeout = {float(self.handshake_timeout)}",
+            f"max_control_mib = {self.max_control_bytes / MIB}",
+            f"memory_budget_mib = {self.memory_budget / MIB}",
+            f"max_jobs = {self.max_jobs}",
+            "",
+        ]
 
 
 @dataclass(frozen=True)
@@ -131,7 +148,7 @@ class ClusterConfig:
         return len(self.parties)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "ClusterConfig":
+    def load(cls, path: str | os.PathLike) -> ClusterConfig:
         path = Path(path)
         try:
             data = tomllib.loads(path.read_text())
@@ -143,6 +160,7 @@ class ClusterConfig:
         entries = data.get("party", [])
         if not isinstance(entries, list) or len(entries) < 1:
             raise ConfigError(f"{path}: add one [[party]] table per server (host, port)")
+
         def address(entry: object, what: str) -> PartyAddress:
             try:
                 host, port = str(entry["host"]), int(entry["port"])  # type: ignore[index]

@@ -17,7 +17,7 @@ import logging
 import socket
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from .config import ServerLimits
 
@@ -87,9 +87,14 @@ class _RateLimitedLog:
         self.log.warning(message + (f" ({more} more since the last report)" if more else ""), *args)
 
 
-def serve_connections(listener: socket.socket, handle: Callable[[socket.socket, tuple, Connection], None],
-                      limits: ServerLimits, stop: threading.Event, log: logging.Logger,
-                      every_few_seconds: Callable[[], None] | None = None) -> None:
+def serve_connections(
+    listener: socket.socket,
+    handle: Callable[[socket.socket, tuple, Connection], None],
+    limits: ServerLimits,
+    stop: threading.Event,
+    log: logging.Logger,
+    every_few_seconds: Callable[[], None] | None = None,
+) -> None:
     """Accept connections until ``stop`` is set, each handled on its own thread.
 
     ``listener`` must have a timeout (so that ``stop`` is noticed). ``handle(raw, addr,
@@ -105,23 +110,30 @@ def serve_connections(listener: socket.socket, handle: Callable[[socket.socket, 
         try:
             raw, addr = listener.accept()
             backoff = 0.05
-        except socket.timeout:
+        except TimeoutError:
             pass
         except OSError as exc:
             if stop.is_set():
                 break
             if exc.errno in EXHAUSTED:
-                warn.warning("exhausted", "cannot accept connections: %s; retrying in %.2f s",
-                             exc.strerror or exc, backoff)
+                warn.warning(
+                    "exhausted", "cannot accept connections: %s; retrying in %.2f s", exc.strerror or exc, backoff
+                )
                 stop.wait(backoff)
                 backoff = min(2 * backoff, MAX_BACKOFF)
             elif exc.errno not in TRANSIENT:
                 raise
         if raw is not None:
             if not admission.try_open():
-                warn.warning("full", "refused a connection from %s: %d connections open, %d handshakes pending "
-                             "(limits %d and %d)", addr[0], admission.connections, admission.handshakes,
-                             limits.max_connections, limits.max_handshakes)
+                warn.warning(
+                    "full",
+                    "refused a connection from %s: %d connections open, %d handshakes pending (limits %d and %d)",
+                    addr[0],
+                    admission.connections,
+                    admission.handshakes,
+                    limits.max_connections,
+                    limits.max_handshakes,
+                )
                 raw.close()
             else:
                 _start(handle, raw, addr, admission, warn)
@@ -130,8 +142,13 @@ def serve_connections(listener: socket.socket, handle: Callable[[socket.socket, 
             last_tick = time.monotonic()
 
 
-def _start(handle: Callable[[socket.socket, tuple, Connection], None], raw: socket.socket, addr: tuple,
-           admission: Admission, warn: _RateLimitedLog) -> None:
+def _start(
+    handle: Callable[[socket.socket, tuple, Connection], None],
+    raw: socket.socket,
+    addr: tuple,
+    admission: Admission,
+    warn: _RateLimitedLog,
+) -> None:
     connection = Connection(admission)
 
     def run() -> None:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -130,8 +131,7 @@ class Mailbox:
 class JobLinks:
     """The links of one job to the other parties, opened on first use."""
 
-    def __init__(self, config: ClusterConfig, identity: Identity, party: int, job_id: bytes,
-                 mailbox: Mailbox) -> None:
+    def __init__(self, config: ClusterConfig, identity: Identity, party: int, job_id: bytes, mailbox: Mailbox) -> None:
         self.config, self.identity, self.party, self.job_id = config, identity, party, job_id
         self.mailbox = mailbox
         self.outgoing: dict[int, Channel] = {}
@@ -154,8 +154,9 @@ class JobLinks:
         self._check(peer)
         if peer not in self.outgoing:
             addr = self.config.parties[peer]
-            ch = connect(addr.host, addr.port, self.identity, party_name(peer), self.config.timeout,
-                         records=self.config.records)
+            ch = connect(
+                addr.host, addr.port, self.identity, party_name(peer), self.config.timeout, records=self.config.records
+            )
             ch.send_json(MsgType.PEER_HELLO, self.job_id, {"party": self.party})
             self.outgoing[peer] = ch
             if self._interrupted:  # aborted while dialling

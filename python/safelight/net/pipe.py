@@ -29,7 +29,7 @@ class ChannelPipe:
         self.out, self.inp, self.job_id = out, inp, job_id
 
     @classmethod
-    def from_links(cls, links: Any, peer: int) -> "ChannelPipe":
+    def from_links(cls, links: Any, peer: int) -> ChannelPipe:
         """The pipe to ``peer`` over a job's :class:`~safelight.net.peers.JobLinks`."""
         return cls(links.sender(peer), links.receiver(peer), links.job_id)
 

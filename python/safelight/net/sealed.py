@@ -45,11 +45,13 @@ RECORD_MODES = ("sealed", "tls")
 
 def _keys(secret: bytes) -> tuple[bytes, bytes]:
     """(dialer -> acceptor key, acceptor -> dialer key)."""
+
     def derive(info: bytes) -> bytes:
         return HKDF(hashes.SHA256(), 32, salt=None, info=info).derive(secret)
 
-    return derive(b"safelight sealed records v1: dialer to acceptor"), \
-        derive(b"safelight sealed records v1: acceptor to dialer")
+    return derive(b"safelight sealed records v1: dialer to acceptor"), derive(
+        b"safelight sealed records v1: acceptor to dialer"
+    )
 
 
 class SealedStream:
@@ -88,13 +90,14 @@ class SealedStream:
         self._out = _at_least(self._out, LENGTH.size + min(len(view), MAX_RECORD) + TAG)
         out = memoryview(self._out)
         for pos in range(0, len(view), MAX_RECORD):
-            chunk = view[pos:pos + MAX_RECORD]
+            chunk = view[pos : pos + MAX_RECORD]
             size = len(chunk) + TAG
             LENGTH.pack_into(out, 0, size)
-            self._send.encrypt_into(self._nonce(self._send_counter), chunk, bytes(out[:LENGTH.size]),
-                                    out[LENGTH.size:LENGTH.size + size])
+            self._send.encrypt_into(
+                self._nonce(self._send_counter), chunk, bytes(out[: LENGTH.size]), out[LENGTH.size : LENGTH.size + size]
+            )
             self._send_counter += 1
-            self.sock.sendall(out[:LENGTH.size + size])
+            self.sock.sendall(out[: LENGTH.size + size])
 
     def recv_into(self, buffer: memoryview, nbytes: int = 0) -> int:
         view = memoryview(buffer).cast("B")
@@ -174,14 +177,15 @@ def upgrade_acceptor(tls: ssl.SSLSocket) -> SealedStream:
     while pos < len(hello):
         try:
             got = tls.recv_into(view[pos:], len(hello) - pos)
-        except socket.timeout:
-            raise ProtocolError("the peer did not start the sealed-record upgrade in time "
-                                "(is it configured with records = 'tls'?)") from None
+        except TimeoutError:
+            raise ProtocolError(
+                "the peer did not start the sealed-record upgrade in time (is it configured with records = 'tls'?)"
+            ) from None
         if got == 0:
             raise ProtocolError("the peer closed the connection before the record upgrade")
         pos += got
-    if bytes(hello[:len(UPGRADE_MAGIC)]) != UPGRADE_MAGIC:
+    if bytes(hello[: len(UPGRADE_MAGIC)]) != UPGRADE_MAGIC:
         raise ProtocolError("the peer did not start the sealed-record upgrade (is it using records = 'tls'?)")
     raw = tls.unwrap()
-    to_acceptor, to_dialer = _keys(bytes(hello[len(UPGRADE_MAGIC):]))
+    to_acceptor, to_dialer = _keys(bytes(hello[len(UPGRADE_MAGIC) :]))
     return SealedStream(raw, to_dialer, to_acceptor)

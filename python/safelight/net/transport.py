@@ -18,8 +18,9 @@ import ssl
 import struct
 import threading
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any, Callable, Collection
+from typing import Any
 
 import numpy as np
 
@@ -99,7 +100,6 @@ def _tune(sock: socket.socket) -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-
 class Channel:
     """One authenticated connection with byte counters and a timeout.
 
@@ -113,8 +113,9 @@ class Channel:
         Seconds a single send or receive may stall before the peer is declared dead.
     """
 
-    def __init__(self, sock: "socket.socket | SealedStream", peer: str, timeout: float,
-                 max_json: int = MAX_JSON_BYTES) -> None:
+    def __init__(
+        self, sock: socket.socket | SealedStream, peer: str, timeout: float, max_json: int = MAX_JSON_BYTES
+    ) -> None:
         self.sock = sock
         self.peer = peer
         self.timeout = timeout
@@ -128,7 +129,7 @@ class Channel:
     def _sendall(self, data: bytes | memoryview) -> None:
         try:
             self.sock.sendall(data)
-        except socket.timeout:
+        except TimeoutError:
             raise PeerUnavailableError(
                 f"{self.peer} stopped receiving for {self.timeout:g} s; it may be overloaded or dead"
             ) from None
@@ -141,8 +142,7 @@ class Channel:
         with self._send_lock:
             self._sendall(HEADER.pack(MAGIC, VERSION, type_, 0, job_id, len(body)) + body)
 
-    def send_tensor(self, job_id: bytes, name: str, array: np.ndarray,
-                    type_: MsgType = MsgType.TENSOR) -> None:
+    def send_tensor(self, job_id: bytes, name: str, array: np.ndarray, type_: MsgType = MsgType.TENSOR) -> None:
         arr = np.ascontiguousarray(array)
         if arr.dtype.name not in ALLOWED_DTYPES:
             raise ProtocolError(f"cannot send dtype {arr.dtype} (allowed: {sorted(ALLOWED_DTYPES)})")
@@ -166,7 +166,7 @@ class Channel:
                 if got == 0:
                     raise PeerUnavailableError(f"{self.peer} closed the connection")
                 pos += got
-        except socket.timeout:
+        except TimeoutError:
             raise PeerUnavailableError(
                 f"{self.peer} did not answer within {self.timeout:g} s; it may have died"
             ) from None
@@ -181,8 +181,11 @@ class Channel:
         self._recv_into(memoryview(buf))
         return bytes(buf)
 
-    def recv(self, allow: Collection[MsgType] | None = None,
-             accept_tensor: Callable[[str, str, tuple[int, ...]], None] | None = None) -> Frame:
+    def recv(
+        self,
+        allow: Collection[MsgType] | None = None,
+        accept_tensor: Callable[[str, str, tuple[int, ...]], None] | None = None,
+    ) -> Frame:
         """Receive one frame; raise ProtocolError for anything malformed.
 
         ``allow``: the message types acceptable here (ERROR always is); any other is
@@ -198,14 +201,10 @@ class Channel:
         except ValueError:
             raise ProtocolError(f"{self.peer} sent an unknown message type {type_}") from None
         if allow is not None and mtype not in allow and mtype != MsgType.ERROR:
-            raise ProtocolError(
-                f"{self.peer} sent {mtype.name} where {'/'.join(t.name for t in allow)} was expected"
-            )
+            raise ProtocolError(f"{self.peer} sent {mtype.name} where {'/'.join(t.name for t in allow)} was expected")
         if mtype != MsgType.TENSOR:
             if length > self.max_json:
-                raise ProtocolError(
-                    f"{self.peer} sent a {length}-byte control message (limit {self.max_json} bytes)"
-                )
+                raise ProtocolError(f"{self.peer} sent a {length}-byte control message (limit {self.max_json} bytes)")
             return Frame(mtype, job_id, json=parse_json(self._recv_bytes(length), f"{self.peer}'s control message"))
         if length < META_LEN.size or length > MAX_TENSOR_BYTES:
             raise ProtocolError(f"{self.peer} sent a tensor frame of invalid length {length}")
@@ -229,8 +228,9 @@ class Channel:
             self._recv_into(memoryview(array.reshape(-1)).cast("B"))
         return Frame(mtype, job_id, name=name, array=array)
 
-    def expect(self, *types: MsgType,
-               accept_tensor: Callable[[str, str, tuple[int, ...]], None] | None = None) -> Frame:
+    def expect(
+        self, *types: MsgType, accept_tensor: Callable[[str, str, tuple[int, ...]], None] | None = None
+    ) -> Frame:
         """Receive a frame of one of ``types``; a peer's ERROR frame becomes an exception."""
         frame = self.recv(types, accept_tensor)
         if frame.type == MsgType.ERROR and MsgType.ERROR not in types:
@@ -287,8 +287,9 @@ def raise_remote_error(peer: str, payload: Any) -> None:
     raise JobFailedError(f"{peer} could not run the job: {name}: {message}")
 
 
-def receive_tensors(channel: Channel, expected: dict[str, tuple[int, ...] | None], max_bytes: int
-                    ) -> dict[str, np.ndarray]:
+def receive_tensors(
+    channel: Channel, expected: dict[str, tuple[int, ...] | None], max_bytes: int
+) -> dict[str, np.ndarray]:
     """Receive exactly the named uint64 tensors, in any order. Each is checked from its
     metadata before its buffer is allocated: a declared shape must match, an undeclared
     one must fit in ``max_bytes``."""
@@ -344,8 +345,10 @@ def connect(
         raise ValueError(f"records must be one of {RECORD_MODES}, got {records!r}")
     try:
         raw = socket.create_connection((host, port), timeout=timeout)
-    except socket.timeout:
-        raise PeerUnavailableError(f"{expected_name} at {host}:{port} did not accept a connection within {timeout:g} s") from None
+    except TimeoutError:
+        raise PeerUnavailableError(
+            f"{expected_name} at {host}:{port} did not accept a connection within {timeout:g} s"
+        ) from None
     except OSError as exc:
         raise PeerUnavailableError(
             f"cannot reach {expected_name} at {host}:{port}: {exc.strerror or exc}; is the server running?"
@@ -371,7 +374,9 @@ def connect(
         return Channel(upgrade_dialer(tls), expected_name, timeout)
     except (ssl.SSLError, OSError) as exc:
         tls.close()
-        raise PeerUnavailableError(f"{expected_name} at {host}:{port} dropped the connection during set-up: {exc}") from None
+        raise PeerUnavailableError(
+            f"{expected_name} at {host}:{port} dropped the connection during set-up: {exc}"
+        ) from None
 
 
 def accept_tls(raw: socket.socket, context: ssl.SSLContext, timeout: float, records: str = "sealed") -> Channel:

@@ -112,8 +112,15 @@ class Model:
         return out
 
 
-def load_onnx(model: Any, input_shapes: Mapping[str, tuple[int, ...]] | None = None, *, parties: int = 2,
-              frac_bits: int | None = None, relu_bits: int | None = None, truncation: str = "auto") -> Model:
+def load_onnx(
+    model: Any,
+    input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    *,
+    parties: int = 2,
+    frac_bits: int | None = None,
+    relu_bits: int | None = None,
+    truncation: str = "auto",
+) -> Model:
     """Import an ONNX model as a Program over secret shares plus its secret weights.
 
     Parameters
@@ -182,6 +189,7 @@ def _handles(*ops: str):
         for op in ops:
             _HANDLERS[op] = fn
         return fn
+
     return wrap
 
 
@@ -190,12 +198,20 @@ def _folds(*ops: str):
         for op in ops:
             _FOLDS[op] = fn
         return fn
+
     return wrap
 
 
 class _Importer:
-    def __init__(self, proto: Any, input_shapes: dict[str, tuple[int, ...]], parties: int,
-                 frac_bits: int | None, relu_bits: int | None, truncation: str = "auto") -> None:
+    def __init__(
+        self,
+        proto: Any,
+        input_shapes: dict[str, tuple[int, ...]],
+        parties: int,
+        frac_bits: int | None,
+        relu_bits: int | None,
+        truncation: str = "auto",
+    ) -> None:
         from onnx import numpy_helper
 
         self.to_array = numpy_helper.to_array
@@ -264,8 +280,10 @@ class _Importer:
             raise self.fail(node, f"input {i} is required")
         name = node.input[i]
         if name not in self.values:
-            raise InputError(f"node {self.label!r} ({node.op_type}) reads {name!r} before it is defined "
-                             "(the graph must be topologically sorted)")
+            raise InputError(
+                f"node {self.label!r} ({node.op_type}) reads {name!r} before it is defined "
+                "(the graph must be topologically sorted)"
+            )
         return self.values[name]
 
     def act(self, node: Any, i: int) -> Tensor:
@@ -274,15 +292,16 @@ class _Importer:
     def const(self, node: Any, i: int, what: str) -> np.ndarray:
         value = self.get(node, i)
         if isinstance(value, Tensor):
-            raise self.fail(node, f"{what} (input {i}) must be a constant (an initializer or Constant), "
-                                  "not a computed tensor")
+            raise self.fail(
+                node, f"{what} (input {i}) must be a constant (an initializer or Constant), not a computed tensor"
+            )
         return value
 
     def set(self, node: Any, *values: Value) -> None:
         for name, value in zip(node.output, values):
             if name:
                 self.values[name] = value
-        for name in node.output[len(values):]:
+        for name in node.output[len(values) :]:
             if name and (self.consumers.get(name) or name in self.graph_outputs):
                 raise self.fail(node, f"output {name!r} is not supported (only the first output)")
 
@@ -382,43 +401,62 @@ class _Importer:
             raise UnsupportedError(f"graph input {vi.name!r} is not a tensor")
         tt = vi.type.tensor_type
         if tt.elem_type not in _FLOAT_TYPES:
-            raise UnsupportedError(f"graph input {vi.name!r} has element type {tt.elem_type}; "
-                                   "only float inputs can be secret-shared")
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim] \
-            if tt.HasField("shape") else None
+            raise UnsupportedError(
+                f"graph input {vi.name!r} has element type {tt.elem_type}; only float inputs can be secret-shared"
+            )
+        dims = (
+            [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim] if tt.HasField("shape") else None
+        )
         given = self.input_shapes.get(vi.name)
         if given is not None:
             given = tuple(int(d) for d in given)
-            if dims is not None and (len(given) != len(dims)
-                                     or any(d is not None and d != g for d, g in zip(dims, given))):
-                raise InputError(f"input_shapes[{vi.name!r}] = {given} does not match the model's shape "
-                                 f"{tuple('?' if d is None else d for d in dims)}")
+            if dims is not None and (
+                len(given) != len(dims) or any(d is not None and d != g for d, g in zip(dims, given))
+            ):
+                raise InputError(
+                    f"input_shapes[{vi.name!r}] = {given} does not match the model's shape "
+                    f"{tuple('?' if d is None else d for d in dims)}"
+                )
             return given
         if dims is None or any(d is None for d in dims):
-            symbolic = "unknown rank" if dims is None else \
-                ", ".join(f"axis {i} ({tt.shape.dim[i].dim_param or '?'})" for i, d in enumerate(dims) if d is None)
-            raise InputError(f"graph input {vi.name!r} has dynamic dimensions ({symbolic}); fix them with "
-                             f"input_shapes={{{vi.name!r}: (...)}}")
+            symbolic = (
+                "unknown rank"
+                if dims is None
+                else ", ".join(
+                    f"axis {i} ({tt.shape.dim[i].dim_param or '?'})" for i, d in enumerate(dims) if d is None
+                )
+            )
+            raise InputError(
+                f"graph input {vi.name!r} has dynamic dimensions ({symbolic}); fix them with "
+                f"input_shapes={{{vi.name!r}: (...)}}"
+            )
         return tuple(dims)
 
     def _convert(self, node: Any) -> None:
         op = node.op_type
         if node.domain not in ("", "ai.onnx"):
-            raise UnsupportedError(f"node {self.label!r} ({node.domain}.{op}) is not supported: only the default "
-                                   "ONNX domain is")
+            raise UnsupportedError(
+                f"node {self.label!r} ({node.domain}.{op}) is not supported: only the default ONNX domain is"
+            )
         if op not in _HANDLERS and op not in _FOLDS:
-            raise UnsupportedError(f"node {self.label!r} ({op}) is not supported; "
-                                   f"supported: {', '.join(SUPPORTED_OPS)}")
+            raise UnsupportedError(
+                f"node {self.label!r} ({op}) is not supported; supported: {', '.join(SUPPORTED_OPS)}"
+            )
         attrs = _attributes(node)
         inputs = [self.get(node, i) if self.has(node, i) else None for i in range(len(node.input))]
         try:
-            if op in _FOLDS and all(v is None or not isinstance(v, Tensor) for v in inputs) and \
-                    any(v is not None for v in inputs):
+            if (
+                op in _FOLDS
+                and all(v is None or not isinstance(v, Tensor) for v in inputs)
+                and any(v is not None for v in inputs)
+            ):
                 self.set(node, *_FOLDS[op](self, node, attrs, inputs))  # constants only: evaluated here
                 return
             if op not in _HANDLERS:
-                raise UnsupportedError(f"node {self.label!r} ({op}) is supported on constants only, not on a "
-                                       f"computed tensor; supported: {', '.join(SUPPORTED_OPS)}")
+                raise UnsupportedError(
+                    f"node {self.label!r} ({op}) is supported on constants only, not on a "
+                    f"computed tensor; supported: {', '.join(SUPPORTED_OPS)}"
+                )
             _HANDLERS[op](self, node, attrs)
         except ProgramError as exc:
             raise ProgramError(f"node {self.label!r} ({op}): {exc}") from None
@@ -446,8 +484,16 @@ def _ints(values: Any) -> list[int]:
 
 # ---- convolution and pooling geometry -------------------------------------------------------
 
-def _spatial_pads(imp: _Importer, node: Any, attrs: dict[str, Any], size: tuple[int, int],
-                  kernel: tuple[int, int], strides: tuple[int, int], dilations: tuple[int, int]) -> list[int]:
+
+def _spatial_pads(
+    imp: _Importer,
+    node: Any,
+    attrs: dict[str, Any],
+    size: tuple[int, int],
+    kernel: tuple[int, int],
+    strides: tuple[int, int],
+    dilations: tuple[int, int],
+) -> list[int]:
     """ONNX pads and auto_pad as (top, left, bottom, right)."""
     auto = attrs.get("auto_pad", "NOTSET") or "NOTSET"
     if auto == "NOTSET":
@@ -487,8 +533,11 @@ def _find_bn(imp: _Importer, conv: Any) -> Any:
     bn = imp.graph.node[users[0]]
     if bn.op_type != "BatchNormalization" or bn.domain not in ("", "ai.onnx") or bn.input[0] != out:
         return None
-    if _attributes(bn).get("training_mode", 0) or len(bn.input) < 5 or \
-            any(not isinstance(imp.values.get(n), np.ndarray) for n in bn.input[1:5]):
+    if (
+        _attributes(bn).get("training_mode", 0)
+        or len(bn.input) < 5
+        or any(not isinstance(imp.values.get(n), np.ndarray) for n in bn.input[1:5])
+    ):
         return None
     if any(n and (imp.consumers.get(n) or n in imp.graph_outputs) for n in bn.output[1:]):
         return None
@@ -637,6 +686,7 @@ def _batch_norm(imp: _Importer, node: Any, attrs: dict[str, Any]) -> None:
 
 # ---- elementwise ----------------------------------------------------------------------------
 
+
 @_handles("Relu")
 def _relu(imp: _Importer, node: Any, attrs: dict[str, Any]) -> None:
     imp.set(node, imp.relu(imp.act(node, 0)))
@@ -723,8 +773,11 @@ def _neg(imp: _Importer, node: Any, attrs: dict[str, Any]) -> None:
 
 @_handles("Identity", "Dropout")
 def _identity(imp: _Importer, node: Any, attrs: dict[str, Any]) -> None:
-    if node.op_type == "Dropout" and imp.has(node, 2) and \
-            bool(np.asarray(imp.const(node, 2, "training_mode")).reshape(-1)[0]):
+    if (
+        node.op_type == "Dropout"
+        and imp.has(node, 2)
+        and bool(np.asarray(imp.const(node, 2, "training_mode")).reshape(-1)[0])
+    ):
         raise imp.fail(node, "training mode is not supported")
     imp.set(node, imp.get(node, 0))
 
@@ -737,6 +790,7 @@ def _cast(imp: _Importer, node: Any, attrs: dict[str, Any]) -> None:
 
 
 # ---- products -------------------------------------------------------------------------------
+
 
 @_handles("Gemm")
 def _gemm(imp: _Importer, node: Any, attrs: dict[str, Any]) -> None:
@@ -771,8 +825,9 @@ def _matmul(imp: _Importer, node: Any, attrs: dict[str, Any]) -> None:
         # W @ X = (X^T @ W^T)^T over the last two axes of X
         w = np.asarray(a, dtype=np.float64)
         if w.ndim != 2 or len(b.shape) < 2:
-            raise imp.fail(node, f"constant @ tensor needs a matrix and an (..., K, N) tensor, "
-                                 f"got {w.shape} and {b.shape}")
+            raise imp.fail(
+                node, f"constant @ tensor needs a matrix and an (..., K, N) tensor, got {w.shape} and {b.shape}"
+            )
         swap = list(range(len(b.shape) - 2)) + [len(b.shape) - 1, len(b.shape) - 2]
         y = p.transpose(imp.matmul(p.transpose(b, swap), imp.weight(w.T, node.input[0])), swap)
         imp.set(node, y)
@@ -790,6 +845,7 @@ def _matmul(imp: _Importer, node: Any, attrs: dict[str, Any]) -> None:
 
 
 # ---- layout ---------------------------------------------------------------------------------
+
 
 def _reshape_target(imp: _Importer, node: Any, shape: tuple[int, ...], target: list[int], allowzero: bool) -> list[int]:
     dims = [shape[i] if d == 0 and not allowzero and i < len(shape) else d for i, d in enumerate(target)]
@@ -844,8 +900,12 @@ def _unsqueeze_dims(imp: _Importer, node: Any, attrs: dict[str, Any], shape: tup
     return dims
 
 
-_SHAPE_OPS = {"Reshape": _reshape_dims, "Flatten": _flatten_dims, "Squeeze": _squeeze_dims,
-              "Unsqueeze": _unsqueeze_dims}
+_SHAPE_OPS = {
+    "Reshape": _reshape_dims,
+    "Flatten": _flatten_dims,
+    "Squeeze": _squeeze_dims,
+    "Unsqueeze": _unsqueeze_dims,
+}
 
 
 @_handles("Reshape", "Flatten", "Squeeze", "Unsqueeze")
@@ -957,7 +1017,7 @@ def _pad(imp: _Importer, node: Any, attrs: dict[str, Any]) -> None:
         x = p.pad(x, (top, bottom, left, right), modes[mode])
         if mode == "constant" and value != 0:
             fill = np.full(x.shape[-2:], value)
-            fill[top:x.shape[-2] - bottom, left:x.shape[-1] - right] = 0.0
+            fill[top : x.shape[-2] - bottom, left : x.shape[-1] - right] = 0.0
             x = p.add_public(x, fill)
     imp.set(node, x)
 
@@ -966,7 +1026,7 @@ def _pad(imp: _Importer, node: Any, attrs: dict[str, Any]) -> None:
 def _shape(imp: _Importer, node: Any, attrs: dict[str, Any]) -> None:
     shape = list(imp.get(node, 0).shape)
     start, end = int(attrs.get("start", 0)), attrs.get("end")
-    imp.set(node, np.array(shape[start:None if end is None else int(end)], dtype=np.int64))
+    imp.set(node, np.array(shape[start : None if end is None else int(end)], dtype=np.int64))
 
 
 @_handles("Constant")
@@ -988,6 +1048,7 @@ def _constant_of_shape(imp: _Importer, node: Any, attrs: dict[str, Any]) -> None
 
 
 # ---- constant folding: nodes whose inputs are all constants are evaluated at import ---------
+
 
 @_folds("Identity", "Dropout", "Cast")
 def _fold_identity(imp, node, attrs, xs):
@@ -1031,9 +1092,17 @@ def _fold_arith(imp, node, attrs, xs):
     op = node.op_type
     if op == "Div" and np.issubdtype(xs[0].dtype, np.integer) and np.issubdtype(xs[1].dtype, np.integer):
         return [np.trunc(xs[0] / xs[1]).astype(np.result_type(xs[0], xs[1]))]
-    fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide, "MatMul": np.matmul,
-          "Neg": np.negative, "Sqrt": np.sqrt, "Reciprocal": np.reciprocal}[op]
-    return [fn(*xs[:2 if op in ("Add", "Sub", "Mul", "Div", "MatMul") else 1])]
+    fn = {
+        "Add": np.add,
+        "Sub": np.subtract,
+        "Mul": np.multiply,
+        "Div": np.divide,
+        "MatMul": np.matmul,
+        "Neg": np.negative,
+        "Sqrt": np.sqrt,
+        "Reciprocal": np.reciprocal,
+    }[op]
+    return [fn(*xs[: 2 if op in ("Add", "Sub", "Mul", "Div", "MatMul") else 1])]
 
 
 @_folds("ConstantOfShape")

@@ -54,7 +54,7 @@ class _QueueEnd:
 
     _CLOSED = object()
 
-    def __init__(self, inbox: "queue.Queue", outbox: "queue.Queue", timeout: float, name: str) -> None:
+    def __init__(self, inbox: queue.Queue, outbox: queue.Queue, timeout: float, name: str) -> None:
         self._in, self._out, self.timeout, self.peer = inbox, outbox, timeout, name
         self.closed = False
 
@@ -68,7 +68,8 @@ class _QueueEnd:
             item = self._in.get(timeout=self.timeout)
         except queue.Empty:
             raise PeerUnavailableError(
-                f"{self.peer} did not answer within {self.timeout:g} s; it may have died") from None
+                f"{self.peer} did not answer within {self.timeout:g} s; it may have died"
+            ) from None
         if item is self._CLOSED:
             raise PeerUnavailableError(f"{self.peer} closed the connection")
         got, array = item
@@ -91,6 +92,7 @@ def pipe_pair(timeout: float = 30.0) -> tuple[_QueueEnd, _QueueEnd]:
 
 
 # ---- group helpers -------------------------------------------------------
+
 
 def _sodium():
     try:
@@ -138,6 +140,7 @@ def _key(sid: bytes, index: int, b_point: bytes, shared: bytes) -> bytes:
 
 
 # ---- protocol ------------------------------------------------------------
+
 
 def base_ot_send(pipe: Pipe, count: int = 128, session: bytes = b"") -> tuple[np.ndarray, np.ndarray, bytes]:
     """Sender of ``count`` random 1-out-of-2 OTs.

@@ -43,7 +43,8 @@ import itertools
 import os
 import queue
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -120,8 +121,8 @@ class _Party:
         self.session = bytes(session)
         self.pipe: Pipe | None = None
         self.domain = 0
-        self.counter = 0   # PRG blocks consumed by the extension so far
-        self.count = 0     # OTs produced so far: the index of the next OT (hash tweak)
+        self.counter = 0  # PRG blocks consumed by the extension so far
+        self.count = 0  # OTs produced so far: the index of the next OT (hash tweak)
 
     def _need(self, pipe: Pipe | None) -> Pipe:
         pipe = pipe if pipe is not None else self.pipe
@@ -159,8 +160,15 @@ class COTSender(_Party):
         True: a helper thread moves chunk k while chunk k+1 is computed.
     """
 
-    def __init__(self, delta: Any = None, *, chunk: int = DEFAULT_CHUNK, threads: int = 1,
-                 session: bytes = b"", overlap: bool = False) -> None:
+    def __init__(
+        self,
+        delta: Any = None,
+        *,
+        chunk: int = DEFAULT_CHUNK,
+        threads: int = 1,
+        session: bytes = b"",
+        overlap: bool = False,
+    ) -> None:
         super().__init__(chunk, threads, session, overlap)
         if delta is None:
             d = np.frombuffer(os.urandom(16), dtype=np.uint64).copy()
@@ -178,7 +186,7 @@ class COTSender(_Party):
     def _ready(self) -> bool:
         return self._keys is not None
 
-    def setup(self, pipe: Pipe) -> "COTSender":
+    def setup(self, pipe: Pipe) -> COTSender:
         """Run the 128 base OTs (as their receiver, choice bits = delta). Once per link."""
         bits = np.unpackbits(self._delta.view(np.uint8), bitorder="little")
         try:
@@ -248,17 +256,26 @@ class COTSender(_Party):
             u = next(messages)
             if isinstance(u, BaseException):
                 raise _rethrow(u, f"extension, after {done} of {n} OTs")
-            if not isinstance(u, np.ndarray) or u.dtype != np.uint64 or u.ndim != 2 \
-                    or u.shape[0] != KAPPA or u.shape[1] == 0 or u.shape[1] % 2:
-                raise ProtocolError("oblivious transfer: the receiver sent a malformed u matrix "
-                                    f"({getattr(u, 'dtype', None)} {getattr(u, 'shape', None)})")
+            if (
+                not isinstance(u, np.ndarray)
+                or u.dtype != np.uint64
+                or u.ndim != 2
+                or u.shape[0] != KAPPA
+                or u.shape[1] == 0
+                or u.shape[1] % 2
+            ):
+                raise ProtocolError(
+                    "oblivious transfer: the receiver sent a malformed u matrix "
+                    f"({getattr(u, 'dtype', None)} {getattr(u, 'shape', None)})"
+                )
             ncols = u.shape[1] * 64
             count = min(ncols, n - done)
             if ncols - count >= KAPPA:
                 raise ProtocolError(
                     f"oblivious transfer: the receiver extended a different number of OTs "
-                    f"(a chunk of {ncols} columns where {n - done} OTs remain)")
-            dest = out[done:done + count] if out is not None else empty_labels(count)
+                    f"(a chunk of {ncols} columns where {n - done} OTs remain)"
+                )
+            dest = out[done : done + count] if out is not None else empty_labels(count)
             _core.ot_sender_extend(self._keys, self._delta, self.counter, u, dest, self.threads)
             self.counter += ncols // KAPPA
             self.count += count
@@ -277,8 +294,9 @@ class COTReceiver(_Party):
     Parameters are those of :class:`COTSender` (without delta).
     """
 
-    def __init__(self, *, chunk: int = DEFAULT_CHUNK, threads: int = 1, session: bytes = b"",
-                 overlap: bool = False) -> None:
+    def __init__(
+        self, *, chunk: int = DEFAULT_CHUNK, threads: int = 1, session: bytes = b"", overlap: bool = False
+    ) -> None:
         super().__init__(chunk, threads, session, overlap)
         self._k0: np.ndarray | None = None
         self._k1: np.ndarray | None = None
@@ -287,7 +305,7 @@ class COTReceiver(_Party):
     def _ready(self) -> bool:
         return self._k0 is not None
 
-    def setup(self, pipe: Pipe) -> "COTReceiver":
+    def setup(self, pipe: Pipe) -> COTReceiver:
         """Run the 128 base OTs (as their sender). Once per link."""
         try:
             k0, k1, sid = base_ot_send(pipe, KAPPA, self.session)
@@ -331,15 +349,17 @@ class COTReceiver(_Party):
         _wipe(t)
         return (got[0], r) if isinstance(got, tuple) else r
 
-    def _extend_packed(self, packed: np.ndarray, n: int, pipe: Pipe | None = None,
-                       out: np.ndarray | None = None) -> np.ndarray:
+    def _extend_packed(
+        self, packed: np.ndarray, n: int, pipe: Pipe | None = None, out: np.ndarray | None = None
+    ) -> np.ndarray:
         t = _out(out, n)
         for _ in self._chunks(packed, n, pipe, t):
             pass
         return t
 
-    def _chunks(self, packed: np.ndarray, n: int, pipe: Pipe | None,
-                out: np.ndarray | None) -> Iterator[tuple[int, np.ndarray]]:
+    def _chunks(
+        self, packed: np.ndarray, n: int, pipe: Pipe | None, out: np.ndarray | None
+    ) -> Iterator[tuple[int, np.ndarray]]:
         pipe = self._need(pipe)
         if n == 0:
             return
@@ -347,7 +367,7 @@ class COTReceiver(_Party):
         total = plan[-1][0] + plan[-1][1]  # padded columns of the whole call
         if packed.size != total // 8:  # pad the last chunk's choice bits with zeros
             bits = np.zeros(total // 8, dtype=np.uint8)
-            bits[:packed.size] = packed
+            bits[: packed.size] = packed
         else:
             bits = packed
         # Two u buffers: one on the wire while the next chunk is computed into the other.
@@ -357,7 +377,7 @@ class COTReceiver(_Party):
         if not self.overlap:
             yield from self._chunks_inline(plan, bits, n, pipe, out)
             return
-        bufs = self._ubufs[:min(2, len(plan))]
+        bufs = self._ubufs[: min(2, len(plan))]
         free = [threading.Semaphore(1) for _ in bufs]
         outbox: queue.Queue = queue.Queue()
         errors: list[BaseException] = []
@@ -384,10 +404,11 @@ class COTReceiver(_Party):
                 free[slot].acquire()
                 if errors:
                     raise _rethrow(errors[0], f"extension, after {start} of {n} OTs")
-                u = bufs[slot][:KAPPA * ncols // 64].reshape(KAPPA, ncols // 64)
-                dest = out[start:start + count] if out is not None else empty_labels(count)
-                _core.ot_receiver_extend(self._k0, self._k1, self.counter, bits[start // 8:(start + ncols) // 8],
-                                         u, dest, self.threads)
+                u = bufs[slot][: KAPPA * ncols // 64].reshape(KAPPA, ncols // 64)
+                dest = out[start : start + count] if out is not None else empty_labels(count)
+                _core.ot_receiver_extend(
+                    self._k0, self._k1, self.counter, bits[start // 8 : (start + ncols) // 8], u, dest, self.threads
+                )
                 self.counter += ncols // KAPPA
                 self.count += count
                 outbox.put((slot, u))
@@ -404,10 +425,11 @@ class COTReceiver(_Party):
     def _chunks_inline(self, plan, bits, n, pipe, out):
         """The same chunks without a helper thread: compute, send, repeat."""
         for start, ncols, count in plan:
-            u = self._ubufs[0][:KAPPA * ncols // 64].reshape(KAPPA, ncols // 64)
-            dest = out[start:start + count] if out is not None else empty_labels(count)
-            _core.ot_receiver_extend(self._k0, self._k1, self.counter, bits[start // 8:(start + ncols) // 8],
-                                     u, dest, self.threads)
+            u = self._ubufs[0][: KAPPA * ncols // 64].reshape(KAPPA, ncols // 64)
+            dest = out[start : start + count] if out is not None else empty_labels(count)
+            _core.ot_receiver_extend(
+                self._k0, self._k1, self.counter, bits[start // 8 : (start + ncols) // 8], u, dest, self.threads
+            )
             self.counter += ncols // KAPPA
             self.count += count
             try:
@@ -439,14 +461,19 @@ def empty_labels(n: int) -> np.ndarray:
     n = _check_n(n)
     raw = np.empty(16 * n + 64, dtype=np.uint8)
     skip = -raw.ctypes.data % 64
-    return raw[skip:skip + 16 * n].view(np.uint64).reshape(n, 2)
+    return raw[skip : skip + 16 * n].view(np.uint64).reshape(n, 2)
 
 
 def _out(out: np.ndarray | None, n: int) -> np.ndarray:
     if out is None:
         return empty_labels(n)
-    if not isinstance(out, np.ndarray) or out.dtype != np.uint64 or out.shape != (n, 2) \
-            or not out.flags.c_contiguous or not out.flags.writeable:
+    if (
+        not isinstance(out, np.ndarray)
+        or out.dtype != np.uint64
+        or out.shape != (n, 2)
+        or not out.flags.c_contiguous
+        or not out.flags.writeable
+    ):
         raise InputError(f"out must be a writable C-contiguous uint64 array of shape ({n}, 2)")
     return out
 
@@ -466,8 +493,10 @@ def _check_n(n: Any) -> int:
 
 # ---- random OT from correlated OT ----------------------------------------
 
-def rot_sender(q: np.ndarray, delta: Any, first: int = 0, domain: int = 0,
-               threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
+
+def rot_sender(
+    q: np.ndarray, delta: Any, first: int = 0, domain: int = 0, threads: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Sender's random-OT strings ``(H(q_j, w_j), H(q_j ^ delta, w_j))``, ``w_j = (first + j, domain)``."""
     q = np.ascontiguousarray(q, dtype=np.uint64)
     r0, r1 = np.empty_like(q), np.empty_like(q)
@@ -486,8 +515,8 @@ def rot_receiver(t: np.ndarray, first: int = 0, domain: int = 0, threads: int = 
 # ---- dealer mode -----------------------------------------------------------
 
 _DELTA_NONCE = 0x534C4F5444454C54  # "SLOTDELT"
-_Q_NONCE = 0x534C4F5451202020      # "SLOTQ   "
-_C_NONCE = 0x534C4F5443202020      # "SLOTC   "
+_Q_NONCE = 0x534C4F5451202020  # "SLOTQ   "
+_C_NONCE = 0x534C4F5443202020  # "SLOTC   "
 
 
 def _seed(seed: bytes) -> bytes:
@@ -517,7 +546,7 @@ def _dealer_choices(seed: bytes, n: int, offset: int) -> np.ndarray:
     raw = np.empty(-(-nbits // 128) * 16, dtype=np.uint8)
     if raw.size:
         _core.prg_fill(seed, raw, _C_NONCE, first_block)
-    return np.unpackbits(raw, bitorder="little")[skip:skip + n].copy()
+    return np.unpackbits(raw, bitorder="little")[skip : skip + n].copy()
 
 
 def dealer_cot(sender_seed: bytes, receiver_seed: bytes, n: int, offset: int = 0) -> np.ndarray:
@@ -540,8 +569,9 @@ def dealer_cot(sender_seed: bytes, receiver_seed: bytes, n: int, offset: int = 0
     return t
 
 
-def cot_from_dealer_seed(seed: bytes, n: int, role: str = "sender", *, t: np.ndarray | None = None,
-                         offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def cot_from_dealer_seed(
+    seed: bytes, n: int, role: str = "sender", *, t: np.ndarray | None = None, offset: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Correlated OTs from a trusted dealer, expanded locally from a 16-byte seed.
 
     ``role="sender"``: returns ``(q, delta)`` from the seed alone (delta is the
@@ -567,7 +597,8 @@ def cot_from_dealer_seed(seed: bytes, n: int, role: str = "sender", *, t: np.nda
             raise InputError("the receiver needs the labels t sent by the dealer (see dealer_cot)")
         t = np.asarray(t)
         if t.dtype != np.uint64 or t.shape != (n, 2):
-            raise ProtocolError(f"the dealer sent labels of dtype {t.dtype} and shape {t.shape}, "
-                                f"expected uint64 ({n}, 2)")
+            raise ProtocolError(
+                f"the dealer sent labels of dtype {t.dtype} and shape {t.shape}, expected uint64 ({n}, 2)"
+            )
         return _dealer_choices(s, n, offset), t
     raise InputError(f"role must be 'sender' or 'receiver', got {role!r}")

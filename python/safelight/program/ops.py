@@ -22,6 +22,7 @@ MAX_ELEMENTS = 1 << 31  # per tensor: refuse programs that would exhaust server 
 PADDING_MODES = {"zero": "constant", "reflect": "symmetric", "mirror": "reflect", "nearest": "edge"}
 LAYOUTS = ("hw", "hwc", "chw")
 
+
 def correlation_kernel(kernel: np.ndarray) -> np.ndarray:
     """Turn convolution weights (..., kh, kw) into the odd-sized correlation kernel that gives
     scipy.ndimage.convolve's output alignment: flipped, with a zero row/column in front for
@@ -29,7 +30,7 @@ def correlation_kernel(kernel: np.ndarray) -> np.ndarray:
     k = np.asarray(kernel, dtype=np.float64)[..., ::-1, ::-1]
     kh, kw = k.shape[-2:]
     out = np.zeros((*k.shape[:-2], kh + (kh + 1) % 2, kw + (kw + 1) % 2))
-    out[..., out.shape[-2] - kh:, out.shape[-1] - kw:] = k
+    out[..., out.shape[-2] - kh :, out.shape[-1] - kw :] = k
     return out
 
 
@@ -65,8 +66,7 @@ class Context(Protocol):
     def add_rounds(self, n: int) -> None:
         """Count ``n`` communication rounds of a protocol that talks through pipes or links."""
 
-    def receive_tensors(self, channel: Any, expected: dict[str, tuple[int, ...] | None]
-                        ) -> dict[str, np.ndarray]:
+    def receive_tensors(self, channel: Any, expected: dict[str, tuple[int, ...] | None]) -> dict[str, np.ndarray]:
         """Exactly the named uint64 tensors from ``channel``, each checked before allocation."""
 
     def exchange_all(self, array: np.ndarray) -> list[np.ndarray]:
@@ -83,6 +83,7 @@ class Context(Protocol):
 
     def pipe(self, peer: int) -> Any:
         """A named-tensor pipe to ``peer`` (``send(name, array)`` / ``recv(name)``)."""
+
 
 @dataclass(frozen=True)
 class OpSpec:
@@ -108,19 +109,31 @@ class OpSpec:
     # client's key, by a single server (homomorphic encryption)
     scheme: str = "shares"
 
+
 OPS: dict[str, OpSpec] = {}
 SCHEMES = ("shares", "he")
+
 
 def register(name: str, arity: int, interactive: bool = False, scheme: str = "shares"):
     """Class decorator adding an op (``infer``, ``run``, optional ``correlation``) to :data:`OPS`."""
     assert scheme in SCHEMES
 
     def wrap(cls):
-        OPS[name] = OpSpec(name, arity, cls.infer, cls.run, interactive, getattr(cls, "correlation", None),
-                           getattr(cls, "offline", None), getattr(cls, "ots", None), scheme)
+        OPS[name] = OpSpec(
+            name,
+            arity,
+            cls.infer,
+            cls.run,
+            interactive,
+            getattr(cls, "correlation", None),
+            getattr(cls, "offline", None),
+            getattr(cls, "ots", None),
+            scheme,
+        )
         return cls
 
     return wrap
+
 
 def _ring_array(value: Any, what: str) -> np.ndarray:
     try:
@@ -132,25 +145,30 @@ def _ring_array(value: Any, what: str) -> np.ndarray:
         raise ProgramError(f"{what} must be ring elements in [0, 2^64)")
     return np.array(flat, dtype=np.uint64).reshape(arr.shape)
 
+
 def _same_shape(shapes: list[tuple[int, ...]], name: str) -> tuple[int, ...]:
     if shapes[0] != shapes[1]:
         raise ProgramError(f"{name}: operand shapes differ: {shapes[0]} vs {shapes[1]}")
     return shapes[0]
+
 
 @register("add", 2)
 class Add:
     infer = staticmethod(lambda shapes, attrs: _same_shape(shapes, "add"))
     run = staticmethod(lambda ctx, xs, attrs: ring.add(xs[0], xs[1]))
 
+
 @register("sub", 2)
 class Sub:
     infer = staticmethod(lambda shapes, attrs: _same_shape(shapes, "sub"))
     run = staticmethod(lambda ctx, xs, attrs: ring.sub(xs[0], xs[1]))
 
+
 @register("neg", 1)
 class Neg:
     infer = staticmethod(lambda shapes, attrs: shapes[0])
     run = staticmethod(lambda ctx, xs, attrs: ring.neg(xs[0]))
+
 
 @register("add_public", 1)
 class AddPublic:
@@ -172,6 +190,7 @@ class AddPublic:
         value = np.broadcast_to(_ring_array(attrs["value"], "value"), xs[0].shape)
         return ring.add(xs[0], np.ascontiguousarray(value))
 
+
 @register("mul_public", 1)
 class MulPublic:
     """x * s for a public ring scalar s (a fixed-point s adds its fractional bits to x's)."""
@@ -184,6 +203,7 @@ class MulPublic:
     @staticmethod
     def run(ctx, xs, attrs):
         return ring.mul_scalar(xs[0], int(attrs["scalar"]))
+
 
 def _conv_geometry(shape: tuple[int, ...], attrs: dict[str, Any]) -> tuple[np.ndarray, int]:
     layout = attrs.get("layout", "chw")
@@ -203,6 +223,7 @@ def _conv_geometry(shape: tuple[int, ...], attrs: dict[str, Any]) -> tuple[np.nd
     if kernel.shape[1] > 2 * h or kernel.shape[2] > 2 * w:
         raise ProgramError(f"conv2d_public: a {kernel.shape[1:]} kernel is too large for a {h}x{w} image")
     return kernel, channels
+
 
 @register("conv2d_public", 1)
 class Conv2dPublic:
@@ -233,6 +254,7 @@ class Conv2dPublic:
             return out[0]
         return np.ascontiguousarray(np.moveaxis(out, 0, 2)) if layout == "hwc" else out
 
+
 @register("rescale", 1)
 class Rescale:
     """Drop ``bits`` fractional bits: two-party local (probabilistic) truncation.
@@ -259,6 +281,7 @@ class Rescale:
             return ring.shift_right_signed(xs[0], bits)
         return ring.neg(ring.shift_right_signed(ring.neg(xs[0]), bits))
 
+
 @register("reveal", 1, interactive=True)
 class Reveal:
     """Open x to every server (use only on values that are meant to be public,
@@ -273,6 +296,7 @@ class Reveal:
         for share in ctx.exchange_all(xs[0]):
             ring.add(total, share, out=total)
         return total if ctx.party == 0 else np.zeros_like(total)
+
 
 def check_shape(shape: Any, what: str) -> tuple[int, ...]:
     try:
@@ -344,8 +368,9 @@ class SumPool2d:
         x = xs[0]
         k = check_pair(attrs["kernel"], "kernel", 1)
         ones = np.ones((x.shape[1], 1, *k), dtype=np.uint64)
-        return ring.conv2d(x, ones, tuple(attrs.get("stride", k)), tuple(attrs.get("padding", (0, 0))),
-                           (1, 1), x.shape[1])
+        return ring.conv2d(
+            x, ones, tuple(attrs.get("stride", k)), tuple(attrs.get("padding", (0, 0))), (1, 1), x.shape[1]
+        )
 
 
 @register("sum", 1)
@@ -372,8 +397,9 @@ class Sum:
 
     @staticmethod
     def run(ctx, xs, attrs):
-        out = np.sum(xs[0], axis=Sum._axes(xs[0].shape, attrs), dtype=np.uint64,
-                     keepdims=bool(attrs.get("keepdims", False)))
+        out = np.sum(
+            xs[0], axis=Sum._axes(xs[0].shape, attrs), dtype=np.uint64, keepdims=bool(attrs.get("keepdims", False))
+        )
         return np.ascontiguousarray(out).reshape(Sum.infer([xs[0].shape], attrs))
 
 
@@ -451,6 +477,7 @@ class Pad:
 
 # ---- layout ops (local: each party moves its own share's elements) --------------------------
 
+
 def _int_attr(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ProgramError(f"{what} must be an integer, got {value!r}")
@@ -516,9 +543,9 @@ class Concat:
         if len(a) != len(b):
             raise ProgramError(f"concat: operands have different ranks: {a} vs {b}")
         axis = _axis(attrs.get("axis"), len(a), "concat: axis")
-        if a[:axis] + a[axis + 1:] != b[:axis] + b[axis + 1:]:
+        if a[:axis] + a[axis + 1 :] != b[:axis] + b[axis + 1 :]:
             raise ProgramError(f"concat: shapes {a} and {b} differ outside axis {axis}")
-        return (*a[:axis], a[axis] + b[axis], *a[axis + 1:])
+        return (*a[:axis], a[axis] + b[axis], *a[axis + 1 :])
 
     @staticmethod
     def run(ctx, xs, attrs):
@@ -536,14 +563,16 @@ class Slice:
         stop = _int_attr(attrs.get("stop"), "slice: stop")
         step = _int_attr(attrs.get("step", 1), "slice: step")
         if not 0 <= start < stop <= shape[axis] or step < 1:
-            raise ProgramError(f"slice: need 0 <= start < stop <= {shape[axis]} and step >= 1 on axis {axis}, "
-                               f"got {start}:{stop}:{step}")
+            raise ProgramError(
+                f"slice: need 0 <= start < stop <= {shape[axis]} and step >= 1 on axis {axis}, "
+                f"got {start}:{stop}:{step}"
+            )
         return axis, start, stop, step
 
     @staticmethod
     def infer(shapes, attrs):
         axis, start, stop, step = Slice._geometry(shapes[0], attrs)
-        return (*shapes[0][:axis], (stop - start + step - 1) // step, *shapes[0][axis + 1:])
+        return (*shapes[0][:axis], (stop - start + step - 1) // step, *shapes[0][axis + 1 :])
 
     @staticmethod
     def run(ctx, xs, attrs):

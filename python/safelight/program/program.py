@@ -29,8 +29,10 @@ def _check_scheme(op: str, parties: int) -> None:
     if op not in OPS:
         raise ProgramError(f"unknown op {op!r}")
     if (OPS[op].scheme == "he") != (parties == 1):
-        raise ProgramError(f"op {op!r} works on {'ciphertexts' if OPS[op].scheme == 'he' else 'shares'}: "
-                           "homomorphic-encryption ops run on one server, share ops on 2 or 3")
+        raise ProgramError(
+            f"op {op!r} works on {'ciphertexts' if OPS[op].scheme == 'he' else 'shares'}: "
+            "homomorphic-encryption ops run on one server, share ops on 2 or 3"
+        )
 
 
 def _pair(value: int | tuple[int, int] | list[int]) -> list[int]:
@@ -73,8 +75,9 @@ class Program:
         local for 2 parties and pair for 3.
     """
 
-    def __init__(self, parties: int = 2, frac_bits: int = fixed_point.DEFAULT_FRAC_BITS,
-                 truncation: str = "auto") -> None:
+    def __init__(
+        self, parties: int = 2, frac_bits: int = fixed_point.DEFAULT_FRAC_BITS, truncation: str = "auto"
+    ) -> None:
         if truncation not in ("auto", "local", "pair"):
             raise ProgramError(f"truncation must be 'auto', 'local' or 'pair', got {truncation!r}")
         if truncation == "local" and parties != 2:
@@ -108,8 +111,9 @@ class Program:
         self._tensors[out.name] = out
         return out
 
-    def apply(self, op: str, inputs: list[Tensor], attrs: dict[str, Any] | None = None,
-              frac_bits: int | None = None) -> Tensor:
+    def apply(
+        self, op: str, inputs: list[Tensor], attrs: dict[str, Any] | None = None, frac_bits: int | None = None
+    ) -> Tensor:
         """Add any registered op (e.g. the homomorphic-encryption ops of
         :mod:`safelight.protocols.he_ops`); the result keeps the first input's scale
         unless ``frac_bits`` is given."""
@@ -169,8 +173,9 @@ class Program:
         ring = fixed_point.encode(v, self.frac_bits)
         return self._add_step("mul_public_array", [a], {"value": ring.tolist()}, a.frac_bits + self.frac_bits)
 
-    def conv2d_public(self, x: Tensor, kernel: Any, padding: str = "zero", layout: str = "chw",
-                      mode: str = "convolve") -> Tensor:
+    def conv2d_public(
+        self, x: Tensor, kernel: Any, padding: str = "zero", layout: str = "chw", mode: str = "convolve"
+    ) -> Tensor:
         """Same-size 2-D filtering of every channel with a public kernel.
 
         Parameters
@@ -224,11 +229,23 @@ class Program:
         """x (..., k) @ y (k, n) of two shared tensors."""
         return self._product("matmul", x, y, {}, rescale)
 
-    def conv2d(self, x: Tensor, w: Tensor, stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
-               dilation: int | tuple[int, int] = 1, groups: int = 1, rescale: bool = True) -> Tensor:
+    def conv2d(
+        self,
+        x: Tensor,
+        w: Tensor,
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        rescale: bool = True,
+    ) -> Tensor:
         """Shared (N, C, H, W) input convolved with a shared (O, C/groups, kh, kw) weight, zero padding."""
-        attrs = {"stride": tuple(_pair(stride)), "padding": tuple(_pair(padding)), "dilation": tuple(_pair(dilation)),
-                 "groups": groups}
+        attrs = {
+            "stride": tuple(_pair(stride)),
+            "padding": tuple(_pair(padding)),
+            "dilation": tuple(_pair(dilation)),
+            "groups": groups,
+        }
         return self._product("conv2d", x, w, attrs, rescale)
 
     # ---- local linear ops ------------------------------------------------
@@ -243,18 +260,31 @@ class Program:
         count = int(np.prod(x.shape)) // int(np.prod(total.shape))
         return self.rescale(self.mul_public(total, 1.0 / count))
 
-    def avg_pool2d(self, x: Tensor, kernel: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
-                   padding: int | tuple[int, int] = 0) -> Tensor:
+    def avg_pool2d(
+        self,
+        x: Tensor,
+        kernel: int | tuple[int, int],
+        stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int] = 0,
+    ) -> Tensor:
         """Average pooling of (N, C, H, W); padded zeros count in the average (count_include_pad)."""
         kh, kw = _pair(kernel)
         total = self.sum_pool2d(x, kernel, stride, padding)
         return self.rescale(self.mul_public(total, 1.0 / (kh * kw)))
 
-    def sum_pool2d(self, x: Tensor, kernel: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
-                   padding: int | tuple[int, int] = 0) -> Tensor:
+    def sum_pool2d(
+        self,
+        x: Tensor,
+        kernel: int | tuple[int, int],
+        stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int] = 0,
+    ) -> Tensor:
         """Sums over kernel windows of (N, C, H, W) with zero padding (scale unchanged)."""
-        attrs = {"kernel": _pair(kernel), "stride": _pair(stride if stride is not None else kernel),
-                 "padding": _pair(padding)}
+        attrs = {
+            "kernel": _pair(kernel),
+            "stride": _pair(stride if stride is not None else kernel),
+            "padding": _pair(padding),
+        }
         return self._add_step("sum_pool2d", [x], attrs, x.frac_bits)
 
     # ---- non-linear ops (garbled-circuit sign between parties 0 and 1) ----
@@ -269,8 +299,13 @@ class Program:
 
     compare = less  # the op library's comparison: 1.0 where x < y
 
-    def max_pool2d(self, x: Tensor, kernel: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
-                   bits: int | None = None) -> Tensor:
+    def max_pool2d(
+        self,
+        x: Tensor,
+        kernel: int | tuple[int, int],
+        stride: int | tuple[int, int] | None = None,
+        bits: int | None = None,
+    ) -> Tensor:
         attrs = {"kernel": _pair(kernel), "stride": _pair(stride if stride is not None else kernel), **self._bits(bits)}
         return self._add_step("max_pool2d", [x], attrs, x.frac_bits)
 
@@ -378,8 +413,9 @@ class Program:
                     raise ProgramError(f"step {i}: {op} reads undefined tensor(s) {missing}")
                 if not _NAME.match(output) or output in shapes:
                     raise ProgramError(f"step {i}: output name {output!r} is invalid or already defined")
-                if "reuse" in attrs and (len(inputs) != 2 or attrs["reuse"] != f"w:{inputs[1]}"
-                                         or inputs[1] not in prog.inputs):
+                if "reuse" in attrs and (
+                    len(inputs) != 2 or attrs["reuse"] != f"w:{inputs[1]}" or inputs[1] not in prog.inputs
+                ):
                     # A reused mask is safe only for one fixed tensor: binding the key to an input's
                     # name stops a Program from opening two different tensors under one mask.
                     raise ProgramError(f"step {i}: a reuse key must be 'w:<name>' of the input it masks")

@@ -13,7 +13,8 @@ layers), f was opened before and only e is opened now.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,7 @@ def split(flat: np.ndarray, shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
     out, pos = [], 0
     for shape in shapes:
         size = int(np.prod(shape))
-        out.append(flat[pos:pos + size].reshape(shape))
+        out.append(flat[pos : pos + size].reshape(shape))
         pos += size
     return out
 
@@ -55,7 +56,7 @@ def masked_differences(pairs: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray
     flat = np.empty(sum(x.size for x, _ in pairs), dtype=np.uint64)
     pos = 0
     for x, a in pairs:
-        ring.sub(x.reshape(-1), a.reshape(-1), out=flat[pos:pos + x.size])
+        ring.sub(x.reshape(-1), a.reshape(-1), out=flat[pos : pos + x.size])
         pos += x.size
     return flat
 
@@ -76,11 +77,18 @@ def beaver_product(ctx, x: np.ndarray, y: np.ndarray, attrs: dict[str, Any], pro
     return ring.add(z, product(a, f, attrs), out=z)
 
 
-def _triple(kind: str, x: tuple[int, ...], y: tuple[int, ...], out: tuple[int, ...], attrs: dict[str, Any],
-            step: int) -> Correlation:
+def _triple(
+    kind: str, x: tuple[int, ...], y: tuple[int, ...], out: tuple[int, ...], attrs: dict[str, Any], step: int
+) -> Correlation:
     reuse = attrs.get("reuse")
-    return Correlation(step, kind, {"a": x, "b": y}, {"c": out},
-                       {k: v for k, v in attrs.items() if k != "reuse"}, {"b": reuse} if reuse else {})
+    return Correlation(
+        step,
+        kind,
+        {"a": x, "b": y},
+        {"c": out},
+        {k: v for k, v in attrs.items() if k != "reuse"},
+        {"b": reuse} if reuse else {},
+    )
 
 
 def _check_reuse(attrs: dict[str, Any]) -> None:

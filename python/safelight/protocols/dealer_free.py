@@ -52,8 +52,10 @@ def generate(plan: Plan, ctx) -> Material:
             return
         made.add(step)
         for corr in by_step.get(step, []):
-            mine = {name: expand_stream(material.seed, plan.streams[(corr.step, corr.prefix + name)])
-                    for name in corr.random}
+            mine = {
+                name: expand_stream(material.seed, plan.streams[(corr.step, corr.prefix + name)])
+                for name in corr.random
+            }
             for name, value in derive(ctx, corr, mine).items():
                 material.corrections[f"pre:{corr.step}:{corr.prefix}{name}"] = value
 

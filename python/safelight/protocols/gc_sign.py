@@ -26,7 +26,7 @@ import queue
 import secrets
 import threading
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -40,7 +40,7 @@ CHUNK = 1 << 16  # instances per garbling chunk
 GARBLER, EVALUATOR = 0, 1
 
 
-@lru_cache(maxsize=None)
+@cache
 def _msb_circuit(bits: int) -> circuits.Circuit:
     return circuits.msb_of_sum(bits)
 
@@ -109,7 +109,7 @@ def _random_cots(ctx, pipe, n: int) -> tuple[np.ndarray, np.ndarray]:
         return cot_from_dealer_seed(dealt["seed"], n, "sender", offset=offset)
     if dealt["t"] is None or dealt["t"].shape[0] < offset + n:
         raise ProtocolError("the dealer sent fewer random OTs than the program needs")
-    return cot_from_dealer_seed(dealt["seed"], n, "receiver", t=dealt["t"][offset: offset + n], offset=offset)
+    return cot_from_dealer_seed(dealt["seed"], n, "receiver", t=dealt["t"][offset : offset + n], offset=offset)
 
 
 def prepare(ctx, key: tuple, size: int, bits: int) -> None:
@@ -129,7 +129,7 @@ def prepare(ctx, key: tuple, size: int, bits: int) -> None:
         rho_all, t_all = _random_cots(ctx, pipe, bits * size)  # random choices and their labels
         for lo, hi in _chunks(size):
             m = hi - lo
-            rho, t = rho_all[bits * lo: bits * hi], t_all[bits * lo: bits * hi]
+            rho, t = rho_all[bits * lo : bits * hi], t_all[bits * lo : bits * hi]
             # r's labels, then t: online e xor t becomes w's labels in place (every page of
             # the buffer is touched here, offline: first-touch faults cost ~1 s/GB on a VM)
             labels = np.empty((2 * bits, m, 2), dtype=np.uint64)
@@ -166,7 +166,7 @@ class Streamer:
             raise self.errors[0]
         self.outbox.put(named)
 
-    def __enter__(self) -> "Streamer":
+    def __enter__(self) -> Streamer:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -182,7 +182,7 @@ def _garble_offline(q_all: np.ndarray, pipe, circuit, prep: Prepared) -> None:
     with Streamer(pipe) as out:
         for lo, hi in _chunks(prep.size):
             m = hi - lo
-            q = q_all[bits * lo: bits * hi].reshape(bits, m, 2)
+            q = q_all[bits * lo : bits * hi].reshape(bits, m, 2)
             zero = np.zeros((2 * bits, m, 2), dtype=np.uint64)
             # r is a constant of the garbler: its wires get the public label 0 (zero-label
             # r_i * Delta), so no label of r is ever sent; w's zero-labels are fresh random

@@ -24,17 +24,17 @@ from ..he import bfv
 from ..program.ops import check_shape, register
 
 
-def params_attrs(params: "bfv.Params") -> dict:
+def params_attrs(params: bfv.Params) -> dict:
     """The public parameters as Program attributes."""
     return {"n": params.n, "q": [int(q) for q in params.q], "t": int(params.t)}
 
 
 @lru_cache(maxsize=8)
-def _context(n: int, primes: tuple[int, ...], t: int) -> "bfv.Context":
+def _context(n: int, primes: tuple[int, ...], t: int) -> bfv.Context:
     return bfv.Context(bfv.Params(n, q_primes=list(primes), t=t))
 
 
-def context_of(attrs: dict) -> "bfv.Context":
+def context_of(attrs: dict) -> bfv.Context:
     p = attrs.get("params")
     try:
         return _context(int(p["n"]), tuple(int(q) for q in p["q"]), int(p["t"]))
@@ -47,7 +47,7 @@ def as_words(data: bytes) -> np.ndarray:
     return np.frombuffer(data + bytes(-len(data) % 8), dtype=np.uint64).copy()
 
 
-def _batch(context, words: np.ndarray, nbytes: int) -> "bfv.CiphertextBatch":
+def _batch(context, words: np.ndarray, nbytes: int) -> bfv.CiphertextBatch:
     try:
         return context.batch_from_bytes(words.view(np.uint8)[:nbytes].tobytes())
     except InputError as exc:
@@ -127,8 +127,9 @@ class HeConv2dEncrypted:
         kernel = _batch(context, xs[1], attrs["kernel_nbytes"])
         if cts.count != attrs["count"] or cts.size != 2 or kernel.count != 1 or kernel.size != 2:
             raise ProgramError("he_conv2d_encrypted: the ciphertext batches do not match the program")
-        kernels = bfv.CiphertextBatch(context, np.ascontiguousarray(np.broadcast_to(kernel.data, cts.data.shape)),
-                                      kernel.level, kernel.ntt)
+        kernels = bfv.CiphertextBatch(
+            context, np.ascontiguousarray(np.broadcast_to(kernel.data, cts.data.shape)), kernel.level, kernel.ntt
+        )
         out = context.from_ntt(context.multiply(context.to_ntt(cts), context.to_ntt(kernels)))
         for _ in range(context.num_q - int(attrs.get("keep", context.num_q))):
             out = context.mod_switch_to_next(out)

@@ -44,7 +44,7 @@ ERROR_BOUND_BITS = 5
 BLOCK_BYTES = 16 << 20  # |fresh error| <= 21 < 2^5 (centred binomial, eta = 21) plus rounding
 
 
-def params() -> "bfv.Params":
+def params() -> bfv.Params:
     return bfv.Params(RING_DEGREE, q_bits=PRIME_BITS, t=1 << 64)
 
 
@@ -67,14 +67,14 @@ def flood_bits(packing: ConvPacking) -> int:
     return STATISTICAL_BITS + 63 + math.ceil(math.log2(nnz)) + ERROR_BOUND_BITS + 1
 
 
-def _exchange(ctx, context: "bfv.Context", batch: "bfv.CiphertextBatch") -> "bfv.CiphertextBatch":
+def _exchange(ctx, context: bfv.Context, batch: bfv.CiphertextBatch) -> bfv.CiphertextBatch:
     """Send our fresh (seeded) ciphertexts, receive the peer's: serialised, so ``c1`` travels
     as a seed and the received batch is validated (the protocol is symmetric: same sizes)."""
     got = ctx.exchange_all(np.frombuffer(batch.to_bytes(), dtype=np.uint8))[1 - ctx.party]
     return context.batch_from_bytes(got.tobytes())
 
 
-def _exchange_rows(ctx, context: "bfv.Context", batch: "bfv.CiphertextBatch") -> "bfv.CiphertextBatch":
+def _exchange_rows(ctx, context: bfv.Context, batch: bfv.CiphertextBatch) -> bfv.CiphertextBatch:
     """Send result ciphertexts as raw rows, receive the peer's (same shape, checked)."""
     got = ctx.exchange_all(batch.data)[1 - ctx.party]
     if got.shape != batch.data.shape or got.dtype != np.uint64:
@@ -98,7 +98,7 @@ def cross_packed(ctx, packing: ConvPacking, x: np.ndarray, w: np.ndarray) -> np.
     polys = packing.pack_input(x).reshape(-1, packing.n)  # (tiles * groups, n)
     theirs = _exchange(ctx, context, context.encrypt_coeffs(polys, sk, seeded=True, ntt=True))
     g, tiles = packing.groups, packing.tiles
-    per_tile = [theirs[t * g:(t + 1) * g] for t in range(tiles)]
+    per_tile = [theirs[t * g : (t + 1) * g] for t in range(tiles)]
     kernels = packing.pack_kernel(w)  # (O, groups, n)
     flood = flood_bits(packing)
     share = np.empty((packing.outputs, tiles, packing.n), dtype=np.uint64)
@@ -127,6 +127,7 @@ def cross_matmul(ctx, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     m, k = a.shape
     cols = b.shape[1]
     packing = lower_matmul(m, k, cols, RING_DEGREE)
-    out = cross_packed(ctx, packing, np.ascontiguousarray(a.T).reshape(k, 1, m),
-                       np.ascontiguousarray(b.T).reshape(cols, k, 1, 1))
+    out = cross_packed(
+        ctx, packing, np.ascontiguousarray(a.T).reshape(k, 1, m), np.ascontiguousarray(b.T).reshape(cols, k, 1, 1)
+    )
     return np.ascontiguousarray(out.reshape(cols, m).T)

@@ -47,7 +47,7 @@ def prepare_signs(ctx, needs, bits: int) -> None:
     for corr in needs if isinstance(needs, list) else [needs]:
         if corr.prefix.endswith(B2A):
             size = int(np.prod(corr.random["a"]))
-            gc_sign.prepare(ctx, (corr.step, corr.prefix[:-len(B2A)]), size, bits)
+            gc_sign.prepare(ctx, (corr.step, corr.prefix[: -len(B2A)]), size, bits)
 
 
 # In per-op preprocessing, a ReLU over more values than this is prepared and run in slices,
@@ -62,6 +62,7 @@ def sliced(ctx, size: int) -> bool:
 def _ot_count(op_class):
     """Declare the random OTs a sign-based op's offline work takes: one per bit of every
     value whose sign it computes (per_op: at most a slice of values at once, see SLICE)."""
+
     def ots(step, shapes, attrs, per_op):
         total = 0
         for corr in sign_needs(op_class.correlation(step, shapes, attrs)):
@@ -80,6 +81,7 @@ def sign_needs(needs) -> list[Correlation]:
 
 def _offline(op_class):
     """The offline hook of a sign-based op: prepare the garbled circuits its run will use."""
+
     def offline(ctx, step, shapes, attrs):
         prepare_signs(ctx, op_class.correlation(step, shapes, attrs), _bits(attrs))
 
@@ -239,15 +241,18 @@ class MaxPool2d:
     def run(ctx, xs, attrs):
         x = xs[0]
         (kh, kw), (sh, sw), (n, c, ho, wo) = _pool_geometry(x.shape, attrs)
-        values = [np.ascontiguousarray(x[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw])
-                  for i in range(kh) for j in range(kw)]
+        values = [
+            np.ascontiguousarray(x[:, :, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw])
+            for i in range(kh)
+            for j in range(kw)
+        ]
         level = 0
         while len(values) > 1:
             half = len(values) // 2
             a = np.stack(values[:half])
-            b = np.stack(values[half:2 * half])
+            b = np.stack(values[half : 2 * half])
             m = pairwise_max(ctx, a, b, _bits(attrs), f"l{level}.")
-            values = list(m) + values[2 * half:]
+            values = list(m) + values[2 * half :]
             level += 1
         return values[0]
 
@@ -337,4 +342,4 @@ class TopK:
     @staticmethod
     def run(ctx, xs, attrs):
         ordered = Sort.run(ctx, xs, {**attrs, "descending": True})
-        return np.ascontiguousarray(ordered[..., :attrs["k"]])
+        return np.ascontiguousarray(ordered[..., : attrs["k"]])

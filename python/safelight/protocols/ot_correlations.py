@@ -105,6 +105,7 @@ COMPONENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 
 # ---- the job's OT endpoint ----------------------------------------------------------
 
+
 def _state(ctx) -> dict:
     return ctx.state.setdefault("ot_correlations", {"calls": 0})
 
@@ -120,6 +121,7 @@ def _endpoint(ctx, pipe):
 
 
 # ---- packing messages of varying widths -------------------------------------------
+
 
 @dataclass(frozen=True)
 class _Layout:
@@ -166,6 +168,7 @@ def _unpack(packed: np.ndarray, layout: _Layout, fields: list[np.ndarray], tmp: 
 
 
 # ---- correlated-message OT transfers, chunked and pipelined -------------------------
+
 
 @dataclass
 class _Chunk:
@@ -265,8 +268,10 @@ class _Pending:
         chunk, R, W = self.chunk, self.chunk.rows, self.chunk.words
         packed = np.asarray(self.message)
         if packed.dtype != np.uint64 or packed.shape != (chunk.layout.words, R):
-            raise ProtocolError(f"party 0 sent an OT message of {packed.dtype} {packed.shape}, "
-                                f"expected uint64 ({chunk.layout.words}, {R}): the parties disagree on the correlation")
+            raise ProtocolError(
+                f"party 0 sent an OT message of {packed.dtype} {packed.shape}, "
+                f"expected uint64 ({chunk.layout.words}, {R}): the parties disagree on the correlation"
+            )
         u = self.bufs.words("u", chunk.fields * R * W).reshape(chunk.fields, R, W)
         _unpack(packed, chunk.layout, _field_rows(u, chunk), self.bufs.words("tmp", R))
         self.message = None
@@ -299,6 +304,7 @@ def _transfer(ctx, chunks) -> None:
 
 # ---- Gilboa products ----------------------------------------------------------------
 
+
 @cache
 def _gilboa_layout(scale: int) -> _Layout:
     """Two products per row: for each, the OT of bit k carries 64 - scale - k bits."""
@@ -306,8 +312,7 @@ def _gilboa_layout(scale: int) -> _Layout:
     return _Layout.of(widths + widths)
 
 
-def _gilboa_chunk(party: int, mine: np.ndarray, scale: int,
-                  deliver: Callable[[np.ndarray], None]) -> _Chunk:
+def _gilboa_chunk(party: int, mine: np.ndarray, scale: int, deliver: Callable[[np.ndarray], None]) -> _Chunk:
     """Two rows of R products ``2^scale x y``: ``mine`` (2, R) is x on party 0, y on party
     1; ``deliver`` gets this party's (2, R) shares of the products."""
     K, R = 64 - scale, mine.shape[1]
@@ -352,15 +357,16 @@ def _square_chunks(party: int, a: np.ndarray, c: np.ndarray):
     for lo in range(0, a.size, m):
         hi = min(a.size, lo + m)
         mine = np.zeros(hi - lo + (hi - lo) % 2, dtype=np.uint64)
-        mine[:hi - lo] = a[lo:hi]
+        mine[: hi - lo] = a[lo:hi]
 
         def deliver(shares: np.ndarray, lo: int = lo, hi: int = hi) -> None:
-            ring.add(c[lo:hi], shares.reshape(-1)[:hi - lo], out=c[lo:hi])
+            ring.add(c[lo:hi], shares.reshape(-1)[: hi - lo], out=c[lo:hi])
 
         yield _gilboa_chunk(party, mine.reshape(2, -1), 1, deliver)
 
 
 # ---- truncation pairs ---------------------------------------------------------------
+
 
 class _TwoParties:
     """The job context seen as a two-party one (parties 0 and 1 derive, whatever the job's
@@ -422,24 +428,26 @@ def _trunc_chunks(party: int, r, s, bits, r_hi, r_msb):
             ring.sub(r[lo:hi] >> np.uint64(bits), wrap, out=r_hi[lo:hi])  # (r_i >> f) - w_i 2^(64-f)
 
         if party == SENDER:
-            yield _Chunk(3, hi - lo, 2, _TRUNC_LAYOUT, finish,
-                         add_messages=lambda u, coeffs=coeffs: np.add(u, coeffs, out=u))
+            yield _Chunk(
+                3, hi - lo, 2, _TRUNC_LAYOUT, finish, add_messages=lambda u, coeffs=coeffs: np.add(u, coeffs, out=u)
+            )
         else:
             b, s1 = msb[lo:hi].astype(np.uint8), s[lo:hi].astype(np.uint8)
-            yield _Chunk(3, hi - lo, 2, _TRUNC_LAYOUT, finish,
-                         choices=lambda b=b, s1=s1: np.stack([b, s1, b & s1]))
+            yield _Chunk(3, hi - lo, 2, _TRUNC_LAYOUT, finish, choices=lambda b=b, s1=s1: np.stack([b, s1, b & s1]))
 
 
 # ---- entry point --------------------------------------------------------------------
 
+
 def _validated(kind: str, mine: dict, attrs: dict) -> tuple[dict[str, np.ndarray], int]:
     if kind not in COMPONENTS:
-        raise UnsupportedError(f"no OT derivation for correlation kind {kind!r}; "
-                               f"supported: {sorted(COMPONENTS)} (matmul/conv2d come from the HE engine)")
+        raise UnsupportedError(
+            f"no OT derivation for correlation kind {kind!r}; "
+            f"supported: {sorted(COMPONENTS)} (matmul/conv2d come from the HE engine)"
+        )
     names = COMPONENTS[kind][0]
     if set(mine) != set(names):
-        raise InputError(f"a {kind!r} correlation needs the random components {sorted(names)}, "
-                         f"got {sorted(mine)}")
+        raise InputError(f"a {kind!r} correlation needs the random components {sorted(names)}, got {sorted(mine)}")
     arrays = {}
     for name in names:
         arr = np.asarray(mine[name])
@@ -447,8 +455,9 @@ def _validated(kind: str, mine: dict, attrs: dict) -> tuple[dict[str, np.ndarray
             raise InputError(f"component {name!r} must be a uint64 array of ring shares, got {arr.dtype}")
         arrays[name] = arr
     if kind == "mul" and arrays["a"].shape != arrays["b"].shape:
-        raise InputError(f"mul: a and b must have one shape (elementwise), got {arrays['a'].shape} "
-                         f"and {arrays['b'].shape}")
+        raise InputError(
+            f"mul: a and b must have one shape (elementwise), got {arrays['a'].shape} and {arrays['b'].shape}"
+        )
     bits = 0
     if kind == "trunc":
         bits = attrs.get("bits")

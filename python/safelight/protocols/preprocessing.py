@@ -20,8 +20,9 @@ itself is a one-time pad of ``w``, so reusing the opened value reveals nothing n
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -71,8 +72,9 @@ class Correlation:
 
 
 def _conv(comp: dict[str, np.ndarray], attrs: dict[str, Any]) -> dict[str, np.ndarray]:
-    return {"c": ring.conv2d(comp["a"], comp["b"], attrs["stride"], attrs["padding"], attrs["dilation"],
-                             attrs["groups"])}
+    return {
+        "c": ring.conv2d(comp["a"], comp["b"], attrs["stride"], attrs["padding"], attrs["dilation"], attrs["groups"])
+    }
 
 
 def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -144,8 +146,11 @@ class Plan:
 
     def correction_shapes(self) -> dict[str, tuple[int, ...]]:
         """Name -> shape of the tensors the last party receives, in sending order."""
-        return {f"pre:{c.step}:{c.prefix}{name}": tuple(shape) for c in self.correlations
-                for name, shape in c.derived.items()}
+        return {
+            f"pre:{c.step}:{c.prefix}{name}": tuple(shape)
+            for c in self.correlations
+            for name, shape in c.derived.items()
+        }
 
 
 def expand_stream(seed: bytes, stream: Stream) -> np.ndarray:
@@ -187,8 +192,9 @@ def deal(plan: Plan, parties: int, persistent: dict[str, list[bytes]] | None = N
     return materials
 
 
-def deal_streaming(plan: Plan, parties: int, persistent: dict[str, list[bytes]] | None = None
-                   ) -> tuple[list[Material], Iterator[tuple[str, np.ndarray]]]:
+def deal_streaming(
+    plan: Plan, parties: int, persistent: dict[str, list[bytes]] | None = None
+) -> tuple[list[Material], Iterator[tuple[str, np.ndarray]]]:
     """Every party's seeds now, and the last party's correction tensors as an iterator (in
     :meth:`Plan.correction_names` order) computed one correlation at a time, so a dealer
     can send each one as it is made and hold one layer's arrays at a time.
@@ -199,8 +205,7 @@ def deal_streaming(plan: Plan, parties: int, persistent: dict[str, list[bytes]] 
     """
     seeds = [secrets.token_bytes(SEED_BYTES) for _ in range(parties)]
     persistent = {k: v for k, v in (persistent or {}).items() if k in plan.reuse_keys}
-    materials = [Material(seed, persistent={k: v[i] for k, v in persistent.items()})
-                 for i, seed in enumerate(seeds)]
+    materials = [Material(seed, persistent={k: v[i] for k, v in persistent.items()}) for i, seed in enumerate(seeds)]
     fixed = {plan.reuse_keys[k].nonce: v for k, v in persistent.items()}
     reused = {stream.nonce for stream in plan.reuse_keys.values()}
     kept: dict[int, np.ndarray] = {}
@@ -233,7 +238,7 @@ def deal_streaming(plan: Plan, parties: int, persistent: dict[str, list[bytes]] 
     return materials, corrections()
 
 
-def expand(plan: Plan, party: int, parties: int, material: Material) -> "Expanded":
+def expand(plan: Plan, party: int, parties: int, material: Material) -> Expanded:
     """A party's shares of every component, per step (run by each server in the offline
     phase). Checked against the plan at once; each step's arrays are expanded from the
     seed when the step asks for them (so a large network holds one layer's material at a
@@ -266,8 +271,7 @@ class Expanded:
     def __init__(self, plan: Plan, party: int, parties: int, material: Material) -> None:
         self.plan, self.material = plan, material
         self.last = party == parties - 1 or material.explicit  # derived shares sent, not expanded
-        self.fixed = {plan.reuse_keys[k].nonce: seed for k, seed in material.persistent.items()
-                      if k in plan.reuse_keys}
+        self.fixed = {plan.reuse_keys[k].nonce: seed for k, seed in material.persistent.items() if k in plan.reuse_keys}
         self.reused = {stream.nonce for stream in plan.reuse_keys.values()}
         self.by_step: dict[int, list[Correlation]] = {}
         for corr in plan.correlations:
@@ -278,8 +282,11 @@ class Expanded:
     def _random(self, stream: Stream) -> np.ndarray:
         if stream.nonce in self.kept:
             return self.kept[stream.nonce]
-        value = (_persistent(self.fixed[stream.nonce], stream) if stream.nonce in self.fixed
-                 else expand_stream(self.material.seed, stream))
+        value = (
+            _persistent(self.fixed[stream.nonce], stream)
+            if stream.nonce in self.fixed
+            else expand_stream(self.material.seed, stream)
+        )
         if stream.nonce in self.reused:
             self.kept[stream.nonce] = value
         return value
@@ -299,8 +306,11 @@ class Expanded:
                     comps[corr.prefix + name] = self._random(self.plan.streams[(step, corr.prefix + name)])
                 for name in corr.derived:
                     key = corr.prefix + name
-                    comps[key] = (self.material.corrections[f"pre:{step}:{key}"] if self.last
-                                  else expand_stream(self.material.seed, self.plan.streams[(step, key)]))
+                    comps[key] = (
+                        self.material.corrections[f"pre:{step}:{key}"]
+                        if self.last
+                        else expand_stream(self.material.seed, self.plan.streams[(step, key)])
+                    )
             self.done[step] = comps
         return self.done[step]
 

@@ -20,16 +20,16 @@ from __future__ import annotations
 import ctypes
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import numpy as np
 
 from ..errors import ResourceLimitError
-from ..protocols.preprocessing import Plan
 from ..net.config import MIB, ServerLimits
 from ..program.ops import OPS
 from ..program.program import Program
+from ..protocols.preprocessing import Plan
 
 WORD = 8
 INTERACTIVE_WORK = 4  # arrays of an interactive step's operand size held while it runs
@@ -68,8 +68,14 @@ def correlation_bytes(plan: Plan, derived_only: bool = False) -> dict[int, int]:
     return per_step
 
 
-def job_memory(program: Program, plan: Plan, per_op: bool, dealer_free: bool = False,
-               ots_per_step: dict[int, int] | None = None, corrections: bool = False) -> int:
+def job_memory(
+    program: Program,
+    plan: Plan,
+    per_op: bool,
+    dealer_free: bool = False,
+    ots_per_step: dict[int, int] | None = None,
+    corrections: bool = False,
+) -> int:
     """Bytes a party needs for ``program`` at its peak (see the module docstring);
     ``corrections``: this party receives the dealt corrections (the last party)."""
     last = last_uses(program)
@@ -119,7 +125,8 @@ class JobAdmission:
             raise ResourceLimitError(
                 f"{self.name}: this job needs about {need / 2**30:.2f} GiB, more than this server's memory "
                 f"budget of {self.budget / 2**30:.2f} GiB; split it (smaller images or batches) or raise "
-                "limits.memory_budget_mib in the server's cluster.toml")
+                "limits.memory_budget_mib in the server's cluster.toml"
+            )
         deadline = time.monotonic() + wait
         with self._cond:
             while self.running >= self.max_jobs or self.reserved + need > self.budget:
@@ -128,7 +135,8 @@ class JobAdmission:
                     raise ResourceLimitError(
                         f"{self.name} is busy: {self.running} job(s) hold {self.reserved / 2**30:.2f} of its "
                         f"{self.budget / 2**30:.2f} GiB (at most {self.max_jobs} jobs at once) and this job needs "
-                        f"{need / 2**30:.2f} GiB; retry later")
+                        f"{need / 2**30:.2f} GiB; retry later"
+                    )
                 self._cond.wait(left)
             self.running += 1
             self.reserved += need

@@ -6,35 +6,36 @@ import inspect
 import os
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
 from .. import errors
-from ..errors import (InputError, JobAbortedError, JobFailedError, PeerUnavailableError, ProtocolError,
-                      TrustModelError)
+from ..errors import InputError, JobAbortedError, JobFailedError, PeerUnavailableError, ProtocolError, TrustModelError
+from ..net.certs import DEALER_NAME, Identity, party_name
+from ..net.config import ClusterConfig
+from ..net.transport import Channel, MsgType, client_context, connect
+from ..program.program import Program
 from ..protocols.preprocessing import OT_SOURCES, Plan
 from ..protocols.sources import RandomnessSource, randomness_source
 from ..sharing import Encoded, Shared
-from ..net.certs import DEALER_NAME, Identity, party_name
-from ..net.config import ClusterConfig
 from .model_store import check_model_id
 
 # Garbled material an evaluator holds per random OT (a label pair per input bit plus the
 # tables of ~one AND gate): above the budget, preprocessing runs op by op.
 GC_BYTES_PER_OT = 64
 PREPROCESS_BUDGET = 2 << 30
-from ..program.program import Program
-from ..net.transport import Channel, MsgType, client_context, connect
 
 # party, step, of, op: each step done online. A callback with a ``phase`` parameter also
 # gets the offline phase's steps (preprocessing, before the online phase) with phase="offline".
 ProgressCallback = Callable[[int, int, int, str], None]
 
 
-def _abort_job(config: ClusterConfig, identity: Identity, context: Any, job_id: bytes, cause: BaseException,
-               with_dealer: bool) -> None:
+def _abort_job(
+    config: ClusterConfig, identity: Identity, context: Any, job_id: bytes, cause: BaseException, with_dealer: bool
+) -> None:
     """Tell every server of the job to stop it (best effort, in parallel, briefly)."""
     targets = [(party_name(p), a) for p, a in enumerate(config.parties)]
     if with_dealer and config.dealer is not None:
@@ -43,8 +44,7 @@ def _abort_job(config: ClusterConfig, identity: Identity, context: Any, job_id: 
 
     def tell(name: str, addr: Any) -> None:
         try:
-            channel = connect(addr.host, addr.port, identity, name, min(2.0, config.timeout), context,
-                              config.records)
+            channel = connect(addr.host, addr.port, identity, name, min(2.0, config.timeout), context, config.records)
         except errors.SafelightError:
             return
         try:
@@ -148,14 +148,16 @@ class JobResult:
         out = []
         for i in range(min((len(r) for r in rows), default=0)):
             mine = [r[i] for r in rows]
-            out.append({
-                "step": i,
-                "op": mine[0]["op"],
-                "seconds": max(m["seconds"] for m in mine),
-                "offline_seconds": max(m.get("offline_seconds", 0.0) for m in mine),
-                "rounds": max(m["rounds"] for m in mine),
-                "bytes_sent": [m["bytes_sent"] for m in mine],
-            })
+            out.append(
+                {
+                    "step": i,
+                    "op": mine[0]["op"],
+                    "seconds": max(m["seconds"] for m in mine),
+                    "offline_seconds": max(m.get("offline_seconds", 0.0) for m in mine),
+                    "rounds": max(m["rounds"] for m in mine),
+                    "bytes_sent": [m["bytes_sent"] for m in mine],
+                }
+            )
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -168,13 +170,20 @@ class JobResult:
             "upload_bytes": self.upload_bytes,
             "download_bytes": self.download_bytes,
             "parties": [
-                {"party": p.party, "seconds": p.seconds, "offline_seconds": p.offline_seconds,
-                 "online_seconds": p.online_seconds, "bytes_sent": p.bytes_sent,
-                 "bytes_received": p.bytes_received, "rounds": p.rounds}
+                {
+                    "party": p.party,
+                    "seconds": p.seconds,
+                    "offline_seconds": p.offline_seconds,
+                    "online_seconds": p.online_seconds,
+                    "bytes_sent": p.bytes_sent,
+                    "bytes_received": p.bytes_received,
+                    "rounds": p.rounds,
+                }
                 for p in self.parties
             ],
-            "dealer": None if self.dealer is None else {"seconds": self.dealer.seconds,
-                                                        "bytes_sent": self.dealer.bytes_sent},
+            "dealer": None
+            if self.dealer is None
+            else {"seconds": self.dealer.seconds, "bytes_sent": self.dealer.bytes_sent},
             "ops": self.ops(),
         }
 
@@ -199,8 +208,9 @@ def _describe(name: str, payload) -> tuple[dict[str, Any], np.ndarray | None]:
     return {"name": name, "kind": "share"}, payload.share
 
 
-def upload_model(config: ClusterConfig, identity: Identity, model_id: str,
-                 tensors: Mapping[str, Encoded]) -> dict[str, StoredTensor]:
+def upload_model(
+    config: ClusterConfig, identity: Identity, model_id: str, tensors: Mapping[str, Encoded]
+) -> dict[str, StoredTensor]:
     """Share a model's tensors to every server, stored there under ``model_id`` (replacing an
     older upload of that id). Each server receives only its share (a seed for all but one).
     Returns the handles that jobs use as inputs."""
@@ -214,8 +224,7 @@ def upload_model(config: ClusterConfig, identity: Identity, model_id: str,
         addr = config.parties[party]
         channel: Channel | None = None
         try:
-            channel = connect(addr.host, addr.port, identity, party_name(party), config.timeout,
-                              records=config.records)
+            channel = connect(addr.host, addr.port, identity, party_name(party), config.timeout, records=config.records)
             descriptors, shares = [], []
             for name, enc in tensors.items():
                 d, share = _describe(name, enc.payloads[party])
@@ -242,8 +251,10 @@ def upload_model(config: ClusterConfig, identity: Identity, model_id: str,
         if isinstance(exc, errors.SafelightError):
             raise exc
         raise JobFailedError(f"{party_name(party)}: {type(exc).__name__}: {exc}") from exc
-    return {name: StoredTensor(model_id, name, tuple(enc.shape), enc.parties, enc.frac_bits)
-            for name, enc in tensors.items()}
+    return {
+        name: StoredTensor(model_id, name, tuple(enc.shape), enc.parties, enc.frac_bits)
+        for name, enc in tensors.items()
+    }
 
 
 def _choose_source(asked: str | None, config: ClusterConfig, inputs: Mapping[str, Any]) -> RandomnessSource:
@@ -259,7 +270,8 @@ def _choose_source(asked: str | None, config: ClusterConfig, inputs: Mapping[str
                 "this job needs correlated randomness and the cluster has no dealer; choose where it comes "
                 "from: a [dealer] in cluster.toml (Cluster.local(..., dealer=True)), triples='he' "
                 "(--no-dealer: the servers make it themselves, no third party), or triples='client' when "
-                "you own every secret of the job")
+                "you own every secret of the job"
+            )
         asked = "dealer"
     source = randomness_source(asked)
     source.check(config.n, config.dealer is not None)
@@ -268,7 +280,8 @@ def _choose_source(asked: str | None, config: ClusterConfig, inputs: Mapping[str
         raise TrustModelError(
             f"triples='client' would let this client unmask stored tensors it does not own ({', '.join(stored[:3])}"
             f"{', ...' if len(stored) > 3 else ''}); use a dealer ([dealer] in cluster.toml) or triples='he' "
-            "(--no-dealer)")
+            "(--no-dealer)"
+        )
     return source
 
 
@@ -365,8 +378,17 @@ def run_job(
         assert config.dealer is not None
         channel: Channel | None = None
         try:
-            channel = opened(connect(config.dealer.host, config.dealer.port, identity, DEALER_NAME,
-                                     config.timeout, context, config.records))
+            channel = opened(
+                connect(
+                    config.dealer.host,
+                    config.dealer.port,
+                    identity,
+                    DEALER_NAME,
+                    config.timeout,
+                    context,
+                    config.records,
+                )
+            )
             stored = {name: [t.model, t.tensor] for name, t in inputs.items() if isinstance(t, StoredTensor)}
             channel.send_json(MsgType.SUBMIT, job_id, {"program": wire_program, "ots": ots, "stored": stored})
             frame = channel.expect(MsgType.RESULT)
@@ -381,14 +403,14 @@ def run_job(
         addr = config.parties[party]
         channel: Channel | None = None
         try:
-            channel = opened(connect(addr.host, addr.port, identity, party_name(party), config.timeout, context,
-                                     config.records))
+            channel = opened(
+                connect(addr.host, addr.port, identity, party_name(party), config.timeout, context, config.records)
+            )
             descriptors, tensors = [], []
             for name in program.inputs:
                 given = inputs[name]
                 if isinstance(given, StoredTensor):
-                    descriptors.append({"name": name, "kind": "stored", "model": given.model,
-                                        "tensor": given.tensor})
+                    descriptors.append({"name": name, "kind": "stored", "model": given.model, "tensor": given.tensor})
                     continue
                 d, share = _describe(name, given.payloads[party])
                 descriptors.append(d)

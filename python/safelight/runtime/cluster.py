@@ -11,21 +11,22 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from ..errors import ConfigError, PeerUnavailableError
-from ..sharing import Encoded, check_parties
 from ..net.certs import CLIENT_NAME, DEALER_NAME, Identity, create_cluster_certs
-from .client import JobResult, ProgressCallback, StoredTensor, run_job, upload_model
 from ..net.config import DEFAULT_TIMEOUT, ClusterConfig, PartyAddress, ServerLimits
 from ..program.program import Program
+from ..sharing import Encoded, check_parties
+from .client import JobResult, ProgressCallback, StoredTensor, run_job, upload_model
 
 START_TIMEOUT = 60.0
 
 
-def wait_ready(proc: subprocess.Popen, log_path: Path, what: str, deadline: float,
-               ready: bytes = rb"READY ") -> re.Match:
+def wait_ready(
+    proc: subprocess.Popen, log_path: Path, what: str, deadline: float, ready: bytes = rb"READY "
+) -> re.Match:
     """Wait for a spawned server's READY line (printed once it listens, so no probe
     connection is needed); a clear error if it exits first or misses ``deadline``."""
     while True:
@@ -84,8 +85,13 @@ class Cluster:
     remote cluster; both run jobs with :meth:`run`.
     """
 
-    def __init__(self, config: ClusterConfig, identity: Identity,
-                 processes: list[subprocess.Popen] | None = None, workdir: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: ClusterConfig,
+        identity: Identity,
+        processes: list[subprocess.Popen] | None = None,
+        workdir: Path | None = None,
+    ) -> None:
         self.config = config
         self.identity = identity
         self.processes = processes or []
@@ -97,7 +103,7 @@ class Cluster:
         return self.config.n
 
     @classmethod
-    def from_config(cls, path: str | os.PathLike, client: str = CLIENT_NAME) -> "Cluster":
+    def from_config(cls, path: str | os.PathLike, client: str = CLIENT_NAME) -> Cluster:
         """A remote cluster described by ``cluster.toml`` (servers already running)."""
         config = ClusterConfig.load(path)
         return cls(config, Identity.from_dir(config.certs, client))
@@ -107,9 +113,15 @@ class Cluster:
         return self.config.dealer is not None
 
     @classmethod
-    def local(cls, parties: int = 2, timeout: float = DEFAULT_TIMEOUT, dealer: bool = False,
-              records: str = "sealed", store: str | os.PathLike | None = None,
-              limits: ServerLimits = ServerLimits()) -> "Cluster":
+    def local(
+        cls,
+        parties: int = 2,
+        timeout: float = DEFAULT_TIMEOUT,
+        dealer: bool = False,
+        records: str = "sealed",
+        store: str | os.PathLike | None = None,
+        limits: ServerLimits | None = None,
+    ) -> Cluster:
         """Start ``parties`` server processes on loopback with throwaway certificates
         (2 or 3 for secret sharing; 1 for a single homomorphic-encryption server).
 
@@ -135,9 +147,15 @@ class Cluster:
             (workdir / OWNER_FILE).write_text(str(os.getpid()))
             create_cluster_certs(workdir / "certs", parties, extra_names=(DEALER_NAME,) if dealer else ())
             anywhere = PartyAddress("127.0.0.1", 0)
-            config = ClusterConfig((anywhere,) * parties, workdir / "certs", timeout,
-                                   dealer=anywhere if dealer else None, records=records,
-                                   store=None if store is None else Path(store).absolute(), limits=limits)
+            config = ClusterConfig(
+                (anywhere,) * parties,
+                workdir / "certs",
+                timeout,
+                dealer=anywhere if dealer else None,
+                records=records,
+                store=None if store is None else Path(store).absolute(),
+                limits=limits or ServerLimits(),
+            )
             cluster = cls(config, Identity.from_dir(config.certs, CLIENT_NAME), [], workdir)
             try:
                 cluster._spawn(config.save(workdir / "spawn.toml"))
@@ -157,32 +175,54 @@ class Cluster:
             roles.append(["--role", "dealer"])
         for index, role in enumerate(roles):
             log = open(self._log_path(index), "wb")
-            self.processes.append(subprocess.Popen(
-                [sys.executable, "-m", "safelight", "serve", "--config", str(config_path), *role,
-                 "--peers-from-stdin"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE, env=env,
-            ))
+            self.processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "safelight",
+                        "serve",
+                        "--config",
+                        str(config_path),
+                        *role,
+                        "--peers-from-stdin",
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.PIPE,
+                    env=env,
+                )
+            )
             log.close()
         deadline = time.monotonic() + START_TIMEOUT
         addresses = []
         for index, proc in enumerate(self.processes):
             name = f"party-{index}" if index < self.config.n else DEALER_NAME
-            found = wait_ready(proc, self._log_path(index), f"server {name}", deadline,
-                               rb"READY \S+ ([^\s:]+):(\d+)")
+            found = wait_ready(proc, self._log_path(index), f"server {name}", deadline, rb"READY \S+ ([^\s:]+):(\d+)")
             addresses.append(PartyAddress(found.group(1).decode(), int(found.group(2))))
         dealer = addresses[self.config.n] if self.config.dealer is not None else None
-        self.config = dataclasses.replace(self.config, parties=tuple(addresses[:self.config.n]), dealer=dealer)
+        self.config = dataclasses.replace(self.config, parties=tuple(addresses[: self.config.n]), dealer=dealer)
         self.config.save(self.workdir / "cluster.toml")  # for commands pointed at this cluster
-        peers = json.dumps({"parties": [[a.host, a.port] for a in self.config.parties],
-                            "dealer": None if dealer is None else [dealer.host, dealer.port]})
+        peers = json.dumps(
+            {
+                "parties": [[a.host, a.port] for a in self.config.parties],
+                "dealer": None if dealer is None else [dealer.host, dealer.port],
+            }
+        )
         for proc in self.processes:
             assert proc.stdin is not None
             proc.stdin.write(f"PEERS {peers}\n".encode())
             proc.stdin.flush()  # the pipe stays open: its end tells the server we are gone
 
-    def run(self, program: Program, inputs: Mapping[str, Encoded | StoredTensor],
-            on_progress: ProgressCallback | None = None, triples: str | None = None,
-            ots: str = "iknp", preprocess: str = "auto") -> JobResult:
+    def run(
+        self,
+        program: Program,
+        inputs: Mapping[str, Encoded | StoredTensor],
+        on_progress: ProgressCallback | None = None,
+        triples: str | None = None,
+        ots: str = "iknp",
+        preprocess: str = "auto",
+    ) -> JobResult:
         """Run a Program on encoded inputs; see :func:`safelight.runtime.client.run_job`."""
         if self.closed:
             raise ConfigError("this cluster has been closed; start a new one")
@@ -231,7 +271,7 @@ class Cluster:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
 
-    def __enter__(self) -> "Cluster":
+    def __enter__(self) -> Cluster:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -35,10 +35,12 @@ log = logging.getLogger("safelight.dealer")
 class Dealer:
     """Deals the jobs submitted to a dealer process (see the module docstring)."""
 
-    def __init__(self, config: ClusterConfig, identity: Identity, mailbox: Mailbox,
-                 admission: JobAdmission) -> None:
+    def __init__(self, config: ClusterConfig, identity: Identity, mailbox: Mailbox, admission: JobAdmission) -> None:
         self.config, self.identity, self.mailbox, self.admission = config, identity, mailbox, admission
         self.mask_secret = secrets.token_bytes(32)  # derives the persistent weight masks
+
+    def _derive(self, message: bytes) -> bytes:
+        return hmac.new(self.mask_secret, message, hashlib.sha256).digest()
 
     def _persistent_masks(self, plan: Plan, stored: object) -> tuple[dict[str, list[bytes]], dict[str, str]]:
         """Masks of stored model weights that stay the same in every job of this dealer:
@@ -51,9 +53,8 @@ class Dealer:
             if key not in plan.reuse_keys or not isinstance(ref, list) or len(ref) != 2:
                 continue
             label = json.dumps([str(ref[0]), str(ref[1]), list(plan.reuse_keys[key].shape)]).encode()
-            derive = lambda suffix: hmac.new(self.mask_secret, label + suffix, hashlib.sha256).digest()  # noqa: E731
-            persistent[key] = [derive(bytes([i]))[:SEED_BYTES] for i in range(self.config.n)]
-            mask_ids[key] = derive(b"id")[:12].hex()
+            seeds = [self._derive(label + bytes([i]))[:SEED_BYTES] for i in range(self.config.n)]
+            persistent[key], mask_ids[key] = seeds, self._derive(label + b"id")[:12].hex()
         return persistent, mask_ids
 
     def deal(self, channel: Channel, job_id: bytes, program: Program, plan: Plan, submit: dict) -> None:
@@ -65,8 +66,16 @@ class Dealer:
         with self.mailbox.job(job_id, links), self.admission.admit(need, wait=self.config.timeout / 2):
             self._deal_admitted(channel, job_id, submit, program, plan, started, links)
 
-    def _deal_admitted(self, channel: Channel, job_id: bytes, submit: dict, program: Program, plan: Plan,
-                       started: float, links: "DealerLinks") -> None:
+    def _deal_admitted(
+        self,
+        channel: Channel,
+        job_id: bytes,
+        submit: dict,
+        program: Program,
+        plan: Plan,
+        started: float,
+        links: DealerLinks,
+    ) -> None:
         ots = submit.get("ots", "iknp")
         if ots not in OT_SOURCES:
             raise ProtocolError(f"ots must be one of {OT_SOURCES}, got {ots!r}")
@@ -80,16 +89,23 @@ class Dealer:
         try:
             for party, material in enumerate(materials):
                 addr = self.config.parties[party]
-                link = connect(addr.host, addr.port, self.identity, party_name(party), self.config.timeout,
-                               records=self.config.records)
+                link = connect(
+                    addr.host,
+                    addr.port,
+                    self.identity,
+                    party_name(party),
+                    self.config.timeout,
+                    records=self.config.records,
+                )
                 links.append(link)
                 if self.mailbox.abort_reason(job_id) is not None:
                     link.interrupt()
                 link.send_json(MsgType.PEER_HELLO, job_id, {"party": DEALER_NAME})
                 header: dict[str, object] = {"seed": material.seed.hex()}
                 if material.persistent:
-                    header["persistent"] = {k: {"seed": v.hex(), "mask": mask_ids[k]}
-                                            for k, v in material.persistent.items()}
+                    header["persistent"] = {
+                        k: {"seed": v.hex(), "mask": mask_ids[k]} for k, v in material.persistent.items()
+                    }
                 if material.ot_seed is not None:
                     header["ot_seed"] = material.ot_seed.hex()
                 link.send_json(MsgType.PREPROCESS, job_id, header)
@@ -107,13 +123,23 @@ class Dealer:
         finally:
             for link in links:
                 link.close()
-        result = {"party": -1, "seconds": time.perf_counter() - started, "offline_seconds": generated,
-                  "online_seconds": 0.0, "bytes_sent": sent + channel.bytes_sent,
-                  "bytes_received": channel.bytes_received, "peer_bytes_sent": sent, "peer_bytes_received": 0,
-                  "rounds": 0, "ops": {}, "steps": []}
+        result = {
+            "party": -1,
+            "seconds": time.perf_counter() - started,
+            "offline_seconds": generated,
+            "online_seconds": 0.0,
+            "bytes_sent": sent + channel.bytes_sent,
+            "bytes_received": channel.bytes_received,
+            "peer_bytes_sent": sent,
+            "peer_bytes_received": 0,
+            "rounds": 0,
+            "ops": {},
+            "steps": [],
+        }
         channel.send_json(MsgType.RESULT, job_id, result)
-        log.info("dealt job %s in %.3f s (%d correlations)", job_id.hex()[:8], result["seconds"],
-                 len(plan.correlations))
+        log.info(
+            "dealt job %s in %.3f s (%d correlations)", job_id.hex()[:8], result["seconds"], len(plan.correlations)
+        )
 
 
 class DealerLinks:

@@ -23,8 +23,9 @@ _TENSOR = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$")
 
 def check_model_id(model_id: object) -> str:
     if not isinstance(model_id, str) or not _ID.match(model_id):
-        raise InputError(f"model id must be 1-64 letters, digits, '_', '.' or '-' (not starting with '.' "
-                         f"or '-'), got {model_id!r}")
+        raise InputError(
+            f"model id must be 1-64 letters, digits, '_', '.' or '-' (not starting with '.' or '-'), got {model_id!r}"
+        )
     return model_id
 
 
@@ -73,15 +74,18 @@ class ModelStore:
                 model = {f.stem: np.load(f, allow_pickle=False) for f in (self.directory / model_id).glob("*.npy")}
                 self._models[model_id] = model
         if model is None:
-            raise ProgramError(f"unknown model id {model_id!r} on {self.name}: upload it again "
-                               "(safelight model upload; a server without a store directory forgets its models "
-                               "when it restarts)")
+            raise ProgramError(
+                f"unknown model id {model_id!r} on {self.name}: upload it again "
+                "(safelight model upload; a server without a store directory forgets its models "
+                "when it restarts)"
+            )
         share = model.get(tensor)
         if share is None:
             raise ProgramError(f"model {model_id!r} on {self.name} has no tensor {tensor!r}")
         if share.shape != tuple(shape):
-            raise ProgramError(f"model {model_id!r} tensor {tensor!r} has shape {share.shape}, "
-                               f"the program declares {tuple(shape)}")
+            raise ProgramError(
+                f"model {model_id!r} tensor {tensor!r} has shape {share.shape}, the program declares {tuple(shape)}"
+            )
         return share
 
     def models(self) -> dict[str, dict[str, tuple[int, ...]]]:

@@ -27,23 +27,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..processes import exit_when_orphaned
 from ..errors import JobAbortedError, JobFailedError, ProgramError, ProtocolError, ResourceLimitError, SafelightError
+from ..net.certs import CLIENT_NAME, DEALER_NAME, Identity, party_name
+from ..net.config import ClusterConfig, PartyAddress
+from ..net.listener import Connection, serve_connections
+from ..net.peers import DEALER, JobLinks, Mailbox
+from ..net.pipe import ChannelPipe
+from ..net.transport import Channel, MsgType, accept_tls, receive_tensors, server_context
+from ..processes import exit_when_orphaned
+from ..program.ops import check_shape
+from ..program.program import Program, Step
 from ..protocols.preprocessing import Material, Plan, expand
 from ..protocols.sources import RandomnessSource, source_of
 from ..sharing import SEED_BYTES, SharePayload
 from .admission import JobAdmission, job_memory
-from .steps import StepRecord, run_steps
 from .dealer import Dealer
-from ..net.certs import CLIENT_NAME, DEALER_NAME, Identity, party_name
-from ..net.config import ClusterConfig, PartyAddress
-from ..net.listener import Connection, serve_connections
 from .model_store import ModelStore, check_model_id
-from ..program.ops import check_shape
-from ..net.peers import DEALER, JobLinks, Mailbox
-from ..net.pipe import ChannelPipe
-from ..program.program import Program, Step
-from ..net.transport import Channel, MsgType, accept_tls, receive_tensors, server_context
+from .steps import StepRecord, run_steps
 
 log = logging.getLogger("safelight.server")
 PRE_PREFIX = "pre:"
@@ -80,8 +80,7 @@ class JobContext:
         assert frame.array is not None
         return frame.array
 
-    def receive_tensors(self, channel: Channel, expected: dict[str, tuple[int, ...] | None]
-                        ) -> dict[str, np.ndarray]:
+    def receive_tensors(self, channel: Channel, expected: dict[str, tuple[int, ...] | None]) -> dict[str, np.ndarray]:
         """Exactly the named uint64 tensors from ``channel`` (a randomness source's link),
         each checked before its buffer is allocated."""
         return receive_tensors(channel, expected, self.tensor_budget)
@@ -105,8 +104,9 @@ class OpStats:
         self.steps: list[dict[str, float | str]] = []
 
     def add(self, record: StepRecord) -> None:
-        t = self.totals.setdefault(record.op, {"calls": 0, "seconds": 0.0, "bytes_sent": 0, "bytes_received": 0,
-                                               "rounds": 0})
+        t = self.totals.setdefault(
+            record.op, {"calls": 0, "seconds": 0.0, "bytes_sent": 0, "bytes_received": 0, "rounds": 0}
+        )
         t["calls"] += 1
         t["seconds"] += record.seconds
         t["bytes_sent"] += record.bytes_sent
@@ -161,8 +161,14 @@ class Server:
             self.bind()
         assert self._listener is not None
         log.info("%s listening on %s:%d", self.name, *self._listener.getsockname()[:2])
-        serve_connections(self._listener, self._handle, self.config.limits, self._stop, log,
-                          every_few_seconds=lambda: self.mailbox.reap(self.config.timeout * 2))
+        serve_connections(
+            self._listener,
+            self._handle,
+            self.config.limits,
+            self._stop,
+            log,
+            every_few_seconds=lambda: self.mailbox.reap(self.config.timeout * 2),
+        )
         self._listener.close()
         log.info("%s stopped", self.name)
 
@@ -184,8 +190,11 @@ class Server:
             # is not authenticated yet must not hold a connection slot for a job's timeout.
             channel = accept_tls(raw, self.context, limits.handshake_timeout, self.config.records)
         except (ssl.SSLError, OSError, ProtocolError) as exc:
-            log.warning("rejected connection from %s: TLS authentication failed (%s)", where,
-                        getattr(exc, "reason", None) or type(exc).__name__)
+            log.warning(
+                "rejected connection from %s: TLS authentication failed (%s)",
+                where,
+                getattr(exc, "reason", None) or type(exc).__name__,
+            )
             return
         channel.max_json = limits.max_control_bytes
         keep_open = False
@@ -212,8 +221,12 @@ class Server:
             self._try_send_error(channel, exc)
         except MemoryError:
             log.error("connection from %s (%s) ended: out of memory", where, channel.peer)
-            self._try_send_error(channel, ResourceLimitError(
-                f"{self.name} ran out of memory for this request; lower limits.memory_budget_mib or send less"))
+            self._try_send_error(
+                channel,
+                ResourceLimitError(
+                    f"{self.name} ran out of memory for this request; lower limits.memory_budget_mib or send less"
+                ),
+            )
         except Exception as exc:  # never let one connection take the server down
             log.error("connection from %s (%s) failed: internal error %s", where, channel.peer, type(exc).__name__)
             self._try_send_error(channel, JobFailedError(f"internal error in {self.name}: {type(exc).__name__}"))
@@ -241,8 +254,12 @@ class Server:
             self.mailbox.deliver(job_id, DEALER, channel)
             return True
         # A party link: the certificate must match the claimed party.
-        if not isinstance(claimed, int) or channel.peer != party_name(claimed) or claimed == self.party \
-                or not 0 <= claimed < self.config.n:
+        if (
+            not isinstance(claimed, int)
+            or channel.peer != party_name(claimed)
+            or claimed == self.party
+            or not 0 <= claimed < self.config.n
+        ):
             raise ProtocolError(f"{channel.peer} may not open a link as {claimed!r}")
         self.mailbox.deliver(job_id, claimed, channel)
         return True
@@ -257,9 +274,14 @@ class Server:
             raise ProgramError(f"the program is for {program.parties} parties, this cluster has {self.config.n}")
         return program, Plan(program.correlations())
 
-    def _receive_inputs(self, channel: Channel, program: Program, descriptors: object,
-                        extra_tensors: dict[str, tuple[int, ...]], stored: dict[str, tuple[str, str, int]]
-                        ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    def _receive_inputs(
+        self,
+        channel: Channel,
+        program: Program,
+        descriptors: object,
+        extra_tensors: dict[str, tuple[int, ...]],
+        stored: dict[str, tuple[str, str, int]],
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """The job's input shares (and, from a dealing client, the correction tensors);
         ``stored`` receives input name -> (model id, tensor, upload version) of stored inputs."""
         if not isinstance(descriptors, list):
@@ -318,8 +340,9 @@ class Server:
                 raise ProtocolError(f"stored tensor {name!r} is repeated")
             declared += 8 * int(np.prod(shape, dtype=np.int64))
             if declared > self.admission.budget:
-                raise ResourceLimitError(f"the model's tensors exceed {self.name}'s memory budget of "
-                                         f"{self.admission.budget / 2**30:.2f} GiB")
+                raise ResourceLimitError(
+                    f"the model's tensors exceed {self.name}'s memory budget of {self.admission.budget / 2**30:.2f} GiB"
+                )
             if kind == "seed":
                 shares[name] = self._seeded_share(d, shape, f"stored tensor {name!r}")
             elif kind == "share":
@@ -340,14 +363,27 @@ class Server:
         assert isinstance(submit, dict)
         source = source_of(submit.get("preprocessing")) if plan else None
         per_op = submit.get("preprocess") == "per_op"
-        need = job_memory(program, plan, per_op, source is not None and source.made_by_servers,
-                          program.ot_demand_per_step(per_op) if plan else None,
-                          corrections=source is not None and source.dealt and self.party == self.config.n - 1)
+        need = job_memory(
+            program,
+            plan,
+            per_op,
+            source is not None and source.made_by_servers,
+            program.ot_demand_per_step(per_op) if plan else None,
+            corrections=source is not None and source.dealt and self.party == self.config.n - 1,
+        )
         with self.mailbox.job(job_id), self.admission.admit(need, wait=self.config.timeout / 2):
             self._run_admitted(channel, job_id, submit, program, plan, source, started)
 
-    def _run_admitted(self, channel: Channel, job_id: bytes, submit: dict, program: Program, plan: Plan,
-                      source: RandomnessSource | None, started: float) -> None:
+    def _run_admitted(
+        self,
+        channel: Channel,
+        job_id: bytes,
+        submit: dict,
+        program: Program,
+        plan: Plan,
+        source: RandomnessSource | None,
+        started: float,
+    ) -> None:
         assert self.party is not None
         stored: dict[str, tuple[str, str, int]] = {}
         from_client = source.expected_from_client(plan, self.party, self.config.n) if source else {}
@@ -367,16 +403,16 @@ class Server:
 
             def offline_done(i: int, step: Step) -> None:
                 if plan:  # dealer-free material takes long: the client shows each step
-                    channel.send_json(MsgType.PROGRESS, job_id,
-                                      {"phase": "offline", "step": i + 1, "of": n_steps, "op": step.op})
+                    channel.send_json(
+                        MsgType.PROGRESS, job_id, {"phase": "offline", "step": i + 1, "of": n_steps, "op": step.op}
+                    )
 
             def step_done(i: int, record: StepRecord) -> None:
                 stats.add(record)
                 channel.send_json(MsgType.PROGRESS, job_id, {"step": i + 1, "of": n_steps, "op": record.op})
 
             material_seconds = time.perf_counter() - t0
-            run = run_steps(ctx, program, env, barrier=links.barrier, on_offline_step=offline_done,
-                            on_step=step_done)
+            run = run_steps(ctx, program, env, barrier=links.barrier, on_offline_step=offline_done, on_step=step_done)
             offline, online = material_seconds + run.offline_seconds, run.online_seconds
             for key, cache_key in (cache_keys if plan else {}).items():
                 if cache_key is not None and key in ctx.opened:
@@ -400,21 +436,28 @@ class Server:
             "steps": stats.steps,
         }
         channel.send_json(MsgType.RESULT, job_id, result)
-        log.info("job %s done in %.3f s (%d ops, %d rounds, offline %.3f s)", job_id.hex()[:8], result["seconds"],
-                 len(program.steps), links.rounds, offline)
+        log.info(
+            "job %s done in %.3f s (%d ops, %d rounds, offline %.3f s)",
+            job_id.hex()[:8],
+            result["seconds"],
+            len(program.steps),
+            links.rounds,
+            offline,
+        )
 
-    def _use_cached_openings(self, ctx: JobContext, material: Material, stored: dict[str, tuple[str, str, int]],
-                             links: JobLinks) -> dict[str, tuple | None]:
+    def _use_cached_openings(
+        self, ctx: JobContext, material: Material, stored: dict[str, tuple[str, str, int]], links: JobLinks
+    ) -> dict[str, tuple | None]:
         """Weights of stored models under a persistent mask: reuse w - b opened in an earlier
         job when *every* server still has it (one small exchange, so all take the same path).
         Returns reuse key -> cache key (None when the weight is not a stored tensor)."""
         keys = sorted(material.mask_ids)
         if not keys:
             return {}
-        cache_keys = {key: (material.mask_ids[key], *stored[key[2:]]) if key[2:] in stored else None
-                      for key in keys}
-        have = np.array([int(cache_keys[k] is not None and cache_keys[k] in self.opened_cache) for k in keys],
-                        dtype=np.uint64)
+        cache_keys = {key: (material.mask_ids[key], *stored[key[2:]]) if key[2:] in stored else None for key in keys}
+        have = np.array(
+            [int(cache_keys[k] is not None and cache_keys[k] in self.opened_cache) for k in keys], dtype=np.uint64
+        )
         everyone = links.exchange_all(have)
         for i, key in enumerate(keys):
             if all(int(h[i]) for h in everyone):
@@ -427,8 +470,9 @@ class Server:
             del self.opened_cache[old]  # an older upload or another dealer's mask
         self.opened_cache[cache_key] = value
 
-    def _heartbeat(self, channel: Channel, job_id: bytes, ctx: JobContext, stats: OpStats,
-                   n_steps: int) -> threading.Event:
+    def _heartbeat(
+        self, channel: Channel, job_id: bytes, ctx: JobContext, stats: OpStats, n_steps: int
+    ) -> threading.Event:
         """Tell the client the job is alive while a long phase (preprocessing a large layer)
         sends nothing, so that its timeout keeps meaning "this server is gone". Set the
         returned event to stop."""
@@ -438,8 +482,11 @@ class Server:
         def beat() -> None:
             while not done.wait(interval):
                 try:
-                    channel.send_json(MsgType.PROGRESS, job_id, {"step": len(stats.steps), "of": n_steps,
-                                                                 "op": "working", "heartbeat": True})
+                    channel.send_json(
+                        MsgType.PROGRESS,
+                        job_id,
+                        {"step": len(stats.steps), "of": n_steps, "op": "working", "heartbeat": True},
+                    )
                 except SafelightError:
                     return
 
@@ -478,8 +525,9 @@ def _peers_from(line: str) -> tuple[tuple[PartyAddress, ...], PartyAddress | Non
         parties = tuple(PartyAddress(str(h), int(p)) for h, p in data["parties"])
         dealer = PartyAddress(str(data["dealer"][0]), int(data["dealer"][1])) if data["dealer"] else None
     except (ValueError, KeyError, TypeError, IndexError):
-        raise SafelightError(f"expected a PEERS line from the process that started this server, got {line[:80]!r}") \
-            from None
+        raise SafelightError(
+            f"expected a PEERS line from the process that started this server, got {line[:80]!r}"
+        ) from None
     return parties, dealer
 
 
@@ -490,8 +538,9 @@ def _stop_at_eof(server: Server) -> None:
     server.stop()
 
 
-def serve(config: ClusterConfig, party: int | None, exit_with_parent: bool = False,
-          peers_from_stdin: bool = False) -> None:
+def serve(
+    config: ClusterConfig, party: int | None, exit_with_parent: bool = False, peers_from_stdin: bool = False
+) -> None:
     """Run one server (a party, or the dealer when ``party`` is None) until SIGTERM/SIGINT.
 
     ``peers_from_stdin`` (``Cluster.local``): the config's ports may be 0; this server binds
@@ -504,8 +553,10 @@ def serve(config: ClusterConfig, party: int | None, exit_with_parent: bool = Fal
         host, port = server.bind()
     except OSError as exc:
         where = f"{server.address.host}:{server.address.port}"
-        raise SafelightError(f"{server.name} cannot listen on {where}: {exc.strerror or exc}; "
-                             "is another server using that port? Pick another port in the config") from None
+        raise SafelightError(
+            f"{server.name} cannot listen on {where}: {exc.strerror or exc}; "
+            "is another server using that port? Pick another port in the config"
+        ) from None
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     signal.signal(signal.SIGINT, lambda *_: server.stop())
     if exit_with_parent:

@@ -13,8 +13,9 @@ A tensor is freed after the last step that reads it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -43,10 +44,15 @@ class Run:
     steps: list[StepRecord] = field(default_factory=list)
 
 
-def run_steps(ctx: Context, program: Program, env: dict[str, np.ndarray], *,
-              barrier: Callable[[], None] | None = None,
-              on_offline_step: Callable[[int, Step], None] | None = None,
-              on_step: Callable[[int, StepRecord], None] | None = None) -> Run:
+def run_steps(
+    ctx: Context,
+    program: Program,
+    env: dict[str, np.ndarray],
+    *,
+    barrier: Callable[[], None] | None = None,
+    on_offline_step: Callable[[int, Step], None] | None = None,
+    on_step: Callable[[int, StepRecord], None] | None = None,
+) -> Run:
     """Run ``program`` on this party's input shares ``env`` (consumed: tensors are freed as
     they die). ``barrier`` synchronises the parties before the online phase and, with
     per-op preprocessing, before each op that did offline work (so that online times do
@@ -86,8 +92,9 @@ def run_steps(ctx: Context, program: Program, env: dict[str, np.ndarray], *,
                 del env[name]
         inline = ctx.offline_in_op  # preprocessing of sliced ops, counted as offline
         seconds = time.perf_counter() - t0 - inline
-        record = StepRecord(step.op, seconds, step_offline[i] + inline, _sent(links) - s0, _received(links) - r0,
-                            links.rounds - n0)
+        record = StepRecord(
+            step.op, seconds, step_offline[i] + inline, _sent(links) - s0, _received(links) - r0, links.rounds - n0
+        )
         run.offline_seconds += inline
         run.online_seconds += seconds
         run.steps.append(record)

@@ -26,9 +26,9 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import ConfigError, InputError, SafelightError
 
@@ -42,15 +42,21 @@ def add_parser(sub) -> None:
     q.add_argument("--store-dir", help="the same as DIRECTORY")
     q.add_argument("--owner", action="append", help="an owner (repeatable; default 'owner')")
     q.add_argument("--host", default="127.0.0.1", help="address for serving it to other machines")
-    q.add_argument("--port", type=int, default=7500,
-                   help="storage server port (the key server uses port+1); 0: each server binds a free port "
-                        "when it starts and prints it (READY store|keyserver PORT)")
+    q.add_argument(
+        "--port",
+        type=int,
+        default=7500,
+        help="storage server port (the key server uses port+1); 0: each server binds a free port "
+        "when it starts and prints it (READY store|keyserver PORT)",
+    )
     q.set_defaults(func=cmd_init)
 
     def client_args(q) -> None:
         where = q.add_mutually_exclusive_group()
-        where.add_argument("--store-dir", help="a local store: its servers run on loopback for this command "
-                                               "(default ~/.safelight/store)")
+        where.add_argument(
+            "--store-dir",
+            help="a local store: its servers run on loopback for this command (default ~/.safelight/store)",
+        )
         where.add_argument("--config", help="store.toml of servers already running (remote store)")
         q.add_argument("--owner", help="default: the store's owner, when it has one")
         q.add_argument("--key", help="the owner key file (default: <owner>.key next to store.toml)")
@@ -59,9 +65,12 @@ def add_parser(sub) -> None:
     q = ssub.add_parser("put", help="encrypt and upload files (equal files are stored once)")
     q.add_argument("files", nargs="+", help="image or other files to upload")
     client_args(q)
-    q.add_argument("--plain", action="store_true",
-                   help="classic convergent keys from the file alone (no key server; guessable files can be "
-                        "confirmed by whoever holds the ciphertext)")
+    q.add_argument(
+        "--plain",
+        action="store_true",
+        help="classic convergent keys from the file alone (no key server; guessable files can be "
+        "confirmed by whoever holds the ciphertext)",
+    )
     q.set_defaults(func=cmd_put)
 
     q = ssub.add_parser("get", help="download and decrypt one entry")
@@ -105,10 +114,12 @@ def cmd_init(args: argparse.Namespace) -> int:
     owners = args.owner or [DEFAULT_OWNER]
     config = init_store(root, owners, args.host, args.port)
     where = "" if root.absolute() == default_store_dir().absolute() else f" --store-dir {root}"
-    print(f"store in {root} (owners: {', '.join(owners)}; their keys and certificates are kept there)\n"
-          f"commands start its servers on loopback by themselves: safelight store put FILES{where}\n"
-          f"to serve it to other machines instead: safelight serve --role store --config {config} and "
-          f"safelight serve --role keyserver --config {config}; clients then give --config")
+    print(
+        f"store in {root} (owners: {', '.join(owners)}; their keys and certificates are kept there)\n"
+        f"commands start its servers on loopback by themselves: safelight store put FILES{where}\n"
+        f"to serve it to other machines instead: safelight serve --role store --config {config} and "
+        f"safelight serve --role keyserver --config {config}; clients then give --config"
+    )
     return 0
 
 
@@ -121,7 +132,7 @@ def _owner(args: argparse.Namespace, config, where: Path) -> str:
 
 
 @contextmanager
-def _client(args: argparse.Namespace, plain: bool = False, create: bool = False) -> Iterator["object"]:
+def _client(args: argparse.Namespace, plain: bool = False, create: bool = False) -> Iterator[object]:
     """A connected StoreClient: to the servers of ``--config``, or to a local store's
     servers started for this command (the directory is created first when ``create``)."""
     from .client import StoreClient
@@ -142,8 +153,10 @@ def _client(args: argparse.Namespace, plain: bool = False, create: bool = False)
         saved = StoreConfig.load(root / CONFIG_NAME)
         owner = _owner(args, saved, root)
         if not (saved.certs / f"{owner}.pem").is_file():
-            raise ConfigError(f"'{owner}' is not an owner of the store in {root}"
-                              + (f" (owners: {', '.join(saved.owners)})" if saved.owners else ""))
+            raise ConfigError(
+                f"'{owner}' is not an owner of the store in {root}"
+                + (f" (owners: {', '.join(saved.owners)})" if saved.owners else "")
+            )
     with local_store(root) as config:
         owner = _owner(args, config, root)
         with StoreClient(config, owner, args.key or root / f"{owner}.key", plain=plain) as c:
@@ -169,24 +182,24 @@ def cmd_put(args: argparse.Namespace) -> int:
     if missing:
         raise SafelightError(f"not a file: {', '.join(missing)}")
     uploaded = []
-    with _client(args, plain=args.plain, create=True) as client, \
-            Progress(console=console, transient=True) as progress:
+    with _client(args, plain=args.plain, create=True) as client, Progress(console=console, transient=True) as progress:
         task = progress.add_task("encrypting and uploading", total=len(paths))
         for lo in range(0, len(paths), 64):  # one key-server request per batch of 64
-            batch = paths[lo:lo + 64]
+            batch = paths[lo : lo + 64]
             files = [(p.name, p.read_bytes()) for p in batch]
             images = all(_is_image(data) for _, data in files)
-            for stored in (client.put_images(files) if images else client.put(files)):
+            for stored in client.put_images(files) if images else client.put(files):
                 if not args.json:
                     print(f"{stored.entry}  {stored.name}  {'new' if stored.new_blob else 'deduplicated'}")
                 uploaded.append({"entry": stored.entry, "name": stored.name, "new_blob": bool(stored.new_blob)})
             progress.advance(task, len(batch))
         stats = client.stats()
     new = sum(u["new_blob"] for u in uploaded)
-    summary = (f"{len(paths)} files: {new} new blobs, {len(uploaded) - new} deduplicated; the store now saves "
-               f"{stats['saved_bytes']} of {stats['logical_bytes']} bytes")
-    _emit(args, {"files": uploaded, "new_blobs": new, "deduplicated": len(uploaded) - new, "stats": stats},
-          [summary])
+    summary = (
+        f"{len(paths)} files: {new} new blobs, {len(uploaded) - new} deduplicated; the store now saves "
+        f"{stats['saved_bytes']} of {stats['logical_bytes']} bytes"
+    )
+    _emit(args, {"files": uploaded, "new_blobs": new, "deduplicated": len(uploaded) - new, "stats": stats}, [summary])
     return 0
 
 
@@ -209,8 +222,11 @@ def cmd_near(args: argparse.Namespace) -> int:
         raise SafelightError(f"not a file: {path}")
     with _client(args) as client:
         hits = client.near(path.read_bytes(), args.threshold)
-    _emit(args, {"matches": [{"entry": e, "name": n, "similarity": s} for e, n, s in hits]},
-          [f"{e}  {n}  similarity {s:.3f}" for e, n, s in hits] or ["no stored image looks like this one"])
+    _emit(
+        args,
+        {"matches": [{"entry": e, "name": n, "similarity": s} for e, n, s in hits]},
+        [f"{e}  {n}  similarity {s:.3f}" for e, n, s in hits] or ["no stored image looks like this one"],
+    )
     return 0
 
 
@@ -255,17 +271,29 @@ def cmd_list(args: argparse.Namespace) -> int:
     with _client(args) as client:
         listing = client.list()
     if listing.unreadable and not listing.entries:
-        raise InputError(f"none of the owner's {len(listing.unreadable)} entries opens with the owner key "
-                         f"{client.owner_key_path}: wrong --owner or --key? (with the right key, they are damaged)")
-    _emit(args, {"entries": [{"entry": e, "name": n} for e, n in listing.entries],
-                 "unreadable": [{"entry": e, "why": why} for e, why in listing.unreadable]},
-          [f"{entry}  {name}" for entry, name in listing.entries])
+        raise InputError(
+            f"none of the owner's {len(listing.unreadable)} entries opens with the owner key "
+            f"{client.owner_key_path}: wrong --owner or --key? (with the right key, they are damaged)"
+        )
+    _emit(
+        args,
+        {
+            "entries": [{"entry": e, "name": n} for e, n in listing.entries],
+            "unreadable": [{"entry": e, "why": why} for e, why in listing.unreadable],
+        },
+        [f"{entry}  {name}" for entry, name in listing.entries],
+    )
     for entry, why in listing.unreadable:
-        print(f"safelight: warning: entry {entry}: {why}; not listed (remove it with: safelight store rm "
-              f"{entry[:16]})", file=sys.stderr)
+        print(
+            f"safelight: warning: entry {entry}: {why}; not listed (remove it with: safelight store rm {entry[:16]})",
+            file=sys.stderr,
+        )
     if listing.unreadable:
-        print(f"safelight: {len(listing.unreadable)} of {len(listing.entries) + len(listing.unreadable)} entries "
-              "not listed", file=sys.stderr)
+        print(
+            f"safelight: {len(listing.unreadable)} of {len(listing.entries) + len(listing.unreadable)} entries "
+            "not listed",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -274,8 +302,11 @@ def cmd_rm(args: argparse.Namespace) -> int:
     with _client(args) as client:
         entry = client.resolve(args.entry)
         gone = client.remove(entry)
-    _emit(args, {"removed": entry, "blob_removed": bool(gone)},
-          [f"removed {entry}" + (" (and its blob)" if gone else " (its blob is still used by another entry)")])
+    _emit(
+        args,
+        {"removed": entry, "blob_removed": bool(gone)},
+        [f"removed {entry}" + (" (and its blob)" if gone else " (its blob is still used by another entry)")],
+    )
     return 0
 
 

@@ -11,9 +11,9 @@ import json
 import os
 import re
 import secrets
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 from cryptography.exceptions import InvalidTag
@@ -30,7 +30,8 @@ UNREADABLE = "its metadata does not open with this owner key (another owner's ke
 FULL_ID = re.compile(r"[0-9a-f]{64}")
 HEX = re.compile(r"[0-9a-fA-F]+")
 ID_PREFIX_MIN = 4  # hex digits of an entry id that ``resolve`` accepts as a prefix
-NEAR_THRESHOLD = 0.65  # cosine similarity: no unrelated pair of the near-duplicate benchmark above it (benchmarks/near_duplicates.py)
+# cosine similarity: no unrelated pair of the near-duplicate benchmark above it (benchmarks/near_duplicates.py)
+NEAR_THRESHOLD = 0.65
 
 
 def _decode_image(data: bytes) -> np.ndarray:
@@ -79,8 +80,14 @@ class Stored:
 
 
 class StoreClient:
-    def __init__(self, config: StoreConfig, owner: str, owner_key: str | os.PathLike, plain: bool = False,
-                 embed: Callable[[bytes], np.ndarray] | None = None) -> None:
+    def __init__(
+        self,
+        config: StoreConfig,
+        owner: str,
+        owner_key: str | os.PathLike,
+        plain: bool = False,
+        embed: Callable[[bytes], np.ndarray] | None = None,
+    ) -> None:
         """``embed`` maps an image file's bytes to its embedding (default: EfficientNet-Lite0,
         on first use) for near-duplicate lookup."""
         self.config, self.owner, self.plain = config, owner, plain
@@ -99,7 +106,7 @@ class StoreClient:
         if self.keys is not None:
             self.keys.close()
 
-    def __enter__(self) -> "StoreClient":
+    def __enter__(self) -> StoreClient:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -114,14 +121,17 @@ class StoreClient:
             return [convergent.content_key(d) for d in digests]
         blinded = [oprf.blind(d) for d in digests]
         if self.keys is None:
-            self.keys = connect(self.config.key_host, self.config.key_port, self.identity, KEYSERVER_NAME,
-                                self.config.timeout)
+            self.keys = connect(
+                self.config.key_host, self.config.key_port, self.identity, KEYSERVER_NAME, self.config.timeout
+            )
         self.keys.send_json(MsgType.KEY_REQ, NO_JOB, {"points": [b.hex() for _, b in blinded]})
         answer = self.keys.expect(MsgType.RESULT).json.get("points", [])
         if len(answer) != len(files):
             raise ProtocolError("the key server answered a different number of points")
-        return [convergent.content_key(oprf.finalize(d, r, bytes.fromhex(z)))
-                for d, (r, _), z in zip(digests, blinded, answer)]
+        return [
+            convergent.content_key(oprf.finalize(d, r, bytes.fromhex(z)))
+            for d, (r, _), z in zip(digests, blinded, answer)
+        ]
 
     # ---- requests -------------------------------------------------------------------
     def _request(self, op: str, **fields):
@@ -149,8 +159,12 @@ class StoreClient:
             raise InputError(f"entry {entry[:12]}...: {UNREADABLE}")
         return meta
 
-    def put(self, files: list[tuple[str, bytes]], tags: list[list[tuple[int, bytes]]] | None = None,
-            extra: list[dict] | None = None) -> list[Stored]:
+    def put(
+        self,
+        files: list[tuple[str, bytes]],
+        tags: list[list[tuple[int, bytes]]] | None = None,
+        extra: list[dict] | None = None,
+    ) -> list[Stored]:
         """Upload files (name, bytes); equal files are stored once."""
         keys = self.content_keys([data for _, data in files])
         sealed = [convergent.seal(data, key) for (_, data), key in zip(files, keys)]
@@ -160,10 +174,18 @@ class StoreClient:
         for i, ((name, _), s) in enumerate(zip(files, sealed)):
             entry = secrets.token_hex(32)
             with_blob = not have[i] and s.blob_id not in sent
-            self.store.send_json(MsgType.STORE_REQ, NO_JOB, {
-                "op": "put", "entry": entry, "blob": s.blob_id, "with_blob": with_blob,
-                "meta": self._meta(entry, name, s.key, extra[i] if extra else None),
-                "tags": [[b, t.hex()] for b, t in (tags[i] if tags else [])]})
+            self.store.send_json(
+                MsgType.STORE_REQ,
+                NO_JOB,
+                {
+                    "op": "put",
+                    "entry": entry,
+                    "blob": s.blob_id,
+                    "with_blob": with_blob,
+                    "meta": self._meta(entry, name, s.key, extra[i] if extra else None),
+                    "tags": [[b, t.hex()] for b, t in (tags[i] if tags else [])],
+                },
+            )
             if with_blob:
                 self.store.send_tensor(NO_JOB, "blob", np.frombuffer(s.ciphertext, dtype=np.uint8))
                 sent.add(s.blob_id)
@@ -221,7 +243,7 @@ class StoreClient:
         data = convergent.open_sealed(blob.tobytes(), bytes.fromhex(meta["key"]))
         return meta["name"], data
 
-    def list(self) -> "Listing":
+    def list(self) -> Listing:
         """The owner's entries, oldest first. An entry whose metadata does not open is set
         aside in ``unreadable`` instead of failing the whole listing."""
         listing = Listing([], [])
@@ -250,9 +272,12 @@ class StoreClient:
         if len(found) == 1:
             return found[0]
         if not found:
-            short = f" (an id prefix needs {ID_PREFIX_MIN} hex digits or more)" if HEX.fullmatch(ref) and not prefix else ""
-            raise InputError(f"no entry is named {ref!r} or has an id starting with it{short}; "
-                             "safelight store list shows them")
+            short = (
+                f" (an id prefix needs {ID_PREFIX_MIN} hex digits or more)" if HEX.fullmatch(ref) and not prefix else ""
+            )
+            raise InputError(
+                f"no entry is named {ref!r} or has an id starting with it{short}; safelight store list shows them"
+            )
         ordered = sorted(found)  # as many digits as it takes to tell the candidates apart
         width = max([12] + [1 + len(os.path.commonprefix(pair)) for pair in zip(ordered, ordered[1:])])
         shown = ", ".join(f"{e[:width]} ({names.get(e, 'unreadable metadata')})" for e in found[:10])

@@ -33,8 +33,8 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -61,7 +61,7 @@ def pack_keys(keys: Iterable[bytes]) -> bytes:
 def unpack_keys(packed: bytes) -> Iterator[bytes]:
     i = 0
     while i < len(packed):
-        yield packed[i + 1:i + 1 + packed[i]]
+        yield packed[i + 1 : i + 1 + packed[i]]
         i += 1 + packed[i]
 
 
@@ -73,17 +73,29 @@ def _postings_schema(db: sqlite3.Connection) -> None:
                   bands BLOB NOT NULL, UNIQUE (owner, entry_id))""")
     db.execute("""CREATE TABLE bands (owner TEXT NOT NULL, key BLOB NOT NULL, postings BLOB NOT NULL,
                   PRIMARY KEY (owner, key)) WITHOUT ROWID""")
-    db.execute("INSERT INTO entries_v3 (owner, entry_id, blob_id, meta, created, bands) "
-               "SELECT owner, entry_id, blob_id, meta, created, x'' FROM entries ORDER BY created, rowid")
+    db.execute(
+        "INSERT INTO entries_v3 (owner, entry_id, blob_id, meta, created, bands) "
+        "SELECT owner, entry_id, blob_id, meta, created, x'' FROM entries ORDER BY created, rowid"
+    )
     # streamed in key order (reads tags, writes bands): memory stays bounded for large stores
-    rows = db.execute("SELECT t.owner, t.band, t.tag, e.no FROM tags t JOIN entries_v3 e "
-                      "ON e.owner = t.owner AND e.entry_id = t.entry_id ORDER BY t.owner, t.band, t.tag, e.no")
-    db.executemany("INSERT INTO bands VALUES (?, ?, ?)", (
-        (owner, band_key(band, tag), np.array([r[3] for r in group], dtype=POSTING).tobytes())
-        for (owner, band, tag), group in itertools.groupby(rows, key=lambda r: r[:3])))
+    rows = db.execute(
+        "SELECT t.owner, t.band, t.tag, e.no FROM tags t JOIN entries_v3 e "
+        "ON e.owner = t.owner AND e.entry_id = t.entry_id ORDER BY t.owner, t.band, t.tag, e.no"
+    )
+    db.executemany(
+        "INSERT INTO bands VALUES (?, ?, ?)",
+        (
+            (owner, band_key(band, tag), np.array([r[3] for r in group], dtype=POSTING).tobytes())
+            for (owner, band, tag), group in itertools.groupby(rows, key=lambda r: r[:3])
+        ),
+    )
     for no, owner, entry_id in db.execute("SELECT no, owner, entry_id FROM entries_v3").fetchall():
-        keys = dict.fromkeys(band_key(b, t) for b, t in db.execute(
-            "SELECT band, tag FROM tags WHERE owner = ? AND entry_id = ? ORDER BY rowid", (owner, entry_id)))
+        keys = dict.fromkeys(
+            band_key(b, t)
+            for b, t in db.execute(
+                "SELECT band, tag FROM tags WHERE owner = ? AND entry_id = ? ORDER BY rowid", (owner, entry_id)
+            )
+        )
         db.execute("UPDATE entries_v3 SET bands = ? WHERE no = ?", (pack_keys(keys), no))
     db.execute("DROP TABLE tags")
     db.execute("DROP TABLE entries")
@@ -179,7 +191,8 @@ class Index:
             f"nothing was changed. Keep a copy of {self.root} as it is, then restore index.sqlite3 from a backup "
             f"(with its -wal file, if the backup has one), or recover it: sqlite3 {self.path} .recover | sqlite3 "
             f"{self.path}.recovered, check that file with PRAGMA integrity_check and put it in place of "
-            f"index.sqlite3 (no blob file needs to change)")
+            f"index.sqlite3 (no blob file needs to change)"
+        )
 
     def _check_database(self) -> None:
         """``PRAGMA quick_check``: b-tree structure, page accounting, NOT NULL columns (not
@@ -195,10 +208,12 @@ class Index:
         entries still use it."""
         missing = self.db.execute(
             "SELECT COUNT(*), MIN(e.blob_id) FROM entries e WHERE NOT EXISTS "
-            "(SELECT 1 FROM blobs b WHERE b.owner = e.owner AND b.blob_id = e.blob_id)").fetchone()
+            "(SELECT 1 FROM blobs b WHERE b.owner = e.owner AND b.blob_id = e.blob_id)"
+        ).fetchone()
         if missing[0]:
-            raise self._corrupt(f"{missing[0]} entries use a blob that the blobs table does not list, "
-                                f"e.g. {missing[1][:12]}...")
+            raise self._corrupt(
+                f"{missing[0]} entries use a blob that the blobs table does not list, e.g. {missing[1][:12]}..."
+            )
 
     def _migrate(self) -> None:
         with self._lock:
@@ -232,8 +247,12 @@ class Index:
         found = set(self.blob_dir.glob("*/*/*"))
         unlisted, missing = sorted(found - known), len(known - found)
         if missing:
-            log.warning("store index %s lists %d blobs whose files are missing from %s: their entries cannot "
-                        "be fetched", self.path, missing, self.blob_dir)
+            log.warning(
+                "store index %s lists %d blobs whose files are missing from %s: their entries cannot be fetched",
+                self.path,
+                missing,
+                self.blob_dir,
+            )
         if not unlisted:
             return []
         folder = self.quarantine_dir / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -248,13 +267,24 @@ class Index:
             os.replace(path, target)
             moved.append(target)
         # one line (the folder lists the files): a spawner reads the log's start for READY
-        log.warning("moved %d blob files that the store index does not list to %s (not deleted: orphans of "
-                    "interrupted uploads, or live data if the index came from an older backup)", len(moved), folder)
+        log.warning(
+            "moved %d blob files that the store index does not list to %s (not deleted: orphans of "
+            "interrupted uploads, or live data if the index came from an older backup)",
+            len(moved),
+            folder,
+        )
         return moved
 
     # ---- operations -------------------------------------------------------------
-    def put(self, owner: str, entry_id: str, blob_id: str, ciphertext: bytes | None, meta: bytes,
-            tags: list[tuple[int, bytes]]) -> bool:
+    def put(
+        self,
+        owner: str,
+        entry_id: str,
+        blob_id: str,
+        ciphertext: bytes | None,
+        meta: bytes,
+        tags: list[tuple[int, bytes]],
+    ) -> bool:
         """Add an entry. ``ciphertext`` may be None when the owner already stores the blob
         (see :meth:`has_blob`). Returns True when the blob was new (not deduplicated)."""
         _hex_id(entry_id, "entry id")
@@ -273,8 +303,7 @@ class Index:
                 self._write_file(self._path(owner, blob_id), ciphertext)
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                if self.db.execute("SELECT 1 FROM entries WHERE owner=? AND entry_id=?",
-                                   (owner, entry_id)).fetchone():
+                if self.db.execute("SELECT 1 FROM entries WHERE owner=? AND entry_id=?", (owner, entry_id)).fetchone():
                     raise InputError(f"entry {entry_id[:12]}... already exists")
                 if exists:
                     self.db.execute("UPDATE blobs SET refs = refs + 1 WHERE owner=? AND blob_id=?", (owner, blob_id))
@@ -282,7 +311,8 @@ class Index:
                     self.db.execute("INSERT INTO blobs VALUES (?, ?, ?, 1)", (owner, blob_id, len(ciphertext)))
                 no = self.db.execute(
                     "INSERT INTO entries (owner, entry_id, blob_id, meta, created, bands) VALUES (?, ?, ?, ?, ?, ?)",
-                    (owner, entry_id, blob_id, meta, time.time(), pack_keys(keys))).lastrowid
+                    (owner, entry_id, blob_id, meta, time.time(), pack_keys(keys)),
+                ).lastrowid
                 self._add_postings(owner, keys, no)
                 self.db.execute("COMMIT")
             except BaseException:
@@ -334,20 +364,23 @@ class Index:
     def get(self, owner: str, entry_id: str) -> tuple[bytes, bytes]:
         """(ciphertext, meta) of one of the owner's entries."""
         with self._lock:
-            row = self.db.execute("SELECT blob_id, meta FROM entries WHERE owner=? AND entry_id=?",
-                                  (owner, _hex_id(entry_id, "entry id"))).fetchone()
+            row = self.db.execute(
+                "SELECT blob_id, meta FROM entries WHERE owner=? AND entry_id=?", (owner, _hex_id(entry_id, "entry id"))
+            ).fetchone()
         if row is None:
             raise InputError(f"no entry {entry_id[:12]}... for this owner")
         return self._path(owner, row[0]).read_bytes(), bytes(row[1])
 
     def list(self, owner: str) -> list[tuple[str, str, bytes]]:
         with self._lock:
-            rows = self.db.execute("SELECT entry_id, blob_id, meta FROM entries WHERE owner=? ORDER BY no",
-                                   (owner,)).fetchall()
+            rows = self.db.execute(
+                "SELECT entry_id, blob_id, meta FROM entries WHERE owner=? ORDER BY no", (owner,)
+            ).fetchall()
         return [(e, b, bytes(m)) for e, b, m in rows]
 
-    def near(self, owner: str, tags: list[tuple[int, bytes]], min_bands: int = 1,
-             limit: int = 64) -> list[tuple[str, int, bytes]]:
+    def near(
+        self, owner: str, tags: list[tuple[int, bytes]], min_bands: int = 1, limit: int = 64
+    ) -> list[tuple[str, int, bytes]]:
         """The owner's entries sharing at least ``min_bands`` band tags with the query:
         (entry id, matching bands, meta), most matches first (then oldest first), at most
         ``limit`` of them. Two statements whatever the number of matches: the query's posting
@@ -358,19 +391,32 @@ class Index:
         if len(keys) > MAX_QUERY_BANDS:
             raise InputError(f"a query holds at most {MAX_QUERY_BANDS} band tags")
         with self._lock:
-            lists = [row[0] for row in self.db.execute(
-                f"SELECT postings FROM bands WHERE owner=? AND key IN ({_placeholders(len(keys))})", (owner, *keys))]
+            lists = [
+                row[0]
+                for row in self.db.execute(
+                    f"SELECT postings FROM bands WHERE owner=? AND key IN ({_placeholders(len(keys))})", (owner, *keys)
+                )
+            ]
             if not lists:
                 return []
             numbers, counts = np.unique(np.frombuffer(b"".join(lists), dtype=POSTING), return_counts=True)
             keep = counts >= min_bands
             numbers, counts = numbers[keep], counts[keep]
-            top = np.argsort(-counts, kind="stable")[:int(limit)]  # numbers ascend: ties go oldest first
+            top = np.argsort(-counts, kind="stable")[: int(limit)]  # numbers ascend: ties go oldest first
             numbers, counts = numbers[top].tolist(), counts[top].tolist()
-            rows = {no: (e, m) for no, e, m in self.db.execute(
-                # by entry number; "+owner" keeps the planner from scanning the owner's entries instead
-                f"SELECT no, entry_id, meta FROM entries WHERE no IN ({_placeholders(len(numbers))}) AND +owner=?",
-                (*numbers, owner))} if numbers else {}
+            rows = (
+                {
+                    no: (e, m)
+                    for no, e, m in self.db.execute(
+                        # by entry number; "+owner" keeps the planner from scanning the owner's entries instead
+                        f"SELECT no, entry_id, meta FROM entries "
+                        f"WHERE no IN ({_placeholders(len(numbers))}) AND +owner=?",
+                        (*numbers, owner),
+                    )
+                }
+                if numbers
+                else {}
+            )
         return [(rows[no][0], c, bytes(rows[no][1])) for no, c in zip(numbers, counts) if no in rows]
 
     def remove(self, owner: str, entry_id: str) -> bool:
@@ -378,8 +424,10 @@ class Index:
         with self._lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                row = self.db.execute("SELECT no, blob_id, bands FROM entries WHERE owner=? AND entry_id=?",
-                                      (owner, _hex_id(entry_id, "entry id"))).fetchone()
+                row = self.db.execute(
+                    "SELECT no, blob_id, bands FROM entries WHERE owner=? AND entry_id=?",
+                    (owner, _hex_id(entry_id, "entry id")),
+                ).fetchone()
                 if row is None:
                     raise InputError(f"no entry {entry_id[:12]}... for this owner")
                 no, blob_id, bands = row
@@ -400,13 +448,22 @@ class Index:
     def stats(self, owner: str) -> dict[str, int]:
         with self._lock:
             entries = self.db.execute("SELECT COUNT(*) FROM entries WHERE owner=?", (owner,)).fetchone()[0]
-            blobs, stored = self.db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blobs WHERE owner=?",
-                                            (owner,)).fetchone()
+            blobs, stored = self.db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blobs WHERE owner=?", (owner,)
+            ).fetchone()
             logical = self.db.execute(
-                "SELECT COALESCE(SUM(b.size), 0) FROM entries e JOIN blobs b ON e.owner=b.owner AND e.blob_id=b.blob_id "
-                "WHERE e.owner=?", (owner,)).fetchone()[0]
-        return {"entries": int(entries), "blobs": int(blobs), "stored_bytes": int(stored),
-                "logical_bytes": int(logical), "saved_bytes": int(logical) - int(stored)}
+                "SELECT COALESCE(SUM(b.size), 0) FROM entries e "
+                "JOIN blobs b ON e.owner=b.owner AND e.blob_id=b.blob_id "
+                "WHERE e.owner=?",
+                (owner,),
+            ).fetchone()[0]
+        return {
+            "entries": int(entries),
+            "blobs": int(blobs),
+            "stored_bytes": int(stored),
+            "logical_bytes": int(logical),
+            "saved_bytes": int(logical) - int(stored),
+        }
 
     def close(self) -> None:
         with self._lock:

@@ -24,9 +24,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from ..errors import ConfigError, InputError, PeerUnavailableError
 from ..runtime.cluster import START_TIMEOUT, wait_ready
@@ -50,8 +50,9 @@ def check_owner_name(name: str) -> str:
     return name
 
 
-def init_store(root: str | os.PathLike, owners: Sequence[str] = (DEFAULT_OWNER,), host: str = "127.0.0.1",
-               port: int = 7500) -> Path:
+def init_store(
+    root: str | os.PathLike, owners: Sequence[str] = (DEFAULT_OWNER,), host: str = "127.0.0.1", port: int = 7500
+) -> Path:
     """Create a store directory: a CA with certificates for the two servers and each owner,
     ``store.toml`` (for serving it remotely on ``host:port`` and ``port + 1``; with port 0
     each server binds a free port when it starts and prints it, see :func:`start_servers`)
@@ -61,8 +62,10 @@ def init_store(root: str | os.PathLike, owners: Sequence[str] = (DEFAULT_OWNER,)
     from .client import create_owner_key
 
     if not 0 <= port <= 65534:
-        raise InputError(f"port {port}: use 1-65534 (the key server takes the next one), or 0 for ports "
-                         "the system picks when the servers start")
+        raise InputError(
+            f"port {port}: use 1-65534 (the key server takes the next one), or 0 for ports "
+            "the system picks when the servers start"
+        )
     root = Path(root)
     owners = tuple(dict.fromkeys(check_owner_name(o) for o in owners))
     if not owners:
@@ -75,8 +78,16 @@ def init_store(root: str | os.PathLike, owners: Sequence[str] = (DEFAULT_OWNER,)
     for owner in owners:
         create_owner_key(root / f"{owner}.key")
     # store.toml last: its presence means the directory is complete
-    return StoreConfig(Path("certs"), host, port, Path("store-data"), host, port + 1 if port else 0,
-                       Path("keyserver.key"), owners=owners).save(root / CONFIG_NAME)
+    return StoreConfig(
+        Path("certs"),
+        host,
+        port,
+        Path("store-data"),
+        host,
+        port + 1 if port else 0,
+        Path("keyserver.key"),
+        owners=owners,
+    ).save(root / CONFIG_NAME)
 
 
 @contextmanager
@@ -92,8 +103,10 @@ def _locked(root: Path) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise ConfigError(f"{root} is still in use by another safelight command after "
-                                      f"{LOCK_TIMEOUT:g} s; try again when it has finished") from None
+                    raise ConfigError(
+                        f"{root} is still in use by another safelight command after "
+                        f"{LOCK_TIMEOUT:g} s; try again when it has finished"
+                    ) from None
                 if not told:
                     print(f"safelight: waiting for another command using {root}", file=sys.stderr)
                     told = True
@@ -106,10 +119,22 @@ def _locked(root: Path) -> Iterator[None]:
 def _spawn(role: str, config_path: Path, log_path: Path) -> subprocess.Popen:
     with open(log_path, "wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "safelight", "serve", "--role", role, "--config", str(config_path),
-             "--exit-with-parent"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+            [
+                sys.executable,
+                "-m",
+                "safelight",
+                "serve",
+                "--role",
+                role,
+                "--config",
+                str(config_path),
+                "--exit-with-parent",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
 
 
 def _wait_ready(role: str, proc: subprocess.Popen, log_path: Path, deadline: float) -> int:
@@ -120,20 +145,22 @@ def _wait_ready(role: str, proc: subprocess.Popen, log_path: Path, deadline: flo
     try:
         found = wait_ready(proc, log_path, f"the {role} server", deadline, rb"READY %s (\d+)\n" % role.encode())
     except PeerUnavailableError:
-        refusal = [line for line in log_path.read_text(errors="replace").splitlines()
-                   if line.startswith("safelight: error: ")]
+        refusal = [
+            line for line in log_path.read_text(errors="replace").splitlines() if line.startswith("safelight: error: ")
+        ]
         if proc.poll() is not None and refusal:
-            raise ConfigError(f"the {role} server did not start: {refusal[-1][len('safelight: error: '):]}") from None
+            raise ConfigError(f"the {role} server did not start: {refusal[-1][len('safelight: error: ') :]}") from None
         raise
-    for line in log_path.read_bytes()[:found.start()].decode(errors="replace").splitlines():
+    for line in log_path.read_bytes()[: found.start()].decode(errors="replace").splitlines():
         for level in (" WARNING ", " ERROR "):
             if level in line:
                 print(f"safelight: {role} server: {line.split(level, 1)[1]}", file=sys.stderr)
     return int(found.group(1))
 
 
-def start_servers(config_path: str | os.PathLike,
-                  log_dir: str | os.PathLike) -> tuple[list[subprocess.Popen], int, int]:
+def start_servers(
+    config_path: str | os.PathLike, log_dir: str | os.PathLike
+) -> tuple[list[subprocess.Popen], int, int]:
     """Spawn the storage server and the key server of ``config_path`` (``safelight serve
     --role store|keyserver``; they exit if this process dies) with their logs in
     ``log_dir``, and wait until both listen. Returns the processes and the ports they bound
@@ -146,8 +173,9 @@ def start_servers(config_path: str | os.PathLike,
         for role in roles:
             processes.append(_spawn(role, Path(config_path), log_dir / f"{role}.log"))
         deadline = time.monotonic() + START_TIMEOUT
-        store_port, key_port = (_wait_ready(role, proc, log_dir / f"{role}.log", deadline)
-                                for role, proc in zip(roles, processes))
+        store_port, key_port = (
+            _wait_ready(role, proc, log_dir / f"{role}.log", deadline) for role, proc in zip(roles, processes)
+        )
     except BaseException:
         stop_servers(processes)
         raise
@@ -178,15 +206,19 @@ def local_store(root: str | os.PathLike | None = None) -> Iterator[StoreConfig]:
     root = (Path(root) if root is not None else default_store_dir()).absolute()
     config_path = root / CONFIG_NAME
     if not config_path.is_file():
-        raise ConfigError(f"no store in {root} (create one with: safelight store init"
-                          + ("" if root == default_store_dir().absolute() else f" --store-dir {root}") + ")")
+        raise ConfigError(
+            f"no store in {root} (create one with: safelight store init"
+            + ("" if root == default_store_dir().absolute() else f" --store-dir {root}")
+            + ")"
+        )
     saved = StoreConfig.load(config_path)
     with _locked(root):
         workdir = Path(tempfile.mkdtemp(prefix="safelight-store-"))
         processes: list[subprocess.Popen] = []
         try:
-            loopback = dataclasses.replace(saved, store_host="127.0.0.1", store_port=0, key_host="127.0.0.1",
-                                           key_port=0)
+            loopback = dataclasses.replace(
+                saved, store_host="127.0.0.1", store_port=0, key_host="127.0.0.1", key_port=0
+            )
             processes, store_port, key_port = start_servers(loopback.save(workdir / CONFIG_NAME), workdir)
             yield dataclasses.replace(loopback, store_port=store_port, key_port=key_port)
         finally:

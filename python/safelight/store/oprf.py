@@ -38,7 +38,11 @@ def random_scalar() -> bytes:
 
 
 def check_point(p: bytes, what: str = "point") -> bytes:
-    if not isinstance(p, (bytes, bytearray)) or len(p) != POINT_BYTES or not _nacl().crypto_core_ed25519_is_valid_point(bytes(p)):
+    if (
+        not isinstance(p, (bytes, bytearray))
+        or len(p) != POINT_BYTES
+        or not _nacl().crypto_core_ed25519_is_valid_point(bytes(p))
+    ):
         raise ProtocolError(f"{what} is not a valid element of the edwards25519 prime-order group")
     return bytes(p)
 
@@ -62,8 +66,9 @@ def evaluate(key: bytes, blinded: bytes) -> bytes:
 def finalize(x: bytes, r: bytes, evaluated: bytes) -> bytes:
     """Client: F_k(x) = H2(x, r^-1 * Z) (32 bytes)."""
     nacl = _nacl()
-    n = nacl.crypto_scalarmult_ed25519_noclamp(nacl.crypto_core_ed25519_scalar_invert(r),
-                                               check_point(evaluated, "key server answer"))
+    n = nacl.crypto_scalarmult_ed25519_noclamp(
+        nacl.crypto_core_ed25519_scalar_invert(r), check_point(evaluated, "key server answer")
+    )
     return hashlib.sha256(b"safelight-oprf-h2\0" + len(x).to_bytes(8, "little") + x + n).digest()
 
 

@@ -50,9 +50,9 @@ import numpy as np
 from ..errors import ConfigError, InputError, JobFailedError, ProtocolError, ResourceLimitError, SafelightError
 from ..net.certs import Identity
 from ..net.config import ServerLimits
-from ..processes import exit_when_orphaned
 from ..net.listener import Connection, serve_connections
 from ..net.transport import Channel, MsgType, accept_tls, server_context
+from ..processes import exit_when_orphaned
 from . import oprf
 from .index import Index
 
@@ -83,17 +83,26 @@ class StoreConfig:
     limits: ServerLimits = ServerLimits()  # [limits], as in cluster.toml
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "StoreConfig":
+    def load(cls, path: str | os.PathLike) -> StoreConfig:
         path = Path(path)
         try:
             data = tomllib.loads(path.read_text())
             s, k = data["store"], data["keyserver"]
             rel = lambda v: Path(v) if Path(v).is_absolute() else path.parent / v  # noqa: E731
-            return cls(rel(s.get("certs", "certs")), str(s["host"]), int(s["port"]), rel(s.get("root", "store-data")),
-                       str(k["host"]), int(k["port"]), rel(k.get("key", "keyserver.key")), float(k.get("rate", 200.0)),
-                       int(k.get("burst", 2000)), float(s.get("timeout", 30.0)),
-                       tuple(str(o) for o in data.get("owners", [])),
-                       ServerLimits.from_toml(data.get("limits", {}), str(path)))
+            return cls(
+                rel(s.get("certs", "certs")),
+                str(s["host"]),
+                int(s["port"]),
+                rel(s.get("root", "store-data")),
+                str(k["host"]),
+                int(k["port"]),
+                rel(k.get("key", "keyserver.key")),
+                float(k.get("rate", 200.0)),
+                int(k.get("burst", 2000)),
+                float(s.get("timeout", 30.0)),
+                tuple(str(o) for o in data.get("owners", [])),
+                ServerLimits.from_toml(data.get("limits", {}), str(path)),
+            )
         except FileNotFoundError:
             raise ConfigError(f"store config {path} does not exist (run: safelight store init)") from None
         except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
@@ -108,7 +117,8 @@ class StoreConfig:
             f"root = {q(self.root.as_posix())}\ntimeout = {self.timeout}\n\n"
             f"[keyserver]\nhost = {q(self.key_host)}\nport = {self.key_port}\nkey = {q(self.key_file.as_posix())}\n"
             f"rate = {self.rate}\nburst = {self.burst}\n"
-            + ("\n" + "\n".join(self.limits.to_toml()) if self.limits != ServerLimits() else ""))
+            + ("\n" + "\n".join(self.limits.to_toml()) if self.limits != ServerLimits() else "")
+        )
         return path
 
 
@@ -209,8 +219,10 @@ class StoreServer(_Service):
         except (OSError, sqlite3.Error) as exc:
             log.exception("store: %r request from %s failed", req.get("op"), owner)
             detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)  # no server paths
-            raise JobFailedError(f"the storage server could not complete the {req.get('op')!r} request "
-                                 f"({type(exc).__name__}: {detail}); its log has the details") from None
+            raise JobFailedError(
+                f"the storage server could not complete the {req.get('op')!r} request "
+                f"({type(exc).__name__}: {detail}); its log has the details"
+            ) from None
         except (ValueError, TypeError, KeyError) as exc:
             raise InputError(f"malformed {req.get('op')!r} request: {type(exc).__name__}: {exc}") from None
 
@@ -226,8 +238,14 @@ class StoreServer(_Service):
                 if blob is None or blob.dtype != np.uint8 or blob.ndim != 1:
                     raise ProtocolError("a blob must be a 1-D uint8 tensor")
                 ciphertext = blob.tobytes()
-            new = self.index.put(owner, str(req.get("entry")), str(req.get("blob")), ciphertext,
-                                 _hex(req.get("meta", ""), "meta"), req["tags"])
+            new = self.index.put(
+                owner,
+                str(req.get("entry")),
+                str(req.get("blob")),
+                ciphertext,
+                _hex(req.get("meta", ""), "meta"),
+                req["tags"],
+            )
             reply = {"new_blob": new}
         elif op == "get":
             ciphertext, meta = self.index.get(owner, str(req.get("entry")))
@@ -305,8 +323,10 @@ class KeyServer(_Service):
             tokens = min(float(self.config.burst), tokens + (now - last) * self.config.rate)
             if tokens < n:
                 self._buckets[who] = (tokens, now)
-                raise InputError(f"key server rate limit: {self.config.rate:g} evaluations/s per client "
-                                 f"(burst {self.config.burst}); retry in {(n - tokens) / self.config.rate:.1f} s")
+                raise InputError(
+                    f"key server rate limit: {self.config.rate:g} evaluations/s per client "
+                    f"(burst {self.config.burst}); retry in {(n - tokens) / self.config.rate:.1f} s"
+                )
             self._buckets[who] = (tokens - n, now)
 
     def handle(self, channel: Channel, frame) -> None:

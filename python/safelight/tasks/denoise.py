@@ -42,7 +42,7 @@ SIGMA_MAX = 75.0  # FFDNet was trained for noise levels 0..75 (on the 0..255 sca
 # seen on photographs at sigma 15..50 is 39 (first layer; the others stay below 10): 2^8
 # leaves a margin of 6x.
 RELU_BITS = 25
-GREY_SIGMA_FACTOR = 3 ** 0.5  # see the module docstring
+GREY_SIGMA_FACTOR = 3**0.5  # see the module docstring
 
 
 def check_sigma(sigma: float) -> float:
@@ -86,9 +86,13 @@ def _even(n: int) -> int:
 @lru_cache(maxsize=8)
 def denoiser(batch: int, height: int, width: int, parties: int = 2):
     """The FFDNet Program for ``batch`` images of an even ``height`` x ``width``."""
-    return load_onnx(ffdnet_color_path(), {"image": (batch, 3, height, width),
-                                           "noise_map": (batch, 1, height // 2, width // 2)},
-                     parties=parties, relu_bits=RELU_BITS, truncation="pair")
+    return load_onnx(
+        ffdnet_color_path(),
+        {"image": (batch, 3, height, width), "noise_map": (batch, 1, height // 2, width // 2)},
+        parties=parties,
+        relu_bits=RELU_BITS,
+        truncation="pair",
+    )
 
 
 def upload(cluster, model_id: str = MODEL_ID) -> dict[str, StoredTensor]:
@@ -124,11 +128,21 @@ def _unbatch(y: np.ndarray, greys: list[bool], size: tuple[int, int]) -> list[np
     return out
 
 
-@accepts_old_call("safelight.tasks.denoise", ("sigma", "model_id", "on_progress"), inputs_name="images",
-                  cluster_first=True)
-def run(inputs: np.ndarray | Sequence[np.ndarray], *, cluster: Cluster | None = None, sigma: float,
-        model_id: str = MODEL_ID, no_dealer: bool = False, triples: str | None = None, ots: str = "iknp",
-        preprocess: str = "auto", on_progress: ProgressCallback | None = None) -> TaskResult:
+@accepts_old_call(
+    "safelight.tasks.denoise", ("sigma", "model_id", "on_progress"), inputs_name="images", cluster_first=True
+)
+def run(
+    inputs: np.ndarray | Sequence[np.ndarray],
+    *,
+    cluster: Cluster | None = None,
+    sigma: float,
+    model_id: str = MODEL_ID,
+    no_dealer: bool = False,
+    triples: str | None = None,
+    ots: str = "iknp",
+    preprocess: str = "auto",
+    on_progress: ProgressCallback | None = None,
+) -> TaskResult:
     """Denoise an image, or several of one size in one job, privately on two servers.
 
     Parameters
@@ -162,13 +176,16 @@ def run(inputs: np.ndarray | Sequence[np.ndarray], *, cluster: Cluster | None = 
     sigma = check_sigma(sigma)
     if no_dealer:
         if triples not in (None, "he"):
-            raise InputError(f"no_dealer makes the servers deal their own randomness (triples='he'); "
-                             f"it contradicts triples={triples!r}")
+            raise InputError(
+                f"no_dealer makes the servers deal their own randomness (triples='he'); "
+                f"it contradicts triples={triples!r}"
+            )
         triples = "he"
     one = isinstance(inputs, np.ndarray) and inputs.ndim in (2, 3)
     if not one and not isinstance(inputs, (Sequence, np.ndarray)):
-        raise InputError(f"denoise takes an image (a numpy array) or a sequence of images, not a "
-                         f"{type(inputs).__name__}")
+        raise InputError(
+            f"denoise takes an image (a numpy array) or a sequence of images, not a {type(inputs).__name__}"
+        )
     images = [inputs] if one else list(inputs)
     x, greys, size = _batch(images)
     options = {"triples": triples, "ots": ots, "preprocess": preprocess}
@@ -182,8 +199,14 @@ def run(inputs: np.ndarray | Sequence[np.ndarray], *, cluster: Cluster | None = 
     return TaskResult(out[0] if one else out, JobReport.from_job(job))
 
 
-def _evaluate(cluster: Cluster, x: np.ndarray, levels: np.ndarray, model_id: str,
-              on_progress: ProgressCallback | None, options: dict[str, Any]) -> tuple[np.ndarray, JobResult]:
+def _evaluate(
+    cluster: Cluster,
+    x: np.ndarray,
+    levels: np.ndarray,
+    model_id: str,
+    on_progress: ProgressCallback | None,
+    options: dict[str, Any],
+) -> tuple[np.ndarray, JobResult]:
     """Encode the batch ``x`` (N, 3, H, W) and its noise levels, run FFDNet on the stored
     weights, decode: (N, 3, H, W) float64 and the job."""
     n, _, h, w = x.shape

@@ -23,8 +23,9 @@ from ..runtime.cluster import Cluster
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def accepts_old_call(task: str, positional: Sequence[str], *, inputs_name: str,
-                     cluster_first: bool = False) -> Callable[[F], F]:
+def accepts_old_call(
+    task: str, positional: Sequence[str], *, inputs_name: str, cluster_first: bool = False
+) -> Callable[[F], F]:
     """Decorate a task's ``run(inputs, *, cluster=None, **options)`` to accept its 0.1 shape.
 
     Parameters
@@ -39,15 +40,19 @@ def accepts_old_call(task: str, positional: Sequence[str], *, inputs_name: str,
         @functools.wraps(run)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             old = inputs_name in kwargs or (
-                bool(args) and isinstance(args[0], Cluster) if cluster_first else len(args) > 1)
+                bool(args) and isinstance(args[0], Cluster) if cluster_first else len(args) > 1
+            )
             if not old:
                 return run(*args, **kwargs)
             inputs, options = _translate(task, args, kwargs, positional, inputs_name, cluster_first)
             names = ", ".join(f"{name}=..." for name in options)
-            warnings.warn(f"this call of {task}.run uses the 0.1 shape (options by position"
-                          f"{', the cluster first' if cluster_first else ''}), which works for one more release; "
-                          f"call {task}.run({inputs_name}{', ' if names else ''}{names})",
-                          DeprecationWarning, stacklevel=2)
+            warnings.warn(
+                f"this call of {task}.run uses the 0.1 shape (options by position"
+                f"{', the cluster first' if cluster_first else ''}), which works for one more release; "
+                f"call {task}.run({inputs_name}{', ' if names else ''}{names})",
+                DeprecationWarning,
+                stacklevel=2,
+            )
             return run(inputs, **options)
 
         return wrapper  # type: ignore[return-value]
@@ -55,8 +60,14 @@ def accepts_old_call(task: str, positional: Sequence[str], *, inputs_name: str,
     return decorate
 
 
-def _translate(task: str, args: Sequence[Any], kwargs: Mapping[str, Any], positional: Sequence[str],
-               inputs_name: str, cluster_first: bool) -> tuple[Any, dict[str, Any]]:
+def _translate(
+    task: str,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    positional: Sequence[str],
+    inputs_name: str,
+    cluster_first: bool,
+) -> tuple[Any, dict[str, Any]]:
     """(inputs, options by keyword) of a call in the 0.1 shape; TypeError as Python gives one."""
     args, options = list(args), {}
     if cluster_first and args and isinstance(args[0], Cluster):
@@ -69,8 +80,10 @@ def _translate(task: str, args: Sequence[Any], kwargs: Mapping[str, Any], positi
         raise TypeError(f"{task}.run() missing its inputs ({inputs_name})")
     inputs, rest = args[0], args[1:]
     if len(rest) > len(positional):
-        raise TypeError(f"{task}.run() took at most {len(positional)} options by position after the "
-                        f"{inputs_name} in 0.1 ({', '.join(positional)}), got {len(rest)}")
+        raise TypeError(
+            f"{task}.run() took at most {len(positional)} options by position after the "
+            f"{inputs_name} in 0.1 ({', '.join(positional)}), got {len(rest)}"
+        )
     options.update(zip(positional, rest))
     for name, value in kwargs.items():
         if name == inputs_name:
@@ -88,8 +101,12 @@ def renamed_results(task: str, names: Mapping[str, type]) -> Callable[[str], Any
     def __getattr__(name: str) -> Any:
         if name in names:
             new = names[name]
-            warnings.warn(f"{task}.{name} is now {new.__module__}.{new.__qualname__} (every task returns one); "
-                          "the old name works for one more release", DeprecationWarning, stacklevel=2)
+            warnings.warn(
+                f"{task}.{name} is now {new.__module__}.{new.__qualname__} (every task returns one); "
+                "the old name works for one more release",
+                DeprecationWarning,
+                stacklevel=2,
+            )
             return new
         raise AttributeError(f"module {task!r} has no attribute {name!r}")
 

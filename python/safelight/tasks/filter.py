@@ -30,16 +30,28 @@ from .kernels import (
 from .report import JobReport, TaskResult
 
 # the kernel helpers are part of this task's public API (one module serves the three filters)
-__all__ = ["KERNEL_HELP", "build_private_kernel_program", "build_program", "encode_kernel",
-           "gaussian_kernel", "image_values", "kernel_from", "parse_kernel", "plaintext", "run", "to_image"]
+__all__ = [
+    "KERNEL_HELP",
+    "build_private_kernel_program",
+    "build_program",
+    "encode_kernel",
+    "gaussian_kernel",
+    "image_values",
+    "kernel_from",
+    "parse_kernel",
+    "plaintext",
+    "run",
+    "to_image",
+]
 
 
 def layout_of(shape: tuple[int, ...]) -> str:
     return "hw" if len(shape) == 2 else "hwc"
 
 
-def build_program(shape: tuple[int, ...], kernel: np.ndarray, padding: str = "reflect",
-                  frac_bits: int = fixed_point.DEFAULT_FRAC_BITS) -> Program:
+def build_program(
+    shape: tuple[int, ...], kernel: np.ndarray, padding: str = "reflect", frac_bits: int = fixed_point.DEFAULT_FRAC_BITS
+) -> Program:
     """Program: input ``image`` (H x W or H x W x C) -> conv2d_public -> rescale -> output ``filtered``."""
     if padding not in PADDING_MODES:
         raise InputError(f"unknown padding {padding!r}; choose one of {sorted(PADDING_MODES)}")
@@ -50,8 +62,12 @@ def build_program(shape: tuple[int, ...], kernel: np.ndarray, padding: str = "re
     return prog
 
 
-def build_private_kernel_program(shape: tuple[int, ...], kernel_size: tuple[int, int], padding: str = "reflect",
-                                  frac_bits: int = fixed_point.DEFAULT_FRAC_BITS) -> Program:
+def build_private_kernel_program(
+    shape: tuple[int, ...],
+    kernel_size: tuple[int, int],
+    padding: str = "reflect",
+    frac_bits: int = fixed_point.DEFAULT_FRAC_BITS,
+) -> Program:
     """Program with a *secret* kernel: inputs ``image`` (1, C, H, W) and ``kernel`` (C, 1, kh, kw)
     (odd sizes, already in correlation form, see :func:`encode_kernel`); pad -> depthwise conv2d
     on shares (a conv-shaped Beaver triple) -> rescale -> output ``filtered`` (1, C, H, W)."""
@@ -67,18 +83,29 @@ def build_private_kernel_program(shape: tuple[int, ...], kernel_size: tuple[int,
     return prog
 
 
-def encode_kernel(kernel: str | np.ndarray, channels: int, parties: int = 2,
-                  frac_bits: int = fixed_point.DEFAULT_FRAC_BITS) -> Encoded:
+def encode_kernel(
+    kernel: str | np.ndarray, channels: int, parties: int = 2, frac_bits: int = fixed_point.DEFAULT_FRAC_BITS
+) -> Encoded:
     """The model owner's step: secret-share a kernel (one copy per channel) for the servers."""
     k = correlation_kernel(kernel_from(kernel))
     return encode(np.ascontiguousarray(np.broadcast_to(k, (channels, 1, *k.shape))), parties, frac_bits)
 
 
-@accepts_old_call("safelight.tasks.filter", ("kernel", "cluster", "padding", "on_progress", "private_kernel",
-                                             "no_dealer"), inputs_name="image")
-def run(inputs: np.ndarray, *, cluster: Cluster | None = None, kernel: str | np.ndarray, padding: str = "reflect",
-        private_kernel: bool = False, no_dealer: bool = False,
-        on_progress: ProgressCallback | None = None) -> TaskResult:
+@accepts_old_call(
+    "safelight.tasks.filter",
+    ("kernel", "cluster", "padding", "on_progress", "private_kernel", "no_dealer"),
+    inputs_name="image",
+)
+def run(
+    inputs: np.ndarray,
+    *,
+    cluster: Cluster | None = None,
+    kernel: str | np.ndarray,
+    padding: str = "reflect",
+    private_kernel: bool = False,
+    no_dealer: bool = False,
+    on_progress: ProgressCallback | None = None,
+) -> TaskResult:
     """Filter an image privately on two servers: encode, evaluate on shares, decode.
 
     Parameters
@@ -117,8 +144,10 @@ def run(inputs: np.ndarray, *, cluster: Cluster | None = None, kernel: str | np.
         odd = correlation_kernel(k).shape
         program = build_private_kernel_program(values.shape, odd, padding)
         planes = values[None, None] if values.ndim == 2 else np.moveaxis(values, 2, 0)[None]
-        encoded = {"image": encode(np.ascontiguousarray(planes), 2, program.frac_bits),
-                   "kernel": encode_kernel(k, program.inputs["kernel"][0], 2, program.frac_bits)}
+        encoded = {
+            "image": encode(np.ascontiguousarray(planes), 2, program.frac_bits),
+            "kernel": encode_kernel(k, program.inputs["kernel"][0], 2, program.frac_bits),
+        }
     else:
         program = build_program(values.shape, k, padding)
         encoded = {"image": encode(values, parties=2, frac_bits=program.frac_bits)}
@@ -128,9 +157,11 @@ def run(inputs: np.ndarray, *, cluster: Cluster | None = None, kernel: str | np.
             job = local.run(program, encoded, on_progress, triples=triples)
     else:
         if triples == "dealer" and not cluster.has_dealer:
-            raise UnsupportedError("a private kernel needs a dealer (Cluster.local(2, dealer=True) or a [dealer] "
-                                   "in cluster.toml) or no_dealer=True: client-dealt triples would reveal the "
-                                   "kernel to the client")
+            raise UnsupportedError(
+                "a private kernel needs a dealer (Cluster.local(2, dealer=True) or a [dealer] "
+                "in cluster.toml) or no_dealer=True: client-dealt triples would reveal the "
+                "kernel to the client"
+            )
         job = cluster.run(program, encoded, on_progress, triples=triples)
     result = decode(job.outputs["filtered"], dtype=np.float64)
     if private_kernel:

@@ -86,8 +86,10 @@ def ring_degree(height: int, width: int, kh: int, kw: int) -> tuple[int, ConvPac
         if best is None or packing.tiles * n < best[1].tiles * best[0]:
             best = (n, packing)
     if best is None:
-        raise InputError(f"a {kh}x{kw} kernel does not fit the HE filter's largest ring (n = {RING_DEGREES[-1]}); "
-                         "use --scheme shares (two servers), which takes any kernel size")
+        raise InputError(
+            f"a {kh}x{kw} kernel does not fit the HE filter's largest ring (n = {RING_DEGREES[-1]}); "
+            "use --scheme shares (two servers), which takes any kernel size"
+        )
     return best
 
 
@@ -100,18 +102,27 @@ def _fixed_kernel(kernel: np.ndarray) -> tuple[np.ndarray, int]:
     precision for which every output fits the plaintext modulus (see the module docstring)."""
     k = correlation_kernel(kernel)
     if max(k.shape) > MAX_KERNEL:
-        raise InputError(f"the HE filter takes kernels up to {MAX_KERNEL}x{MAX_KERNEL}, got {k.shape}; "
-                         "use --scheme shares (two servers) for larger ones")
+        raise InputError(
+            f"the HE filter takes kernels up to {MAX_KERNEL}x{MAX_KERNEL}, got {k.shape}; "
+            "use --scheme shares (two servers) for larger ones"
+        )
     for frac_bits in range(MAX_KERNEL_FRAC_BITS, KERNEL_FRAC_BITS - 1, -1):
         fixed = np.rint(k * (1 << frac_bits)).astype(np.int64)
         if np.abs(fixed).sum() * 255 < 1 << (PLAIN_BITS - 1):
             return fixed, frac_bits
-    raise InputError("the kernel's weights are too large for the plaintext modulus (sum of |w| * 255 "
-                     f"must stay below 2^{PLAIN_BITS - 1 - KERNEL_FRAC_BITS})")
+    raise InputError(
+        "the kernel's weights are too large for the plaintext modulus (sum of |w| * 255 "
+        f"must stay below 2^{PLAIN_BITS - 1 - KERNEL_FRAC_BITS})"
+    )
 
 
-def build_program(packing: ConvPacking, cts: bfv.CiphertextBatch, kernel: np.ndarray, he: bfv.Params,
-                  encrypted_kernel: bfv.CiphertextBatch | None = None) -> Program:
+def build_program(
+    packing: ConvPacking,
+    cts: bfv.CiphertextBatch,
+    kernel: np.ndarray,
+    he: bfv.Params,
+    encrypted_kernel: bfv.CiphertextBatch | None = None,
+) -> Program:
     """One server, one op: input ``image`` (serialised ciphertexts) -> ``he_conv2d`` (public
     kernel) or ``he_conv2d_encrypted`` (input ``kernel``, one ciphertext) -> ``filtered``."""
     prog = Program(parties=1)
@@ -141,10 +152,20 @@ def _upload(array: np.ndarray, frac_bits: int) -> Encoded:
     return Encoded([SharePayload(0, array.shape, share=array)], array.shape, frac_bits, "ciphertext")
 
 
-@accepts_old_call("safelight.tasks.he_filter", ("kernel", "cluster", "padding", "encrypted_kernel", "on_progress"),
-                  inputs_name="image")
-def run(inputs: np.ndarray, *, cluster: Cluster | None = None, kernel: str | np.ndarray, padding: str = "reflect",
-        encrypted_kernel: bool = False, on_progress: ProgressCallback | None = None) -> TaskResult:
+@accepts_old_call(
+    "safelight.tasks.he_filter",
+    ("kernel", "cluster", "padding", "encrypted_kernel", "on_progress"),
+    inputs_name="image",
+)
+def run(
+    inputs: np.ndarray,
+    *,
+    cluster: Cluster | None = None,
+    kernel: str | np.ndarray,
+    padding: str = "reflect",
+    encrypted_kernel: bool = False,
+    on_progress: ProgressCallback | None = None,
+) -> TaskResult:
     """Filter an image on one server that sees only ciphertexts: encrypt, evaluate, decrypt.
 
     Parameters
@@ -176,8 +197,10 @@ def run(inputs: np.ndarray, *, cluster: Cluster | None = None, kernel: str | np.
     if values.ndim not in (2, 3):
         raise InputError(f"an image must be H x W or H x W x C, got shape {values.shape}")
     if values.min() < 0.0 or values.max() > 1.0:
-        raise InputError(f"the HE filter takes images in [0, 1], got values from {values.min():g} to "
-                         f"{values.max():g}; rescale the float image first")
+        raise InputError(
+            f"the HE filter takes images in [0, 1], got values from {values.min():g} to "
+            f"{values.max():g}; rescale the float image first"
+        )
     deep = np.asarray(inputs).dtype != np.uint8  # uint16 and float: 65536 levels, as two 8-bit planes
     k = kernel_from(kernel)
     fixed, frac_bits = _fixed_kernel(k)
@@ -196,8 +219,11 @@ def run(inputs: np.ndarray, *, cluster: Cluster | None = None, kernel: str | np.
     sk = context.keygen()
     polys = np.concatenate([packing.pack_input(plane[None])[:, 0] for plane in padded])
     cts = context.encrypt_coeffs(polys, sk, seeded=True, ntt=True)
-    kernel_ct = (context.encrypt_coeffs(kernel_polynomial(packing, fixed)[None], sk, seeded=True, ntt=True)
-                 if encrypted_kernel else None)
+    kernel_ct = (
+        context.encrypt_coeffs(kernel_polynomial(packing, fixed)[None], sk, seeded=True, ntt=True)
+        if encrypted_kernel
+        else None
+    )
     encrypt_s = time.perf_counter() - t0
 
     program = build_program(packing, cts, fixed, he, kernel_ct)
@@ -216,25 +242,34 @@ def run(inputs: np.ndarray, *, cluster: Cluster | None = None, kernel: str | np.
 
     t0 = time.perf_counter()
     returned = job.outputs["filtered"].shares[0]
-    plain = context.decrypt_coeffs(bfv.CiphertextBatch(context, returned, context.num_q - returned.shape[2], False),
-                                   sk)
+    plain = context.decrypt_coeffs(bfv.CiphertextBatch(context, returned, context.num_q - returned.shape[2], False), sk)
     decrypt_s = time.perf_counter() - t0
     t = np.uint64(1 << PLAIN_BITS)
     centred = plain.astype(np.int64) - np.where(plain >= t // np.uint64(2), int(t), 0).astype(np.int64)
     tiles = packing.tiles
-    out = np.stack([packing.unpack_output(centred[c * tiles:(c + 1) * tiles, None].astype(np.uint64))[0]
-                    for c in range(channels)])
+    out = np.stack(
+        [
+            packing.unpack_output(centred[c * tiles : (c + 1) * tiles, None].astype(np.uint64))[0]
+            for c in range(channels)
+        ]
+    )
     out = out.astype(np.int64)
     if deep:
-        out = out[:channels // 2] * 256 + out[channels // 2:]
+        out = out[: channels // 2] * 256 + out[channels // 2 :]
     result = out.astype(np.float64) / ((65535.0 if deep else 255.0) * (1 << frac_bits))
     result = result[0] if values.ndim == 2 else np.moveaxis(result, 0, 2)
     seconds = {"encrypt": encrypt_s, "server": server_s, "decrypt": decrypt_s}
     report = JobReport.from_job(job, "client key", {"encrypt": encrypt_s, "decrypt": decrypt_s})
-    return TaskResult(to_image(result, kernel, rendering), report, {
-        "values": result, "seconds": seconds,
-        "upload_bytes": int(cts.nbytes + (kernel_ct.nbytes if kernel_ct is not None else 0)),
-        "download_bytes": int(returned.nbytes)})
+    return TaskResult(
+        to_image(result, kernel, rendering),
+        report,
+        {
+            "values": result,
+            "seconds": seconds,
+            "upload_bytes": int(cts.nbytes + (kernel_ct.nbytes if kernel_ct is not None else 0)),
+            "download_bytes": int(returned.nbytes),
+        },
+    )
 
 
 __getattr__ = renamed_results("safelight.tasks.he_filter", {"HEFilterResult": TaskResult})

@@ -100,5 +100,13 @@ def to_image(values: np.ndarray, kernel: str | np.ndarray, dtype: np.dtype | typ
     return np.rint(shown * float(np.iinfo(dtype).max)).astype(dtype)
 
 
-__all__ = ["KERNEL_HELP", "correlation_kernel", "gaussian_kernel", "image_values", "kernel_from", "parse_kernel",
-           "plaintext", "to_image"]
+__all__ = [
+    "KERNEL_HELP",
+    "correlation_kernel",
+    "gaussian_kernel",
+    "image_values",
+    "kernel_from",
+    "parse_kernel",
+    "plaintext",
+    "to_image",
+]

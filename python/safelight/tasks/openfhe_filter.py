@@ -128,14 +128,18 @@ def require_openfhe() -> Any:
         here = f"{sys.version_info.major}.{sys.version_info.minor}"
         built = _wheel_pythons()
         if built:
-            what = (f"the installed openfhe package carries an extension for CPython {', '.join(built)} only, "
-                    f"and this is Python {here}")
+            what = (
+                f"the installed openfhe package carries an extension for CPython {', '.join(built)} only, "
+                f"and this is Python {here}"
+            )
         else:
-            what = (f"the openfhe package is not installed for this Python {here} "
-                    f"(its PyPI wheels are built for CPython {', '.join(OPENFHE_WHEEL_PYTHONS)})")
+            what = (
+                f"the openfhe package is not installed for this Python {here} "
+                f"(its PyPI wheels are built for CPython {', '.join(OPENFHE_WHEEL_PYTHONS)})"
+            )
         raise UnsupportedError(
             f"the OpenFHE backend cannot import openfhe ({type(exc).__name__}: {exc}): {what}. "
-            f"Install it with `pip install \"safelight[openfhe]\"` under Python "
+            f'Install it with `pip install "safelight[openfhe]"` under Python '
             f"{' or '.join(OPENFHE_WHEEL_PYTHONS)}, or use the two-server filter (safelight.tasks.filter)."
         ) from exc
 
@@ -168,8 +172,9 @@ class Tiling:
         tall_rows = planes * (height + kh - 1) - (kh - 1)  # rows of the tall valid correlation
         max_cols = slots // kh - (kw - 1)  # at least one output row must fit
         if max_cols < 1:
-            raise InputError(f"a {kh}x{kw} kernel does not fit in {slots} CKKS slots; use a smaller kernel "
-                             "or a larger ring_dim")
+            raise InputError(
+                f"a {kh}x{kw} kernel does not fit in {slots} CKKS slots; use a smaller kernel or a larger ring_dim"
+            )
         cols = min(width, max_cols)
         if cols < width:  # balance the column tiles
             cols = math.ceil(width / math.ceil(width / cols))
@@ -189,18 +194,17 @@ class Tiling:
     @property
     def origins(self) -> list[tuple[int, int]]:
         """Top-left output (row, column) of each tile in the tall valid correlation, in ciphertext order."""
-        return [(r, c) for r in range(0, self.tall_rows, self.tile_rows)
-                for c in range(0, self.width, self.tile_cols)]
+        return [(r, c) for r in range(0, self.tall_rows, self.tile_rows) for c in range(0, self.width, self.tile_cols)]
 
     def pack(self, tall: np.ndarray) -> np.ndarray:
         """Tall padded array -> (tiles, slots) slot vectors."""
         out = np.zeros((len(self.origins), self.slots))
         in_rows, in_cols = self.tile_rows + self.kh - 1, self.stride
         for t, (r, c) in enumerate(self.origins):
-            block = tall[r:r + in_rows, c:c + in_cols]
+            block = tall[r : r + in_rows, c : c + in_cols]
             grid = np.zeros((in_rows, in_cols))
-            grid[:block.shape[0], :block.shape[1]] = block
-            out[t, :grid.size] = grid.ravel()
+            grid[: block.shape[0], : block.shape[1]] = block
+            out[t, : grid.size] = grid.ravel()
         return out
 
     def unpack(self, slots: np.ndarray) -> np.ndarray:
@@ -209,9 +213,9 @@ class Tiling:
         rows = self.tile_rows * self.stride
         for t, (r, c) in enumerate(self.origins):
             grid = slots[t, :rows].reshape(self.tile_rows, self.stride)
-            tall[r:r + self.tile_rows, c:c + self.tile_cols] = grid[:, :self.tile_cols]
+            tall[r : r + self.tile_rows, c : c + self.tile_cols] = grid[:, : self.tile_cols]
         step = self.height + self.kh - 1
-        return np.stack([tall[p * step:p * step + self.height, :self.width] for p in range(self.planes)])
+        return np.stack([tall[p * step : p * step + self.height, : self.width] for p in range(self.planes)])
 
 
 def rotation_steps(kernel: np.ndarray, stride: int) -> tuple[list[int], list[int]]:
@@ -293,8 +297,9 @@ def evaluate(request: ServerRequest) -> list[bytes]:
 # --------------------------------------------------------------------------- client
 
 
-def job_report(seconds: Mapping[str, float], ciphertext_bytes: Mapping[str, int],
-               key_bytes: Mapping[str, int]) -> JobReport:
+def job_report(
+    seconds: Mapping[str, float], ciphertext_bytes: Mapping[str, int], key_bytes: Mapping[str, int]
+) -> JobReport:
     """The :class:`JobReport` of one in-process OpenFHE job (no :class:`~safelight.runtime.client.JobResult`).
 
     The server received the ciphertexts, the crypto context and the rotation keys and
@@ -307,11 +312,17 @@ def job_report(seconds: Mapping[str, float], ciphertext_bytes: Mapping[str, int]
     down = int(ciphertext_bytes["download"])
     server = float(seconds["evaluate"])
     return JobReport(
-        wall_seconds=server, online_seconds=server, offline_seconds=0.0,
+        wall_seconds=server,
+        online_seconds=server,
+        offline_seconds=0.0,
         parties=(PartyReport(0, server, server, 0.0, down, up, 0),),
-        upload_bytes=up, download_bytes=down, rounds=0, randomness="client key",
-        steps=({"step": 0, "op": "ckks_conv2d", "seconds": server, "offline_seconds": 0.0, "rounds": 0,
-                "bytes_sent": [0]},),
+        upload_bytes=up,
+        download_bytes=down,
+        rounds=0,
+        randomness="client key",
+        steps=(
+            {"step": 0, "op": "ckks_conv2d", "seconds": server, "offline_seconds": 0.0, "rounds": 0, "bytes_sent": [0]},
+        ),
         ops={"ckks_conv2d": {"calls": 1, "seconds": server, "rounds": 0, "bytes_sent": [0], "bytes_received": [0]}},
         client_seconds={step: float(seconds[step]) for step in ("keygen", "encrypt", "decrypt")},
     )
@@ -330,17 +341,25 @@ def _context(ofhe: Any, scaling_bits: int, first_mod_bits: int, ring_dim: int | 
     try:
         cc = ofhe.GenCryptoContext(params)
     except RuntimeError as exc:
-        raise InputError(f"OpenFHE refused the CKKS parameters (ring_dim={ring_dim}, scaling_bits={scaling_bits}, "
-                         f"first_mod_bits={first_mod_bits}): {exc}; leave ring_dim=None to get the smallest "
-                         "secure one") from None
-    for feature in (ofhe.PKESchemeFeature.PKE, ofhe.PKESchemeFeature.KEYSWITCH,
-                    ofhe.PKESchemeFeature.LEVELEDSHE):
+        raise InputError(
+            f"OpenFHE refused the CKKS parameters (ring_dim={ring_dim}, scaling_bits={scaling_bits}, "
+            f"first_mod_bits={first_mod_bits}): {exc}; leave ring_dim=None to get the smallest "
+            "secure one"
+        ) from None
+    for feature in (ofhe.PKESchemeFeature.PKE, ofhe.PKESchemeFeature.KEYSWITCH, ofhe.PKESchemeFeature.LEVELEDSHE):
         cc.Enable(feature)
     return cc
 
 
-def _plan(ofhe: Any, shape: tuple[int, int, int], kh: int, kw: int, ring_dim: int | None,
-          scaling_bits: int, first_mod_bits: int) -> tuple[Any, Tiling, int]:
+def _plan(
+    ofhe: Any,
+    shape: tuple[int, int, int],
+    kh: int,
+    kw: int,
+    ring_dim: int | None,
+    scaling_bits: int,
+    first_mod_bits: int,
+) -> tuple[Any, Tiling, int]:
     """Crypto context and tiling: the given ring dimension, or the secure one with the fewest ciphertext bytes.
 
     OpenFHE gives the smallest ring dimension that is 128-bit secure for the moduli. A
@@ -370,8 +389,9 @@ def _plan(ofhe: Any, shape: tuple[int, int, int], kh: int, kw: int, ring_dim: in
     return cc, tiling, smallest
 
 
-def _check(image: object, kernel: str | np.ndarray, padding: str, ring_dim: int | None,
-           scaling_bits: int, first_mod_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _check(
+    image: object, kernel: str | np.ndarray, padding: str, ring_dim: int | None, scaling_bits: int, first_mod_bits: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validate once at the boundary: (values H x W [x C], convolution kernel, correlation kernel)."""
     k = kernel_from(kernel)
     values, _ = as_plain_values(image)
@@ -384,22 +404,32 @@ def _check(image: object, kernel: str | np.ndarray, padding: str, ring_dim: int 
     if corr.shape[0] > 2 * h or corr.shape[1] > 2 * w:
         raise InputError(f"a {k.shape[0]}x{k.shape[1]} kernel is too large for a {h}x{w} image")
     if ring_dim is not None and ring_dim not in _RING_DIMS:
-        raise InputError(f"ring_dim must be one of {list(_RING_DIMS)} (or None for the smallest secure one), "
-                         f"got {ring_dim}")
+        raise InputError(
+            f"ring_dim must be one of {list(_RING_DIMS)} (or None for the smallest secure one), got {ring_dim}"
+        )
     if not (20 <= scaling_bits < first_mod_bits <= 60):
         raise InputError(f"need 20 <= scaling_bits < first_mod_bits <= 60, got {scaling_bits} and {first_mod_bits}")
     bound = float(np.abs(k).sum() * np.abs(values).max())
     limit = 2.0 ** (first_mod_bits - scaling_bits - 2)
     if bound > limit:
-        raise InputError(f"the filter output may reach {bound:.4g} in magnitude, beyond the {limit:.4g} that "
-                         f"first_mod_bits - scaling_bits = {first_mod_bits - scaling_bits} bits can hold; "
-                         "scale the kernel or the image down, or raise first_mod_bits")
+        raise InputError(
+            f"the filter output may reach {bound:.4g} in magnitude, beyond the {limit:.4g} that "
+            f"first_mod_bits - scaling_bits = {first_mod_bits - scaling_bits} bits can hold; "
+            "scale the kernel or the image down, or raise first_mod_bits"
+        )
     return values, k, corr
 
 
-def run(inputs: object, *, cluster: Cluster | None = None, kernel: str | np.ndarray, padding: str = "reflect",
-        ring_dim: int | None = None, scaling_bits: int = DEFAULT_SCALING_BITS,
-        first_mod_bits: int = DEFAULT_FIRST_MOD_BITS) -> TaskResult:
+def run(
+    inputs: object,
+    *,
+    cluster: Cluster | None = None,
+    kernel: str | np.ndarray,
+    padding: str = "reflect",
+    ring_dim: int | None = None,
+    scaling_bits: int = DEFAULT_SCALING_BITS,
+    first_mod_bits: int = DEFAULT_FIRST_MOD_BITS,
+) -> TaskResult:
     """Filter an image on a single server that only sees CKKS ciphertexts.
 
     Runs the client (key generation, padding, packing, encryption; decryption after)
@@ -443,8 +473,10 @@ def run(inputs: object, *, cluster: Cluster | None = None, kernel: str | np.ndar
         A bad image, kernel, padding or parameter.
     """
     if cluster is not None:
-        raise UnsupportedError("the OpenFHE filter runs its server step in this process and takes no cluster; "
-                               "leave cluster=None, or use safelight.tasks.he_filter (BFV) on a one-server cluster")
+        raise UnsupportedError(
+            "the OpenFHE filter runs its server step in this process and takes no cluster; "
+            "leave cluster=None, or use safelight.tasks.he_filter (BFV) on a one-server cluster"
+        )
     values, k, corr = _check(inputs, kernel, padding, ring_dim, scaling_bits, first_mod_bits)
     ofhe = require_openfhe()
     binary = ofhe.BINARY
@@ -463,8 +495,11 @@ def run(inputs: object, *, cluster: Cluster | None = None, kernel: str | np.ndar
         if col_steps or row_steps:
             cc.EvalRotateKeyGen(keys.secretKey, col_steps + row_steps)
         context_blob = ofhe.Serialize(cc, binary)
-        key_blob = (ofhe.Serialize(cc.GetEvalAutomorphismKeyMap(tag), binary)
-                    if col_steps or row_steps else ofhe.Serialize(ofhe.EvalKeyMap(), binary))
+        key_blob = (
+            ofhe.Serialize(cc.GetEvalAutomorphismKeyMap(tag), binary)
+            if col_steps or row_steps
+            else ofhe.Serialize(ofhe.EvalKeyMap(), binary)
+        )
         cc.InsertEvalAutomorphismKey(ofhe.EvalKeyMap(), tag)  # the client itself never rotates
         seconds["keygen"] = time.perf_counter() - start
 
@@ -472,8 +507,10 @@ def run(inputs: object, *, cluster: Cluster | None = None, kernel: str | np.ndar
         start = time.perf_counter()
         pad = ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2))
         tall = np.pad(planes, pad, mode=PADDING_MODES[padding]).reshape(-1, planes.shape[2] + kw - 1)
-        uploads = [ofhe.Serialize(cc.Encrypt(keys.publicKey, cc.MakeCKKSPackedPlaintext(vec.tolist())), binary)
-                   for vec in tiling.pack(tall)]
+        uploads = [
+            ofhe.Serialize(cc.Encrypt(keys.publicKey, cc.MakeCKKSPackedPlaintext(vec.tolist())), binary)
+            for vec in tiling.pack(tall)
+        ]
         seconds["encrypt"] = time.perf_counter() - start
 
         # server
@@ -511,20 +548,42 @@ def run(inputs: object, *, cluster: Cluster | None = None, kernel: str | np.ndar
     }
     ciphertext_bytes = {"upload": sum(map(len, uploads)), "download": sum(map(len, downloads))}
     key_bytes = {"rotation_keys": len(key_blob), "context": len(context_blob)}
-    return TaskResult(to_image(result, k), job_report(seconds, ciphertext_bytes, key_bytes), {
-        "values": np.ascontiguousarray(result), "seconds": seconds, "ciphertext_bytes": ciphertext_bytes,
-        "key_bytes": key_bytes, "params": params})
+    return TaskResult(
+        to_image(result, k),
+        job_report(seconds, ciphertext_bytes, key_bytes),
+        {
+            "values": np.ascontiguousarray(result),
+            "seconds": seconds,
+            "ciphertext_bytes": ciphertext_bytes,
+            "key_bytes": key_bytes,
+            "params": params,
+        },
+    )
 
 
-def filter_image(image: object, kernel: str | np.ndarray, padding: str = "reflect",
-                 ring_dim: int | None = None, scaling_bits: int = DEFAULT_SCALING_BITS,
-                 first_mod_bits: int = DEFAULT_FIRST_MOD_BITS) -> TaskResult:
+def filter_image(
+    image: object,
+    kernel: str | np.ndarray,
+    padding: str = "reflect",
+    ring_dim: int | None = None,
+    scaling_bits: int = DEFAULT_SCALING_BITS,
+    first_mod_bits: int = DEFAULT_FIRST_MOD_BITS,
+) -> TaskResult:
     """The 0.1 call shape of :func:`run`, kept for one release (DeprecationWarning)."""
-    warnings.warn("safelight.tasks.openfhe_filter.filter_image is the 0.1 call shape, which works for one more "
-                  "release; call safelight.tasks.openfhe_filter.run(image, kernel=..., padding=..., ...)",
-                  DeprecationWarning, stacklevel=2)
-    return run(image, kernel=kernel, padding=padding, ring_dim=ring_dim, scaling_bits=scaling_bits,
-               first_mod_bits=first_mod_bits)
+    warnings.warn(
+        "safelight.tasks.openfhe_filter.filter_image is the 0.1 call shape, which works for one more "
+        "release; call safelight.tasks.openfhe_filter.run(image, kernel=..., padding=..., ...)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return run(
+        image,
+        kernel=kernel,
+        padding=padding,
+        ring_dim=ring_dim,
+        scaling_bits=scaling_bits,
+        first_mod_bits=first_mod_bits,
+    )
 
 
 __getattr__ = renamed_results("safelight.tasks.openfhe_filter", {"OpenFHEFilterResult": TaskResult})

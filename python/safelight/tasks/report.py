@@ -56,8 +56,15 @@ class PartyReport:
 
     @classmethod
     def from_stats(cls, stats: PartyStats) -> PartyReport:
-        return cls(stats.party, stats.seconds, stats.online_seconds, stats.offline_seconds, stats.bytes_sent,
-                   stats.bytes_received, stats.rounds)
+        return cls(
+            stats.party,
+            stats.seconds,
+            stats.online_seconds,
+            stats.offline_seconds,
+            stats.bytes_sent,
+            stats.bytes_received,
+            stats.rounds,
+        )
 
 
 @dataclass(frozen=True)
@@ -108,8 +115,9 @@ class JobReport:
     job: JobResult | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def from_job(cls, job: JobResult, randomness: str | None = None,
-                 client_seconds: Mapping[str, float] | None = None) -> JobReport:
+    def from_job(
+        cls, job: JobResult, randomness: str | None = None, client_seconds: Mapping[str, float] | None = None
+    ) -> JobReport:
         """The report of a job run by :meth:`safelight.Cluster.run`; ``randomness`` defaults to
         the job's triple source (``"client key"`` for the one-server HE filter)."""
         return cls(
@@ -145,13 +153,20 @@ class JobReport:
             "upload_bytes": self.upload_bytes,
             "download_bytes": self.download_bytes,
             "parties": [
-                {"party": p.party, "seconds": p.seconds, "offline_seconds": p.offline_seconds,
-                 "online_seconds": p.online_seconds, "bytes_sent": p.bytes_sent,
-                 "bytes_received": p.bytes_received, "rounds": p.rounds}
+                {
+                    "party": p.party,
+                    "seconds": p.seconds,
+                    "offline_seconds": p.offline_seconds,
+                    "online_seconds": p.online_seconds,
+                    "bytes_sent": p.bytes_sent,
+                    "bytes_received": p.bytes_received,
+                    "rounds": p.rounds,
+                }
                 for p in self.parties
             ],
-            "dealer": None if self.dealer is None else {"seconds": self.dealer.seconds,
-                                                        "bytes_sent": self.dealer.bytes_sent},
+            "dealer": None
+            if self.dealer is None
+            else {"seconds": self.dealer.seconds, "bytes_sent": self.dealer.bytes_sent},
             "ops": {name: dict(row) for name, row in self.ops.items()},
         }
 
@@ -201,8 +216,10 @@ class TaskResult:
         try:
             return self.extras[name]
         except KeyError:
-            raise AttributeError(f"{type(self).__name__} has no attribute {name!r} (outputs, report, images, "
-                                 f"image, job, or one of its extras: {sorted(self.extras)})") from None
+            raise AttributeError(
+                f"{type(self).__name__} has no attribute {name!r} (outputs, report, images, "
+                f"image, job, or one of its extras: {sorted(self.extras)})"
+            ) from None
 
 
 __all__ = ["RANDOMNESS", "JobReport", "PartyReport", "TaskResult"]

@@ -40,8 +40,9 @@ class RandomnessSource:
         """Material the client makes itself, one per server (None: the client deals nothing)."""
         return None
 
-    def submit(self, party: int, materials: list[Material] | None, options: dict[str, Any]
-               ) -> tuple[dict[str, Any], list[tuple[str, np.ndarray]]]:
+    def submit(
+        self, party: int, materials: list[Material] | None, options: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[tuple[str, np.ndarray]]]:
         """The ``preprocessing`` entry of server ``party``'s SUBMIT, and the tensors the
         client sends it after its inputs."""
         return {"source": self.name}, []
@@ -51,8 +52,9 @@ class RandomnessSource:
         """Name -> shape of the tensors server ``party`` receives from the client with its inputs."""
         return {}
 
-    def material(self, ctx: Any, plan: Plan, program: Any, spec: dict[str, Any],
-                 received: dict[str, np.ndarray]) -> Material:
+    def material(
+        self, ctx: Any, plan: Plan, program: Any, spec: dict[str, Any], received: dict[str, np.ndarray]
+    ) -> Material:
         """This server's material for the job (``received``: what :meth:`expected_from_client`
         announced). ``ctx`` is the job's Context (links, state, tensor receipt)."""
         raise NotImplementedError

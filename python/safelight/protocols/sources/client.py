@@ -26,8 +26,9 @@ class ClientDealt(RandomnessSource):
     def deal(self, plan: Plan, parties: int) -> list[Material]:
         return deal(plan, parties)
 
-    def submit(self, party: int, materials: list[Material] | None, options: dict[str, Any]
-               ) -> tuple[dict[str, Any], list[tuple[str, np.ndarray]]]:
+    def submit(
+        self, party: int, materials: list[Material] | None, options: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[tuple[str, np.ndarray]]]:
         assert materials is not None
         mine = materials[party]
         return {"source": self.name, "seed": mine.seed.hex()}, list(mine.corrections.items())
@@ -35,6 +36,7 @@ class ClientDealt(RandomnessSource):
     def expected_from_client(self, plan: Plan, party: int, parties: int) -> dict[str, Shape]:
         return plan.correction_shapes() if party == parties - 1 else {}
 
-    def material(self, ctx: Any, plan: Plan, program: Any, spec: dict[str, Any],
-                 received: dict[str, np.ndarray]) -> Material:
+    def material(
+        self, ctx: Any, plan: Plan, program: Any, spec: dict[str, Any], received: dict[str, np.ndarray]
+    ) -> Material:
         return Material(seed_from(spec.get("seed"), "the client's preprocessing seed"), received)

@@ -36,12 +36,14 @@ class DealerProcess(RandomnessSource):
         if not has_dealer:
             raise InputError("triples='dealer' but the cluster has no dealer (Cluster.local(..., dealer=True))")
 
-    def submit(self, party: int, materials: list[Material] | None, options: dict[str, Any]
-               ) -> tuple[dict[str, Any], list[tuple[str, np.ndarray]]]:
+    def submit(
+        self, party: int, materials: list[Material] | None, options: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[tuple[str, np.ndarray]]]:
         return {"source": self.name, "ots": options.get("ots", "iknp")}, []
 
-    def material(self, ctx: Any, plan: Plan, program: Any, spec: dict[str, Any],
-                 received: dict[str, np.ndarray]) -> Material:
+    def material(
+        self, ctx: Any, plan: Plan, program: Any, spec: dict[str, Any], received: dict[str, np.ndarray]
+    ) -> Material:
         link = ctx.links.dealer()
         frame = link.expect(MsgType.PREPROCESS)
         header = frame.json if isinstance(frame.json, dict) else {}
@@ -57,8 +59,7 @@ class DealerProcess(RandomnessSource):
         labels = tensors.pop(OT_LABELS, None)
         if ot_seed is not None:
             gc_sign.install_dealer_ots(ctx, ot_seed, labels)
-        return Material(seed, tensors, ot_seed=ot_seed, ot_labels=labels, persistent=persistent,
-                        mask_ids=mask_ids)
+        return Material(seed, tensors, ot_seed=ot_seed, ot_labels=labels, persistent=persistent, mask_ids=mask_ids)
 
     @staticmethod
     def _persistent(plan: Plan, entries: object) -> tuple[dict[str, bytes], dict[str, str]]:

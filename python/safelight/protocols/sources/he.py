@@ -17,8 +17,10 @@ from . import RandomnessSource, register_source
 @register_source
 class DealerFree(RandomnessSource):
     name = "he"
-    who_deals = ("the two servers themselves: lattice HE for convolutions and matrix products, "
-                 "oblivious transfer for elementwise products and truncation pairs")
+    who_deals = (
+        "the two servers themselves: lattice HE for convolutions and matrix products, "
+        "oblivious transfer for elementwise products and truncation pairs"
+    )
     note = "two servers only; no third party, more computation and traffic"
     made_by_servers = True
 
@@ -26,8 +28,9 @@ class DealerFree(RandomnessSource):
         if parties != 2:
             raise InputError(f"triples='he' (dealer-free) needs exactly two servers, the cluster has {parties}")
 
-    def material(self, ctx: Any, plan: Plan, program: Any, spec: dict[str, Any],
-                 received: dict[str, np.ndarray]) -> Material:
+    def material(
+        self, ctx: Any, plan: Plan, program: Any, spec: dict[str, Any], received: dict[str, np.ndarray]
+    ) -> Material:
         if ctx.parties != 2:
             raise ProtocolError("dealer-free preprocessing (triples='he') runs between exactly two servers")
         return dealer_free.generate(plan, ctx)
