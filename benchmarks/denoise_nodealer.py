@@ -30,7 +30,7 @@ def one(size: int, triples: str) -> dict:
     with Cluster.local(2, dealer=triples == "dealer") as cluster:
         denoise.upload(cluster)
         started = time.perf_counter()
-        result = denoise.run(cluster, [noisy], 25, triples=triples)
+        result = denoise.run([noisy], cluster=cluster, sigma=25, triples=triples)
         wall = time.perf_counter() - started
     plain = denoise.plaintext([noisy], 25)[0]
     job = result.job

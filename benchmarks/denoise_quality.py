@@ -62,7 +62,7 @@ def main() -> None:
             private = []
             for lo in range(0, len(PHOTOS), args.batch):
                 t0 = time.perf_counter()
-                res = denoise.run(cluster, noisy[lo : lo + args.batch], sigma)
+                res = denoise.run(list(noisy[lo : lo + args.batch]), cluster=cluster, sigma=sigma)
                 private += res.images
                 print(
                     f"sigma {sigma}: {len(res.images)} photos {args.size}x{args.size} in one job: online "

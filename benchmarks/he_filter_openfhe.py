@@ -118,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         import safelight
 
         with safelight.Cluster.local(1) as cluster:
-            he_filter.run(image, args.kernels[0], cluster)  # warm-up
-            bfv = [he_filter.run(image, args.kernels[0], cluster) for _ in range(args.repeat)]
+            he_filter.run(image, kernel=args.kernels[0], cluster=cluster)  # warm-up
+            bfv = [he_filter.run(image, kernel=args.kernels[0], cluster=cluster) for _ in range(args.repeat)]
         reference["safelight_bfv_one_server"] = {
             "kernel": args.kernels[0],
             "server_seconds": statistics.median(r.job.parties[0].online_seconds for r in bfv),
@@ -133,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         import safelight
 
         with safelight.Cluster.local(2) as cluster:
-            private_filter.run(image, args.kernels[0], cluster)  # warm-up
-            jobs = [private_filter.run(image, args.kernels[0], cluster) for _ in range(args.repeat)]
+            private_filter.run(image, kernel=args.kernels[0], cluster=cluster)  # warm-up
+            jobs = [private_filter.run(image, kernel=args.kernels[0], cluster=cluster) for _ in range(args.repeat)]
         reference["shares_two_servers"] = {
             "kernel": args.kernels[0],
             "wall_seconds": statistics.median(j.job.wall_seconds for j in jobs),

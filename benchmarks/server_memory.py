@@ -127,7 +127,7 @@ def concurrent_denoise(jobs: int, size: int) -> dict[str, float]:
 
         def run() -> None:
             try:
-                denoise.run(cluster, [noisy], 25)
+                denoise.run([noisy], cluster=cluster, sigma=25)
             except safelight.errors.SafelightError as exc:
                 errors.append(f"{type(exc).__name__}: {exc}")
 
@@ -170,7 +170,7 @@ def admission_estimate(size: int, no_dealer: bool) -> dict[str, float]:
         denoise.upload(cluster)
         base = [status(p.pid, "VmRSS") for p in cluster.processes[:2]]
         noisy = denoise.add_noise(sample_image("astronaut")[:size, :size], 25, seed=1)
-        job = denoise.run(cluster, [noisy], 25, **({"triples": "he"} if no_dealer else {})).job
+        job = denoise.run([noisy], cluster=cluster, sigma=25, no_dealer=no_dealer).job
         peaks = [status(p.pid, "VmHWM") for p in cluster.processes]
     grown = [peak - b for peak, b in zip(peaks, base)]
     return {

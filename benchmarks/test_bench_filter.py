@@ -29,7 +29,13 @@ def cluster():
 
 @pytest.mark.benchmark(group=GROUP)
 def test_filter_private(benchmark, image, cluster):
-    res = benchmark.pedantic(filter_task.run, args=(image, bench.FILTER_KERNEL, cluster), rounds=3, warmup_rounds=1)
+    res = benchmark.pedantic(
+        filter_task.run,
+        args=(image,),
+        kwargs={"kernel": bench.FILTER_KERNEL, "cluster": cluster},
+        rounds=3,
+        warmup_rounds=1,
+    )
     job = res.job
     err = float(np.abs(res.values - filter_task.plaintext(image, bench.FILTER_KERNEL)).max())
     benchmark.extra_info.update(

@@ -31,8 +31,8 @@ def bench_he_filter_256() -> dict[str, Any]:
     image = data.camera()[128:384, 128:384]
     kernel = "box:3"
     with Cluster.local(1) as cluster:
-        runs = [he_filter.run(image, kernel, cluster) for _ in range(5)]
-        secret = [he_filter.run(image, kernel, cluster, encrypted_kernel=True) for _ in range(3)]
+        runs = [he_filter.run(image, kernel=kernel, cluster=cluster) for _ in range(5)]
+        secret = [he_filter.run(image, kernel=kernel, cluster=cluster, encrypted_kernel=True) for _ in range(3)]
     runs.sort(key=lambda r: r.job.parties[0].online_seconds)
     secret.sort(key=lambda r: r.job.parties[0].online_seconds)
     r = runs[2]

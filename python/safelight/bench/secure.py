@@ -43,10 +43,10 @@ def bench_filter() -> dict[str, Any]:
     repeats = 3
     with Cluster.local(2) as cluster:
         runs = []
-        filter_task.run(image, FILTER_KERNEL, cluster)  # warm-up: connections, imports, caches
+        filter_task.run(image, kernel=FILTER_KERNEL, cluster=cluster)  # warm-up: connections, imports, caches
         for _ in range(repeats):
             t0 = time.perf_counter()
-            res = filter_task.run(image, FILTER_KERNEL, cluster)
+            res = filter_task.run(image, kernel=FILTER_KERNEL, cluster=cluster)
             runs.append((time.perf_counter() - t0, res))
     ours_s, last = min(runs, key=lambda r: r[0])
     ref_s = best_time(lambda: filter_task.plaintext(image, FILTER_KERNEL), repeats=5)
@@ -290,8 +290,8 @@ def _denoise_bench(size: int) -> dict[str, Any]:
     noisy = denoise.add_noise(clean, DENOISE_SIGMA, seed=1)
     with Cluster.local(2, dealer=True) as cluster:
         denoise.upload(cluster)
-        denoise.run(cluster, [noisy], DENOISE_SIGMA)  # warm-up: the servers' heaps grow to the job
-        res = denoise.run(cluster, [noisy], DENOISE_SIGMA)
+        denoise.run([noisy], cluster=cluster, sigma=DENOISE_SIGMA)  # warm-up: the servers' heaps grow to the job
+        res = denoise.run([noisy], cluster=cluster, sigma=DENOISE_SIGMA)
     job = res.job
     plain = denoise.plaintext([noisy], DENOISE_SIGMA)[0]
     gap = abs(denoise.psnr(res.images[0], clean) - denoise.psnr(plain, clean))
