@@ -32,8 +32,7 @@ from .sharing import Encoded, Shared, decode, encode
 from .tasks import denoise as _denoise_task
 from .tasks import filter as _filter_task
 from .tasks.report import JobReport, TaskResult
-
-__version__ = "0.1.0"
+from .version import __version__ as __version__
 
 
 def isa() -> str:

@@ -16,12 +16,11 @@ import numpy as np
 from scipy import ndimage
 from skimage import data
 
-from .. import encode
 from ..models import ffdnet_color_path
 from ..program.program import Program
 from ..protocols.nonlinear import DEFAULT_BITS
 from ..runtime.cluster import Cluster
-from ..sharing import as_plain_values
+from ..sharing import as_plain_values, encode
 from ..tasks import denoise
 from ..tasks import filter as filter_task
 from .registry import best_time, kernel_isa, register, result

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..preprocessing import Material, Plan, deal
-from . import RandomnessSource, Shape, register_source, seed_from
+from .base import RandomnessSource, Shape, register_source, seed_from
 
 
 @register_source

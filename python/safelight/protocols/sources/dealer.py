@@ -18,7 +18,7 @@ from ...net.transport import MsgType
 from ...sharing import SEED_BYTES
 from .. import gc_sign
 from ..preprocessing import Material, Plan
-from . import RandomnessSource, register_source, seed_from
+from .base import RandomnessSource, register_source, seed_from
 
 OT_LABELS = "ot:t"  # the evaluator's dealt OT labels (ots="dealer")
 

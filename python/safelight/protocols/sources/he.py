@@ -11,7 +11,7 @@ import numpy as np
 from ...errors import InputError, ProtocolError
 from .. import dealer_free
 from ..preprocessing import Material, Plan
-from . import RandomnessSource, register_source
+from .base import RandomnessSource, register_source
 
 
 @register_source
