@@ -61,6 +61,34 @@ def _abort_job(
         t.join(timeout=3.0)
 
 
+def job_summary(job: Any, ops: dict[str, Any]) -> dict[str, Any]:
+    """A job as one JSON-ready record (what ``--json`` prints): ``job`` has the fields of
+    :class:`JobResult` (a task's ``JobReport`` has the same)."""
+    return {
+        "wall_seconds": job.wall_seconds,
+        "online_seconds": job.online_seconds,
+        "offline_seconds": job.offline_seconds,
+        "rounds": job.rounds,
+        "triples": job.triples,
+        "upload_bytes": job.upload_bytes,
+        "download_bytes": job.download_bytes,
+        "parties": [
+            {
+                "party": p.party,
+                "seconds": p.seconds,
+                "offline_seconds": p.offline_seconds,
+                "online_seconds": p.online_seconds,
+                "bytes_sent": p.bytes_sent,
+                "bytes_received": p.bytes_received,
+                "rounds": p.rounds,
+            }
+            for p in job.parties
+        ],
+        "dealer": None if job.dealer is None else {"seconds": job.dealer.seconds, "bytes_sent": job.dealer.bytes_sent},
+        "ops": ops,
+    }
+
+
 @dataclass
 class PartyStats:
     """One server's view of a job (party -1 is the dealer)."""
@@ -161,31 +189,7 @@ class JobResult:
         return out
 
     def summary(self) -> dict[str, Any]:
-        return {
-            "wall_seconds": self.wall_seconds,
-            "online_seconds": self.online_seconds,
-            "offline_seconds": self.offline_seconds,
-            "rounds": self.rounds,
-            "triples": self.triples,
-            "upload_bytes": self.upload_bytes,
-            "download_bytes": self.download_bytes,
-            "parties": [
-                {
-                    "party": p.party,
-                    "seconds": p.seconds,
-                    "offline_seconds": p.offline_seconds,
-                    "online_seconds": p.online_seconds,
-                    "bytes_sent": p.bytes_sent,
-                    "bytes_received": p.bytes_received,
-                    "rounds": p.rounds,
-                }
-                for p in self.parties
-            ],
-            "dealer": None
-            if self.dealer is None
-            else {"seconds": self.dealer.seconds, "bytes_sent": self.dealer.bytes_sent},
-            "ops": self.ops(),
-        }
+        return job_summary(self, self.ops())
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnsupportedError
-from ..runtime.client import JobResult, PartyStats
+from ..protocols.sources import SOURCES
+from ..runtime.client import JobResult, PartyStats, job_summary
 
 #: Where a job's correlated randomness (Beaver triples, truncation pairs, garbled-circuit
 #: OTs) came from, as :attr:`JobReport.randomness` names it.
@@ -37,7 +38,6 @@ RANDOMNESS = {
     "client key": "none needed: one server computed on ciphertexts under a key only this client holds",
     None: "none needed: the job had no interactive op",
 }
-TRIPLE_SOURCES = ("dealer", "client", "he")  # the values of JobResult.triples
 
 
 @dataclass(frozen=True)
@@ -139,36 +139,12 @@ class JobReport:
     @property
     def triples(self) -> str | None:
         """The triple source of a job on shares ("dealer", "client", "he"), else None."""
-        return self.randomness if self.randomness in TRIPLE_SOURCES else None
+        return self.randomness if self.randomness in SOURCES else None
 
     def summary(self) -> dict[str, Any]:
         """The job as one JSON-ready record: the fields of ``JobResult.summary()`` (what
         ``--json`` prints, with ``output`` and ``details`` added by the command)."""
-        return {
-            "wall_seconds": self.wall_seconds,
-            "online_seconds": self.online_seconds,
-            "offline_seconds": self.offline_seconds,
-            "rounds": self.rounds,
-            "triples": self.triples,
-            "upload_bytes": self.upload_bytes,
-            "download_bytes": self.download_bytes,
-            "parties": [
-                {
-                    "party": p.party,
-                    "seconds": p.seconds,
-                    "offline_seconds": p.offline_seconds,
-                    "online_seconds": p.online_seconds,
-                    "bytes_sent": p.bytes_sent,
-                    "bytes_received": p.bytes_received,
-                    "rounds": p.rounds,
-                }
-                for p in self.parties
-            ],
-            "dealer": None
-            if self.dealer is None
-            else {"seconds": self.dealer.seconds, "bytes_sent": self.dealer.bytes_sent},
-            "ops": {name: dict(row) for name, row in self.ops.items()},
-        }
+        return job_summary(self, {name: dict(row) for name, row in self.ops.items()})
 
 
 @dataclass(frozen=True, eq=False)
