@@ -433,6 +433,24 @@ def _add_json(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_denoise_cluster_options(p: argparse.ArgumentParser) -> None:
+    """Where a denoising job runs (denoise and demo)."""
+    p.add_argument(
+        "--cluster",
+        help="cluster.toml of a remote cluster whose servers hold the model "
+        "(default: spawn one on loopback and upload the model to it)",
+    )
+    p.add_argument(
+        "--model-id", default="ffdnet_color", help="the id the model was uploaded under (default ffdnet_color)"
+    )
+    p.add_argument(
+        "--no-dealer",
+        action="store_true",
+        help="no third party: the two servers make their own correlated randomness (lattice HE "
+        "for convolutions, oblivious transfer for the rest); slower offline phase",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .version import __version__
 
@@ -493,20 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="the noisy image (PNG, JPEG, TIFF, ...)")
     p.add_argument("output", help="where to write the denoised image")
     p.add_argument("--sigma", type=float, required=True, help="noise level, 0 < sigma <= 75 (0..255 scale)")
-    p.add_argument(
-        "--cluster",
-        help="cluster.toml of a remote cluster whose servers hold the model "
-        "(default: spawn one on loopback and upload the model to it)",
-    )
-    p.add_argument(
-        "--model-id", default="ffdnet_color", help="the id the model was uploaded under (default ffdnet_color)"
-    )
-    p.add_argument(
-        "--no-dealer",
-        action="store_true",
-        help="no third party: the two servers make their own correlated randomness (lattice HE "
-        "for convolutions, oblivious transfer for the rest); slower offline phase",
-    )
+    _add_denoise_cluster_options(p)
     p.add_argument(
         "--frame",
         type=int,
@@ -533,19 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--output", default="safelight-demo.png", help="where to write the side-by-side (default safelight-demo.png)"
     )
-    p.add_argument(
-        "--cluster",
-        help="cluster.toml of a remote cluster whose servers hold the model (default: spawn one on loopback)",
-    )
-    p.add_argument(
-        "--model-id", default="ffdnet_color", help="the id the model was uploaded under (default ffdnet_color)"
-    )
-    p.add_argument(
-        "--no-dealer",
-        action="store_true",
-        help="no third party: the two servers make their own correlated randomness (lattice HE "
-        "for convolutions, oblivious transfer for the rest); slower offline phase",
-    )
+    _add_denoise_cluster_options(p)
     _add_json(p)
     p.set_defaults(func=cmd_demo)
 
