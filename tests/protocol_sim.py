@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from safelight.program.ops import sharing_scheme
 from safelight.program.program import Program
 from safelight.protocols.preprocessing import Material, Plan, deal, expand
 from safelight.runtime.steps import run_steps
@@ -65,6 +66,22 @@ class SimContext:
         got[self.party] = array
         return [got[p] for p in range(self.parties)]
 
+    def exchange(self, sends, receive):
+        for peer, arrays in sends.items():
+            for array in arrays:
+                self.inboxes[peer][self.party].put(np.array(array, copy=True))
+        got = {}
+        for peer, count in receive.items():
+            got[peer] = []
+            for _ in range(count):
+                item = self.inboxes[self.party][peer].get(timeout=30)
+                if item is None:
+                    raise ConnectionError("a peer failed")
+                got[peer].append(item)
+                self.view.append(item)
+        self.rounds += 1
+        return got
+
     def correlation(self):
         from safelight.errors import ProtocolError
 
@@ -116,7 +133,8 @@ def simulate(program: Program, inputs: dict, materials: list[Material] | None = 
             if plan:
                 ctx.pre = expand(plan, p, n, materials[p])
             env = {name: enc.payloads[p].materialize() for name, enc in inputs.items()}
-            results[p] = run_steps(ctx, wire, env).outputs  # the servers' own step loop
+            outputs = run_steps(ctx, wire, env).outputs  # the servers' own step loop
+            results[p] = {k: sharing_scheme(wire.scheme).result(v) for k, v in outputs.items()}
         except BaseException as exc:
             errors.append(exc)
             for q in inboxes:  # wake the other parties: a peer is gone

@@ -13,6 +13,7 @@ void bind_ring(py::module_& m);
 void bind_prg(py::module_& m);
 void bind_gemm(py::module_& m);
 void bind_gc(py::module_& m);
+void bind_rss(py::module_& m);
 void bind_ot(py::module_& m);
 void bind_ntt(py::module_& m);
 void bind_bfv(py::module_& m);
@@ -36,6 +37,7 @@ PYBIND11_MODULE(_core, m) {
     bind::bind_prg(m);
     bind::bind_gemm(m);
     bind::bind_gc(m);
+    bind::bind_rss(m);
     bind::bind_ot(m);
     bind::bind_ntt(m);
     bind::bind_bfv(m);

@@ -8,7 +8,7 @@ import numpy
 import numpy.typing
 import typing
 import typing_extensions
-__all__: list[str] = ['BfvContext', 'NttPlan', 'available_isas', 'bfv_max_modulus_bits', 'decode_fixed', 'encode_fixed', 'gc_bit_planes', 'gc_encode', 'gc_evaluate', 'gc_fixed_key', 'gc_garble', 'gc_hash', 'gc_plan_info', 'isa', 'ntt_has_ifma', 'ntt_prime_problem', 'ot_correlate', 'ot_hash', 'ot_hash_pair', 'ot_receiver_extend', 'ot_sender_extend', 'ot_transpose', 'ot_transpose_impl', 'prg_fill', 'ring_add', 'ring_beaver_combine', 'ring_conv2d', 'ring_correlate2d', 'ring_matmul', 'ring_mul', 'ring_mul_scalar', 'ring_neg', 'ring_shift_right_signed', 'ring_sub', 'set_isa', 'worker_threads']
+__all__: list[str] = ['BfvContext', 'NttPlan', 'available_isas', 'bfv_max_modulus_bits', 'bit_planes', 'decode_fixed', 'encode_fixed', 'gc_bit_planes', 'gc_encode', 'gc_evaluate', 'gc_fixed_key', 'gc_garble', 'gc_hash', 'gc_plan_info', 'isa', 'ntt_has_ifma', 'ntt_prime_problem', 'ot_correlate', 'ot_hash', 'ot_hash_pair', 'ot_receiver_extend', 'ot_sender_extend', 'ot_transpose', 'ot_transpose_impl', 'prg_fill', 'ring_add', 'ring_beaver_combine', 'ring_conv2d', 'ring_correlate2d', 'ring_matmul', 'ring_mul', 'ring_mul_scalar', 'ring_neg', 'ring_shift_right_signed', 'ring_sub', 'rss_and', 'rss_mul', 'rss_square', 'set_isa', 'unpack_bits', 'worker_threads']
 class NttPlan:
     """
     Negacyclic NTT tables for ring dimension n and a list of RNS primes (see safelight.he.NTT for the documented interface).
@@ -131,6 +131,10 @@ def available_isas() -> list[str]:
 def bfv_max_modulus_bits(n: typing.SupportsInt | typing.SupportsIndex) -> int:
     """
     Largest log2(q P) for 128-bit classical security (HomomorphicEncryption.org table, ternary secret).
+    """
+def bit_planes(values: numpy.ndarray, nbits: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.uint64]:
+    """
+    Bit planes (nbits, ceil(n / 64)) of n values: word w of plane j holds bit j of values 64 w .. 64 w + 63.
     """
 def decode_fixed(x: numpy.ndarray, frac_bits: typing.SupportsInt | typing.SupportsIndex, out: numpy.ndarray) -> None:
     """
@@ -270,9 +274,25 @@ def ring_sub(a: numpy.ndarray, b: numpy.ndarray, out: numpy.ndarray) -> None:
     """
     out = a - b mod 2^64.
     """
+def rss_and(x0: numpy.ndarray, x1: numpy.ndarray, y0: numpy.ndarray, y1: numpy.ndarray) -> numpy.typing.NDArray[numpy.uint64]:
+    """
+    x0 & (y0 ^ y1) ^ x1 & y0: one server's part of 64 bit-sliced replicated AND gates per word.
+    """
+def rss_mul(x0: numpy.ndarray, x1: numpy.ndarray, y0: numpy.ndarray, y1: numpy.ndarray) -> numpy.typing.NDArray[numpy.uint64]:
+    """
+    x0 (y0 + y1) + x1 y0 mod 2^64: one server's part of a replicated product.
+    """
+def rss_square(x0: numpy.ndarray, x1: numpy.ndarray) -> numpy.typing.NDArray[numpy.uint64]:
+    """
+    x0 (x0 + 2 x1) mod 2^64: one server's part of a replicated square.
+    """
 def set_isa(name: str) -> None:
     """
     Force an instruction-set path for every later kernel call.
+    """
+def unpack_bits(words: numpy.ndarray, n: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.uint64]:
+    """
+    Bits 0..n-1 of a word array as n values 0 or 1 (uint64).
     """
 def worker_threads() -> int:
     """

@@ -33,12 +33,17 @@ def _human_bytes(n: float) -> str:
 
 def _remote_cluster(args: argparse.Namespace, parties: int) -> Cluster | None:
     """The cluster of ``--cluster`` (servers already running), or None: the task then starts
-    its embedded default on loopback for the job (with a dealer where the job needs one)."""
+    its embedded default on loopback for the job (with a dealer where the job needs one).
+    ``--servers 3``: three servers with replicated sharing."""
     from .runtime.cluster import Cluster
 
+    if getattr(args, "servers", 2) == 3:
+        if getattr(args, "no_dealer", False):
+            raise SafelightError("--servers 3 needs no dealer at all (replicated sharing): drop --no-dealer")
+        parties = 3
     if not args.cluster:
         return None
-    cluster = Cluster.from_config(args.cluster)
+    cluster = Cluster.from_config(args.cluster, scheme="rss3" if parties == 3 else "additive")
     if cluster.parties != parties:
         raise SafelightError(f"{args.cluster} has {cluster.parties} servers; this task needs {parties}")
     return cluster
@@ -121,7 +126,9 @@ def _print_job_summary(console, report, extra: dict[str, str] | None = None) -> 
         console.print(f"{key}: {value}")
 
 
-def _run_filter(image, kernel: str, padding: str, cluster, private_kernel: bool = False, no_dealer: bool = False):
+def _run_filter(
+    image, kernel: str, padding: str, cluster, private_kernel: bool = False, no_dealer: bool = False, servers: int = 2
+):
     from .tasks import filter as filter_task
 
     with _progress() as progress:
@@ -133,6 +140,7 @@ def _run_filter(image, kernel: str, padding: str, cluster, private_kernel: bool 
             private_kernel=private_kernel,
             no_dealer=no_dealer,
             on_progress=_layer_progress(progress),
+            servers=servers,
         )
 
 
@@ -186,8 +194,16 @@ def cmd_filter(args: argparse.Namespace) -> int:
         return _he_filter(args, image)
     if args.no_dealer and not args.private_kernel:
         raise SafelightError("--no-dealer only matters with --private-kernel (a public kernel needs no dealer)")
+    if args.servers == 3 and not args.private_kernel:
+        raise SafelightError("--servers 3 runs the private-kernel filter: add --private-kernel")
     result = _run_filter(
-        image.pixels, args.kernel, args.padding, _remote_cluster(args, 2), args.private_kernel, args.no_dealer
+        image.pixels,
+        args.kernel,
+        args.padding,
+        _remote_cluster(args, 2),
+        args.private_kernel,
+        args.no_dealer,
+        args.servers,
     )
     # rendered at the file's own depth (a float TIFF stays float; the task renders uint8/uint16)
     write_image(args.output, filter_task.to_image(result.values, args.kernel, image.pixels.dtype), like=image)
@@ -237,6 +253,7 @@ def _denoise_job(args, image, sigma: float):
             model_id=args.model_id,
             no_dealer=getattr(args, "no_dealer", False),
             on_progress=_layer_progress(progress),
+            servers=args.servers,
         )
 
 
@@ -262,11 +279,12 @@ def cmd_model_upload(args: argparse.Namespace) -> int:
     from .runtime.cluster import Cluster
     from .tasks import denoise
 
-    cluster = Cluster.from_config(args.cluster)
+    cluster = Cluster.from_config(args.cluster, scheme="rss3" if args.servers == 3 else "additive")
     if args.onnx:
         from .nn import load_onnx
 
-        model = load_onnx(args.onnx, dict(_shape_arg(s) for s in args.shape or []), parties=cluster.parties)
+        shapes = dict(_shape_arg(s) for s in args.shape or [])
+        model = load_onnx(args.onnx, shapes, parties=cluster.parties, scheme=cluster.scheme)
         stored = cluster.upload_model(args.id, model.encode_weights())
     else:
         stored = denoise.upload(cluster, args.id)
@@ -310,12 +328,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     noisy = denoise.add_noise(clean, args.sigma, seed=1)
     console.print(
         f"private denoising demo: scikit-image '{args.image}' {clean.shape}, Gaussian noise sigma "
-        f"{args.sigma:g}, FFDNet on 2 servers (weights and image secret-shared; convolutions on "
-        "shares, ReLU by garbled circuits; "
+        f"{args.sigma:g}, FFDNet on {args.servers} servers (weights and image secret-shared; "
         + (
-            "no third party: the servers make their own correlated randomness)"
-            if args.no_dealer
-            else "a dealer process supplies correlated randomness)"
+            "replicated shares, honest majority: no dealer, no offline phase)"
+            if args.servers == 3
+            else "convolutions on shares, ReLU by garbled circuits; "
+            + (
+                "no third party: the servers make their own correlated randomness)"
+                if args.no_dealer
+                else "a dealer process supplies correlated randomness)"
+            )
         )
     )
     result = _denoise_job(args, noisy, args.sigma)
@@ -449,6 +471,18 @@ def _add_denoise_cluster_options(p: argparse.ArgumentParser) -> None:
         help="no third party: the two servers make their own correlated randomness (lattice HE "
         "for convolutions, oblivious transfer for the rest); slower offline phase",
     )
+    _add_servers(p)
+
+
+def _add_servers(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--servers",
+        type=int,
+        choices=[2, 3],
+        default=2,
+        help="2: additive sharing on two servers (default); 3: replicated sharing on three servers "
+        "(honest majority: no dealer, no offline phase)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -498,6 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --private-kernel: the two servers make their Beaver triples themselves with "
         "homomorphic encryption (no third party)",
     )
+    _add_servers(p)
     p.add_argument(
         "--frame",
         type=int,
@@ -529,6 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx", help="an ONNX model (default: the shipped colour FFDNet)")
     p.add_argument("--shape", action="append", help="input shape for dynamic dims, NAME=1x3x64x64 (repeatable)")
     _add_json(p)
+    _add_servers(p)
     p.set_defaults(func=cmd_model_upload)
 
     p = sub.add_parser("demo", help="the main demo: private denoising of a photograph shipped with scikit-image")

@@ -60,24 +60,74 @@ class SharePayload:
 
 
 @dataclass(frozen=True)
+class ReplicatedPayload:
+    """What one of three servers receives for one tensor under replicated sharing.
+
+    The secret is x = x_0 + x_1 + x_2 (mod 2^64); server i holds x_i and x_(i+1). x_0 and
+    x_1 are AES-CTR expansions of two seeds, x_2 the correction x - x_0 - x_1: server 0
+    gets two seeds, servers 1 and 2 a seed and the correction. The upload is two ring
+    tensors plus four seeds, the least a 2-out-of-3 sharing allows (each share is held
+    by two servers), and any single server's payload is uniform whatever x is.
+
+    Attributes
+    ----------
+    party : int
+    shape : tuple of int
+    seeds : pair of (bytes or None)
+        The seeds of this server's two shares, in order; None for the correction.
+    correction : numpy.ndarray of uint64 or None
+        x_2 (servers 1 and 2), shape ``shape``.
+    """
+
+    party: int
+    shape: tuple[int, ...]
+    seeds: tuple[bytes | None, bytes | None]
+    correction: np.ndarray | None = field(default=None, repr=False)
+
+    def materialize(self) -> np.ndarray:
+        """The server's two shares stacked: shape (2, *shape), uint64."""
+        out = np.empty((2, *self.shape), dtype=np.uint64)
+        for j, seed in enumerate(self.seeds):
+            if seed is None:
+                assert self.correction is not None
+                out[j] = self.correction
+            else:
+                out[j] = ring.random(seed, self.shape)
+        return out
+
+    @property
+    def upload_bytes(self) -> int:
+        return SEED_BYTES * sum(s is not None for s in self.seeds) + (
+            0 if self.correction is None else int(self.correction.nbytes)
+        )
+
+    def __repr__(self) -> str:  # never print seeds or shares
+        kinds = ", ".join("seed" if s is not None else "correction" for s in self.seeds)
+        return f"ReplicatedPayload(party={self.party}, shape={self.shape}, {kinds})"
+
+
+@dataclass(frozen=True)
 class Encoded:
     """A secret-shared tensor ready to upload: one payload per server.
 
     Attributes
     ----------
-    payloads : list of SharePayload, one per party
+    payloads : list of SharePayload (additive) or ReplicatedPayload (rss3), one per party
     shape : tuple of int
         Shape of the secret (images keep H x W [x C]).
     frac_bits : int
     source_dtype : str
         ``"uint8"`` for images (stored as x/255), else the float dtype name;
         :func:`decode` returns this dtype.
+    scheme : str
+        ``"additive"`` or ``"rss3"`` (replicated sharing on three servers).
     """
 
-    payloads: list[SharePayload]
+    payloads: list[SharePayload] | list[ReplicatedPayload]
     shape: tuple[int, ...]
     frac_bits: int
     source_dtype: str
+    scheme: str = "additive"
 
     @property
     def parties(self) -> int:
@@ -149,7 +199,26 @@ def share_ring(values: np.ndarray, parties: int) -> list[SharePayload]:
     return payloads
 
 
-def encode(x: object, parties: int = 2, frac_bits: int = fixed_point.DEFAULT_FRAC_BITS) -> Encoded:
+def share_replicated(values: np.ndarray) -> list[ReplicatedPayload]:
+    """Split ring elements into 2-out-of-3 replicated shares: two seeds and one correction."""
+    shape = tuple(values.shape)
+    seeds = [secrets.token_bytes(SEED_BYTES), secrets.token_bytes(SEED_BYTES)]
+    correction = np.array(values, dtype=np.uint64, copy=True, order="C")
+    for seed in seeds:
+        ring.sub(correction, ring.random(seed, shape), out=correction)
+    return [
+        ReplicatedPayload(0, shape, (seeds[0], seeds[1])),
+        ReplicatedPayload(1, shape, (seeds[1], None), correction),
+        ReplicatedPayload(2, shape, (None, seeds[0]), correction),
+    ]
+
+
+SCHEMES = ("additive", "rss3")
+
+
+def encode(
+    x: object, parties: int = 2, frac_bits: int = fixed_point.DEFAULT_FRAC_BITS, scheme: str = "additive"
+) -> Encoded:
     """Secret-share an image or float tensor for ``parties`` servers.
 
     Parameters
@@ -160,14 +229,22 @@ def encode(x: object, parties: int = 2, frac_bits: int = fixed_point.DEFAULT_FRA
         2 or 3 servers.
     frac_bits : int
         Fixed-point fractional bits (default 16).
+    scheme : {"additive", "rss3"}
+        ``rss3``: 2-out-of-3 replicated shares for three servers (``parties`` must be 3).
 
     Returns
     -------
     Encoded
         ``payloads[i]`` goes to server i only.
     """
+    if scheme not in SCHEMES:
+        raise InputError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
+    if scheme == "rss3" and parties != 3:
+        raise InputError(f"replicated sharing (rss3) is for 3 servers, got parties={parties!r}")
     values, source = as_plain_values(x)
     ring_values = fixed_point.encode(values, frac_bits)
+    if scheme == "rss3":
+        return Encoded(share_replicated(ring_values), tuple(values.shape), frac_bits, source, scheme)
     return Encoded(share_ring(ring_values, parties), tuple(values.shape), frac_bits, source)
 
 
@@ -199,7 +276,8 @@ def decode(x: Encoded | Shared, dtype: str | np.dtype | None = None) -> np.ndarr
     numpy.ndarray of the requested dtype and the secret's shape.
     """
     if isinstance(x, Encoded):
-        shares = [p.materialize() for p in x.payloads]
+        # replicated: server i's first share is x_i, so the three first shares add up to x
+        shares = [p.materialize()[0] if isinstance(p, ReplicatedPayload) else p.materialize() for p in x.payloads]
         frac_bits, source = x.frac_bits, x.source_dtype
     elif isinstance(x, Shared):
         shares, frac_bits, source = x.shares, x.frac_bits, x.source_dtype

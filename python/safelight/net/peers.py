@@ -212,6 +212,40 @@ class JobLinks:
         received[self.party] = array
         return [received[p] for p in range(self.config.n)]
 
+    def exchange(self, sends: dict[int, list[np.ndarray]], receive: dict[int, int]) -> dict[int, list[np.ndarray]]:
+        """One round with some peers: each peer in ``sends`` gets its arrays in order (on a
+        helper thread, so that a ring of parties sending at once cannot deadlock), and
+        ``receive[peer]`` arrays are read from each peer named there."""
+        errors: list[BaseException] = []
+
+        def send(peer: int, arrays: list[np.ndarray]) -> None:
+            try:
+                channel = self.sender(peer)
+                for array in arrays:
+                    channel.send_tensor(self.job_id, "x", array)
+            except BaseException as exc:  # re-raised below, after the receives
+                errors.append(exc)
+
+        senders = [threading.Thread(target=send, args=item, daemon=True) for item in sends.items()]
+        for t in senders:
+            t.start()
+        received: dict[int, list[np.ndarray]] = {}
+        for peer, count in receive.items():
+            channel = self.receiver(peer)
+            got = []
+            for _ in range(count):
+                frame = channel.expect(MsgType.TENSOR)
+                if frame.array is None:
+                    raise ProtocolError(f"{party_name(peer)} sent an empty tensor")
+                got.append(frame.array)
+            received[peer] = got
+        for t in senders:
+            t.join()
+        if errors:
+            raise errors[0]
+        self.rounds += 1
+        return received
+
     def barrier(self) -> None:
         """Wait until every party reached this point (a one-byte exchange, not a protocol round).
 

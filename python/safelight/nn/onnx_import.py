@@ -86,7 +86,8 @@ class Model:
 
     def encode_weights(self) -> dict[str, Encoded]:
         """Secret-share every weight for the Program's servers, at its fixed-point scale."""
-        return {name: encode(w, self.program.parties, self.program.frac_bits) for name, w in self.weights.items()}
+        p = self.program
+        return {name: encode(w, p.parties, p.frac_bits, p.scheme) for name, w in self.weights.items()}
 
     def encode_inputs(self, data: Mapping[str, Any]) -> dict[str, Encoded]:
         """Secret-share the data inputs (keyed by Program or ONNX name), checking their shapes.
@@ -105,7 +106,7 @@ class Model:
             arr = np.asarray(value, dtype=np.float64)
             if arr.shape != self.input_shapes[name]:
                 raise InputError(f"data input {key!r} has shape {arr.shape}, the model wants {self.input_shapes[name]}")
-            out[name] = encode(arr, self.program.parties, self.program.frac_bits)
+            out[name] = encode(arr, self.program.parties, self.program.frac_bits, self.program.scheme)
         missing = [n for n in self.data_inputs if n not in out]
         if missing:
             raise InputError(f"missing data input(s) {missing}")
@@ -120,6 +121,7 @@ def load_onnx(
     frac_bits: int | None = None,
     relu_bits: int | None = None,
     truncation: str = "auto",
+    scheme: str = "additive",
 ) -> Model:
     """Import an ONNX model as a Program over secret shares plus its secret weights.
 
@@ -137,6 +139,9 @@ def load_onnx(
     relu_bits : int, optional
         Width of the sign computations of ReLU, Clip and MaxPool: values must satisfy
         |x| < 2^(relu_bits - 1 - frac_bits) (default: the op library's, 40 bits).
+    scheme : {"additive", "rss3"}
+        How the servers hold the secrets (see :class:`safelight.Program`); ``rss3`` needs
+        ``parties=3`` and truncates inside each product.
     truncation : {"auto", "local", "pair"}
         How products drop their extra fractional bits (see :class:`~safelight.Program`).
         Deep networks want ``"pair"``: two-party local truncation fails with probability
@@ -174,7 +179,7 @@ def load_onnx(
         proto = model
     else:
         raise InputError(f"model must be a path, bytes or onnx.ModelProto, got {type(model).__name__}")
-    return _Importer(proto, dict(input_shapes or {}), parties, frac_bits, relu_bits, truncation).build()
+    return _Importer(proto, dict(input_shapes or {}), parties, frac_bits, relu_bits, truncation, scheme).build()
 
 
 # ---- the importer ---------------------------------------------------------------------------
@@ -211,6 +216,7 @@ class _Importer:
         frac_bits: int | None,
         relu_bits: int | None,
         truncation: str = "auto",
+        scheme: str = "additive",
     ) -> None:
         from onnx import numpy_helper
 
@@ -220,7 +226,7 @@ class _Importer:
         if not versions:
             raise InputError("the model imports no default-domain ONNX opset")
         self.opset = int(versions[0])
-        self.p = Program(parties, fixed_point.DEFAULT_FRAC_BITS if frac_bits is None else frac_bits, truncation)
+        self.p = Program(parties, fixed_point.DEFAULT_FRAC_BITS if frac_bits is None else frac_bits, truncation, scheme)
         self.relu_bits = relu_bits
         self.input_shapes = input_shapes
         self.values: dict[str, Value] = {}

@@ -84,6 +84,10 @@ class Context(Protocol):
     def pipe(self, peer: int) -> Any:
         """A named-tensor pipe to ``peer`` (``send(name, array)`` / ``recv(name)``)."""
 
+    def exchange(self, sends: dict[int, list[np.ndarray]], receive: dict[int, int]) -> dict[int, list[np.ndarray]]:
+        """One round with some peers: send each peer its arrays (in order) while receiving
+        ``receive[peer]`` arrays from each peer named there; counts one round."""
+
 
 @dataclass(frozen=True)
 class OpSpec:
@@ -133,6 +137,70 @@ def register(name: str, arity: int, interactive: bool = False, scheme: str = "sh
         return cls
 
     return wrap
+
+
+class SharingScheme(Protocol):
+    """How a Program's steps run on the servers' shares: the additive scheme calls each op's
+    own ``run``; another scheme (replicated sharing on three servers, in
+    ``protocols/replicated.py``) brings its own protocols for the interactive ops."""
+
+    name: str
+    parties: tuple[int, ...]  # server counts it runs on
+    copies: int  # ring elements a server holds per element of a tensor
+    offline_phase: bool  # runs the ops' input-independent work (OpSpec.offline) before them
+
+    def check(self, op: str, attrs: dict[str, Any]) -> None:
+        """Raise ProgramError when the scheme cannot run ``op`` with these attributes."""
+
+    def start(self, ctx: Context) -> None:
+        """Set-up at the start of a job, before its online phase (e.g. agreeing on keys)."""
+
+    def run(self, ctx: Context, spec: OpSpec, xs: list[Any], attrs: dict[str, Any]) -> Any:
+        """One step on this party's shares."""
+
+    def result(self, share: np.ndarray) -> np.ndarray:
+        """What a server returns of an output: the client adds the three (or two) up."""
+
+
+class Additive:
+    """n-out-of-n additive sharing (2 or 3 servers; 1 for ciphertext programs): each op's own run."""
+
+    name = "additive"
+    parties = (1, 2, 3)
+    copies = 1
+    offline_phase = True
+
+    @staticmethod
+    def check(op: str, attrs: dict[str, Any]) -> None:
+        if "trunc_bits" in attrs:
+            raise ProgramError(f"{op}: trunc_bits (a fused truncation) is for replicated sharing only")
+
+    @staticmethod
+    def start(ctx: Context) -> None:
+        return None
+
+    @staticmethod
+    def run(ctx: Context, spec: OpSpec, xs: list[Any], attrs: dict[str, Any]) -> Any:
+        return spec.run(ctx, xs, attrs)
+
+    @staticmethod
+    def result(share: np.ndarray) -> np.ndarray:
+        return share
+
+
+SHARING_SCHEMES: dict[str, SharingScheme] = {"additive": Additive()}
+
+
+def register_scheme(scheme: SharingScheme) -> SharingScheme:
+    SHARING_SCHEMES[scheme.name] = scheme
+    return scheme
+
+
+def sharing_scheme(name: str) -> SharingScheme:
+    try:
+        return SHARING_SCHEMES[name]
+    except KeyError:
+        raise ProgramError(f"unknown sharing scheme {name!r} (known: {sorted(SHARING_SCHEMES)})") from None
 
 
 def _ring_array(value: Any, what: str) -> np.ndarray:

@@ -16,18 +16,20 @@ import numpy as np
 
 from .. import fixed_point
 from ..errors import ProgramError, UnsupportedError
-from .ops import OPS, check_shape, correlation_kernel
+from .ops import OPS, check_shape, correlation_kernel, sharing_scheme
 
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$")
 MAX_OPS = 100_000
 
 
-def _check_scheme(op: str, parties: int) -> None:
-    """Homomorphic-encryption ops run on one server, share ops on 2 or 3 (for Programs built
-    here and for those a server receives)."""
+def _check_scheme(op: str, parties: int, scheme: str = "additive", attrs: dict[str, Any] | None = None) -> None:
+    """Homomorphic-encryption ops run on one server, share ops on 2 or 3, and the sharing
+    scheme must have a protocol for the op (for Programs built here and for those a server
+    receives)."""
     if op not in OPS:
         raise ProgramError(f"unknown op {op!r}")
+    sharing_scheme(scheme).check(op, attrs or {})
     if (OPS[op].scheme == "he") != (parties == 1):
         raise ProgramError(
             f"op {op!r} works on {'ciphertexts' if OPS[op].scheme == 'he' else 'shares'}: "
@@ -64,7 +66,8 @@ class Program:
     ----------
     parties : int
         Number of servers that run it: 2 or 3 for programs on additive shares, 1 for
-        programs on ciphertexts (homomorphic-encryption ops, scheme "he").
+        programs on ciphertexts (homomorphic-encryption ops, scheme "he"), 3 for
+        replicated sharing.
     frac_bits : int
         Fixed-point scale the program keeps between ops.
     truncation : {"auto", "local", "pair"}
@@ -73,11 +76,23 @@ class Program:
         about |x|/2^63); ``pair``: one opening with a dealer-provided
         truncation pair (exact up to one unit, any party count). ``auto`` is
         local for 2 parties and pair for 3.
+    scheme : {"additive", "rss3"}
+        How the servers hold the secrets: ``additive`` (n-out-of-n shares; interactive ops
+        take correlated randomness from a source) or ``rss3`` (2-out-of-3 replicated
+        shares on three servers, honest majority: no dealer and no offline phase; products
+        truncate in the same step, see :mod:`safelight.protocols.replicated`).
     """
 
     def __init__(
-        self, parties: int = 2, frac_bits: int = fixed_point.DEFAULT_FRAC_BITS, truncation: str = "auto"
+        self,
+        parties: int = 2,
+        frac_bits: int = fixed_point.DEFAULT_FRAC_BITS,
+        truncation: str = "auto",
+        scheme: str = "additive",
     ) -> None:
+        if parties not in sharing_scheme(scheme).parties:
+            raise ProgramError(f"scheme {scheme!r} runs on {sharing_scheme(scheme).parties} servers, not {parties}")
+        self.scheme = scheme
         if truncation not in ("auto", "local", "pair"):
             raise ProgramError(f"truncation must be 'auto', 'local' or 'pair', got {truncation!r}")
         if truncation == "local" and parties != 2:
@@ -104,7 +119,7 @@ class Program:
     def _add_step(self, op: str, inputs: list[Tensor], attrs: dict[str, Any], frac_bits: int) -> Tensor:
         for t in inputs:
             self._tensor(t)
-        _check_scheme(op, self.parties)
+        _check_scheme(op, self.parties, self.scheme, attrs)
         shape = OPS[op].infer([t.shape for t in inputs], attrs)
         out = Tensor(self._fresh("t"), shape, frac_bits)
         self.steps.append(Step(op, [t.name for t in inputs], out.name, attrs))
@@ -212,16 +227,29 @@ class Program:
 
     # ---- products of shared tensors (Beaver triples) -------------------
     def _product(self, op: str, x: Tensor, y: Tensor, attrs: dict[str, Any], rescale: bool) -> Tensor:
+        if self.scheme != "additive":
+            return self._fused_product(op, [x, y], attrs, x.frac_bits + y.frac_bits, rescale)
         if y.name in self.inputs and op != "mul":
             attrs = {**attrs, "reuse": f"w:{y.name}"}  # a weight: mask it once per job
         out = self._add_step(op, [x, y], attrs, x.frac_bits + y.frac_bits)
         return self.rescale(out) if rescale else out
+
+    def _fused_product(
+        self, op: str, inputs: list[Tensor], attrs: dict[str, Any], frac_bits: int, rescale: bool
+    ) -> Tensor:
+        """Replicated sharing truncates inside the product's own resharing round."""
+        bits = frac_bits - self.frac_bits
+        if rescale and bits > 0:
+            return self._add_step(op, inputs, {**attrs, "trunc_bits": bits}, self.frac_bits)
+        return self._add_step(op, inputs, attrs, frac_bits)
 
     def mul(self, x: Tensor, y: Tensor, rescale: bool = True) -> Tensor:
         """Elementwise x * y of two shared tensors."""
         return self._product("mul", x, y, {}, rescale)
 
     def square(self, x: Tensor, rescale: bool = True) -> Tensor:
+        if self.scheme != "additive":
+            return self._fused_product("square", [x], {}, 2 * x.frac_bits, rescale)
         out = self._add_step("square", [x], {}, 2 * x.frac_bits)
         return self.rescale(out) if rescale else out
 
@@ -381,6 +409,7 @@ class Program:
         return {
             "version": FORMAT_VERSION,
             "parties": self.parties,
+            "scheme": self.scheme,
             "frac_bits": self.frac_bits,
             "truncation": self.truncation,
             "inputs": [{"name": n, "shape": list(s)} for n, s in self.inputs.items()],
@@ -394,7 +423,12 @@ class Program:
         try:
             if data["version"] != FORMAT_VERSION:
                 raise ProgramError(f"program format version {data['version']!r} is not supported")
-            prog = cls(int(data["parties"]), int(data["frac_bits"]), str(data.get("truncation", "auto")))
+            prog = cls(
+                int(data["parties"]),
+                int(data["frac_bits"]),
+                str(data.get("truncation", "auto")),
+                str(data.get("scheme", "additive")),
+            )
             shapes: dict[str, tuple[int, ...]] = {}
             for entry in data["inputs"]:
                 t = prog.input(str(entry["name"]), entry["shape"])
@@ -419,7 +453,7 @@ class Program:
                     # A reused mask is safe only for one fixed tensor: binding the key to an input's
                     # name stops a Program from opening two different tensors under one mask.
                     raise ProgramError(f"step {i}: a reuse key must be 'w:<name>' of the input it masks")
-                _check_scheme(op, prog.parties)
+                _check_scheme(op, prog.parties, prog.scheme, attrs)
                 shapes[output] = check_shape(OPS[op].infer([shapes[x] for x in inputs], attrs), f"step {i}")
                 prog.steps.append(Step(op, inputs, output, attrs))
             for entry in data["outputs"]:
@@ -439,7 +473,9 @@ class Program:
     def ot_demand_per_step(self, per_op: bool = False) -> dict[int, int]:
         """Random OTs each step's offline work takes, as its op declares (``per_op``: the
         most prepared at once, for a step prepared slice by slice)."""
-        out = {}
+        out: dict[int, int] = {}
+        if self.scheme != "additive":
+            return out  # replicated sharing has no offline phase
         for i, step in enumerate(self.steps):
             declared = OPS[step.op].ots
             if declared is not None:
@@ -451,8 +487,11 @@ class Program:
         return sum(self.ot_demand_per_step().values())
 
     def correlations(self) -> list:
-        """The preprocessing each interactive step needs, in step order."""
-        out = []
+        """The preprocessing each interactive step needs, in step order (none for
+        replicated sharing: its products need no correlated randomness)."""
+        out: list = []
+        if self.scheme != "additive":
+            return out
         for i, step in enumerate(self.steps):
             spec = OPS[step.op]
             if spec.correlation is not None:

@@ -31,7 +31,7 @@ from .preprocessing import Correlation
 DEFAULT_BITS = 40
 
 
-def _bits(attrs: dict[str, Any]) -> int:
+def sign_bits(attrs: dict[str, Any]) -> int:
     bits = attrs.get("bits", DEFAULT_BITS)
     if not isinstance(bits, int) or not 2 <= bits <= 64:
         raise ProgramError(f"bits must be an integer in 2..64, got {bits!r}")
@@ -67,7 +67,7 @@ def _ot_count(op_class):
         total = 0
         for corr in sign_needs(op_class.correlation(step, shapes, attrs)):
             values = int(np.prod(corr.random["a"]))
-            total += (min(values, SLICE) if per_op else values) * _bits(attrs)
+            total += (min(values, SLICE) if per_op else values) * sign_bits(attrs)
         return total
 
     op_class.ots = staticmethod(ots)
@@ -83,7 +83,7 @@ def _offline(op_class):
     """The offline hook of a sign-based op: prepare the garbled circuits its run will use."""
 
     def offline(ctx, step, shapes, attrs):
-        prepare_signs(ctx, op_class.correlation(step, shapes, attrs), _bits(attrs))
+        prepare_signs(ctx, op_class.correlation(step, shapes, attrs), sign_bits(attrs))
 
     op_class.offline = staticmethod(offline)
     return op_class
@@ -152,11 +152,11 @@ class Relu:
     @staticmethod
     def offline(ctx, step, shapes, attrs):
         if not sliced(ctx, int(np.prod(shapes[0]))):  # else prepared slice by slice in run
-            prepare_signs(ctx, Relu.correlation(step, shapes, attrs), _bits(attrs))
+            prepare_signs(ctx, Relu.correlation(step, shapes, attrs), sign_bits(attrs))
 
     @staticmethod
     def infer(shapes, attrs):
-        _bits(attrs)
+        sign_bits(attrs)
         return shapes[0]
 
     @staticmethod
@@ -165,7 +165,7 @@ class Relu:
 
     @staticmethod
     def run(ctx, xs, attrs):
-        return relu_parts(ctx, xs[0], _bits(attrs), may_slice=True)
+        return relu_parts(ctx, xs[0], sign_bits(attrs), may_slice=True)
 
 
 @register("less", 2, interactive=True)
@@ -176,7 +176,7 @@ class Less:
 
     @staticmethod
     def infer(shapes, attrs):
-        _bits(attrs)
+        sign_bits(attrs)
         if shapes[0] != shapes[1]:
             raise ProgramError(f"less: operand shapes differ: {shapes[0]} vs {shapes[1]}")
         return shapes[0]
@@ -187,7 +187,7 @@ class Less:
 
     @staticmethod
     def run(ctx, xs, attrs):
-        s = negative_bit(ctx, ring.sub(xs[0], xs[1]), _bits(attrs))
+        s = negative_bit(ctx, ring.sub(xs[0], xs[1]), sign_bits(attrs))
         return ring.mul_scalar(s, 1 << int(attrs.get("frac_bits", 16)))
 
 
@@ -196,7 +196,7 @@ def pairwise_max(ctx, a: np.ndarray, b: np.ndarray, bits: int, prefix: str) -> n
     return ring.add(b, relu_parts(ctx, ring.sub(a, b), bits, prefix))
 
 
-def _pool_geometry(shape, attrs):
+def pool_geometry(shape, attrs):
     if len(shape) != 4:
         raise ProgramError(f"max_pool2d needs (N, C, H, W), got {shape}")
     kh, kw = check_pair(attrs.get("kernel"), "kernel", 1)
@@ -226,12 +226,12 @@ class MaxPool2d:
 
     @staticmethod
     def infer(shapes, attrs):
-        _bits(attrs)
-        return _pool_geometry(shapes[0], attrs)[2]
+        sign_bits(attrs)
+        return pool_geometry(shapes[0], attrs)[2]
 
     @staticmethod
     def correlation(step, shapes, attrs):
-        (kh, kw), _, out = _pool_geometry(shapes[0], attrs)
+        (kh, kw), _, out = pool_geometry(shapes[0], attrs)
         needs = []
         for level, pairs in enumerate(_tree_levels(kh * kw)):
             needs += sign_correlations(step, (pairs, *out), f"l{level}.")
@@ -240,7 +240,7 @@ class MaxPool2d:
     @staticmethod
     def run(ctx, xs, attrs):
         x = xs[0]
-        (kh, kw), (sh, sw), (n, c, ho, wo) = _pool_geometry(x.shape, attrs)
+        (kh, kw), (sh, sw), (n, c, ho, wo) = pool_geometry(x.shape, attrs)
         values = [
             np.ascontiguousarray(x[:, :, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw])
             for i in range(kh)
@@ -251,7 +251,7 @@ class MaxPool2d:
             half = len(values) // 2
             a = np.stack(values[:half])
             b = np.stack(values[half : 2 * half])
-            m = pairwise_max(ctx, a, b, _bits(attrs), f"l{level}.")
+            m = pairwise_max(ctx, a, b, sign_bits(attrs), f"l{level}.")
             values = list(m) + values[2 * half :]
             level += 1
         return values[0]
@@ -275,7 +275,7 @@ def bitonic_stages(n: int) -> list[list[tuple[int, int]]]:
     return stages
 
 
-def _sort_geometry(shape):
+def sort_geometry(shape):
     n = shape[-1]
     if n < 1 or n & (n - 1):
         raise ProgramError(f"sort: the last axis must have a power-of-two length, got {n}")
@@ -291,13 +291,13 @@ class Sort:
 
     @staticmethod
     def infer(shapes, attrs):
-        _bits(attrs)
-        _sort_geometry(shapes[0])
+        sign_bits(attrs)
+        sort_geometry(shapes[0])
         return shapes[0]
 
     @staticmethod
     def correlation(step, shapes, attrs):
-        n = _sort_geometry(shapes[0])
+        n = sort_geometry(shapes[0])
         lead = shapes[0][:-1]
         needs = []
         for s, pairs in enumerate(bitonic_stages(n)):
@@ -308,8 +308,8 @@ class Sort:
     @staticmethod
     def run(ctx, xs, attrs):
         x = np.array(xs[0], copy=True)
-        bits = _bits(attrs)
-        for s, pairs in enumerate(bitonic_stages(_sort_geometry(x.shape))):
+        bits = sign_bits(attrs)
+        for s, pairs in enumerate(bitonic_stages(sort_geometry(x.shape))):
             lo = np.array([p[0] for p in pairs])
             hi = np.array([p[1] for p in pairs])
             a, b = np.ascontiguousarray(x[..., lo]), np.ascontiguousarray(x[..., hi])
@@ -332,7 +332,7 @@ class TopK:
     @staticmethod
     def infer(shapes, attrs):
         k = attrs.get("k")
-        n = _sort_geometry(shapes[0])
+        n = sort_geometry(shapes[0])
         if not isinstance(k, int) or not 1 <= k <= n:
             raise ProgramError(f"topk: k must be an integer in 1..{n}")
         return (*shapes[0][:-1], k)

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import ResourceLimitError
 from ..net.config import MIB, ServerLimits
-from ..program.ops import OPS
+from ..program.ops import OPS, sharing_scheme
 from ..program.program import Program
 from ..protocols.preprocessing import Plan
 
@@ -79,11 +79,12 @@ def job_memory(
     """Bytes a party needs for ``program`` at its peak (see the module docstring);
     ``corrections``: this party receives the dealt corrections (the last party)."""
     last = last_uses(program)
-    size = {name: WORD * _elements(shape) for name, shape in program.inputs.items()}
+    word = WORD * sharing_scheme(program.scheme).copies
+    size = {name: word * _elements(shape) for name, shape in program.inputs.items()}
     live = sum(size.values())
     peak = live
     for i, step in enumerate(program.steps):
-        out = WORD * _elements(program.shape_of(step.output))
+        out = word * _elements(program.shape_of(step.output))
         operands = sum(size[x] for x in step.inputs)
         work = INTERACTIVE_WORK * (operands + out) if OPS[step.op].interactive else out
         peak = max(peak, live + work)

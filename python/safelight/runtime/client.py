@@ -20,7 +20,7 @@ from ..net.transport import Channel, MsgType, client_context, connect
 from ..program.program import Program
 from ..protocols.preprocessing import OT_SOURCES, Plan
 from ..protocols.sources import RandomnessSource, randomness_source
-from ..sharing import Encoded, Shared
+from ..sharing import Encoded, ReplicatedPayload, Shared
 from .model_store import check_model_id
 
 # Garbled material an evaluator holds per random OT (a label pair per input bit plus the
@@ -202,11 +202,16 @@ class StoredTensor:
     shape: tuple[int, ...]
     parties: int
     frac_bits: int
+    scheme: str = "additive"
 
 
 def _describe(name: str, payload) -> tuple[dict[str, Any], np.ndarray | None]:
     """How one server's part of a tensor travels: a seed inside the JSON, or a share tensor
-    sent after it (returned for the caller to send)."""
+    sent after it (returned for the caller to send). A replicated payload carries two seeds,
+    one of them null for the correction share that follows."""
+    if isinstance(payload, ReplicatedPayload):
+        seeds = [None if s is None else s.hex() for s in payload.seeds]
+        return {"name": name, "kind": "replicated", "seeds": seeds}, payload.correction
     if payload.seed is not None:
         return {"name": name, "kind": "seed", "seed": payload.seed.hex()}, None
     return {"name": name, "kind": "share"}, payload.share
@@ -256,7 +261,7 @@ def upload_model(
             raise exc
         raise JobFailedError(f"{party_name(party)}: {type(exc).__name__}: {exc}") from exc
     return {
-        name: StoredTensor(model_id, name, tuple(enc.shape), enc.parties, enc.frac_bits)
+        name: StoredTensor(model_id, name, tuple(enc.shape), enc.parties, enc.frac_bits, enc.scheme)
         for name, enc in tensors.items()
     }
 
@@ -339,6 +344,11 @@ def run_job(
             )
         if enc.frac_bits != program.frac_bits:
             raise InputError(f"input {name!r} has {enc.frac_bits} fractional bits, the program {program.frac_bits}")
+        if getattr(enc, "scheme", "additive") != program.scheme:
+            raise InputError(
+                f"input {name!r} is shared for scheme {getattr(enc, 'scheme', 'additive')!r}, the program runs "
+                f"on {program.scheme!r}: encode it with scheme={program.scheme!r}"
+            )
     extra = set(inputs) - set(program.inputs)
     if extra:
         raise InputError(f"inputs {sorted(extra)} are not declared by the program")

@@ -18,7 +18,7 @@ from ..errors import ConfigError, PeerUnavailableError
 from ..net.certs import CLIENT_NAME, DEALER_NAME, Identity, create_cluster_certs
 from ..net.config import DEFAULT_TIMEOUT, ClusterConfig, PartyAddress, ServerLimits
 from ..program.program import Program
-from ..sharing import Encoded, check_parties
+from ..sharing import SCHEMES, Encoded, check_parties
 from .client import JobResult, ProgressCallback, StoredTensor, run_job, upload_model
 
 START_TIMEOUT = 60.0
@@ -91,7 +91,11 @@ class Cluster:
         identity: Identity,
         processes: list[subprocess.Popen] | None = None,
         workdir: Path | None = None,
+        scheme: str = "additive",
     ) -> None:
+        if scheme not in SCHEMES or (scheme == "rss3" and config.n != 3):
+            raise ConfigError(f"scheme must be 'additive' or, on 3 servers, 'rss3'; got {scheme!r} on {config.n}")
+        self.scheme = scheme  # how the tasks share their inputs on this cluster
         self.config = config
         self.identity = identity
         self.processes = processes or []
@@ -103,10 +107,11 @@ class Cluster:
         return self.config.n
 
     @classmethod
-    def from_config(cls, path: str | os.PathLike, client: str = CLIENT_NAME) -> Cluster:
-        """A remote cluster described by ``cluster.toml`` (servers already running)."""
+    def from_config(cls, path: str | os.PathLike, client: str = CLIENT_NAME, scheme: str = "additive") -> Cluster:
+        """A remote cluster described by ``cluster.toml`` (servers already running); ``scheme``
+        as for :meth:`local`."""
         config = ClusterConfig.load(path)
-        return cls(config, Identity.from_dir(config.certs, client))
+        return cls(config, Identity.from_dir(config.certs, client), scheme=scheme)
 
     @property
     def has_dealer(self) -> bool:
@@ -121,6 +126,7 @@ class Cluster:
         records: str = "sealed",
         store: str | os.PathLike | None = None,
         limits: ServerLimits | None = None,
+        scheme: str = "additive",
     ) -> Cluster:
         """Start ``parties`` server processes on loopback with throwaway certificates
         (2 or 3 for secret sharing; 1 for a single homomorphic-encryption server).
@@ -132,7 +138,10 @@ class Cluster:
         also exit on their own if this process dies. ``records`` picks how bytes
         travel after the TLS 1.3 handshake (see :mod:`safelight.net.sealed`).
         ``store``: a directory where the servers keep uploaded model shares (in memory
-        when None). ``limits``: what each server grants its clients.
+        when None). ``limits``: what each server grants its clients. ``scheme``: how the
+        tasks run on this cluster: ``"additive"`` (n-out-of-n shares, correlated randomness
+        from a dealer or made by the servers) or ``"rss3"`` (three servers, replicated
+        shares, honest majority: no dealer and no offline phase).
 
         Every server binds a free port of its own choosing and reports it (no port is
         reserved in advance, so nothing can take it in between); this process then tells
@@ -141,6 +150,8 @@ class Cluster:
         """
         if parties != 1:  # one server: homomorphic-encryption programs only
             check_parties(parties)
+        if scheme not in SCHEMES or (scheme == "rss3" and parties != 3):
+            raise ConfigError(f"scheme must be 'additive' or, with parties=3, 'rss3'; got {scheme!r}")
         remove_stale_workdirs()
         workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
         try:
@@ -156,7 +167,7 @@ class Cluster:
                 store=None if store is None else Path(store).absolute(),
                 limits=limits or ServerLimits(),
             )
-            cluster = cls(config, Identity.from_dir(config.certs, CLIENT_NAME), [], workdir)
+            cluster = cls(config, Identity.from_dir(config.certs, CLIENT_NAME), [], workdir, scheme)
             try:
                 cluster._spawn(config.save(workdir / "spawn.toml"))
             except BaseException:

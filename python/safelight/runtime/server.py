@@ -35,7 +35,7 @@ from ..net.peers import DEALER, JobLinks, Mailbox
 from ..net.pipe import ChannelPipe
 from ..net.transport import Channel, MsgType, accept_tls, receive_tensors, server_context
 from ..processes import exit_when_orphaned
-from ..program.ops import check_shape
+from ..program.ops import check_shape, sharing_scheme
 from ..program.program import Program, Step
 from ..protocols.preprocessing import Material, Plan, expand
 from ..protocols.sources import RandomnessSource, source_of
@@ -70,6 +70,9 @@ class JobContext:
 
     def exchange_all(self, array: np.ndarray) -> list[np.ndarray]:
         return self.links.exchange_all(array)
+
+    def exchange(self, sends: dict[int, list[np.ndarray]], receive: dict[int, int]) -> dict[int, list[np.ndarray]]:
+        return self.links.exchange(sends, receive)
 
     def send(self, peer: int, array: np.ndarray) -> None:
         """One tensor to one peer (one-way protocols such as garbling)."""
@@ -288,28 +291,39 @@ class Server:
             raise ProtocolError("inputs must be a list")
         env: dict[str, np.ndarray] = {}
         expected: dict[str, tuple[int, ...] | None] = dict(extra_tensors)
+        replicated: dict[str, list[bytes | None]] = {}  # input -> its two shares' seeds (None: sent)
+        want = "replicated" if program.scheme == "rss3" else None
         for d in descriptors:
             try:
                 name, kind = str(d["name"]), str(d["kind"])
             except (TypeError, KeyError):
                 raise ProtocolError("malformed input descriptor") from None
-            if name not in program.inputs or name in env or name in expected:
+            if name not in program.inputs or name in env or name in expected or name in replicated:
                 raise ProgramError(f"input {name!r} is not declared by the program or is repeated")
             shape = program.inputs[name]
-            if kind == "seed":
+            if (kind == "replicated") != (want == "replicated") and kind != "stored":
+                raise ProtocolError(f"input {name!r}: a {kind!r} share does not fit a {program.scheme} program")
+            if kind == "replicated":
+                replicated[name] = self._replicated_seeds(d, f"input {name!r}")
+                if None in replicated[name]:
+                    expected[name] = shape
+            elif kind == "seed":
                 env[name] = self._seeded_share(d, shape, f"input {name!r}")
             elif kind == "share":
                 expected[name] = shape
             elif kind == "stored":
                 model, tensor = str(d.get("model")), str(d.get("tensor"))
-                env[name] = self.store.get(model, tensor, shape)
+                held = (sharing_scheme(program.scheme).copies, *shape) if want else shape
+                env[name] = self.store.get(model, tensor, held)
                 stored[name] = (model, tensor, self.store.version(model))
             else:
                 raise ProtocolError(f"input {name!r}: unknown kind {kind!r}")
-        missing = set(program.inputs) - set(env) - set(expected)
+        missing = set(program.inputs) - set(env) - set(expected) - set(replicated)
         if missing:
             raise ProgramError(f"inputs {sorted(missing)} were declared but not sent")
         extras = receive_tensors(channel, expected, self.admission.budget)
+        for name, seeds in replicated.items():
+            extras[name] = self._replicated_share(seeds, program.inputs[name], extras.get(name))
         env.update({k: v for k, v in extras.items() if not k.startswith(PRE_PREFIX)})
         return env, {k: v for k, v in extras.items() if k.startswith(PRE_PREFIX)}
 
@@ -323,6 +337,35 @@ class Server:
             raise ProtocolError(f"{what}: a seed must be {SEED_BYTES} bytes")
         return SharePayload(self.party or 0, shape, seed=seed).materialize()
 
+    @staticmethod
+    def _replicated_seeds(descriptor: dict, what: str) -> list[bytes | None]:
+        """The seeds of a server's two replicated shares (one may be None: sent as a tensor)."""
+        seeds = descriptor.get("seeds")
+        if not isinstance(seeds, list) or len(seeds) != 2 or seeds.count(None) > 1:
+            raise ProtocolError(f"{what}: a replicated share needs two seeds, at most one of them null")
+        out: list[bytes | None] = []
+        for seed in seeds:
+            try:
+                raw = None if seed is None else bytes.fromhex(str(seed))
+            except ValueError:
+                raw = b""
+            if raw is not None and len(raw) != SEED_BYTES:
+                raise ProtocolError(f"{what}: a seed must be {SEED_BYTES} bytes")
+            out.append(raw)
+        return out
+
+    @staticmethod
+    def _replicated_share(seeds: list[bytes | None], shape: tuple[int, ...], sent: np.ndarray | None) -> np.ndarray:
+        """This server's two shares, stacked (2, *shape), from their seeds and the sent one."""
+        out = np.empty((2, *shape), dtype=np.uint64)
+        for j, seed in enumerate(seeds):
+            if seed is None:
+                assert sent is not None
+                out[j] = sent
+            else:
+                out[j] = SharePayload(0, shape, seed=seed).materialize()
+        return out
+
     def _store_model(self, channel: Channel, request: object) -> None:
         """Keep this server's shares of an uploaded model under its id (see model_store)."""
         if not isinstance(request, dict) or not isinstance(request.get("inputs"), list):
@@ -330,6 +373,7 @@ class Server:
         model_id = check_model_id(request.get("model"))
         shares: dict[str, np.ndarray] = {}
         expected: dict[str, tuple[int, ...] | None] = {}
+        replicated: dict[str, tuple[list[bytes | None], tuple[int, ...]]] = {}
         declared = 0
         for d in request["inputs"]:
             try:
@@ -338,7 +382,7 @@ class Server:
                 raise ProtocolError("malformed stored-tensor descriptor") from None
             if name in shares or name in expected:
                 raise ProtocolError(f"stored tensor {name!r} is repeated")
-            declared += 8 * int(np.prod(shape, dtype=np.int64))
+            declared += 8 * int(np.prod(shape, dtype=np.int64)) * (2 if kind == "replicated" else 1)
             if declared > self.admission.budget:
                 raise ResourceLimitError(
                     f"the model's tensors exceed {self.name}'s memory budget of {self.admission.budget / 2**30:.2f} GiB"
@@ -347,9 +391,16 @@ class Server:
                 shares[name] = self._seeded_share(d, shape, f"stored tensor {name!r}")
             elif kind == "share":
                 expected[name] = shape
+            elif kind == "replicated":
+                seeds = self._replicated_seeds(d, f"stored tensor {name!r}")
+                replicated[name] = (seeds, shape)
+                if None in seeds:
+                    expected[name] = shape
             else:
                 raise ProtocolError(f"stored tensor {name!r}: unknown kind {kind!r}")
         shares.update(receive_tensors(channel, expected, self.admission.budget))
+        for name, (seeds, shape) in replicated.items():
+            shares[name] = self._replicated_share(seeds, shape, shares.get(name))
         self.store.put(model_id, shares)
         channel.send_json(MsgType.RESULT, b"\0" * 16, {"model": model_id, "tensors": len(shares)})
         log.info("stored model %s (%d tensors)", model_id, len(shares))
@@ -417,8 +468,9 @@ class Server:
             for key, cache_key in (cache_keys if plan else {}).items():
                 if cache_key is not None and key in ctx.opened:
                     self._keep_opening(cache_key, ctx.opened[key])
+            scheme = sharing_scheme(program.scheme)
             for name, share in run.outputs.items():
-                channel.send_tensor(job_id, name, share)
+                channel.send_tensor(job_id, name, scheme.result(share))
         finally:
             heartbeat.set()
             links.close()

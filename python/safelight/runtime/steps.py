@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..program.ops import OPS, Context
+from ..program.ops import OPS, Context, sharing_scheme
 from ..program.program import Program, Step
 from .admission import last_uses
 
@@ -58,6 +58,8 @@ def run_steps(
     per-op preprocessing, before each op that did offline work (so that online times do
     not include a peer still preparing). The callbacks report progress."""
     last = last_uses(program)
+    scheme = sharing_scheme(program.scheme)
+    evaluate = scheme.run
     pre = getattr(ctx, "pre", {})
     links = ctx.links
 
@@ -65,7 +67,7 @@ def run_steps(
         started = time.perf_counter()
         if i in pre:
             pre[i]  # expands this step's arrays (or makes them, dealer-free)
-        if OPS[step.op].offline is not None:
+        if OPS[step.op].offline is not None and scheme.offline_phase:
             ctx.step = i
             OPS[step.op].offline(ctx, i, [program.shape_of(x) for x in step.inputs], step.attrs)
             if ctx.per_op and barrier is not None:
@@ -75,6 +77,8 @@ def run_steps(
         return time.perf_counter() - started
 
     started = time.perf_counter()
+    if any(OPS[step.op].interactive for step in program.steps):
+        scheme.start(ctx)  # e.g. the replicated scheme's key agreement
     step_offline = [0.0 if ctx.per_op else prepare(i, step) for i, step in enumerate(program.steps)]
     if barrier is not None and any(OPS[step.op].interactive for step in program.steps):
         barrier()  # the parties start the online phase together
@@ -86,7 +90,7 @@ def run_steps(
         ctx.step = i
         ctx.offline_in_op = 0.0
         t0, s0, r0, n0 = time.perf_counter(), _sent(links), _received(links), links.rounds
-        env[step.output] = OPS[step.op].run(ctx, [env[x] for x in step.inputs], step.attrs)
+        env[step.output] = evaluate(ctx, OPS[step.op], [env[x] for x in step.inputs], step.attrs)
         for name in set(step.inputs):  # free what no later step reads
             if last.get(name) == i:
                 del env[name]

@@ -84,7 +84,7 @@ def _even(n: int) -> int:
 
 
 @lru_cache(maxsize=8)
-def denoiser(batch: int, height: int, width: int, parties: int = 2):
+def denoiser(batch: int, height: int, width: int, parties: int = 2, scheme: str = "additive"):
     """The FFDNet Program for ``batch`` images of an even ``height`` x ``width``."""
     return load_onnx(
         ffdnet_color_path(),
@@ -92,12 +92,13 @@ def denoiser(batch: int, height: int, width: int, parties: int = 2):
         parties=parties,
         relu_bits=RELU_BITS,
         truncation="pair",
+        scheme=scheme,
     )
 
 
 def upload(cluster, model_id: str = MODEL_ID) -> dict[str, StoredTensor]:
     """Model owner: share FFDNet's weights to the cluster's servers under ``model_id``."""
-    model = denoiser(1, 2, 2, cluster.parties)
+    model = denoiser(1, 2, 2, cluster.parties, cluster.scheme)
     return cluster.upload_model(model_id, model.encode_weights())
 
 
@@ -142,8 +143,9 @@ def run(
     ots: str = "iknp",
     preprocess: str = "auto",
     on_progress: ProgressCallback | None = None,
+    servers: int = 2,
 ) -> TaskResult:
-    """Denoise an image, or several of one size in one job, privately on two servers.
+    """Denoise an image, or several of one size in one job, privately on two or three servers.
 
     Parameters
     ----------
@@ -165,6 +167,10 @@ def run(
         Where the job's correlated randomness comes from and when it is made; see
         :meth:`safelight.Cluster.run`.
     on_progress : callable(party, step, of, op[, phase]), optional
+    servers : {2, 3}
+        For the loopback cluster started when ``cluster`` is None: 3 starts three servers
+        with replicated sharing (``scheme="rss3"``: honest majority, no dealer, no
+        randomness source). A given cluster brings its own scheme.
 
     Returns
     -------
@@ -189,7 +195,16 @@ def run(
     images = [inputs] if one else list(inputs)
     x, greys, size = _batch(images)
     options = {"triples": triples, "ots": ots, "preprocess": preprocess}
-    if cluster is None:
+    scheme = cluster.scheme if cluster is not None else "rss3" if servers == 3 else "additive"
+    if servers not in (2, 3):
+        raise InputError(f"servers must be 2 or 3, got {servers!r}")
+    if scheme == "rss3" and (no_dealer or triples is not None):
+        raise InputError("three servers with replicated sharing need no randomness source: drop triples/no_dealer")
+    if cluster is None and scheme == "rss3":
+        with Cluster.local(3, scheme="rss3") as local:
+            upload(local, model_id)
+            y, job = _evaluate(local, x, _noise_levels(sigma, greys), model_id, on_progress, options)
+    elif cluster is None:
         with Cluster.local(2, dealer=triples in (None, "dealer")) as local:
             upload(local, model_id)
             y, job = _evaluate(local, x, _noise_levels(sigma, greys), model_id, on_progress, options)
@@ -210,11 +225,13 @@ def _evaluate(
     """Encode the batch ``x`` (N, 3, H, W) and its noise levels, run FFDNet on the stored
     weights, decode: (N, 3, H, W) float64 and the job."""
     n, _, h, w = x.shape
-    model = denoiser(n, h, w, cluster.parties)
+    model = denoiser(n, h, w, cluster.parties, cluster.scheme)
     noise_map = np.broadcast_to(levels[:, None, None, None], (n, 1, h // 2, w // 2))
     inputs: dict[str, Any] = model.encode_inputs({"image": x, "noise_map": noise_map})
     for name, weight in model.weights.items():
-        inputs[name] = StoredTensor(model_id, name, weight.shape, cluster.parties, model.program.frac_bits)
+        inputs[name] = StoredTensor(
+            model_id, name, weight.shape, cluster.parties, model.program.frac_bits, cluster.scheme
+        )
     job = cluster.run(model.program, inputs, on_progress=on_progress, **options)
     return decode(job.outputs[model.outputs[0]], np.float64), job
 

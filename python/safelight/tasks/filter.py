@@ -67,15 +67,17 @@ def build_private_kernel_program(
     kernel_size: tuple[int, int],
     padding: str = "reflect",
     frac_bits: int = fixed_point.DEFAULT_FRAC_BITS,
+    scheme: str = "additive",
 ) -> Program:
     """Program with a *secret* kernel: inputs ``image`` (1, C, H, W) and ``kernel`` (C, 1, kh, kw)
     (odd sizes, already in correlation form, see :func:`encode_kernel`); pad -> depthwise conv2d
-    on shares (a conv-shaped Beaver triple) -> rescale -> output ``filtered`` (1, C, H, W)."""
+    on shares (a conv-shaped Beaver triple; with ``scheme="rss3"`` a replicated product on three
+    servers) -> rescale -> output ``filtered`` (1, C, H, W)."""
     if padding not in PADDING_MODES:
         raise InputError(f"unknown padding {padding!r}; choose one of {sorted(PADDING_MODES)}")
     c = shape[2] if len(shape) == 3 else 1
     kh, kw = kernel_size
-    prog = Program(parties=2, frac_bits=frac_bits)
+    prog = Program(parties=3 if scheme == "rss3" else 2, frac_bits=frac_bits, scheme=scheme)
     x = prog.input("image", (1, c, shape[0], shape[1]))
     w = prog.input("kernel", (c, 1, kh, kw))
     padded = prog.pad(x, (kh // 2, kh // 2, kw // 2, kw // 2), padding)
@@ -84,11 +86,15 @@ def build_private_kernel_program(
 
 
 def encode_kernel(
-    kernel: str | np.ndarray, channels: int, parties: int = 2, frac_bits: int = fixed_point.DEFAULT_FRAC_BITS
+    kernel: str | np.ndarray,
+    channels: int,
+    parties: int = 2,
+    frac_bits: int = fixed_point.DEFAULT_FRAC_BITS,
+    scheme: str = "additive",
 ) -> Encoded:
     """The model owner's step: secret-share a kernel (one copy per channel) for the servers."""
     k = correlation_kernel(kernel_from(kernel))
-    return encode(np.ascontiguousarray(np.broadcast_to(k, (channels, 1, *k.shape))), parties, frac_bits)
+    return encode(np.ascontiguousarray(np.broadcast_to(k, (channels, 1, *k.shape))), parties, frac_bits, scheme)
 
 
 @accepts_old_call(
@@ -105,8 +111,9 @@ def run(
     private_kernel: bool = False,
     no_dealer: bool = False,
     on_progress: ProgressCallback | None = None,
+    servers: int = 2,
 ) -> TaskResult:
-    """Filter an image privately on two servers: encode, evaluate on shares, decode.
+    """Filter an image privately on two (or three) servers: encode, evaluate on shares, decode.
 
     Parameters
     ----------
@@ -128,6 +135,10 @@ def run(
         homomorphic encryption (``triples="he"``): no third party at all.
     on_progress : callable(party, step, of, op), optional
         Called as each server finishes each step of the Program.
+    servers : {2, 3}
+        With ``private_kernel`` and no ``cluster``: 3 starts three servers with replicated
+        sharing (``scheme="rss3"``: honest majority, no dealer). A given cluster brings its
+        own scheme.
 
     Returns
     -------
@@ -140,19 +151,31 @@ def run(
     values, rendering = image_values(inputs)
     if values.ndim not in (2, 3):
         raise InputError(f"an image must be H x W or H x W x C, got shape {values.shape}")
+    if servers not in (2, 3):
+        raise InputError(f"servers must be 2 or 3, got {servers!r}")
+    scheme = cluster.scheme if cluster is not None else "rss3" if servers == 3 else "additive"
+    if scheme == "rss3" and (not private_kernel or no_dealer):
+        raise InputError(
+            "three servers (replicated sharing) run the private-kernel filter and need no dealer: "
+            "use private_kernel=True without no_dealer"
+        )
     if private_kernel:
         odd = correlation_kernel(k).shape
-        program = build_private_kernel_program(values.shape, odd, padding)
+        program = build_private_kernel_program(values.shape, odd, padding, scheme=scheme)
         planes = values[None, None] if values.ndim == 2 else np.moveaxis(values, 2, 0)[None]
+        n = program.parties
         encoded = {
-            "image": encode(np.ascontiguousarray(planes), 2, program.frac_bits),
-            "kernel": encode_kernel(k, program.inputs["kernel"][0], 2, program.frac_bits),
+            "image": encode(np.ascontiguousarray(planes), n, program.frac_bits, scheme),
+            "kernel": encode_kernel(k, program.inputs["kernel"][0], n, program.frac_bits, scheme),
         }
     else:
         program = build_program(values.shape, k, padding)
         encoded = {"image": encode(values, parties=2, frac_bits=program.frac_bits)}
-    triples = None if not private_kernel else "he" if no_dealer else "dealer"
-    if cluster is None:
+    triples = None if not private_kernel or scheme == "rss3" else "he" if no_dealer else "dealer"
+    if cluster is None and scheme == "rss3":
+        with Cluster.local(3, scheme="rss3") as local:
+            job = local.run(program, encoded, on_progress)
+    elif cluster is None:
         with Cluster.local(2, dealer=triples == "dealer") as local:
             job = local.run(program, encoded, on_progress, triples=triples)
     else:

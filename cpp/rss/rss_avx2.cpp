@@ -1,0 +1,2 @@
+#define SL_ISA_NS avx2
+#include "rss_impl.hpp"

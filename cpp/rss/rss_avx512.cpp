@@ -1,0 +1,2 @@
+#define SL_ISA_NS avx512
+#include "rss_impl.hpp"

@@ -1,0 +1,2 @@
+#define SL_ISA_NS scalar
+#include "rss_impl.hpp"

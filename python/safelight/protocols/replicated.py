@@ -1,0 +1,599 @@
+"""Replicated secret sharing on three servers (scheme ``rss3``): honest majority, no dealer.
+
+A secret x in Z_2^64 is x_0 + x_1 + x_2; server i holds (x_i, x_(i+1)) (indices mod 3), so
+any two servers can rebuild x and any one sees two uniform values. The servers are
+semi-honest and at most one is curious: that is what lets them compute with no third
+party and no offline phase (ABY3, Falcon and MP-SPDZ's replicated ring work the same way).
+
+Keys. At its first interactive step a job's server i draws a 16-byte key k_i and sends it
+to server i-1 over their TLS link, so key k_j is known to servers j and j-1, exactly the
+pair that holds share j. Keyed BLAKE2b turns (key, step, call, label) into an AES-CTR seed;
+from it come shared random values (no communication) and zero-sharings
+alpha_i = F(k_i) - F(k_(i+1)), which add up to 0 and which no single server can predict
+for another.
+
+Products. z_i = x_i y_i + x_i y_(i+1) + x_(i+1) y_i + alpha_i adds up to x y; each server
+sends z_i to server i-1 (one ring element per output, one round): a matmul or a
+convolution costs its output size, whatever its inner dimension. Two local ring
+products do it: x_i (y_i + y_(i+1)) + x_(i+1) y_i.
+
+Truncation (``trunc_bits`` on a product, ``trunc_pair``/``rescale`` alone), exact up to
+one unit for |z| < 2^62, three rounds, about 14 bytes per value per server on average.
+The roles rotate with the step: a and b compute, h helps (a, b, h = s, s+1, s+2 mod 3).
+h draws r = r_a + r_hb (r_a known to a, r_hb to b) and shares r >> d and msb(r) between
+a and b (a's parts from their common key, b's sent by h). b learns c = z + 2^62 + r
+(uniform: r is unknown to b) from a's and h's masked parts and computes, as for a
+dealer's truncation pair,
+
+    z >> d = (c >> d) - (r >> d) + msb(r) (1 - msb(c)) 2^(64-d) - 2^(62-d),
+
+sending msb(c) (a uniform bit) to a; a and b then re-split their two parts into the three
+replicated shares under masks h cannot see. The helper is the third server itself, which
+the honest-majority model already trusts not to collude: no party outside the three.
+
+Comparisons. The sign of x mod 2^k comes from a boolean circuit on bit-sliced replicated
+bits (64 values per word; an AND costs each server one bit: z_i = a_i b_i ^ a_i b_(i+1)
+^ a_(i+1) b_i ^ alpha_i, sent to server i-1). Server 0 knows A = x_0 + x_1 and shares its
+low k bits; B = x_2 is known to servers 1 and 2 and is shared for free; the carry into
+bit k-1 of A + B comes from a log-depth generate/propagate tree (about 3k ANDs). The sign
+bit b = e ^ b_2 (e = b_0 ^ b_1 known to server 0) becomes arithmetic with one input
+sharing and one product, and ReLU(x) = x (1 - b) = x - t - e (x - 2t) with t = b_2 x:
+two product rounds after the circuit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import _core, ring
+from ..errors import ProgramError, ProtocolError
+from ..program.ops import OPS, Context, OpSpec, check_pair, conv_attrs, register_scheme
+from .nonlinear import bitonic_stages, pool_geometry, sign_bits, sort_geometry
+
+SCHEME = "rss3"
+KEY_BYTES = 16
+OFFSET_BITS = 62
+PRODUCTS = ("mul", "square", "matmul", "conv2d")
+# interactive ops with a replicated protocol here; every other op of the library is local
+# and linear, and runs on each of a server's two shares as it would on an additive share
+PROTOCOL_OPS = (*PRODUCTS, "trunc_pair", "rescale", "reveal", "relu", "less", "max_pool2d", "sort", "topk")
+
+
+def prev(i: int) -> int:
+    return (i - 1) % 3
+
+
+def succ(i: int) -> int:
+    return (i + 1) % 3
+
+
+def _check_trunc_bits(op: str, attrs: dict[str, Any]) -> int:
+    bits = attrs.get("trunc_bits", 0)
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 0 <= bits <= OFFSET_BITS:
+        raise ProgramError(f"{op}: trunc_bits must be an integer in 0..{OFFSET_BITS}")
+    if bits and op not in PRODUCTS:
+        raise ProgramError(f"{op}: only products take trunc_bits")
+    return bits
+
+
+# ---- the job's keys and randomness ----------------------------------------------------------
+
+
+@dataclass
+class Keys:
+    own: bytes  # k_i, shared with server i-1
+    succ: bytes  # k_(i+1), shared with server i+1
+    step: int = -1
+    calls: int = 0  # protocol calls in the running step (the same sequence on every server)
+
+
+class Session:
+    """One server's view of the replicated protocols within one step."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.i = ctx.party
+        keys = ctx.state.get(SCHEME)
+        if keys is None:
+            keys = ctx.state[SCHEME] = _exchange_keys(ctx)
+        if keys.step != ctx.step:
+            keys.step, keys.calls = ctx.step, 0
+        self.keys = keys
+
+    def call(self) -> int:
+        """A fresh call index: every server numbers its protocol calls in the same order."""
+        self.keys.calls += 1
+        return self.keys.calls
+
+    def _seed(self, key: bytes, call: int, label: str) -> bytes:
+        message = f"{self.ctx.step}:{call}:{label}".encode()
+        return hashlib.blake2b(message, key=key, digest_size=16).digest()
+
+    def rand(self, which: int, call: int, label: str, shape: tuple[int, ...]) -> np.ndarray:
+        """Uniform ring elements under key k_(i+which) (known to this server and one other)."""
+        key = self.keys.own if which == 0 else self.keys.succ
+        return ring.random(self._seed(key, call, label), shape)
+
+    def rand_of(self, holder: int, call: int, label: str, shape: tuple[int, ...]) -> np.ndarray:
+        """Randomness under key k_holder (servers holder and holder-1); this server must know it."""
+        if holder == self.i:
+            return self.rand(0, call, label, shape)
+        assert holder == succ(self.i), "a key this server does not hold"
+        return self.rand(1, call, label, shape)
+
+    def zero(self, call: int, shape: tuple[int, ...], xor: bool = False) -> np.ndarray:
+        """This server's part of a sharing of zero (additive, or XOR for boolean shares)."""
+        a, b = self.rand(0, call, "zero", shape), self.rand(1, call, "zero", shape)
+        return np.bitwise_xor(a, b) if xor else ring.sub(a, b)
+
+    def reshare(self, z: np.ndarray) -> np.ndarray:
+        """From 3-out-of-3 parts (z_i here) to replicated shares: send z_i to server i-1."""
+        got = self.ctx.exchange({prev(self.i): [z]}, {succ(self.i): 1})[succ(self.i)][0]
+        check_received(got, z.shape, z.dtype)
+        out = np.empty((2, *z.shape), dtype=z.dtype)
+        out[0], out[1] = z, got
+        return out
+
+
+def check_received(got: np.ndarray, shape: tuple[int, ...], dtype: Any) -> None:
+    if got.shape != tuple(shape) or got.dtype != np.dtype(dtype):
+        raise ProtocolError(f"a server sent {got.dtype}{list(got.shape)} where {np.dtype(dtype)}{list(shape)} was due")
+
+
+def _exchange_keys(ctx: Context) -> Keys:
+    mine = os.urandom(KEY_BYTES)
+    got = ctx.exchange({prev(ctx.party): [np.frombuffer(mine, dtype=np.uint8).copy()]}, {succ(ctx.party): 1})
+    theirs = got[succ(ctx.party)][0]
+    check_received(theirs, (KEY_BYTES,), np.uint8)
+    return Keys(mine, theirs.tobytes())
+
+
+# ---- products and truncation ------------------------------------------------------------------
+
+
+def _local_product(op: str, x: np.ndarray, y: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
+    """x_i y_i + x_i y_(i+1) + x_(i+1) y_i from a server's two shares of x and of y."""
+    if op == "mul":
+        return _core.rss_mul(x[0], x[1], y[0], y[1])
+    if op == "square":
+        return _core.rss_square(x[0], x[1])
+    ysum = ring.add(y[0], y[1])
+    if op == "matmul":
+        out = ring.matmul(x[0], ysum)
+        return ring.add(out, ring.matmul(x[1], y[0]), out=out)
+    g = conv_attrs(attrs)
+    geometry = (g["stride"], g["padding"], g["dilation"], g["groups"])
+    out = ring.conv2d(x[0], ysum, *geometry)
+    return ring.add(out, ring.conv2d(x[1], y[0], *geometry), out=out)
+
+
+def product(sess: Session, op: str, x: np.ndarray, y: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
+    z = _local_product(op, x, y, attrs)
+    call = sess.call()
+    ring.add(z, sess.zero(call, z.shape), out=z)
+    bits = int(attrs.get("trunc_bits", 0))
+    return truncate(sess, z, bits) if bits else sess.reshare(z)
+
+
+def mul(sess: Session, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Elementwise replicated product (no truncation): one round, one element per value."""
+    return product(sess, "mul", x, y, {})
+
+
+def truncate(sess: Session, z: np.ndarray, bits: int) -> np.ndarray:
+    """Replicated shares of z / 2^bits (floor, or one unit more) from 3-out-of-3 parts z_i
+    that already include a zero-sharing; see the module docstring. The values are cut in
+    three chunks with the roles (a, b, h) rotated, so every server does each role once
+    and sends about the same bytes."""
+    ctx, i = sess.ctx, sess.i
+    call = sess.call()
+    shape = z.shape
+    flat = z.reshape(-1)
+    bounds = np.linspace(0, flat.size, 4).astype(int)
+    chunks = [_TruncChunk(sess, call, k, bits, flat[bounds[k] : bounds[k + 1]]) for k in range(3)]
+    for phase in range(3):
+        sends: dict[int, list[np.ndarray]] = {}
+        receive: dict[int, int] = {}
+        for chunk in chunks:
+            for peer, arrays in chunk.sends(phase).items():
+                sends.setdefault(peer, []).extend(arrays)
+            for peer, count in chunk.receives(phase).items():
+                receive[peer] = receive.get(peer, 0) + count
+        got = ctx.exchange(sends, receive)
+        for chunk in chunks:
+            mine = {peer: [got[peer].pop(0) for _ in range(count)] for peer, count in chunk.receives(phase).items()}
+            chunk.received(phase, mine)
+    out = np.empty((2, flat.size), dtype=np.uint64)
+    for k, chunk in enumerate(chunks):
+        out[:, bounds[k] : bounds[k + 1]] = chunk.result
+    assert i == sess.i
+    return out.reshape((2, *shape))
+
+
+class _TruncChunk:
+    """One chunk of a truncation, with roles a = (call + k) mod 3, b = a + 1, h = a - 1."""
+
+    def __init__(self, sess: Session, call: int, k: int, bits: int, z: np.ndarray) -> None:
+        self.sess, self.call, self.bits, self.z = sess, call, bits, np.ascontiguousarray(z)
+        self.a = (sess.ctx.step + k) % 3
+        self.b, self.h = succ(self.a), prev(self.a)
+        self.role = "a" if sess.i == self.a else "b" if sess.i == self.b else "h"
+        self.n = self.z.size
+        self.low = np.uint64((1 << bits) - 1)
+        self.label = f"t{k}"
+        self.result = np.empty((2, self.n), dtype=np.uint64)
+
+    def rand(self, holder: int, name: str) -> np.ndarray:
+        return self.sess.rand_of(holder, self.call, f"{self.label}.{name}", (self.n,))
+
+    def sends(self, phase: int) -> dict[int, list[np.ndarray]]:
+        a, b, h, bits = self.a, self.b, self.h, self.bits
+        if phase == 0 and self.role == "h":
+            r_a, r_hb = self.rand(a, "r_a"), self.rand(h, "r_hb")
+            r = ring.add(r_a, r_hb)
+            hi_b = ring.sub(r >> np.uint64(bits), self.rand(a, "hi"))
+            msb_b = ((r >> np.uint64(63)) - self.rand(a, "msb")) & self.low
+            return {b: [ring.add(self.z, r_a), hi_b, _pack_small(msb_b, bits)]}
+        if phase == 0 and self.role == "a":
+            return {b: [ring.add(self.z, np.full(self.n, np.uint64(1 << OFFSET_BITS)))]}
+        if phase == 1 and self.role == "b":
+            return {a: [self.msb_c_bits], h: [self.comp_h]}
+        if phase == 2 and self.role == "a":
+            return {h: [self.result[0]]}
+        return {}
+
+    def receives(self, phase: int) -> dict[int, int]:
+        if phase == 0 and self.role == "b":
+            return {self.a: 1, self.h: 3}
+        if phase == 1 and self.role in ("a", "h"):
+            return {self.b: 1}
+        if phase == 2 and self.role == "h":
+            return {self.a: 1}
+        return {}
+
+    def received(self, phase: int, got: dict[int, list[np.ndarray]]) -> None:
+        a, b, h, bits, n = self.a, self.b, self.h, self.bits, self.n
+        top_unit = 1 << (64 - bits)
+        if phase == 0 and self.role == "b":
+            (m_a,), (m_h, hi_b, msb_packed) = got[a], got[h]
+            for arr in (m_a, m_h, hi_b):
+                check_received(arr, (n,), np.uint64)
+            msb_b = _unpack_small(msb_packed, bits, n)
+            c = ring.add(ring.add(m_a, self.z), ring.add(m_h, self.rand(h, "r_hb")))
+            top = c >> np.uint64(63)
+            y_b = ring.sub(c >> np.uint64(bits), hi_b)
+            ring.add(y_b, ring.mul_scalar(ring.mul(msb_b, np.uint64(1) - top), top_unit), out=y_b)
+            y_b -= np.uint64(1 << (OFFSET_BITS - bits))
+            self.result[0] = self.rand(b, "out")  # k_b: servers b and a
+            self.comp_h = ring.add(y_b, self.rand(b, "mask"))
+            self.result[1] = self.comp_h
+            self.msb_c_bits = np.packbits(top.astype(np.uint8), bitorder="little")
+        elif phase == 1 and self.role == "a":
+            (packed,) = got[b]
+            check_received(packed, ((n + 7) // 8,), np.uint8)
+            no_top = np.uint64(1) - np.unpackbits(packed, count=n, bitorder="little").astype(np.uint64)
+            msb_a = self.rand(a, "msb") & self.low
+            y_a = ring.sub(ring.mul_scalar(ring.mul(msb_a, no_top), top_unit), self.rand(a, "hi"))
+            comp_b = self.rand(b, "out")
+            self.result[0] = ring.sub(ring.sub(y_a, comp_b), self.rand(b, "mask"))
+            self.result[1] = comp_b
+        elif phase == 1 and self.role == "h":
+            (comp_h,) = got[b]
+            check_received(comp_h, (n,), np.uint64)
+            self.result[0] = comp_h
+        elif phase == 2 and self.role == "h":
+            (comp_a,) = got[a]
+            check_received(comp_a, (n,), np.uint64)
+            self.result[1] = comp_a
+
+
+def _pack_small(values: np.ndarray, bits: int) -> np.ndarray:
+    """``bits``-bit values in the fewest whole bytes each, as uint8 (the transport's small dtype)."""
+    width = 1 if bits <= 8 else 2 if bits <= 16 else 4 if bits <= 32 else 8
+    return values.astype(f"<u{width}").view(np.uint8)
+
+
+def _unpack_small(packed: np.ndarray, bits: int, n: int) -> np.ndarray:
+    width = 1 if bits <= 8 else 2 if bits <= 16 else 4 if bits <= 32 else 8
+    check_received(packed, (n * width,), np.uint8)
+    return packed.view(f"<u{width}").astype(np.uint64)
+
+
+def reveal(sess: Session, x: np.ndarray) -> np.ndarray:
+    """Open x to all three servers: each sends its first share to the next server."""
+    got = sess.ctx.exchange({succ(sess.i): [np.ascontiguousarray(x[0])]}, {prev(sess.i): 1})[prev(sess.i)][0]
+    check_received(got, x.shape[1:], np.uint64)
+    return ring.add(ring.add(x[0], x[1]), got)
+
+
+def public(i: int, value: np.ndarray) -> np.ndarray:
+    """Replicated shares of a public value: (value, 0, 0)."""
+    out = np.zeros((2, *value.shape), dtype=np.uint64)
+    if i == 0:
+        out[0] = value
+    elif i == 2:
+        out[1] = value
+    return out
+
+
+# ---- bit-sliced boolean circuits -----------------------------------------------------------------
+
+
+def and_gates(sess: Session, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """AND of boolean replicated words (shape (2, ...)): each server sends one bit per gate."""
+    call = sess.call()
+    z = _core.rss_and(x[0], x[1], y[0], y[1])
+    np.bitwise_xor(z, sess.zero(call, z.shape, xor=True), out=z)
+    return sess.reshare(z)
+
+
+def sign_planes(sess: Session, x: np.ndarray, nbits: int) -> np.ndarray:
+    """Boolean replicated words (2, W) of the sign bit (bit nbits-1) of x mod 2^nbits."""
+    i, ctx = sess.i, sess.ctx
+    n = x[0].size
+    words = (n + 63) // 64
+    call = sess.call()
+    # A = x_0 + x_1 (server 0 knows it) as boolean shares (s_0, s_1, 0), s_0 from k_0
+    if i == 0:
+        a_planes = _core.bit_planes(ring.add(x[0], x[1]).reshape(-1), nbits)
+        s0 = sess.rand(0, call, "A", a_planes.shape)
+        s1 = np.bitwise_xor(a_planes, s0)
+        ctx.exchange({1: [s1]}, {})
+        a_sh = np.stack([s0, s1])
+    elif i == 1:
+        s1 = ctx.exchange({}, {0: 1})[0][0]
+        check_received(s1, (nbits, words), np.uint64)
+        a_sh = np.stack([s1, np.zeros_like(s1)])
+    else:
+        s0 = sess.rand(1, call, "A", (nbits, words))
+        ctx.exchange({}, {})  # keeps the round count equal on every server
+        a_sh = np.stack([np.zeros_like(s0), s0])
+    # B = x_2 (servers 1 and 2 know it) as boolean shares (0, 0, B)
+    b_sh = np.zeros_like(a_sh)
+    if i == 1:
+        b_sh[1] = _core.bit_planes(np.ascontiguousarray(x[1]).reshape(-1), nbits)
+    elif i == 2:
+        b_sh[0] = _core.bit_planes(np.ascontiguousarray(x[0]).reshape(-1), nbits)
+    top = np.bitwise_xor(a_sh[:, nbits - 1], b_sh[:, nbits - 1])
+    m = nbits - 1
+    if m == 0:
+        return top
+    gen = and_gates(sess, a_sh[:, :m], b_sh[:, :m])
+    prop = np.bitwise_xor(a_sh[:, :m], b_sh[:, :m])
+    carry = _group_generate(sess, gen, prop)
+    return np.bitwise_xor(top, carry)
+
+
+def _group_generate(sess: Session, gen: np.ndarray, prop: np.ndarray) -> np.ndarray:
+    """The carry out of bits 0..m-1 (generate of the whole group) by a log-depth tree:
+    (G, P)_hi o (G, P)_lo = (G_hi ^ P_hi G_lo, P_hi P_lo). The lowest group's P is never
+    needed (no carry comes in), so it is not computed."""
+    while gen.shape[1] > 1:
+        m = gen.shape[1]
+        pairs = m // 2
+        lo_g, hi_g = gen[:, 0 : 2 * pairs : 2], gen[:, 1 : 2 * pairs : 2]
+        lo_p, hi_p = prop[:, 0 : 2 * pairs : 2], prop[:, 1 : 2 * pairs : 2]
+        # one AND round: P_hi G_lo for every pair, P_hi P_lo for every pair but the lowest
+        left = np.concatenate([hi_p, hi_p[:, 1:]], axis=1)
+        right = np.concatenate([lo_g, lo_p[:, 1:]], axis=1)
+        products = and_gates(sess, np.ascontiguousarray(left), np.ascontiguousarray(right))
+        new_g = np.bitwise_xor(hi_g, products[:, :pairs])
+        new_p = np.concatenate([np.zeros_like(hi_p[:, :1]), products[:, pairs:]], axis=1)
+        if m % 2:
+            new_g = np.concatenate([new_g, gen[:, m - 1 :]], axis=1)
+            new_p = np.concatenate([new_p, prop[:, m - 1 :]], axis=1)
+        gen, prop = new_g, new_p
+    return gen[:, 0]
+
+
+def _bit_to_arithmetic_parts(sess: Session, planes: np.ndarray, shape: tuple[int, ...]):
+    """From a boolean replicated bit b = b_0 ^ b_1 ^ b_2 (words (2, W)) to two arithmetic
+    replicated values: e = b_0 ^ b_1 (server 0 shares it as input) and b_2 (servers 1, 2
+    know it), with b = e + b_2 - 2 e b_2. Returns ([b_2], the call that shares e) and
+    server 0's e1 to send in the next round (None elsewhere)."""
+    i = sess.i
+    n = int(np.prod(shape))
+    b2 = np.zeros((2, *shape), dtype=np.uint64)
+    if i == 1:
+        b2[1] = _core.unpack_bits(planes[1], n).reshape(shape)
+    elif i == 2:
+        b2[0] = _core.unpack_bits(planes[0], n).reshape(shape)
+    call = sess.call()
+    e = np.zeros((2, *shape), dtype=np.uint64)
+    send_e1 = None
+    if i == 0:
+        e_plain = _core.unpack_bits(np.bitwise_xor(planes[0], planes[1]), n).reshape(shape)
+        e[0] = sess.rand(0, call, "e", shape)  # k_0: servers 0 and 2
+        e[1] = ring.sub(e_plain, e[0])
+        send_e1 = e[1]
+    elif i == 2:
+        e[1] = sess.rand(1, call, "e", shape)
+    return b2, e, send_e1
+
+
+def _product_and_input(
+    sess: Session, x: np.ndarray, y: np.ndarray, e: np.ndarray, send_e1: np.ndarray | None
+) -> np.ndarray:
+    """One round: the replicated product x y, and server 0's input share e_1 to server 1."""
+    i, ctx = sess.i, sess.ctx
+    call = sess.call()
+    z = _core.rss_mul(x[0].reshape(-1), x[1].reshape(-1), y[0].reshape(-1), y[1].reshape(-1)).reshape(x.shape[1:])
+    ring.add(z, sess.zero(call, z.shape), out=z)
+    sends: dict[int, list[np.ndarray]] = {prev(i): [z]}
+    receive = {succ(i): 1}
+    if i == 0:
+        assert send_e1 is not None
+        sends[1] = [send_e1]
+    if i == 1:
+        receive[0] = 1
+    got = ctx.exchange(sends, receive)
+    other = got[succ(i)][0]
+    check_received(other, z.shape, np.uint64)
+    if i == 1:
+        e1 = got[0][0]
+        check_received(e1, z.shape, np.uint64)
+        e[0] = e1
+    return np.stack([z, other])
+
+
+def relu(sess: Session, x: np.ndarray, nbits: int) -> np.ndarray:
+    """max(x, 0) = x (1 - b), b the sign bit: x - t - e (x - 2 t), t = b_2 x."""
+    shape = x.shape[1:]
+    planes = sign_planes(sess, x, nbits)
+    b2, e, send_e1 = _bit_to_arithmetic_parts(sess, planes, shape)
+    t = _product_and_input(sess, b2, x, e, send_e1)
+    inner = ring.sub(x, ring.add(t, t))
+    et = mul(sess, e, inner)
+    return ring.sub(ring.sub(x, t), et)
+
+
+def negative(sess: Session, x: np.ndarray, nbits: int) -> np.ndarray:
+    """Arithmetic replicated 1{x < 0} (0 or 1 in ring units): e + b_2 - 2 e b_2."""
+    shape = x.shape[1:]
+    planes = sign_planes(sess, x, nbits)
+    b2, e, send_e1 = _bit_to_arithmetic_parts(sess, planes, shape)
+    # the product needs e_1 at server 1: share it first, then multiply
+    _input_round(sess, e, send_e1)
+    eb = mul(sess, e, b2)
+    return ring.sub(ring.add(e, b2), ring.add(eb, eb))
+
+
+def _input_round(sess: Session, e: np.ndarray, send_e1: np.ndarray | None) -> None:
+    i = sess.i
+    if i == 0:
+        assert send_e1 is not None
+        sess.ctx.exchange({1: [send_e1]}, {})
+    elif i == 1:
+        got = sess.ctx.exchange({}, {0: 1})[0][0]
+        check_received(got, e.shape[1:], np.uint64)
+        e[0] = got
+    else:
+        sess.ctx.exchange({}, {})
+
+
+def pairwise_max(sess: Session, a: np.ndarray, b: np.ndarray, nbits: int) -> np.ndarray:
+    """max(a, b) = b + relu(a - b)."""
+    return ring.add(b, relu(sess, ring.sub(a, b), nbits))
+
+
+# ---- the scheme ----------------------------------------------------------------------------------------
+
+
+class ShareView:
+    """What a local op sees when it runs on one of a server's two shares: that share's index
+    as its party (only share 0 takes a public constant, as party 0 does in additive sharing)."""
+
+    def __init__(self, ctx: Context, share: int) -> None:
+        self._ctx = ctx
+        self.party = share
+        self.parties = 3
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ctx, name)
+
+
+class Replicated:
+    """2-out-of-3 replicated sharing on three servers."""
+
+    name = SCHEME
+    parties = (3,)
+    copies = 2
+    offline_phase = False  # products need no correlated randomness: nothing to prepare
+
+    @staticmethod
+    def result(share: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(share[0])  # x_i: the three servers' first shares add up to x
+
+    @staticmethod
+    def check(op: str, attrs: dict[str, Any]) -> None:
+        spec = OPS[op]
+        if spec.scheme != "shares":
+            raise ProgramError(f"op {op!r} runs on ciphertexts, not on replicated shares")
+        if op not in PROTOCOL_OPS and spec.interactive:
+            raise ProgramError(f"op {op!r} has no protocol for replicated sharing (rss3) yet")
+        if "reuse" in attrs:
+            raise ProgramError(f"{op}: a reuse key is for additive sharing (replicated products open nothing)")
+        _check_trunc_bits(op, attrs)
+
+    @staticmethod
+    def start(ctx: Context) -> None:
+        """Agree on the job's pairwise keys (one round, 16 bytes to one neighbour)."""
+        if SCHEME not in ctx.state:
+            ctx.state[SCHEME] = _exchange_keys(ctx)
+
+    @staticmethod
+    def run(ctx: Context, spec: OpSpec, xs: list[Any], attrs: dict[str, Any]) -> Any:
+        op = spec.name
+        if op not in PROTOCOL_OPS:
+            return local(ctx, spec, xs, attrs)
+        sess = Session(ctx)
+        if op in PRODUCTS:
+            x = xs[0]
+            y = xs[1] if op != "square" else xs[0]
+            return product(sess, op, x, y, attrs)
+        if op in ("trunc_pair", "rescale"):
+            z = np.array(xs[0][0], copy=True)
+            ring.add(z, sess.zero(sess.call(), z.shape), out=z)
+            return truncate(sess, z, int(attrs["bits"]))
+        if op == "reveal":
+            return public(ctx.party, reveal(sess, xs[0]))
+        if op == "relu":
+            return relu(sess, xs[0], sign_bits(attrs))
+        if op == "less":
+            s = negative(sess, ring.sub(xs[0], xs[1]), sign_bits(attrs))
+            return ring.mul_scalar(s, 1 << int(attrs.get("frac_bits", 16)))
+        if op == "max_pool2d":
+            return _max_pool(sess, xs[0], attrs)
+        return _sort(sess, xs[0], attrs, descending=bool(attrs.get("descending", False)) or op == "topk")
+
+
+def local(ctx: Context, spec: OpSpec, xs: list[np.ndarray], attrs: dict[str, Any]) -> np.ndarray:
+    """A linear local op on each of this server's two shares."""
+    parts = [spec.run(ShareView(ctx, (ctx.party + j) % 3), [x[j] for x in xs], attrs) for j in (0, 1)]
+    out = np.empty((2, *parts[0].shape), dtype=np.uint64)
+    out[0], out[1] = parts
+    return out
+
+
+def _max_pool(sess: Session, x: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
+    (kh, kw), (sh, sw), (n, c, ho, wo) = pool_geometry(x.shape[1:], attrs)
+    check_pair(attrs.get("kernel"), "kernel", 1)
+    values = [
+        np.ascontiguousarray(x[:, :, :, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw])
+        for i in range(kh)
+        for j in range(kw)
+    ]
+    bits = sign_bits(attrs)
+    while len(values) > 1:
+        half = len(values) // 2
+        a = np.stack(values[:half], axis=1)
+        b = np.stack(values[half : 2 * half], axis=1)
+        m = pairwise_max(sess, a, b, bits)
+        values = [np.ascontiguousarray(m[:, k]) for k in range(half)] + values[2 * half :]
+    return values[0]
+
+
+def _sort(sess: Session, x: np.ndarray, attrs: dict[str, Any], descending: bool) -> np.ndarray:
+    """Bitonic network: per stage one batched max (a ReLU) and a local min = a + b - max."""
+    x = np.array(x, copy=True)
+    bits = sign_bits(attrs)
+    for pairs in bitonic_stages(sort_geometry(x.shape[1:])):
+        lo = np.array([p[0] for p in pairs])
+        hi = np.array([p[1] for p in pairs])
+        a, b = np.ascontiguousarray(x[..., lo]), np.ascontiguousarray(x[..., hi])
+        top = pairwise_max(sess, a, b, bits)
+        x[..., lo] = ring.sub(ring.add(a, b), top)
+        x[..., hi] = top
+    if descending:
+        x = np.ascontiguousarray(x[..., ::-1])
+    if "k" in attrs:
+        x = np.ascontiguousarray(x[..., : attrs["k"]])
+    return x
+
+
+register_scheme(Replicated())
