@@ -352,9 +352,7 @@ def _rss3_jobs(build: Callable[[Any, dict], None], values: dict[str, np.ndarray]
     tensors = {name: prog.input(name, v.shape) for name, v in values.items()}
     build(prog, tensors)
     with Cluster.local(3, scheme="rss3") as cluster:
-        jobs = [
-            cluster.run(prog, {k: encode(v, 3, scheme="rss3") for k, v in values.items()}) for _ in range(runs + 2)
-        ]
+        jobs = [cluster.run(prog, {k: encode(v, 3, scheme="rss3") for k, v in values.items()}) for _ in range(runs + 2)]
     return jobs[2:]
 
 
