@@ -404,3 +404,52 @@ def test_a_killed_or_frozen_server_gives_a_clear_error_within_the_timeout():
         with pytest.raises(PeerUnavailableError, match="party-1"):
             cluster.run(p, {"x": encode(np.ones(100), 3, scheme="rss3")})
         assert time.monotonic() - t0 < 2.0 + 2
+
+
+# ---- tasks on three servers -------------------------------------------------------------------------
+
+
+def test_denoise_and_private_kernel_filter_on_three_servers_match_plaintext():
+    from skimage import data
+
+    from safelight.tasks import denoise
+    from safelight.tasks import filter as filter_task
+
+    clean = data.astronaut()[100:132, 180:212]
+    noisy = denoise.add_noise(clean, 25, seed=2)
+    result = denoise.run(noisy, sigma=25, servers=3)
+    plain = denoise.plaintext([noisy], 25)[0]
+    assert abs(denoise.psnr(result.outputs, clean) - denoise.psnr(plain, clean)) <= 0.05
+    assert result.report.triples is None and len(result.report.parties) == 3
+    image = data.camera()[:40, :48]
+    private = filter_task.run(image, kernel="gaussian:1.5", private_kernel=True, servers=3)
+    public = filter_task.run(image, kernel="gaussian:1.5")
+    assert np.abs(private.values - public.values).max() < 1e-3
+    with pytest.raises(InputError, match="randomness source"):
+        denoise.run(noisy, sigma=25, servers=3, no_dealer=True)
+
+
+def test_cli_runs_denoise_and_filter_on_three_servers(tmp_path):
+    import subprocess
+    import sys
+
+    from PIL import Image
+    from skimage import data
+
+    src = tmp_path / "in.png"
+    Image.fromarray(data.astronaut()[100:124, 180:204]).save(src)
+    base = [sys.executable, "-m", "safelight"]
+    for args in (
+        ["denoise", str(src), str(tmp_path / "d.png"), "--sigma", "25", "--servers", "3", "--json"],
+        ["filter", str(src), str(tmp_path / "f.png"), "--kernel", "box:3", "--private-kernel", "--servers", "3"],
+    ):
+        proc = subprocess.run(base + args, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "d.png").exists() and (tmp_path / "f.png").exists()
+    proc = subprocess.run(
+        base + ["denoise", str(src), str(tmp_path / "x.png"), "--sigma", "25", "--servers", "3", "--no-dealer"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "no dealer" in proc.stderr and not (tmp_path / "x.png").exists()

@@ -138,6 +138,7 @@ class JobResult:
     triples: str | None = None
     dealer: PartyStats | None = None
     client_offline_seconds: float = 0.0
+    scheme: str = "additive"  # how the servers held the secrets ("rss3": replicated, three servers)
 
     @property
     def rounds(self) -> int:
@@ -503,4 +504,5 @@ def run_job(
         None if source is None else source.name,
         dealer_result[0],
         client_offline if materials is not None else 0.0,
+        program.scheme,
     )

@@ -36,6 +36,8 @@ RANDOMNESS = {
     "client": "this client dealt it (right only when it owns every secret of the job)",
     "he": "the two servers made it themselves (lattice HE and oblivious transfer), no third party",
     "client key": "none needed: one server computed on ciphertexts under a key only this client holds",
+    "replicated": "none needed: three servers with replicated shares (honest majority); the offline phase "
+    "is only their key agreement (one round, 16 bytes per server)",
     None: "none needed: the job had no interactive op",
 }
 
@@ -128,7 +130,7 @@ class JobReport:
             upload_bytes=job.upload_bytes,
             download_bytes=job.download_bytes,
             rounds=job.rounds,
-            randomness=randomness or job.triples,
+            randomness=randomness or job.triples or ("replicated" if job.scheme == "rss3" else None),
             steps=tuple(job.steps()),
             ops=job.ops(),
             dealer=None if job.dealer is None else PartyReport.from_stats(job.dealer),
