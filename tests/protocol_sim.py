@@ -90,6 +90,12 @@ class SimContext:
         return self.pre[self.step]
 
 
+def wake_peers(inboxes, p):
+    """Party ``p`` is gone: every queue it would have filled gets None (a peer failed)."""
+    for q in inboxes:
+        q[p].put(None)
+
+
 class _Recording:
     """A pipe end that also records what its party receives (its view)."""
 
@@ -103,6 +109,27 @@ class _Recording:
         got = self.end.recv(name)
         self.view.append(got)
         return got
+
+
+def run_parties(parties, body, on_error):
+    """Run ``body(p)`` for every party in ``parties`` on its own thread; a party that fails
+    calls ``on_error(p)`` (to wake its peers) and the first error is raised after all end."""
+    errors: list = []
+
+    def run(p):
+        try:
+            body(p)
+        except BaseException as exc:
+            errors.append(exc)
+            on_error(p)
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in parties]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
 
 
 def simulate(program: Program, inputs: dict, materials: list[Material] | None = None, dealer_free: bool = False):
@@ -121,34 +148,25 @@ def simulate(program: Program, inputs: dict, materials: list[Material] | None = 
     end0, end1 = pipe_pair(timeout=30)
     ctxs[0].pipes[1], ctxs[1].pipes[0] = _Recording(end0, ctxs[0].view), _Recording(end1, ctxs[1].view)
     results: list = [None] * n
-    errors: list = []
 
     def run(p):
-        try:
-            ctx = ctxs[p]
-            if plan and dealer_free:
-                from safelight.protocols import dealer_free as source
+        ctx = ctxs[p]
+        if plan and dealer_free:
+            from safelight.protocols import dealer_free as source
 
-                materials[p] = source.generate(plan, ctx)
-            if plan:
-                ctx.pre = expand(plan, p, n, materials[p])
-            env = {name: enc.payloads[p].materialize() for name, enc in inputs.items()}
-            outputs = run_steps(ctx, wire, env).outputs  # the servers' own step loop
-            results[p] = {k: sharing_scheme(wire.scheme).result(v) for k, v in outputs.items()}
-        except BaseException as exc:
-            errors.append(exc)
-            for q in inboxes:  # wake the other parties: a peer is gone
-                q[p].put(None)
-            for end in ctxs[p].pipes.values():
-                end.end.close()
+            materials[p] = source.generate(plan, ctx)
+        if plan:
+            ctx.pre = expand(plan, p, n, materials[p])
+        env = {name: enc.payloads[p].materialize() for name, enc in inputs.items()}
+        outputs = run_steps(ctx, wire, env).outputs  # the servers' own step loop
+        results[p] = {k: sharing_scheme(wire.scheme).result(v) for k, v in outputs.items()}
 
-    threads = [threading.Thread(target=run, args=(p,)) for p in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    def failed(p):
+        wake_peers(inboxes, p)
+        for end in ctxs[p].pipes.values():
+            end.end.close()
+
+    run_parties(range(n), run, failed)
     from safelight.sharing import Shared
 
     outputs = {name: Shared([results[p][name] for p in range(n)], f) for name, (_, f) in wire.outputs.items()}

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import stats
 
-from protocol_sim import SimContext
+from protocol_sim import SimContext, run_parties
 from safelight.errors import InputError, PeerUnavailableError, ProtocolError, UnsupportedError
 from safelight.ot import pipe_pair
 from safelight.protocols import ot_correlations as otc
@@ -50,22 +50,12 @@ def two_parties(parties=2, timeout=60.0):
 
 def both(ctxs, kind, mines, attrs=None):
     """derive on parties 0 and 1 at once; the first error (after both ended) is raised."""
-    out, errors = [None, None], []
+    out = [None, None]
 
     def go(p):
-        try:
-            out[p] = otc.derive(ctxs[p], kind, mines[p], attrs or {})
-        except BaseException as exc:
-            errors.append(exc)
-            ctxs[p].pipes[1 - p].close()
+        out[p] = otc.derive(ctxs[p], kind, mines[p], attrs or {})
 
-    threads = [threading.Thread(target=go, args=(p,)) for p in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    run_parties((0, 1), go, lambda p: ctxs[p].pipes[1 - p].close())
     return out
 
 

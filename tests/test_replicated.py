@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import safelight
-from protocol_sim import SimContext, simulate
+from protocol_sim import SimContext, run_parties, simulate, wake_peers
 from safelight import _core, ring
 from safelight.errors import InputError, PeerUnavailableError, ProgramError
 from safelight.program.program import Program
@@ -306,27 +306,10 @@ def test_and_gates_equal_plain_and(words, seed):
 
 def _three_parties(body):
     import queue
-    import threading
 
     inboxes = [[queue.Queue() for _ in range(3)] for _ in range(3)]
     ctxs = [SimContext(p, 3, inboxes) for p in range(3)]
-    errors = []
-
-    def run(i):
-        try:
-            body(ctxs[i], i)
-        except BaseException as exc:  # noqa: BLE001  (re-raised below)
-            errors.append(exc)
-            for q in inboxes:
-                q[i].put(None)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    run_parties(range(3), lambda i: body(ctxs[i], i), lambda i: wake_peers(inboxes, i))
     return ctxs
 
 

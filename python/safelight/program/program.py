@@ -474,8 +474,8 @@ class Program:
         """Random OTs each step's offline work takes, as its op declares (``per_op``: the
         most prepared at once, for a step prepared slice by slice)."""
         out: dict[int, int] = {}
-        if self.scheme != "additive":
-            return out  # replicated sharing has no offline phase
+        if not sharing_scheme(self.scheme).offline_phase:
+            return out  # e.g. replicated sharing: no input-independent work
         for i, step in enumerate(self.steps):
             declared = OPS[step.op].ots
             if declared is not None:
@@ -490,7 +490,7 @@ class Program:
         """The preprocessing each interactive step needs, in step order (none for
         replicated sharing: its products need no correlated randomness)."""
         out: list = []
-        if self.scheme != "additive":
+        if not sharing_scheme(self.scheme).offline_phase:
             return out
         for i, step in enumerate(self.steps):
             spec = OPS[step.op]

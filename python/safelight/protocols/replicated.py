@@ -52,7 +52,7 @@ import numpy as np
 
 from .. import _core, ring
 from ..errors import ProgramError, ProtocolError
-from ..program.ops import OPS, Context, OpSpec, check_pair, conv_attrs, register_scheme
+from ..program.ops import OPS, Context, OpSpec, conv_attrs, register_scheme
 from .nonlinear import bitonic_stages, pool_geometry, sign_bits, sort_geometry
 
 SCHEME = "rss3"
@@ -190,7 +190,7 @@ def truncate(sess: Session, z: np.ndarray, bits: int) -> np.ndarray:
     that already include a zero-sharing; see the module docstring. The values are cut in
     three chunks with the roles (a, b, h) rotated, so every server does each role once
     and sends about the same bytes."""
-    ctx, i = sess.ctx, sess.i
+    ctx = sess.ctx
     call = sess.call()
     shape = z.shape
     flat = z.reshape(-1)
@@ -211,7 +211,6 @@ def truncate(sess: Session, z: np.ndarray, bits: int) -> np.ndarray:
     out = np.empty((2, flat.size), dtype=np.uint64)
     for k, chunk in enumerate(chunks):
         out[:, bounds[k] : bounds[k + 1]] = chunk.result
-    assert i == sess.i
     return out.reshape((2, *shape))
 
 
@@ -422,7 +421,7 @@ def _product_and_input(
     """One round: the replicated product x y, and server 0's input share e_1 to server 1."""
     i, ctx = sess.i, sess.ctx
     call = sess.call()
-    z = _core.rss_mul(x[0].reshape(-1), x[1].reshape(-1), y[0].reshape(-1), y[1].reshape(-1)).reshape(x.shape[1:])
+    z = _local_product("mul", x, y, {})
     ring.add(z, sess.zero(call, z.shape), out=z)
     sends: dict[int, list[np.ndarray]] = {prev(i): [z]}
     receive = {succ(i): 1}
@@ -562,7 +561,6 @@ def local(ctx: Context, spec: OpSpec, xs: list[np.ndarray], attrs: dict[str, Any
 
 def _max_pool(sess: Session, x: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
     (kh, kw), (sh, sw), (n, c, ho, wo) = pool_geometry(x.shape[1:], attrs)
-    check_pair(attrs.get("kernel"), "kernel", 1)
     values = [
         np.ascontiguousarray(x[:, :, :, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw])
         for i in range(kh)

@@ -150,8 +150,6 @@ class Cluster:
         """
         if parties != 1:  # one server: homomorphic-encryption programs only
             check_parties(parties)
-        if scheme not in SCHEMES or (scheme == "rss3" and parties != 3):
-            raise ConfigError(f"scheme must be 'additive' or, with parties=3, 'rss3'; got {scheme!r}")
         remove_stale_workdirs()
         workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
         try:

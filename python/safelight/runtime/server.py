@@ -38,8 +38,8 @@ from ..processes import exit_when_orphaned
 from ..program.ops import check_shape, sharing_scheme
 from ..program.program import Program, Step
 from ..protocols.preprocessing import Material, Plan, expand
-from ..protocols.sources import RandomnessSource, source_of
-from ..sharing import SEED_BYTES, SharePayload
+from ..protocols.sources import RandomnessSource, seed_from, source_of
+from ..sharing import ReplicatedPayload, SharePayload
 from .admission import JobAdmission, job_memory
 from .dealer import Dealer
 from .model_store import ModelStore, check_model_id
@@ -329,12 +329,7 @@ class Server:
 
     def _seeded_share(self, descriptor: dict, shape: tuple[int, ...], what: str) -> np.ndarray:
         """This server's share of a tensor sent as a 16-byte seed (see sharing.SharePayload)."""
-        try:
-            seed = bytes.fromhex(str(descriptor.get("seed", "")))
-        except ValueError:
-            seed = b""
-        if len(seed) != SEED_BYTES:
-            raise ProtocolError(f"{what}: a seed must be {SEED_BYTES} bytes")
+        seed = seed_from(descriptor.get("seed", ""), what)
         return SharePayload(self.party or 0, shape, seed=seed).materialize()
 
     @staticmethod
@@ -343,28 +338,13 @@ class Server:
         seeds = descriptor.get("seeds")
         if not isinstance(seeds, list) or len(seeds) != 2 or seeds.count(None) > 1:
             raise ProtocolError(f"{what}: a replicated share needs two seeds, at most one of them null")
-        out: list[bytes | None] = []
-        for seed in seeds:
-            try:
-                raw = None if seed is None else bytes.fromhex(str(seed))
-            except ValueError:
-                raw = b""
-            if raw is not None and len(raw) != SEED_BYTES:
-                raise ProtocolError(f"{what}: a seed must be {SEED_BYTES} bytes")
-            out.append(raw)
-        return out
+        return [None if seed is None else seed_from(seed, what) for seed in seeds]
 
-    @staticmethod
-    def _replicated_share(seeds: list[bytes | None], shape: tuple[int, ...], sent: np.ndarray | None) -> np.ndarray:
+    def _replicated_share(
+        self, seeds: list[bytes | None], shape: tuple[int, ...], sent: np.ndarray | None
+    ) -> np.ndarray:
         """This server's two shares, stacked (2, *shape), from their seeds and the sent one."""
-        out = np.empty((2, *shape), dtype=np.uint64)
-        for j, seed in enumerate(seeds):
-            if seed is None:
-                assert sent is not None
-                out[j] = sent
-            else:
-                out[j] = SharePayload(0, shape, seed=seed).materialize()
-        return out
+        return ReplicatedPayload(self.party or 0, shape, (seeds[0], seeds[1]), sent).materialize()
 
     def _store_model(self, channel: Channel, request: object) -> None:
         """Keep this server's shares of an uploaded model under its id (see model_store)."""

@@ -59,7 +59,6 @@ def run_steps(
     not include a peer still preparing). The callbacks report progress."""
     last = last_uses(program)
     scheme = sharing_scheme(program.scheme)
-    evaluate = scheme.run
     pre = getattr(ctx, "pre", {})
     links = ctx.links
 
@@ -77,10 +76,11 @@ def run_steps(
         return time.perf_counter() - started
 
     started = time.perf_counter()
-    if any(OPS[step.op].interactive for step in program.steps):
+    interactive = any(OPS[step.op].interactive for step in program.steps)
+    if interactive:
         scheme.start(ctx)  # e.g. the replicated scheme's key agreement
     step_offline = [0.0 if ctx.per_op else prepare(i, step) for i, step in enumerate(program.steps)]
-    if barrier is not None and any(OPS[step.op].interactive for step in program.steps):
+    if barrier is not None and interactive:
         barrier()  # the parties start the online phase together
     run = Run({}, offline_seconds=time.perf_counter() - started)
     for i, step in enumerate(program.steps):
@@ -90,7 +90,7 @@ def run_steps(
         ctx.step = i
         ctx.offline_in_op = 0.0
         t0, s0, r0, n0 = time.perf_counter(), _sent(links), _received(links), links.rounds
-        env[step.output] = evaluate(ctx, OPS[step.op], [env[x] for x in step.inputs], step.attrs)
+        env[step.output] = scheme.run(ctx, OPS[step.op], [env[x] for x in step.inputs], step.attrs)
         for name in set(step.inputs):  # free what no later step reads
             if last.get(name) == i:
                 del env[name]

@@ -8,6 +8,6 @@ source: adding one is adding a file here and importing it below.
 """
 
 from . import client, dealer, he  # noqa: F401  (each registers its source)
-from .base import SOURCES, RandomnessSource, randomness_source, register_source, source_of
+from .base import SOURCES, RandomnessSource, randomness_source, register_source, seed_from, source_of
 
-__all__ = ["SOURCES", "RandomnessSource", "randomness_source", "register_source", "source_of"]
+__all__ = ["SOURCES", "RandomnessSource", "randomness_source", "register_source", "seed_from", "source_of"]
