@@ -436,9 +436,7 @@ def _paths(obj, path=()):
             yield from _paths(v, (*path, i))
 
 
-@settings(max_examples=40, deadline=None)
-@given(data=st.data())
-def test_malformed_submits_never_cause_an_internal_error(cluster2, data):
+def _valid_submit():
     p = Program(2)
     x = p.input("x", (2, 3, 8, 8))
     w = p.input("w", (4, 3, 3, 3))
@@ -448,14 +446,34 @@ def test_malformed_submits_never_cause_an_internal_error(cluster2, data):
         "preprocessing": {"source": "client", "seed": "00" * 16},
         "inputs": [{"name": "x", "kind": "seed", "seed": "11" * 16}, {"name": "w", "kind": "seed", "seed": "22" * 16}],
     }
-    paths = list(_paths(submit))[1:]
-    path = data.draw(st.sampled_from(paths))
+    return submit
+
+
+def _replaced(submit, path, value):
     target = submit
     for key in path[:-1]:
         target = target[key]
-    target[path[-1]] = data.draw(_mutations())
-    answer = answer_to(cluster2, json.dumps(submit).encode())
+    target[path[-1]] = value
+    return submit
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_malformed_submits_never_cause_an_internal_error(cluster2, data):
+    submit = _valid_submit()
+    paths = list(_paths(submit))[1:]
+    path = data.draw(st.sampled_from(paths))
+    answer = answer_to(cluster2, json.dumps(_replaced(submit, path, data.draw(_mutations()))).encode())
     assert "internal error" not in answer, (path, answer)
+
+
+def test_a_list_or_an_object_anywhere_in_a_submit_is_never_an_internal_error(cluster2):
+    """Every place at once, not by chance: values that cannot be hashed or compared once made
+    the source lookup fail with a TypeError (found by the fuzz test above)."""
+    for path in list(_paths(_valid_submit()))[1:]:
+        for value in ([], {}, [1, [2]]):
+            answer = answer_to(cluster2, json.dumps(_replaced(_valid_submit(), path, value)).encode())
+            assert "internal error" not in answer, (path, value, answer)
 
 
 # ---- 19. no folders left behind -------------------------------------------------------------------

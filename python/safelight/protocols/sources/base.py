@@ -79,9 +79,10 @@ def randomness_source(name: object) -> RandomnessSource:
 
 def source_of(spec: object) -> RandomnessSource:
     """The source a SUBMIT names (server side: ProtocolError)."""
-    if not isinstance(spec, dict) or spec.get("source") not in SOURCES:
+    name = spec.get("source") if isinstance(spec, dict) else None
+    if not isinstance(name, str) or name not in SOURCES:  # a list or dict here is not even hashable
         raise ProtocolError(f"this program needs preprocessing: say where it comes from ({', '.join(sorted(SOURCES))})")
-    return SOURCES[spec["source"]]
+    return SOURCES[name]
 
 
 def seed_from(value: object, what: str) -> bytes:
