@@ -237,6 +237,52 @@ def test_max_pool_sort_and_topk_equal_plaintext():
     assert np.array_equal(out["top"], np.sort(ve, axis=-1)[:, ::-1][:, :3])
 
 
+@settings(max_examples=8, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 6), st.integers(0, 2**31))
+def test_max_and_argmax_equal_numpy_with_ties(rows, cols, seed):
+    x = np.round(np.random.default_rng(seed).uniform(-5, 5, (rows, cols)) * 2) / 2  # many ties
+    out, _ = _run(
+        lambda p, t: {
+            "max": p.max(t["x"], bits=24),
+            "argmax": p.argmax(t["x"], bits=24),
+            "argmax0": p.argmax(t["x"], axis=0, bits=24),
+        },
+        {"x": x},
+    )
+    assert np.array_equal(out["max"], x.max(axis=-1))
+    assert np.array_equal(out["argmax"], x.argmax(axis=-1).astype(float))  # the first of equal values
+    assert np.array_equal(out["argmax0"], x.argmax(axis=0).astype(float))
+
+
+def test_reciprocal_and_rsqrt_by_newton_equal_plaintext():
+    x = np.concatenate([rng.uniform(0.01, 1000, 300), [2**-14, 0.5, 1.0, 1.5, 4096.0, 2.0**22 - 1]])
+    out, _ = _run(lambda p, t: {"inv": p.reciprocal(t["x"]), "rsqrt": p.rsqrt(t["x"])}, {"x": x})
+    xe = np.round(x / UNIT) * UNIT
+    # a few units of the output's last place, or 1e-4 relative where the result is large
+    assert np.all(np.abs(out["inv"] - 1 / xe) <= np.maximum(4 * UNIT, 1e-4 / xe))
+    assert np.all(np.abs(out["rsqrt"] - 1 / np.sqrt(xe)) <= np.maximum(4 * UNIT, 1e-4 / np.sqrt(xe)))
+
+
+def test_l2_normalisation_of_feature_vectors():
+    v = rng.normal(0, 3, (5, 16))
+
+    def build(p, t):
+        inv_norm = p.rsqrt(p.sum(p.square(t["v"]), axes=(1,), keepdims=True))  # (5, 1)
+        return {"unit": p.mul(t["v"], p.concat([inv_norm] * 16, axis=1))}
+
+    out, _ = _run(build, {"v": v})
+    want = v / np.linalg.norm(v, axis=1, keepdims=True)
+    assert np.abs(out["unit"] - want).max() < 1e-3
+
+
+def test_replicated_only_ops_are_refused_on_additive_programs():
+    p = Program(2)
+    x = p.input("x", (4,))
+    for build in (p.max, p.argmax, p.reciprocal, p.rsqrt):
+        with pytest.raises(ProgramError, match="replicated shares only"):
+            build(x)
+
+
 def test_ops_without_a_replicated_protocol_are_refused_when_the_program_is_built():
     p = Program(3, scheme="rss3")
     x = p.input("x", (4,))

@@ -109,13 +109,14 @@ class OpSpec:
     correlation: Callable[..., Any] | None = None
     offline: Callable[..., None] | None = None  # (ctx, step, shapes, attrs): input-independent work
     ots: Callable[..., int] | None = None  # (step, shapes, attrs, per_op): random OTs its offline work takes
-    # "shares": runs on additive shares (2 or 3 servers); "he": on ciphertexts under the
-    # client's key, by a single server (homomorphic encryption)
+    # "shares": runs on secret shares (2 or 3 servers, any sharing scheme); "replicated": only
+    # on replicated shares (three servers, protocols/replicated.py); "he": on ciphertexts under
+    # the client's key, by a single server (homomorphic encryption)
     scheme: str = "shares"
 
 
 OPS: dict[str, OpSpec] = {}
-SCHEMES = ("shares", "he")
+SCHEMES = ("shares", "replicated", "he")
 
 
 def register(name: str, arity: int, interactive: bool = False, scheme: str = "shares"):
@@ -174,6 +175,8 @@ class Additive:
     def check(op: str, attrs: dict[str, Any]) -> None:
         if "trunc_bits" in attrs:
             raise ProgramError(f"{op}: trunc_bits (a fused truncation) is for replicated sharing only")
+        if OPS[op].scheme == "replicated":
+            raise ProgramError(f"op {op!r} runs on replicated shares only: build the Program with scheme='rss3'")
 
     @staticmethod
     def start(ctx: Context) -> None:
@@ -558,7 +561,7 @@ def _int_list(value: Any, what: str) -> list[int]:
     return [_int_attr(v, what) for v in value]
 
 
-def _axis(value: Any, ndim: int, what: str) -> int:
+def check_axis(value: Any, ndim: int, what: str) -> int:
     axis = _int_attr(value, what)
     if not -ndim <= axis < ndim:
         raise ProgramError(f"{what} {axis} is out of range for a {ndim}-D tensor")
@@ -610,14 +613,14 @@ class Concat:
         a, b = shapes
         if len(a) != len(b):
             raise ProgramError(f"concat: operands have different ranks: {a} vs {b}")
-        axis = _axis(attrs.get("axis"), len(a), "concat: axis")
+        axis = check_axis(attrs.get("axis"), len(a), "concat: axis")
         if a[:axis] + a[axis + 1 :] != b[:axis] + b[axis + 1 :]:
             raise ProgramError(f"concat: shapes {a} and {b} differ outside axis {axis}")
         return (*a[:axis], a[axis] + b[axis], *a[axis + 1 :])
 
     @staticmethod
     def run(ctx, xs, attrs):
-        return np.concatenate(xs, axis=_axis(attrs["axis"], xs[0].ndim, "axis"))
+        return np.concatenate(xs, axis=check_axis(attrs["axis"], xs[0].ndim, "axis"))
 
 
 @register("slice", 1)
@@ -626,7 +629,7 @@ class Slice:
 
     @staticmethod
     def _geometry(shape, attrs):
-        axis = _axis(attrs.get("axis"), len(shape), "slice: axis")
+        axis = check_axis(attrs.get("axis"), len(shape), "slice: axis")
         start = _int_attr(attrs.get("start"), "slice: start")
         stop = _int_attr(attrs.get("stop"), "slice: stop")
         step = _int_attr(attrs.get("step", 1), "slice: step")

@@ -345,6 +345,26 @@ class Program:
         """The k largest values along the last axis, largest first."""
         return self._add_step("topk", [x], {"k": int(k), **self._bits(bits)}, x.frac_bits)
 
+    def max(self, x: Tensor, axis: int = -1, bits: int | None = None) -> Tensor:
+        """The largest value along ``axis`` (replicated sharing, ``scheme="rss3"``)."""
+        return self._add_step("max", [x], {"axis": int(axis), **self._bits(bits)}, x.frac_bits)
+
+    def argmax(self, x: Tensor, axis: int = -1, bits: int | None = None) -> Tensor:
+        """The index of the largest value along ``axis`` (the first on ties, as numpy), as a
+        number at the program's scale (replicated sharing, ``scheme="rss3"``)."""
+        attrs = {"axis": int(axis), "frac_bits": self.frac_bits, **self._bits(bits)}
+        return self._add_step("argmax", [x], attrs, self.frac_bits)
+
+    def reciprocal(self, x: Tensor, bits: int | None = None) -> Tensor:
+        """1/x elementwise for 0 < x < 2^(bits-1) ring units (default 40: x < 2^23 at 16
+        fractional bits), by Newton's method after a secure normalisation (``scheme="rss3"``)."""
+        return self._add_step("reciprocal", [x], {"frac_bits": x.frac_bits, **self._bits(bits)}, x.frac_bits)
+
+    def rsqrt(self, x: Tensor, bits: int | None = None) -> Tensor:
+        """1/sqrt(x) elementwise for 0 < x < 2^(bits-1) ring units, as :meth:`reciprocal`
+        (for L2 normalisation: x * rsqrt(sum(x^2)))."""
+        return self._add_step("rsqrt", [x], {"frac_bits": x.frac_bits, **self._bits(bits)}, x.frac_bits)
+
     @staticmethod
     def _bits(bits: int | None) -> dict[str, int]:
         return {} if bits is None else {"bits": int(bits)}

@@ -52,7 +52,7 @@ import numpy as np
 
 from .. import _core, ring
 from ..errors import ProgramError, ProtocolError
-from ..program.ops import OPS, Context, OpSpec, conv_attrs, register_scheme
+from ..program.ops import OPS, Context, OpSpec, check_axis, conv_attrs, register, register_scheme
 from .nonlinear import bitonic_stages, pool_geometry, sign_bits, sort_geometry
 
 SCHEME = "rss3"
@@ -61,7 +61,11 @@ OFFSET_BITS = 62
 PRODUCTS = ("mul", "square", "matmul", "conv2d")
 # interactive ops with a replicated protocol here; every other op of the library is local
 # and linear, and runs on each of a server's two shares as it would on an additive share
-PROTOCOL_OPS = (*PRODUCTS, "trunc_pair", "rescale", "reveal", "relu", "less", "max_pool2d", "sort", "topk")
+PROTOCOL_OPS = (
+    *PRODUCTS,
+    *("trunc_pair", "rescale", "reveal", "relu", "less", "max_pool2d", "sort", "topk", "max", "argmax"),
+    *("reciprocal", "rsqrt"),
+)
 
 
 def prev(i: int) -> int:
@@ -326,21 +330,33 @@ def public(i: int, value: np.ndarray) -> np.ndarray:
 def and_gates(sess: Session, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """AND of boolean replicated words (shape (2, ...)): each server sends one bit per gate."""
     call = sess.call()
-    z = _core.rss_and(x[0], x[1], y[0], y[1])
+    z = _core.rss_and(*(np.ascontiguousarray(t[k]) for t in (x, y) for k in (0, 1)))
     np.bitwise_xor(z, sess.zero(call, z.shape, xor=True), out=z)
     return sess.reshare(z)
 
 
 def sign_planes(sess: Session, x: np.ndarray, nbits: int) -> np.ndarray:
     """Boolean replicated words (2, W) of the sign bit (bit nbits-1) of x mod 2^nbits."""
+    a_sh, b_sh = _input_planes(sess, x, nbits)
+    top = np.bitwise_xor(a_sh[:, nbits - 1], b_sh[:, nbits - 1])
+    m = nbits - 1
+    if m == 0:
+        return top
+    gen = and_gates(sess, a_sh[:, :m], b_sh[:, :m])
+    prop = np.bitwise_xor(a_sh[:, :m], b_sh[:, :m])
+    carry = _group_generate(sess, gen, prop)
+    return np.bitwise_xor(top, carry)
+
+
+def _input_planes(sess: Session, x: np.ndarray, nbits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean replicated words (2, nbits, W) of A = x_0 + x_1 (shared by server 0: one
+    round) and of B = x_2 (known to servers 1 and 2: shared for free); A + B = x."""
     i, ctx = sess.i, sess.ctx
-    n = x[0].size
-    words = (n + 63) // 64
+    words = (x[0].size + 63) // 64
     call = sess.call()
-    # A = x_0 + x_1 (server 0 knows it) as boolean shares (s_0, s_1, 0), s_0 from k_0
     if i == 0:
         a_planes = _core.bit_planes(ring.add(x[0], x[1]).reshape(-1), nbits)
-        s0 = sess.rand(0, call, "A", a_planes.shape)
+        s0 = sess.rand(0, call, "A", a_planes.shape)  # k_0: servers 0 and 2
         s1 = np.bitwise_xor(a_planes, s0)
         ctx.exchange({1: [s1]}, {})
         a_sh = np.stack([s0, s1])
@@ -352,20 +368,56 @@ def sign_planes(sess: Session, x: np.ndarray, nbits: int) -> np.ndarray:
         s0 = sess.rand(1, call, "A", (nbits, words))
         ctx.exchange({}, {})  # keeps the round count equal on every server
         a_sh = np.stack([np.zeros_like(s0), s0])
-    # B = x_2 (servers 1 and 2 know it) as boolean shares (0, 0, B)
     b_sh = np.zeros_like(a_sh)
     if i == 1:
         b_sh[1] = _core.bit_planes(np.ascontiguousarray(x[1]).reshape(-1), nbits)
     elif i == 2:
         b_sh[0] = _core.bit_planes(np.ascontiguousarray(x[0]).reshape(-1), nbits)
-    top = np.bitwise_xor(a_sh[:, nbits - 1], b_sh[:, nbits - 1])
-    m = nbits - 1
+    return a_sh, b_sh
+
+
+def bit_decompose(sess: Session, x: np.ndarray, nbits: int) -> np.ndarray:
+    """Every bit of x mod 2^nbits as boolean replicated words (2, nbits, W): A + B with all
+    carries from a Sklansky prefix tree over (generate, propagate), log2(nbits) AND rounds of
+    about nbits gates per value each."""
+    a_sh, b_sh = _input_planes(sess, x, nbits)
+    total = np.bitwise_xor(a_sh, b_sh)
+    m = nbits - 1  # carries into bits 1..nbits-1 come from bits 0..nbits-2
     if m == 0:
-        return top
-    gen = and_gates(sess, a_sh[:, :m], b_sh[:, :m])
-    prop = np.bitwise_xor(a_sh[:, :m], b_sh[:, :m])
-    carry = _group_generate(sess, gen, prop)
-    return np.bitwise_xor(top, carry)
+        return total
+    gen = and_gates(sess, np.ascontiguousarray(a_sh[:, :m]), np.ascontiguousarray(b_sh[:, :m]))
+    prop = np.ascontiguousarray(total[:, :m])
+    span = 1
+    while span < m:
+        upd = np.array([j for j in range(m) if (j // span) % 2 == 1])
+        par = (upd // span) * span - 1
+        left = np.concatenate([prop[:, upd], prop[:, upd]], axis=1)
+        right = np.concatenate([gen[:, par], prop[:, par]], axis=1)
+        products = and_gates(sess, left, right)
+        gen[:, upd] = np.bitwise_xor(gen[:, upd], products[:, : len(upd)])
+        prop[:, upd] = products[:, len(upd) :]
+        span *= 2
+    out = total.copy()
+    out[:, 1:] = np.bitwise_xor(total[:, 1:], gen)  # bit j ^= carry into j = generate of [0, j)
+    return out
+
+
+def highest_bit(sess: Session, bits: np.ndarray) -> np.ndarray:
+    """One-hot boolean words (2, nbits, W) of the highest set bit of each value: a prefix OR
+    from the top (a | b = a ^ b ^ ab, Sklansky, one AND per update) and neighbouring XORs."""
+    q = np.ascontiguousarray(bits[:, ::-1])  # q[t] = bit nbits-1-t
+    n = q.shape[1]
+    span = 1
+    while span < n:
+        upd = np.array([t for t in range(n) if (t // span) % 2 == 1])
+        par = (upd // span) * span - 1
+        both = and_gates(sess, np.ascontiguousarray(q[:, upd]), np.ascontiguousarray(q[:, par]))
+        q[:, upd] = np.bitwise_xor(np.bitwise_xor(q[:, upd], q[:, par]), both)
+        span *= 2
+    q = q[:, ::-1]  # q[j] = OR of bits j..nbits-1
+    onehot = q.copy()
+    onehot[:, :-1] = np.bitwise_xor(q[:, :-1], q[:, 1:])
+    return np.ascontiguousarray(onehot)
 
 
 def _group_generate(sess: Session, gen: np.ndarray, prop: np.ndarray) -> np.ndarray:
@@ -390,23 +442,30 @@ def _group_generate(sess: Session, gen: np.ndarray, prop: np.ndarray) -> np.ndar
     return gen[:, 0]
 
 
+def _unpack(words: np.ndarray, count: int) -> np.ndarray:
+    """Bits 0..count-1 of each row of words (..., W) as 0/1 values (..., count)."""
+    rows = np.ascontiguousarray(words).reshape(-1, words.shape[-1])
+    bits = _core.unpack_bits(rows.reshape(-1), rows.size * 64).reshape(rows.shape[0], -1)[:, :count]
+    return np.ascontiguousarray(bits).reshape((*words.shape[:-1], count))
+
+
 def _bit_to_arithmetic_parts(sess: Session, planes: np.ndarray, shape: tuple[int, ...]):
-    """From a boolean replicated bit b = b_0 ^ b_1 ^ b_2 (words (2, W)) to two arithmetic
-    replicated values: e = b_0 ^ b_1 (server 0 shares it as input) and b_2 (servers 1, 2
-    know it), with b = e + b_2 - 2 e b_2. Returns ([b_2], the call that shares e) and
-    server 0's e1 to send in the next round (None elsewhere)."""
+    """From boolean replicated bits b = b_0 ^ b_1 ^ b_2 (words (2, *lead, W)) to two arithmetic
+    replicated values of ``shape`` = (*lead, count): e = b_0 ^ b_1 (server 0 shares it as
+    input) and b_2 (servers 1, 2 know it), with b = e + b_2 - 2 e b_2. Returns [b_2], [e]
+    and server 0's e_1 to send in the next round (None elsewhere)."""
     i = sess.i
-    n = int(np.prod(shape))
+    count = shape[-1]
     b2 = np.zeros((2, *shape), dtype=np.uint64)
     if i == 1:
-        b2[1] = _core.unpack_bits(planes[1], n).reshape(shape)
+        b2[1] = _unpack(planes[1], count)
     elif i == 2:
-        b2[0] = _core.unpack_bits(planes[0], n).reshape(shape)
+        b2[0] = _unpack(planes[0], count)
     call = sess.call()
     e = np.zeros((2, *shape), dtype=np.uint64)
     send_e1 = None
     if i == 0:
-        e_plain = _core.unpack_bits(np.bitwise_xor(planes[0], planes[1]), n).reshape(shape)
+        e_plain = _unpack(np.bitwise_xor(planes[0], planes[1]), count)
         e[0] = sess.rand(0, call, "e", shape)  # k_0: servers 0 and 2
         e[1] = ring.sub(e_plain, e[0])
         send_e1 = e[1]
@@ -444,7 +503,9 @@ def relu(sess: Session, x: np.ndarray, nbits: int) -> np.ndarray:
     """max(x, 0) = x (1 - b), b the sign bit: x - t - e (x - 2 t), t = b_2 x."""
     shape = x.shape[1:]
     planes = sign_planes(sess, x, nbits)
-    b2, e, send_e1 = _bit_to_arithmetic_parts(sess, planes, shape)
+    b2, e, send_e1 = _bit_to_arithmetic_parts(sess, planes, (int(np.prod(shape)),))
+    b2, e = b2.reshape(x.shape), e.reshape(x.shape)
+    send_e1 = None if send_e1 is None else send_e1.reshape(shape)
     t = _product_and_input(sess, b2, x, e, send_e1)
     inner = ring.sub(x, ring.add(t, t))
     et = mul(sess, e, inner)
@@ -452,10 +513,15 @@ def relu(sess: Session, x: np.ndarray, nbits: int) -> np.ndarray:
 
 
 def negative(sess: Session, x: np.ndarray, nbits: int) -> np.ndarray:
-    """Arithmetic replicated 1{x < 0} (0 or 1 in ring units): e + b_2 - 2 e b_2."""
-    shape = x.shape[1:]
+    """Arithmetic replicated 1{x < 0} (0 or 1 in ring units)."""
     planes = sign_planes(sess, x, nbits)
-    b2, e, send_e1 = _bit_to_arithmetic_parts(sess, planes, shape)
+    return bits_to_arithmetic(sess, planes, int(np.prod(x.shape[1:]))).reshape(x.shape)
+
+
+def bits_to_arithmetic(sess: Session, planes: np.ndarray, count: int) -> np.ndarray:
+    """Boolean replicated bits (words (2, *lead, W)) as arithmetic replicated 0/1 values
+    (2, *lead, count): b = e + b_2 - 2 e b_2 with e shared by server 0, then one product."""
+    b2, e, send_e1 = _bit_to_arithmetic_parts(sess, planes, (*planes.shape[1:-1], count))
     # the product needs e_1 at server 1: share it first, then multiply
     _input_round(sess, e, send_e1)
     eb = mul(sess, e, b2)
@@ -511,7 +577,7 @@ class Replicated:
     @staticmethod
     def check(op: str, attrs: dict[str, Any]) -> None:
         spec = OPS[op]
-        if spec.scheme != "shares":
+        if spec.scheme == "he":
             raise ProgramError(f"op {op!r} runs on ciphertexts, not on replicated shares")
         if op not in PROTOCOL_OPS and spec.interactive:
             raise ProgramError(f"op {op!r} has no protocol for replicated sharing (rss3) yet")
@@ -548,6 +614,12 @@ class Replicated:
             return ring.mul_scalar(s, 1 << int(attrs.get("frac_bits", 16)))
         if op == "max_pool2d":
             return _max_pool(sess, xs[0], attrs)
+        if op in ("max", "argmax"):
+            return _reduce_max(sess, xs[0], attrs, with_index=op == "argmax")
+        if op in ("reciprocal", "rsqrt"):
+            frac = int(attrs.get("frac_bits", 16))
+            fn = reciprocal if op == "reciprocal" else rsqrt
+            return fn(sess, xs[0], _check_positive_bits(attrs, frac), frac)
         return _sort(sess, xs[0], attrs, descending=bool(attrs.get("descending", False)) or op == "topk")
 
 
@@ -594,4 +666,128 @@ def _sort(sess: Session, x: np.ndarray, attrs: dict[str, Any], descending: bool)
     return x
 
 
+def _reduce_max(sess: Session, x: np.ndarray, attrs: dict[str, Any], with_index: bool) -> np.ndarray:
+    """Max (or its first index, as a fixed-point number) along ``axis`` by a tournament of
+    neighbours: each round compares values 2k and 2k+1 (the lower index wins ties, as in
+    numpy) with one sign and one product that selects the value and the index together."""
+    axis = check_axis(attrs.get("axis", -1), x.ndim - 1, "axis") + 1
+    v = np.moveaxis(x, axis, -1)
+    lead = v.shape[1:-1]
+    v = np.ascontiguousarray(v).reshape(2, -1, v.shape[-1])
+    unit = 1 << int(attrs.get("frac_bits", 16))
+    index = np.broadcast_to(public(sess.i, np.arange(v.shape[-1], dtype=np.uint64) * np.uint64(unit))[:, None], v.shape)
+    index = np.ascontiguousarray(index)
+    bits = sign_bits(attrs)
+    while v.shape[-1] > 1:
+        pairs = v.shape[-1] // 2
+        a, b, ia, ib = (np.ascontiguousarray(t[..., k : 2 * pairs : 2]) for t in (v, index) for k in (0, 1))
+        b_wins = negative(sess, ring.sub(a, b), bits)  # 1{a < b}
+        # one product selects both: (b - a, ib - ia) times 1{a < b}
+        step = mul(sess, np.stack([b_wins, b_wins], axis=1), np.stack([ring.sub(b, a), ring.sub(ib, ia)], axis=1))
+        v = np.concatenate([ring.add(a, np.ascontiguousarray(step[:, 0])), v[..., 2 * pairs :]], axis=-1)
+        index = np.concatenate([ring.add(ia, np.ascontiguousarray(step[:, 1])), index[..., 2 * pairs :]], axis=-1)
+    out = index if with_index else v
+    return np.ascontiguousarray(out[..., 0]).reshape((2, *lead) if lead else (2, 1))
+
+
+NEWTON_STEPS = 3
+SCALE_FRAC = 16  # extra fractional bits of the normalising constants (so that 0.8 2^-j is exact enough)
+RSQRT_FRAC = 32  # fractional bits of rsqrt's constants 2^((f-1-j)/2)
+
+
+def _normalize(sess: Session, x: np.ndarray, nbits: int, frac: int, factors: tuple[float, ...]):
+    """For 0 < x < 2^(nbits-1) ring units with highest set bit j: c x 2^(frac-1-j) for each c
+    in ``factors`` (so x' = x 2^(frac-1-j) lies in [0.5, 1) in real terms), in one product
+    with one truncation, and the one-hot bits of j as arithmetic 0/1 values (2, nbits, n),
+    of which any public function of j is a local linear combination."""
+    n = int(np.prod(x.shape[1:]))
+    flat = np.ascontiguousarray(x.reshape(2, n))
+    onehot = bits_to_arithmetic(sess, highest_bit(sess, bit_decompose(sess, flat, nbits)), n)
+    shift = nbits - frac + SCALE_FRAC
+    scales = [_linear(onehot, [round(c * 2.0 ** (nbits - 1 - j + SCALE_FRAC)) for j in range(nbits)]) for c in factors]
+    both = product(
+        sess, "mul", np.stack([flat] * len(factors), axis=1), np.stack(scales, axis=1), {"trunc_bits": shift}
+    )
+    return [np.ascontiguousarray(both[:, k]) for k in range(len(factors))], onehot
+
+
+def _linear(onehot: np.ndarray, constants: list[int]) -> np.ndarray:
+    """Sum over j of onehot[:, j] * constants[j] (public integers): local."""
+    out = np.zeros((2, onehot.shape[2]), dtype=np.uint64)
+    for j, c in enumerate(constants):
+        if c % (1 << 64):
+            ring.add(out, ring.mul_scalar(np.ascontiguousarray(onehot[:, j]), c % (1 << 64)), out=out)
+    return out
+
+
+def _minus(i: int, offset: float, x: np.ndarray, frac: int) -> np.ndarray:
+    """offset - x for a public real offset (local)."""
+    return ring.sub(public(i, np.full(x.shape[1:], np.uint64(round(offset * 2**frac) % (1 << 64)))), x)
+
+
+def _check_positive_bits(attrs: dict[str, Any], frac: int) -> int:
+    bits = attrs.get("bits", 40)
+    if isinstance(bits, bool) or not isinstance(bits, int) or not frac + 2 <= bits <= 46:
+        raise ProgramError(f"bits must be an integer in {frac + 2}..46 (0 < x < 2^(bits-1) ring units), got {bits!r}")
+    return bits
+
+
+def reciprocal(sess: Session, x: np.ndarray, nbits: int, frac: int) -> np.ndarray:
+    """1/x for 0 < x < 2^(nbits-1) ring units: normalise to x' in [0.5, 1), Newton
+    y <- y (2 - x' y) from y_0 = 2.9142 - 2 x', then 1/x = y 2^(frac-1-j)."""
+    (z,), onehot = _normalize(sess, x, nbits, frac, (1.0,))
+    y = _minus(sess.i, 2.9142, ring.mul_scalar(z, 2), frac)
+    for _ in range(NEWTON_STEPS):
+        t = product(sess, "mul", z, y, {"trunc_bits": frac})
+        y = product(sess, "mul", y, _minus(sess.i, 2.0, t, frac), {"trunc_bits": frac})
+    scale = _linear(onehot, [1 << (nbits - 1 - j) for j in range(nbits)])
+    return product(sess, "mul", y, scale, {"trunc_bits": nbits - frac}).reshape(x.shape)
+
+
+def rsqrt(sess: Session, x: np.ndarray, nbits: int, frac: int) -> np.ndarray:
+    """1/sqrt(x) for 0 < x < 2^(nbits-1) ring units: normalise to x' in [0.5, 1), Newton
+    y <- y (1.5 - x' y^2 / 2) from y_0 = 1.8 - 0.8 x' (0.8 x' comes with x' from the same
+    product), then 1/sqrt(x) = y 2^((frac-1-j)/2) by public constants of j."""
+    (z, w), onehot = _normalize(sess, x, nbits, frac, (1.0, 0.8))
+    y = _minus(sess.i, 1.8, w, frac)
+    for _ in range(NEWTON_STEPS + 1):
+        y2 = product(sess, "square", y, y, {"trunc_bits": frac})
+        half = product(sess, "mul", z, y2, {"trunc_bits": frac + 1})  # x' y^2 / 2
+        y = product(sess, "mul", y, _minus(sess.i, 1.5, half, frac), {"trunc_bits": frac})
+    scale = _linear(onehot, [round(2.0 ** ((frac - 1 - j) / 2 + RSQRT_FRAC)) for j in range(nbits)])
+    return product(sess, "mul", y, scale, {"trunc_bits": RSQRT_FRAC}).reshape(x.shape)
+
+
+class _Positive:
+    """Shapes of reciprocal/rsqrt (elementwise, for 0 < x < 2^(bits-1) ring units)."""
+
+    @staticmethod
+    def infer(shapes, attrs):
+        _check_positive_bits(attrs, int(attrs.get("frac_bits", 16)))
+        return shapes[0]
+
+    @staticmethod
+    def run(ctx, xs, attrs):
+        raise ProgramError("reciprocal/rsqrt run on replicated shares only")
+
+
+class _ReduceMax:
+    """Shapes of max/argmax along ``axis`` (the axis removed; (1,) for a vector)."""
+
+    @staticmethod
+    def infer(shapes, attrs):
+        sign_bits(attrs)
+        x = shapes[0]
+        axis = check_axis(attrs.get("axis", -1), len(x), "axis")
+        return tuple(s for i, s in enumerate(x) if i != axis) or (1,)
+
+    @staticmethod
+    def run(ctx, xs, attrs):
+        raise ProgramError("max/argmax run on replicated shares only")
+
+
+register("max", 1, interactive=True, scheme="replicated")(type("Max", (_ReduceMax,), {}))
+register("argmax", 1, interactive=True, scheme="replicated")(type("ArgMax", (_ReduceMax,), {}))
+register("reciprocal", 1, interactive=True, scheme="replicated")(type("Reciprocal", (_Positive,), {}))
+register("rsqrt", 1, interactive=True, scheme="replicated")(type("Rsqrt", (_Positive,), {}))
 register_scheme(Replicated())

@@ -240,7 +240,7 @@ __getattr__ = renamed_results("safelight.tasks.denoise", {"Result": TaskResult})
 
 
 @lru_cache(maxsize=1)
-def _onnx_weights() -> dict[str, np.ndarray]:
+def onnx_weights() -> dict[str, np.ndarray]:
     import onnx
     from onnx import numpy_helper
 
@@ -253,7 +253,7 @@ def plaintext(images: Sequence[Any], sigma: float) -> list[np.ndarray]:
     compared with)."""
     sigma = check_sigma(sigma)
     x, greys, size = _batch(images)
-    y = ffdnet_reference(_onnx_weights(), x, _noise_levels(sigma, greys), onnx_layout=True)
+    y = ffdnet_reference(onnx_weights(), x, _noise_levels(sigma, greys), onnx_layout=True)
     return _unbatch(np.asarray(y, dtype=np.float64), greys, size)
 
 
