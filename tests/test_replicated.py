@@ -42,15 +42,19 @@ def _u64(n, seed=0):
 @pytest.mark.parametrize("n", [0, 1, 63, 64, 65, 1000, 70_001])
 def test_kernels_equal_their_definition_on_every_path(n, each_isa):
     x0, x1, y0, y1 = (_u64(n, s) for s in range(4))
+    own, succ = b"o" * 16, b"s" * 16
     with np.errstate(over="ignore"):
         mul = x0 * (y0 + y1) + x1 * y0
-        square = x0 * (x0 + np.uint64(2) * x1)
+        masked_mul = mul + ring.random(own, (n,)) - ring.random(succ, (n,))
     bit_and = (x0 & (y0 ^ y1)) ^ (x1 & y0)
+    masked_and = bit_and ^ ring.random(own, (n,)) ^ ring.random(succ, (n,))
     for isa in each_isa:
         _core.set_isa(isa)
         assert np.array_equal(_core.rss_mul(x0, x1, y0, y1), mul), isa
-        assert np.array_equal(_core.rss_square(x0, x1), square), isa
         assert np.array_equal(_core.rss_and(x0, x1, y0, y1), bit_and), isa
+        # the zero-sharing made block by block equals the one made from whole streams
+        assert np.array_equal(_core.rss_mul_masked(x0, x1, y0, y1, own, succ), masked_mul), isa
+        assert np.array_equal(_core.rss_and_masked(x0, x1, y0, y1, own, succ), masked_and), isa
 
 
 @pytest.mark.parametrize("nbits", [1, 7, 24, 63, 64])
@@ -79,6 +83,8 @@ def test_kernels_refuse_bad_arguments():
         _core.bit_planes(_u64(3), 65)
     with pytest.raises(ValueError):
         _core.unpack_bits(_u64(1), 65)
+    with pytest.raises(ValueError, match="16 bytes"):
+        _core.rss_mul_masked(_u64(3), _u64(3), _u64(3), _u64(3), b"short", b"s" * 16)
 
 
 # ---- encoding ------------------------------------------------------------------------------

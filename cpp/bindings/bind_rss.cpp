@@ -2,11 +2,14 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "array_view.hpp"
 #include "safelight/parallel.hpp"
+#include "safelight/prg.hpp"
 #include "safelight/rss.hpp"
 
 namespace safelight::bind {
@@ -43,24 +46,72 @@ py::array_t<uint64_t> four(const py::array& x0, const py::array& x1, const py::a
     return out;
 }
 
+// Elements per block of a masked kernel: two AES keystreams of this many words stay in L1/L2.
+constexpr size_t kMaskBlock = 2048;
+
+std::string key_of(const py::bytes& seed) {
+    std::string key = seed;
+    if (key.size() != 16) throw py::value_error("a seed must be exactly 16 bytes");
+    return key;
+}
+
+// out = local(x0, x1, y0, y1) + F(seed_own) - F(seed_succ) (xor: ^ F ^ F), with F the AES-128-CTR
+// stream of ring.random(seed, shape): the zero-sharing is made block by block in cache
+// instead of as two more arrays of the tensor's size.
+py::array_t<uint64_t> masked(const py::array& x0, const py::array& x1, const py::array& y0, const py::array& y1,
+                             const py::bytes& seed_own, const py::bytes& seed_succ, bool xor_mask,
+                             void (*fn)(const uint64_t*, const uint64_t*, const uint64_t*, const uint64_t*,
+                                        uint64_t*, size_t) noexcept) {
+    auto a = view<uint64_t>(x0, "x0", false), b = view<uint64_t>(x1, "x1", false);
+    auto c = view<uint64_t>(y0, "y0", false), d = view<uint64_t>(y1, "y1", false);
+    same_size(a.size, b.size, "rss masked product");
+    same_size(a.size, c.size, "rss masked product");
+    same_size(a.size, d.size, "rss masked product");
+    uint8_t k_own[16], k_succ[16];
+    std::memcpy(k_own, key_of(seed_own).data(), 16);
+    std::memcpy(k_succ, key_of(seed_succ).data(), 16);
+    auto out = like(x0);
+    uint64_t* o = out.mutable_data();
+    prg::CtrFill fill = prg::ctr_fill_for(active_isa());
+    {
+        py::gil_scoped_release nogil;
+        parallel_for(a.size, kMinParallel, kMaskBlock, [&](size_t lo, size_t hi) {
+            std::vector<uint64_t> own(kMaskBlock), succ(kMaskBlock);
+            for (size_t s = lo; s < hi; s += kMaskBlock) {  // s is even: counter = s / 2 blocks of 16 bytes
+                const size_t m = std::min(kMaskBlock, hi - s);
+                fill(k_own, 0, s / 2, reinterpret_cast<uint8_t*>(own.data()), m * 8);
+                fill(k_succ, 0, s / 2, reinterpret_cast<uint8_t*>(succ.data()), m * 8);
+                fn(a.data + s, b.data + s, c.data + s, d.data + s, o + s, m);
+                if (xor_mask) {
+                    for (size_t t = 0; t < m; ++t) o[s + t] ^= own[t] ^ succ[t];
+                } else {
+                    for (size_t t = 0; t < m; ++t) o[s + t] += own[t] - succ[t];
+                }
+            }
+        });
+    }
+    std::memset(k_own, 0, 16);
+    std::memset(k_succ, 0, 16);
+    return out;
+}
+
 }  // namespace
 
 void bind_rss(py::module_& m) {
+    m.def("rss_mul_masked", [](const py::array& x0, const py::array& x1, const py::array& y0, const py::array& y1,
+                               const py::bytes& seed_own, const py::bytes& seed_succ) {
+        return masked(x0, x1, y0, y1, seed_own, seed_succ, false, active().mul);
+    }, py::arg("x0"), py::arg("x1"), py::arg("y0"), py::arg("y1"), py::arg("seed_own"), py::arg("seed_succ"),
+       "rss_mul plus the zero-sharing random(seed_own) - random(seed_succ), without materialising either.");
+    m.def("rss_and_masked", [](const py::array& x0, const py::array& x1, const py::array& y0, const py::array& y1,
+                               const py::bytes& seed_own, const py::bytes& seed_succ) {
+        return masked(x0, x1, y0, y1, seed_own, seed_succ, true, active().and_words);
+    }, py::arg("x0"), py::arg("x1"), py::arg("y0"), py::arg("y1"), py::arg("seed_own"), py::arg("seed_succ"),
+       "rss_and xor the boolean zero-sharing random(seed_own) ^ random(seed_succ), without materialising either.");
     m.def("rss_mul", [](const py::array& x0, const py::array& x1, const py::array& y0, const py::array& y1) {
         return four(x0, x1, y0, y1, "rss_mul", active().mul);
     }, py::arg("x0"), py::arg("x1"), py::arg("y0"), py::arg("y1"),
        "x0 (y0 + y1) + x1 y0 mod 2^64: one server's part of a replicated product.");
-    m.def("rss_square", [](const py::array& x0, const py::array& x1) {
-        auto a = view<uint64_t>(x0, "x0", false), b = view<uint64_t>(x1, "x1", false);
-        same_size(a.size, b.size, "rss_square");
-        auto out = like(x0);
-        uint64_t* o = out.mutable_data();
-        auto fn = active().square;
-        py::gil_scoped_release nogil;
-        parallel_for(a.size, kMinParallel, kGrain,
-                     [&](size_t lo, size_t hi) { fn(a.data + lo, b.data + lo, o + lo, hi - lo); });
-        return out;
-    }, py::arg("x0"), py::arg("x1"), "x0 (x0 + 2 x1) mod 2^64: one server's part of a replicated square.");
     m.def("rss_and", [](const py::array& x0, const py::array& x1, const py::array& y0, const py::array& y1) {
         return four(x0, x1, y0, y1, "rss_and", active().and_words);
     }, py::arg("x0"), py::arg("x1"), py::arg("y0"), py::arg("y1"),

@@ -24,11 +24,6 @@ void mul(const uint64_t* __restrict x0, const uint64_t* __restrict x1, const uin
     for (size_t i = 0; i < n; ++i) out[i] = x0[i] * (y0[i] + y1[i]) + x1[i] * y0[i];
 }
 
-void square(const uint64_t* __restrict x0, const uint64_t* __restrict x1, uint64_t* __restrict out,
-            size_t n) noexcept {
-    for (size_t i = 0; i < n; ++i) out[i] = x0[i] * (x0[i] + 2 * x1[i]);
-}
-
 void and_words(const uint64_t* __restrict x0, const uint64_t* __restrict x1, const uint64_t* __restrict y0,
                const uint64_t* __restrict y1, uint64_t* __restrict out, size_t n) noexcept {
     for (size_t i = 0; i < n; ++i) out[i] = (x0[i] & (y0[i] ^ y1[i])) ^ (x1[i] & y0[i]);
@@ -86,6 +81,6 @@ void unpack_bits(const uint64_t* __restrict words, uint64_t* __restrict out, siz
 
 }  // namespace
 
-extern const Kernels table = {mul, square, and_words, bit_planes, unpack_bits};
+extern const Kernels table = {mul, and_words, bit_planes, unpack_bits};
 
 }  // namespace safelight::rss::SL_ISA_NS

@@ -8,7 +8,7 @@ import numpy
 import numpy.typing
 import typing
 import typing_extensions
-__all__: list[str] = ['BfvContext', 'NttPlan', 'available_isas', 'bfv_max_modulus_bits', 'bit_planes', 'decode_fixed', 'encode_fixed', 'gc_bit_planes', 'gc_encode', 'gc_evaluate', 'gc_fixed_key', 'gc_garble', 'gc_hash', 'gc_plan_info', 'isa', 'ntt_has_ifma', 'ntt_prime_problem', 'ot_correlate', 'ot_hash', 'ot_hash_pair', 'ot_receiver_extend', 'ot_sender_extend', 'ot_transpose', 'ot_transpose_impl', 'prg_fill', 'ring_add', 'ring_beaver_combine', 'ring_conv2d', 'ring_correlate2d', 'ring_matmul', 'ring_mul', 'ring_mul_scalar', 'ring_neg', 'ring_shift_right_signed', 'ring_sub', 'rss_and', 'rss_mul', 'rss_square', 'set_isa', 'unpack_bits', 'worker_threads']
+__all__: list[str] = ['BfvContext', 'NttPlan', 'available_isas', 'bfv_max_modulus_bits', 'bit_planes', 'decode_fixed', 'encode_fixed', 'gc_bit_planes', 'gc_encode', 'gc_evaluate', 'gc_fixed_key', 'gc_garble', 'gc_hash', 'gc_plan_info', 'isa', 'ntt_has_ifma', 'ntt_prime_problem', 'ot_correlate', 'ot_hash', 'ot_hash_pair', 'ot_receiver_extend', 'ot_sender_extend', 'ot_transpose', 'ot_transpose_impl', 'prg_fill', 'ring_add', 'ring_beaver_combine', 'ring_conv2d', 'ring_correlate2d', 'ring_matmul', 'ring_mul', 'ring_mul_scalar', 'ring_neg', 'ring_shift_right_signed', 'ring_sub', 'rss_and', 'rss_and_masked', 'rss_mul', 'rss_mul_masked', 'set_isa', 'unpack_bits', 'worker_threads']
 class NttPlan:
     """
     Negacyclic NTT tables for ring dimension n and a list of RNS primes (see safelight.he.NTT for the documented interface).
@@ -278,13 +278,17 @@ def rss_and(x0: numpy.ndarray, x1: numpy.ndarray, y0: numpy.ndarray, y1: numpy.n
     """
     x0 & (y0 ^ y1) ^ x1 & y0: one server's part of 64 bit-sliced replicated AND gates per word.
     """
+def rss_and_masked(x0: numpy.ndarray, x1: numpy.ndarray, y0: numpy.ndarray, y1: numpy.ndarray, seed_own: bytes, seed_succ: bytes) -> numpy.typing.NDArray[numpy.uint64]:
+    """
+    rss_and xor the boolean zero-sharing random(seed_own) ^ random(seed_succ), without materialising either.
+    """
 def rss_mul(x0: numpy.ndarray, x1: numpy.ndarray, y0: numpy.ndarray, y1: numpy.ndarray) -> numpy.typing.NDArray[numpy.uint64]:
     """
     x0 (y0 + y1) + x1 y0 mod 2^64: one server's part of a replicated product.
     """
-def rss_square(x0: numpy.ndarray, x1: numpy.ndarray) -> numpy.typing.NDArray[numpy.uint64]:
+def rss_mul_masked(x0: numpy.ndarray, x1: numpy.ndarray, y0: numpy.ndarray, y1: numpy.ndarray, seed_own: bytes, seed_succ: bytes) -> numpy.typing.NDArray[numpy.uint64]:
     """
-    x0 (x0 + 2 x1) mod 2^64: one server's part of a replicated square.
+    rss_mul plus the zero-sharing random(seed_own) - random(seed_succ), without materialising either.
     """
 def set_isa(name: str) -> None:
     """

@@ -14,8 +14,6 @@ struct Kernels {
     // out = x0 (y0 + y1) + x1 y0: a server's part of x y from its shares (x_i, x_i+1), (y_i, y_i+1).
     void (*mul)(const uint64_t* x0, const uint64_t* x1, const uint64_t* y0, const uint64_t* y1,
                 uint64_t* out, size_t n) noexcept;
-    // out = x0 (x0 + 2 x1): the same for x x.
-    void (*square)(const uint64_t* x0, const uint64_t* x1, uint64_t* out, size_t n) noexcept;
     // out = x0 & (y0 ^ y1) ^ x1 & y0: the AND of 64 bit-sliced gates per word.
     void (*and_words)(const uint64_t* x0, const uint64_t* x1, const uint64_t* y0, const uint64_t* y1,
                       uint64_t* out, size_t n) noexcept;

@@ -130,10 +130,13 @@ class Session:
         assert holder == succ(self.i), "a key this server does not hold"
         return self.rand(1, call, label, shape)
 
-    def zero(self, call: int, shape: tuple[int, ...], xor: bool = False) -> np.ndarray:
-        """This server's part of a sharing of zero (additive, or XOR for boolean shares)."""
-        a, b = self.rand(0, call, "zero", shape), self.rand(1, call, "zero", shape)
-        return np.bitwise_xor(a, b) if xor else ring.sub(a, b)
+    def zero(self, call: int, shape: tuple[int, ...]) -> np.ndarray:
+        """This server's part of an additive sharing of zero: F(k_i) - F(k_(i+1))."""
+        return ring.sub(*(ring.random(seed, shape) for seed in self.zero_seeds(call)))
+
+    def zero_seeds(self, call: int) -> tuple[bytes, bytes]:
+        """The seeds of the two streams of a zero-sharing (for kernels that mask as they go)."""
+        return self._seed(self.keys.own, call, "zero"), self._seed(self.keys.succ, call, "zero")
 
     def reshare(self, z: np.ndarray) -> np.ndarray:
         """From 3-out-of-3 parts (z_i here) to replicated shares: send z_i to server i-1."""
@@ -160,26 +163,31 @@ def _exchange_keys(ctx: Context) -> Keys:
 # ---- products and truncation ------------------------------------------------------------------
 
 
-def _local_product(op: str, x: np.ndarray, y: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
-    """x_i y_i + x_i y_(i+1) + x_(i+1) y_i from a server's two shares of x and of y."""
-    if op == "mul":
-        return _core.rss_mul(x[0], x[1], y[0], y[1])
-    if op == "square":
-        return _core.rss_square(x[0], x[1])
+def _shares(*tensors: np.ndarray) -> list[np.ndarray]:
+    """Both shares of each tensor, contiguous, in order (the kernels' arguments)."""
+    return [np.ascontiguousarray(t[k]) for t in tensors for k in (0, 1)]
+
+
+def _masked_part(sess: Session, op: str, x: np.ndarray, y: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
+    """z_i = x_i y_i + x_i y_(i+1) + x_(i+1) y_i plus a zero-sharing: this server's
+    3-out-of-3 part of x y. Elementwise products mask inside the kernel, block by block."""
+    call = sess.call()
+    if op in ("mul", "square"):
+        return _core.rss_mul_masked(*_shares(x, x if op == "square" else y), *sess.zero_seeds(call))
     ysum = ring.add(y[0], y[1])
     if op == "matmul":
         out = ring.matmul(x[0], ysum)
-        return ring.add(out, ring.matmul(x[1], y[0]), out=out)
-    g = conv_attrs(attrs)
-    geometry = (g["stride"], g["padding"], g["dilation"], g["groups"])
-    out = ring.conv2d(x[0], ysum, *geometry)
-    return ring.add(out, ring.conv2d(x[1], y[0], *geometry), out=out)
+        ring.add(out, ring.matmul(x[1], y[0]), out=out)
+    else:
+        g = conv_attrs(attrs)
+        geometry = (g["stride"], g["padding"], g["dilation"], g["groups"])
+        out = ring.conv2d(x[0], ysum, *geometry)
+        ring.add(out, ring.conv2d(x[1], y[0], *geometry), out=out)
+    return ring.add(out, sess.zero(call, out.shape), out=out)
 
 
 def product(sess: Session, op: str, x: np.ndarray, y: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
-    z = _local_product(op, x, y, attrs)
-    call = sess.call()
-    ring.add(z, sess.zero(call, z.shape), out=z)
+    z = _masked_part(sess, op, x, y, attrs)
     bits = int(attrs.get("trunc_bits", 0))
     return truncate(sess, z, bits) if bits else sess.reshare(z)
 
@@ -330,9 +338,7 @@ def public(i: int, value: np.ndarray) -> np.ndarray:
 def and_gates(sess: Session, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """AND of boolean replicated words (shape (2, ...)): each server sends one bit per gate."""
     call = sess.call()
-    z = _core.rss_and(*(np.ascontiguousarray(t[k]) for t in (x, y) for k in (0, 1)))
-    np.bitwise_xor(z, sess.zero(call, z.shape, xor=True), out=z)
-    return sess.reshare(z)
+    return sess.reshare(_core.rss_and_masked(*_shares(x, y), *sess.zero_seeds(call)))
 
 
 def sign_planes(sess: Session, x: np.ndarray, nbits: int) -> np.ndarray:
@@ -479,9 +485,7 @@ def _product_and_input(
 ) -> np.ndarray:
     """One round: the replicated product x y, and server 0's input share e_1 to server 1."""
     i, ctx = sess.i, sess.ctx
-    call = sess.call()
-    z = _local_product("mul", x, y, {})
-    ring.add(z, sess.zero(call, z.shape), out=z)
+    z = _masked_part(sess, "mul", x, y, {})
     sends: dict[int, list[np.ndarray]] = {prev(i): [z]}
     receive = {succ(i): 1}
     if i == 0:
