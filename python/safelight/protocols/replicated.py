@@ -33,12 +33,13 @@ the honest-majority model already trusts not to collude: no party outside the th
 
 Comparisons. The sign of x mod 2^k comes from a boolean circuit on bit-sliced replicated
 bits (64 values per word; an AND costs each server one bit: z_i = a_i b_i ^ a_i b_(i+1)
-^ a_(i+1) b_i ^ alpha_i, sent to server i-1). Server 0 knows A = x_0 + x_1 and shares its
-low k bits; B = x_2 is known to servers 1 and 2 and is shared for free; the carry into
-bit k-1 of A + B comes from a log-depth generate/propagate tree (about 3k ANDs). The sign
-bit b = e ^ b_2 (e = b_0 ^ b_1 known to server 0) becomes arithmetic with one input
-sharing and one product, and ReLU(x) = x (1 - b) = x - t - e (x - 2t) with t = b_2 x:
-two product rounds after the circuit.
+^ a_(i+1) b_i ^ alpha_i, sent to server i-1). Server k knows A = x_k + x_(k+1) and shares
+its low k bits; B = x_(k+2) is known to servers k+1 and k+2 and is shared for free (the
+values are cut in three chunks, each server playing k in one, so all send alike); the
+carry into bit k-1 of A + B comes from a log-depth generate/propagate tree (about 3k
+ANDs). The sign bit b = e ^ c (e = b_k ^ b_(k+1) known to server k, c = b_(k+2))
+becomes arithmetic with one input sharing and one product, and ReLU(x) = x (1 - b) =
+x - t - e (x - 2t) with t = c x: two product rounds after the circuit.
 """
 
 from __future__ import annotations
@@ -354,31 +355,48 @@ def sign_planes(sess: Session, x: np.ndarray, nbits: int) -> np.ndarray:
     return np.bitwise_xor(top, carry)
 
 
+def _word_chunks(words: int) -> list[tuple[int, int]]:
+    """Three ranges of 64-value words, one per rotation of the input role (server k shares
+    its values in chunk k), so that every server sends the same bytes."""
+    bounds = [words * k // 3 for k in range(4)]
+    return [(bounds[k], bounds[k + 1]) for k in range(3)]
+
+
 def _input_planes(sess: Session, x: np.ndarray, nbits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean replicated words (2, nbits, W) of A = x_0 + x_1 (shared by server 0: one
-    round) and of B = x_2 (known to servers 1 and 2: shared for free); A + B = x."""
-    i, ctx = sess.i, sess.ctx
-    words = (x[0].size + 63) // 64
+    """Boolean replicated words (2, nbits, W) of A and B with A + B = x. In chunk k, server k
+    knows A = x_k + x_(k+1) and shares it (s_k from their common key with server k-1, s_(k+1)
+    = A ^ s_k sent to server k+1: one round), and B = x_(k+2), which servers k+1 and k+2
+    hold, is shared for free."""
+    i = sess.i
+    flat = x.reshape(2, -1)
+    n = flat.shape[1]
+    words = (n + 63) // 64
     call = sess.call()
-    if i == 0:
-        a_planes = _core.bit_planes(ring.add(x[0], x[1]).reshape(-1), nbits)
-        s0 = sess.rand(0, call, "A", a_planes.shape)  # k_0: servers 0 and 2
-        s1 = np.bitwise_xor(a_planes, s0)
-        ctx.exchange({1: [s1]}, {})
-        a_sh = np.stack([s0, s1])
-    elif i == 1:
-        s1 = ctx.exchange({}, {0: 1})[0][0]
-        check_received(s1, (nbits, words), np.uint64)
-        a_sh = np.stack([s1, np.zeros_like(s1)])
-    else:
-        s0 = sess.rand(1, call, "A", (nbits, words))
-        ctx.exchange({}, {})  # keeps the round count equal on every server
-        a_sh = np.stack([np.zeros_like(s0), s0])
+    a_sh = np.zeros((2, nbits, words), dtype=np.uint64)
     b_sh = np.zeros_like(a_sh)
-    if i == 1:
-        b_sh[1] = _core.bit_planes(np.ascontiguousarray(x[1]).reshape(-1), nbits)
-    elif i == 2:
-        b_sh[0] = _core.bit_planes(np.ascontiguousarray(x[0]).reshape(-1), nbits)
+    sends: dict[int, list[np.ndarray]] = {}
+    into = None
+    for k, (w0, w1) in enumerate(_word_chunks(words)):
+        if w0 == w1:
+            continue
+        part = flat[:, 64 * w0 : min(n, 64 * w1)]
+        role = (i - k) % 3
+        if role == 0:  # shares (k, k+1)
+            planes = _core.bit_planes(ring.add(*_shares(part)), nbits)
+            a_sh[0, :, w0:w1] = sess.rand(0, call, f"A{k}", planes.shape)  # k_k: servers k and k-1
+            a_sh[1, :, w0:w1] = np.bitwise_xor(planes, a_sh[0, :, w0:w1])
+            sends[succ(i)] = [np.ascontiguousarray(a_sh[1, :, w0:w1])]
+        elif role == 1:  # shares (k+1, k+2): s_(k+1) arrives; B = x_(k+2) is the second share
+            into = (w0, w1)
+            b_sh[1, :, w0:w1] = _core.bit_planes(np.ascontiguousarray(part[1]), nbits)
+        else:  # shares (k+2, k): B = x_(k+2) is the first share, s_k from the key k_k
+            a_sh[1, :, w0:w1] = sess.rand(1, call, f"A{k}", (nbits, w1 - w0))
+            b_sh[0, :, w0:w1] = _core.bit_planes(np.ascontiguousarray(part[0]), nbits)
+    got = sess.ctx.exchange(sends, {prev(i): 1} if into else {})
+    if into:
+        s = got[prev(i)][0]
+        check_received(s, (nbits, into[1] - into[0]), np.uint64)
+        a_sh[0, :, into[0] : into[1]] = s
     return a_sh, b_sh
 
 
@@ -455,51 +473,71 @@ def _unpack(words: np.ndarray, count: int) -> np.ndarray:
     return np.ascontiguousarray(bits).reshape((*words.shape[:-1], count))
 
 
+@dataclass
+class _Pending:
+    """Server k's input share e_(k+1) of a chunk, on its way to server k+1."""
+
+    send: np.ndarray | None = None  # what this server sends to its successor
+    into: tuple[slice, ...] | None = None  # where this server puts what its predecessor sends
+
+
 def _bit_to_arithmetic_parts(sess: Session, planes: np.ndarray, shape: tuple[int, ...]):
     """From boolean replicated bits b = b_0 ^ b_1 ^ b_2 (words (2, *lead, W)) to two arithmetic
-    replicated values of ``shape`` = (*lead, count): e = b_0 ^ b_1 (server 0 shares it as
-    input) and b_2 (servers 1, 2 know it), with b = e + b_2 - 2 e b_2. Returns [b_2], [e]
-    and server 0's e_1 to send in the next round (None elsewhere)."""
+    replicated values of ``shape`` = (*lead, count) with b = e + c - 2 e c: in chunk k (see
+    :func:`_word_chunks`) e = b_k ^ b_(k+1), which server k knows and shares as an input, and
+    c = b_(k+2), which servers k+1 and k+2 hold. Returns [c], [e] and the input share still
+    to be sent (:class:`_Pending`)."""
     i = sess.i
     count = shape[-1]
-    b2 = np.zeros((2, *shape), dtype=np.uint64)
-    if i == 1:
-        b2[1] = _unpack(planes[1], count)
-    elif i == 2:
-        b2[0] = _unpack(planes[0], count)
-    call = sess.call()
+    c = np.zeros((2, *shape), dtype=np.uint64)
     e = np.zeros((2, *shape), dtype=np.uint64)
-    send_e1 = None
-    if i == 0:
-        e_plain = _unpack(np.bitwise_xor(planes[0], planes[1]), count)
-        e[0] = sess.rand(0, call, "e", shape)  # k_0: servers 0 and 2
-        e[1] = ring.sub(e_plain, e[0])
-        send_e1 = e[1]
-    elif i == 2:
-        e[1] = sess.rand(1, call, "e", shape)
-    return b2, e, send_e1
+    pending = _Pending()
+    call = sess.call()
+    for k, (w0, w1) in enumerate(_word_chunks(planes.shape[-1])):
+        lo, hi = 64 * w0, min(count, 64 * w1)
+        if lo >= hi:
+            continue
+        cut = (Ellipsis, slice(lo, hi))
+        part_shape = (*shape[:-1], hi - lo)
+        role = (i - k) % 3
+        words = planes[..., w0:w1]
+        if role == 0:  # shares (k, k+1): e in the clear; [e] = (e_k from k_k, e - e_k, 0)
+            e_plain = _unpack(np.bitwise_xor(words[0], words[1]), hi - lo)
+            e[0][cut] = sess.rand(0, call, f"e{k}", part_shape)
+            e[1][cut] = ring.sub(e_plain, np.ascontiguousarray(e[0][cut]))
+            pending.send = np.ascontiguousarray(e[1][cut])
+        elif role == 1:  # shares (k+1, k+2): c is the second; e_(k+1) arrives, e_(k+2) = 0
+            c[1][cut] = _unpack(words[1], hi - lo)
+            pending.into = cut
+        else:  # shares (k+2, k): c is the first; e_k from the key k_k
+            c[0][cut] = _unpack(words[0], hi - lo)
+            e[1][cut] = sess.rand(1, call, f"e{k}", part_shape)
+    return c, e, pending
 
 
-def _product_and_input(
-    sess: Session, x: np.ndarray, y: np.ndarray, e: np.ndarray, send_e1: np.ndarray | None
-) -> np.ndarray:
-    """One round: the replicated product x y, and server 0's input share e_1 to server 1."""
-    i, ctx = sess.i, sess.ctx
+def _with_input(
+    sess: Session, sends: dict[int, list[np.ndarray]], receive: dict[int, int], e: np.ndarray, pending: _Pending
+) -> dict[int, list[np.ndarray]]:
+    """One exchange carrying, besides ``sends``, the pending input share of [e]."""
+    i = sess.i
+    if pending.send is not None:
+        sends = {**sends, succ(i): [*sends.get(succ(i), []), pending.send]}
+    if pending.into is not None:
+        receive = {**receive, prev(i): receive.get(prev(i), 0) + 1}
+    got = sess.ctx.exchange(sends, receive)
+    if pending.into is not None:
+        share = got[prev(i)].pop()
+        check_received(share, e[0][pending.into].shape, np.uint64)
+        e[0][pending.into] = share
+    return got
+
+
+def _product_and_input(sess: Session, x: np.ndarray, y: np.ndarray, e: np.ndarray, pending: _Pending) -> np.ndarray:
+    """One round: the replicated product x y, and the pending input share of [e]."""
+    i = sess.i
     z = _masked_part(sess, "mul", x, y, {})
-    sends: dict[int, list[np.ndarray]] = {prev(i): [z]}
-    receive = {succ(i): 1}
-    if i == 0:
-        assert send_e1 is not None
-        sends[1] = [send_e1]
-    if i == 1:
-        receive[0] = 1
-    got = ctx.exchange(sends, receive)
-    other = got[succ(i)][0]
+    other = _with_input(sess, {prev(i): [z]}, {succ(i): 1}, e, pending)[succ(i)][0]
     check_received(other, z.shape, np.uint64)
-    if i == 1:
-        e1 = got[0][0]
-        check_received(e1, z.shape, np.uint64)
-        e[0] = e1
     return np.stack([z, other])
 
 
@@ -507,10 +545,9 @@ def relu(sess: Session, x: np.ndarray, nbits: int) -> np.ndarray:
     """max(x, 0) = x (1 - b), b the sign bit: x - t - e (x - 2 t), t = b_2 x."""
     shape = x.shape[1:]
     planes = sign_planes(sess, x, nbits)
-    b2, e, send_e1 = _bit_to_arithmetic_parts(sess, planes, (int(np.prod(shape)),))
-    b2, e = b2.reshape(x.shape), e.reshape(x.shape)
-    send_e1 = None if send_e1 is None else send_e1.reshape(shape)
-    t = _product_and_input(sess, b2, x, e, send_e1)
+    b2, e, pending = _bit_to_arithmetic_parts(sess, planes, (int(np.prod(shape)),))
+    t = _product_and_input(sess, b2, x.reshape(2, -1), e, pending).reshape(x.shape)
+    e = e.reshape(x.shape)
     inner = ring.sub(x, ring.add(t, t))
     et = mul(sess, e, inner)
     return ring.sub(ring.sub(x, t), et)
@@ -525,24 +562,10 @@ def negative(sess: Session, x: np.ndarray, nbits: int) -> np.ndarray:
 def bits_to_arithmetic(sess: Session, planes: np.ndarray, count: int) -> np.ndarray:
     """Boolean replicated bits (words (2, *lead, W)) as arithmetic replicated 0/1 values
     (2, *lead, count): b = e + b_2 - 2 e b_2 with e shared by server 0, then one product."""
-    b2, e, send_e1 = _bit_to_arithmetic_parts(sess, planes, (*planes.shape[1:-1], count))
-    # the product needs e_1 at server 1: share it first, then multiply
-    _input_round(sess, e, send_e1)
+    b2, e, pending = _bit_to_arithmetic_parts(sess, planes, (*planes.shape[1:-1], count))
+    _with_input(sess, {}, {}, e, pending)  # the product needs every share of [e]: share it first
     eb = mul(sess, e, b2)
     return ring.sub(ring.add(e, b2), ring.add(eb, eb))
-
-
-def _input_round(sess: Session, e: np.ndarray, send_e1: np.ndarray | None) -> None:
-    i = sess.i
-    if i == 0:
-        assert send_e1 is not None
-        sess.ctx.exchange({1: [send_e1]}, {})
-    elif i == 1:
-        got = sess.ctx.exchange({}, {0: 1})[0][0]
-        check_received(got, e.shape[1:], np.uint64)
-        e[0] = got
-    else:
-        sess.ctx.exchange({}, {})
 
 
 def pairwise_max(sess: Session, a: np.ndarray, b: np.ndarray, nbits: int) -> np.ndarray:
