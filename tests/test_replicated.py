@@ -488,3 +488,35 @@ def test_cli_runs_denoise_and_filter_on_three_servers(tmp_path):
         timeout=60,
     )
     assert proc.returncode == 2 and "no dealer" in proc.stderr and not (tmp_path / "x.png").exists()
+
+
+def test_malformed_replicated_submits_are_one_clear_error_and_the_servers_keep_serving():
+    """Shares of the wrong kind, bad seeds and shares for the wrong scheme: a ProtocolError
+    naming the input, never an internal error; the next job runs."""
+    from safelight.net.transport import MsgType, connect
+
+    p = Program(3, scheme="rss3")
+    a = p.input("x", (4,))
+    p.output(p.mul(a, a), "y")
+    additive = Program(3)
+    additive.output(additive.add(additive.input("x", (4,)), additive.input("x2", (4,))), "y")
+    good = {"name": "x", "kind": "replicated", "seeds": ["11" * 16, "22" * 16]}
+    cases = [
+        (p, [{"name": "x", "kind": "seed", "seed": "11" * 16}], "does not fit"),
+        (p, [{**good, "seeds": [None, None]}], "two seeds"),
+        (p, [{**good, "seeds": ["11" * 15, "22" * 16]}], "16-byte seed"),
+        (p, [{**good, "seeds": "nope"}], "two seeds"),
+        (additive, [good, {**good, "name": "x2"}], "does not fit"),
+    ]
+    with safelight.Cluster.local(3, scheme="rss3") as cluster:
+        addr = cluster.config.parties[0]
+        for program, inputs, message in cases:
+            ch = connect(addr.host, addr.port, cluster.identity, "party-0", 5.0)
+            try:
+                ch.send_json(MsgType.SUBMIT, os.urandom(16), {"program": program.to_json(), "inputs": inputs})
+                with pytest.raises(safelight.errors.ProtocolError, match=message):
+                    ch.expect(MsgType.RESULT)
+            finally:
+                ch.close()
+        out = cluster.run(p, {"x": encode(np.full(4, 3.0), 3, scheme="rss3")})
+        assert np.allclose(decode(out.outputs["y"]), 9.0, atol=1e-3)
