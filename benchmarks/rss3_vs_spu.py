@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -41,8 +42,11 @@ def main(argv: list[str]) -> int:
         check=True,
     )
     mine = {r["name"]: r for r in _json_lines(ours.stdout)}
-    spu = subprocess.run(["bash", str(HERE / "run_spu.sh"), *workloads], capture_output=True, text=True)
-    theirs = {r["workload"]: r for r in _json_lines(spu.stdout)}
+    with tempfile.NamedTemporaryFile("r", suffix=".jsonl") as rows:
+        spu = subprocess.run(
+            ["bash", str(HERE / "run_spu.sh"), *workloads, "--out", rows.name], capture_output=True, text=True
+        )
+        theirs = {r["workload"]: r for r in _json_lines(rows.read())}
     if not theirs:
         print(f"SPU: no result ({spu.stderr.strip().splitlines()[-1:] or 'not installed'})", file=sys.stderr)
     heads = ("rss3 s", "rss3 bytes/server", "2 srv+dealer s", "SPU ABY3 s", "SPU bytes/party")

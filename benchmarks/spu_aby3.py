@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("workloads", nargs="*", default=["mul", "relu"], choices=["mul", "relu", "ffdnet"])
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--out", help="also append each result as a JSON line here (SPU's log lines share stdout)")
     args = parser.parse_args(argv)
     try:
         import spu  # noqa: F401
@@ -185,7 +186,10 @@ def main(argv: list[str] | None = None) -> int:
             **extra,
         }
         out.append(row)
-        print(json.dumps(row) if args.json else row)
+        print(json.dumps(row) if args.json else row, flush=True)
+        if args.out:
+            with open(args.out, "a") as f:
+                f.write(json.dumps(row) + "\n")
     return 0
 
 
