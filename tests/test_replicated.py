@@ -55,6 +55,12 @@ def test_kernels_equal_their_definition_on_every_path(n, each_isa):
         # the zero-sharing made block by block equals the one made from whole streams
         assert np.array_equal(_core.rss_mul_masked(x0, x1, y0, y1, own, succ), masked_mul), isa
         assert np.array_equal(_core.rss_and_masked(x0, x1, y0, y1, own, succ), masked_and), isa
+        # written in place into row 0 of a caller's (2, n) buffer, row 1 untouched
+        out = np.full((2, n), 7, dtype=np.uint64)
+        _core.rss_mul_masked(x0, x1, y0, y1, own, succ, out=out[0])
+        assert np.array_equal(out[0], masked_mul) and np.all(out[1] == 7), isa
+        _core.rss_and_masked(x0, x1, y0, y1, own, succ, out=out[1])
+        assert np.array_equal(out[1], masked_and) and np.array_equal(out[0], masked_mul), isa
 
 
 @pytest.mark.parametrize("nbits", [1, 7, 24, 63, 64])
@@ -85,6 +91,17 @@ def test_kernels_refuse_bad_arguments():
         _core.unpack_bits(_u64(1), 65)
     with pytest.raises(ValueError, match="16 bytes"):
         _core.rss_mul_masked(_u64(3), _u64(3), _u64(3), _u64(3), b"short", b"s" * 16)
+    seeds = (b"o" * 16, b"s" * 16)
+    with pytest.raises(ValueError):  # an output buffer of another size
+        _core.rss_mul_masked(_u64(3), _u64(3), _u64(3), _u64(3), *seeds, out=_u64(4))
+    with pytest.raises(TypeError):  # not contiguous: the result would be lost
+        _core.rss_mul_masked(_u64(3), _u64(3), _u64(3), _u64(3), *seeds, out=_u64(6)[::2])
+    with pytest.raises(TypeError):  # not an array at all
+        _core.rss_and_masked(_u64(3), _u64(3), _u64(3), _u64(3), *seeds, out=[0, 0, 0])
+    read_only = _u64(3)
+    read_only.flags.writeable = False
+    with pytest.raises(TypeError):
+        _core.rss_and_masked(_u64(3), _u64(3), _u64(3), _u64(3), *seeds, out=read_only)
 
 
 # ---- encoding ------------------------------------------------------------------------------
@@ -403,6 +420,8 @@ def test_three_real_servers_run_products_and_relu_with_no_dealer_and_no_offline_
         xe, ye = np.round(x / UNIT) * UNIT, np.round(y / UNIT) * UNIT
         assert np.all(np.abs(decode(result.outputs["z"]) - np.maximum(xe * ye, 0)) <= UNIT)
         assert result.triples is None and result.dealer is None
+        assert result.offline_seconds == 0.0  # nothing is prepared: key agreement counts as setup
+        assert 0.0 < result.setup_seconds < result.wall_seconds
         for party in result.parties:  # one value per product, ~36 bytes per ReLU: nothing else
             assert party.peer_bytes_sent < 5000 * 60
         with pytest.raises(InputError, match="scheme"):

@@ -274,6 +274,7 @@ def test_cli_filter_emits_no_deprecation_warning(tmp_path, extra):
         "wall_seconds",
         "online_seconds",
         "offline_seconds",
+        "setup_seconds",
         "rounds",
         "triples",
         "upload_bytes",

@@ -71,6 +71,25 @@ def test_tensors_and_json_round_trip(certs, records, n):
     server.close()
 
 
+@pytest.mark.parametrize("records", ["sealed", "tls"])
+def test_a_tensor_arrives_straight_into_a_given_buffer_and_a_mismatch_is_refused(certs, records):
+    client, server = pair(certs, records)
+    data = np.random.default_rng(5).integers(0, 2**64, 3 * MAX_RECORD // 8 + 5, dtype=np.uint64)
+    job = os.urandom(16)
+    t = threading.Thread(target=lambda: [client.send_tensor(job, "x", data) for _ in range(2)])
+    t.start()
+    buffer = np.zeros((2, data.size), dtype=np.uint64)
+    with pytest.raises(ValueError, match="contiguous"):  # refused before anything is read
+        server.expect(MsgType.TENSOR, into=buffer[:, 0])
+    frame = server.expect(MsgType.TENSOR, into=buffer[1])
+    assert np.shares_memory(frame.array, buffer) and np.array_equal(buffer[1], data) and not buffer[0].any()
+    with pytest.raises(ProtocolError, match="was due"):  # one element short of what arrives
+        server.expect(MsgType.TENSOR, into=np.zeros(data.size - 1, dtype=np.uint64))
+    t.join()
+    client.close()
+    server.close()
+
+
 def test_sealed_records_reject_tampering(certs):
     client, server = pair(certs)
     raw = client.sock.sock  # the TCP socket under the sealed stream

@@ -1,4 +1,5 @@
-// Bindings of the replicated-sharing engine: each call returns a new array.
+// Bindings of the replicated-sharing engine: each call returns a new array, except that the
+// masked products may write into a caller's buffer (the first share of the reshared result).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -58,8 +59,8 @@ std::string key_of(const py::bytes& seed) {
 // out = local(x0, x1, y0, y1) + F(seed_own) - F(seed_succ) (xor: ^ F ^ F), with F the AES-128-CTR
 // stream of ring.random(seed, shape): the zero-sharing is made block by block in cache
 // instead of as two more arrays of the tensor's size.
-py::array_t<uint64_t> masked(const py::array& x0, const py::array& x1, const py::array& y0, const py::array& y1,
-                             const py::bytes& seed_own, const py::bytes& seed_succ, bool xor_mask,
+py::array masked(const py::array& x0, const py::array& x1, const py::array& y0, const py::array& y1,
+                             const py::bytes& seed_own, const py::bytes& seed_succ, const py::object& into, bool xor_mask,
                              void (*fn)(const uint64_t*, const uint64_t*, const uint64_t*, const uint64_t*,
                                         uint64_t*, size_t) noexcept) {
     auto a = view<uint64_t>(x0, "x0", false), b = view<uint64_t>(x1, "x1", false);
@@ -70,8 +71,11 @@ py::array_t<uint64_t> masked(const py::array& x0, const py::array& x1, const py:
     uint8_t k_own[16], k_succ[16];
     std::memcpy(k_own, key_of(seed_own).data(), 16);
     std::memcpy(k_succ, key_of(seed_succ).data(), 16);
-    auto out = like(x0);
-    uint64_t* o = out.mutable_data();
+    if (!into.is_none() && !py::isinstance<py::array>(into)) throw py::type_error("out must be a numpy array");
+    py::array out = into.is_none() ? py::array(like(x0)) : py::reinterpret_borrow<py::array>(into);
+    auto target = view<uint64_t>(out, "out", true);
+    same_size(a.size, target.size, "rss masked product");
+    uint64_t* o = target.data;
     prg::CtrFill fill = prg::ctr_fill_for(active_isa());
     {
         py::gil_scoped_release nogil;
@@ -99,15 +103,19 @@ py::array_t<uint64_t> masked(const py::array& x0, const py::array& x1, const py:
 
 void bind_rss(py::module_& m) {
     m.def("rss_mul_masked", [](const py::array& x0, const py::array& x1, const py::array& y0, const py::array& y1,
-                               const py::bytes& seed_own, const py::bytes& seed_succ) {
-        return masked(x0, x1, y0, y1, seed_own, seed_succ, false, active().mul);
+                               const py::bytes& seed_own, const py::bytes& seed_succ, const py::object& out) {
+        return masked(x0, x1, y0, y1, seed_own, seed_succ, out, false, active().mul);
     }, py::arg("x0"), py::arg("x1"), py::arg("y0"), py::arg("y1"), py::arg("seed_own"), py::arg("seed_succ"),
-       "rss_mul plus the zero-sharing random(seed_own) - random(seed_succ), without materialising either.");
+       py::arg("out") = py::none(),
+       "rss_mul plus the zero-sharing random(seed_own) - random(seed_succ), without materialising either; "
+       "written into out (C-contiguous uint64, same size) when given.");
     m.def("rss_and_masked", [](const py::array& x0, const py::array& x1, const py::array& y0, const py::array& y1,
-                               const py::bytes& seed_own, const py::bytes& seed_succ) {
-        return masked(x0, x1, y0, y1, seed_own, seed_succ, true, active().and_words);
+                               const py::bytes& seed_own, const py::bytes& seed_succ, const py::object& out) {
+        return masked(x0, x1, y0, y1, seed_own, seed_succ, out, true, active().and_words);
     }, py::arg("x0"), py::arg("x1"), py::arg("y0"), py::arg("y1"), py::arg("seed_own"), py::arg("seed_succ"),
-       "rss_and xor the boolean zero-sharing random(seed_own) ^ random(seed_succ), without materialising either.");
+       py::arg("out") = py::none(),
+       "rss_and xor the boolean zero-sharing random(seed_own) ^ random(seed_succ), without materialising either; "
+       "written into out when given.");
     m.def("rss_mul", [](const py::array& x0, const py::array& x1, const py::array& y0, const py::array& y1) {
         return four(x0, x1, y0, y1, "rss_mul", active().mul);
     }, py::arg("x0"), py::arg("x1"), py::arg("y0"), py::arg("y1"),

@@ -278,17 +278,17 @@ def rss_and(x0: numpy.ndarray, x1: numpy.ndarray, y0: numpy.ndarray, y1: numpy.n
     """
     x0 & (y0 ^ y1) ^ x1 & y0: one server's part of 64 bit-sliced replicated AND gates per word.
     """
-def rss_and_masked(x0: numpy.ndarray, x1: numpy.ndarray, y0: numpy.ndarray, y1: numpy.ndarray, seed_own: bytes, seed_succ: bytes) -> numpy.typing.NDArray[numpy.uint64]:
+def rss_and_masked(x0: numpy.ndarray, x1: numpy.ndarray, y0: numpy.ndarray, y1: numpy.ndarray, seed_own: bytes, seed_succ: bytes, out: typing.Any = None) -> numpy.ndarray:
     """
-    rss_and xor the boolean zero-sharing random(seed_own) ^ random(seed_succ), without materialising either.
+    rss_and xor the boolean zero-sharing random(seed_own) ^ random(seed_succ), without materialising either; written into out when given.
     """
 def rss_mul(x0: numpy.ndarray, x1: numpy.ndarray, y0: numpy.ndarray, y1: numpy.ndarray) -> numpy.typing.NDArray[numpy.uint64]:
     """
     x0 (y0 + y1) + x1 y0 mod 2^64: one server's part of a replicated product.
     """
-def rss_mul_masked(x0: numpy.ndarray, x1: numpy.ndarray, y0: numpy.ndarray, y1: numpy.ndarray, seed_own: bytes, seed_succ: bytes) -> numpy.typing.NDArray[numpy.uint64]:
+def rss_mul_masked(x0: numpy.ndarray, x1: numpy.ndarray, y0: numpy.ndarray, y1: numpy.ndarray, seed_own: bytes, seed_succ: bytes, out: typing.Any = None) -> numpy.ndarray:
     """
-    rss_mul plus the zero-sharing random(seed_own) - random(seed_succ), without materialising either.
+    rss_mul plus the zero-sharing random(seed_own) - random(seed_succ), without materialising either; written into out (C-contiguous uint64, same size) when given.
     """
 def set_isa(name: str) -> None:
     """

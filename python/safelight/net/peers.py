@@ -212,10 +212,16 @@ class JobLinks:
         received[self.party] = array
         return [received[p] for p in range(self.config.n)]
 
-    def exchange(self, sends: dict[int, list[np.ndarray]], receive: dict[int, int]) -> dict[int, list[np.ndarray]]:
+    def exchange(
+        self,
+        sends: dict[int, list[np.ndarray]],
+        receive: dict[int, int],
+        into: dict[int, list[np.ndarray]] | None = None,
+    ) -> dict[int, list[np.ndarray]]:
         """One round with some peers: each peer in ``sends`` gets its arrays in order (on a
         helper thread, so that a ring of parties sending at once cannot deadlock), and
-        ``receive[peer]`` arrays are read from each peer named there."""
+        ``receive[peer]`` arrays are read from each peer named there, into the buffers
+        ``into[peer]`` names when given (each must match what arrives)."""
         errors: list[BaseException] = []
 
         def send(peer: int, arrays: list[np.ndarray]) -> None:
@@ -233,8 +239,9 @@ class JobLinks:
         for peer, count in receive.items():
             channel = self.receiver(peer)
             got = []
-            for _ in range(count):
-                frame = channel.expect(MsgType.TENSOR)
+            buffers = (into or {}).get(peer, [])
+            for k in range(count):
+                frame = channel.expect(MsgType.TENSOR, into=buffers[k] if k < len(buffers) else None)
                 if frame.array is None:
                     raise ProtocolError(f"{party_name(peer)} sent an empty tensor")
                 got.append(frame.array)

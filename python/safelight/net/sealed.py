@@ -37,7 +37,7 @@ from ..errors import ProtocolError
 
 UPGRADE_MAGIC = b"SLS1"
 SECRET_BYTES = 32
-MAX_RECORD = 4 << 20  # plaintext bytes per record
+MAX_RECORD = 1 << 20  # plaintext bytes per record: small enough that encrypting one overlaps sending the last
 TAG = 16
 LENGTH = struct.Struct("!I")
 RECORD_MODES = ("sealed", "tls")

@@ -185,14 +185,19 @@ class Channel:
         self,
         allow: Collection[MsgType] | None = None,
         accept_tensor: Callable[[str, str, tuple[int, ...]], None] | None = None,
+        into: np.ndarray | None = None,
     ) -> Frame:
         """Receive one frame; raise ProtocolError for anything malformed.
 
         ``allow``: the message types acceptable here (ERROR always is); any other is
         refused from its header, before its body is read. ``accept_tensor(name, dtype,
         shape)`` may raise to refuse a tensor from its metadata, before its buffer is
-        allocated (a server checks sizes against the Program this way).
+        allocated (a server checks sizes against the Program this way). ``into``: a
+        C-contiguous array the tensor must match in dtype and shape, filled in place
+        (no fresh buffer, no copy).
         """
+        if into is not None and not into.flags.c_contiguous:
+            raise ValueError("a tensor can only be received into a C-contiguous array")
         magic, version, type_, _flags, job_id, length = HEADER.unpack(self._recv_bytes(HEADER.size))
         if magic != MAGIC or version != VERSION:
             raise ProtocolError(f"{self.peer} sent a frame with a bad magic or version")
@@ -223,16 +228,21 @@ class Channel:
             raise ProtocolError(f"{self.peer} sent a tensor whose size does not match its shape")
         if accept_tensor is not None:
             accept_tensor(name, dtype, shape)
-        array = np.empty(shape, dtype=dtype)
+        if into is not None and (into.dtype != np.dtype(dtype) or into.shape != shape):
+            raise ProtocolError(f"{self.peer} sent {dtype}{list(shape)} where {into.dtype}{list(into.shape)} was due")
+        array = np.empty(shape, dtype=dtype) if into is None else into
         if array.nbytes:
             self._recv_into(memoryview(array.reshape(-1)).cast("B"))
         return Frame(mtype, job_id, name=name, array=array)
 
     def expect(
-        self, *types: MsgType, accept_tensor: Callable[[str, str, tuple[int, ...]], None] | None = None
+        self,
+        *types: MsgType,
+        accept_tensor: Callable[[str, str, tuple[int, ...]], None] | None = None,
+        into: np.ndarray | None = None,
     ) -> Frame:
         """Receive a frame of one of ``types``; a peer's ERROR frame becomes an exception."""
-        frame = self.recv(types, accept_tensor)
+        frame = self.recv(types, accept_tensor, into)
         if frame.type == MsgType.ERROR and MsgType.ERROR not in types:
             raise_remote_error(self.peer, frame.json)
         return frame

@@ -84,9 +84,16 @@ class Context(Protocol):
     def pipe(self, peer: int) -> Any:
         """A named-tensor pipe to ``peer`` (``send(name, array)`` / ``recv(name)``)."""
 
-    def exchange(self, sends: dict[int, list[np.ndarray]], receive: dict[int, int]) -> dict[int, list[np.ndarray]]:
+    def exchange(
+        self,
+        sends: dict[int, list[np.ndarray]],
+        receive: dict[int, int],
+        into: dict[int, list[np.ndarray]] | None = None,
+    ) -> dict[int, list[np.ndarray]]:
         """One round with some peers: send each peer its arrays (in order) while receiving
-        ``receive[peer]`` arrays from each peer named there; counts one round."""
+        ``receive[peer]`` arrays from each peer named there; counts one round. ``into[peer]``
+        may give C-contiguous buffers to receive into (the arrays returned are those
+        buffers; one of another dtype or shape than what arrives is a ProtocolError)."""
 
 
 @dataclass(frozen=True)

@@ -139,12 +139,17 @@ class Session:
         """The seeds of the two streams of a zero-sharing (for kernels that mask as they go)."""
         return self._seed(self.keys.own, call, "zero"), self._seed(self.keys.succ, call, "zero")
 
-    def reshare(self, z: np.ndarray) -> np.ndarray:
-        """From 3-out-of-3 parts (z_i here) to replicated shares: send z_i to server i-1."""
-        got = self.ctx.exchange({prev(self.i): [z]}, {succ(self.i): 1})[succ(self.i)][0]
+    def reshare(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """From 3-out-of-3 parts (z_i here) to replicated shares: send z_i to server i-1.
+        With ``out`` (shape (2, ...)), ``z`` is already its row 0 and the share from
+        server i+1 arrives straight into row 1: no fresh buffers, no copies."""
+        fresh = out is None
+        if out is None:
+            out = np.empty((2, *z.shape), dtype=z.dtype)
+        got = self.ctx.exchange({prev(self.i): [z]}, {succ(self.i): 1}, into={succ(self.i): [out[1]]})[succ(self.i)][0]
         check_received(got, z.shape, z.dtype)
-        out = np.empty((2, *z.shape), dtype=z.dtype)
-        out[0], out[1] = z, got
+        if fresh:
+            out[0] = z
         return out
 
 
@@ -169,12 +174,15 @@ def _shares(*tensors: np.ndarray) -> list[np.ndarray]:
     return [np.ascontiguousarray(t[k]) for t in tensors for k in (0, 1)]
 
 
-def _masked_part(sess: Session, op: str, x: np.ndarray, y: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
+def _masked_part(
+    sess: Session, op: str, x: np.ndarray, y: np.ndarray, attrs: dict[str, Any], out: np.ndarray | None = None
+) -> np.ndarray:
     """z_i = x_i y_i + x_i y_(i+1) + x_(i+1) y_i plus a zero-sharing: this server's
-    3-out-of-3 part of x y. Elementwise products mask inside the kernel, block by block."""
+    3-out-of-3 part of x y. Elementwise products mask inside the kernel, block by block
+    (into ``out`` when given)."""
     call = sess.call()
     if op in ("mul", "square"):
-        return _core.rss_mul_masked(*_shares(x, x if op == "square" else y), *sess.zero_seeds(call))
+        return _core.rss_mul_masked(*_shares(x, x if op == "square" else y), *sess.zero_seeds(call), out=out)
     ysum = ring.add(y[0], y[1])
     if op == "matmul":
         out = ring.matmul(x[0], ysum)
@@ -188,9 +196,13 @@ def _masked_part(sess: Session, op: str, x: np.ndarray, y: np.ndarray, attrs: di
 
 
 def product(sess: Session, op: str, x: np.ndarray, y: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
-    z = _masked_part(sess, op, x, y, attrs)
     bits = int(attrs.get("trunc_bits", 0))
-    return truncate(sess, z, bits) if bits else sess.reshare(z)
+    if bits:
+        return truncate(sess, _masked_part(sess, op, x, y, attrs), bits)
+    if op in ("mul", "square"):  # the kernel writes row 0 of the result, the peer's share lands in row 1
+        out = np.empty(x.shape, dtype=np.uint64)
+        return sess.reshare(_masked_part(sess, op, x, y, attrs, out=out[0]), out=out)
+    return sess.reshare(_masked_part(sess, op, x, y, attrs))
 
 
 def mul(sess: Session, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -339,7 +351,8 @@ def public(i: int, value: np.ndarray) -> np.ndarray:
 def and_gates(sess: Session, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """AND of boolean replicated words (shape (2, ...)): each server sends one bit per gate."""
     call = sess.call()
-    return sess.reshare(_core.rss_and_masked(*_shares(x, y), *sess.zero_seeds(call)))
+    out = np.empty(x.shape, dtype=np.uint64)
+    return sess.reshare(_core.rss_and_masked(*_shares(x, y), *sess.zero_seeds(call), out=out[0]), out=out)
 
 
 def sign_planes(sess: Session, x: np.ndarray, nbits: int) -> np.ndarray:

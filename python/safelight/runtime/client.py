@@ -68,6 +68,7 @@ def job_summary(job: Any, ops: dict[str, Any]) -> dict[str, Any]:
         "wall_seconds": job.wall_seconds,
         "online_seconds": job.online_seconds,
         "offline_seconds": job.offline_seconds,
+        "setup_seconds": job.setup_seconds,
         "rounds": job.rounds,
         "triples": job.triples,
         "upload_bytes": job.upload_bytes,
@@ -102,6 +103,8 @@ class PartyStats:
     peer_bytes_sent: int
     peer_bytes_received: int
     rounds: int
+    # key agreement and waiting for the other parties before the online phase
+    setup_seconds: float = 0.0
     ops: dict[str, dict[str, float]] = field(default_factory=dict)
     # per step of the program: op, seconds (online), offline_seconds (per-op preprocessing),
     # bytes_sent, bytes_received, rounds
@@ -154,6 +157,13 @@ class JobResult:
         """Dealing (dealer or client) plus the slowest party's expansion of its material."""
         dealing = self.dealer.offline_seconds if self.dealer else self.client_offline_seconds
         return dealing + max((p.offline_seconds for p in self.parties), default=0.0)
+
+    @property
+    def setup_seconds(self) -> float:
+        """Slowest party's setup: key agreement with its peers (the replicated scheme) and
+        waiting for the other parties (their inputs, their preprocessing) before the
+        online phase. Neither preprocessing nor online work."""
+        return max((p.setup_seconds for p in self.parties), default=0.0)
 
     def ops(self) -> dict[str, dict[str, Any]]:
         """Per op: calls, slowest party's seconds, rounds, bytes each party sent/received on peer links."""

@@ -128,6 +128,7 @@ class Dealer:
             "seconds": time.perf_counter() - started,
             "offline_seconds": generated,
             "online_seconds": 0.0,
+            "setup_seconds": 0.0,
             "bytes_sent": sent + channel.bytes_sent,
             "bytes_received": channel.bytes_received,
             "peer_bytes_sent": sent,

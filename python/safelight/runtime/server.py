@@ -71,8 +71,13 @@ class JobContext:
     def exchange_all(self, array: np.ndarray) -> list[np.ndarray]:
         return self.links.exchange_all(array)
 
-    def exchange(self, sends: dict[int, list[np.ndarray]], receive: dict[int, int]) -> dict[int, list[np.ndarray]]:
-        return self.links.exchange(sends, receive)
+    def exchange(
+        self,
+        sends: dict[int, list[np.ndarray]],
+        receive: dict[int, int],
+        into: dict[int, list[np.ndarray]] | None = None,
+    ) -> dict[int, list[np.ndarray]]:
+        return self.links.exchange(sends, receive, into)
 
     def send(self, peer: int, array: np.ndarray) -> None:
         """One tensor to one peer (one-way protocols such as garbling)."""
@@ -442,7 +447,7 @@ class Server:
                 stats.add(record)
                 channel.send_json(MsgType.PROGRESS, job_id, {"step": i + 1, "of": n_steps, "op": record.op})
 
-            material_seconds = time.perf_counter() - t0
+            material_seconds = time.perf_counter() - t0 if source is not None else 0.0
             run = run_steps(ctx, program, env, barrier=links.barrier, on_offline_step=offline_done, on_step=step_done)
             offline, online = material_seconds + run.offline_seconds, run.online_seconds
             for key, cache_key in (cache_keys if plan else {}).items():
@@ -459,6 +464,7 @@ class Server:
             "seconds": time.perf_counter() - started,
             "offline_seconds": offline,
             "online_seconds": online,
+            "setup_seconds": run.setup_seconds,
             "bytes_sent": channel.bytes_sent + links.bytes_sent,
             "bytes_received": channel.bytes_received + links.bytes_received,
             "peer_bytes_sent": links.bytes_sent,

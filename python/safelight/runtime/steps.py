@@ -41,6 +41,9 @@ class Run:
     outputs: dict[str, np.ndarray]  # output name -> this party's share
     offline_seconds: float = 0.0
     online_seconds: float = 0.0
+    # key agreement and waiting at the barrier for the other parties (their inputs, their
+    # preprocessing): neither preprocessing work of this party nor online work
+    setup_seconds: float = 0.0
     steps: list[StepRecord] = field(default_factory=list)
 
 
@@ -79,12 +82,17 @@ def run_steps(
     interactive = any(OPS[step.op].interactive for step in program.steps)
     if interactive:
         scheme.start(ctx)  # e.g. the replicated scheme's key agreement
-    step_offline = [0.0 if ctx.per_op else prepare(i, step) for i, step in enumerate(program.steps)]
+    setup = time.perf_counter() - started
+    nothing_to_prepare = not pre and not scheme.offline_phase  # e.g. replicated sharing
+    step_offline = [
+        0.0 if ctx.per_op or nothing_to_prepare else prepare(i, step) for i, step in enumerate(program.steps)
+    ]
+    waited = time.perf_counter()
     if barrier is not None and interactive:
         barrier()  # the parties start the online phase together
-    run = Run({}, offline_seconds=time.perf_counter() - started)
+    run = Run({}, offline_seconds=sum(step_offline), setup_seconds=setup + time.perf_counter() - waited)
     for i, step in enumerate(program.steps):
-        if ctx.per_op:
+        if ctx.per_op and not nothing_to_prepare:
             step_offline[i] = prepare(i, step)
             run.offline_seconds += step_offline[i]
         ctx.step = i

@@ -98,6 +98,10 @@ class JobReport:
         The dealer's share, when the cluster's dealer dealt.
     client_seconds : dict of str -> float
         Client work outside the job (the HE filters: ``keygen``, ``encrypt``, ``decrypt``).
+    setup_seconds : float
+        Before the online phase, the slowest server's key agreement with its peers (three
+        servers) and waiting for the others' inputs or preprocessing: neither online nor
+        offline work.
     job : JobResult or None
         The runtime's own result (result shares and raw statistics); None for the OpenFHE filter.
     """
@@ -114,6 +118,7 @@ class JobReport:
     ops: dict[str, dict[str, Any]] = field(default_factory=dict)
     dealer: PartyReport | None = None
     client_seconds: dict[str, float] = field(default_factory=dict)
+    setup_seconds: float = 0.0
     job: JobResult | None = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -126,6 +131,7 @@ class JobReport:
             wall_seconds=job.wall_seconds,
             online_seconds=job.online_seconds,
             offline_seconds=job.offline_seconds,
+            setup_seconds=job.setup_seconds,
             parties=tuple(PartyReport.from_stats(p) for p in job.parties),
             upload_bytes=job.upload_bytes,
             download_bytes=job.download_bytes,
