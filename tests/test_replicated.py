@@ -277,6 +277,37 @@ def test_max_and_argmax_equal_numpy_with_ties(rows, cols, seed):
     assert np.array_equal(out["argmax0"], x.argmax(axis=0).astype(float))
 
 
+@settings(max_examples=12, deadline=None)
+@given(st.integers(1, 70), st.integers(1, 12), st.integers(1, 3), st.booleans(), st.integers(0, 2**31))
+def test_smallest_k_with_indices_equals_numpy(n, k, rows, ties, seed):
+    k = min(k, n)
+    r = np.random.default_rng(seed)
+    x = np.round(r.uniform(0, 4, (rows, n)) * 4) / 4 if ties else r.uniform(-8, 8, (rows, n))
+    out, _ = _run(lambda p, t: {"near": p.smallest_k(t["x"], k, bits=24)}, {"x": x})
+    near = out["near"]
+    assert near.shape == (rows, 2, k)
+    xe = np.round(x / UNIT) * UNIT
+    values, idx = near[:, 0], near[:, 1]
+    assert np.array_equal(values, np.sort(xe, axis=-1)[:, :k])  # the k smallest, ascending
+    assert np.array_equal(idx, np.round(idx)) and idx.min() >= 0 and idx.max() < n
+    picked = np.take_along_axis(xe, idx.astype(int), axis=-1)
+    assert np.array_equal(picked, values)  # each index points at its value
+    assert all(len(set(row)) == k for row in idx.astype(int))  # no index twice
+    if not ties:
+        assert np.array_equal(idx.astype(int), np.argsort(xe, axis=-1)[:, :k])
+
+
+def test_smallest_k_refuses_a_k_outside_the_axis():
+    p = Program(3, scheme="rss3")
+    x = p.input("x", (5,))
+    for k in (0, 6):
+        with pytest.raises(ProgramError, match="k must be"):
+            p.smallest_k(x, k)
+    additive = Program(2)
+    with pytest.raises(ProgramError, match="replicated shares only"):
+        additive.smallest_k(additive.input("x", (5,)), 2)
+
+
 def test_reciprocal_and_rsqrt_by_newton_equal_plaintext():
     x = np.concatenate([rng.uniform(0.01, 1000, 300), [2**-14, 0.5, 1.0, 1.5, 4096.0, 2.0**22 - 1]])
     out, _ = _run(lambda p, t: {"inv": p.reciprocal(t["x"]), "rsqrt": p.rsqrt(t["x"])}, {"x": x})

@@ -355,6 +355,15 @@ class Program:
         attrs = {"axis": int(axis), "frac_bits": self.frac_bits, **self._bits(bits)}
         return self._add_step("argmax", [x], attrs, self.frac_bits)
 
+    def smallest_k(self, x: Tensor, k: int, bits: int | None = None) -> Tensor:
+        """The k smallest values along the last axis, ascending, and their indices: shape
+        (..., 2, k), row 0 the values, row 1 the indices as numbers at the program's scale
+        (replicated sharing, ``scheme="rss3"``). Values must satisfy |x| < 2^(bits-2) ring
+        units (the padding sits above them); the nearest neighbours of a query are the
+        smallest_k of its distances."""
+        attrs = {"k": int(k), "frac_bits": self.frac_bits, **self._bits(bits)}
+        return self._add_step("smallest_k", [x], attrs, self.frac_bits)
+
     def reciprocal(self, x: Tensor, bits: int | None = None) -> Tensor:
         """1/x elementwise for 0 < x < 2^(bits-1) ring units (default 40: x < 2^23 at 16
         fractional bits), by Newton's method after a secure normalisation (``scheme="rss3"``)."""

@@ -65,7 +65,7 @@ PRODUCTS = ("mul", "square", "matmul", "conv2d")
 PROTOCOL_OPS = (
     *PRODUCTS,
     *("trunc_pair", "rescale", "reveal", "relu", "less", "max_pool2d", "sort", "topk", "max", "argmax"),
-    *("reciprocal", "rsqrt"),
+    *("reciprocal", "rsqrt", "smallest_k"),
 )
 
 
@@ -656,6 +656,8 @@ class Replicated:
             return _max_pool(sess, xs[0], attrs)
         if op in ("max", "argmax"):
             return _reduce_max(sess, xs[0], attrs, with_index=op == "argmax")
+        if op == "smallest_k":
+            return _smallest_k(sess, xs[0], attrs)
         if op in ("reciprocal", "rsqrt"):
             frac = int(attrs.get("frac_bits", 16))
             fn = reciprocal if op == "reciprocal" else rsqrt
@@ -728,6 +730,66 @@ def _reduce_max(sess: Session, x: np.ndarray, attrs: dict[str, Any], with_index:
         index = np.concatenate([ring.add(ia, np.ascontiguousarray(step[:, 1])), index[..., 2 * pairs :]], axis=-1)
     out = index if with_index else v
     return np.ascontiguousarray(out[..., 0]).reshape((2, *lead) if lead else (2, 1))
+
+
+def _compare_exchange(sess: Session, v: np.ndarray, ix: np.ndarray, lo: np.ndarray, hi: np.ndarray, bits: int) -> None:
+    """In place along the last axis: for each pair (lo[j], hi[j]) the smaller value (and its
+    index) goes to lo[j], the larger to hi[j]; ties keep their order. One sign of a - b for
+    all pairs at once and one product that moves value and index together."""
+    a, b, ia, ib = (np.ascontiguousarray(t[..., pos]) for t in (v, ix) for pos in (lo, hi))
+    swap = negative(sess, ring.sub(b, a), bits)  # 1{b < a}
+    moved = mul(sess, np.stack([swap, swap], axis=1), np.stack([ring.sub(b, a), ring.sub(ib, ia)], axis=1))
+    small = ring.add(a, np.ascontiguousarray(moved[:, 0]))
+    small_ix = ring.add(ia, np.ascontiguousarray(moved[:, 1]))
+    v[..., lo], ix[..., lo] = small, small_ix
+    v[..., hi], ix[..., hi] = ring.sub(ring.add(a, b), small), ring.sub(ring.add(ia, ib), small_ix)
+
+
+def _half_cleaners(size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The stages that sort a bitonic sequence of ``size`` (a power of two) ascending."""
+    stages, d = [], size // 2
+    while d >= 1:
+        lo = np.array([i for i in range(size) if not i & d])
+        stages.append((lo, lo + d))
+        d //= 2
+    return stages
+
+
+def _smallest_k(sess: Session, x: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
+    """The k smallest values along the last axis, ascending, with their indices (ties: the
+    lower index first is not promised). Blocks of K = 2^ceil(log2 k) are sorted by a bitonic
+    network; then pairs of sorted blocks merge, keeping the K smallest: min(A[i], B[K-1-i])
+    is a bitonic sequence holding them, sorted by log2 K half-cleaner stages. About
+    n (log2(K)^2 / 4 + 1.5 log2 K) compare-exchanges in all, and the rounds of
+    log2 K (log2 K + 1) / 2 + log2(n / K) (1 + log2 K) stages."""
+    k, bits, frac = int(attrs["k"]), sign_bits(attrs), int(attrs.get("frac_bits", 16))
+    lead, n = x.shape[1:-1], x.shape[-1]
+    block = 1 << max(0, (k - 1).bit_length())
+    blocks = -(-n // block)
+    # padding: public values above every input (inputs are below 2^(bits-2) ring units)
+    v = np.empty((2, int(np.prod(lead, dtype=np.int64)), blocks * block), dtype=np.uint64)
+    v[:, :, :n] = x.reshape(2, -1, n)
+    v[:, :, n:] = public(sess.i, np.full(blocks * block - n, (1 << (bits - 2)) - 1, dtype=np.uint64))[:, None, :]
+    unit = np.uint64(1 << frac)
+    ix = np.empty_like(v)
+    ix[...] = public(sess.i, np.arange(blocks * block, dtype=np.uint64) * unit)[:, None, :]
+    v, ix = v.reshape(2, -1, blocks, block), ix.reshape(2, -1, blocks, block)
+    for pairs in bitonic_stages(block):  # sort every block at once
+        _compare_exchange(sess, v, ix, np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]), bits)
+    while v.shape[2] > 1:
+        pairs = v.shape[2] // 2
+        left, right = slice(0, 2 * pairs, 2), slice(1, 2 * pairs, 2)
+        # min(A[i], B[K-1-i]) in A's place: A ascending, B descending, one compare-exchange each
+        merged = np.concatenate([v[:, :, left], v[:, :, right][..., ::-1]], axis=-1)
+        merged_ix = np.concatenate([ix[:, :, left], ix[:, :, right][..., ::-1]], axis=-1)
+        _compare_exchange(sess, merged, merged_ix, np.arange(block), np.arange(block, 2 * block), bits)
+        merged, merged_ix = np.ascontiguousarray(merged[..., :block]), np.ascontiguousarray(merged_ix[..., :block])
+        for lo, hi in _half_cleaners(block):
+            _compare_exchange(sess, merged, merged_ix, lo, hi, bits)
+        v = np.concatenate([merged, v[:, :, 2 * pairs :]], axis=2)
+        ix = np.concatenate([merged_ix, ix[:, :, 2 * pairs :]], axis=2)
+    out = np.stack([v[:, :, 0, :k], ix[:, :, 0, :k]], axis=2)  # (2, L, 2, k)
+    return np.ascontiguousarray(out).reshape((2, *lead, 2, k))
 
 
 NEWTON_STEPS = 3
@@ -826,6 +888,25 @@ class _ReduceMax:
         raise ProgramError("max/argmax run on replicated shares only")
 
 
+class _SmallestK:
+    """Shapes of smallest_k: (..., n) -> (..., 2, k), row 0 the values, row 1 the indices."""
+
+    @staticmethod
+    def infer(shapes, attrs):
+        bits = sign_bits(attrs)
+        k, n = attrs.get("k"), shapes[0][-1] if shapes[0] else 0
+        if not isinstance(k, int) or not 1 <= k <= n:
+            raise ProgramError(f"smallest_k: k must be an integer in 1..{n} (the last axis), got {k!r}")
+        if bits < 4:
+            raise ProgramError("smallest_k: bits must be at least 4")
+        return (*shapes[0][:-1], 2, k)
+
+    @staticmethod
+    def run(ctx, xs, attrs):
+        raise ProgramError("smallest_k runs on replicated shares only")
+
+
+register("smallest_k", 1, interactive=True, scheme="replicated")(_SmallestK)
 register("max", 1, interactive=True, scheme="replicated")(type("Max", (_ReduceMax,), {}))
 register("argmax", 1, interactive=True, scheme="replicated")(type("ArgMax", (_ReduceMax,), {}))
 register("reciprocal", 1, interactive=True, scheme="replicated")(type("Reciprocal", (_Positive,), {}))
