@@ -470,6 +470,27 @@ def test_a_model_uploaded_as_replicated_shares_is_used_by_a_job():
         assert np.allclose(decode(out.outputs["y"]), x @ w, atol=1e-3)
 
 
+def test_a_job_output_kept_on_the_servers_feeds_a_later_job_and_never_reaches_the_client():
+    x = rng.uniform(-1, 1, (6, 4))
+    with safelight.Cluster.local(3, scheme="rss3") as cluster:
+        p = Program(3, scheme="rss3")
+        a = p.input("x", x.shape)
+        p.output(p.mul(a, a), "sq")
+        p.output(a, "same")
+        first = cluster.run(p, {"x": encode(x, 3, scheme="rss3")}, keep={"sq": "kept.features"})
+        assert set(first.outputs) == {"same"} and set(first.kept) == {"sq"}
+        both = cluster.run(p, {"x": encode(x, 3, scheme="rss3")})
+        assert both.download_bytes - first.download_bytes >= 3 * x.size * 8  # the kept output did not travel
+        q = Program(3, scheme="rss3")
+        q.output(q.sum(q.input("f", x.shape)), "total")
+        second = cluster.run(q, {"f": first.kept["sq"]})
+        assert np.isclose(decode(second.outputs["total"])[0], (x**2).sum(), atol=1e-3)
+        with pytest.raises(InputError, match="not an output"):
+            cluster.run(p, {"x": encode(x, 3, scheme="rss3")}, keep={"nope": "kept.x"})
+        with pytest.raises(InputError, match="model id"):
+            cluster.run(p, {"x": encode(x, 3, scheme="rss3")}, keep={"sq": "../evil"})
+
+
 def test_a_killed_or_frozen_server_gives_a_clear_error_within_the_timeout():
     p = Program(3, scheme="rss3")
     a = p.input("x", (100,))

@@ -1,4 +1,4 @@
-"""Command line: ``safelight serve|certs|filter|denoise|model|store|demo|bench``.
+"""Command line: ``safelight serve|certs|filter|denoise|model|store|search|demo|bench``.
 
 Errors the user can fix (bad input, bad config, unreachable servers) print one
 line and exit with code 2, without a traceback.
@@ -404,6 +404,186 @@ def cmd_filter_demo(args: argparse.Namespace) -> int:
     return 0 if err <= 1 / 255 else 1
 
 
+def _search_session(args: argparse.Namespace, need_servers: bool = True):
+    """The catalog under --index-dir and the three servers: --cluster's, or the embedded
+    default (spawned on loopback, their shares kept under <index-dir>/servers)."""
+    from contextlib import ExitStack
+    from pathlib import Path
+
+    from .runtime.cluster import Cluster
+    from .tasks.search_catalog import Catalog
+
+    stack = ExitStack()
+    catalog = stack.enter_context(Catalog(Path(args.index_dir).expanduser()))
+    cluster = None
+    if need_servers:
+        if args.cluster:
+            cluster = Cluster.from_config(args.cluster, scheme="rss3")
+        else:
+            cluster = stack.enter_context(Cluster.local(3, scheme="rss3", store=catalog.directory / "servers"))
+    return stack, catalog, cluster
+
+
+def cmd_search_index(args: argparse.Namespace) -> int:
+    from .tasks import search
+
+    stack, catalog, cluster = _search_session(args)
+    with stack:
+        before = catalog.live_photos()
+        with _progress() as progress:
+            task = progress.add_task(f"indexing ({args.features} features)", total=None)
+
+            def on_progress(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            reports = search.index(
+                args.paths, cluster=cluster, catalog=catalog, features=args.features, on_progress=on_progress
+            )
+        added = catalog.live_photos() - before
+        record = {
+            "added": added,
+            "photos": catalog.live_photos(),
+            "features": args.features,
+            "jobs": [r.summary() for r in reports],
+        }
+        _print_result(record, f"indexed {added} new photos ({catalog.live_photos()} in the gallery)")
+    return 0
+
+
+def cmd_search_query(args: argparse.Namespace) -> int:
+    from .tasks import search
+
+    stack, catalog, cluster = _search_session(args)
+    with stack:
+        result = search.query(args.image, cluster=cluster, catalog=catalog, top=args.top)
+        if args.sheet:
+            _contact_sheet(args.sheet, args.image, result.outputs)
+        if _REPORT.json:
+            _print_json(
+                {
+                    "results": [{"rank": m.rank, "name": m.name, "distance": m.distance} for m in result.outputs],
+                    "report": result.report.summary(),
+                }
+            )
+            return 0
+        for m in result.outputs:
+            print(f"{m.rank:>3}  {m.distance:8.4f}  {m.name}")
+        r = result.report
+        print(
+            f"exact search over {result.extras['gallery_rows']} photos: {r.online_seconds:.2f} s online, "
+            f"{', '.join(_human_bytes(p.bytes_sent) for p in r.parties)} sent by the servers, {r.rounds} rounds",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _contact_sheet(out: str, query, matches) -> None:
+    """The query, then each match, as 160-pixel thumbnails with their names."""
+    from PIL import Image, ImageDraw
+
+    size, label = 160, 18
+    tiles = [("query", query)] + [(f"{m.rank}. {m.distance:.3f}", m.name) for m in matches]
+    sheet = Image.new("RGB", (size * len(tiles), size + 2 * label), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (title, path) in enumerate(tiles):
+        try:
+            with Image.open(path) as im:
+                thumb = im.convert("RGB")
+                thumb.thumbnail((size, size))
+        except OSError:
+            thumb = Image.new("RGB", (size, size), "grey")
+        sheet.paste(thumb, (i * size, label))
+        draw.text((i * size + 2, 2), title, fill="black")
+        draw.text((i * size + 2, size + label + 2), str(path).rsplit("/", 1)[-1][:24], fill="black")
+    sheet.save(out)
+
+
+def cmd_search_list(args: argparse.Namespace) -> int:
+    stack, catalog, _ = _search_session(args, need_servers=False)
+    with stack:
+        names = [p.name for p in catalog.photos()]
+        _print_result({"photos": names}, "\n".join(names) if names else "(the gallery is empty)")
+    return 0
+
+
+def cmd_search_rm(args: argparse.Namespace) -> int:
+    stack, catalog, _ = _search_session(args, need_servers=False)
+    with stack:
+        catalog.remove(args.name)
+        _print_result({"removed": args.name}, f"removed {args.name} (its row is never returned again)")
+    return 0
+
+
+def cmd_search_stats(args: argparse.Namespace) -> int:
+    stack, catalog, _ = _search_session(args, need_servers=False)
+    with stack:
+        record = {
+            "index_dir": str(catalog.directory),
+            "photos": catalog.live_photos(),
+            "gallery_rows": catalog.gallery_rows(),
+            "segments": len(catalog.segments()),
+            "removed_rows": catalog.gallery_rows() - catalog.live_photos(),
+        }
+        _print_result(record, "\n".join(f"{k}: {v}" for k, v in record.items()))
+    return 0
+
+
+def _add_search_parser(sub) -> None:
+    from .tasks.search import DEFAULT_INDEX_DIR
+
+    p = sub.add_parser("search", help="private content-based image search on three servers")
+    ssub = p.add_subparsers(dest="search_command", required=True)
+
+    def common(q, servers: bool = True) -> None:
+        q.add_argument(
+            "--index-dir",
+            default=str(DEFAULT_INDEX_DIR),
+            help=f"the gallery's catalog and key (default {DEFAULT_INDEX_DIR})",
+        )
+        if servers:
+            q.add_argument(
+                "--cluster",
+                help="cluster.toml of three running servers (default: three on loopback, "
+                "their shares under <index-dir>/servers)",
+            )
+        q.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    q = ssub.add_parser("index", help="add photos (files or folders, recursively) to the gallery")
+    q.add_argument("paths", nargs="+", help="image files or folders")
+    q.add_argument(
+        "--features",
+        choices=["local", "private"],
+        default="local",
+        help="local: this machine computes the features (you may hold the model); private: the servers "
+        "compute them on shares and keep them (neither the network nor the features reach you)",
+    )
+    common(q)
+    q.set_defaults(func=cmd_search_index)
+
+    q = ssub.add_parser(
+        "query",
+        help="the nearest photos of an image; exact search over the whole gallery (the servers learn its "
+        "size and --top, nothing else; there is no index-tree mode yet)",
+    )
+    q.add_argument("image", help="the query image")
+    q.add_argument("--top", type=int, default=10, help="how many results (default 10)")
+    q.add_argument("--exact", action="store_true", help="scan the whole gallery (the only mode so far)")
+    q.add_argument("--sheet", help="write a contact sheet (query, then the results) to this PNG")
+    common(q)
+    q.set_defaults(func=cmd_search_query)
+
+    q = ssub.add_parser("list", help="the names of the indexed photos")
+    common(q, servers=False)
+    q.set_defaults(func=cmd_search_list)
+    q = ssub.add_parser("rm", help="forget a photo")
+    q.add_argument("name", help="its name as `list` prints it")
+    common(q, servers=False)
+    q.set_defaults(func=cmd_search_rm)
+    q = ssub.add_parser("stats", help="sizes of the gallery")
+    common(q, servers=False)
+    q.set_defaults(func=cmd_search_stats)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .net.config import ClusterConfig
     from .runtime.server import serve
@@ -611,6 +791,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .store.cli import add_parser as add_store_parser
 
     add_store_parser(sub)
+    _add_search_parser(sub)
 
     p = sub.add_parser("certs", help="create a CA and certificates for a new cluster")
     p.add_argument("directory", help="where to write ca.pem and each party's and client's .pem/.key")

@@ -433,6 +433,14 @@ class Program:
             raise ProgramError(f"output name {name!r} is invalid or already used")
         self.outputs[name] = (x.name, x.frac_bits)
 
+    def take_output(self, name: str) -> Tensor:
+        """Unmark result ``name`` and return its tensor, to compute further on it (an
+        imported network's output, normalised before it is returned)."""
+        if name not in self.outputs:
+            raise ProgramError(f"{name!r} is not an output of this program")
+        tensor, _ = self.outputs.pop(name)
+        return self._tensors[tensor]
+
     # ---- wire format -------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         return {

@@ -142,6 +142,7 @@ class JobResult:
     dealer: PartyStats | None = None
     client_offline_seconds: float = 0.0
     scheme: str = "additive"  # how the servers held the secrets ("rss3": replicated, three servers)
+    kept: dict[str, StoredTensor] = field(default_factory=dict)  # outputs left on the servers (run_job's keep)
 
     @property
     def rounds(self) -> int:
@@ -314,8 +315,14 @@ def run_job(
     triples: str | None = None,
     ots: str = "iknp",
     preprocess: str = "auto",
+    keep: Mapping[str, str] | None = None,
 ) -> JobResult:
     """Run ``program`` on the cluster with the encoded ``inputs``.
+
+    ``keep`` maps output names to model ids: each server stores its share of such an
+    output as tensor ``<output name>`` of that model (replacing the model whole, as an
+    upload does) instead of returning it, so that a result can stay on the servers (a
+    gallery's private features) and feed later jobs; :attr:`JobResult.kept` names them.
 
     ``triples`` names the source of correlated randomness for interactive ops:
     ``"dealer"`` (the cluster's dealer process; the default when the cluster
@@ -363,6 +370,12 @@ def run_job(
     extra = set(inputs) - set(program.inputs)
     if extra:
         raise InputError(f"inputs {sorted(extra)} are not declared by the program")
+    keep = dict(keep or {})
+    for name, model_id in keep.items():
+        if name not in program.outputs:
+            raise InputError(f"cannot keep {name!r} on the servers: it is not an output of the program")
+        check_model_id(model_id)
+    returned = set(program.outputs) - set(keep)
 
     plan = Plan(program.correlations())
     source = _choose_source(triples, config, inputs) if plan else None
@@ -442,6 +455,8 @@ def run_job(
                 if share is not None:
                     tensors.append((name, share))
             submit: dict[str, Any] = {"program": wire_program, "inputs": descriptors, "preprocess": preprocess}
+            if keep:
+                submit["keep"] = keep
             if source is not None:
                 submit["preprocessing"], extra = source.submit(party, materials, {"ots": ots})
                 tensors += extra
@@ -460,11 +475,11 @@ def run_job(
                         elif "phase" in inspect.signature(on_progress).parameters:
                             on_progress(party, step, of, op, phase=str(info["phase"]))
                 elif frame.type == MsgType.TENSOR:
-                    if frame.name not in program.outputs or frame.array is None or frame.array.dtype != np.uint64:
+                    if frame.name not in returned or frame.array is None or frame.array.dtype != np.uint64:
                         raise ProtocolError(f"{party_name(party)} returned an unexpected tensor {frame.name!r}")
                     shares[frame.name] = frame.array
                 else:
-                    if set(shares) != set(program.outputs):
+                    if set(shares) != returned:
                         raise ProtocolError(f"{party_name(party)} finished without returning every output")
                     stats = PartyStats(**{k: frame.json[k] for k in PartyStats.__dataclass_fields__})
                     results[party] = (shares, stats, channel.bytes_sent, channel.bytes_received)
@@ -504,6 +519,13 @@ def run_job(
     outputs = {
         name: Shared([results[p][0][name] for p in range(config.n)], frac_bits)
         for name, (_, frac_bits) in program.outputs.items()
+        if name in returned
+    }
+    kept = {
+        name: StoredTensor(
+            model_id, name, program.shape_of(program.outputs[name][0]), config.n, program.frac_bits, program.scheme
+        )
+        for name, model_id in keep.items()
     }
     return JobResult(
         outputs,
@@ -515,4 +537,5 @@ def run_job(
         dealer_result[0],
         client_offline if materials is not None else 0.0,
         program.scheme,
+        kept,
     )

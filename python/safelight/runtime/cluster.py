@@ -231,11 +231,12 @@ class Cluster:
         triples: str | None = None,
         ots: str = "iknp",
         preprocess: str = "auto",
+        keep: Mapping[str, str] | None = None,
     ) -> JobResult:
         """Run a Program on encoded inputs; see :func:`safelight.runtime.client.run_job`."""
         if self.closed:
             raise ConfigError("this cluster has been closed; start a new one")
-        return run_job(self.config, self.identity, program, inputs, on_progress, triples, ots, preprocess)
+        return run_job(self.config, self.identity, program, inputs, on_progress, triples, ots, preprocess, keep)
 
     def upload_model(self, model_id: str, tensors: Mapping[str, Encoded]) -> dict[str, StoredTensor]:
         """Store a model's shares on the servers; see :func:`safelight.runtime.client.upload_model`."""

@@ -351,6 +351,17 @@ class Server:
         """This server's two shares, stacked (2, *shape), from their seeds and the sent one."""
         return ReplicatedPayload(self.party or 0, shape, (seeds[0], seeds[1]), sent).materialize()
 
+    @staticmethod
+    def _keep_of(keep: object, program: Program) -> dict[str, str]:
+        """A SUBMIT's outputs to keep here: output name -> model id, checked."""
+        if not isinstance(keep, dict):
+            raise ProtocolError("keep must map output names to model ids")
+        for name, model_id in keep.items():
+            if name not in program.outputs:
+                raise ProgramError(f"cannot keep {name!r}: it is not an output of the program")
+            check_model_id(model_id)
+        return dict(keep)
+
     def _store_model(self, channel: Channel, request: object) -> None:
         """Keep this server's shares of an uploaded model under its id (see model_store)."""
         if not isinstance(request, dict) or not isinstance(request.get("inputs"), list):
@@ -422,6 +433,7 @@ class Server:
     ) -> None:
         assert self.party is not None
         stored: dict[str, tuple[str, str, int]] = {}
+        keep = self._keep_of(submit.get("keep", {}), program)
         from_client = source.expected_from_client(plan, self.party, self.config.n) if source else {}
         env, pre_tensors = self._receive_inputs(channel, program, submit.get("inputs"), from_client, stored)
         links = JobLinks(self.config, self.identity, self.party, job_id, self.mailbox)
@@ -454,6 +466,11 @@ class Server:
                 if cache_key is not None and key in ctx.opened:
                     self._keep_opening(cache_key, ctx.opened[key])
             scheme = sharing_scheme(program.scheme)
+            kept: dict[str, dict[str, np.ndarray]] = {}
+            for name, model_id in keep.items():
+                kept.setdefault(model_id, {})[name] = run.outputs.pop(name)
+            for model_id, shares in kept.items():  # this server's shares stay here, whole
+                self.store.put(model_id, shares)
             for name, share in run.outputs.items():
                 channel.send_tensor(job_id, name, scheme.result(share))
         finally:
