@@ -81,6 +81,37 @@ def test_the_catalog_refuses_a_newer_schema_and_a_foreign_key(tmp_path):
         cat.photos()
 
 
+def test_a_version_1_catalog_is_migrated_in_place(tmp_path):
+    db = sqlite3.connect(tmp_path / CATALOG_FILE)
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute(
+        "CREATE TABLE segments (id INTEGER PRIMARY KEY, model TEXT NOT NULL UNIQUE, rows INTEGER NOT NULL, "
+        "features TEXT NOT NULL)"
+    )
+    db.execute(
+        "CREATE TABLE photos (lookup BLOB PRIMARY KEY, name BLOB NOT NULL, segment INTEGER NOT NULL, "
+        "row INTEGER NOT NULL)"
+    )
+    db.execute("INSERT INTO segments VALUES (1, 'search.x.s1', 2, 'local')")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    with Catalog(tmp_path) as cat:
+        assert cat.db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert cat.segments()[0].leaf is None and cat.owner_features(1) is None and cat.tree() is None
+
+
+def test_spherical_kmeans_finds_separated_clusters():
+    rng = np.random.default_rng(3)
+    centres = _unit(5, 64, 4)
+    x = np.repeat(centres, 40, axis=0) + rng.normal(0, 0.02, (200, 64))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    c, leaf = search.spherical_kmeans(x.astype(np.float32), 5)
+    assert np.allclose(np.linalg.norm(c, axis=1), 1, atol=1e-5)
+    assert sorted(np.bincount(leaf, minlength=5)) == [40] * 5
+    assert all(len(set(leaf[i * 40 : (i + 1) * 40])) == 1 for i in range(5))
+
+
 # ---- the search on shares against plaintext ---------------------------------------------------------
 
 
@@ -192,6 +223,39 @@ def test_a_server_killed_mid_query_is_a_clear_error_and_no_photo_is_lost(gallery
         with safelight.Cluster.local(3, scheme="rss3", store=store) as cluster:  # restarted servers
             result = search.query(queries / "chelsea.jpg", cluster=cluster, catalog=cat, top=1)
             assert result.outputs[0].name == str(folder / "chelsea.png")
+
+
+def test_the_index_tree_searches_only_the_leaves_it_visits_and_is_rebuilt_when_it_drifts(gallery, tmp_path):
+    folder, queries = gallery
+    with safelight.Cluster.local(3, scheme="rss3", store=tmp_path / "servers") as cluster, Catalog(tmp_path) as cat:
+        search.index([folder / f"{n}.png" for n in PHOTOS[:5]], cluster=cluster, catalog=cat)
+        assert search.tree_drift(cat) == float("inf")
+        assert search.build_tree(cluster, cat, leaves=3) == 3
+        assert search.tree_drift(cat) == 0.0 and cat.live_photos() == 5
+        tree = search.query(queries / "chelsea.jpg", cluster=cluster, catalog=cat, top=1, probes=1)
+        assert tree.extras["mode"] == "tree" and len(tree.extras["leaves_visited"]) == 1
+        assert tree.extras["rows_searched"] < 5 and tree.extras["probe_report"].rounds > 0
+        exact = search.query(queries / "chelsea.jpg", cluster=cluster, catalog=cat, top=5, exact=True)
+        assert exact.extras["mode"] == "exact" and exact.extras["rows_searched"] == 5
+        assert tree.outputs[0].name == exact.outputs[0].name == str(folder / "chelsea.png")
+        assert abs(tree.outputs[0].distance - exact.outputs[0].distance) < 1e-3
+        search.index([folder / f"{PHOTOS[5]}.png"], cluster=cluster, catalog=cat)  # one photo more: 20 % drift
+        assert search.tree_drift(cat) == pytest.approx(0.2)
+        cat.remove(str(folder / "rocket.png"))
+        assert search.tree_drift(cat) == pytest.approx(0.4)
+        search.build_tree(cluster, cat)
+        assert search.tree_drift(cat) == 0.0 and cat.gallery_rows() == 5  # the forgotten row is gone
+        again = search.query(queries / "coffee_small.png", cluster=cluster, catalog=cat, top=1, probes=2)
+        assert again.outputs[0].name == str(folder / "coffee.png")
+
+
+def test_a_tree_needs_the_owners_features(gallery, tmp_path):
+    folder, _ = gallery
+    with Catalog(tmp_path) as cat:
+        seg = cat.next_segment("private")
+        cat.add(seg, ["a.png"])
+        with safelight.Cluster.local(3, scheme="rss3") as cluster, pytest.raises(InputError, match="on shares"):
+            search.build_tree(cluster, cat)
 
 
 # ---- the command line ------------------------------------------------------------------------------------

@@ -440,13 +440,22 @@ def cmd_search_index(args: argparse.Namespace) -> int:
                 args.paths, cluster=cluster, catalog=catalog, features=args.features, on_progress=on_progress
             )
         added = catalog.live_photos() - before
+        tree = None
+        if args.tree:
+            drift = search.tree_drift(catalog)
+            if drift > search.DRIFT:
+                tree = search.build_tree(cluster, catalog, args.leaves)
         record = {
             "added": added,
             "photos": catalog.live_photos(),
             "features": args.features,
+            "tree_leaves_built": tree,
             "jobs": [r.summary() for r in reports],
         }
-        _print_result(record, f"indexed {added} new photos ({catalog.live_photos()} in the gallery)")
+        text = f"indexed {added} new photos ({catalog.live_photos()} in the gallery)"
+        if args.tree:
+            text += f"; index tree of {tree} leaves built" if tree else "; the index tree is up to date"
+        _print_result(record, text)
     return 0
 
 
@@ -455,23 +464,37 @@ def cmd_search_query(args: argparse.Namespace) -> int:
 
     stack, catalog, cluster = _search_session(args)
     with stack:
-        result = search.query(args.image, cluster=cluster, catalog=catalog, top=args.top)
+        result = search.query(
+            args.image, cluster=cluster, catalog=catalog, top=args.top, exact=args.exact, probes=args.probe
+        )
         if args.sheet:
             _contact_sheet(args.sheet, args.image, result.outputs)
         if _REPORT.json:
+            probe = result.extras.get("probe_report")
             _print_json(
                 {
                     "results": [{"rank": m.rank, "name": m.name, "distance": m.distance} for m in result.outputs],
                     "report": result.report.summary(),
+                    "mode": result.extras["mode"],
+                    "rows_searched": result.extras["rows_searched"],
+                    "leaves_visited": result.extras.get("leaves_visited"),
+                    "probe_report": None if probe is None else probe.summary(),
                 }
             )
             return 0
         for m in result.outputs:
             print(f"{m.rank:>3}  {m.distance:8.4f}  {m.name}")
-        r = result.report
+        jobs = [result.extras["probe_report"], result.report] if "probe_report" in result.extras else [result.report]
+        what = (
+            f"tree search (leaves {result.extras['leaves_visited']} of {result.extras['leaves']}, revealed to "
+            f"the servers), {result.extras['rows_searched']} of {result.extras['gallery_rows']} photos"
+            if result.extras["mode"] == "tree"
+            else f"exact search over {result.extras['gallery_rows']} photos"
+        )
         print(
-            f"exact search over {result.extras['gallery_rows']} photos: {r.online_seconds:.2f} s online, "
-            f"{', '.join(_human_bytes(p.bytes_sent) for p in r.parties)} sent by the servers, {r.rounds} rounds",
+            f"{what}: {sum(r.online_seconds for r in jobs):.2f} s online, "
+            f"{', '.join(_human_bytes(sum(r.parties[i].bytes_sent for r in jobs)) for i in range(3))} sent by the "
+            f"servers, {sum(r.rounds for r in jobs)} rounds",
             file=sys.stderr,
         )
     return 0
@@ -517,19 +540,26 @@ def cmd_search_rm(args: argparse.Namespace) -> int:
 def cmd_search_stats(args: argparse.Namespace) -> int:
     stack, catalog, _ = _search_session(args, need_servers=False)
     with stack:
+        from .tasks import search
+
+        tree = catalog.tree()
         record = {
             "index_dir": str(catalog.directory),
             "photos": catalog.live_photos(),
             "gallery_rows": catalog.gallery_rows(),
             "segments": len(catalog.segments()),
             "removed_rows": catalog.gallery_rows() - catalog.live_photos(),
+            "tree_leaves": None if tree is None else tree[1],
+            "tree_drift": None if tree is None else round(search.tree_drift(catalog), 4),
         }
         _print_result(record, "\n".join(f"{k}: {v}" for k, v in record.items()))
     return 0
 
 
 def _add_search_parser(sub) -> None:
-    from .tasks.search import DEFAULT_INDEX_DIR
+    from .tasks.search import DEFAULT_INDEX_DIR, DEFAULT_PROBES, DRIFT
+
+    search_drift, search_probes = DRIFT, DEFAULT_PROBES
 
     p = sub.add_parser("search", help="private content-based image search on three servers")
     ssub = p.add_subparsers(dest="search_command", required=True)
@@ -557,17 +587,34 @@ def _add_search_parser(sub) -> None:
         help="local: this machine computes the features (you may hold the model); private: the servers "
         "compute them on shares and keep them (neither the network nor the features reach you)",
     )
+    q.add_argument(
+        "--tree",
+        action="store_true",
+        help="then build the index tree (k-means over your local features, about sqrt(n) leaves), or rebuild "
+        f"it when the photos added or forgotten since it was built exceed {search_drift:.0%} of it",
+    )
+    q.add_argument("--leaves", type=int, help="leaves of the tree (default: about sqrt(photos))")
     common(q)
     q.set_defaults(func=cmd_search_index)
 
-    q = ssub.add_parser(
-        "query",
-        help="the nearest photos of an image; exact search over the whole gallery (the servers learn its "
-        "size and --top, nothing else; there is no index-tree mode yet)",
+    query_help = (
+        "the nearest photos of an image. With an index tree: the query visits the --probe leaves nearest "
+        "it and searches only those (fewer than --top results when they hold fewer photos), which REVEALS "
+        "THE PATH (which leaves) to the servers; --exact (the default without a tree) scans the whole "
+        "gallery and reveals only its size and --top"
     )
+    q = ssub.add_parser("query", help=query_help, description=query_help)
     q.add_argument("image", help="the query image")
     q.add_argument("--top", type=int, default=10, help="how many results (default 10)")
-    q.add_argument("--exact", action="store_true", help="scan the whole gallery (the only mode so far)")
+    q.add_argument(
+        "--exact", action="store_true", help="scan the whole gallery even with a tree: no leakage beyond sizes"
+    )
+    q.add_argument(
+        "--probe",
+        type=int,
+        default=search_probes,
+        help=f"tree mode: leaves to visit (default {search_probes}); the servers learn which",
+    )
     q.add_argument("--sheet", help="write a contact sheet (query, then the results) to this PNG")
     common(q)
     q.set_defaults(func=cmd_search_query)

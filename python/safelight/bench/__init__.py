@@ -13,7 +13,8 @@ command line imports it). Its modules:
 - one module per area: :mod:`~safelight.bench.kernels` (ring, PRG, GEMM, NTT),
   :mod:`~safelight.bench.transport`, :mod:`~safelight.bench.secure` (filtering, secure
   arithmetic, ReLU, denoising), :mod:`~safelight.bench.he`, :mod:`~safelight.bench.garbling`
-  (garbled circuits, OT) and :mod:`~safelight.bench.store` (the encrypted store).
+  (garbled circuits, OT), :mod:`~safelight.bench.store` (the encrypted store) and
+  :mod:`~safelight.bench.search` (private image search).
 
 Importing the package registers every benchmark. The workloads and references that the
 pytest-benchmark suite in ``benchmarks/`` shares with ``safelight bench`` are re-exported
@@ -23,6 +24,7 @@ here (``from safelight import bench; bench.ring_operands()``).
 from __future__ import annotations
 
 from . import garbling, he, kernels, secure, store, transport
+from . import search as search  # registers the search benchmarks
 from .garbling import GC_BATCH, GC_K, OT_N, gc_stream_seconds
 from .he import HE_MUL_BITS, HE_MUL_REPEATS, HE_MUL_T_BITS, he_mul_workload
 from .kernels import (

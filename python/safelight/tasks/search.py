@@ -22,7 +22,6 @@ learn the gallery's size and k, nothing else (the search is exact: no index tree
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -36,7 +35,8 @@ from ..images import read_image
 from ..models import efficientnet_lite0_path
 from ..models.embedding import EMBEDDING_DIM, IMAGE_SIZE, Embedder, preprocess
 from ..nn import load_onnx
-from ..runtime.client import StoredTensor
+from ..program.program import Program
+from ..runtime.client import JobResult, StoredTensor
 from ..runtime.cluster import Cluster
 from ..sharing import decode, encode
 from .report import JobReport, TaskResult
@@ -157,12 +157,13 @@ def index(
         pixels = np.concatenate([_preprocessed(f) for f in chunk])
         segment = catalog.next_segment(features)
         if features == "local":
-            feats = embedder.embed_preprocessed(pixels).astype(np.float64)
-            cluster.upload_model(segment.model, {"features": encode(feats, 3, scheme="rss3")})
+            feats = embedder.embed_preprocessed(pixels)
+            cluster.upload_model(segment.model, {"features": encode(feats.astype(np.float64), 3, scheme="rss3")})
         else:
+            feats = None
             _ensure_weights(cluster, catalog)
             reports.append(_extract(cluster, pixels, segment))
-        catalog.add(segment, [str(f) for f in chunk])
+        catalog.add(segment, [str(f) for f in chunk], feats)
         done += len(chunk)
         if on_progress is not None:
             on_progress(done, len(files))
@@ -214,17 +215,127 @@ def query_program(segments: Sequence[Segment], k: int):
     return model, {**_weights(model), **stored}
 
 
+# ---- the index tree -------------------------------------------------------------------------------
+# A one-level k-means tree (an inverted file): about sqrt(n) leaves, each a segment of the
+# photos nearest its centroid; a query compares itself with the centroids, the servers
+# learn which ``probe`` leaves it visits (the path), and only those leaves (plus segments
+# added since the tree was built) are searched.
+DEFAULT_PROBES = 8
+KMEANS_ITERATIONS = 25
+TRAIN_PER_LEAF = 64
+# Rebuild rule: the tree is rebuilt when the photos added since it was built, or those
+# forgotten from it, exceed this share of the photos it was built on.
+DRIFT = 0.10
+
+
+def spherical_kmeans(x: np.ndarray, k: int, seed: int = 0, iterations: int = KMEANS_ITERATIONS):
+    """Unit centroids (k, d) and each row's leaf, by cosine k-means (k-means++ seeding),
+    trained on at most TRAIN_PER_LEAF rows per leaf (as FAISS samples), then every row
+    assigned to its nearest centroid."""
+    rng = np.random.default_rng(seed)
+    everything, x = x, x[rng.permutation(len(x))[: TRAIN_PER_LEAF * k]] if len(x) > TRAIN_PER_LEAF * k else x
+    n = len(x)
+    centres = [x[rng.integers(n)]]
+    closest = 1.0 - x @ centres[0]
+    for _ in range(1, k):
+        weights = np.maximum(closest, 0) ** 2
+        pick = rng.choice(n, p=weights / weights.sum()) if weights.sum() > 0 else rng.integers(n)
+        centres.append(x[pick])
+        closest = np.minimum(closest, 1.0 - x @ x[pick])
+    c = np.stack(centres).astype(np.float32)
+    for _ in range(iterations):
+        leaf = np.argmax(x @ c.T, axis=1)
+        for j in range(k):
+            members = x[leaf == j]
+            if len(members):
+                c[j] = members.sum(axis=0)
+        c /= np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
+    return c, np.argmax(everything @ c.T, axis=1)
+
+
+def tree_drift(catalog: Catalog) -> float:
+    """Share of photos added since the tree was built plus those forgotten from it (inf: no tree)."""
+    tree = catalog.tree()
+    if tree is None:
+        return float("inf")
+    segments = catalog.segments()
+    added = sum(seg.rows for seg in segments if seg.leaf is None)
+    in_leaves = sum(seg.rows for seg in segments if seg.leaf is not None)
+    live_in_leaves = sum(len(catalog.live_rows(seg.id)) for seg in segments if seg.leaf is not None)
+    return (added + in_leaves - live_in_leaves) / max(1, tree[2])
+
+
+def build_tree(cluster: Cluster, catalog: Catalog, leaves: int | None = None) -> int:
+    """Data owner: (re)build the index tree from its own features and re-upload the gallery
+    grouped by leaf, with the unit centroids, as shares. Returns the number of leaves."""
+    _check_cluster(cluster)
+    rows, lookups = [], []
+    for seg in catalog.segments():
+        feats = catalog.owner_features(seg.id)
+        if feats is None:
+            raise InputError(
+                "the index tree is built from the features on this machine (index with --features local); "
+                "building it on shares is not implemented yet"
+            )
+        for row, key in catalog.live_rows(seg.id):
+            rows.append(feats[row])
+            lookups.append(key)
+    if not rows:
+        raise InputError("the gallery is empty: index photos first (safelight search index)")
+    x = np.stack(rows)
+    k = leaves or max(1, round(np.sqrt(len(x))))
+    k = min(k, len(x))
+    centroids, leaf = spherical_kmeans(x, k)
+    version = catalog.next_segment("local").id  # a fresh number for this tree's model ids
+    tree_model = f"search.{catalog.collection}.t{version}"
+    cluster.upload_model(tree_model, {"centroids": encode(centroids.astype(np.float64), 3, scheme="rss3")})
+    built = []
+    for j in range(k):
+        members = np.flatnonzero(leaf == j)
+        if not len(members):
+            continue
+        seg = catalog.next_segment("local")
+        seg = Segment(seg.id, f"{tree_model}.l{j}", len(members), "local", j)
+        cluster.upload_model(seg.model, {"features": encode(x[members].astype(np.float64), 3, scheme="rss3")})
+        built.append((seg, [lookups[i] for i in members], x[members]))
+    catalog.replace_with_tree(tree_model, built, len(x))
+    return k
+
+
+def _probe_leaves(
+    cluster: Cluster, catalog: Catalog, pixels: np.ndarray, tree: tuple[str, int, int], probes: int
+) -> tuple[list[int], StoredTensor, JobResult]:
+    """Job 1 of a tree query: the query's unit embedding (kept on the servers) and its
+    ``probes`` nearest centroids (returned to the user, who then names those leaves)."""
+    model_id, leaves, _ = tree
+    model, q = _network(1)
+    p = model.program
+    centroids = StoredTensor(model_id, "centroids", (leaves, EMBEDDING_DIM), 3, p.frac_bits, "rss3")
+    p.output(nearest(p, q, [p.input("centroids", (leaves, EMBEDDING_DIM))], min(probes, leaves)), "probe")
+    p.output(q, "query")
+    inputs = {**model.encode_inputs({"image": pixels}), **_weights(model), "centroids": centroids}
+    job = cluster.run(model.program, inputs, keep={"query": f"search.{catalog.collection}.query"})
+    chosen = np.rint(decode(job.outputs["probe"], np.float64)[1]).astype(int)
+    return sorted(set(int(c) for c in chosen)), job.kept["query"], job
+
+
 def query(
     image: Any,
     *,
     cluster: Cluster,
     catalog: Catalog,
     top: int = 10,
+    exact: bool = False,
+    probes: int = DEFAULT_PROBES,
 ) -> TaskResult:
-    """Query user: the ``top`` nearest photos of ``image`` (exact search). Returns a
-    TaskResult whose outputs are :class:`Match` es, nearest first."""
+    """Query user: the ``top`` nearest photos of ``image``. Returns a TaskResult whose
+    outputs are :class:`Match` es, nearest first. With an index tree and not ``exact``,
+    two jobs: the nearest ``probes`` leaves (the servers learn which), then a search of
+    those leaves only; otherwise one job over the whole gallery."""
     _check_cluster(cluster)
     pixels = _preprocessed(image)  # a bad image fails first, before anything else is checked
+    if not isinstance(probes, int) or probes < 1:
+        raise InputError(f"--probe must be a positive integer, got {probes!r}")
     live = catalog.live_photos()
     if live == 0:
         raise InputError("the gallery is empty: index photos first (safelight search index)")
@@ -232,23 +343,48 @@ def query(
         raise InputError(f"--top must be a positive integer, got {top!r}")
     if top > live:
         raise InputError(f"--top {top} is larger than the gallery ({live} photos)")
-    segments = catalog.segments()
-    removed = catalog.gallery_rows() - live  # rows of forgotten photos still in the shares
-    k = min(top + removed, catalog.gallery_rows())
     _ensure_weights(cluster, catalog)
-    t0 = time.perf_counter()
-    model, stored = query_program(segments, k)
-    built = time.perf_counter() - t0
-    inputs = {**model.encode_inputs({"image": pixels}), **stored}
-    job = cluster.run(model.program, inputs)
-    nearest = decode(job.outputs["nearest"], np.float64)  # (2, k)
-    names = catalog.names_by_position()
+    tree = None if exact else catalog.tree()
+    segments = catalog.segments()
+    extras: dict[str, Any] = {"gallery_rows": catalog.gallery_rows(), "mode": "exact"}
+    probe_job = None
+    if tree is not None:
+        leaves, kept_query, probe_job = _probe_leaves(cluster, catalog, pixels, tree, probes)
+        segments = [seg for seg in segments if seg.leaf is None or seg.leaf in leaves]
+        extras.update(mode="tree", leaves_visited=leaves, leaves=tree[1])
+    searched = sum(seg.rows for seg in segments)
+    live_here = sum(len(catalog.live_rows(seg.id)) for seg in segments)
+    k = min(top + searched - live_here, searched)  # forgotten rows are dropped below
+    if tree is None:
+        model, stored = query_program(segments, k)
+        inputs = {**model.encode_inputs({"image": pixels}), **stored}
+        program = model.program
+    else:
+        program, inputs = _leaf_program(segments, k, kept_query)
+    job = cluster.run(program, inputs)
+    nearest_rows = decode(job.outputs["nearest"], np.float64)  # (2, k)
+    names = catalog.names_by_position(segments)
     matches: list[Match] = []
-    for distance, position in zip(nearest[0], np.rint(nearest[1]).astype(int)):
+    for distance, position in zip(nearest_rows[0], np.rint(nearest_rows[1]).astype(int)):
         if int(position) in names and len(matches) < top:
             matches.append(Match(len(matches) + 1, names[int(position)], max(0.0, float(distance))))
-    report = JobReport.from_job(job, client_seconds={"build_program": built})
-    return TaskResult(matches, report, {"k_asked": k, "gallery_rows": catalog.gallery_rows()})
+    extras.update(k_asked=k, rows_searched=searched)
+    if probe_job is not None:
+        extras["probe_report"] = JobReport.from_job(probe_job)
+    return TaskResult(matches, JobReport.from_job(job), extras)
+
+
+def _leaf_program(segments: Sequence[Segment], k: int, q: StoredTensor):
+    """Job 2 of a tree query: the kept query embedding against the visited leaves."""
+    p = Program(3, scheme="rss3")
+    inputs: dict[str, Any] = {"q": q}
+    galleries = []
+    for i, seg in enumerate(segments):
+        name = f"gallery{i}"
+        inputs[name] = StoredTensor(seg.model, "features", (seg.rows, EMBEDDING_DIM), 3, p.frac_bits, "rss3")
+        galleries.append(p.input(name, (seg.rows, EMBEDDING_DIM)))
+    p.output(nearest(p, p.input("q", q.shape), galleries, k), "nearest")
+    return p, inputs
 
 
 def plaintext_ranking(image: Any, gallery: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:

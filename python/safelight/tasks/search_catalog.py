@@ -8,7 +8,12 @@ created on first use with mode 0600). SQLite in WAL mode; a change commits after
 servers stored the segment, so a crash between the two leaves an unreferenced segment
 on the servers, never a photo that points at missing features.
 
-Schema version 1 (``PRAGMA user_version``); :func:`_migrate` brings older files up.
+With features computed on this machine (``--features local``) the catalog also keeps
+them, sealed under the same key, so that the owner can build the index tree (k-means over
+its features) without asking the servers for anything.
+
+Schema version 2 (``PRAGMA user_version``); :func:`_migrate` brings older files up
+(1 -> 2: the segments' ``leaf`` column and the owner's sealed features).
 """
 
 from __future__ import annotations
@@ -19,13 +24,15 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import ConfigError, InputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 KEY_FILE = "owner.key"
+FEATURES_LABEL = b"safelight search features v1"
 CATALOG_FILE = "catalog.sqlite"
 
 
@@ -42,6 +49,7 @@ class Segment:
     model: str  # the stored model id on the servers
     rows: int
     features: str  # "local" (the owner's embedder) or "private" (extracted on the servers)
+    leaf: int | None = None  # its leaf of the index tree; None: not in the tree (scanned always)
 
 
 class Catalog:
@@ -81,14 +89,20 @@ class Catalog:
         return key
 
     def _seal(self, name: str) -> bytes:
-        nonce = os.urandom(12)
-        return nonce + self._aead.encrypt(nonce, name.encode(), b"safelight search name v1")
+        return self._seal_bytes(name.encode(), b"safelight search name v1")
 
     def _open(self, sealed: bytes) -> str:
+        return self._open_bytes(sealed, b"safelight search name v1").decode()
+
+    def _seal_bytes(self, data: bytes, label: bytes) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, data, label)
+
+    def _open_bytes(self, sealed: bytes, label: bytes) -> bytes:
         try:
-            return self._aead.decrypt(sealed[:12], sealed[12:], b"safelight search name v1").decode()
+            return self._aead.decrypt(sealed[:12], sealed[12:], label)
         except InvalidTag:
-            raise ConfigError(f"a name in {self.directory / CATALOG_FILE} does not open under {KEY_FILE}") from None
+            raise ConfigError(f"an entry of {self.directory / CATALOG_FILE} does not open under {KEY_FILE}") from None
 
     def _lookup(self, name: str) -> bytes:
         # an equality index on names without storing them: a keyed hash under the owner's key
@@ -112,18 +126,71 @@ class Catalog:
         self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('seq', ?)", (str(seg),))
         return Segment(seg, f"search.{self.collection}.s{seg}", 0, features)
 
-    def add(self, segment: Segment, names: list[str]) -> None:
-        """Record a segment the servers now hold, with its photos' names in row order."""
+    def add(self, segment: Segment, names: list[str], features: np.ndarray | None = None) -> None:
+        """Record a segment the servers now hold, with its photos' names in row order (and,
+        for local features, the features themselves, sealed)."""
         with self.db:
             self.db.execute("BEGIN")
-            self.db.execute(
-                "INSERT INTO segments (id, model, rows, features) VALUES (?, ?, ?, ?)",
-                (segment.id, segment.model, len(names), segment.features),
-            )
+            self._insert_segment(segment, len(names), features)
             self.db.executemany(
                 "INSERT INTO photos (lookup, name, segment, row) VALUES (?, ?, ?, ?)",
                 [(self._lookup(n), self._seal(n), segment.id, r) for r, n in enumerate(names)],
             )
+
+    def _insert_segment(self, segment: Segment, rows: int, features: np.ndarray | None) -> None:
+        self.db.execute(
+            "INSERT INTO segments (id, model, rows, features, leaf) VALUES (?, ?, ?, ?, ?)",
+            (segment.id, segment.model, rows, segment.features, segment.leaf),
+        )
+        if features is not None:
+            data = np.ascontiguousarray(features, dtype=np.float32)
+            self.db.execute(
+                "INSERT INTO owner_features (segment, dim, sealed) VALUES (?, ?, ?)",
+                (segment.id, data.shape[1], self._seal_bytes(data.tobytes(), FEATURES_LABEL)),
+            )
+
+    def owner_features(self, segment: int) -> np.ndarray | None:
+        """The features of a segment as the owner computed them, or None (private features)."""
+        row = self.db.execute("SELECT dim, sealed FROM owner_features WHERE segment = ?", (segment,)).fetchone()
+        if row is None:
+            return None
+        return np.frombuffer(self._open_bytes(row[1], FEATURES_LABEL), dtype=np.float32).reshape(-1, int(row[0]))
+
+    def live_rows(self, segment: int) -> list[tuple[int, bytes]]:
+        """(row, lookup) of the photos still in a segment."""
+        rows = self.db.execute("SELECT row, lookup FROM photos WHERE segment = ? ORDER BY row", (segment,)).fetchall()
+        return [(int(r), bytes(k)) for r, k in rows]
+
+    def replace_with_tree(
+        self, tree_model: str, leaves: list[tuple[Segment, list[bytes], np.ndarray]], source_rows: int
+    ) -> None:
+        """Swap the gallery for its tree in one transaction: the leaf segments (their photos'
+        lookups in row order, their features) replace every segment; forgotten rows are
+        gone from the leaves."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("DELETE FROM owner_features")
+            self.db.execute("UPDATE photos SET segment = -1")
+            self.db.execute("DELETE FROM segments")
+            for seg, lookups, features in leaves:
+                self._insert_segment(seg, len(lookups), features)
+                self.db.executemany(
+                    "UPDATE photos SET segment = ?, row = ? WHERE lookup = ?",
+                    [(seg.id, r, k) for r, k in enumerate(lookups)],
+                )
+            for key, value in (
+                ("tree.model", tree_model),
+                ("tree.leaves", str(len(leaves))),
+                ("tree.rows", str(source_rows)),
+            ):
+                self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def tree(self) -> tuple[str, int, int] | None:
+        """(centroids' model id, leaves, rows when built) of the index tree, or None."""
+        got = dict(self.db.execute("SELECT key, value FROM meta WHERE key LIKE 'tree.%'").fetchall())
+        if "tree.model" not in got:
+            return None
+        return str(got["tree.model"]), int(got["tree.leaves"]), int(got["tree.rows"])
 
     def contains(self, name: str) -> bool:
         return self.db.execute("SELECT 1 FROM photos WHERE lookup = ?", (self._lookup(name),)).fetchone() is not None
@@ -135,8 +202,8 @@ class Catalog:
             raise InputError(f"no photo named {name!r} in the index")
 
     def segments(self) -> list[Segment]:
-        rows = self.db.execute("SELECT id, model, rows, features FROM segments ORDER BY id").fetchall()
-        return [Segment(int(i), str(m), int(r), str(f)) for i, m, r, f in rows]
+        rows = self.db.execute("SELECT id, model, rows, features, leaf FROM segments ORDER BY id").fetchall()
+        return [Segment(int(i), str(m), int(r), str(f), None if lf is None else int(lf)) for i, m, r, f, lf in rows]
 
     def photos(self) -> list[Photo]:
         rows = self.db.execute("SELECT name, segment, row FROM photos ORDER BY segment, row").fetchall()
@@ -150,13 +217,13 @@ class Catalog:
         (n,) = self.db.execute("SELECT COUNT(*) FROM photos").fetchone()
         return int(n)
 
-    def names_by_position(self) -> dict[int, str]:
-        """Gallery position (rows of the segments in id order, concatenated) -> photo name."""
+    def names_by_position(self, segments: list[Segment] | None = None) -> dict[int, str]:
+        """Position in ``segments`` (default: all, in id order) concatenated -> photo name."""
         offsets, offset = {}, 0
-        for seg in self.segments():
+        for seg in self.segments() if segments is None else segments:
             offsets[seg.id] = offset
             offset += seg.rows
-        return {offsets[p.segment] + p.row: p.name for p in self.photos()}
+        return {offsets[p.segment] + p.row: p.name for p in self.photos() if p.segment in offsets}
 
     def get_flag(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (f"flag.{key}",)).fetchone()
@@ -183,3 +250,13 @@ def _migrate(db: sqlite3.Connection) -> None:
                 "segment INTEGER NOT NULL REFERENCES segments(id), row INTEGER NOT NULL)"
             )
             db.execute("PRAGMA user_version = 1")
+        version = 1
+    if version < 2:
+        with db:
+            db.execute("BEGIN")
+            db.execute("ALTER TABLE segments ADD COLUMN leaf INTEGER")
+            db.execute(
+                "CREATE TABLE owner_features (segment INTEGER PRIMARY KEY REFERENCES segments(id), "
+                "dim INTEGER NOT NULL, sealed BLOB NOT NULL)"
+            )
+            db.execute("PRAGMA user_version = 2")
