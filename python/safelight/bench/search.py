@@ -22,9 +22,23 @@ from .registry import register, result
 TOP = 10
 
 
-def _unit(rows: int, seed: int) -> np.ndarray:
-    v = np.random.default_rng(seed).normal(size=(rows, EMBEDDING_DIM)).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
+CLUSTERS_PER_1K = 20  # the synthetic gallery's groups of similar photos
+SPREAD = 0.6  # noise around a group's centre, relative to its unit length
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _gallery(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Synthetic unit features with the structure of a photo collection (groups of similar
+    photos around random centres), and a query: a perturbed copy of one of them."""
+    rng = np.random.default_rng(seed)
+    centres = _unit(rng.normal(size=(max(2, rows * CLUSTERS_PER_1K // 1000), EMBEDDING_DIM)))
+    noise = rng.normal(size=(rows, EMBEDDING_DIM)) * SPREAD / np.sqrt(EMBEDDING_DIM)
+    gallery = _unit(centres[rng.integers(len(centres), size=rows)] + noise)
+    jitter = rng.normal(size=(1, EMBEDDING_DIM)) * 0.3 / np.sqrt(EMBEDDING_DIM)
+    return gallery, _unit(gallery[rows // 2 : rows // 2 + 1] + jitter)
 
 
 def _plaintext(gallery: np.ndarray, q: np.ndarray, runs: int) -> tuple[float, np.ndarray, str]:
@@ -47,24 +61,66 @@ def _plaintext(gallery: np.ndarray, q: np.ndarray, runs: int) -> tuple[float, np
     return statistics.median(times), rows, "FAISS IndexFlatL2" if faiss is not None else "numpy"
 
 
+def _shares(v: np.ndarray):
+    return encode(v.astype(np.float64), 3, scheme="rss3")
+
+
+def _upload_tree(cluster: Cluster, gallery: np.ndarray) -> dict[str, Any]:
+    """The owner's tree over the gallery (as search.build_tree makes it), uploaded."""
+    leaves = max(1, round(np.sqrt(len(gallery))))
+    t0 = time.perf_counter()
+    centroids, leaf = search.spherical_kmeans(gallery, leaves)
+    kmeans_s = time.perf_counter() - t0
+    stored = cluster.upload_model("bench.tree", {"c": _shares(centroids)})
+    segments, members = [], []
+    for j in range(leaves):
+        rows = np.flatnonzero(leaf == j)
+        model = f"bench.tree.l{j}"
+        if len(rows):
+            cluster.upload_model(model, {"features": _shares(gallery[rows])})
+        segments.append(search.Segment(j, model, len(rows), "local", j))
+        members.append(rows)
+    return {"centroids": stored["c"], "segments": segments, "members": members, "kmeans_s": kmeans_s}
+
+
+def _tree_query(cluster: Cluster, q: np.ndarray, tree: dict[str, Any], probes: int) -> tuple[list, list[int], int]:
+    """The two jobs of a tree query (as search.query runs them, the query already embedded):
+    the nearest centroids, then the visited leaves. Returns (jobs, gallery rows found, rows searched)."""
+    leaves = len(tree["segments"])
+    p = Program(3, scheme="rss3")
+    qt = p.input("q", (1, EMBEDDING_DIM))
+    p.output(search.nearest(p, qt, [p.input("c", (leaves, EMBEDDING_DIM))], min(probes, leaves)), "probe")
+    p.output(qt, "query")
+    probe = cluster.run(p, {"q": _shares(q), "c": tree["centroids"]}, keep={"query": "bench.query"})
+    visited = sorted(set(np.rint(decode(probe.outputs["probe"])[1]).astype(int).tolist()))
+    segments = [tree["segments"][j] for j in visited if tree["segments"][j].rows]
+    searched = sum(seg.rows for seg in segments)
+    program, inputs = search._leaf_program(segments, min(TOP, searched), probe.kept["query"])
+    found = cluster.run(program, inputs)
+    positions = np.rint(decode(found.outputs["nearest"])[1]).astype(int)
+    rows = np.concatenate([tree["members"][seg.leaf] for seg in segments])
+    return [probe, found], [int(r) for r in rows[positions]], searched
+
+
 def _search_bench(n: int, runs: int) -> dict[str, Any]:
-    gallery, q = _unit(n, 1), _unit(1, 2)
+    gallery, q = _gallery(n, 1)
     p = Program(3, scheme="rss3")
     near = search.nearest(p, p.input("q", (1, EMBEDDING_DIM)), [p.input("g", (n, EMBEDDING_DIM))], TOP)
     p.output(near, "near")
     with Cluster.local(3, scheme="rss3") as cluster:
         t0 = time.perf_counter()
-        stored = cluster.upload_model("bench.gallery", {"g": encode(gallery.astype(np.float64), 3, scheme="rss3")})
+        stored = cluster.upload_model("bench.gallery", {"g": _shares(gallery)})
         upload_s = time.perf_counter() - t0
-        jobs = [
-            cluster.run(p, {"q": encode(q.astype(np.float64), 3, scheme="rss3"), "g": stored["g"]})
-            for _ in range(runs + 1)
-        ]
-    jobs = jobs[1:]  # the first warms the servers' heaps
+        jobs = [cluster.run(p, {"q": _shares(q), "g": stored["g"]}) for _ in range(runs + 1)][1:]  # 1st: warm-up
+        tree = _upload_tree(cluster, gallery)
+        tree_runs = [_tree_query(cluster, q, tree, search.DEFAULT_PROBES) for _ in range(runs + 1)][1:]
     job = sorted(jobs, key=lambda j: j.online_seconds)[len(jobs) // 2]
     got = np.rint(decode(job.outputs["near"])[1]).astype(int)
     plain_s, plain_rows, reference = _plaintext(gallery, q, 3)
     d = ((gallery - q) ** 2).sum(axis=1)
+    tree_jobs, tree_rows, searched = sorted(tree_runs, key=lambda r: sum(j.online_seconds for j in r[0]))[
+        len(tree_runs) // 2
+    ]
     return result(
         f"search_{n // 1000}k",
         job.online_seconds + job.offline_seconds,
@@ -76,6 +132,7 @@ def _search_bench(n: int, runs: int) -> dict[str, Any]:
         gallery=n,
         dim=EMBEDDING_DIM,
         top=TOP,
+        data=f"synthetic unit features: {max(2, n * CLUSTERS_PER_1K // 1000)} groups, spread {SPREAD}",
         setup_s=job.setup_seconds,
         bytes_per_server=[p.peer_bytes_sent for p in job.parties],
         rounds=job.rounds,
@@ -83,6 +140,15 @@ def _search_bench(n: int, runs: int) -> dict[str, Any]:
         same_top10_as_plaintext=bool(np.array_equal(got, plain_rows)),
         worst_distance_gap=float(np.abs(d[got] - d[plain_rows]).max()),
         gallery_upload_s=upload_s,
+        tree_s=sum(j.online_seconds + j.offline_seconds for j in tree_jobs),
+        tree_probe_s=tree_jobs[0].online_seconds,
+        tree_leaves=len(tree["segments"]),
+        tree_probes=search.DEFAULT_PROBES,
+        tree_rows_searched=searched,
+        tree_recall_at_10=len(set(tree_rows) & set(plain_rows.tolist())) / TOP,
+        tree_bytes_per_server=[sum(j.parties[i].peer_bytes_sent for j in tree_jobs) for i in range(3)],
+        tree_rounds=sum(j.rounds for j in tree_jobs),
+        tree_kmeans_s=tree["kmeans_s"],
     )
 
 
