@@ -239,6 +239,9 @@ def test_the_index_tree_searches_only_the_leaves_it_visits_and_is_rebuilt_when_i
         assert exact.extras["mode"] == "exact" and exact.extras["rows_searched"] == 5
         assert tree.outputs[0].name == exact.outputs[0].name == str(folder / "chelsea.png")
         assert abs(tree.outputs[0].distance - exact.outputs[0].distance) < 1e-3
+        same = search.run(queries / "chelsea.jpg", cluster=cluster, index_dir=tmp_path, top=1, probes=1)
+        assert same.outputs[0].name == tree.outputs[0].name  # the common task shape, on this catalog
+        assert abs(same.outputs[0].distance - tree.outputs[0].distance) < 1e-3
         search.index([folder / f"{PHOTOS[5]}.png"], cluster=cluster, catalog=cat)  # one photo more: 20 % drift
         assert search.tree_drift(cat) == pytest.approx(0.2)
         cat.remove(str(folder / "rocket.png"))

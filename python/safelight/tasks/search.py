@@ -402,3 +402,22 @@ def plaintext_ranking(image: Any, gallery: np.ndarray, top: int) -> tuple[np.nda
     flat.add(g)
     d, rows = flat.search(q, top)
     return d[0], rows[0]
+
+
+def run(
+    image: Any,
+    *,
+    cluster: Cluster | None = None,
+    index_dir: str | Path = DEFAULT_INDEX_DIR,
+    top: int = 10,
+    exact: bool = False,
+    probes: int = DEFAULT_PROBES,
+) -> TaskResult:
+    """The common task shape: the ``top`` nearest photos of ``image`` in the gallery whose
+    catalog is under ``index_dir`` (:func:`query`). Without ``cluster``, three servers are
+    spawned on loopback for the query, their shares kept under ``<index_dir>/servers``."""
+    with Catalog(Path(index_dir).expanduser()) as catalog:
+        if cluster is not None:
+            return query(image, cluster=cluster, catalog=catalog, top=top, exact=exact, probes=probes)
+        with Cluster.local(3, scheme="rss3", store=catalog.directory / "servers") as local:
+            return query(image, cluster=local, catalog=catalog, top=top, exact=exact, probes=probes)
