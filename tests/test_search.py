@@ -23,6 +23,7 @@ from safelight import cli
 from safelight.errors import ConfigError, InputError, PeerUnavailableError, SafelightError
 from safelight.models.embedding import Embedder
 from safelight.program.program import Program
+from safelight.runtime.client import StoredTensor
 from safelight.sharing import decode, encode
 from safelight.tasks import search
 from safelight.tasks.search_catalog import CATALOG_FILE, Catalog
@@ -97,8 +98,9 @@ def test_a_version_1_catalog_is_migrated_in_place(tmp_path):
     db.commit()
     db.close()
     with Catalog(tmp_path) as cat:
-        assert cat.db.execute("PRAGMA user_version").fetchone()[0] == 2
-        assert cat.segments()[0].leaf is None and cat.owner_features(1) is None and cat.tree() is None
+        assert cat.db.execute("PRAGMA user_version").fetchone()[0] == 3
+        (seg,) = cat.segments()
+        assert seg.leaf is None and seg.tensor == "features" and cat.owner_features(1) is None and cat.tree() is None
 
 
 def test_spherical_kmeans_finds_separated_clusters():
@@ -252,13 +254,42 @@ def test_the_index_tree_searches_only_the_leaves_it_visits_and_is_rebuilt_when_i
         assert again.outputs[0].name == str(folder / "coffee.png")
 
 
-def test_a_tree_needs_the_owners_features(gallery, tmp_path):
-    folder, _ = gallery
-    with Catalog(tmp_path) as cat:
-        seg = cat.next_segment("private")
-        cat.add(seg, ["a.png"])
-        with safelight.Cluster.local(3, scheme="rss3") as cluster, pytest.raises(InputError, match="on shares"):
-            search.build_tree(cluster, cat)
+def test_the_servers_build_the_tree_on_shares_like_the_owner_would(tmp_path):
+    """Spherical k-means on the servers finds the groups of a clustered gallery whose
+    features the owner does not hold, and tree queries then find the query's group."""
+    groups, per = 4, 12
+    centres = _unit(groups, search.EMBEDDING_DIM, 8)
+    rng = np.random.default_rng(9)
+    feats = centres.repeat(per, axis=0) + rng.normal(
+        0, 0.5 / np.sqrt(search.EMBEDDING_DIM), (groups * per, search.EMBEDDING_DIM)
+    )
+    feats /= np.linalg.norm(feats, axis=1, keepdims=True)
+    with safelight.Cluster.local(3, scheme="rss3", store=tmp_path / "servers") as cluster, Catalog(tmp_path) as cat:
+        for g in range(2):  # two segments, as two index runs would make
+            seg = cat.next_segment("private")
+            rows = feats[g * groups * per // 2 : (g + 1) * groups * per // 2]
+            cluster.upload_model(seg.model, {"features": encode(rows, 3, scheme="rss3")})
+            cat.add(seg, [f"p{g * len(rows) + i}" for i in range(len(rows))])
+        cat.remove("p5")
+        with pytest.raises(InputError, match="every feature"):
+            search.build_tree(cluster, cat, leaves=groups, on="owner")
+        assert search.build_tree(cluster, cat, leaves=groups) == groups
+        segments = cat.segments()
+        assert {seg.features for seg in segments} == {"private"} and cat.gallery_rows() == groups * per - 1
+        for seg in segments:  # each leaf holds one group: the photos p{per*g}..p{per*g+per-1}
+            names = {int(name[1:]) // per for name in cat.names_by_position([seg]).values()}
+            assert len(names) == 1
+        # a query near group 2's centre, already embedded: the leaves the probe job picks
+        model_id, leaves, _ = cat.tree()
+        p = Program(3, scheme="rss3")
+        q = p.input("q", (1, search.EMBEDDING_DIM))
+        c = p.input("c", (leaves, search.EMBEDDING_DIM))
+        p.output(search.nearest(p, q, [c], 1), "probe")
+        stored = StoredTensor(model_id, "centroids", (leaves, search.EMBEDDING_DIM), 3, 16, "rss3")
+        probe = cluster.run(p, {"q": encode(centres[2:3], 3, scheme="rss3"), "c": stored})
+        leaf = int(np.rint(decode(probe.outputs["probe"])[1][0]))
+        (seg,) = [s for s in segments if s.leaf == leaf]
+        assert {int(n[1:]) // per for n in cat.names_by_position([seg]).values()} == {2}
 
 
 # ---- the command line ------------------------------------------------------------------------------------

@@ -590,7 +590,8 @@ def _add_search_parser(sub) -> None:
     q.add_argument(
         "--tree",
         action="store_true",
-        help="then build the index tree (k-means over your local features, about sqrt(n) leaves), or rebuild "
+        help="then build the index tree (k-means, about sqrt(n) leaves: over your local features, or by the "
+        "servers on the shares when the features are private), or rebuild "
         f"it when the photos added or forgotten since it was built exceed {search_drift:.0%} of it",
     )
     q.add_argument("--leaves", type=int, help="leaves of the tree (default: about sqrt(photos))")

@@ -659,6 +659,32 @@ class Slice:
         return np.ascontiguousarray(xs[0][index])
 
 
+@register("take", 1)
+class Take:
+    """Rows of x (axis 0) at public ``indices``, in their order (repeats allowed): a local
+    gather, e.g. a gallery regrouped by leaf or a random training sample."""
+
+    @staticmethod
+    def _indices(shape, attrs) -> np.ndarray:
+        raw = attrs.get("indices")
+        if not isinstance(raw, list) or not raw or not all(isinstance(i, int) and not isinstance(i, bool) for i in raw):
+            raise ProgramError("take: indices must be a non-empty list of integers")
+        if not shape:
+            raise ProgramError("take: x must have at least one axis")
+        idx = np.asarray(raw, dtype=np.int64)
+        if idx.min() < 0 or idx.max() >= shape[0]:
+            raise ProgramError(f"take: indices must lie in 0..{shape[0] - 1}")
+        return idx
+
+    @staticmethod
+    def infer(shapes, attrs):
+        return (len(Take._indices(shapes[0], attrs)), *shapes[0][1:])
+
+    @staticmethod
+    def run(ctx, xs, attrs):
+        return np.ascontiguousarray(np.take(xs[0], Take._indices(xs[0].shape, attrs), axis=0))
+
+
 def _broadcast(shapes: list[tuple[int, ...]], name: str) -> tuple[int, ...]:
     try:
         return tuple(int(s) for s in np.broadcast_shapes(shapes[0], shapes[1]))

@@ -9,6 +9,7 @@ before running a single op.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -415,6 +416,10 @@ class Program:
         """x[..., start:stop:step, ...] along ``axis`` (0 <= start < stop <= size, step >= 1)."""
         attrs = {"axis": int(axis), "start": int(start), "stop": int(stop), "step": int(step)}
         return self._add_step("slice", [x], attrs, x.frac_bits)
+
+    def take(self, x: Tensor, indices: Sequence[int]) -> Tensor:
+        """Rows of x (axis 0) at public ``indices``, in that order (a local gather)."""
+        return self._add_step("take", [x], {"indices": [int(i) for i in indices]}, x.frac_bits)
 
     def pixel_shuffle(self, x: Tensor, factor: int) -> Tensor:
         return self._add_step("pixel_shuffle", [x], {"factor": factor}, x.frac_bits)

@@ -209,7 +209,7 @@ def query_program(segments: Sequence[Segment], k: int):
     galleries = []
     for i, seg in enumerate(segments):
         name = f"gallery{i}"
-        stored[name] = StoredTensor(seg.model, "features", (seg.rows, EMBEDDING_DIM), 3, p.frac_bits, "rss3")
+        stored[name] = StoredTensor(seg.model, seg.tensor, (seg.rows, EMBEDDING_DIM), 3, p.frac_bits, "rss3")
         galleries.append(p.input(name, (seg.rows, EMBEDDING_DIM)))
     p.output(nearest(p, q, galleries, k), "nearest")
     return model, {**_weights(model), **stored}
@@ -265,29 +265,42 @@ def tree_drift(catalog: Catalog) -> float:
     return (added + in_leaves - live_in_leaves) / max(1, tree[2])
 
 
-def build_tree(cluster: Cluster, catalog: Catalog, leaves: int | None = None) -> int:
-    """Data owner: (re)build the index tree from its own features and re-upload the gallery
-    grouped by leaf, with the unit centroids, as shares. Returns the number of leaves."""
+def build_tree(
+    cluster: Cluster,
+    catalog: Catalog,
+    leaves: int | None = None,
+    on: str = "auto",
+    seed: int = 0,
+    reports: list[JobReport] | None = None,
+) -> int:
+    """Data owner: (re)build the index tree and regroup the gallery by leaf, with the unit
+    centroids, as shares. ``on="owner"``: spherical k-means over the owner's own features
+    (``--features local``), re-uploaded by leaf; ``on="shares"``: the same k-means run by the
+    servers on the shares (secure similarities, row maxima, sums and the secure inverse
+    square root), the owner learning only each photo's leaf; ``"auto"``: the owner's when it
+    holds every feature. Returns the number of leaves; the jobs' reports are appended to
+    ``reports`` when given."""
     _check_cluster(cluster)
+    if on not in ("auto", "owner", "shares"):
+        raise InputError(f"on must be 'auto', 'owner' or 'shares', got {on!r}")
+    segments = catalog.segments()
+    owner_has_all = all(catalog.owner_features(seg.id) is not None for seg in segments)
+    if on == "owner" and not owner_has_all:
+        raise InputError("the owner's tree needs every feature on this machine (index with --features local)")
+    if catalog.live_photos() == 0:
+        raise InputError("the gallery is empty: index photos first (safelight search index)")
+    k = min(leaves or max(1, round(np.sqrt(catalog.live_photos()))), catalog.live_photos())
+    if on == "shares" or not owner_has_all:
+        return _tree_on_shares(cluster, catalog, k, seed, reports if reports is not None else [])
     rows, lookups = [], []
-    for seg in catalog.segments():
+    for seg in segments:
         feats = catalog.owner_features(seg.id)
-        if feats is None:
-            raise InputError(
-                "the index tree is built from the features on this machine (index with --features local); "
-                "building it on shares is not implemented yet"
-            )
         for row, key in catalog.live_rows(seg.id):
             rows.append(feats[row])
             lookups.append(key)
-    if not rows:
-        raise InputError("the gallery is empty: index photos first (safelight search index)")
     x = np.stack(rows)
-    k = leaves or max(1, round(np.sqrt(len(x))))
-    k = min(k, len(x))
-    centroids, leaf = spherical_kmeans(x, k)
-    version = catalog.next_segment("local").id  # a fresh number for this tree's model ids
-    tree_model = f"search.{catalog.collection}.t{version}"
+    centroids, leaf = spherical_kmeans(x, k, seed)
+    tree_model = _tree_model(catalog)
     cluster.upload_model(tree_model, {"centroids": encode(centroids.astype(np.float64), 3, scheme="rss3")})
     built = []
     for j in range(k):
@@ -299,6 +312,76 @@ def build_tree(cluster: Cluster, catalog: Catalog, leaves: int | None = None) ->
         cluster.upload_model(seg.model, {"features": encode(x[members].astype(np.float64), 3, scheme="rss3")})
         built.append((seg, [lookups[i] for i in members], x[members]))
     catalog.replace_with_tree(tree_model, built, len(x))
+    return k
+
+
+def _tree_model(catalog: Catalog) -> str:
+    version = catalog.next_segment("local").id  # a fresh number for this tree's model ids
+    return f"search.{catalog.collection}.t{version}"
+
+
+SHARES_ITERATIONS = 8
+SIMILARITY_BITS = 24  # similarities of unit vectors lie in [-1, 1]
+EMPTY_LEAF = 2.0**-10  # keeps the inverse square root of an empty leaf's zero sum defined
+
+
+def _tree_on_shares(cluster: Cluster, catalog: Catalog, k: int, seed: int, reports: list[JobReport]) -> int:
+    """Spherical k-means on the servers: job 1 trains on a random sample of the gallery
+    (rows the owner picks at random: the servers learn their positions, not their content)
+    and returns each photo's leaf to the owner, keeping the centroids; job 2 regroups the
+    gallery's shares by leaf (the servers learn which rows share a leaf, as with the
+    owner's tree)."""
+    segments = catalog.segments()
+    offsets, offset = {}, 0
+    for seg in segments:
+        offsets[seg.id] = offset
+        offset += seg.rows
+    live = [(offsets[seg.id] + row, key) for seg in segments for row, key in catalog.live_rows(seg.id)]
+    positions = np.array([pos for pos, _ in live])
+    rng = np.random.default_rng(seed)
+    sample = positions[rng.permutation(len(positions))[: TRAIN_PER_LEAF * k]]
+    scale = 1.0 / np.sqrt(max(1.0, len(sample) / k))  # keeps every sum's squared norm in rsqrt's range
+
+    p = Program(3, scheme="rss3")
+    inputs: dict[str, Any] = {}
+    parts = []
+    for i, seg in enumerate(segments):
+        inputs[f"gallery{i}"] = StoredTensor(seg.model, seg.tensor, (seg.rows, EMBEDDING_DIM), 3, p.frac_bits, "rss3")
+        parts.append(p.input(f"gallery{i}", (seg.rows, EMBEDDING_DIM)))
+    x = p.concat(parts, axis=0) if len(parts) > 1 else parts[0]
+    train = p.take(x, sample.tolist())
+    c = p.take(x, sample[:k].tolist())  # k distinct random rows to start from
+    m = len(sample)
+    for _ in range(SHARES_ITERATIONS):
+        sim = p.matmul(train, p.transpose(c, (1, 0)))  # (m, k)
+        best = p.reshape(p.max(sim, axis=1, bits=SIMILARITY_BITS), (m, 1))
+        onehot = p.add_public(p.neg(p.less(sim, p.concat([best] * k, axis=1), bits=SIMILARITY_BITS)), 1.0)
+        sums = p.rescale(p.mul_public(p.matmul(p.transpose(onehot, (1, 0)), train), scale))  # (k, d)
+        norms = p.add_public(p.sum(p.square(sums), axes=(1,), keepdims=True), EMPTY_LEAF)
+        c = p.mul(sums, p.concat([p.rsqrt(norms, bits=46)] * EMBEDDING_DIM, axis=1))
+    everyone = p.take(x, positions.tolist())
+    p.output(p.argmax(p.matmul(everyone, p.transpose(c, (1, 0))), axis=1, bits=SIMILARITY_BITS), "leaf")
+    p.output(c, "centroids")
+    tree_model = _tree_model(catalog)
+    trained = cluster.run(p, inputs, keep={"centroids": tree_model})
+    leaf = np.rint(decode(trained.outputs["leaf"], np.float64)).astype(int).reshape(-1)
+
+    regroup = Program(3, scheme="rss3")
+    parts = [regroup.input(f"gallery{i}", (seg.rows, EMBEDDING_DIM)) for i, seg in enumerate(segments)]
+    x = regroup.concat(parts, axis=0) if len(parts) > 1 else parts[0]
+    leaves_model = f"{tree_model}.leaves"
+    built = []
+    for j in range(k):
+        members = np.flatnonzero(leaf == j)
+        if not len(members):
+            continue
+        regroup.output(regroup.take(x, positions[members].tolist()), f"leaf{j}")
+        seg = catalog.next_segment("private")
+        seg = Segment(seg.id, leaves_model, len(members), "private", j, f"leaf{j}")
+        built.append((seg, [live[i][1] for i in members], None))
+    regrouped = cluster.run(regroup, inputs, keep={seg.tensor: leaves_model for seg, _, _ in built})
+    reports += [JobReport.from_job(trained), JobReport.from_job(regrouped)]
+    catalog.replace_with_tree(tree_model, built, len(live))
     return k
 
 
@@ -355,6 +438,10 @@ def query(
     searched = sum(seg.rows for seg in segments)
     live_here = sum(len(catalog.live_rows(seg.id)) for seg in segments)
     k = min(top + searched - live_here, searched)  # forgotten rows are dropped below
+    extras.update(k_asked=k, rows_searched=searched)
+    if k == 0:  # the visited leaves are empty
+        report = JobReport.from_job(probe_job) if probe_job is not None else None
+        return TaskResult([], report, extras)
     if tree is None:
         model, stored = query_program(segments, k)
         inputs = {**model.encode_inputs({"image": pixels}), **stored}
@@ -368,7 +455,6 @@ def query(
     for distance, position in zip(nearest_rows[0], np.rint(nearest_rows[1]).astype(int)):
         if int(position) in names and len(matches) < top:
             matches.append(Match(len(matches) + 1, names[int(position)], max(0.0, float(distance))))
-    extras.update(k_asked=k, rows_searched=searched)
     if probe_job is not None:
         extras["probe_report"] = JobReport.from_job(probe_job)
     return TaskResult(matches, JobReport.from_job(job), extras)
@@ -381,7 +467,7 @@ def _leaf_program(segments: Sequence[Segment], k: int, q: StoredTensor):
     galleries = []
     for i, seg in enumerate(segments):
         name = f"gallery{i}"
-        inputs[name] = StoredTensor(seg.model, "features", (seg.rows, EMBEDDING_DIM), 3, p.frac_bits, "rss3")
+        inputs[name] = StoredTensor(seg.model, seg.tensor, (seg.rows, EMBEDDING_DIM), 3, p.frac_bits, "rss3")
         galleries.append(p.input(name, (seg.rows, EMBEDDING_DIM)))
     p.output(nearest(p, p.input("q", q.shape), galleries, k), "nearest")
     return p, inputs

@@ -12,8 +12,9 @@ With features computed on this machine (``--features local``) the catalog also k
 them, sealed under the same key, so that the owner can build the index tree (k-means over
 its features) without asking the servers for anything.
 
-Schema version 2 (``PRAGMA user_version``); :func:`_migrate` brings older files up
-(1 -> 2: the segments' ``leaf`` column and the owner's sealed features).
+Schema version 3 (``PRAGMA user_version``); :func:`_migrate` brings older files up
+(1 -> 2: the segments' ``leaf`` column and the owner's sealed features; 2 -> 3: the
+segments' ``tensor``, the name of their features in the stored model).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import ConfigError, InputError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 KEY_FILE = "owner.key"
 FEATURES_LABEL = b"safelight search features v1"
 CATALOG_FILE = "catalog.sqlite"
@@ -50,6 +51,7 @@ class Segment:
     rows: int
     features: str  # "local" (the owner's embedder) or "private" (extracted on the servers)
     leaf: int | None = None  # its leaf of the index tree; None: not in the tree (scanned always)
+    tensor: str = "features"  # the features' tensor in the stored model
 
 
 class Catalog:
@@ -139,8 +141,8 @@ class Catalog:
 
     def _insert_segment(self, segment: Segment, rows: int, features: np.ndarray | None) -> None:
         self.db.execute(
-            "INSERT INTO segments (id, model, rows, features, leaf) VALUES (?, ?, ?, ?, ?)",
-            (segment.id, segment.model, rows, segment.features, segment.leaf),
+            "INSERT INTO segments (id, model, rows, features, leaf, tensor) VALUES (?, ?, ?, ?, ?, ?)",
+            (segment.id, segment.model, rows, segment.features, segment.leaf, segment.tensor),
         )
         if features is not None:
             data = np.ascontiguousarray(features, dtype=np.float32)
@@ -162,7 +164,7 @@ class Catalog:
         return [(int(r), bytes(k)) for r, k in rows]
 
     def replace_with_tree(
-        self, tree_model: str, leaves: list[tuple[Segment, list[bytes], np.ndarray]], source_rows: int
+        self, tree_model: str, leaves: list[tuple[Segment, list[bytes], np.ndarray | None]], source_rows: int
     ) -> None:
         """Swap the gallery for its tree in one transaction: the leaf segments (their photos'
         lookups in row order, their features) replace every segment; forgotten rows are
@@ -202,8 +204,11 @@ class Catalog:
             raise InputError(f"no photo named {name!r} in the index")
 
     def segments(self) -> list[Segment]:
-        rows = self.db.execute("SELECT id, model, rows, features, leaf FROM segments ORDER BY id").fetchall()
-        return [Segment(int(i), str(m), int(r), str(f), None if lf is None else int(lf)) for i, m, r, f, lf in rows]
+        rows = self.db.execute("SELECT id, model, rows, features, leaf, tensor FROM segments ORDER BY id").fetchall()
+        return [
+            Segment(int(i), str(m), int(r), str(f), None if lf is None else int(lf), str(t))
+            for i, m, r, f, lf, t in rows
+        ]
 
     def photos(self) -> list[Photo]:
         rows = self.db.execute("SELECT name, segment, row FROM photos ORDER BY segment, row").fetchall()
@@ -260,3 +265,19 @@ def _migrate(db: sqlite3.Connection) -> None:
                 "dim INTEGER NOT NULL, sealed BLOB NOT NULL)"
             )
             db.execute("PRAGMA user_version = 2")
+        version = 2
+    if version < 3:
+        with db:
+            db.execute("BEGIN")
+            # several leaves share one stored model (one tensor each): unique per (model, tensor)
+            db.execute(
+                "CREATE TABLE segments_v3 (id INTEGER PRIMARY KEY, model TEXT NOT NULL, rows INTEGER NOT NULL, "
+                "features TEXT NOT NULL, leaf INTEGER, tensor TEXT NOT NULL DEFAULT 'features', UNIQUE (model, tensor))"
+            )
+            db.execute(
+                "INSERT INTO segments_v3 (id, model, rows, features, leaf) SELECT id, model, rows, features, leaf "
+                "FROM segments"
+            )
+            db.execute("DROP TABLE segments")
+            db.execute("ALTER TABLE segments_v3 RENAME TO segments")
+            db.execute("PRAGMA user_version = 3")
