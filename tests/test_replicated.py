@@ -297,6 +297,21 @@ def test_smallest_k_with_indices_equals_numpy(n, k, rows, ties, seed):
         assert np.array_equal(idx.astype(int), np.argsort(xe, axis=-1)[:, :k])
 
 
+def test_take_gathers_rows_by_public_index_on_both_schemes():
+    x = rng.uniform(-5, 5, (7, 3))
+    idx = [6, 0, 0, 3]
+    out, _ = _run(lambda p, t: {"rows": p.take(t["x"], idx)}, {"x": x})
+    assert np.allclose(out["rows"], x[idx], atol=UNIT)
+    p = Program(2)
+    a = p.input("x", x.shape)
+    p.output(p.take(a, idx), "rows")
+    outs, _ = simulate(p, {"x": encode(x, 2)})
+    assert np.allclose(decode(outs["rows"]), x[idx], atol=UNIT)
+    for bad in ([], [7], [-1], ["0"], [True], 3):  # as a Program from the wire would carry them
+        with pytest.raises(ProgramError, match="take"):
+            p.apply("take", [a], {"indices": bad})
+
+
 def test_smallest_k_refuses_a_k_outside_the_axis():
     p = Program(3, scheme="rss3")
     x = p.input("x", (5,))
