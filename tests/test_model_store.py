@@ -105,3 +105,61 @@ def test_stored_weights_are_opened_once_per_model(parties):
     # again after the model changed
     assert conv_bytes(first) - conv_bytes(second) >= w.size * 8
     assert conv_bytes(third) - conv_bytes(second) >= w.size * 8
+
+
+def _share(n, seed):
+    return np.random.default_rng(seed).integers(0, 2**64, n, dtype=np.uint64)
+
+
+def test_the_index_names_each_models_folder_and_a_crash_leaves_the_old_version(tmp_path):
+    store = ModelStore("party-0", tmp_path)
+    old = _share(10, 1)
+    store.put("m", {"w": old})
+    root = tmp_path / "party-0"
+    # what a crash leaves: a new version renamed into place but never committed, and a
+    # staging folder half written
+    (root / "m@0123456789ab").mkdir()
+    np.save(root / "m@0123456789ab" / "w.npy", _share(10, 2))
+    (root / ".staging-feedfacecafe").mkdir()
+    reopened = ModelStore("party-0", tmp_path)
+    np.testing.assert_array_equal(reopened.get("m", "w", (10,)), old)
+    assert sorted(p.name for p in (root / "quarantine").iterdir()) == [".staging-feedfacecafe", "m@0123456789ab"]
+    assert len([p for p in root.iterdir() if p.name.startswith("m@")]) == 1  # the live version only
+    reopened.put("m", {"w": _share(10, 3)})  # a new version replaces the old folder
+    assert len([p for p in root.iterdir() if p.name.startswith("m@")]) == 1
+
+
+def test_a_store_from_before_the_index_is_adopted_and_a_dropped_model_is_gone(tmp_path):
+    legacy = tmp_path / "party-1" / "weights-v1"
+    legacy.mkdir(parents=True)
+    np.save(legacy / "w.npy", _share(4, 3))
+    store = ModelStore("party-1", tmp_path)
+    np.testing.assert_array_equal(store.get("weights-v1", "w", (4,)), _share(4, 3))
+    assert store.models() == {"weights-v1": {"w": (4,)}}
+    assert store.drop("weights-v1") and not store.drop("weights-v1")
+    assert not legacy.exists()
+    with pytest.raises(ProgramError, match="unknown model id"):
+        ModelStore("party-1", tmp_path).get("weights-v1", "w", (4,))
+
+
+def test_a_newer_index_is_refused(tmp_path):
+    import sqlite3
+
+    from safelight.errors import ConfigError
+
+    ModelStore("party-0", tmp_path)
+    db = sqlite3.connect(tmp_path / "party-0" / "index.sqlite")
+    db.execute("PRAGMA user_version = 9")
+    db.commit()
+    db.close()
+    with pytest.raises(ConfigError, match="schema 9"):
+        ModelStore("party-0", tmp_path)
+
+
+def test_servers_forget_a_dropped_model(tmp_path):
+    with safelight.Cluster.local(2, dealer=True, store=tmp_path) as cluster:
+        stored = cluster.upload_model("gone", {"w": safelight.encode(np.ones(3))})
+        assert cluster.drop_model("gone") and not cluster.drop_model("gone")
+        with pytest.raises(ProgramError, match="unknown model id 'gone'"):
+            cluster.run(_scale_program((3,)), {"x": safelight.encode(np.ones(3)), "w": stored["w"]})
+    assert not any(p.name.startswith("gone@") for p in (tmp_path / "party-0").iterdir())

@@ -248,8 +248,14 @@ def test_the_index_tree_searches_only_the_leaves_it_visits_and_is_rebuilt_when_i
         assert search.tree_drift(cat) == pytest.approx(0.2)
         cat.remove(str(folder / "rocket.png"))
         assert search.tree_drift(cat) == pytest.approx(0.4)
+        before = {seg.model for seg in cat.segments()} | {cat.tree()[0]}
         search.build_tree(cluster, cat)
         assert search.tree_drift(cat) == 0.0 and cat.gallery_rows() == 5  # the forgotten row is gone
+        for party in range(3):  # the servers forgot the replaced segments and tree
+            index = sqlite3.connect(tmp_path / "servers" / f"party-{party}" / "index.sqlite")
+            held = {row[0] for row in index.execute("SELECT id FROM models")}
+            index.close()
+            assert not held & before and {seg.model for seg in cat.segments()} <= held
         again = search.query(queries / "coffee_small.png", cluster=cluster, catalog=cat, top=1, probes=2)
         assert again.outputs[0].name == str(folder / "coffee.png")
 

@@ -278,6 +278,39 @@ def upload_model(
     }
 
 
+def drop_model(config: ClusterConfig, identity: Identity, model_id: str) -> bool:
+    """Make every server forget a stored model (its shares, in memory and on disk). Returns
+    whether any server held it; an unknown id is not an error."""
+    model_id = check_model_id(model_id)
+    held: list[bool] = []
+    failures: list[tuple[int, BaseException]] = []
+
+    def send(party: int) -> None:
+        addr = config.parties[party]
+        channel: Channel | None = None
+        try:
+            channel = connect(addr.host, addr.port, identity, party_name(party), config.timeout, records=config.records)
+            channel.send_json(MsgType.STORE, b"\0" * 16, {"model": model_id, "drop": True})
+            held.append(bool(channel.expect(MsgType.RESULT).json.get("dropped")))
+        except BaseException as exc:  # re-raised below
+            failures.append((party, exc))
+        finally:
+            if channel is not None:
+                channel.close()
+
+    threads = [threading.Thread(target=send, args=(p,), daemon=True) for p in range(config.n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        party, exc = min(failures, key=lambda f: f[0])
+        if isinstance(exc, errors.SafelightError):
+            raise exc
+        raise JobFailedError(f"{party_name(party)}: {type(exc).__name__}: {exc}") from exc
+    return any(held)
+
+
 def _choose_source(asked: str | None, config: ClusterConfig, inputs: Mapping[str, Any]) -> RandomnessSource:
     """The randomness source of a job that needs one, never weaker than the user chose.
 

@@ -19,7 +19,7 @@ from ..net.certs import CLIENT_NAME, DEALER_NAME, Identity, create_cluster_certs
 from ..net.config import DEFAULT_TIMEOUT, ClusterConfig, PartyAddress, ServerLimits
 from ..program.program import Program
 from ..sharing import SCHEMES, Encoded, check_parties
-from .client import JobResult, ProgressCallback, StoredTensor, run_job, upload_model
+from .client import JobResult, ProgressCallback, StoredTensor, drop_model, run_job, upload_model
 
 START_TIMEOUT = 60.0
 
@@ -243,6 +243,12 @@ class Cluster:
         if self.closed:
             raise ConfigError("this cluster has been closed; start a new one")
         return upload_model(self.config, self.identity, model_id, tensors)
+
+    def drop_model(self, model_id: str) -> bool:
+        """Make every server forget a stored model; see :func:`safelight.runtime.client.drop_model`."""
+        if self.closed:
+            raise ConfigError("this cluster has been closed; start a new one")
+        return drop_model(self.config, self.identity, model_id)
 
     def _log_path(self, index: int) -> Path:
         assert self.workdir is not None

@@ -363,7 +363,14 @@ class Server:
         return dict(keep)
 
     def _store_model(self, channel: Channel, request: object) -> None:
-        """Keep this server's shares of an uploaded model under its id (see model_store)."""
+        """Keep this server's shares of an uploaded model under its id (see model_store), or
+        forget a model (``{"model": id, "drop": true}``)."""
+        if isinstance(request, dict) and request.get("drop") is True:
+            model_id = check_model_id(request.get("model"))
+            existed = self.store.drop(model_id)
+            channel.send_json(MsgType.RESULT, b"\0" * 16, {"model": model_id, "dropped": existed})
+            log.info("dropped model %s", model_id)
+            return
         if not isinstance(request, dict) or not isinstance(request.get("inputs"), list):
             raise ProtocolError("STORE must be a JSON object with a model id and an inputs list")
         model_id = check_model_id(request.get("model"))

@@ -311,8 +311,18 @@ def build_tree(
         seg = Segment(seg.id, f"{tree_model}.l{j}", len(members), "local", j)
         cluster.upload_model(seg.model, {"features": encode(x[members].astype(np.float64), 3, scheme="rss3")})
         built.append((seg, [lookups[i] for i in members], x[members]))
-    catalog.replace_with_tree(tree_model, built, len(x))
+    _switch_to_tree(cluster, catalog, tree_model, built, len(x))
     return k
+
+
+def _switch_to_tree(cluster: Cluster, catalog: Catalog, tree_model: str, built: list, rows: int) -> None:
+    """Commit the new tree to the catalog, then have the servers forget what it replaced
+    (the old segments and tree): a crash in between leaves unused models, never a catalog
+    that names a missing one."""
+    old = {seg.model for seg in catalog.segments()} | ({catalog.tree()[0]} if catalog.tree() else set())
+    catalog.replace_with_tree(tree_model, built, rows)
+    for model_id in sorted(old - {seg.model for seg, _, _ in built} - {tree_model}):
+        cluster.drop_model(model_id)
 
 
 def _tree_model(catalog: Catalog) -> str:
@@ -381,7 +391,7 @@ def _tree_on_shares(cluster: Cluster, catalog: Catalog, k: int, seed: int, repor
         built.append((seg, [live[i][1] for i in members], None))
     regrouped = cluster.run(regroup, inputs, keep={seg.tensor: leaves_model for seg, _, _ in built})
     reports += [JobReport.from_job(trained), JobReport.from_job(regrouped)]
-    catalog.replace_with_tree(tree_model, built, len(live))
+    _switch_to_tree(cluster, catalog, tree_model, built, len(live))
     return k
 
 
