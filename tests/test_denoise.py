@@ -52,7 +52,7 @@ def test_servers_hold_only_shares_of_the_weights(cluster):
     from safelight import fixed_point
 
     model = denoise.denoiser(1, 2, 2)
-    files = {p.parent.parent.name: p for p in cluster.store_dir.glob("*/ffdnet_color/w.conv3.weight.npy")}
+    files = {p.parent.parent.name: p for p in cluster.store_dir.glob("*/ffdnet_color@*/w.conv3.weight.npy")}
     assert set(files) == {"party-0", "party-1"}
     shares = [np.load(files[f"party-{i}"]) for i in range(2)]
     plain = fixed_point.encode(model.weights["w.conv3.weight"])
