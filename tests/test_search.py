@@ -256,6 +256,7 @@ def test_the_index_tree_searches_only_the_leaves_it_visits_and_is_rebuilt_when_i
             held = {row[0] for row in index.execute("SELECT id FROM models")}
             index.close()
             assert not held & before and {seg.model for seg in cat.segments()} <= held
+            assert not [m for m in held if m.startswith(f"search.{cat.collection}.q")]  # no query left behind
         again = search.query(queries / "coffee_small.png", cluster=cluster, catalog=cat, top=1, probes=2)
         assert again.outputs[0].name == str(folder / "coffee.png")
 

@@ -22,6 +22,7 @@ learn the gallery's size and k, nothing else (the search is exact: no index tree
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -407,7 +408,9 @@ def _probe_leaves(
     p.output(nearest(p, q, [p.input("centroids", (leaves, EMBEDDING_DIM))], min(probes, leaves)), "probe")
     p.output(q, "query")
     inputs = {**model.encode_inputs({"image": pixels}), **_weights(model), "centroids": centroids}
-    job = cluster.run(model.program, inputs, keep={"query": f"search.{catalog.collection}.query"})
+    # a fresh id per query (concurrent queries do not meet), dropped once the leaves are searched
+    kept_id = f"search.{catalog.collection}.q{os.urandom(6).hex()}"
+    job = cluster.run(model.program, inputs, keep={"query": kept_id})
     chosen = np.rint(decode(job.outputs["probe"], np.float64)[1]).astype(int)
     return sorted(set(int(c) for c in chosen)), job.kept["query"], job
 
@@ -450,6 +453,7 @@ def query(
     k = min(top + searched - live_here, searched)  # forgotten rows are dropped below
     extras.update(k_asked=k, rows_searched=searched)
     if k == 0:  # the visited leaves are empty
+        cluster.drop_model(kept_query.model)
         report = JobReport.from_job(probe_job) if probe_job is not None else None
         return TaskResult([], report, extras)
     if tree is None:
@@ -458,7 +462,11 @@ def query(
         program = model.program
     else:
         program, inputs = _leaf_program(segments, k, kept_query)
-    job = cluster.run(program, inputs)
+    try:
+        job = cluster.run(program, inputs)
+    finally:
+        if tree is not None:
+            cluster.drop_model(kept_query.model)
     nearest_rows = decode(job.outputs["nearest"], np.float64)  # (2, k)
     names = catalog.names_by_position(segments)
     matches: list[Match] = []
