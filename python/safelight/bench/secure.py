@@ -398,9 +398,8 @@ def bench_mul_1m_rss3() -> list[dict[str, Any]]:
     rng = np.random.default_rng(6)
     x, y = rng.uniform(-10, 10, MUL_N), rng.uniform(-10, 10, MUL_N)
     values = {"x": x, "y": y}
-    raw = _rss3_jobs(
-        lambda p, t: p.output(p.mul(t["x"], t["y"], rescale=False), "z"), values, runs=25
-    )  # a 2-core machine shared by 4 processes: a stable median needs many jobs
+    # three servers and the client share 2 cores here: a steadier median needs many jobs
+    raw = _rss3_jobs(lambda p, t: p.output(p.mul(t["x"], t["y"], rescale=False), "z"), values, runs=25)
     fixed = _rss3_jobs(lambda p, t: p.output(p.mul(t["x"], t["y"]), "z"), values, runs=5)
     dealer = _secure_jobs(2, lambda p, t: p.output(p.mul(t["x"], t["y"], rescale=False), "z"), values, runs=25)
     out = _rss3_result("mul_1m_rss3", raw, "mul", dealer, "mul", MUL_N, what="ring product (no truncation)")
