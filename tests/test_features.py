@@ -1,0 +1,85 @@
+"""Private Harris corners (issue 16) against scikit-image's corner_harris + corner_peaks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skimage import data
+
+from protocol_sim import simulate
+from safelight.errors import InputError
+from safelight.sharing import decode, encode
+from safelight.tasks import features
+
+
+def _private(image, scheme, parties, **options):
+    grey = features.as_grey(image)
+    p = features.harris_program(*grey.shape, parties, scheme, **options)
+    outs, ctxs = simulate(p, {"image": encode(grey * features.SCALE, parties, scheme=scheme)})
+    mask, response = decode(outs["mask"]), decode(outs["response"]) / features.SCALE**4
+    peaks, values = features.keypoints_from_candidates(mask, response, options.get("min_distance", 1))
+    return peaks, values, ctxs
+
+
+def _agree(image, scheme, parties, **options):
+    ref, ref_values = features.plaintext_harris(image, **options)
+    peaks, values, _ = _private(image, scheme, parties, **options)
+    assert {tuple(x) for x in peaks} == {tuple(x) for x in ref}
+    order = {tuple(x): v for x, v in zip(ref, ref_values)}
+    for x, v in zip(peaks, values):
+        assert abs(v - order[tuple(x)]) <= 1e-3 * abs(order[tuple(x)]) + 1e-9
+    return ref
+
+
+@pytest.mark.parametrize("scheme,parties", [("rss3", 3), ("additive", 2)])
+def test_private_harris_finds_scikit_images_corners_on_photographs(scheme, parties):
+    assert len(_agree(data.camera()[100:228, 200:328], scheme, parties)) > 10
+    assert len(_agree(data.astronaut()[:96, :128], scheme, parties)) > 5  # colour: rgb2gray first
+
+
+def test_options_reach_the_private_pipeline():
+    _agree(data.camera()[::4, ::4], "rss3", 3, k=0.1, sigma=1.5, min_distance=3, threshold_rel=0.05)
+
+
+def test_edge_cases_flat_image_a_bright_pixel_and_corners_at_the_border():
+    assert len(_agree(np.zeros((24, 24)), "rss3", 3)) == 0  # no gradient anywhere
+    assert len(_agree(np.full((24, 24), 0.5), "rss3", 3)) == 4  # zero padding: the image's corners are corners
+    dot = np.zeros((24, 24))
+    dot[12, 9] = 1.0
+    _agree(dot, "rss3", 3)
+    square = np.zeros((20, 20))
+    square[:6, :6] = 1.0  # a corner two pixels from the border
+    _agree(square, "rss3", 3)
+
+
+def test_a_servers_view_does_not_depend_on_the_image():
+    views = []
+    for image in (np.zeros((20, 20)), data.camera()[200:220, 200:220]):
+        _, _, ctxs = _private(image, "rss3", 3)
+        views.append([np.concatenate([v.reshape(-1).view(np.uint8) for v in c.view]) for c in ctxs])
+    for i in range(3):
+        a, b = views[0][i], views[1][i]
+        assert a.size == b.size
+        observed = np.stack([np.bincount(a, minlength=256), np.bincount(b, minlength=256)])
+        expected = observed.sum(axis=0) * observed.sum(axis=1, keepdims=True) / observed.sum()
+        chi2 = float(((observed - expected) ** 2 / expected).sum())
+        assert chi2 < 255 + 6 * np.sqrt(2 * 255), (i, chi2)
+
+
+def test_bad_input_is_one_clear_error():
+    with pytest.raises(InputError, match="too small"):
+        features.harris_program(2, 30)
+    with pytest.raises(InputError, match="min_distance"):
+        features.harris_program(30, 30, min_distance=0)
+    with pytest.raises(InputError, match="uint8, uint16 or float"):
+        features.as_grey(np.zeros((8, 8), dtype=np.int32))
+    with pytest.raises(InputError, match="NaN"):
+        features.as_grey(np.full((8, 8), np.nan))
+
+
+def test_harris_on_three_real_servers():
+    image = data.camera()[::2, ::2]
+    ref, _ = features.plaintext_harris(image)
+    result = features.harris(image, servers=3)
+    assert {tuple(x) for x in result.outputs} == {tuple(x) for x in ref}
+    assert result.report.offline_seconds == 0.0 and result.report.randomness == "replicated"
