@@ -83,3 +83,27 @@ def test_harris_on_three_real_servers():
     result = features.harris(image, servers=3)
     assert {tuple(x) for x in result.outputs} == {tuple(x) for x in ref}
     assert result.report.offline_seconds == 0.0 and result.report.randomness == "replicated"
+
+
+def test_the_command_line_writes_keypoints_and_a_plot(tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    from safelight import cli
+
+    photo = tmp_path / "camera.png"
+    Image.fromarray(data.camera()[::4, ::4]).save(photo)
+    out, plot = tmp_path / "corners.json", tmp_path / "corners.png"
+    assert cli.main(["features", "harris", str(photo), "--servers", "3", "--json", str(out), "--plot", str(plot)]) == 0
+    record = json.loads(out.read_text())
+    ref, _ = features.plaintext_harris(data.camera()[::4, ::4])
+    assert {(r, c) for r, c, _ in record["keypoints"]} == {tuple(x) for x in ref}
+    assert record["report"]["online_seconds"] > 0 and len(record["report"]["parties"]) == 3
+    assert Image.open(plot).size == (128, 128)
+    (tmp_path / "notes.png").write_text("not an image")
+    assert cli.main(["features", "harris", str(tmp_path / "notes.png"), "--servers", "3"]) == 2
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(np.zeros((2, 40), dtype=np.uint8)).save(tiny)
+    assert cli.main(["features", "harris", str(tiny), "--servers", "3"]) == 2
+    assert "too small" in capsys.readouterr().err

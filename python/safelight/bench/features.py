@@ -1,0 +1,58 @@
+"""Feature detection on shares (issue 16): private Harris corners of a 512x512 grey photo
+on three servers (rss3) and on two servers with a dealer, next to scikit-image's
+corner_harris + corner_peaks in the same process."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from skimage import data
+
+from ..runtime.cluster import Cluster
+from ..tasks import features
+from .registry import register, result
+
+
+def _agreement(found, reference) -> tuple[float, int]:
+    ref = {tuple(x) for x in reference}
+    got = {tuple(x) for x in found}
+    near = sum(any(abs(r[0] - g[0]) <= 1 and abs(r[1] - g[1]) <= 1 for g in got) for r in ref)
+    return near / max(1, len(ref)), len(got - ref)
+
+
+@register("features_harris_512", "private Harris corners of a 512x512 grey photo on 3 servers (rss3), total s")
+def bench_features_harris_512() -> dict[str, Any]:
+    image = data.camera()
+    t0 = time.perf_counter()
+    for _ in range(3):
+        reference, _ = features.plaintext_harris(image)
+    plain_s = (time.perf_counter() - t0) / 3
+    with Cluster.local(3, scheme="rss3") as cluster:
+        runs = [features.harris(image, cluster=cluster) for _ in range(3)]
+    rss3 = sorted(runs, key=lambda r: r.report.online_seconds)[1]
+    with Cluster.local(2, dealer=True) as cluster:
+        two = features.harris(image, cluster=cluster)
+    found, extra = _agreement(rss3.outputs, reference)
+    found2, extra2 = _agreement(two.outputs, reference)
+    r, r2 = rss3.report, two.report
+    return result(
+        "features_harris_512",
+        r.online_seconds + r.offline_seconds,
+        "s",
+        "lower",
+        ref="scikit-image corner_harris + corner_peaks (same process), s",
+        ref_value=plain_s,
+        stat="median of 3 jobs",
+        keypoints_reference=len(reference),
+        keypoints_found_within_1px=found,
+        keypoints_extra=extra,
+        bytes_per_server=[p.bytes_sent for p in r.parties],
+        rounds=r.rounds,
+        two_servers_online_s=r2.online_seconds,
+        two_servers_total_s=r2.online_seconds + r2.offline_seconds,
+        two_servers_bytes_per_server=[p.bytes_sent for p in r2.parties],
+        two_servers_rounds=r2.rounds,
+        two_servers_found_within_1px=found2,
+        two_servers_extra=extra2,
+    )
