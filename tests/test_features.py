@@ -107,3 +107,38 @@ def test_the_command_line_writes_keypoints_and_a_plot(tmp_path, capsys):
     Image.fromarray(np.zeros((2, 40), dtype=np.uint8)).save(tiny)
     assert cli.main(["features", "harris", str(tiny), "--servers", "3"]) == 2
     assert "too small" in capsys.readouterr().err
+
+
+# ---- HOG -----------------------------------------------------------------------------------------------
+
+
+def _private_hog(image):
+    grey = features.as_grey(image)
+    p = features.hog_program(*grey.shape, 3, "rss3")
+    outs, ctxs = simulate(p, {"image": encode(grey * features.HOG_SCALE, 3, scheme="rss3")})
+    return decode(outs["descriptor"]), ctxs
+
+
+@pytest.mark.parametrize(
+    "image",
+    [data.camera()[::4, ::4], data.astronaut()[:64, :96], data.coffee()[100:160, 200:290]],
+    ids=["camera", "astronaut", "coffee"],
+)
+def test_private_hog_equals_scikit_images_hog(image):
+    ref = features.plaintext_hog(image)
+    got, _ = _private_hog(image)
+    assert got.shape == ref.shape
+    err = np.abs(got - ref)
+    assert (err <= 1e-3).mean() >= 0.99 and err.max() <= 0.02  # bin-boundary pixels may flip
+
+
+def test_hog_edge_cases_and_bad_input():
+    flat, _ = _private_hog(np.full((24, 24), 0.3))
+    assert np.abs(flat - features.plaintext_hog(np.full((24, 24), 0.3))).max() <= 1e-3  # all zero
+    ramp = np.tile(np.linspace(0, 1, 32), (32, 1))  # one orientation everywhere: exactly on bin 0's edge
+    got, _ = _private_hog(ramp)
+    assert np.abs(got - features.plaintext_hog(ramp)).max() <= 0.02
+    with pytest.raises(InputError, match="too small"):
+        features.hog_program(20, 40, 3, "rss3")
+    with pytest.raises(InputError, match="three servers"):
+        features.hog_program(64, 64, 2, "additive")

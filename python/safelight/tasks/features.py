@@ -1,4 +1,4 @@
-"""Feature detection on secret-shared images (issue 16): Harris corners so far.
+"""Feature detection on secret-shared images (issue 16): Harris corners and HOG so far.
 
 The reference is scikit-image's pipeline, ``corner_peaks(corner_harris(image, method="k",
 k=0.05, sigma=1), min_distance=1, threshold_rel=0.01)`` on the grey image in [0, 1]
@@ -40,7 +40,7 @@ COMPARE_BITS = 40  # responses of an image in [0, 1] stay far below 2^23 at 16 f
 # (the threshold is relative) and the client divides the responses back.
 SCALE = 2.0
 KERNEL_BITS = 28
-FEATURES = ("harris",)
+FEATURES = ("harris", "hog")
 
 
 def _sobel(axis: int) -> np.ndarray:
@@ -211,3 +211,132 @@ def harris(
     mask, response = decode(job.outputs["mask"]), decode(job.outputs["response"]) / SCALE**4
     peaks, values = keypoints_from_candidates(mask, response, min_distance)
     return TaskResult(peaks, JobReport.from_job(job), {"responses": values})
+
+
+# ---- HOG --------------------------------------------------------------------------------------
+# scikit-image's hog(image) with its defaults: central differences (zero on the border rows
+# and columns), unsigned orientation in [0, 180) in 9 bins of 20 degrees with hard binning
+# weighted by the gradient's magnitude, mean over 8x8 cells, 3x3-cell blocks normalised by
+# L2-Hys (v / sqrt(|v|^2 + eps^2), clipped at 0.2, normalised again), flattened.
+HOG_SCALE = 16.0  # the servers work on the image times this: norms stay well above the fixed-point step
+# t = g_row F + g_col has g_row's sign, or g_col's where g_row = 0: F above |g_col|
+# (HOG_SCALE at 16 fractional bits is 2^20 units), |t| below 2^(FOLD_BITS - 1)
+HOG_FOLD = 2**22
+FOLD_BITS = 48
+# widths of the other comparisons (|x| < 2^(bits-1) ring units): boundary tests and the clip
+# (|values| < 2^5), the magnitude's rsqrt (|g|^2 <= 2 HOG_SCALE^2 = 512) and the blocks' (<= 2^16)
+HOG_BITS = 24
+MAGNITUDE_BITS = 28
+NORM_BITS = 34
+
+
+def _shifted(p: Program, x, axis: int, height: int, width: int):
+    """Central difference along ``axis`` (x[i+1] - x[i-1]), zero on that axis' first and last line."""
+    n = height if axis == 0 else width
+    diff = p.sub(p.slice(x, axis, 2, n), p.slice(x, axis, 0, n - 2))
+    zeros = p.mul_public(p.slice(x, axis, 0, 1), 0.0, integer=True)
+    return p.concat([zeros, diff, zeros], axis=axis)
+
+
+def hog_program(
+    height: int,
+    width: int,
+    parties: int = 2,
+    scheme: str = "additive",
+    orientations: int = 9,
+    pixels_per_cell: tuple[int, int] = (8, 8),
+    cells_per_block: tuple[int, int] = (3, 3),
+) -> Program:
+    """The Program of the private HOG on a ``height`` x ``width`` grey image times
+    :data:`HOG_SCALE`: input ``image``; output ``descriptor`` (the flattened blocks)."""
+    cr, cc = pixels_per_cell
+    br, bc = cells_per_block
+    ncr, ncc = height // cr, width // cc
+    nbr, nbc = ncr - br + 1, ncc - bc + 1
+    if nbr < 1 or nbc < 1:
+        raise InputError(f"the image ({height}x{width}) is too small for {br}x{bc} blocks of {cr}x{cc} cells")
+    if scheme != "rss3":
+        raise InputError(
+            "HOG runs on three servers (--servers 3) so far: its magnitudes and block norms use "
+            "the secure inverse square root, which two servers do not have yet"
+        )
+    p = Program(parties, scheme=scheme, truncation="pair")
+    img = p.input("image", (height, width))
+    gr, gc = _shifted(p, img, 0, height, width), _shifted(p, img, 1, height, width)
+    # fold the gradient into the upper half-plane: the unsigned orientation is its angle
+    t = p.add(p.mul_public(gr, HOG_FOLD, integer=True), gc)
+    sign = p.add_public(p.mul_public(p.less(t, p.mul_public(t, 0.0, integer=True), bits=FOLD_BITS), -2.0), 1.0)
+    vr, vc = p.mul(gr, sign), p.mul(gc, sign)
+    # b_i = 1{angle >= 180 i / n}: the cross product of the boundary's direction and v
+    step = np.pi / orientations
+    at_least = [None]  # b_0 = 1 (every angle is >= 0)
+    for i in range(1, orientations):
+        cross = p.rescale(p.sub(p.mul_public(vr, np.cos(i * step)), p.mul_public(vc, np.sin(i * step))))
+        below = p.less(cross, p.mul_public(cross, 0.0, integer=True), bits=HOG_BITS)
+        at_least.append(p.add_public(p.neg(below), 1.0))
+    q = p.add(p.square(gr), p.square(gc))
+    magnitude = p.mul(q, p.rsqrt(p.add_public(q, 2.0**-16), bits=MAGNITUDE_BITS))  # sqrt(q); 0 for q = 0
+    crop = (ncr * cr, ncc * cc)
+    magnitude = p.slice(p.slice(magnitude, 0, 0, crop[0]), 1, 0, crop[1])
+    cells = []
+    for i in range(orientations):
+        lower = p.slice(p.slice(at_least[i], 0, 0, crop[0]), 1, 0, crop[1]) if i else None
+        upper = p.slice(p.slice(at_least[i + 1], 0, 0, crop[0]), 1, 0, crop[1]) if i + 1 < orientations else None
+        if lower is None:
+            in_bin = p.add_public(p.neg(upper), 1.0)  # bin 0: angle < 180 / n
+        elif upper is None:
+            in_bin = lower  # the last bin: angle >= 180 (n - 1) / n
+        else:
+            in_bin = p.sub(lower, upper)
+        vote = p.reshape(p.mul(in_bin, magnitude), (1, 1, *crop))
+        cell = p.sum_pool2d(vote, (cr, cc))  # (1, 1, ncr, ncc)
+        cells.append(p.reshape(p.rescale(p.mul_public(cell, 1.0 / (cr * cc))), (ncr, ncc, 1)))
+    hist = p.concat(cells, axis=2)  # (ncr, ncc, n)
+    parts = [
+        p.reshape(p.slice(p.slice(hist, 0, i, i + nbr), 1, j, j + nbc), (nbr, nbc, 1, orientations))
+        for i in range(br)
+        for j in range(bc)
+    ]
+    size = br * bc * orientations
+    blocks = p.reshape(p.concat(parts, axis=2), (nbr * nbc, size))
+
+    def normalised(v):
+        norm = p.rsqrt(p.add_public(p.sum(p.square(v), axes=(1,), keepdims=True), 2.0**-16), bits=NORM_BITS)
+        return p.mul(v, p.concat([norm] * size, axis=1))
+
+    first = normalised(blocks)
+    clipped = p.sub(first, p.relu(p.add_public(first, -0.2), bits=HOG_BITS))  # min(v, 0.2)
+    p.output(p.reshape(normalised(clipped), (nbr * nbc * size,)), "descriptor")
+    return p
+
+
+def plaintext_hog(image: Any) -> np.ndarray:
+    """scikit-image's hog of the grey image with its defaults (the reference)."""
+    from skimage.feature import hog as skimage_hog
+
+    return skimage_hog(as_grey(image))
+
+
+def hog(image: Any, *, cluster: Cluster | None = None, servers: int = 2, no_dealer: bool = False) -> TaskResult:
+    """Private HOG of ``image`` (scikit-image's defaults). Returns a TaskResult whose
+    outputs are the flattened descriptor; ``extras["shape"]`` the blocks' shape
+    (blocks along rows, along columns, 3, 3, 9)."""
+    grey = as_grey(image)
+    scheme = "rss3" if (cluster.scheme if cluster is not None else servers == 3 and "rss3") == "rss3" else "additive"
+    parties = 3 if scheme == "rss3" else 2
+    program = hog_program(*grey.shape, parties, scheme)
+    inputs = {"image": encode(grey * HOG_SCALE, parties, scheme=scheme)}
+    job = _run(program, inputs, cluster, scheme, no_dealer)
+    h, w = grey.shape
+    shape = [h // 8 - 2, w // 8 - 2, 3, 3, 9]
+    return TaskResult(decode(job.outputs["descriptor"]), JobReport.from_job(job), {"shape": shape})
+
+
+def _run(program: Program, inputs: dict, cluster: Cluster | None, scheme: str, no_dealer: bool):
+    if cluster is not None:
+        return cluster.run(program, inputs)
+    if scheme == "rss3":
+        with Cluster.local(3, scheme="rss3") as local:
+            return local.run(program, inputs)
+    with Cluster.local(2, dealer=not no_dealer) as local:
+        return local.run(program, inputs, triples="he" if no_dealer else None)
