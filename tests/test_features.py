@@ -142,3 +142,11 @@ def test_hog_edge_cases_and_bad_input():
         features.hog_program(20, 40, 3, "rss3")
     with pytest.raises(InputError, match="three servers"):
         features.hog_program(64, 64, 2, "additive")
+
+
+def test_the_common_task_shape():
+    image = data.camera()[::8, ::8]
+    result = features.run(image, feature="harris", servers=3)
+    assert {tuple(x) for x in result.outputs} == {tuple(x) for x in features.plaintext_harris(image)[0]}
+    with pytest.raises(InputError, match="unknown feature"):
+        features.run(image, feature="sift")

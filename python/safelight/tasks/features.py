@@ -96,29 +96,8 @@ def _global_max(p: Program, x):
     return x
 
 
-def harris_program(
-    height: int,
-    width: int,
-    parties: int = 2,
-    scheme: str = "additive",
-    k: float = 0.05,
-    sigma: float = 1.0,
-    min_distance: int = 1,
-    threshold_rel: float = 0.01,
-) -> Program:
-    """The Program of the private Harris pipeline on a ``height`` x ``width`` grey image:
-    input ``image`` (h, w), the grey image times :data:`SCALE`; outputs ``mask`` and
-    ``response`` (both (h - 2 d, w - 2 d) for d = min_distance: the interior that
-    ``exclude_border`` keeps)."""
-    d = int(min_distance)
-    if d < 1:
-        raise InputError(f"min_distance must be at least 1, got {min_distance!r}")
-    if height <= 2 * d or width <= 2 * d:
-        raise InputError(f"the image ({height}x{width}) is too small for a {2 * d + 1}x{2 * d + 1} window")
-    # exact truncation (pairs) on two servers too: local truncation's rare large error is
-    # too likely over millions of values
-    p = Program(parties, scheme=scheme, truncation="pair")
-    img = p.input("image", (height, width))
+def _response(p: Program, img, sigma: float, k: float):
+    """The Harris response map (det - k trace^2 of the smoothed structure tensor) of ``img`` (h, w)."""
 
     def filt(x, kernel):
         # the kernel at KERNEL_BITS fractional bits: a Gaussian's small taps keep their
@@ -132,23 +111,87 @@ def harris_program(
     arr, arc, acc = filt(p.square(gr), g), filt(p.mul(gr, gc), g), filt(p.square(gc), g)
     det = p.sub(p.mul(arr, acc), p.square(arc))
     trace = p.add(arr, acc)
-    response = p.sub(det, p.rescale(p.mul_public(p.square(trace), k)))  # (h, w)
+    return p.sub(det, p.rescale(p.mul_public(p.square(trace), k)))
 
+
+def _candidates(
+    p: Program, image, height: int, width: int, d: int, threshold_rel: float | None, threshold_abs: float | None
+) -> None:
+    """Outputs ``mask`` and ``response`` (at candidates) of peak_local_max's first stage on
+    ``image`` (h, w): a maximum of its (2 d + 1)^2 window, above the threshold (the larger
+    of ``threshold_abs``, or the image's minimum, and ``threshold_rel`` times its maximum),
+    in the interior that ``exclude_border`` keeps."""
+    flat = p.reshape(image, (height * width,))
+    if threshold_abs is None:
+        threshold = p.neg(_global_max(p, p.neg(flat)))  # the image's minimum
+    else:  # a public constant, as a (1,) tensor
+        threshold = p.add_public(p.mul_public(p.slice(flat, 0, 0, 1), 0.0, integer=True), threshold_abs)
+    if threshold_rel is not None:
+        relative = p.rescale(p.mul_public(_global_max(p, flat), threshold_rel))
+        threshold = _pairwise_max(p, threshold, relative)
     inner = (height - 2 * d, width - 2 * d)
-    top = _global_max(p, p.reshape(response, (height * width,)))  # (1,)
-    threshold = p.rescale(p.mul_public(top, threshold_rel))
-    local = p.max_pool2d(p.reshape(response, (1, 1, height, width)), 2 * d + 1, stride=1, bits=COMPARE_BITS)
+    local = p.max_pool2d(p.reshape(image, (1, 1, height, width)), 2 * d + 1, stride=1, bits=COMPARE_BITS)
     local = p.reshape(local, inner)
-    r = p.slice(p.slice(response, 0, d, height - d), 1, d, width - d)
+    r = p.slice(p.slice(image, 0, d, height - d), 1, d, width - d)
     is_max = p.add_public(p.neg(p.less(r, local, bits=COMPARE_BITS)), 1.0)  # r >= its window's max
-    above = p.less(
-        p.apply("add_broadcast", [p.mul_public(r, 0.0, integer=True), p.reshape(threshold, (1, 1))]),
-        r,
-        bits=COMPARE_BITS,
-    )  # threshold < r
+    zeros = p.mul_public(r, 0.0, integer=True)
+    above = p.less(p.apply("add_broadcast", [zeros, p.reshape(threshold, (1, 1))]), r, bits=COMPARE_BITS)
     mask = p.mul(is_max, above)
     p.output(mask, "mask")
     p.output(p.mul(r, mask), "response")
+
+
+def _check_window(height: int, width: int, min_distance: int) -> int:
+    d = int(min_distance)
+    if d < 1:
+        raise InputError(f"min_distance must be at least 1, got {min_distance!r}")
+    if height <= 2 * d or width <= 2 * d:
+        raise InputError(f"the image ({height}x{width}) is too small for a {2 * d + 1}x{2 * d + 1} window")
+    return d
+
+
+def harris_program(
+    height: int,
+    width: int,
+    parties: int = 2,
+    scheme: str = "additive",
+    k: float = 0.05,
+    sigma: float = 1.0,
+    min_distance: int = 1,
+    threshold_rel: float = 0.01,
+    response_map: bool = False,
+) -> Program:
+    """The Program of the private Harris pipeline on a ``height`` x ``width`` grey image:
+    input ``image`` (h, w), the grey image times :data:`SCALE`; outputs ``mask`` and
+    ``response`` (both (h - 2 d, w - 2 d) for d = min_distance: the interior that
+    ``exclude_border`` keeps). With ``response_map``: the output ``response`` is the whole
+    map (what ``corner_harris`` returns), with no peak finding."""
+    d = _check_window(height, width, min_distance)
+    # exact truncation (pairs) on two servers too: local truncation's rare large error is
+    # too likely over millions of values
+    p = Program(parties, scheme=scheme, truncation="pair")
+    response = _response(p, p.input("image", (height, width)), sigma, k)
+    if response_map:
+        p.output(response, "response")
+        return p
+    _candidates(p, response, height, width, d, threshold_rel, None)
+    return p
+
+
+def peaks_program(
+    height: int,
+    width: int,
+    parties: int = 2,
+    scheme: str = "additive",
+    min_distance: int = 1,
+    threshold_rel: float | None = None,
+    threshold_abs: float | None = None,
+) -> Program:
+    """peak_local_max's candidates of a shared ``image`` (h, w): outputs ``mask`` and
+    ``response`` as :func:`harris_program`."""
+    d = _check_window(height, width, min_distance)
+    p = Program(parties, scheme=scheme, truncation="pair")
+    _candidates(p, p.input("image", (height, width)), height, width, d, threshold_rel, threshold_abs)
     return p
 
 
@@ -340,3 +383,13 @@ def _run(program: Program, inputs: dict, cluster: Cluster | None, scheme: str, n
             return local.run(program, inputs)
     with Cluster.local(2, dealer=not no_dealer) as local:
         return local.run(program, inputs, triples="he" if no_dealer else None)
+
+
+def run(image: Any, *, cluster: Cluster | None = None, feature: str = "harris", **options: Any) -> TaskResult:
+    """The common task shape: ``feature`` ("harris" or "hog") of ``image``; ``options`` as
+    :func:`harris` or :func:`hog` take them."""
+    if feature == "harris":
+        return harris(image, cluster=cluster, **options)
+    if feature == "hog":
+        return hog(image, cluster=cluster, **options)
+    raise InputError(f"unknown feature {feature!r}: one of {', '.join(FEATURES)} (SIFT-like is not built yet)")
