@@ -55,6 +55,8 @@ def corner_peaks(
     if exclude_border is not True or footprint is not None or labels is not None or not np.isinf(num_peaks_per_label):
         raise UnsupportedError("the private corner_peaks supports exclude_border=True, no footprint and no labels")
     a = np.asarray(image, dtype=np.float64)
+    if a.size and np.abs(a).max() >= 2.0**30:
+        raise UnsupportedError("the private corner_peaks compares values below 2^30 in magnitude")
     parties, scheme = scheme_of(cluster)
     program = features.peaks_program(*a.shape, parties, scheme, min_distance, threshold_rel, threshold_abs)
     out = run(program, a, cluster)

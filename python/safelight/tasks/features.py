@@ -34,7 +34,11 @@ from ..runtime.cluster import Cluster
 from ..sharing import decode, encode
 from .report import JobReport, TaskResult
 
-COMPARE_BITS = 40  # responses of an image in [0, 1] stay far below 2^23 at 16 fractional bits
+COMPARE_BITS = 40  # comparison width where values are only known to stay below 2^23
+# Harris responses of an image in [0, 1] times SCALE: gradients below 8, tensor entries below
+# 64, |det - k trace^2| below 2^13, so below 2^29 ring units: 32-bit comparisons suffice
+HARRIS_BITS = 32
+PEAKS_BITS = 48  # corner_peaks on a caller's image: values below 2^31
 # The servers work on the image times SCALE: responses grow as SCALE^4 while the fixed-point
 # step stays 2^-16, so weak corners keep their relative precision; keypoints are unchanged
 # (the threshold is relative) and the client divides the responses back.
@@ -79,18 +83,18 @@ def as_grey(image: Any) -> np.ndarray:
     return np.clip(a.astype(np.float64), 0.0, 1.0)
 
 
-def _pairwise_max(p: Program, a, b):
-    return p.add(b, p.relu(p.sub(a, b), bits=COMPARE_BITS))
+def _pairwise_max(p: Program, a, b, bits: int = COMPARE_BITS):
+    return p.add(b, p.relu(p.sub(a, b), bits=bits))
 
 
-def _global_max(p: Program, x):
+def _global_max(p: Program, x, bits: int = COMPARE_BITS):
     """The largest value of a flat tensor: a secure max (rss3) or a tournament of ReLUs."""
     if p.scheme == "rss3":
-        return p.reshape(p.max(x, axis=0, bits=COMPARE_BITS), (1,))
+        return p.reshape(p.max(x, axis=0, bits=bits), (1,))
     n = x.shape[0]
     while n > 1:
         half = n // 2
-        top = _pairwise_max(p, p.slice(x, 0, 0, half), p.slice(x, 0, half, 2 * half))
+        top = _pairwise_max(p, p.slice(x, 0, 0, half), p.slice(x, 0, half, 2 * half), bits)
         x = p.concat([top, p.slice(x, 0, 2 * half, n)], axis=0) if n % 2 else top
         n = half + n % 2
     return x
@@ -115,7 +119,14 @@ def _response(p: Program, img, sigma: float, k: float):
 
 
 def _candidates(
-    p: Program, image, height: int, width: int, d: int, threshold_rel: float | None, threshold_abs: float | None
+    p: Program,
+    image,
+    height: int,
+    width: int,
+    d: int,
+    threshold_rel: float | None,
+    threshold_abs: float | None,
+    bits: int,
 ) -> None:
     """Outputs ``mask`` and ``response`` (at candidates) of peak_local_max's first stage on
     ``image`` (h, w): a maximum of its (2 d + 1)^2 window, above the threshold (the larger
@@ -123,19 +134,20 @@ def _candidates(
     in the interior that ``exclude_border`` keeps."""
     flat = p.reshape(image, (height * width,))
     if threshold_abs is None:
-        threshold = p.neg(_global_max(p, p.neg(flat)))  # the image's minimum
+        threshold = p.neg(_global_max(p, p.neg(flat), bits))  # the image's minimum
     else:  # a public constant, as a (1,) tensor
         threshold = p.add_public(p.mul_public(p.slice(flat, 0, 0, 1), 0.0, integer=True), threshold_abs)
     if threshold_rel is not None:
-        relative = p.rescale(p.mul_public(_global_max(p, flat), threshold_rel))
-        threshold = _pairwise_max(p, threshold, relative)
+        relative = p.rescale(p.mul_public(_global_max(p, flat, bits), threshold_rel))
+        threshold = _pairwise_max(p, threshold, relative, bits)
     inner = (height - 2 * d, width - 2 * d)
-    local = p.max_pool2d(p.reshape(image, (1, 1, height, width)), 2 * d + 1, stride=1, bits=COMPARE_BITS)
-    local = p.reshape(local, inner)
+    # the window's max, separably: rows then columns (2 d comparisons each, not (2 d + 1)^2 - 1)
+    rows = p.max_pool2d(p.reshape(image, (1, 1, height, width)), (1, 2 * d + 1), stride=1, bits=bits)
+    local = p.reshape(p.max_pool2d(rows, (2 * d + 1, 1), stride=1, bits=bits), inner)
     r = p.slice(p.slice(image, 0, d, height - d), 1, d, width - d)
-    is_max = p.add_public(p.neg(p.less(r, local, bits=COMPARE_BITS)), 1.0)  # r >= its window's max
+    is_max = p.add_public(p.neg(p.less(r, local, bits=bits)), 1.0)  # r >= its window's max
     zeros = p.mul_public(r, 0.0, integer=True)
-    above = p.less(p.apply("add_broadcast", [zeros, p.reshape(threshold, (1, 1))]), r, bits=COMPARE_BITS)
+    above = p.less(p.apply("add_broadcast", [zeros, p.reshape(threshold, (1, 1))]), r, bits=bits)
     mask = p.mul(is_max, above)
     p.output(mask, "mask")
     p.output(p.mul(r, mask), "response")
@@ -174,7 +186,7 @@ def harris_program(
     if response_map:
         p.output(response, "response")
         return p
-    _candidates(p, response, height, width, d, threshold_rel, None)
+    _candidates(p, response, height, width, d, threshold_rel, None, HARRIS_BITS)
     return p
 
 
@@ -191,7 +203,7 @@ def peaks_program(
     ``response`` as :func:`harris_program`."""
     d = _check_window(height, width, min_distance)
     p = Program(parties, scheme=scheme, truncation="pair")
-    _candidates(p, p.input("image", (height, width)), height, width, d, threshold_rel, threshold_abs)
+    _candidates(p, p.input("image", (height, width)), height, width, d, threshold_rel, threshold_abs, PEAKS_BITS)
     return p
 
 
