@@ -96,7 +96,7 @@ def main() -> None:
             qpaths.append(path)
 
         embedder = Embedder()
-        gallery = embedder.embed_preprocessed(np.concatenate([search._preprocessed(p) for p in names]))
+        gallery = embedder.embed_preprocessed(np.concatenate([search.preprocessed(p) for p in names]))
         position = {name: k for k, name in enumerate(names)}
         relevant = [{k for k, g in enumerate(gallery_ids) if source[g] == source[q]} for q in query_ids]
 

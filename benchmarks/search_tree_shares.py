@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from safelight.bench.search import _gallery, _shares
+from safelight.bench.search import shared, synthetic_gallery
 from safelight.models.embedding import EMBEDDING_DIM
 from safelight.program.program import Program
 from safelight.runtime.cluster import Cluster
@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=5)
     ap.add_argument("--probe", type=int, default=search.DEFAULT_PROBES)
     args = ap.parse_args()
-    gallery, _ = _gallery(args.rows, 1)
+    gallery, _ = synthetic_gallery(args.rows, 1)
     rng = np.random.default_rng(5)
     picks = rng.integers(args.rows, size=args.queries)
     queries = gallery[picks] + rng.normal(size=(args.queries, EMBEDDING_DIM)) * 0.3 / np.sqrt(EMBEDDING_DIM)
@@ -43,7 +43,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         with Cluster.local(3, scheme="rss3", store=Path(tmp) / "servers") as cluster, Catalog(tmp) as cat:
             seg = cat.next_segment("private")
-            cluster.upload_model(seg.model, {"features": _shares(gallery)})
+            cluster.upload_model(seg.model, {"features": shared(gallery)})
             cat.add(seg, [f"r{i}" for i in range(args.rows)])
             t0 = time.perf_counter()
             reports: list = []
@@ -62,11 +62,11 @@ def main() -> None:
                 p.output(search.nearest(p, qt, [c], min(args.probe, leaves)), "probe")
                 p.output(qt, "query")
                 stored = search.StoredTensor(model_id, "centroids", (leaves, EMBEDDING_DIM), 3, 16, "rss3")
-                probe = cluster.run(p, {"q": _shares(q[None]), "c": stored}, keep={"query": "bench.query"})
+                probe = cluster.run(p, {"q": shared(q[None]), "c": stored}, keep={"query": "bench.query"})
                 visited = set(np.rint(decode(probe.outputs["probe"])[1]).astype(int).tolist())
                 segments = [s for s in cat.segments() if s.leaf in visited]
                 searched = sum(s.rows for s in segments)
-                program, inputs = search._leaf_program(segments, min(10, searched), probe.kept["query"])
+                program, inputs = search.leaf_program(segments, min(10, searched), probe.kept["query"])
                 found = cluster.run(program, inputs)
                 names = cat.names_by_position(segments)
                 rows = [int(names[int(i)][1:]) for i in np.rint(decode(found.outputs["nearest"])[1])]

@@ -174,16 +174,16 @@ def test_private_features_equal_onnxruntime_and_the_query_ranks_as_plaintext(gal
     photo = np.asarray(Image.open(folder / "astronaut.png"))
     with safelight.Cluster.local(3, scheme="rss3", store=tmp_path / "servers") as cluster, Catalog(tmp_path) as cat:
         search.upload(cluster)
-        model, unit = search._network(1)
+        model, unit = search.embedding_network(1)
         model.program.output(unit, "unit")
-        inputs = {**model.encode_inputs({"image": search._preprocessed(photo)}), **search._weights(model)}
+        inputs = {**model.encode_inputs({"image": search.preprocessed(photo)}), **search.weight_inputs(model)}
         private = decode(cluster.run(model.program, inputs).outputs["unit"])
         plain = Embedder().embed(photo)
         assert np.abs(private - plain).max() < 2e-3
 
         search.index([folder], cluster=cluster, catalog=cat, features="local")
         embedded = Embedder().embed_preprocessed(
-            np.concatenate([search._preprocessed(folder / f"{n}.png") for n in sorted(PHOTOS)])
+            np.concatenate([search.preprocessed(folder / f"{n}.png") for n in sorted(PHOTOS)])
         )
         for q in ("chelsea.jpg", "coffee_small.png"):
             result = search.query(queries / q, cluster=cluster, catalog=cat, top=3)

@@ -30,7 +30,7 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
-def _gallery(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def synthetic_gallery(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Synthetic unit features with the structure of a photo collection (groups of similar
     photos around random centres), and a query: a perturbed copy of one of them."""
     rng = np.random.default_rng(seed)
@@ -61,7 +61,7 @@ def _plaintext(gallery: np.ndarray, q: np.ndarray, runs: int) -> tuple[float, np
     return statistics.median(times), rows, "FAISS IndexFlatL2" if faiss is not None else "numpy"
 
 
-def _shares(v: np.ndarray):
+def shared(v: np.ndarray):
     return encode(v.astype(np.float64), 3, scheme="rss3")
 
 
@@ -71,13 +71,13 @@ def _upload_tree(cluster: Cluster, gallery: np.ndarray) -> dict[str, Any]:
     t0 = time.perf_counter()
     centroids, leaf = search.spherical_kmeans(gallery, leaves)
     kmeans_s = time.perf_counter() - t0
-    stored = cluster.upload_model("bench.tree", {"c": _shares(centroids)})
+    stored = cluster.upload_model("bench.tree", {"c": shared(centroids)})
     segments, members = [], []
     for j in range(leaves):
         rows = np.flatnonzero(leaf == j)
         model = f"bench.tree.l{j}"
         if len(rows):
-            cluster.upload_model(model, {"features": _shares(gallery[rows])})
+            cluster.upload_model(model, {"features": shared(gallery[rows])})
         segments.append(search.Segment(j, model, len(rows), "local", j))
         members.append(rows)
     return {"centroids": stored["c"], "segments": segments, "members": members, "kmeans_s": kmeans_s}
@@ -91,11 +91,11 @@ def _tree_query(cluster: Cluster, q: np.ndarray, tree: dict[str, Any], probes: i
     qt = p.input("q", (1, EMBEDDING_DIM))
     p.output(search.nearest(p, qt, [p.input("c", (leaves, EMBEDDING_DIM))], min(probes, leaves)), "probe")
     p.output(qt, "query")
-    probe = cluster.run(p, {"q": _shares(q), "c": tree["centroids"]}, keep={"query": "bench.query"})
+    probe = cluster.run(p, {"q": shared(q), "c": tree["centroids"]}, keep={"query": "bench.query"})
     visited = sorted(set(np.rint(decode(probe.outputs["probe"])[1]).astype(int).tolist()))
     segments = [tree["segments"][j] for j in visited if tree["segments"][j].rows]
     searched = sum(seg.rows for seg in segments)
-    program, inputs = search._leaf_program(segments, min(TOP, searched), probe.kept["query"])
+    program, inputs = search.leaf_program(segments, min(TOP, searched), probe.kept["query"])
     found = cluster.run(program, inputs)
     positions = np.rint(decode(found.outputs["nearest"])[1]).astype(int)
     rows = np.concatenate([tree["members"][seg.leaf] for seg in segments])
@@ -103,15 +103,15 @@ def _tree_query(cluster: Cluster, q: np.ndarray, tree: dict[str, Any], probes: i
 
 
 def _search_bench(n: int, runs: int) -> dict[str, Any]:
-    gallery, q = _gallery(n, 1)
+    gallery, q = synthetic_gallery(n, 1)
     p = Program(3, scheme="rss3")
     near = search.nearest(p, p.input("q", (1, EMBEDDING_DIM)), [p.input("g", (n, EMBEDDING_DIM))], TOP)
     p.output(near, "near")
     with Cluster.local(3, scheme="rss3") as cluster:
         t0 = time.perf_counter()
-        stored = cluster.upload_model("bench.gallery", {"g": _shares(gallery)})
+        stored = cluster.upload_model("bench.gallery", {"g": shared(gallery)})
         upload_s = time.perf_counter() - t0
-        jobs = [cluster.run(p, {"q": _shares(q), "g": stored["g"]}) for _ in range(runs + 1)][1:]  # 1st: warm-up
+        jobs = [cluster.run(p, {"q": shared(q), "g": stored["g"]}) for _ in range(runs + 1)][1:]  # 1st: warm-up
         tree = _upload_tree(cluster, gallery)
         tree_runs = [_tree_query(cluster, q, tree, search.DEFAULT_PROBES) for _ in range(runs + 1)][1:]
     job = sorted(jobs, key=lambda j: j.online_seconds)[len(jobs) // 2]
@@ -170,7 +170,7 @@ def bench_search_100k() -> dict[str, Any]:
 @register("embed_224_rss3", "private EfficientNet-Lite0 embedding of a 224x224 photo on 3 servers (rss3), s")
 def bench_embed_224_rss3() -> dict[str, Any]:
     photo = data.chelsea()
-    pixels = search._preprocessed(photo)
+    pixels = search.preprocessed(photo)
     embedder = Embedder()
     plain = embedder.embed_preprocessed(pixels)
     t0 = time.perf_counter()
@@ -181,9 +181,9 @@ def bench_embed_224_rss3() -> dict[str, Any]:
         search.upload(cluster)
         jobs = []
         for _ in range(2):
-            model, unit = search._network(1)
+            model, unit = search.embedding_network(1)
             model.program.output(unit, "unit")
-            inputs = {**model.encode_inputs({"image": pixels}), **search._weights(model)}
+            inputs = {**model.encode_inputs({"image": pixels}), **search.weight_inputs(model)}
             jobs.append(cluster.run(model.program, inputs))
     job = jobs[-1]
     private = decode(job.outputs["unit"])

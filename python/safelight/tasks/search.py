@@ -70,7 +70,7 @@ def _embedding_onnx() -> bytes:
     return Extractor(model).extract_model(["image"], ["embedding"]).SerializeToString()
 
 
-def _network(batch: int):
+def embedding_network(batch: int):
     """A fresh Program computing the unit embeddings of ``batch`` images, and its tensor."""
     model = load_onnx(
         _embedding_onnx(),
@@ -87,7 +87,7 @@ def _network(batch: int):
     return model, unit
 
 
-def _weights(model) -> dict[str, StoredTensor]:
+def weight_inputs(model) -> dict[str, StoredTensor]:
     return {
         name: StoredTensor(MODEL_ID, name, w.shape, 3, model.program.frac_bits, "rss3")
         for name, w in model.weights.items()
@@ -97,7 +97,7 @@ def _weights(model) -> dict[str, StoredTensor]:
 def upload(cluster: Cluster) -> None:
     """Model owner: share EfficientNet-Lite0's weights to the three servers (once)."""
     _check_cluster(cluster)
-    model, _ = _network(1)
+    model, _ = embedding_network(1)
     cluster.upload_model(MODEL_ID, model.encode_weights())
 
 
@@ -125,7 +125,7 @@ def _load(path: str | Path) -> np.ndarray:
     return pixels.astype(np.float32) / 65535.0 if pixels.dtype == np.uint16 else pixels
 
 
-def _preprocessed(image: Any) -> np.ndarray:
+def preprocessed(image: Any) -> np.ndarray:
     """The network input (1, 3, 224, 224) of an image, a path or an array."""
     if isinstance(image, (str, Path)):
         image = _load(image)
@@ -155,7 +155,7 @@ def index(
         embedder = Embedder()
     for start in range(0, len(files), BATCH if features == "private" else 64):
         chunk = files[start : start + (BATCH if features == "private" else 64)]
-        pixels = np.concatenate([_preprocessed(f) for f in chunk])
+        pixels = np.concatenate([preprocessed(f) for f in chunk])
         segment = catalog.next_segment(features)
         if features == "local":
             feats = embedder.embed_preprocessed(pixels)
@@ -173,9 +173,9 @@ def index(
 
 def _extract(cluster: Cluster, pixels: np.ndarray, segment: Segment) -> JobReport:
     """Features of a batch computed on the servers and kept there as the segment."""
-    model, unit = _network(len(pixels))
+    model, unit = embedding_network(len(pixels))
     model.program.output(unit, "features")
-    inputs: dict[str, Any] = {**model.encode_inputs({"image": pixels}), **_weights(model)}
+    inputs: dict[str, Any] = {**model.encode_inputs({"image": pixels}), **weight_inputs(model)}
     job = cluster.run(model.program, inputs, keep={"features": segment.model})
     return JobReport.from_job(job)
 
@@ -204,7 +204,7 @@ def nearest(p, q, galleries: Sequence[Any], k: int):
 def query_program(segments: Sequence[Segment], k: int):
     """The one-job query: unit embedding of the image, distances to every gallery row,
     the k smallest with their positions. Returns (model, program inputs from the servers)."""
-    model, q = _network(1)
+    model, q = embedding_network(1)
     p = model.program
     stored: dict[str, StoredTensor] = {}
     galleries = []
@@ -213,7 +213,7 @@ def query_program(segments: Sequence[Segment], k: int):
         stored[name] = StoredTensor(seg.model, seg.tensor, (seg.rows, EMBEDDING_DIM), 3, p.frac_bits, "rss3")
         galleries.append(p.input(name, (seg.rows, EMBEDDING_DIM)))
     p.output(nearest(p, q, galleries, k), "nearest")
-    return model, {**_weights(model), **stored}
+    return model, {**weight_inputs(model), **stored}
 
 
 # ---- the index tree -------------------------------------------------------------------------------
@@ -402,12 +402,12 @@ def _probe_leaves(
     """Job 1 of a tree query: the query's unit embedding (kept on the servers) and its
     ``probes`` nearest centroids (returned to the user, who then names those leaves)."""
     model_id, leaves, _ = tree
-    model, q = _network(1)
+    model, q = embedding_network(1)
     p = model.program
     centroids = StoredTensor(model_id, "centroids", (leaves, EMBEDDING_DIM), 3, p.frac_bits, "rss3")
     p.output(nearest(p, q, [p.input("centroids", (leaves, EMBEDDING_DIM))], min(probes, leaves)), "probe")
     p.output(q, "query")
-    inputs = {**model.encode_inputs({"image": pixels}), **_weights(model), "centroids": centroids}
+    inputs = {**model.encode_inputs({"image": pixels}), **weight_inputs(model), "centroids": centroids}
     # a fresh id per query (concurrent queries do not meet), dropped once the leaves are searched
     kept_id = f"search.{catalog.collection}.q{os.urandom(6).hex()}"
     job = cluster.run(model.program, inputs, keep={"query": kept_id})
@@ -429,7 +429,7 @@ def query(
     two jobs: the nearest ``probes`` leaves (the servers learn which), then a search of
     those leaves only; otherwise one job over the whole gallery."""
     _check_cluster(cluster)
-    pixels = _preprocessed(image)  # a bad image fails first, before anything else is checked
+    pixels = preprocessed(image)  # a bad image fails first, before anything else is checked
     if not isinstance(probes, int) or probes < 1:
         raise InputError(f"--probe must be a positive integer, got {probes!r}")
     live = catalog.live_photos()
@@ -461,7 +461,7 @@ def query(
         inputs = {**model.encode_inputs({"image": pixels}), **stored}
         program = model.program
     else:
-        program, inputs = _leaf_program(segments, k, kept_query)
+        program, inputs = leaf_program(segments, k, kept_query)
     try:
         job = cluster.run(program, inputs)
     finally:
@@ -478,7 +478,7 @@ def query(
     return TaskResult(matches, JobReport.from_job(job), extras)
 
 
-def _leaf_program(segments: Sequence[Segment], k: int, q: StoredTensor):
+def leaf_program(segments: Sequence[Segment], k: int, q: StoredTensor):
     """Job 2 of a tree query: the kept query embedding against the visited leaves."""
     p = Program(3, scheme="rss3")
     inputs: dict[str, Any] = {"q": q}
@@ -494,7 +494,7 @@ def _leaf_program(segments: Sequence[Segment], k: int, q: StoredTensor):
 def plaintext_ranking(image: Any, gallery: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
     """The reference: the exact k nearest unit embeddings (FAISS IndexFlatL2 when
     installed, numpy otherwise) of ``image`` in ``gallery`` (n, 1280). (distances, rows)."""
-    q = Embedder().embed_preprocessed(_preprocessed(image)).astype(np.float32)
+    q = Embedder().embed_preprocessed(preprocessed(image)).astype(np.float32)
     g = np.ascontiguousarray(gallery, dtype=np.float32)
     try:
         import faiss
