@@ -61,10 +61,7 @@ def corner_peaks(
     program = features.peaks_program(*a.shape, parties, scheme, min_distance, threshold_rel, threshold_abs)
     out = run(program, a, cluster)
     d = int(min_distance)
-    chosen = out["mask"] > 0.5
-    floor = float(np.min(out["response"][chosen])) - 1.0 if chosen.any() else -1.0
-    candidates = np.full(a.shape, floor)
-    candidates[d:-d, d:-d] = np.where(chosen, out["response"], floor)
+    candidates, floor = features.candidate_image(out["mask"], out["response"], d)
     return reference(
         candidates,
         min_distance=d,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import fixed_point
 from ..errors import UnsupportedError
 from ..program.program import Program
 from ..runtime.cluster import Cluster
+from ..tasks.features import public_filter
+from ..tasks.kernels import gaussian_kernel
 from ._run import run, scheme_of
 
-KERNEL_BITS = 28  # the filters' kernels keep their small taps (see tasks.features)
 MAGNITUDE_SCALE = 16.0
 _MODES = {"constant": "zero", "nearest": "nearest", "reflect": "reflect", "mirror": "mirror"}
 
@@ -30,12 +30,6 @@ def _padding(mode: str, cval: float) -> str:
     return _MODES[mode]
 
 
-def _filter(p: Program, x, kernel: np.ndarray, padding: str):
-    ring_kernel = fixed_point.encode(np.asarray(kernel, dtype=np.float64)[None], KERNEL_BITS)
-    attrs = {"kernel": ring_kernel.tolist(), "padding": padding, "layout": "hw"}
-    return p.rescale(p.apply("conv2d_public", [x], attrs, frac_bits=x.frac_bits + KERNEL_BITS))
-
-
 def gaussian(
     image,
     sigma=1.0,
@@ -52,13 +46,12 @@ def gaussian(
     if channel_axis is not None or out is not None or np.ndim(sigma) != 0:
         raise UnsupportedError("the private gaussian takes a grey image, one sigma and no out=")
     a = np.asarray(image, dtype=np.float64) if preserve_range else _float_image(image)
-    radius = int(truncate * float(sigma) + 0.5)
-    x = np.arange(-radius, radius + 1, dtype=np.float64)
-    g = np.exp(-0.5 * (x / float(sigma)) ** 2)
-    g /= g.sum()
     parties, scheme = scheme_of(cluster)
     p = Program(parties, scheme=scheme, truncation="pair")
-    p.output(_filter(p, p.input("image", a.shape), np.outer(g, g), _padding(mode, cval)), "out")
+    p.output(
+        public_filter(p, p.input("image", a.shape), gaussian_kernel(float(sigma), truncate), _padding(mode, cval)),
+        "out",
+    )
     return run(p, a, cluster)["out"]
 
 
@@ -77,7 +70,7 @@ def sobel(image, mask=None, *, axis=None, mode="reflect", cval=0.0, cluster: Clu
     padding = _padding(mode, cval)
     # scipy.ndimage.convolve flips the kernel: correlate with the flipped one
     responses = [
-        _filter(p, x, (np.outer(edge, smooth) if ax == 0 else np.outer(smooth, edge))[::-1, ::-1], padding)
+        public_filter(p, x, (np.outer(edge, smooth) if ax == 0 else np.outer(smooth, edge))[::-1, ::-1], padding)
         for ax in axes
     ]
     if len(responses) == 1:

@@ -32,6 +32,7 @@ from ..errors import InputError
 from ..program.program import Program
 from ..runtime.cluster import Cluster
 from ..sharing import decode, encode
+from .kernels import gaussian_kernel
 from .report import JobReport, TaskResult
 
 COMPARE_BITS = 40  # comparison width where values are only known to stay below 2^23
@@ -51,15 +52,6 @@ def _sobel(axis: int) -> np.ndarray:
     """scipy.ndimage.sobel's kernel along ``axis`` as a 3x3 correlation kernel."""
     derivative, smooth = np.array([-1.0, 0.0, 1.0]), np.array([1.0, 2.0, 1.0])
     return np.outer(derivative, smooth) if axis == 0 else np.outer(smooth, derivative)
-
-
-def _gaussian(sigma: float, truncate: float = 4.0) -> np.ndarray:
-    """The 2-D kernel of scipy.ndimage.gaussian_filter (separable, radius int(truncate sigma + 0.5))."""
-    radius = int(truncate * sigma + 0.5)
-    x = np.arange(-radius, radius + 1, dtype=np.float64)
-    g = np.exp(-0.5 * (x / sigma) ** 2)
-    g /= g.sum()
-    return np.outer(g, g)
 
 
 def as_grey(image: Any) -> np.ndarray:
@@ -100,18 +92,23 @@ def _global_max(p: Program, x, bits: int = COMPARE_BITS):
     return x
 
 
+def public_filter(p: Program, x, kernel: np.ndarray, padding: str):
+    """``x`` (h, w) correlated with a public 2-D kernel, the kernel at KERNEL_BITS fractional
+    bits: a Gaussian's small taps keep their relative precision (at 16 bits its tails would
+    round away)."""
+    ring_kernel = fixed_point.encode(np.asarray(kernel, dtype=np.float64)[None], KERNEL_BITS)
+    attrs = {"kernel": ring_kernel.tolist(), "padding": padding, "layout": "hw"}
+    return p.rescale(p.apply("conv2d_public", [x], attrs, frac_bits=x.frac_bits + KERNEL_BITS))
+
+
 def _response(p: Program, img, sigma: float, k: float):
     """The Harris response map (det - k trace^2 of the smoothed structure tensor) of ``img`` (h, w)."""
 
     def filt(x, kernel):
-        # the kernel at KERNEL_BITS fractional bits: a Gaussian's small taps keep their
-        # relative precision (at 16 bits its tails would round away)
-        ring_kernel = fixed_point.encode(np.asarray(kernel, dtype=np.float64)[None], KERNEL_BITS)
-        attrs = {"kernel": ring_kernel.tolist(), "padding": "zero", "layout": "hw"}
-        return p.rescale(p.apply("conv2d_public", [x], attrs, frac_bits=x.frac_bits + KERNEL_BITS))
+        return public_filter(p, x, kernel, "zero")
 
     gr, gc = filt(img, _sobel(0)), filt(img, _sobel(1))
-    g = _gaussian(sigma)
+    g = gaussian_kernel(sigma)
     arr, arc, acc = filt(p.square(gr), g), filt(p.mul(gr, gc), g), filt(p.square(gc), g)
     det = p.sub(p.mul(arr, acc), p.square(arc))
     trace = p.add(arr, acc)
@@ -227,12 +224,20 @@ def keypoints_from_candidates(
     from skimage.feature import corner_peaks
 
     d = int(min_distance)
+    image, floor = candidate_image(mask, response, d)
+    peaks = corner_peaks(image, min_distance=d, threshold_abs=floor, threshold_rel=None, exclude_border=True)
+    return peaks, image[tuple(peaks.T)] if len(peaks) else np.empty(0)
+
+
+def candidate_image(mask: np.ndarray, response: np.ndarray, d: int) -> tuple[np.ndarray, float]:
+    """The full-size image that has the private candidates' responses and a floor below them
+    everywhere else (the border of width ``d`` too): scikit-image's peak finder run on it
+    with ``threshold_abs=floor`` finds exactly the candidates. (image, floor)."""
     chosen = np.asarray(mask) > 0.5
     floor = float(np.min(response[chosen])) - 1.0 if chosen.any() else -1.0
     image = np.full((mask.shape[0] + 2 * d, mask.shape[1] + 2 * d), floor)
     image[d:-d, d:-d] = np.where(chosen, response, floor)
-    peaks = corner_peaks(image, min_distance=d, threshold_abs=floor, threshold_rel=None, exclude_border=True)
-    return peaks, image[tuple(peaks.T)] if len(peaks) else np.empty(0)
+    return image, floor
 
 
 def harris(
@@ -251,18 +256,10 @@ def harris(
     responses. Without ``cluster``: two servers and a dealer (``no_dealer``: the servers
     make the randomness themselves) or three with replicated sharing, on loopback."""
     grey = as_grey(image)
-    scheme = "rss3" if (cluster.scheme if cluster is not None else servers == 3 and "rss3") == "rss3" else "additive"
-    parties = 3 if scheme == "rss3" else 2
+    parties, scheme = _scheme(cluster, servers)
     program = harris_program(*grey.shape, parties, scheme, k, sigma, min_distance, threshold_rel)
     inputs = {"image": encode(grey * SCALE, parties, scheme=scheme)}
-    if cluster is not None:
-        job = cluster.run(program, inputs)
-    elif scheme == "rss3":
-        with Cluster.local(3, scheme="rss3") as local:
-            job = local.run(program, inputs)
-    else:
-        with Cluster.local(2, dealer=not no_dealer) as local:
-            job = local.run(program, inputs, triples="he" if no_dealer else None)
+    job = _run(program, inputs, cluster, scheme, no_dealer)
     mask, response = decode(job.outputs["mask"]), decode(job.outputs["response"]) / SCALE**4
     peaks, values = keypoints_from_candidates(mask, response, min_distance)
     return TaskResult(peaks, JobReport.from_job(job), {"responses": values})
@@ -377,14 +374,20 @@ def hog(image: Any, *, cluster: Cluster | None = None, servers: int = 2, no_deal
     outputs are the flattened descriptor; ``extras["shape"]`` the blocks' shape
     (blocks along rows, along columns, 3, 3, 9)."""
     grey = as_grey(image)
-    scheme = "rss3" if (cluster.scheme if cluster is not None else servers == 3 and "rss3") == "rss3" else "additive"
-    parties = 3 if scheme == "rss3" else 2
+    parties, scheme = _scheme(cluster, servers)
     program = hog_program(*grey.shape, parties, scheme)
     inputs = {"image": encode(grey * HOG_SCALE, parties, scheme=scheme)}
     job = _run(program, inputs, cluster, scheme, no_dealer)
     h, w = grey.shape
     shape = [h // 8 - 2, w // 8 - 2, 3, 3, 9]
     return TaskResult(decode(job.outputs["descriptor"]), JobReport.from_job(job), {"shape": shape})
+
+
+def _scheme(cluster: Cluster | None, servers: int) -> tuple[int, str]:
+    """(parties, scheme) of a job: the cluster's, or ``servers`` local ones (3: rss3)."""
+    if cluster is not None:
+        return cluster.parties, cluster.scheme
+    return (3, "rss3") if servers == 3 else (2, "additive")
 
 
 def _run(program: Program, inputs: dict, cluster: Cluster | None, scheme: str, no_dealer: bool):
