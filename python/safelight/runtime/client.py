@@ -239,39 +239,20 @@ def upload_model(
     for name, enc in tensors.items():
         if enc.parties != config.n:
             raise InputError(f"tensor {name!r} is encoded for {enc.parties} servers, the cluster has {config.n}")
-    failures: list[tuple[int, BaseException]] = []
 
-    def send(party: int) -> None:
-        addr = config.parties[party]
-        channel: Channel | None = None
-        try:
-            channel = connect(addr.host, addr.port, identity, party_name(party), config.timeout, records=config.records)
-            descriptors, shares = [], []
-            for name, enc in tensors.items():
-                d, share = _describe(name, enc.payloads[party])
-                descriptors.append({**d, "shape": list(enc.shape)})
-                if share is not None:
-                    shares.append((name, share))
-            channel.send_json(MsgType.STORE, b"\0" * 16, {"model": model_id, "inputs": descriptors})
-            for name, share in shares:
-                channel.send_tensor(b"\0" * 16, name, share)
-            channel.expect(MsgType.RESULT)
-        except BaseException as exc:  # re-raised below
-            failures.append((party, exc))
-        finally:
-            if channel is not None:
-                channel.close()
+    def send(party: int, channel: Channel) -> None:
+        descriptors, shares = [], []
+        for name, enc in tensors.items():
+            d, share = _describe(name, enc.payloads[party])
+            descriptors.append({**d, "shape": list(enc.shape)})
+            if share is not None:
+                shares.append((name, share))
+        channel.send_json(MsgType.STORE, b"\0" * 16, {"model": model_id, "inputs": descriptors})
+        for name, share in shares:
+            channel.send_tensor(b"\0" * 16, name, share)
+        channel.expect(MsgType.RESULT)
 
-    threads = [threading.Thread(target=send, args=(p,), daemon=True) for p in range(config.n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if failures:
-        party, exc = min(failures, key=lambda f: f[0])
-        if isinstance(exc, errors.SafelightError):
-            raise exc
-        raise JobFailedError(f"{party_name(party)}: {type(exc).__name__}: {exc}") from exc
+    _with_each_server(config, identity, send)
     return {
         name: StoredTensor(model_id, name, tuple(enc.shape), enc.parties, enc.frac_bits, enc.scheme)
         for name, enc in tensors.items()
@@ -283,22 +264,33 @@ def drop_model(config: ClusterConfig, identity: Identity, model_id: str) -> bool
     whether any server held it; an unknown id is not an error."""
     model_id = check_model_id(model_id)
     held: list[bool] = []
+
+    def send(party: int, channel: Channel) -> None:
+        channel.send_json(MsgType.STORE, b"\0" * 16, {"model": model_id, "drop": True})
+        held.append(bool(channel.expect(MsgType.RESULT).json.get("dropped")))
+
+    _with_each_server(config, identity, send)
+    return any(held)
+
+
+def _with_each_server(config: ClusterConfig, identity: Identity, talk: Callable[[int, Channel], None]) -> None:
+    """``talk(party, channel)`` with every server at once, each on a connection of its own;
+    the lowest party's failure is raised (a SafelightError as it is)."""
     failures: list[tuple[int, BaseException]] = []
 
-    def send(party: int) -> None:
+    def run(party: int) -> None:
         addr = config.parties[party]
         channel: Channel | None = None
         try:
             channel = connect(addr.host, addr.port, identity, party_name(party), config.timeout, records=config.records)
-            channel.send_json(MsgType.STORE, b"\0" * 16, {"model": model_id, "drop": True})
-            held.append(bool(channel.expect(MsgType.RESULT).json.get("dropped")))
+            talk(party, channel)
         except BaseException as exc:  # re-raised below
             failures.append((party, exc))
         finally:
             if channel is not None:
                 channel.close()
 
-    threads = [threading.Thread(target=send, args=(p,), daemon=True) for p in range(config.n)]
+    threads = [threading.Thread(target=run, args=(p,), daemon=True) for p in range(config.n)]
     for t in threads:
         t.start()
     for t in threads:
@@ -308,7 +300,6 @@ def drop_model(config: ClusterConfig, identity: Identity, model_id: str) -> bool
         if isinstance(exc, errors.SafelightError):
             raise exc
         raise JobFailedError(f"{party_name(party)}: {type(exc).__name__}: {exc}") from exc
-    return any(held)
 
 
 def _choose_source(asked: str | None, config: ClusterConfig, inputs: Mapping[str, Any]) -> RandomnessSource:
