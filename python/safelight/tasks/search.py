@@ -201,17 +201,22 @@ def nearest(p, q, galleries: Sequence[Any], k: int):
     return p.smallest_k(distance, k, bits=DISTANCE_BITS)
 
 
+def gallery_inputs(p: Program, segments: Sequence[Segment]) -> tuple[list, dict[str, StoredTensor]]:
+    """The segments' features as inputs ``gallery<i>`` of ``p``: (tensors, stored inputs)."""
+    tensors, stored = [], {}
+    for i, seg in enumerate(segments):
+        name = f"gallery{i}"
+        stored[name] = StoredTensor(seg.model, seg.tensor, (seg.rows, EMBEDDING_DIM), 3, p.frac_bits, "rss3")
+        tensors.append(p.input(name, (seg.rows, EMBEDDING_DIM)))
+    return tensors, stored
+
+
 def query_program(segments: Sequence[Segment], k: int):
     """The one-job query: unit embedding of the image, distances to every gallery row,
     the k smallest with their positions. Returns (model, program inputs from the servers)."""
     model, q = embedding_network(1)
     p = model.program
-    stored: dict[str, StoredTensor] = {}
-    galleries = []
-    for i, seg in enumerate(segments):
-        name = f"gallery{i}"
-        stored[name] = StoredTensor(seg.model, seg.tensor, (seg.rows, EMBEDDING_DIM), 3, p.frac_bits, "rss3")
-        galleries.append(p.input(name, (seg.rows, EMBEDDING_DIM)))
+    galleries, stored = gallery_inputs(p, segments)
     p.output(nearest(p, q, galleries, k), "nearest")
     return model, {**weight_inputs(model), **stored}
 
@@ -285,7 +290,8 @@ def build_tree(
     if on not in ("auto", "owner", "shares"):
         raise InputError(f"on must be 'auto', 'owner' or 'shares', got {on!r}")
     segments = catalog.segments()
-    owner_has_all = all(catalog.owner_features(seg.id) is not None for seg in segments)
+    owned = {seg.id: catalog.owner_features(seg.id) for seg in segments}
+    owner_has_all = all(feats is not None for feats in owned.values())
     if on == "owner" and not owner_has_all:
         raise InputError("the owner's tree needs every feature on this machine (index with --features local)")
     if catalog.live_photos() == 0:
@@ -295,7 +301,7 @@ def build_tree(
         return _tree_on_shares(cluster, catalog, k, seed, reports if reports is not None else [])
     rows, lookups = [], []
     for seg in segments:
-        feats = catalog.owner_features(seg.id)
+        feats = owned[seg.id]
         for row, key in catalog.live_rows(seg.id):
             rows.append(feats[row])
             lookups.append(key)
@@ -320,7 +326,8 @@ def _switch_to_tree(cluster: Cluster, catalog: Catalog, tree_model: str, built: 
     """Commit the new tree to the catalog, then have the servers forget what it replaced
     (the old segments and tree): a crash in between leaves unused models, never a catalog
     that names a missing one."""
-    old = {seg.model for seg in catalog.segments()} | ({catalog.tree()[0]} if catalog.tree() else set())
+    tree = catalog.tree()
+    old = {seg.model for seg in catalog.segments()} | ({tree[0]} if tree else set())
     catalog.replace_with_tree(tree_model, built, rows)
     for model_id in sorted(old - {seg.model for seg, _, _ in built} - {tree_model}):
         cluster.drop_model(model_id)
@@ -354,11 +361,7 @@ def _tree_on_shares(cluster: Cluster, catalog: Catalog, k: int, seed: int, repor
     scale = 1.0 / np.sqrt(max(1.0, len(sample) / k))  # keeps every sum's squared norm in rsqrt's range
 
     p = Program(3, scheme="rss3")
-    inputs: dict[str, Any] = {}
-    parts = []
-    for i, seg in enumerate(segments):
-        inputs[f"gallery{i}"] = StoredTensor(seg.model, seg.tensor, (seg.rows, EMBEDDING_DIM), 3, p.frac_bits, "rss3")
-        parts.append(p.input(f"gallery{i}", (seg.rows, EMBEDDING_DIM)))
+    parts, inputs = gallery_inputs(p, segments)
     x = p.concat(parts, axis=0) if len(parts) > 1 else parts[0]
     train = p.take(x, sample.tolist())
     c = p.take(x, sample[:k].tolist())  # k distinct random rows to start from
@@ -378,7 +381,7 @@ def _tree_on_shares(cluster: Cluster, catalog: Catalog, k: int, seed: int, repor
     leaf = np.rint(decode(trained.outputs["leaf"], np.float64)).astype(int).reshape(-1)
 
     regroup = Program(3, scheme="rss3")
-    parts = [regroup.input(f"gallery{i}", (seg.rows, EMBEDDING_DIM)) for i, seg in enumerate(segments)]
+    parts, _ = gallery_inputs(regroup, segments)  # the same stored inputs as the first job
     x = regroup.concat(parts, axis=0) if len(parts) > 1 else parts[0]
     leaves_model = f"{tree_model}.leaves"
     built = []
@@ -481,14 +484,9 @@ def query(
 def leaf_program(segments: Sequence[Segment], k: int, q: StoredTensor):
     """Job 2 of a tree query: the kept query embedding against the visited leaves."""
     p = Program(3, scheme="rss3")
-    inputs: dict[str, Any] = {"q": q}
-    galleries = []
-    for i, seg in enumerate(segments):
-        name = f"gallery{i}"
-        inputs[name] = StoredTensor(seg.model, seg.tensor, (seg.rows, EMBEDDING_DIM), 3, p.frac_bits, "rss3")
-        galleries.append(p.input(name, (seg.rows, EMBEDDING_DIM)))
+    galleries, stored = gallery_inputs(p, segments)
     p.output(nearest(p, p.input("q", q.shape), galleries, k), "nearest")
-    return p, inputs
+    return p, {"q": q, **stored}
 
 
 def plaintext_ranking(image: Any, gallery: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
