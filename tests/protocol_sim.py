@@ -179,3 +179,19 @@ def simulate(program: Program, inputs: dict, materials: list[Material] | None = 
 
     outputs = {name: Shared([results[p][name] for p in range(n)], f) for name, (_, f) in wire.outputs.items()}
     return outputs, ctxs
+
+
+def view_bytes(ctxs) -> list:
+    """Everything each simulated party received, as one byte array per party."""
+    return [np.concatenate([v.reshape(-1).view(np.uint8) for v in c.view]) for c in ctxs]
+
+
+def assert_views_alike(first: list, second: list) -> None:
+    """Each party received as many bytes under both secrets, with the same byte frequencies
+    (chi-square over 255 degrees of freedom, below ~6 sigma above its mean)."""
+    for i, (a, b) in enumerate(zip(first, second)):
+        assert a.size == b.size
+        observed = np.stack([np.bincount(a, minlength=256), np.bincount(b, minlength=256)])
+        expected = observed.sum(axis=0) * observed.sum(axis=1, keepdims=True) / observed.sum()
+        chi2 = float(((observed - expected) ** 2 / expected).sum())
+        assert chi2 < 255 + 6 * np.sqrt(2 * 255), (i, chi2)
