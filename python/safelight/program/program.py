@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import fixed_point
 from ..errors import ProgramError, UnsupportedError
+from . import newton
 from .ops import OPS, check_shape, correlation_kernel, sharing_scheme
 
 FORMAT_VERSION = 1
@@ -367,13 +368,29 @@ class Program:
 
     def reciprocal(self, x: Tensor, bits: int | None = None) -> Tensor:
         """1/x elementwise for 0 < x < 2^(bits-1) ring units (default 40: x < 2^23 at 16
-        fractional bits), by Newton's method after a secure normalisation (``scheme="rss3"``)."""
+        fractional bits), by Newton's method after a secure normalisation (replicated sharing:
+        one op; additive shares: composed from ``bits - 1`` comparisons and products, see
+        :mod:`safelight.program.newton`)."""
+        if self.scheme == "additive":
+            return newton.reciprocal(self, x, self._positive_bits(x, bits))
         return self._add_step("reciprocal", [x], {"frac_bits": x.frac_bits, **self._bits(bits)}, x.frac_bits)
 
     def rsqrt(self, x: Tensor, bits: int | None = None) -> Tensor:
         """1/sqrt(x) elementwise for 0 < x < 2^(bits-1) ring units, as :meth:`reciprocal`
         (for L2 normalisation: x * rsqrt(sum(x^2)))."""
+        if self.scheme == "additive":
+            return newton.rsqrt(self, x, self._positive_bits(x, bits))
         return self._add_step("rsqrt", [x], {"frac_bits": x.frac_bits, **self._bits(bits)}, x.frac_bits)
+
+    @staticmethod
+    def _positive_bits(x: Tensor, bits: int | None) -> int:
+        """The width of reciprocal/rsqrt's comparisons: x.frac_bits + 2 ..46 (default 40)."""
+        width = 40 if bits is None else bits
+        if isinstance(width, bool) or not isinstance(width, int) or not x.frac_bits + 2 <= width <= 46:
+            raise ProgramError(
+                f"bits must be an integer in {x.frac_bits + 2}..46 (0 < x < 2^(bits-1) ring units), got {bits!r}"
+            )
+        return width
 
     @staticmethod
     def _bits(bits: int | None) -> dict[str, int]:

@@ -33,6 +33,7 @@ from ..program.program import Program
 from ..runtime.cluster import Cluster
 from ..sharing import decode, encode
 from .kernels import gaussian_kernel
+from .orientation import binned_gradient, votes
 from .report import JobReport, TaskResult
 
 COMPARE_BITS = 40  # comparison width where values are only known to stay below 2^23
@@ -271,14 +272,10 @@ def harris(
 # weighted by the gradient's magnitude, mean over 8x8 cells, 3x3-cell blocks normalised by
 # L2-Hys (v / sqrt(|v|^2 + eps^2), clipped at 0.2, normalised again), flattened.
 HOG_SCALE = 16.0  # the servers work on the image times this: norms stay well above the fixed-point step
-# t = g_row F + g_col has g_row's sign, or g_col's where g_row = 0: F above |g_col|
-# (HOG_SCALE at 16 fractional bits is 2^20 units), |t| below 2^(FOLD_BITS - 1)
-HOG_FOLD = 2**22
-FOLD_BITS = 48
-# widths of the other comparisons (|x| < 2^(bits-1) ring units): boundary tests and the clip
-# (|values| < 2^5), the magnitude's rsqrt (|g|^2 <= 2 HOG_SCALE^2 = 512) and the blocks' (<= 2^16)
+# widths of the comparisons (|x| < 2^(bits-1) ring units): sector and halving tests and the
+# clip (|values| < 2^5), the blocks' rsqrt (|v|^2 <= 2^16)
 HOG_BITS = 24
-MAGNITUDE_BITS = 28
+HOG_REFINEMENTS = 2  # magnitude within 4.8e-4 (see tasks.orientation)
 NORM_BITS = 34
 
 
@@ -288,6 +285,11 @@ def _shifted(p: Program, x, axis: int, height: int, width: int):
     diff = p.sub(p.slice(x, axis, 2, n), p.slice(x, axis, 0, n - 2))
     zeros = p.mul_public(p.slice(x, axis, 0, 1), 0.0, integer=True)
     return p.concat([zeros, diff, zeros], axis=axis)
+
+
+def _levels(orientations: int) -> tuple[int, ...]:
+    """The orientation search's levels: nine bins as 3 x 3, otherwise one level."""
+    return (3, 3) if orientations == 9 else (orientations,)
 
 
 def hog_program(
@@ -307,43 +309,18 @@ def hog_program(
     nbr, nbc = ncr - br + 1, ncc - bc + 1
     if nbr < 1 or nbc < 1:
         raise InputError(f"the image ({height}x{width}) is too small for {br}x{bc} blocks of {cr}x{cc} cells")
-    if scheme != "rss3":
-        raise InputError(
-            "HOG runs on three servers (--servers 3) so far: its magnitudes and block norms use "
-            "the secure inverse square root, which two servers do not have yet"
-        )
     p = Program(parties, scheme=scheme, truncation="pair")
     img = p.input("image", (height, width))
-    gr, gc = _shifted(p, img, 0, height, width), _shifted(p, img, 1, height, width)
-    # fold the gradient into the upper half-plane: the unsigned orientation is its angle
-    t = p.add(p.mul_public(gr, HOG_FOLD, integer=True), gc)
-    sign = p.add_public(p.mul_public(p.less(t, p.mul_public(t, 0.0, integer=True), bits=FOLD_BITS), -2.0), 1.0)
-    vr, vc = p.mul(gr, sign), p.mul(gc, sign)
-    # b_i = 1{angle >= 180 i / n}: the cross product of the boundary's direction and v
-    step = np.pi / orientations
-    at_least = [None]  # b_0 = 1 (every angle is >= 0)
-    for i in range(1, orientations):
-        cross = p.rescale(p.sub(p.mul_public(vr, np.cos(i * step)), p.mul_public(vc, np.sin(i * step))))
-        below = p.less(cross, p.mul_public(cross, 0.0, integer=True), bits=HOG_BITS)
-        at_least.append(p.add_public(p.neg(below), 1.0))
-    q = p.add(p.square(gr), p.square(gc))
-    magnitude = p.mul(q, p.rsqrt(p.add_public(q, 2.0**-16), bits=MAGNITUDE_BITS))  # sqrt(q); 0 for q = 0
     crop = (ncr * cr, ncc * cc)
-    magnitude = p.slice(p.slice(magnitude, 0, 0, crop[0]), 1, 0, crop[1])
-    cells = []
-    for i in range(orientations):
-        lower = p.slice(p.slice(at_least[i], 0, 0, crop[0]), 1, 0, crop[1]) if i else None
-        upper = p.slice(p.slice(at_least[i + 1], 0, 0, crop[0]), 1, 0, crop[1]) if i + 1 < orientations else None
-        if lower is None:
-            in_bin = p.add_public(p.neg(upper), 1.0)  # bin 0: angle < 180 / n
-        elif upper is None:
-            in_bin = lower  # the last bin: angle >= 180 (n - 1) / n
-        else:
-            in_bin = p.sub(lower, upper)
-        vote = p.reshape(p.mul(in_bin, magnitude), (1, 1, *crop))
-        cell = p.sum_pool2d(vote, (cr, cc))  # (1, 1, ncr, ncc)
-        cells.append(p.reshape(p.rescale(p.mul_public(cell, 1.0 / (cr * cc))), (ncr, ncc, 1)))
-    hist = p.concat(cells, axis=2)  # (ncr, ncc, n)
+
+    def cropped(x):
+        return p.slice(p.slice(x, 0, 0, crop[0]), 1, 0, crop[1])
+
+    gr, gc = _shifted(p, img, 0, height, width), _shifted(p, img, 1, height, width)
+    grad = binned_gradient(p, cropped(gr), cropped(gc), _levels(orientations), HOG_REFINEMENTS, HOG_BITS)
+    cells = p.sum_pool2d(p.reshape(votes(p, grad), (1, orientations, *crop)), (cr, cc))  # (1, n, ncr, ncc)
+    mean = p.rescale(p.mul_public(cells, 1.0 / (cr * cc)))
+    hist = p.transpose(p.reshape(mean, (orientations, ncr, ncc)), (1, 2, 0))  # (ncr, ncc, n)
     parts = [
         p.reshape(p.slice(p.slice(hist, 0, i, i + nbr), 1, j, j + nbc), (nbr, nbc, 1, orientations))
         for i in range(br)
