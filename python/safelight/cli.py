@@ -563,6 +563,8 @@ def cmd_features(args: argparse.Namespace) -> int:
     from .tasks import features
 
     image = read_image(args.input).pixels
+    if args.servers is None:
+        args.servers = 3 if args.feature == "sift" else 2
     cluster = _remote_cluster(args, 3 if args.servers == 3 else 2)
     if args.feature == "hog":
         result = features.hog(image, cluster=cluster, servers=args.servers, no_dealer=args.no_dealer)
@@ -578,6 +580,26 @@ def cmd_features(args: argparse.Namespace) -> int:
         print(
             f"HOG descriptor of {len(result.outputs)} values; {r.online_seconds:.2f} s online, "
             f"{', '.join(_human_bytes(p.bytes_sent) for p in r.parties)} sent by the servers, {r.rounds} rounds"
+        )
+        return 0
+    if args.feature == "sift":
+        result = features.sift(image, cluster=cluster, servers=args.servers, no_dealer=args.no_dealer)
+        points, descriptors = result.outputs, result.extras["descriptors"]
+        record = {
+            "feature": "sift",
+            "keypoints": [[float(r), float(c), float(s)] for r, c, s in points],
+            "descriptors": [[round(float(v), 6) for v in d] for d in descriptors],
+            "report": result.report.summary(),
+        }
+        if args.json:
+            Path(args.json).write_text(json.dumps(record) + "\n")
+        if args.plot:
+            _plot_keypoints(args.plot, image, [(int(round(r)), int(round(c))) for r, c, _ in points])
+        r = result.report
+        print(
+            f"{len(points)} SIFT-like keypoints with 128-d descriptors; {r.online_seconds:.2f} s online, "
+            f"{r.offline_seconds:.2f} s offline, {', '.join(_human_bytes(p.bytes_sent) for p in r.parties)} "
+            f"sent by the servers, {r.rounds} rounds"
         )
         return 0
     result = features.harris(
@@ -624,9 +646,9 @@ def _plot_keypoints(out: str, image, points) -> None:
 def _add_features_parser(sub) -> None:
     p = sub.add_parser(
         "features",
-        help="feature detection on an encrypted image (Harris corners; HOG on three servers; SIFT-like not yet built)",
+        help="feature detection on an encrypted image: Harris corners, HOG, SIFT-like keypoints",
     )
-    p.add_argument("feature", choices=["harris", "hog"], help="which features (hog: --servers 3)")
+    p.add_argument("feature", choices=["harris", "hog", "sift"], help="which features")
     p.add_argument("input", help="the image (grey or colour; colour is made grey as skimage.color.rgb2gray)")
     p.add_argument("--json", metavar="OUT", help="write the keypoints and the job report to this JSON file")
     p.add_argument("--plot", metavar="OUT.png", help="draw the keypoints on the photo")
@@ -636,7 +658,7 @@ def _add_features_parser(sub) -> None:
     p.add_argument("--threshold-rel", type=float, default=0.01, help="relative threshold (default 0.01)")
     p.add_argument("--cluster", help="cluster.toml of running servers (default: servers on loopback)")
     p.add_argument("--no-dealer", action="store_true", help="two servers with no third party")
-    _add_servers(p)
+    _add_servers(p, default=None)
     p.set_defaults(func=cmd_features)
 
 
@@ -786,14 +808,15 @@ def _add_denoise_cluster_options(p: argparse.ArgumentParser) -> None:
     _add_servers(p)
 
 
-def _add_servers(p: argparse.ArgumentParser) -> None:
+def _add_servers(p: argparse.ArgumentParser, default: int | None = 2) -> None:
     p.add_argument(
         "--servers",
         type=int,
         choices=[2, 3],
-        default=2,
-        help="2: additive sharing on two servers (default); 3: replicated sharing on three servers "
-        "(honest majority: no dealer, no offline phase)",
+        default=default,
+        help="2: additive sharing on two servers; 3: replicated sharing on three servers "
+        "(honest majority: no dealer, no offline phase); default "
+        + ("2" if default == 2 else "3 for sift, 2 otherwise"),
     )
 
 

@@ -124,6 +124,13 @@ class OpSpec:
 
 OPS: dict[str, OpSpec] = {}
 SCHEMES = ("shares", "replicated", "he")
+VARIADIC = -1  # an op's arity: two or more inputs, at most MAX_INPUTS
+MAX_INPUTS = 4096
+
+
+def takes_inputs(spec: OpSpec, n: int) -> bool:
+    """Whether ``spec`` accepts ``n`` inputs."""
+    return 2 <= n <= MAX_INPUTS if spec.arity == VARIADIC else n == spec.arity
 
 
 def register(name: str, arity: int, interactive: bool = False, scheme: str = "shares"):
@@ -611,19 +618,21 @@ class Transpose:
         return np.ascontiguousarray(xs[0].transpose(Transpose._perm(xs[0].shape, attrs)))
 
 
-@register("concat", 2)
+@register("concat", VARIADIC)
 class Concat:
-    """Join two tensors along ``axis`` (their other sizes equal); same fixed-point scale."""
+    """Join two or more tensors along ``axis`` (their other sizes equal) in one copy; same
+    fixed-point scale."""
 
     @staticmethod
     def infer(shapes, attrs):
-        a, b = shapes
-        if len(a) != len(b):
-            raise ProgramError(f"concat: operands have different ranks: {a} vs {b}")
+        a = shapes[0]
         axis = check_axis(attrs.get("axis"), len(a), "concat: axis")
-        if a[:axis] + a[axis + 1 :] != b[:axis] + b[axis + 1 :]:
-            raise ProgramError(f"concat: shapes {a} and {b} differ outside axis {axis}")
-        return (*a[:axis], a[axis] + b[axis], *a[axis + 1 :])
+        for b in shapes[1:]:
+            if len(a) != len(b):
+                raise ProgramError(f"concat: operands have different ranks: {a} vs {b}")
+            if a[:axis] + a[axis + 1 :] != b[:axis] + b[axis + 1 :]:
+                raise ProgramError(f"concat: shapes {a} and {b} differ outside axis {axis}")
+        return (*a[:axis], sum(s[axis] for s in shapes), *a[axis + 1 :])
 
     @staticmethod
     def run(ctx, xs, attrs):

@@ -18,7 +18,7 @@ import numpy as np
 from .. import fixed_point
 from ..errors import ProgramError, UnsupportedError
 from . import newton
-from .ops import OPS, check_shape, correlation_kernel, sharing_scheme
+from .ops import MAX_INPUTS, OPS, VARIADIC, check_shape, correlation_kernel, sharing_scheme, takes_inputs
 
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$")
@@ -419,15 +419,20 @@ class Program:
         return self._add_step("transpose", [x], {"perm": order}, x.frac_bits)
 
     def concat(self, tensors: list[Tensor], axis: int = 0) -> Tensor:
-        """Join tensors (same scale, same sizes outside ``axis``) along ``axis``: one two-input
-        ``concat`` step per extra tensor."""
+        """Join tensors (same scale, same sizes outside ``axis``) along ``axis``: one
+        ``concat`` step per MAX_INPUTS tensors (a single tensor is returned as it is)."""
         if not tensors:
             raise ProgramError("concat: give at least one tensor")
-        out = tensors[0]
         for t in tensors[1:]:
-            self._same_scale(out, t, "concat")
-            out = self._add_step("concat", [out, t], {"axis": int(axis)}, out.frac_bits)
-        return out
+            self._same_scale(tensors[0], t, "concat")
+        parts = list(tensors)
+        while len(parts) > 1:
+            groups = [parts[i : i + MAX_INPUTS] for i in range(0, len(parts), MAX_INPUTS)]
+            parts = [
+                g[0] if len(g) == 1 else self._add_step("concat", g, {"axis": int(axis)}, g[0].frac_bits)
+                for g in groups
+            ]
+        return parts[0]
 
     def slice(self, x: Tensor, axis: int, start: int, stop: int, step: int = 1) -> Tensor:
         """x[..., start:stop:step, ...] along ``axis`` (0 <= start < stop <= size, step >= 1)."""
@@ -499,8 +504,9 @@ class Program:
                 attrs = entry.get("attrs", {})
                 if op not in OPS:
                     raise ProgramError(f"step {i}: unknown op {op!r} (known: {sorted(OPS)})")
-                if not isinstance(attrs, dict) or len(inputs) != OPS[op].arity:
-                    raise ProgramError(f"step {i}: {op} takes {OPS[op].arity} input(s) and an attrs object")
+                if not isinstance(attrs, dict) or not takes_inputs(OPS[op], len(inputs)):
+                    count = f"2..{MAX_INPUTS}" if OPS[op].arity == VARIADIC else OPS[op].arity
+                    raise ProgramError(f"step {i}: {op} takes {count} input(s) and an attrs object")
                 missing = [x for x in inputs if x not in shapes]
                 if missing:
                     raise ProgramError(f"step {i}: {op} reads undefined tensor(s) {missing}")

@@ -1,4 +1,5 @@
-"""Feature detection on secret-shared images (issue 16): Harris corners and HOG so far.
+"""Feature detection on secret-shared images (issue 16): Harris corners, HOG and SIFT-like
+keypoints (the last in :mod:`.sift`).
 
 The reference is scikit-image's pipeline, ``corner_peaks(corner_harris(image, method="k",
 k=0.05, sigma=1), min_distance=1, threshold_rel=0.01)`` on the grey image in [0, 1]
@@ -46,7 +47,7 @@ PEAKS_BITS = 48  # corner_peaks on a caller's image: values below 2^31
 # (the threshold is relative) and the client divides the responses back.
 SCALE = 2.0
 KERNEL_BITS = 28
-FEATURES = ("harris", "hog")
+FEATURES = ("harris", "hog", "sift")
 
 
 def _sobel(axis: int) -> np.ndarray:
@@ -360,6 +361,22 @@ def hog(image: Any, *, cluster: Cluster | None = None, servers: int = 2, no_deal
     return TaskResult(decode(job.outputs["descriptor"]), JobReport.from_job(job), {"shape": shape})
 
 
+def sift(image: Any, *, cluster: Cluster | None = None, servers: int = 3, no_dealer: bool = False) -> TaskResult:
+    """Private SIFT-like keypoints and upright descriptors of ``image`` (see
+    :mod:`safelight.tasks.sift`). Returns a TaskResult whose outputs are the keypoints
+    (n, 3) as [row, col, scale]; ``extras["descriptors"]`` their (n, 128) descriptors."""
+    from . import sift as sift_task
+
+    grey = as_grey(image)
+    parties, scheme = _scheme(cluster, servers)
+    program = sift_task.sift_program(*grey.shape, parties, scheme)
+    inputs = {"image": encode(grey * sift_task.SIFT_SCALE, parties, scheme=scheme)}
+    job = _run(program, inputs, cluster, scheme, no_dealer)
+    maps = {name: decode(share) for name, share in job.outputs.items()}
+    points, descriptors = sift_task.keypoints_and_descriptors(maps, *grey.shape)
+    return TaskResult(points, JobReport.from_job(job), {"descriptors": descriptors})
+
+
 def _scheme(cluster: Cluster | None, servers: int) -> tuple[int, str]:
     """(parties, scheme) of a job: the cluster's, or ``servers`` local ones (3: rss3)."""
     if cluster is not None:
@@ -384,4 +401,6 @@ def run(image: Any, *, cluster: Cluster | None = None, feature: str = "harris", 
         return harris(image, cluster=cluster, **options)
     if feature == "hog":
         return hog(image, cluster=cluster, **options)
-    raise InputError(f"unknown feature {feature!r}: one of {', '.join(FEATURES)} (SIFT-like is not built yet)")
+    if feature == "sift":
+        return sift(image, cluster=cluster, **options)
+    raise InputError(f"unknown feature {feature!r}: one of {', '.join(FEATURES)}")

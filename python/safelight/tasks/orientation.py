@@ -87,6 +87,28 @@ def _weighted(p: Program, onehot: Tensor, values: np.ndarray) -> Tensor:
     return p.rescale(p.sum(p.mul_public_array(onehot, np.reshape(values, (m, 1, 1))), axes=(0,)))
 
 
+def _boundary_tests(p: Program, along: Tensor, across: Tensor, offsets: np.ndarray) -> Tensor:
+    """(len(offsets), h, w): values whose sign is that of sin(theta - offset) in the frame.
+    Only the sign matters, so each line's (cos, sin) may be scaled: at multiples of 45
+    degrees they become integers and the tests are exact (no truncation), so that a
+    gradient exactly on such a boundary is decided as the plaintext decides it."""
+    n = len(offsets)
+    cos, sin = np.cos(offsets), np.sin(offsets)
+    scale = np.maximum(np.abs(cos), np.abs(sin))
+    ci, si = np.round(cos / scale), np.round(sin / scale)
+    if np.allclose(ci, cos / scale, atol=1e-12) and np.allclose(si, sin / scale, atol=1e-12):
+        return p.sub(
+            p.mul_public_array(_stack(p, across, n), ci[:, None, None], integer=True),
+            p.mul_public_array(_stack(p, along, n), si[:, None, None], integer=True),
+        )
+    return p.rescale(
+        p.sub(
+            p.mul_public_array(_stack(p, across, n), cos[:, None, None]),
+            p.mul_public_array(_stack(p, along, n), sin[:, None, None]),
+        )
+    )
+
+
 def binned_gradient(
     p: Program, g_row: Tensor, g_col: Tensor, levels: tuple[int, ...], refinements: int, bits: int, signed: bool = False
 ) -> Binned:
@@ -103,12 +125,7 @@ def binned_gradient(
     for m in levels:
         part = width / m
         boundaries = (np.arange(1, m) - m / 2) * part  # offsets from the centre
-        tests = p.rescale(
-            p.sub(
-                p.mul_public_array(_stack(p, across, m - 1), np.cos(boundaries)[:, None, None]),
-                p.mul_public_array(_stack(p, along, m - 1), np.sin(boundaries)[:, None, None]),
-            )
-        )
+        tests = _boundary_tests(p, along, across, boundaries)
         past = p.add_public(p.neg(p.less(tests, _zeros(p, tests), bits=bits)), 1.0)
         onehot = _one_hot(p, past, m)
         out.append(onehot)
