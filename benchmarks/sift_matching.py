@@ -114,7 +114,9 @@ def main() -> None:
         b, tform = transformed(a, *PAIRS[0])
         started = time.perf_counter()
         ra, rb = features.run(a, feature="sift", servers=3), features.run(b, feature="sift", servers=3)
-        correct, kept = share_correct(ra.outputs[:, :2], ra.extras["descriptors"], rb.outputs[:, :2], rb.extras["descriptors"], tform)
+        correct, kept = share_correct(
+            ra.outputs[:, :2], ra.extras["descriptors"], rb.outputs[:, :2], rb.extras["descriptors"], tform
+        )
         result["private_first_pair"] = {"correct": correct, "kept": kept, "seconds": time.perf_counter() - started}
         print(f"private (3 servers), camera first pair: {correct}/{kept}")
     if args.json:

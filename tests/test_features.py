@@ -147,4 +147,4 @@ def test_the_common_task_shape():
     result = features.run(image, feature="harris", servers=3)
     assert {tuple(x) for x in result.outputs} == {tuple(x) for x in features.plaintext_harris(image)[0]}
     with pytest.raises(InputError, match="unknown feature"):
-        features.run(image, feature="sift")
+        features.run(image, feature="surf")

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .errors import SafelightError
+from .errors import InputError, SafelightError
 
 if TYPE_CHECKING:  # the commands import what they use when they run (a fast --help)
     from .runtime.cluster import Cluster
@@ -565,7 +565,10 @@ def cmd_features(args: argparse.Namespace) -> int:
     image = read_image(args.input).pixels
     if args.servers is None:
         args.servers = 3 if args.feature == "sift" else 2
-    cluster = _remote_cluster(args, 3 if args.servers == 3 else 2)
+    if args.scheme == "he" and (args.feature != "harris" or args.servers == 3 or args.no_dealer):
+        raise InputError("--scheme he computes Harris corners on ONE server (no --servers 3, no --no-dealer)")
+    parties = 1 if args.scheme == "he" else 3 if args.servers == 3 else 2
+    cluster = _remote_cluster(args, parties)
     if args.feature == "hog":
         result = features.hog(image, cluster=cluster, servers=args.servers, no_dealer=args.no_dealer)
         record = {
@@ -611,6 +614,7 @@ def cmd_features(args: argparse.Namespace) -> int:
         min_distance=args.min_distance,
         threshold_rel=args.threshold_rel,
         no_dealer=args.no_dealer,
+        scheme=args.scheme,
     )
     keypoints = [[int(r), int(c), float(v)] for (r, c), v in zip(result.outputs, result.extras["responses"])]
     record = {"feature": args.feature, "keypoints": keypoints, "report": result.report.summary()}
@@ -658,6 +662,12 @@ def _add_features_parser(sub) -> None:
     p.add_argument("--threshold-rel", type=float, default=0.01, help="relative threshold (default 0.01)")
     p.add_argument("--cluster", help="cluster.toml of running servers (default: servers on loopback)")
     p.add_argument("--no-dealer", action="store_true", help="two servers with no third party")
+    p.add_argument(
+        "--scheme",
+        choices=["shares", "he"],
+        default="shares",
+        help="harris only: 'he' runs ONE server on BFV ciphertexts (the client thresholds after decryption)",
+    )
     _add_servers(p, default=None)
     p.set_defaults(func=cmd_features)
 

@@ -17,14 +17,14 @@ local two-party truncation would fail too often at their size.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from .. import fixed_point
 
-if TYPE_CHECKING:
-    from .program import Program, Tensor
+# Program and Tensor (program.program imports this module: no import back)
+Program = Tensor = Any
 
 NEWTON_STEPS = 3
 RSQRT_FRAC = 32  # fractional bits of the final constants 2^((f-1-j)/2)

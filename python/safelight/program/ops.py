@@ -625,6 +625,8 @@ class Concat:
 
     @staticmethod
     def infer(shapes, attrs):
+        if not 2 <= len(shapes) <= MAX_INPUTS:
+            raise ProgramError(f"concat: takes 2..{MAX_INPUTS} tensors, got {len(shapes)}")
         a = shapes[0]
         axis = check_axis(attrs.get("axis"), len(a), "concat: axis")
         for b in shapes[1:]:

@@ -3,4 +3,4 @@
 Importing this package registers its interactive ops in the runtime's op table.
 """
 
-from . import beaver, he_ops, nonlinear, replicated, truncation  # noqa: F401  (registration side effects)
+from . import beaver, he_ops, he_slots, nonlinear, replicated, truncation  # noqa: F401  (registration side effects)

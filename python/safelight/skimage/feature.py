@@ -86,7 +86,7 @@ def hog(
     channel_axis=None,
     cluster: Cluster | None = None,
 ):
-    """The HOG descriptor, as ``skimage.feature.hog`` (L2-Hys, grey images, on three servers)."""
+    """The HOG descriptor, as ``skimage.feature.hog`` (L2-Hys, grey images), on shares."""
     if block_norm != "L2-Hys" or visualize or transform_sqrt or channel_axis is not None:
         raise UnsupportedError("the private hog supports block_norm='L2-Hys' on a grey image, without visualize")
     grey = _grey(image)

@@ -33,7 +33,7 @@ from ..errors import InputError
 from ..program.program import Program
 from ..runtime.cluster import Cluster
 from ..sharing import decode, encode
-from .kernels import gaussian_kernel
+from .kernels import as_grey, gaussian_kernel
 from .orientation import binned_gradient, votes
 from .report import JobReport, TaskResult
 
@@ -54,27 +54,6 @@ def _sobel(axis: int) -> np.ndarray:
     """scipy.ndimage.sobel's kernel along ``axis`` as a 3x3 correlation kernel."""
     derivative, smooth = np.array([-1.0, 0.0, 1.0]), np.array([1.0, 2.0, 1.0])
     return np.outer(derivative, smooth) if axis == 0 else np.outer(smooth, derivative)
-
-
-def as_grey(image: Any) -> np.ndarray:
-    """The grey image in [0, 1] (float64) that the reference works on."""
-    from skimage.color import rgb2gray
-
-    a = np.asarray(image)
-    if a.dtype == np.uint8:
-        a = a / 255.0
-    elif a.dtype == np.uint16:
-        a = a / 65535.0
-    elif a.dtype.kind == "f":
-        if not np.isfinite(a).all():
-            raise InputError("the image contains NaN or infinite values")
-    else:
-        raise InputError(f"the image must be uint8, uint16 or float in [0, 1], not {a.dtype}")
-    if a.ndim == 3 and a.shape[2] in (3, 4):
-        a = rgb2gray(a[..., :3])
-    if a.ndim != 2:
-        raise InputError(f"expected a grey or colour image, got shape {a.shape}")
-    return np.clip(a.astype(np.float64), 0.0, 1.0)
 
 
 def _pairwise_max(p: Program, a, b, bits: int = COMPARE_BITS):
@@ -252,11 +231,22 @@ def harris(
     min_distance: int = 1,
     threshold_rel: float = 0.01,
     no_dealer: bool = False,
+    scheme: str = "shares",
 ) -> TaskResult:
     """Private Harris corners of ``image``. Returns a TaskResult whose outputs are the
     keypoints (n, 2) as ``corner_peaks`` returns them; ``extras["responses"]`` their
     responses. Without ``cluster``: two servers and a dealer (``no_dealer``: the servers
-    make the randomness themselves) or three with replicated sharing, on loopback."""
+    make the randomness themselves) or three with replicated sharing, on loopback.
+    ``scheme="he"``: one server computes the response map on BFV ciphertexts and the client
+    thresholds it after decryption (:mod:`.he_harris`; 8-bit grey levels)."""
+    if scheme == "he":
+        from . import he_harris
+
+        return he_harris.harris(
+            image, cluster=cluster, k=k, sigma=sigma, min_distance=min_distance, threshold_rel=threshold_rel
+        )
+    if scheme != "shares":
+        raise InputError(f"unknown scheme {scheme!r}: 'shares' (two or three servers) or 'he' (one server)")
     grey = as_grey(image)
     parties, scheme = _scheme(cluster, servers)
     program = harris_program(*grey.shape, parties, scheme, k, sigma, min_distance, threshold_rel)

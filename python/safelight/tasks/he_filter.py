@@ -145,7 +145,7 @@ def kernel_polynomial(packing: ConvPacking, kernel: np.ndarray) -> np.ndarray:
     return packing.pack_kernel(kernel.astype(np.int64).view(np.uint64)[None, None])[0, 0]
 
 
-def _upload(array: np.ndarray, frac_bits: int) -> Encoded:
+def ciphertext_input(array: np.ndarray, frac_bits: int = 16) -> Encoded:
     """A ciphertext tensor as the single server's input (it is not secret-shared: the
     encryption protects it)."""
     array = np.ascontiguousarray(array, dtype=np.uint64)
@@ -227,9 +227,9 @@ def run(
     encrypt_s = time.perf_counter() - t0
 
     program = build_program(packing, cts, fixed, he, kernel_ct)
-    uploads = {"image": _upload(as_words(cts.to_bytes()), program.frac_bits)}
+    uploads = {"image": ciphertext_input(as_words(cts.to_bytes()), program.frac_bits)}
     if kernel_ct is not None:
-        uploads["kernel"] = _upload(as_words(kernel_ct.to_bytes()), program.frac_bits)
+        uploads["kernel"] = ciphertext_input(as_words(kernel_ct.to_bytes()), program.frac_bits)
     t0 = time.perf_counter()
     if cluster is None:
         with Cluster.local(1) as local:

@@ -102,6 +102,7 @@ def to_image(values: np.ndarray, kernel: str | np.ndarray, dtype: np.dtype | typ
 
 __all__ = [
     "KERNEL_HELP",
+    "as_grey",
     "correlation_kernel",
     "gaussian_kernel",
     "image_values",
@@ -110,3 +111,24 @@ __all__ = [
     "plaintext",
     "to_image",
 ]
+
+
+def as_grey(image) -> np.ndarray:
+    """The grey image in [0, 1] (float64) that the reference works on."""
+    from skimage.color import rgb2gray
+
+    a = np.asarray(image)
+    if a.dtype == np.uint8:
+        a = a / 255.0
+    elif a.dtype == np.uint16:
+        a = a / 65535.0
+    elif a.dtype.kind == "f":
+        if not np.isfinite(a).all():
+            raise InputError("the image contains NaN or infinite values")
+    else:
+        raise InputError(f"the image must be uint8, uint16 or float in [0, 1], not {a.dtype}")
+    if a.ndim == 3 and a.shape[2] in (3, 4):
+        a = rgb2gray(a[..., :3])
+    if a.ndim != 2:
+        raise InputError(f"expected a grey or colour image, got shape {a.shape}")
+    return np.clip(a.astype(np.float64), 0.0, 1.0)

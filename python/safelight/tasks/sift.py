@@ -36,6 +36,7 @@ import numpy as np
 from .. import fixed_point
 from ..errors import InputError
 from ..program.program import Program, Tensor
+from .kernels import as_grey
 from .orientation import binned_gradient, plaintext_magnitude, votes
 
 SIGMA0 = 1.6
@@ -418,7 +419,5 @@ def keypoints_and_descriptors(maps: dict[str, np.ndarray], height: int, width: i
 
 def plaintext_sift(image: Any) -> tuple[np.ndarray, np.ndarray]:
     """The reference: keypoints and descriptors of the same algorithm in numpy."""
-    from .features import as_grey
-
     grey = as_grey(image)
     return keypoints_and_descriptors(plaintext_maps(grey), *grey.shape)
