@@ -148,3 +148,12 @@ def test_the_common_task_shape():
     assert {tuple(x) for x in result.outputs} == {tuple(x) for x in features.plaintext_harris(image)[0]}
     with pytest.raises(InputError, match="unknown feature"):
         features.run(image, feature="surf")
+
+
+@pytest.mark.parametrize("scheme,parties", [("rss3", 3), ("additive", 2)])
+def test_a_servers_view_of_hog_does_not_depend_on_the_image(scheme, parties):
+    views = []
+    for image in (np.zeros((24, 24)), data.camera()[200:224, 200:224]):
+        _, ctxs = _private_hog(image, scheme, parties)
+        views.append(view_bytes(ctxs))
+    assert_views_alike(*views)
