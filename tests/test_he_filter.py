@@ -144,7 +144,7 @@ def test_malformed_ciphertexts_fail_the_job_clearly_and_the_server_keeps_serving
     program = he_filter.build_program(packing, cts, np.ones((3, 3), np.int64), he_filter.params())
     words = np.full(program.inputs["image"], 2**64 - 1, dtype=np.uint64)  # not a serialised batch
     with pytest.raises(SafelightError, match="malformed ciphertext"):
-        server.run(program, {"image": he_filter._upload(words, program.frac_bits)})
+        server.run(program, {"image": he_filter.ciphertext_input(words, program.frac_bits)})
     assert (
         np.abs(he_filter.run(image, "box:3", server).values - plain_filter.plaintext(image, "box:3")).max() * 255 < 1.0
     )
