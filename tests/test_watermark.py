@@ -1,0 +1,171 @@
+"""Invisible watermarks (issue 17): the scheme's plaintext reference, keys and the CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageEnhance
+from skimage import data
+
+from safelight import cli
+from safelight.errors import InputError, UnsupportedError
+from safelight.tasks import watermark
+from safelight.tasks import watermark_scheme as W
+
+KEY = W.Key(bytes(range(32)))
+MESSAGE = "c0ffee0123456789"
+
+
+def _jpeg(a, quality):
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, "JPEG", quality=quality)
+    return np.array(Image.open(buf).convert("RGB"))
+
+
+def _resize(a, f):
+    h, w = a.shape[:2]
+    im = Image.fromarray(a).resize((int(w * f), int(h * f)), Image.BICUBIC)
+    return np.array(im.resize((w, h), Image.BICUBIC))
+
+
+def _crop(a, f):
+    h, w = a.shape[:2]
+    ch, cw = int(round(h * f)), int(round(w * f))
+    t, left = (h - ch) // 2, (w - cw) // 2
+    return np.array(Image.fromarray(a[t : t + ch, left : left + cw]).resize((w, h), Image.BICUBIC))
+
+
+ATTACKS = {
+    "jpeg50": lambda a: _jpeg(a, 50),
+    "resize0.5": lambda a: _resize(a, 0.5),
+    "noise5": lambda a: np.clip(np.round(a + np.random.default_rng(1).normal(0, 5, a.shape)), 0, 255).astype(np.uint8),
+    "brightness+20": lambda a: np.clip(a.astype(int) + 20, 0, 255).astype(np.uint8),
+    "contrast1.2": lambda a: np.array(ImageEnhance.Contrast(Image.fromarray(a)).enhance(1.2)),
+    "crop0.9": lambda a: _crop(a, 0.9),
+}
+
+
+@pytest.fixture(scope="module")
+def marked():
+    photo = data.chelsea()
+    return photo, W.to_uint8(W.embed(photo, KEY, W.parse_message(MESSAGE)))
+
+
+def test_the_mark_is_invisible_and_reads_back(marked):
+    photo, out = marked
+    assert watermark.psnr(photo, out) >= 40.0
+    found = W.detect(out, KEY)
+    assert found.message == MESSAGE and found.present and found.fit > 0.95
+    assert W.detect(out, KEY, W.parse_message(MESSAGE)).present
+
+
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
+def test_the_payload_survives_each_attack(marked, attack):
+    _, out = marked
+    found = W.detect(ATTACKS[attack](out), KEY)
+    assert (found.bits == W.parse_message(MESSAGE)).mean() >= (0.9 if attack == "crop0.9" else 0.99)
+    assert W.detect(ATTACKS[attack](out), KEY, W.parse_message(MESSAGE)).present
+
+
+def test_unmarked_photos_and_other_keys_say_absent(marked):
+    photo, out = marked
+    for image in (photo, data.astronaut(), data.coffee()):
+        assert not W.detect(image, KEY).present
+        assert not W.detect(image, KEY, W.parse_message(MESSAGE)).present
+    other = W.Key(bytes(32))
+    assert not W.detect(out, other).present
+    assert not W.detect(out, KEY, W.parse_message("0" * 16)).present  # a different payload
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**64 - 1))
+def test_messages_round_trip_through_bits(value):
+    text = f"{value:016x}"
+    assert W.format_message(W.parse_message(text)) == text
+
+
+def test_the_carrier_is_orthonormal_smooth_and_has_no_dc():
+    u = KEY.directions()
+    assert np.allclose(u @ u.T, np.eye(W.PROJECTIONS), atol=1e-10)
+    grid = u.reshape(W.PROJECTIONS, W.GRID, W.GRID)
+    assert np.allclose(grid.sum(axis=(1, 2)), 0.0, atol=1e-9)  # brightness changes nothing
+    # every region's part lies in the low band: DCT frequencies below BAND (periods of 16 px and more at 512)
+    basis = W.region_band_basis()
+    blocks = grid.reshape(W.PROJECTIONS, W.REGIONS, W.REGION, W.REGIONS, W.REGION).transpose(0, 1, 3, 2, 4)
+    flat = blocks.reshape(-1, W.REGION * W.REGION)
+    assert np.allclose(flat @ basis.T @ basis, flat, atol=1e-9)
+    counts = np.bincount(W._assignment(KEY.secret), minlength=W.PAYLOAD_BITS)
+    assert (counts == W.PROJECTIONS // W.PAYLOAD_BITS).all()
+    inner = np.array([W.inner(i) for i in range(W.PROJECTIONS)])
+    assert len(set(W._assignment(KEY.secret)[inner].tolist())) == W.PAYLOAD_BITS  # every bit survives a crop
+
+
+def test_the_averaging_and_spreading_maps_invert():
+    for n in (128, 400, 1411):
+        a, e = W.averaging(n), W.spread(n)
+        assert np.allclose(a @ e, np.eye(W.GRID), atol=1e-9)
+        assert np.allclose(a.sum(axis=1), 1.0)
+
+
+def test_keys_are_private_files_never_overwritten(tmp_path):
+    path = tmp_path / "key.json"
+    key = watermark.keygen(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert watermark.load_key(path) == key
+    with pytest.raises(InputError, match="never overwritten"):
+        watermark.keygen(path)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"kind": "something else"}')
+    with pytest.raises(InputError, match="not a safelight watermark key"):
+        watermark.load_key(bad)
+    with pytest.raises(InputError, match="no key file"):
+        watermark.load_key(tmp_path / "missing.json")
+
+
+def test_bad_input_gives_one_clear_error_and_exit_code_2(tmp_path, capsys):
+    key = tmp_path / "key.json"
+    assert cli.main(["watermark", "keygen", str(key)]) == 0
+    photo = tmp_path / "photo.png"
+    Image.fromarray(data.chelsea()).save(photo)
+    out = tmp_path / "out.png"
+    assert (
+        cli.main(["watermark", "embed", str(photo), str(out), "--key", str(key), "--message", "12345", "--plain"]) == 2
+    )
+    assert "16 hex digits" in capsys.readouterr().err
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text("hello")
+    assert cli.main(["watermark", "detect", str(photo), "--key", str(wrong), "--plain"]) == 2
+    assert "not a safelight watermark key" in capsys.readouterr().err
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(np.zeros((100, 300, 3), dtype=np.uint8)).save(tiny)
+    assert cli.main(["watermark", "detect", str(tiny), "--key", str(key), "--plain"]) == 2
+    assert "smaller than one watermark block" in capsys.readouterr().err
+    with pytest.raises(InputError, match="unknown operation"):
+        watermark.run(data.chelsea(), operation="remove", key=KEY)
+
+
+def test_cli_embed_then_detect_json(tmp_path, capsys):
+    key = tmp_path / "key.json"
+    assert cli.main(["watermark", "keygen", str(key)]) == 0
+    photo, out = tmp_path / "photo.png", tmp_path / "marked.png"
+    Image.fromarray(data.chelsea()).save(photo)
+    capsys.readouterr()
+    assert (
+        cli.main(["watermark", "embed", str(photo), str(out), "--key", str(key), "--message", MESSAGE, "--plain"]) == 0
+    )
+    assert cli.main(["watermark", "detect", str(out), "--key", str(key), "--plain", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record["message"] == MESSAGE and record["present"] is True and record["confidence"] > 0.9
+    assert set(record) >= {"message", "present", "confidence", "report"}
+
+
+def test_private_modes_say_they_are_not_built_rather_than_run_locally():
+    with pytest.raises(UnsupportedError, match="not built yet"):
+        watermark.embed(data.chelsea(), key=KEY, message=MESSAGE)
