@@ -12,11 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageEnhance
-from skimage import data
+from skimage import data, transform
 
+from protocol_sim import assert_views_alike, simulate, view_bytes
 from safelight import cli
 from safelight.errors import InputError, UnsupportedError
+from safelight.sharing import decode, encode
 from safelight.tasks import watermark
+from safelight.tasks import watermark_private as private
 from safelight.tasks import watermark_scheme as W
 
 KEY = W.Key(bytes(range(32)))
@@ -166,6 +169,83 @@ def test_cli_embed_then_detect_json(tmp_path, capsys):
     assert set(record) >= {"message", "present", "confidence", "report"}
 
 
-def test_private_modes_say_they_are_not_built_rather_than_run_locally():
+def test_the_he_embedding_says_it_is_not_built_rather_than_running_anything_else():
     with pytest.raises(UnsupportedError, match="not built yet"):
-        watermark.embed(data.chelsea(), key=KEY, message=MESSAGE)
+        watermark.embed(data.chelsea(), key=KEY, message=MESSAGE, he=True)
+
+
+# ---- on shares -------------------------------------------------------------------------------------
+
+SMALL = (transform.resize(data.chelsea(), (128, 160), anti_aliasing=True) * 255).round().astype(np.uint8)
+
+
+def _shared(values, parties, scheme):
+    return {k: encode(np.asarray(v, dtype=np.float64), parties, scheme=scheme) for k, v in values.items()}
+
+
+def _private_embed(photo, key, message, parties, scheme):
+    program = private.embed_program(*photo.shape[:2], parties, scheme)
+    offsets = key.dither() + W.payload_bits(W.parse_message(message), key) * (W.DELTA / 2)
+    values = {"image": photo.astype(float), "carrier": key.directions(), "offsets": offsets[:, None]}
+    outs, ctxs = simulate(program, _shared(values, parties, scheme))
+    return W.to_uint8(decode(outs["marked"])), ctxs
+
+
+def _private_detect(photo, key, parties, scheme, message=None):
+    program = private.detect_program(*photo.shape[:2], parties, scheme, payload=message is not None)
+    assignment = np.zeros((W.PROJECTIONS, W.PAYLOAD_BITS))
+    assignment[np.arange(W.PROJECTIONS), W.payload_bits(np.arange(W.PAYLOAD_BITS), key)] = 1
+    values = {"image": photo.astype(float), "carrier": key.directions(), "dither": key.dither()[:, None]}
+    values["assignment"] = assignment
+    if message is not None:
+        values["signs"] = (1 - 2 * W.payload_bits(W.parse_message(message), key))[:, None]
+    outs, ctxs = simulate(program, _shared(values, parties, scheme))
+    out = {k: decode(v) for k, v in outs.items()}
+    return W.format_message((out["bits"] > 0.5).astype(int)), out, ctxs
+
+
+@pytest.mark.parametrize("scheme,parties", [("rss3", 3), ("additive", 2)])
+def test_private_embedding_and_detection_equal_the_reference(scheme, parties):
+    marked, _ = _private_embed(SMALL, KEY, MESSAGE, parties, scheme)
+    reference = W.to_uint8(W.embed(SMALL, KEY, W.parse_message(MESSAGE)))
+    assert np.abs(marked.astype(int) - reference.astype(int)).max() <= 1  # rounding of the last bit
+    assert abs(watermark.psnr(SMALL, marked) - watermark.psnr(SMALL, reference)) <= 0.1
+    found, out, _ = _private_detect(_jpeg(marked, 50), KEY, parties, scheme)
+    ref = W.detect(_jpeg(marked, 50), KEY)
+    assert found == ref.message == MESSAGE
+    assert abs(out["fit"][0] - ref.fit) <= 1e-3 and out["present"][0] > 0.5
+    assert np.abs(np.minimum(1, out["confidence"]) - ref.confidence).max() <= 1e-2
+    _, yes, _ = _private_detect(marked, KEY, parties, scheme, MESSAGE)
+    _, no, _ = _private_detect(marked, KEY, parties, scheme, "0" * 16)
+    assert yes["present"][0] > 0.5 and no["present"][0] < 0.5
+
+
+def test_unmarked_is_absent_on_shares():
+    _, out, _ = _private_detect(SMALL, KEY, 3, "rss3")
+    assert out["present"][0] < 0.5 and out["fit"][0] < W.FIT_THRESHOLD
+
+
+def test_a_servers_view_does_not_depend_on_photo_key_or_payload():
+    other_photo = np.ascontiguousarray(SMALL[::-1, ::-1])
+    _, first = _private_embed(SMALL, KEY, MESSAGE, 3, "rss3")
+    _, second = _private_embed(other_photo, W.Key(bytes(32)), "0" * 16, 3, "rss3")
+    assert_views_alike(view_bytes(first), view_bytes(second))
+    _, _, first = _private_detect(SMALL, KEY, 2, "additive")
+    _, _, second = _private_detect(other_photo, W.Key(bytes(32)), 2, "additive")
+    assert_views_alike(view_bytes(first), view_bytes(second))
+
+
+def test_cli_on_real_servers_two_then_three(tmp_path, capsys):
+    key = tmp_path / "key.json"
+    assert cli.main(["watermark", "keygen", str(key)]) == 0
+    photo, out = tmp_path / "photo.png", tmp_path / "marked.png"
+    Image.fromarray(SMALL).save(photo)
+    capsys.readouterr()
+    assert (
+        cli.main(["watermark", "embed", str(photo), str(out), "--key", str(key), "--message", MESSAGE, "--json"]) == 0
+    )
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record["psnr"] >= 40 and record["report"]["online_seconds"] > 0
+    assert cli.main(["watermark", "detect", str(out), "--key", str(key), "--servers", "3", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record["message"] == MESSAGE and record["present"] is True and len(record["report"]["parties"]) == 3

@@ -665,10 +665,25 @@ def cmd_watermark_embed(args: argparse.Namespace) -> int:
     image = read_image(args.input).pixels
     if args.scheme == "he" and args.servers == 3:
         raise InputError("--scheme he runs on ONE server: drop --servers 3")
-    cluster = None if args.plain else _remote_cluster(args, 3 if args.servers == 3 else 2)
-    result = watermark.embed(image, key=key, message=args.message, cluster=cluster, plain=args.plain)
+    he = args.scheme == "he"
+    cluster = None if args.plain or he else _remote_cluster(args, 3 if args.servers == 3 else 2)
+    result = watermark.embed(
+        image,
+        key=key,
+        message=args.message,
+        cluster=cluster,
+        plain=args.plain,
+        servers=args.servers,
+        no_dealer=args.no_dealer,
+        he=he,
+    )
     Image.fromarray(result.outputs).save(args.output)
-    record = {"output": str(args.output), "message": result.extras["message"], "psnr": round(result.extras["psnr"], 3)}
+    record = {
+        "output": str(args.output),
+        "message": result.extras["message"],
+        "psnr": round(result.extras["psnr"], 3),
+        "report": None if result.report is None else result.report.summary(),
+    }
     _print_result(record, f"wrote {args.output}: payload {record['message']}, PSNR {record['psnr']:.2f} dB")
     return 0
 
@@ -682,22 +697,29 @@ def cmd_watermark_detect(args: argparse.Namespace) -> int:
     key = watermark.load_key(args.key)
     image = read_image(args.input).pixels
     cluster = None if args.plain else _remote_cluster(args, 3 if args.servers == 3 else 2)
-    result = watermark.detect(image, key=key, cluster=cluster, plain=args.plain)
+    result = watermark.detect(
+        image,
+        key=key,
+        message=args.message,
+        cluster=cluster,
+        plain=args.plain,
+        servers=args.servers,
+        no_dealer=args.no_dealer,
+    )
     x = result.extras
     record = {
         "message": result.outputs,
         "present": bool(x["present"]),
-        "confidence": round(float(x["fit"]), 4),
+        "confidence": round(float(x["score"]), 4),
+        "fit": round(float(x["fit"]), 4),
         "bit_confidence": [round(float(c), 3) for c in x["confidence"]],
-        "crop": x["crop"],
-        "gain": round(float(x["gain"]), 4),
         "report": None if result.report is None else result.report.summary(),
     }
     verdict = "present" if record["present"] else "absent"
     _print_result(
         record,
         f"payload {record['message']}, mean bit confidence {np.mean(x['confidence']):.2f}, "
-        f"fit {record['confidence']:.3f}: watermark {verdict}",
+        f"score {record['confidence']:.3f}: watermark {verdict}",
     )
     return 0
 
@@ -717,14 +739,17 @@ def _add_watermark_parser(sub) -> None:
     q.add_argument("--scheme", choices=["shares", "he"], default="shares", help="servers on shares, or one HE server")
     q.add_argument("--plain", action="store_true", help="run the reference on this machine (no servers)")
     q.add_argument("--cluster", help="cluster.toml of running servers (default: servers on loopback)")
+    q.add_argument("--no-dealer", action="store_true", help="two servers with no third party")
     _add_servers(q)
     _add_json(q)
     q.set_defaults(func=cmd_watermark_embed)
     q = wsub.add_parser("detect", help="recover the payload of a suspect photo and say whether a mark is there")
     q.add_argument("input")
     q.add_argument("--key", required=True, help="key file")
+    q.add_argument("--message", help="16 hex digits: only say whether this payload is there (the yes/no detector)")
     q.add_argument("--plain", action="store_true", help="run the reference on this machine (no servers)")
     q.add_argument("--cluster", help="cluster.toml of running servers (default: servers on loopback)")
+    q.add_argument("--no-dealer", action="store_true", help="two servers with no third party")
     _add_servers(q)
     _add_json(q)
     q.set_defaults(func=cmd_watermark_detect)

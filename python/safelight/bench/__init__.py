@@ -26,6 +26,7 @@ from __future__ import annotations
 from . import features as features  # registers the feature-detection benchmarks
 from . import garbling, he, kernels, secure, store, transport
 from . import search as search  # registers the search benchmarks
+from . import watermark as watermark  # registers the watermark benchmarks
 from .garbling import GC_BATCH, GC_K, OT_N, gc_stream_seconds
 from .he import HE_MUL_BITS, HE_MUL_REPEATS, HE_MUL_T_BITS, he_mul_workload
 from .kernels import (

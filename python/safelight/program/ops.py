@@ -719,6 +719,35 @@ class SubBroadcast:
     run = staticmethod(lambda ctx, xs, attrs: np.ascontiguousarray(np.subtract(xs[0], xs[1], dtype=np.uint64)))
 
 
+@register("matmul_public", 1)
+class MatmulPublic:
+    """x (..., k) @ W (k, n) for a public ring matrix W (``weight``, nested lists): a public
+    linear map, local on shares (a resampling, an area average); a fixed-point W adds its
+    fractional bits to x's, as :class:`MulPublic`."""
+
+    @staticmethod
+    def _weight(attrs):
+        w = _ring_array(attrs.get("weight"), "matmul_public weight")
+        if w.ndim != 2:
+            raise ProgramError(f"matmul_public: the weight must be a matrix, got shape {w.shape}")
+        return w
+
+    @staticmethod
+    def infer(shapes, attrs):
+        w = MatmulPublic._weight(attrs)
+        x = shapes[0]
+        if not x or x[-1] != w.shape[0]:
+            raise ProgramError(f"matmul_public: {x} @ {w.shape} do not match")
+        return (*x[:-1], w.shape[1])
+
+    @staticmethod
+    def run(ctx, xs, attrs):
+        w = np.ascontiguousarray(_ring_array(attrs["weight"], "weight"))
+        x = xs[0]
+        flat = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
+        return ring.matmul(flat, w).reshape(*x.shape[:-1], w.shape[1])
+
+
 @register("mul_public_array", 1)
 class MulPublicArray:
     """x * c for a public ring array c broadcastable to x (the output keeps x's shape); a

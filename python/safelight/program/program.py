@@ -190,6 +190,14 @@ class Program:
         ring = fixed_point.encode(v, self.frac_bits)
         return self._add_step("mul_public_array", [a], {"value": ring.tolist()}, a.frac_bits + self.frac_bits)
 
+    def matmul_public(self, x: Tensor, weight: Any, frac_bits: int = 20) -> Tensor:
+        """x (..., k) @ weight (k, n) for a public real matrix: local, then one truncation
+        (the weight is encoded at ``frac_bits`` fractional bits)."""
+        w = np.asarray(weight, dtype=np.float64)
+        ring_weight = fixed_point.encode(w, frac_bits)
+        out = self._add_step("matmul_public", [x], {"weight": ring_weight.tolist()}, x.frac_bits + frac_bits)
+        return self.rescale(out)
+
     def conv2d_public(
         self, x: Tensor, kernel: Any, padding: str = "zero", layout: str = "chw", mode: str = "convolve"
     ) -> Tensor:

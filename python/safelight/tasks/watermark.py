@@ -1,9 +1,11 @@
 """Invisible watermarks (issue 17): keys, embedding and detection with the common task shape.
 
 The scheme is :mod:`.watermark_scheme` (STDM of the low-frequency luma, a 64-bit payload
-carried twice). ``plain=True`` runs its numpy reference on this machine; the private
-embedding and detection on servers (shares or BFV ciphertexts) are not built yet, and say
-so with an UnsupportedError instead of falling back to the local reference silently.
+carried twice). By default the servers do the work on shares (:mod:`.watermark_private`:
+two servers with a dealer or without one, or three with rss3); the photo, the key's
+carrier and dither and the payload reach them as shares only. ``plain=True`` runs the
+numpy reference on this machine instead. The one-server HE embedding is not built yet and
+says so (UnsupportedError) rather than falling back to anything weaker.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import numpy as np
 
 from ..errors import InputError, UnsupportedError
 from ..runtime.cluster import Cluster
+from ..sharing import decode, encode
+from . import watermark_private as private
 from . import watermark_scheme as scheme
-from .report import TaskResult
+from .report import JobReport, TaskResult
 
 KEY_KIND = "safelight-watermark-key"
 
@@ -50,11 +54,24 @@ def load_key(path: str | Path) -> scheme.Key:
     return scheme.Key(secret)
 
 
-def _private_not_built(what: str) -> UnsupportedError:
-    return UnsupportedError(
-        f"private watermark {what} on servers is not built yet (issue 17); plain=True (--plain) runs "
-        "the reference on this machine, which sees the photo"
-    )
+def _scheme(cluster: Cluster | None, servers: int) -> tuple[int, str]:
+    if cluster is not None:
+        return cluster.parties, cluster.scheme
+    return (3, "rss3") if servers == 3 else (2, "additive")
+
+
+def _run(program, inputs: dict, cluster: Cluster | None, scheme_name: str, no_dealer: bool):
+    if cluster is not None:
+        return cluster.run(program, inputs)
+    if scheme_name == "rss3":
+        with Cluster.local(3, scheme="rss3") as local:
+            return local.run(program, inputs)
+    with Cluster.local(2, dealer=not no_dealer) as local:
+        return local.run(program, inputs, triples="he" if no_dealer else None)
+
+
+def _shared(values: dict[str, np.ndarray], parties: int, scheme_name: str) -> dict:
+    return {name: encode(np.asarray(v, dtype=np.float64), parties, scheme=scheme_name) for name, v in values.items()}
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -63,32 +80,73 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def embed(
-    image: Any, *, key: scheme.Key, message: str, cluster: Cluster | None = None, plain: bool = False
+    image: Any,
+    *,
+    key: scheme.Key,
+    message: str,
+    cluster: Cluster | None = None,
+    plain: bool = False,
+    servers: int = 2,
+    no_dealer: bool = False,
+    he: bool = False,
 ) -> TaskResult:
-    """The marked photo (uint8, the image's shape as RGB); extras ``psnr``."""
+    """The marked photo (uint8 RGB); extras ``psnr`` and ``message``. The servers see the
+    photo, the key and the payload as shares only; the client rounds and clips the result."""
     bits = scheme.parse_message(message)
-    scheme.check_image(image)
-    if not plain:
-        raise _private_not_built("embedding")
-    marked = scheme.to_uint8(scheme.embed(image, key, bits))
-    return TaskResult(marked, None, {"psnr": psnr(scheme.check_image(image), marked), "message": message.lower()})
+    rgb = scheme.check_image(image)
+    if he:
+        raise UnsupportedError(
+            "the one-server HE watermark embedding is not built yet (issue 17); run on shares "
+            "(--servers 2 or 3) or locally (--plain)"
+        )
+    if plain:
+        marked, report = scheme.to_uint8(scheme.embed(image, key, bits)), None
+    else:
+        parties, name = _scheme(cluster, servers)
+        program = private.embed_program(*rgb.shape[:2], parties, name)
+        offsets = key.dither() + scheme.payload_bits(bits, key) * (scheme.DELTA / 2)
+        values = {"image": rgb, "carrier": key.directions(), "offsets": offsets[:, None]}
+        job = _run(program, _shared(values, parties, name), cluster, name, no_dealer)
+        marked, report = scheme.to_uint8(decode(job.outputs["marked"])), JobReport.from_job(job)
+    return TaskResult(marked, report, {"psnr": psnr(rgb, marked), "message": message.lower()})
 
 
-def detect(image: Any, *, key: scheme.Key, cluster: Cluster | None = None, plain: bool = False) -> TaskResult:
-    """The recovered payload (16 hex digits); extras ``present``, ``fit``, ``confidence``
-    (per bit), ``crop`` and ``gain`` of the best candidate."""
-    scheme.check_image(image)
-    if not plain:
-        raise _private_not_built("detection")
-    found = scheme.detect(image, key)
+def detect(
+    image: Any,
+    *,
+    key: scheme.Key,
+    message: str | None = None,
+    cluster: Cluster | None = None,
+    plain: bool = False,
+    servers: int = 2,
+    no_dealer: bool = False,
+) -> TaskResult:
+    """The recovered payload (16 hex digits); extras ``present`` (with ``message``: whether
+    that payload is there, the yes/no detector), ``fit``, ``score``, ``confidence`` (per
+    bit). The servers output only these, as shares for the client."""
+    rgb = scheme.check_image(image)
+    expected = None if message is None else scheme.parse_message(message)
+    if plain:
+        found = scheme.detect(image, key, expected)
+        extras = {"present": found.present, "fit": found.fit, "score": found.score, "confidence": found.confidence}
+        return TaskResult(found.message, None, {**extras, "crop": found.crop, "gain": found.gain})
+    parties, name = _scheme(cluster, servers)
+    program = private.detect_program(*rgb.shape[:2], parties, name, payload=expected is not None)
+    assignment = np.zeros((scheme.PROJECTIONS, scheme.PAYLOAD_BITS))
+    assignment[np.arange(scheme.PROJECTIONS), scheme.payload_bits(np.arange(scheme.PAYLOAD_BITS), key)] = 1.0
+    values = {"image": rgb, "carrier": key.directions(), "dither": key.dither()[:, None], "assignment": assignment}
+    if expected is not None:
+        values["signs"] = (1 - 2 * scheme.payload_bits(expected, key))[:, None]
+    job = _run(program, _shared(values, parties, name), cluster, name, no_dealer)
+    out = {k: decode(v) for k, v in job.outputs.items()}
+    bits = (out["bits"] > 0.5).astype(np.int64)
     extras = {
-        "present": found.present,
-        "fit": found.fit,
-        "confidence": found.confidence,
-        "crop": found.crop,
-        "gain": found.gain,
+        "present": bool(out["present"][0] > 0.5),
+        "fit": float(out["fit"][0]),
+        "score": float(out["score"][0]),
+        "confidence": np.minimum(1.0, out["confidence"]),
     }
-    return TaskResult(found.message, None, extras)
+    return TaskResult(scheme.format_message(bits), JobReport.from_job(job), extras)
 
 
 def run(image: Any, *, cluster: Cluster | None = None, operation: str = "embed", **options: Any) -> TaskResult:

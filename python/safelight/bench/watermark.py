@@ -1,0 +1,99 @@
+"""Private watermarking (issue 17): embedding and detection of a 512x512 RGB photo on two
+servers with a dealer (and on three with rss3, reported beside), next to the numpy
+reference in the same process."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from skimage import data
+
+from ..runtime.cluster import Cluster
+from ..tasks import watermark
+from ..tasks import watermark_scheme as scheme
+from .registry import register, result
+
+KEY = scheme.Key(b"safelight-bench-watermark-key-32")
+MESSAGE = "5afe11c0ffee2026"
+
+
+def _jobs(operation: str, photo: np.ndarray) -> dict[int, Any]:
+    """The median of 3 jobs per server count (after one warm-up job)."""
+    out = {}
+    for parties in (2, 3):
+        local = Cluster.local(3, scheme="rss3") if parties == 3 else Cluster.local(2, dealer=True)
+        with local as cluster:
+            runs = []
+            for _ in range(4):
+                if operation == "embed":
+                    runs.append(watermark.embed(photo, key=KEY, message=MESSAGE, cluster=cluster))
+                else:
+                    runs.append(watermark.detect(photo, key=KEY, cluster=cluster))
+        runs = sorted(runs[1:], key=lambda r: r.report.online_seconds + r.report.offline_seconds)
+        out[parties] = runs[1]
+    return out
+
+
+def _figures(run, prefix: str = "") -> dict[str, Any]:
+    r = run.report
+    return {
+        f"{prefix}online_s": r.online_seconds,
+        f"{prefix}offline_s": r.offline_seconds,
+        f"{prefix}bytes_per_server": [p.bytes_sent for p in r.parties],
+        f"{prefix}dealer_bytes": r.dealer.bytes_sent if r.dealer else None,
+        f"{prefix}rounds": r.rounds,
+    }
+
+
+@register("watermark_embed_512", "private watermark embedding of a 512x512 RGB photo on 2 servers + dealer, total s")
+def bench_watermark_embed_512() -> dict[str, Any]:
+    photo = data.astronaut()
+    t0 = time.perf_counter()
+    reference = watermark.embed(photo, key=KEY, message=MESSAGE, plain=True)
+    plain_s = time.perf_counter() - t0
+    runs = _jobs("embed", photo)
+    two, three = runs[2], runs[3]
+    return result(
+        "watermark_embed_512",
+        two.report.online_seconds + two.report.offline_seconds,
+        "s",
+        "lower",
+        ref="the numpy reference (same process), s",
+        ref_value=plain_s,
+        stat="median of 3 jobs",
+        psnr=two.extras["psnr"],
+        psnr_reference=reference.extras["psnr"],
+        largest_pixel_difference_to_reference=int(
+            np.abs(two.outputs.astype(int) - reference.outputs.astype(int)).max()
+        ),
+        **_figures(two),
+        **_figures(three, "rss3_"),
+        he="not built (issue 17)",
+    )
+
+
+@register("watermark_detect_512", "private watermark detection in a 512x512 RGB photo on 2 servers + dealer, total s")
+def bench_watermark_detect_512() -> dict[str, Any]:
+    marked = watermark.embed(data.astronaut(), key=KEY, message=MESSAGE, plain=True).outputs
+    t0 = time.perf_counter()
+    reference = watermark.detect(marked, key=KEY, plain=True)
+    plain_s = time.perf_counter() - t0
+    runs = _jobs("detect", marked)
+    two, three = runs[2], runs[3]
+    return result(
+        "watermark_detect_512",
+        two.report.online_seconds + two.report.offline_seconds,
+        "s",
+        "lower",
+        ref="the numpy reference (same process), s",
+        ref_value=plain_s,
+        stat="median of 3 jobs",
+        payload_equal=two.outputs == reference.outputs == MESSAGE,
+        present=two.extras["present"],
+        fit=two.extras["fit"],
+        fit_reference=reference.extras["fit"],
+        **_figures(two),
+        **_figures(three, "rss3_"),
+    )
