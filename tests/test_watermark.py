@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import stat
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageEnhance
+from PIL import Image
 from skimage import data, transform
 
 from protocol_sim import assert_views_alike, simulate, view_bytes
@@ -26,33 +25,24 @@ KEY = W.Key(bytes(range(32)))
 MESSAGE = "c0ffee0123456789"
 
 
+def _benchmark_module():
+    """benchmarks/watermark_quality.py: its attacks are the ones the issue names."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "benchmarks" / "watermark_quality.py"
+    spec = importlib.util.spec_from_file_location("watermark_quality", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+QUALITY = _benchmark_module()
+ATTACKS = {name: f for name, f in QUALITY.ATTACKS.items() if name not in ("none", "jpeg90")}
+
+
 def _jpeg(a, quality):
-    buf = io.BytesIO()
-    Image.fromarray(a).save(buf, "JPEG", quality=quality)
-    return np.array(Image.open(buf).convert("RGB"))
-
-
-def _resize(a, f):
-    h, w = a.shape[:2]
-    im = Image.fromarray(a).resize((int(w * f), int(h * f)), Image.BICUBIC)
-    return np.array(im.resize((w, h), Image.BICUBIC))
-
-
-def _crop(a, f):
-    h, w = a.shape[:2]
-    ch, cw = int(round(h * f)), int(round(w * f))
-    t, left = (h - ch) // 2, (w - cw) // 2
-    return np.array(Image.fromarray(a[t : t + ch, left : left + cw]).resize((w, h), Image.BICUBIC))
-
-
-ATTACKS = {
-    "jpeg50": lambda a: _jpeg(a, 50),
-    "resize0.5": lambda a: _resize(a, 0.5),
-    "noise5": lambda a: np.clip(np.round(a + np.random.default_rng(1).normal(0, 5, a.shape)), 0, 255).astype(np.uint8),
-    "brightness+20": lambda a: np.clip(a.astype(int) + 20, 0, 255).astype(np.uint8),
-    "contrast1.2": lambda a: np.array(ImageEnhance.Contrast(Image.fromarray(a)).enhance(1.2)),
-    "crop0.9": lambda a: _crop(a, 0.9),
-}
+    return QUALITY._jpeg(a, quality)
 
 
 @pytest.fixture(scope="module")

@@ -36,6 +36,7 @@ from ..sharing import decode, encode
 from .kernels import as_grey, gaussian_kernel
 from .orientation import binned_gradient, votes
 from .report import JobReport, TaskResult
+from .servers import parties_and_scheme, run_program
 
 COMPARE_BITS = 40  # comparison width where values are only known to stay below 2^23
 # Harris responses of an image in [0, 1] times SCALE: gradients below 8, tensor entries below
@@ -248,10 +249,10 @@ def harris(
     if scheme != "shares":
         raise InputError(f"unknown scheme {scheme!r}: 'shares' (two or three servers) or 'he' (one server)")
     grey = as_grey(image)
-    parties, scheme = _scheme(cluster, servers)
+    parties, scheme = parties_and_scheme(cluster, servers)
     program = harris_program(*grey.shape, parties, scheme, k, sigma, min_distance, threshold_rel)
     inputs = {"image": encode(grey * SCALE, parties, scheme=scheme)}
-    job = _run(program, inputs, cluster, scheme, no_dealer)
+    job = run_program(program, inputs, cluster, scheme, no_dealer)
     mask, response = decode(job.outputs["mask"]), decode(job.outputs["response"]) / SCALE**4
     peaks, values = keypoints_from_candidates(mask, response, min_distance)
     return TaskResult(peaks, JobReport.from_job(job), {"responses": values})
@@ -342,10 +343,10 @@ def hog(image: Any, *, cluster: Cluster | None = None, servers: int = 2, no_deal
     outputs are the flattened descriptor; ``extras["shape"]`` the blocks' shape
     (blocks along rows, along columns, 3, 3, 9)."""
     grey = as_grey(image)
-    parties, scheme = _scheme(cluster, servers)
+    parties, scheme = parties_and_scheme(cluster, servers)
     program = hog_program(*grey.shape, parties, scheme)
     inputs = {"image": encode(grey * HOG_SCALE, parties, scheme=scheme)}
-    job = _run(program, inputs, cluster, scheme, no_dealer)
+    job = run_program(program, inputs, cluster, scheme, no_dealer)
     h, w = grey.shape
     shape = [h // 8 - 2, w // 8 - 2, 3, 3, 9]
     return TaskResult(decode(job.outputs["descriptor"]), JobReport.from_job(job), {"shape": shape})
@@ -358,30 +359,13 @@ def sift(image: Any, *, cluster: Cluster | None = None, servers: int = 3, no_dea
     from . import sift as sift_task
 
     grey = as_grey(image)
-    parties, scheme = _scheme(cluster, servers)
+    parties, scheme = parties_and_scheme(cluster, servers)
     program = sift_task.sift_program(*grey.shape, parties, scheme)
     inputs = {"image": encode(grey * sift_task.SIFT_SCALE, parties, scheme=scheme)}
-    job = _run(program, inputs, cluster, scheme, no_dealer)
+    job = run_program(program, inputs, cluster, scheme, no_dealer)
     maps = {name: decode(share) for name, share in job.outputs.items()}
     points, descriptors = sift_task.keypoints_and_descriptors(maps, *grey.shape)
     return TaskResult(points, JobReport.from_job(job), {"descriptors": descriptors})
-
-
-def _scheme(cluster: Cluster | None, servers: int) -> tuple[int, str]:
-    """(parties, scheme) of a job: the cluster's, or ``servers`` local ones (3: rss3)."""
-    if cluster is not None:
-        return cluster.parties, cluster.scheme
-    return (3, "rss3") if servers == 3 else (2, "additive")
-
-
-def _run(program: Program, inputs: dict, cluster: Cluster | None, scheme: str, no_dealer: bool):
-    if cluster is not None:
-        return cluster.run(program, inputs)
-    if scheme == "rss3":
-        with Cluster.local(3, scheme="rss3") as local:
-            return local.run(program, inputs)
-    with Cluster.local(2, dealer=not no_dealer) as local:
-        return local.run(program, inputs, triples="he" if no_dealer else None)
 
 
 def run(image: Any, *, cluster: Cluster | None = None, feature: str = "harris", **options: Any) -> TaskResult:

@@ -23,6 +23,7 @@ from ..sharing import decode, encode
 from . import watermark_private as private
 from . import watermark_scheme as scheme
 from .report import JobReport, TaskResult
+from .servers import parties_and_scheme, run_program
 
 KEY_KIND = "safelight-watermark-key"
 
@@ -52,22 +53,6 @@ def load_key(path: str | Path) -> scheme.Key:
     except (ValueError, KeyError, TypeError, OSError, UnicodeDecodeError):
         raise InputError(f"{path} is not a safelight watermark key file") from None
     return scheme.Key(secret)
-
-
-def _scheme(cluster: Cluster | None, servers: int) -> tuple[int, str]:
-    if cluster is not None:
-        return cluster.parties, cluster.scheme
-    return (3, "rss3") if servers == 3 else (2, "additive")
-
-
-def _run(program, inputs: dict, cluster: Cluster | None, scheme_name: str, no_dealer: bool):
-    if cluster is not None:
-        return cluster.run(program, inputs)
-    if scheme_name == "rss3":
-        with Cluster.local(3, scheme="rss3") as local:
-            return local.run(program, inputs)
-    with Cluster.local(2, dealer=not no_dealer) as local:
-        return local.run(program, inputs, triples="he" if no_dealer else None)
 
 
 def _shared(values: dict[str, np.ndarray], parties: int, scheme_name: str) -> dict:
@@ -102,11 +87,11 @@ def embed(
     if plain:
         marked, report = scheme.to_uint8(scheme.embed(image, key, bits)), None
     else:
-        parties, name = _scheme(cluster, servers)
+        parties, name = parties_and_scheme(cluster, servers)
         program = private.embed_program(*rgb.shape[:2], parties, name)
         offsets = key.dither() + scheme.payload_bits(bits, key) * (scheme.DELTA / 2)
         values = {"image": rgb, "carrier": key.directions(), "offsets": offsets[:, None]}
-        job = _run(program, _shared(values, parties, name), cluster, name, no_dealer)
+        job = run_program(program, _shared(values, parties, name), cluster, name, no_dealer)
         marked, report = scheme.to_uint8(decode(job.outputs["marked"])), JobReport.from_job(job)
     return TaskResult(marked, report, {"psnr": psnr(rgb, marked), "message": message.lower()})
 
@@ -130,14 +115,14 @@ def detect(
         found = scheme.detect(image, key, expected)
         extras = {"present": found.present, "fit": found.fit, "score": found.score, "confidence": found.confidence}
         return TaskResult(found.message, None, {**extras, "crop": found.crop, "gain": found.gain})
-    parties, name = _scheme(cluster, servers)
+    parties, name = parties_and_scheme(cluster, servers)
     program = private.detect_program(*rgb.shape[:2], parties, name, payload=expected is not None)
     assignment = np.zeros((scheme.PROJECTIONS, scheme.PAYLOAD_BITS))
     assignment[np.arange(scheme.PROJECTIONS), scheme.payload_bits(np.arange(scheme.PAYLOAD_BITS), key)] = 1.0
     values = {"image": rgb, "carrier": key.directions(), "dither": key.dither()[:, None], "assignment": assignment}
     if expected is not None:
         values["signs"] = (1 - 2 * scheme.payload_bits(expected, key))[:, None]
-    job = _run(program, _shared(values, parties, name), cluster, name, no_dealer)
+    job = run_program(program, _shared(values, parties, name), cluster, name, no_dealer)
     out = {k: decode(v) for k, v in job.outputs.items()}
     bits = (out["bits"] > 0.5).astype(np.int64)
     extras = {
