@@ -86,25 +86,35 @@ def _cross_views(x0, w1, monkeypatch=None, flood=None):
     from safelight.he import bfv
 
     state = ctxs[0].state["he_products"]
-    products = bfv.CiphertextBatch(state["context"], ctxs[0].view[-1], 0, False)  # raw rows, coefficient form
-    return state, products
+    # what party 0 received: c1 whole and c0 at the output coefficients, (count, k, n + m)
+    got = ctxs[0].view[-1]
+    n = packing.n
+    positions = packing.output_positions().reshape(-1)
+    rows = np.zeros((got.shape[0], 2, got.shape[1], n), dtype=np.uint64)
+    rows[:, 1] = got[:, :, :n]
+    rows[:, 0][:, :, positions] = got[:, :, n:]
+    products = bfv.CiphertextBatch(state["context"], rows, 0, False)  # coefficient form
+    return state, products, positions
 
 
-def _noise_sample(state, products, size=3000):
-    """Centred decryption noise v = x - round(q m / t) of some coefficients (big ints -> float)."""
+def _noise_sample(state, products, positions, size=3000):
+    """Centred decryption noise v = x - round(q m / t) of some output coefficients (big ints
+    -> float): the only coefficients party 0 can decrypt."""
     context, sk = state["context"], state["sk"]
     phase = context.phase(products, sk)  # (count, k, n) residues
-    message = context.decrypt_coeffs(products, sk)
+    message = context.decrypt_coeffs(products, sk, check=False)
     primes = [int(q) for q in context.params.q]
     q = 1
     for p in primes:
         q *= p
     t = 1 << 64
     rng = np.random.default_rng(5)
-    picks = rng.integers(0, phase.shape[0] * phase.shape[2], size=size)
+    total = phase.shape[0] * len(positions)
+    picks = rng.choice(total, size=min(size, total), replace=False)  # distinct coefficients
     out = []
     for flat in picks:
-        j, i = divmod(int(flat), phase.shape[2])
+        j, slot = divmod(int(flat), len(positions))
+        i = int(positions[slot])
         x = 0
         for r, p in enumerate(primes):
             qi = q // p
@@ -121,7 +131,7 @@ def test_flooded_noise_does_not_depend_on_the_multiplier(monkeypatch):
     from scipy.stats import ks_2samp
 
     rng = np.random.default_rng(3)
-    x0 = rng.integers(0, 2**64, size=(2, 8, 8), dtype=np.uint64)
+    x0 = rng.integers(0, 2**64, size=(2, 40, 40), dtype=np.uint64)  # 2 x 38 x 38 outputs to sample
     big = rng.integers(0, 2**64, size=(2, 2, 3, 3), dtype=np.uint64)
     a = _noise_sample(*_cross_views(x0, np.zeros_like(big)))
     b = _noise_sample(*_cross_views(x0, big))
