@@ -76,6 +76,8 @@ def _cross_views(x0, w1, monkeypatch=None, flood=None):
     ctxs = [SimContext(p, 2, inboxes) for p in range(2)]
     if flood is not None:
         monkeypatch.setattr(he_products, "flood_bits", lambda packing: flood)
+        # and no modulus switching before sending, which would also drown the product noise
+        monkeypatch.setattr(he_products, "RETURN_PRIMES", len(he_products.PRIME_BITS))
     zeros_x, zeros_w = np.zeros_like(x0), np.zeros_like(w1)
     args = [(x0, zeros_w), (zeros_x, w1)]  # party 0 holds x0, party 1 holds w1
     threads = [threading.Thread(target=he_products.cross_packed, args=(ctxs[p], packing, *args[p])) for p in range(2)]
@@ -93,7 +95,8 @@ def _cross_views(x0, w1, monkeypatch=None, flood=None):
     rows = np.zeros((got.shape[0], 2, got.shape[1], n), dtype=np.uint64)
     rows[:, 1] = got[:, :, :n]
     rows[:, 0][:, :, positions] = got[:, :, n:]
-    products = bfv.CiphertextBatch(state["context"], rows, 0, False)  # coefficient form
+    level = len(state["context"].params.q) - got.shape[1]  # switched down before sending
+    products = bfv.CiphertextBatch(state["context"], rows, level, False)  # coefficient form
     return state, products, positions
 
 
@@ -103,7 +106,7 @@ def _noise_sample(state, products, positions, size=3000):
     context, sk = state["context"], state["sk"]
     phase = context.phase(products, sk)  # (count, k, n) residues
     message = context.decrypt_coeffs(products, sk, check=False)
-    primes = [int(q) for q in context.params.q]
+    primes = [int(q) for q in context.params.q][: products.data.shape[2]]  # the primes left at its level
     q = 1
     for p in primes:
         q *= p

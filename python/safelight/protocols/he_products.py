@@ -41,6 +41,12 @@ RING_DEGREE = 8192
 PRIME_BITS = (50, 50, 50, 50)
 STATISTICAL_BITS = 40
 ERROR_BOUND_BITS = 5
+# Results go back switched down to two primes: modulus switching scales the noise by q'/q,
+# so the flooded 2^flood noise (at most 2^125 for the largest packings) becomes about
+# 2^(flood - 100) plus a rounding term near 2^13, well below q' / 2t = 2^35 (q' ~ 2^100,
+# t = 2^64); the flooding still hides the multiplier (the ratio is kept, the rounding is
+# independent of it).
+RETURN_PRIMES = 2
 BLOCK_BYTES = 16 << 20  # |fresh error| <= 21 < 2^5 (centred binomial, eta = 21) plus rounding
 
 
@@ -124,7 +130,10 @@ def cross_packed(ctx, packing: ConvPacking, x: np.ndarray, w: np.ndarray) -> np.
         out = context.from_ntt(bfv.CiphertextBatch(context, products, 0, True))
         out = context.rerandomize(out, s["peer_pk"], flood)
         mask = ring.random(os.urandom(16), (out.count, packing.n))
-        mine = _exchange_outputs(ctx, context, sk, context.sub_plain(out, mask), positions)
+        masked = context.sub_plain(out, mask)
+        for _ in range(context.num_q - RETURN_PRIMES):  # smaller rows to send (see RETURN_PRIMES)
+            masked = context.mod_switch_to_next(masked)
+        mine = _exchange_outputs(ctx, context, sk, masked, positions)
         ring.add(mine, mask, out=mine)  # (tiles * o, n): tile-major, like the products
         share[block] = mine.reshape(tiles, -1, packing.n).transpose(1, 0, 2)
     return packing.unpack_output(np.ascontiguousarray(share.transpose(1, 0, 2)))
