@@ -157,3 +157,21 @@ def test_a_servers_view_of_hog_does_not_depend_on_the_image(scheme, parties):
         _, ctxs = _private_hog(image, scheme, parties)
         views.append(view_bytes(ctxs))
     assert_views_alike(*views)
+
+
+@pytest.mark.parametrize("scheme,parties", [("rss3", 3), ("additive", 2)])
+def test_shi_tomasi_finds_scikit_images_corners(scheme, parties):
+    image = data.camera()[100:164, 200:264]
+    ref, ref_values = features.plaintext_harris(image, method="shi-tomasi")
+    grey = features.as_grey(image)
+    p = features.harris_program(*grey.shape, parties, scheme, method="shi-tomasi")
+    scale = features.SHI_TOMASI_SCALE
+    outs, _ = simulate(p, {"image": encode(grey * scale, parties, scheme=scheme)})
+    mask, response = decode(outs["mask"]), decode(outs["response"]) / scale**2
+    peaks, values = features.keypoints_from_candidates(mask, response, 1)
+    assert len(ref) > 5 and {tuple(x) for x in peaks} == {tuple(x) for x in ref}
+    order = {tuple(x): v for x, v in zip(ref, ref_values)}
+    for x, v in zip(peaks, values):
+        assert abs(v - order[tuple(x)]) <= 1e-3 * abs(order[tuple(x)]) + 1e-6
+    with pytest.raises(InputError, match="unknown corner method"):
+        features.harris_program(32, 32, method="eps")

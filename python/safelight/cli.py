@@ -615,6 +615,7 @@ def cmd_features(args: argparse.Namespace) -> int:
         threshold_rel=args.threshold_rel,
         no_dealer=args.no_dealer,
         scheme=args.scheme,
+        method=args.method,
     )
     keypoints = [[int(r), int(c), float(v)] for (r, c), v in zip(result.outputs, result.extras["responses"])]
     record = {"feature": args.feature, "keypoints": keypoints, "report": result.report.summary()}
@@ -765,6 +766,12 @@ def _add_features_parser(sub) -> None:
     p.add_argument("--json", metavar="OUT", help="write the keypoints and the job report to this JSON file")
     p.add_argument("--plot", metavar="OUT.png", help="draw the keypoints on the photo")
     p.add_argument("--k", type=float, default=0.05, help="Harris sensitivity (default 0.05)")
+    p.add_argument(
+        "--method",
+        choices=["k", "shi-tomasi"],
+        default="k",
+        help="harris: det - k trace^2 (corner_harris, default) or the smaller eigenvalue (corner_shi_tomasi)",
+    )
     p.add_argument("--sigma", type=float, default=1.0, help="Gaussian of the structure tensor (default 1)")
     p.add_argument("--min-distance", type=int, default=1, help="non-maximum suppression radius (default 1)")
     p.add_argument("--threshold-rel", type=float, default=0.01, help="relative threshold (default 0.01)")

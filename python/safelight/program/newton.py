@@ -62,6 +62,12 @@ def _scaled_back(p: Program, y: Tensor, bit_below: Tensor, bits: int, value, lab
     return p.reshape(out, shape)
 
 
+def _times(p: Program, a: Tensor, b: Tensor, f: int) -> Tensor:
+    """a * b truncated back to ``f`` fractional bits (the input's scale, which may be finer
+    than the program's)."""
+    return p.rescale(p.mul(a, b, rescale=False), f)
+
+
 def rsqrt(p: Program, x: Tensor, bits: int) -> Tensor:
     """1/sqrt(x) for 0 < x < 2^(bits-1) ring units: y <- y (1.5 - x' y^2 / 2) from
     y_0 = 1.8 - 0.8 x', then 1/sqrt(x) = y 2^((f-1-j)/2)."""
@@ -69,8 +75,9 @@ def rsqrt(p: Program, x: Tensor, bits: int) -> Tensor:
     _, bit_below, z = _normalised(p, x, bits)
     y = p.add_public(p.rescale(p.mul_public(z, -0.8), f), 1.8)
     for _ in range(NEWTON_STEPS + 1):
-        half = p.rescale(p.mul_public(p.mul(z, p.square(y)), 0.5), f)
-        y = p.mul(y, p.add_public(p.neg(half), 1.5))
+        y2 = _times(p, y, y, f)
+        half = p.rescale(p.mul_public(_times(p, z, y2, f), 0.5), f)
+        y = _times(p, y, p.add_public(p.neg(half), 1.5), f)
     value = lambda j: round(2.0 ** ((f - 1 - j) / 2 + RSQRT_FRAC))  # noqa: E731
     return _scaled_back(p, y, bit_below, bits, value, RSQRT_FRAC, x.shape)
 
@@ -82,5 +89,5 @@ def reciprocal(p: Program, x: Tensor, bits: int) -> Tensor:
     _, bit_below, z = _normalised(p, x, bits)
     y = p.add_public(p.mul_public(z, -2.0, integer=True), 2.9142)
     for _ in range(NEWTON_STEPS):
-        y = p.mul(y, p.add_public(p.neg(p.mul(z, y)), 2.0))
+        y = _times(p, y, p.add_public(p.neg(_times(p, z, y, f)), 2.0), f)
     return _scaled_back(p, y, bit_below, bits, lambda j: 1 << (bits - 1 - j), bits - f, x.shape)

@@ -83,8 +83,17 @@ def public_filter(p: Program, x, kernel: np.ndarray, padding: str):
     return p.rescale(p.apply("conv2d_public", [x], attrs, frac_bits=x.frac_bits + KERNEL_BITS))
 
 
-def _response(p: Program, img, sigma: float, k: float):
-    """The Harris response map (det - k trace^2 of the smoothed structure tensor) of ``img`` (h, w)."""
+SHI_TOMASI_BITS = 44  # the rsqrt of (A_rr - A_cc)^2 + 4 A_rc^2 <= 2^22 at 20 fractional bits
+# Shi-Tomasi's eigenvalue grows only as the image's scale squared, and trace - sqrt(d)
+# cancels: the servers work on the image times 8 (tensor entries below 2^10)
+SHI_TOMASI_SCALE = 8.0
+METHODS = ("k", "shi-tomasi")
+
+
+def _response(p: Program, img, sigma: float, k: float, method: str = "k"):
+    """The corner response map of ``img`` (h, w) from the smoothed structure tensor:
+    Harris's det - k trace^2, or Shi-Tomasi's smaller eigenvalue
+    (trace - sqrt((A_rr - A_cc)^2 + 4 A_rc^2)) / 2 (the square root as d rsqrt(d))."""
 
     def filt(x, kernel):
         return public_filter(p, x, kernel, "zero")
@@ -92,8 +101,15 @@ def _response(p: Program, img, sigma: float, k: float):
     gr, gc = filt(img, _sobel(0)), filt(img, _sobel(1))
     g = gaussian_kernel(sigma)
     arr, arc, acc = filt(p.square(gr), g), filt(p.mul(gr, gc), g), filt(p.square(gc), g)
-    det = p.sub(p.mul(arr, acc), p.square(arc))
     trace = p.add(arr, acc)
+    if method == "shi-tomasi":
+        d = p.add(p.square(p.sub(arr, acc)), p.mul_public(p.square(arc), 4, integer=True))
+        # the rsqrt at 4 more fractional bits: trace - sqrt(d) cancels, so sqrt(d) needs them
+        fine = p.apply("mul_public", [d], {"scalar": 1 << 4}, frac_bits=d.frac_bits + 4)
+        r = p.rsqrt(p.add_public(fine, 2.0**-16), bits=SHI_TOMASI_BITS)
+        root = p.rescale(p.mul(d, r, rescale=False))
+        return p.rescale(p.mul_public(p.sub(trace, root), 0.5))
+    det = p.sub(p.mul(arr, acc), p.square(arc))
     return p.sub(det, p.rescale(p.mul_public(p.square(trace), k)))
 
 
@@ -151,6 +167,7 @@ def harris_program(
     min_distance: int = 1,
     threshold_rel: float = 0.01,
     response_map: bool = False,
+    method: str = "k",
 ) -> Program:
     """The Program of the private Harris pipeline on a ``height`` x ``width`` grey image:
     input ``image`` (h, w), the grey image times :data:`SCALE`; outputs ``mask`` and
@@ -161,7 +178,9 @@ def harris_program(
     # exact truncation (pairs) on two servers too: local truncation's rare large error is
     # too likely over millions of values
     p = Program(parties, scheme=scheme, truncation="pair")
-    response = _response(p, p.input("image", (height, width)), sigma, k)
+    if method not in METHODS:
+        raise InputError(f"unknown corner method {method!r}: one of {', '.join(METHODS)}")
+    response = _response(p, p.input("image", (height, width)), sigma, k, method)
     if response_map:
         p.output(response, "response")
         return p
@@ -187,13 +206,22 @@ def peaks_program(
 
 
 def plaintext_harris(
-    image: Any, k: float = 0.05, sigma: float = 1.0, min_distance: int = 1, threshold_rel: float = 0.01
+    image: Any,
+    k: float = 0.05,
+    sigma: float = 1.0,
+    min_distance: int = 1,
+    threshold_rel: float = 0.01,
+    method: str = "k",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """scikit-image's pipeline: (keypoints (n, 2) as corner_peaks returns them, responses)."""
-    from skimage.feature import corner_harris, corner_peaks
+    """scikit-image's pipeline: (keypoints (n, 2) as corner_peaks returns them, responses);
+    ``method="shi-tomasi"``: corner_shi_tomasi instead of corner_harris."""
+    from skimage.feature import corner_harris, corner_peaks, corner_shi_tomasi
 
     grey = as_grey(image)
-    response = corner_harris(grey, method="k", k=k, sigma=sigma)
+    if method == "shi-tomasi":
+        response = corner_shi_tomasi(grey, sigma=sigma)
+    else:
+        response = corner_harris(grey, method="k", k=k, sigma=sigma)
     peaks = corner_peaks(response, min_distance=min_distance, threshold_rel=threshold_rel)
     return peaks, response[tuple(peaks.T)] if len(peaks) else np.empty(0)
 
@@ -233,6 +261,7 @@ def harris(
     threshold_rel: float = 0.01,
     no_dealer: bool = False,
     scheme: str = "shares",
+    method: str = "k",
 ) -> TaskResult:
     """Private Harris corners of ``image``. Returns a TaskResult whose outputs are the
     keypoints (n, 2) as ``corner_peaks`` returns them; ``extras["responses"]`` their
@@ -243,6 +272,8 @@ def harris(
     if scheme == "he":
         from . import he_harris
 
+        if method != "k":
+            raise InputError("the one-server HE path computes Harris's det - k trace^2 only (method 'k')")
         return he_harris.harris(
             image, cluster=cluster, k=k, sigma=sigma, min_distance=min_distance, threshold_rel=threshold_rel
         )
@@ -250,10 +281,13 @@ def harris(
         raise InputError(f"unknown scheme {scheme!r}: 'shares' (two or three servers) or 'he' (one server)")
     grey = as_grey(image)
     parties, scheme = parties_and_scheme(cluster, servers)
-    program = harris_program(*grey.shape, parties, scheme, k, sigma, min_distance, threshold_rel)
-    inputs = {"image": encode(grey * SCALE, parties, scheme=scheme)}
+    program = harris_program(*grey.shape, parties, scheme, k, sigma, min_distance, threshold_rel, method=method)
+    scale, power = (
+        (SHI_TOMASI_SCALE, 2) if method == "shi-tomasi" else (SCALE, 4)
+    )  # eigenvalue ~ scale^2, det ~ scale^4
+    inputs = {"image": encode(grey * scale, parties, scheme=scheme)}
     job = run_program(program, inputs, cluster, scheme, no_dealer)
-    mask, response = decode(job.outputs["mask"]), decode(job.outputs["response"]) / SCALE**4
+    mask, response = decode(job.outputs["mask"]), decode(job.outputs["response"]) / scale**power
     peaks, values = keypoints_from_candidates(mask, response, min_distance)
     return TaskResult(peaks, JobReport.from_job(job), {"responses": values})
 
