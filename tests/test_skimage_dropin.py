@@ -23,6 +23,12 @@ def cluster():
         yield c
 
 
+def test_corner_shi_tomasi(cluster):
+    ref = skimage.feature.corner_shi_tomasi(GREY)
+    got = private.feature.corner_shi_tomasi(GREY, cluster=cluster)
+    assert got.shape == ref.shape and np.abs(got - ref).max() <= 1e-3 * np.abs(ref).max()
+
+
 def test_corner_harris_and_corner_peaks(cluster):
     ref = skimage.feature.corner_harris(GREY)
     got = private.feature.corner_harris(GREY, cluster=cluster)

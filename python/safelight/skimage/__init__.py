@@ -1,6 +1,6 @@
 """Drop-in private versions of scikit-image functions.
 
-``safelight.skimage.feature.corner_harris``, ``corner_peaks``, ``hog`` and
+``safelight.skimage.feature.corner_harris``, ``corner_shi_tomasi``, ``corner_peaks``, ``hog`` and
 ``safelight.skimage.filters.gaussian``, ``sobel`` take scikit-image's arguments plus a
 ``cluster=`` keyword and return what scikit-image returns, computed on secret shares: the
 image goes to the servers only as shares and the result is decoded on this machine.

@@ -1,4 +1,4 @@
-"""``skimage.feature``'s corner_harris, corner_peaks and hog, computed on secret shares."""
+"""``skimage.feature``'s corner_harris, corner_shi_tomasi, corner_peaks and hog, computed on secret shares."""
 
 from __future__ import annotations
 
@@ -27,6 +27,16 @@ def corner_harris(image, method="k", k=0.05, eps=1e-6, sigma=1, *, cluster: Clus
     parties, scheme = scheme_of(cluster)
     program = features.harris_program(*grey.shape, parties, scheme, k, sigma, response_map=True)
     return run(program, grey, cluster, features.SCALE)["response"] / features.SCALE**4
+
+
+def corner_shi_tomasi(image, sigma=1, *, cluster: Cluster | None = None) -> np.ndarray:
+    """The Shi-Tomasi response map (the structure tensor's smaller eigenvalue), as
+    ``skimage.feature.corner_shi_tomasi``."""
+    grey = _grey(image)
+    parties, scheme = scheme_of(cluster)
+    program = features.harris_program(*grey.shape, parties, scheme, sigma=sigma, response_map=True, method="shi-tomasi")
+    scale = features.SHI_TOMASI_SCALE
+    return run(program, grey, cluster, scale)["response"] / scale**2
 
 
 def corner_peaks(
