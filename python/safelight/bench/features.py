@@ -12,7 +12,7 @@ from skimage import data
 from ..runtime.cluster import Cluster
 from ..tasks import features
 from ..tasks.report import JobReport
-from .registry import register, result
+from .registry import job_figures, register, result
 
 
 def _agreement(found, reference) -> tuple[float, int]:
@@ -50,10 +50,7 @@ def bench_features_harris_512() -> dict[str, Any]:
         keypoints_extra=extra,
         bytes_per_server=[p.bytes_sent for p in r.parties],
         rounds=r.rounds,
-        two_servers_online_s=r2.online_seconds,
-        two_servers_total_s=r2.online_seconds + r2.offline_seconds,
-        two_servers_bytes_per_server=[p.bytes_sent for p in r2.parties],
-        two_servers_rounds=r2.rounds,
+        **job_figures(r2, "two_servers_"),
         two_servers_found_within_1px=found2,
         two_servers_extra=extra2,
     )
@@ -88,10 +85,7 @@ def bench_features_hog_512() -> dict[str, Any]:
         max_error=float(err.max()),
         bytes_per_server=[p.bytes_sent for p in r.parties],
         rounds=r.rounds,
-        two_servers_online_s=r2.online_seconds,
-        two_servers_total_s=r2.online_seconds + r2.offline_seconds,
-        two_servers_bytes_per_server=[p.bytes_sent for p in r2.parties],
-        two_servers_rounds=r2.rounds,
+        **job_figures(r2, "two_servers_"),
         two_servers_within_1e3=float((err2 <= 1e-3).mean()),
         two_servers_max_error=float(err2.max()),
     )
@@ -126,17 +120,13 @@ def _sift_512(parties: int) -> dict[str, Any]:
         ref="the same algorithm in numpy (same process), s",
         ref_value=plain_s,
         stat="one job",
-        online_s=report.online_seconds,
-        offline_s=report.offline_seconds,
         keypoints_reference=total,
         keypoints_differing=flips,
         descriptor_values=int(errors.size),
         descriptors_within_1e3=float((errors <= 1e-3).mean()),
         descriptor_max_error=float(errors.max()),
-        bytes_per_server=[p.bytes_sent for p in report.parties],
-        dealer_bytes=report.dealer.bytes_sent if report.dealer else None,
+        **job_figures(report),
         download_bytes=report.download_bytes,
-        rounds=report.rounds,
         steps=len(program.steps),
         slowest_ops_s={
             op: round(v["seconds"], 2) for op, v in sorted(report.ops.items(), key=lambda kv: -kv[1]["seconds"])[:6]

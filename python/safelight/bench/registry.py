@@ -134,6 +134,19 @@ def result(
     return out
 
 
+def job_figures(report: Any, prefix: str = "") -> dict[str, Any]:
+    """A secure job's figures from its JobReport, keys prefixed (``two_servers_``, say):
+    online, offline and total seconds, bytes each server sent, the dealer's, rounds."""
+    return {
+        f"{prefix}online_s": report.online_seconds,
+        f"{prefix}offline_s": report.offline_seconds,
+        f"{prefix}total_s": report.online_seconds + report.offline_seconds,
+        f"{prefix}bytes_per_server": [p.bytes_sent for p in report.parties],
+        f"{prefix}dealer_bytes": report.dealer.bytes_sent if report.dealer else None,
+        f"{prefix}rounds": report.rounds,
+    }
+
+
 def time_once(fn: Callable[[], Any]) -> float:
     t0 = time.perf_counter()
     fn()

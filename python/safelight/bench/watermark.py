@@ -13,7 +13,7 @@ from skimage import data
 from ..runtime.cluster import Cluster
 from ..tasks import watermark
 from ..tasks import watermark_scheme as scheme
-from .registry import register, result
+from .registry import job_figures, register, result
 
 KEY = scheme.Key(b"safelight-bench-watermark-key-32")
 MESSAGE = "5afe11c0ffee2026"
@@ -34,17 +34,6 @@ def _jobs(operation: str, photo: np.ndarray) -> dict[int, Any]:
         runs = sorted(runs[1:], key=lambda r: r.report.online_seconds + r.report.offline_seconds)
         out[parties] = runs[1]
     return out
-
-
-def _figures(run, prefix: str = "") -> dict[str, Any]:
-    r = run.report
-    return {
-        f"{prefix}online_s": r.online_seconds,
-        f"{prefix}offline_s": r.offline_seconds,
-        f"{prefix}bytes_per_server": [p.bytes_sent for p in r.parties],
-        f"{prefix}dealer_bytes": r.dealer.bytes_sent if r.dealer else None,
-        f"{prefix}rounds": r.rounds,
-    }
 
 
 @register("watermark_embed_512", "private watermark embedding of a 512x512 RGB photo on 2 servers + dealer, total s")
@@ -68,8 +57,8 @@ def bench_watermark_embed_512() -> dict[str, Any]:
         largest_pixel_difference_to_reference=int(
             np.abs(two.outputs.astype(int) - reference.outputs.astype(int)).max()
         ),
-        **_figures(two),
-        **_figures(three, "rss3_"),
+        **job_figures(two.report),
+        **job_figures(three.report, "rss3_"),
         he="not built (issue 17)",
     )
 
@@ -94,6 +83,6 @@ def bench_watermark_detect_512() -> dict[str, Any]:
         present=two.extras["present"],
         fit=two.extras["fit"],
         fit_reference=reference.extras["fit"],
-        **_figures(two),
-        **_figures(three, "rss3_"),
+        **job_figures(two.report),
+        **job_figures(three.report, "rss3_"),
     )

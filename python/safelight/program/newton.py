@@ -40,8 +40,8 @@ def _table(p: Program, bit_below: Tensor, bits: int, value: Callable[[int], int]
     return p.add_public(p.sum(weighted, axes=(0,)), value(top) / 2.0**label)
 
 
-def _normalised(p: Program, x: Tensor, bits: int) -> tuple[Tensor, Tensor, Tensor]:
-    """(x flat, the comparison bits, x' = x 2^(f-1-j) in [0.5, 1) at x's scale)."""
+def _normalised(p: Program, x: Tensor, bits: int) -> tuple[Tensor, Tensor]:
+    """(the comparison bits, x' = x 2^(f-1-j) in [0.5, 1) at x's scale)."""
     f, n = x.frac_bits, int(np.prod(x.shape))
     flat = p.reshape(x, (1, n))
     stacked = p.concat([flat] * (bits - 1), axis=0)
@@ -53,7 +53,7 @@ def _normalised(p: Program, x: Tensor, bits: int) -> tuple[Tensor, Tensor, Tenso
     scale = _table(p, bit_below, bits, lambda j: 1 << (bits - 1 - j), bits - f)
     x1 = p.reshape(flat, (n,))
     z = p.apply("trunc_pair", [p.mul(x1, scale, rescale=False)], {"bits": bits - f}, frac_bits=f)
-    return x1, bit_below, z
+    return bit_below, z
 
 
 def _scaled_back(p: Program, y: Tensor, bit_below: Tensor, bits: int, value, label: int, shape) -> Tensor:
@@ -72,7 +72,7 @@ def rsqrt(p: Program, x: Tensor, bits: int) -> Tensor:
     """1/sqrt(x) for 0 < x < 2^(bits-1) ring units: y <- y (1.5 - x' y^2 / 2) from
     y_0 = 1.8 - 0.8 x', then 1/sqrt(x) = y 2^((f-1-j)/2)."""
     f = x.frac_bits
-    _, bit_below, z = _normalised(p, x, bits)
+    bit_below, z = _normalised(p, x, bits)
     y = p.add_public(p.rescale(p.mul_public(z, -0.8), f), 1.8)
     for _ in range(NEWTON_STEPS + 1):
         y2 = _times(p, y, y, f)
@@ -86,7 +86,7 @@ def reciprocal(p: Program, x: Tensor, bits: int) -> Tensor:
     """1/x for 0 < x < 2^(bits-1) ring units: y <- y (2 - x' y) from y_0 = 2.9142 - 2 x',
     then 1/x = y 2^(f-1-j)."""
     f = x.frac_bits
-    _, bit_below, z = _normalised(p, x, bits)
+    bit_below, z = _normalised(p, x, bits)
     y = p.add_public(p.mul_public(z, -2.0, integer=True), 2.9142)
     for _ in range(NEWTON_STEPS):
         y = _times(p, y, p.add_public(p.neg(_times(p, z, y, f)), 2.0), f)

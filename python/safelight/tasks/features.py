@@ -33,12 +33,12 @@ from ..errors import InputError
 from ..program.program import Program
 from ..runtime.cluster import Cluster
 from ..sharing import decode, encode
+from .extremes import largest, pairwise_max
 from .kernels import as_grey, gaussian_kernel
-from .orientation import binned_gradient, votes
+from .orientation import binned_gradient, central_difference, votes
 from .report import JobReport, TaskResult
 from .servers import parties_and_scheme, run_program
 
-COMPARE_BITS = 40  # comparison width where values are only known to stay below 2^23
 # Harris responses of an image in [0, 1] times SCALE: gradients below 8, tensor entries below
 # 64, |det - k trace^2| below 2^13, so below 2^29 ring units: 32-bit comparisons suffice
 HARRIS_BITS = 32
@@ -55,23 +55,6 @@ def _sobel(axis: int) -> np.ndarray:
     """scipy.ndimage.sobel's kernel along ``axis`` as a 3x3 correlation kernel."""
     derivative, smooth = np.array([-1.0, 0.0, 1.0]), np.array([1.0, 2.0, 1.0])
     return np.outer(derivative, smooth) if axis == 0 else np.outer(smooth, derivative)
-
-
-def _pairwise_max(p: Program, a, b, bits: int = COMPARE_BITS):
-    return p.add(b, p.relu(p.sub(a, b), bits=bits))
-
-
-def _global_max(p: Program, x, bits: int = COMPARE_BITS):
-    """The largest value of a flat tensor: a secure max (rss3) or a tournament of ReLUs."""
-    if p.scheme == "rss3":
-        return p.reshape(p.max(x, axis=0, bits=bits), (1,))
-    n = x.shape[0]
-    while n > 1:
-        half = n // 2
-        top = _pairwise_max(p, p.slice(x, 0, 0, half), p.slice(x, 0, half, 2 * half), bits)
-        x = p.concat([top, p.slice(x, 0, 2 * half, n)], axis=0) if n % 2 else top
-        n = half + n % 2
-    return x
 
 
 def public_filter(p: Program, x, kernel: np.ndarray, padding: str):
@@ -129,12 +112,12 @@ def _candidates(
     in the interior that ``exclude_border`` keeps."""
     flat = p.reshape(image, (height * width,))
     if threshold_abs is None:
-        threshold = p.neg(_global_max(p, p.neg(flat), bits))  # the image's minimum
+        threshold = p.neg(largest(p, p.neg(flat), bits))  # the image's minimum
     else:  # a public constant, as a (1,) tensor
         threshold = p.add_public(p.mul_public(p.slice(flat, 0, 0, 1), 0.0, integer=True), threshold_abs)
     if threshold_rel is not None:
-        relative = p.rescale(p.mul_public(_global_max(p, flat, bits), threshold_rel))
-        threshold = _pairwise_max(p, threshold, relative, bits)
+        relative = p.rescale(p.mul_public(largest(p, flat, bits), threshold_rel))
+        threshold = pairwise_max(p, threshold, relative, bits)
     inner = (height - 2 * d, width - 2 * d)
     # the window's max, separably: rows then columns (2 d comparisons each, not (2 d + 1)^2 - 1)
     rows = p.max_pool2d(p.reshape(image, (1, 1, height, width)), (1, 2 * d + 1), stride=1, bits=bits)
@@ -305,14 +288,6 @@ HOG_REFINEMENTS = 2  # magnitude within 4.8e-4 (see tasks.orientation)
 NORM_BITS = 34
 
 
-def _shifted(p: Program, x, axis: int, height: int, width: int):
-    """Central difference along ``axis`` (x[i+1] - x[i-1]), zero on that axis' first and last line."""
-    n = height if axis == 0 else width
-    diff = p.sub(p.slice(x, axis, 2, n), p.slice(x, axis, 0, n - 2))
-    zeros = p.mul_public(p.slice(x, axis, 0, 1), 0.0, integer=True)
-    return p.concat([zeros, diff, zeros], axis=axis)
-
-
 def _levels(orientations: int) -> tuple[int, ...]:
     """The orientation search's levels: nine bins as 3 x 3, otherwise one level."""
     return (3, 3) if orientations == 9 else (orientations,)
@@ -342,7 +317,7 @@ def hog_program(
     def cropped(x):
         return p.slice(p.slice(x, 0, 0, crop[0]), 1, 0, crop[1])
 
-    gr, gc = _shifted(p, img, 0, height, width), _shifted(p, img, 1, height, width)
+    gr, gc = central_difference(p, img, 0), central_difference(p, img, 1)
     grad = binned_gradient(p, cropped(gr), cropped(gc), _levels(orientations), HOG_REFINEMENTS, HOG_BITS)
     cells = p.sum_pool2d(p.reshape(votes(p, grad), (1, orientations, *crop)), (cr, cc))  # (1, n, ncr, ncc)
     mean = p.rescale(p.mul_public(cells, 1.0 / (cr * cc)))

@@ -55,6 +55,7 @@ PLAIN_BITS = 48
 MODULI = 2
 WIDTH = 64  # a tile's width in slots; its height fills a slot row
 HEIGHT = RING_DEGREE // 2 // WIDTH
+ROTATIONS = [1, -1, WIDTH, -WIDTH]  # slot rotations the stencils take (Galois keys, in this order)
 GAUSS_BITS = 12
 KEEP = 2  # primes returned
 LEVELS = 255
@@ -150,16 +151,16 @@ def build_program(tiles: Tiles, params: list[bfv.Params], nbytes: list[int], sig
     ratio = _ratio(k)
     gauss = gaussian_weights(sigma)
     key_shape = (len(params[0].q), 2, len(params[0].q) + len(params[0].special), params[0].n)
-    steps = [1, -1, WIDTH, -WIDTH]
+
     p = Program(parties=1)
     relin = p.input("relin", key_shape)
-    galois = p.input("galois", (len(steps), *key_shape))
+    galois = p.input("galois", (len(ROTATIONS), *key_shape))
     inside = p.input("inside", (tiles.ciphertexts, params[0].n))  # public: 1 on the image's pixels
     for m, (he, size) in enumerate(zip(params, nbytes)):
         base = {"params": slot_params_attrs(he)}
 
         def stencil(x, step, weights, base=base):
-            return p.apply("he_stencil", [x, galois], {**base, "step": step, "weights": weights, "steps": steps})
+            return p.apply("he_stencil", [x, galois], {**base, "step": step, "weights": weights, "steps": ROTATIONS})
 
         def mul(a, b, base=base):
             return p.apply("he_mul", [a, b, relin], base)
@@ -208,18 +209,17 @@ def response(image: Any, *, cluster: Cluster | None = None, k: float = 0.05, sig
     t0 = time.perf_counter()
     sk = contexts[0].keygen()
     relin = contexts[0].relin_key(sk)
-    galois = contexts[0].galois_keys(sk, steps=[1, -1, WIDTH, -WIDTH], columns=False)
+    galois = contexts[0].galois_keys(sk, steps=ROTATIONS, columns=False)
     keys_s = time.perf_counter() - t0
     slots = tiles.pack(levels)
     t0 = time.perf_counter()
     uploads = [c.encrypt_batch(slots % c.t, bfv.SecretKey(c, sk._data)).to_bytes() for c in contexts]
     encrypt_s = time.perf_counter() - t0
     program = build_program(tiles, params, [len(u) for u in uploads], sigma, k)
-    steps = [1, -1, WIDTH, -WIDTH]
     inputs = {
         "relin": ciphertext_input(relin._data),
         "inside": ciphertext_input(tiles.inside().astype(np.uint64)),
-        "galois": ciphertext_input(np.stack([galois._keys[contexts[0]._row_element(s)] for s in steps])),
+        "galois": ciphertext_input(np.stack([galois._keys[contexts[0]._row_element(s)] for s in ROTATIONS])),
         **{f"image{m}": ciphertext_input(as_words(u)) for m, u in enumerate(uploads)},
     }
     t0 = time.perf_counter()

@@ -109,6 +109,14 @@ def _boundary_tests(p: Program, along: Tensor, across: Tensor, offsets: np.ndarr
     )
 
 
+def central_difference(p: Program, x: Tensor, axis: int) -> Tensor:
+    """x[i+1] - x[i-1] along ``axis``, zero on that axis' first and last line (public, local)."""
+    n = x.shape[axis]
+    diff = p.sub(p.slice(x, axis, 2, n), p.slice(x, axis, 0, n - 2))
+    zeros = p.mul_public(p.slice(x, axis, 0, 1), 0.0, integer=True)
+    return p.concat([zeros, diff, zeros], axis=axis)
+
+
 def binned_gradient(
     p: Program, g_row: Tensor, g_col: Tensor, levels: tuple[int, ...], refinements: int, bits: int, signed: bool = False
 ) -> Binned:

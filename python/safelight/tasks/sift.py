@@ -36,8 +36,9 @@ import numpy as np
 from .. import fixed_point
 from ..errors import InputError
 from ..program.program import Program, Tensor
+from .extremes import pairwise_max
 from .kernels import as_grey
-from .orientation import binned_gradient, plaintext_magnitude, votes
+from .orientation import binned_gradient, central_difference, plaintext_magnitude, votes
 
 SIGMA0 = 1.6
 CAMERA_BLUR = 0.5
@@ -151,23 +152,11 @@ def _blur(p: Program, x: Tensor, kernel: np.ndarray, mode: str, layout: str = "h
     return p.rescale(y)
 
 
-def _central(p: Program, x: Tensor, axis: int) -> Tensor:
-    """x[i+1] - x[i-1] along ``axis``, zero on that axis' first and last line."""
-    n = x.shape[axis]
-    diff = p.sub(p.slice(x, axis, 2, n), p.slice(x, axis, 0, n - 2))
-    zeros = p.mul_public(p.slice(x, axis, 0, 1), 0.0, integer=True)
-    return p.concat([zeros, diff, zeros], axis=axis)
-
-
 def _inner(p: Program, x: Tensor, dr: int, dc: int) -> Tensor:
     """The interior window of x (..., h, w) shifted by (dr, dc): x[..., 1+dr : h-1+dr, 1+dc : w-1+dc]."""
     h, w = x.shape[-2:]
     a = len(x.shape) - 2
     return p.slice(p.slice(x, a, 1 + dr, h - 1 + dr), a + 1, 1 + dc, w - 1 + dc)
-
-
-def _max(p: Program, a: Tensor, b: Tensor, bits: int) -> Tensor:
-    return p.add(b, p.relu(p.sub(a, b), bits=bits))
 
 
 def _cube_extremes(p: Program, dogs: Tensor) -> tuple[Tensor, Tensor]:
@@ -182,11 +171,11 @@ def _cube_extremes(p: Program, dogs: Tensor) -> tuple[Tensor, Tensor]:
     def levels(first: int, last: int):  # levels first..last of both halves
         return p.concat([p.slice(square, 0, first, last), p.slice(square, 0, n + first, n + last)], axis=0)
 
-    pairs = _max(p, levels(0, n - 1), levels(1, n), DOG_BITS)  # (2 (n - 1), ...)
+    pairs = pairwise_max(p, levels(0, n - 1), levels(1, n), DOG_BITS)  # (2 (n - 1), ...)
     m = n - 1
     low = p.concat([p.slice(pairs, 0, 0, m - 1), p.slice(pairs, 0, m, 2 * m - 1)], axis=0)
     high = p.concat([p.slice(pairs, 0, 1, m), p.slice(pairs, 0, m + 1, 2 * m)], axis=0)
-    cube = _max(p, low, high, DOG_BITS)  # (2 (n - 2), ...)
+    cube = pairwise_max(p, low, high, DOG_BITS)  # (2 (n - 2), ...)
     return p.slice(cube, 0, 0, n - 2), p.neg(p.slice(cube, 0, n - 2, 2 * (n - 2)))
 
 
@@ -231,7 +220,13 @@ def _keypoints(p: Program, dogs: Tensor) -> Tensor:
 def _orientation_votes(p: Program, gauss: Tensor) -> Tensor:
     """(8, h, w): each pixel's gradient magnitude in its orientation bin, once per octave."""
     binned = binned_gradient(
-        p, _central(p, gauss, 0), _central(p, gauss, 1), LEVELS, REFINEMENTS, GRADIENT_BITS, signed=True
+        p,
+        central_difference(p, gauss, 0),
+        central_difference(p, gauss, 1),
+        LEVELS,
+        REFINEMENTS,
+        GRADIENT_BITS,
+        signed=True,
     )
     return votes(p, binned)
 

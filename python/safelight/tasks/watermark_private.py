@@ -23,6 +23,7 @@ import numpy as np
 
 from ..program.program import Program, Tensor
 from . import watermark_scheme as W
+from .extremes import largest
 
 LADDER = 7  # values shifted into [0, 2^LADDER)
 SHIFT = 2 ** (LADDER - 1)  # |value| < SHIFT before the shift
@@ -127,7 +128,7 @@ def detect_program(
         scores = p.sum(p.rescale(p.mul_public_array(agreeing, weights)), axes=(0,))
     else:
         scores = fits
-    best = _largest(p, scores)
+    best = largest(p, scores, SCORE_BITS)
     chosen = p.add_public(p.neg(p.less(scores, p.concat([best] * n, axis=0), bits=SCORE_BITS)), 1.0)  # one-hot (n,)
     rows = p.reshape(p.concat([p.reshape(chosen, (1, n))] * W.PROJECTIONS, axis=0), (W.PROJECTIONS, n))
     masked = p.mul_public_array(soft, valid, integer=True)
@@ -144,17 +145,3 @@ def detect_program(
     threshold = W.AGREEMENT_THRESHOLD if payload else W.FIT_THRESHOLD
     p.output(p.less(p.add_public(p.mul_public(best, 0.0, integer=True), threshold), best, bits=SCORE_BITS), "present")
     return p
-
-
-def _largest(p: Program, x: Tensor) -> Tensor:
-    """(1,) the largest value of a flat tensor: a secure max (rss3) or a tournament of ReLUs."""
-    if p.scheme == "rss3":
-        return p.reshape(p.max(x, axis=0, bits=SCORE_BITS), (1,))
-    n = x.shape[0]
-    while n > 1:
-        half = n // 2
-        a, b = p.slice(x, 0, 0, half), p.slice(x, 0, half, 2 * half)
-        top = p.add(b, p.relu(p.sub(a, b), bits=SCORE_BITS))
-        x = p.concat([top, p.slice(x, 0, 2 * half, n)], axis=0) if n % 2 else top
-        n = half + n % 2
-    return x

@@ -178,7 +178,7 @@ def averaging(n: int, crop: float = 1.0) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
-def _spread(n: int) -> np.ndarray:
+def spread(n: int) -> np.ndarray:
     """(n, GRID): E with A E = I: bilinear interpolation from the cells' centres,
     corrected so that the thumbnail of the spread change is the change itself."""
     centres = (np.arange(GRID) + 0.5) * n / GRID
@@ -191,10 +191,6 @@ def _spread(n: int) -> np.ndarray:
     b[np.arange(n), lo] += 1 - frac
     b[np.arange(n), hi] += frac
     return b @ np.linalg.inv(averaging(n) @ b)
-
-
-def spread(n: int) -> np.ndarray:
-    return _spread(n)
 
 
 def check_image(image: np.ndarray) -> np.ndarray:
