@@ -15,7 +15,7 @@ from skimage import data, transform
 
 from protocol_sim import assert_views_alike, simulate, view_bytes
 from safelight import cli
-from safelight.errors import InputError, UnsupportedError
+from safelight.errors import InputError
 from safelight.sharing import decode, encode
 from safelight.tasks import watermark
 from safelight.tasks import watermark_private as private
@@ -157,11 +157,6 @@ def test_cli_embed_then_detect_json(tmp_path, capsys):
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert record["message"] == MESSAGE and record["present"] is True and record["confidence"] > 0.9
     assert set(record) >= {"message", "present", "confidence", "report"}
-
-
-def test_the_he_embedding_says_it_is_not_built_rather_than_running_anything_else():
-    with pytest.raises(UnsupportedError, match="not built yet"):
-        watermark.embed(data.chelsea(), key=KEY, message=MESSAGE, he=True)
 
 
 # ---- on shares -------------------------------------------------------------------------------------

@@ -667,7 +667,9 @@ def cmd_watermark_embed(args: argparse.Namespace) -> int:
     if args.scheme == "he" and args.servers == 3:
         raise InputError("--scheme he runs on ONE server: drop --servers 3")
     he = args.scheme == "he"
-    cluster = None if args.plain or he else _remote_cluster(args, 3 if args.servers == 3 else 2)
+    if he and args.no_dealer:
+        raise InputError("--scheme he runs on ONE server with no dealer at all: drop --no-dealer")
+    cluster = None if args.plain else _remote_cluster(args, 1 if he else 3 if args.servers == 3 else 2)
     result = watermark.embed(
         image,
         key=key,
@@ -685,6 +687,13 @@ def cmd_watermark_embed(args: argparse.Namespace) -> int:
         "psnr": round(result.extras["psnr"], 3),
         "report": None if result.report is None else result.report.summary(),
     }
+    if he:
+        x = result.extras
+        record["he"] = {
+            "bytes": x["bytes"],
+            "seconds": {k: round(v, 4) for k, v in x["seconds"].items()},
+            "noise_budget_bits": x["noise_budget_bits"],
+        }
     _print_result(record, f"wrote {args.output}: payload {record['message']}, PSNR {record['psnr']:.2f} dB")
     return 0
 

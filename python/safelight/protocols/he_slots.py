@@ -228,3 +228,42 @@ class HeModSwitch:
         for _ in range(context.num_q - int(attrs["keep"])):
             out = context.mod_switch_to_next(out)
         return out.data
+
+
+MAX_OUTER_WEIGHT = 1 << 31  # factors below 2^31: their products fit a uint64 before the reduction mod t
+
+
+@register("he_mix_outer", 3, scheme="he")
+class HeMixOuter:
+    """out[o] = sum_i x[i] * w[o, i] slot by slot, for public slot weights that are outer
+    products: with the slots read as (groups, R, C), groups = n / (R C), slot (g, r, c) of
+    w[o, i] is rows[o, i, r] * cols[o, i, c], the same in every group (a separable mask of a
+    2-D layout, given in R + C numbers instead of n). Inputs: ciphertexts (m, 2, k, n), rows
+    (o, m, R) and cols (o, m, C), integers below 2^31. Each weight costs about as much noise
+    as a ciphertext product (its coefficients are arbitrary mod t)."""
+
+    @staticmethod
+    def infer(shapes, attrs):
+        m, _, k, n = _ciphertexts(shapes[0], attrs, "he_mix_outer")
+        rows, cols = shapes[1], shapes[2]
+        if len(rows) != 3 or len(cols) != 3 or rows[:2] != cols[:2] or rows[1] != m:
+            raise ProgramError(f"he_mix_outer: rows (o, {m}, R) and cols (o, {m}, C), got {rows} and {cols}")
+        if n % (rows[2] * cols[2]):
+            raise ProgramError(f"he_mix_outer: R x C = {rows[2]} x {cols[2]} must divide n = {n}")
+        return check_shape((rows[0], 2, k, n), "he_mix_outer output")
+
+    @staticmethod
+    def run(ctx, xs, attrs):
+        context = context_of(attrs)
+        rows, cols = (np.asarray(v, dtype=np.uint64) for v in xs[1:])
+        if rows.size and max(int(rows.max()), int(cols.max())) >= MAX_OUTER_WEIGHT:
+            raise ProgramError("he_mix_outer: the weight factors must be below 2^31")
+        x = context.to_ntt(_batch(context, xs[0]))
+        groups = context.n // (rows.shape[2] * cols.shape[2])
+        outs = []
+        for o in range(rows.shape[0]):  # one output at a time: its m plaintexts, not all o m
+            weights = (rows[o, :, :, None] * cols[o, :, None, :]) % np.uint64(context.t)
+            slots = np.tile(weights.reshape(weights.shape[0], -1), (1, groups))
+            plain = context.encode_plain_ntt(context.encode_batch(slots)[None], x.level)
+            outs.append(context.dot_plain(x, plain).data)
+        return context.from_ntt(bfv.CiphertextBatch(context, np.concatenate(outs), x.level, True)).data

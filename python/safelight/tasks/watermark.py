@@ -4,8 +4,10 @@ The scheme is :mod:`.watermark_scheme` (STDM of the low-frequency luma, a 64-bit
 carried twice). By default the servers do the work on shares (:mod:`.watermark_private`:
 two servers with a dealer or without one, or three with rss3); the photo, the key's
 carrier and dither and the payload reach them as shares only. ``plain=True`` runs the
-numpy reference on this machine instead. The one-server HE embedding is not built yet and
-says so (UnsupportedError) rather than falling back to anything weaker.
+numpy reference on this machine instead. ``he=True`` embeds on ONE server holding the photo
+as BFV ciphertexts (:mod:`.he_watermark`: the key never leaves this machine; the client
+rounds the 64 x 64 thumbnail's projections between two server jobs). Detection runs on
+shares or locally.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, UnsupportedError
+from ..errors import InputError
 from ..runtime.cluster import Cluster
 from ..sharing import decode, encode
+from . import he_watermark
 from . import watermark_private as private
 from . import watermark_scheme as scheme
 from .report import JobReport, TaskResult
@@ -79,13 +82,14 @@ def embed(
     photo, the key and the payload as shares only; the client rounds and clips the result."""
     bits = scheme.parse_message(message)
     rgb = scheme.check_image(image)
-    if he:
-        raise UnsupportedError(
-            "the one-server HE watermark embedding is not built yet (issue 17); run on shares "
-            "(--servers 2 or 3) or locally (--plain)"
-        )
+    extras: dict[str, Any] = {}
+    if he and plain:
+        raise InputError("choose one: --plain (this machine) or --scheme he (one server on ciphertexts)")
     if plain:
         marked, report = scheme.to_uint8(scheme.embed(image, key, bits)), None
+    elif he:
+        values, report, extras = he_watermark.embed(image, key, bits, cluster=cluster)
+        marked = scheme.to_uint8(values)
     else:
         parties, name = parties_and_scheme(cluster, servers)
         program = private.embed_program(*rgb.shape[:2], parties, name)
@@ -93,7 +97,7 @@ def embed(
         values = {"image": rgb, "carrier": key.directions(), "offsets": offsets[:, None]}
         job = run_program(program, _shared(values, parties, name), cluster, name, no_dealer)
         marked, report = scheme.to_uint8(decode(job.outputs["marked"])), JobReport.from_job(job)
-    return TaskResult(marked, report, {"psnr": psnr(rgb, marked), "message": message.lower()})
+    return TaskResult(marked, report, {**extras, "psnr": psnr(rgb, marked), "message": message.lower()})
 
 
 def detect(

@@ -178,9 +178,9 @@ def averaging(n: int, crop: float = 1.0) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
-def spread(n: int) -> np.ndarray:
-    """(n, GRID): E with A E = I: bilinear interpolation from the cells' centres,
-    corrected so that the thumbnail of the spread change is the change itself."""
+def bilinear(n: int) -> np.ndarray:
+    """(n, GRID): bilinear interpolation from the cells' centres (a pixel's value from the
+    two nearest centres, the nearest one's beyond the first and last)."""
     centres = (np.arange(GRID) + 0.5) * n / GRID
     px = np.arange(n) + 0.5
     b = np.zeros((n, GRID))
@@ -190,7 +190,20 @@ def spread(n: int) -> np.ndarray:
     frac = pos - lo
     b[np.arange(n), lo] += 1 - frac
     b[np.arange(n), hi] += frac
-    return b @ np.linalg.inv(averaging(n) @ b)
+    return b
+
+
+@lru_cache(maxsize=16)
+def spread_correction(n: int) -> np.ndarray:
+    """(GRID, GRID): M = (A B)^-1, so that E = B M (B: :func:`bilinear`) has A E = I."""
+    return np.linalg.inv(averaging(n) @ bilinear(n))
+
+
+@lru_cache(maxsize=16)
+def spread(n: int) -> np.ndarray:
+    """(n, GRID): E with A E = I: bilinear interpolation from the cells' centres,
+    corrected so that the thumbnail of the spread change is the change itself."""
+    return bilinear(n) @ spread_correction(n)
 
 
 def check_image(image: np.ndarray) -> np.ndarray:
@@ -229,6 +242,13 @@ def lattice_targets(x: np.ndarray, dither: np.ndarray, bits: np.ndarray) -> np.n
 def payload_bits(message: np.ndarray, key: Key) -> np.ndarray:
     """(PROJECTIONS,) the bit each projection carries (each payload bit twice)."""
     return np.asarray(message, dtype=np.int64)[_assignment(key.secret)]
+
+
+def thumbnail_change(x: np.ndarray, key: Key, message: np.ndarray) -> np.ndarray:
+    """(GRID * GRID,) the change of the thumbnail that moves the projections x onto their
+    lattice targets (one embedding pass)."""
+    u = key.directions()
+    return u.T @ (lattice_targets(x, key.dither(), payload_bits(message, key)) - x)
 
 
 def embed(image: np.ndarray, key: Key, message: np.ndarray) -> np.ndarray:
