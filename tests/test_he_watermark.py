@@ -69,7 +69,7 @@ def test_the_server_weights_give_the_reference_thumbnail_and_spread(h, w):
     expected = W.bilinear(h) @ change @ W.bilinear(w).T
     # the masks' fixed point (half a unit of 2^-MASK_BITS on each of two weights per axis)
     # and the change's
-    bound = 4 * np.abs(change).max() * 2.0 ** -(H.MASK_BITS + 1) + 2.0 ** -H.CHANGE_BITS
+    bound = 4 * np.abs(change).max() * 2.0 ** -(H.MASK_BITS + 1) + 2.0**-H.CHANGE_BITS
     assert np.abs(spread - expected).max() < bound
 
 
@@ -81,7 +81,8 @@ def test_he_mix_outer_on_ciphertexts_equals_the_plaintext_mix():
     slots = rng.integers(0, 256, (3, H.RING_DEGREE))
     rows, cols = rng.integers(0, 1 << 8, (2, 3, 64)), rng.integers(0, 1 << 8, (2, 3, 64))
     x = context.from_ntt(context.encrypt_batch(slots, sk, seeded=False)).data
-    out = HeMixOuter.run(None, [x, rows.astype(np.uint64), cols.astype(np.uint64)], {"params": slot_params_attrs(params)})
+    attrs = {"params": slot_params_attrs(params)}
+    out = HeMixOuter.run(None, [x, rows.astype(np.uint64), cols.astype(np.uint64)], attrs)
     got = context.decrypt_batch(bfv.CiphertextBatch(context, out, 0, False), sk).reshape(2, -1)
     assert (got.astype(np.int64) == _mix(slots, rows, cols).astype(np.int64) % context.t).all()
 
@@ -129,11 +130,11 @@ def _inputs_in_the_clear(seen):
     out = []
     for program, inputs in seen:
         public = {}
-        for name, given in inputs.items():
-            if isinstance(given, StoredTensor):  # the photo kept on the server: named by a random id
-                public[name] = (given.tensor, given.shape)
+        for name, value in inputs.items():
+            if isinstance(value, StoredTensor):  # the photo kept on the server: named by a random id
+                public[name] = (value.tensor, value.shape)
             else:
-                array = given.payloads[0].share
+                array = value.payloads[0].share
                 public[name] = (array.size,) if name in ("photo", "change") else array.tobytes()
         out.append((program, public))
     return out
