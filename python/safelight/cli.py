@@ -911,7 +911,7 @@ def cmd_certs(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
-    return bench.main(args.names, as_json=args.json)
+    return bench.main(args.names, as_json=args.json, link=args.link)
 
 
 def _add_json(p: argparse.ArgumentParser) -> None:
@@ -1095,6 +1095,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="run the built-in benchmarks with their in-run references")
     p.add_argument("names", nargs="*", help="benchmarks to run, each alone (default: all)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument(
+        "--link",
+        choices=["lan", "wan"],
+        help="run two-server benchmarks with the servers in two network namespaces on a shaped link "
+        "(lan: 10 Gbit/s, 0.2 ms RTT; wan: 1 Gbit/s, 20 ms RTT); needs root, skipped with a message otherwise",
+    )
     p.set_defaults(func=cmd_bench)
     return parser
 

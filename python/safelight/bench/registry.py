@@ -31,6 +31,10 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import _core
+from ..errors import UnsupportedError
+from ..runtime.cluster import Cluster
+from .link import ShapedLink, shaped_link
+from .link import unavailable as link_unavailable
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -258,14 +262,59 @@ def render_table(results: list[dict[str, Any]], title: str = "safelight bench") 
     return table
 
 
-def main(names: Sequence[str] = (), as_json: bool = False) -> int:
-    """``safelight bench``: 0 when every benchmark ran, 1 when one failed, 2 for an unknown name."""
+# the shaped link of ``safelight bench --link`` while its benchmarks run (None: loopback)
+_active_link: ShapedLink | None = None
+
+
+def local_cluster(parties: int, **options: Any) -> Cluster:
+    """``Cluster.local`` for a benchmark: its two servers on the shaped link of ``safelight
+    bench --link`` when one is active, else on loopback."""
+    link = _active_link
+    if link is None:
+        return Cluster.local(parties, **options)
+    if parties != 2:
+        raise UnsupportedError(f"--link shapes the link between TWO servers; this benchmark runs on {parties}")
+    processes = 3 if options.get("dealer") else 2
+    return Cluster.local(parties, hosts=link.hosts[:processes], launch=link.launch[:processes], **options)
+
+
+def link_figures(rounds: int, measured_s: float) -> dict[str, Any]:
+    """The active link's figures for a result (nothing on loopback): its rate and RTT, and
+    the total with rounds x RTT added where netem could not put the delay on the link."""
+    link = _active_link
+    if link is None:
+        return {"link": "loopback"}
+    return {
+        "link": link.profile.name,
+        "link_rate_gbit_s": link.profile.rate_bits / 1e9,
+        "link_rtt_ms": link.profile.rtt_s * 1e3,
+        "rtt_in_measurement": link.netem,
+        "rtt_added_s": link.added_seconds(rounds),
+        "total_with_rtt_s": measured_s + link.added_seconds(rounds),
+    }
+
+
+def main(names: Sequence[str] = (), as_json: bool = False, link: str | None = None) -> int:
+    """``safelight bench``: 0 when every benchmark ran (or a ``link`` cannot be made here:
+    skipped, with a message), 1 when one failed, 2 for an unknown name."""
+    global _active_link
     names = list(names or ())
     try:
         resolve(names)
     except KeyError as exc:
         print(f"safelight: error: unknown benchmark {exc.args[0]}; known: {', '.join(known_names())}", file=sys.stderr)
         return EXIT_USAGE
+    if link is not None:
+        reason = link_unavailable()
+        if reason:
+            print(f"safelight: skipped: {reason}", file=sys.stderr)
+            return 0
+        with shaped_link(link) as made:
+            _active_link = made
+            try:
+                return main(names, as_json)
+            finally:
+                _active_link = None
     failed: list[str] = []
 
     def on_error(name: str, exc: BaseException) -> None:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..errors import ConfigError, PeerUnavailableError
@@ -127,6 +127,8 @@ class Cluster:
         store: str | os.PathLike | None = None,
         limits: ServerLimits | None = None,
         scheme: str = "additive",
+        hosts: Sequence[str] | None = None,
+        launch: Sequence[Sequence[str]] | None = None,
     ) -> Cluster:
         """Start ``parties`` server processes on loopback with throwaway certificates
         (2 or 3 for secret sharing; 1 for a single homomorphic-encryption server).
@@ -143,6 +145,10 @@ class Cluster:
         from a dealer or made by the servers) or ``"rss3"`` (three servers, replicated
         shares, honest majority: no dealer and no offline phase).
 
+        ``hosts`` and ``launch`` (benchmarks on a shaped link, :mod:`safelight.bench.link`):
+        the address each process binds instead of 127.0.0.1, and a command prefix each is
+        started under (``ip netns exec NAME``), the parties in order, then the dealer.
+
         Every server binds a free port of its own choosing and reports it (no port is
         reserved in advance, so nothing can take it in between); this process then tells
         each server where the others listen. The throwaway folder records its owner's pid:
@@ -155,19 +161,23 @@ class Cluster:
         try:
             (workdir / OWNER_FILE).write_text(str(os.getpid()))
             create_cluster_certs(workdir / "certs", parties, extra_names=(DEALER_NAME,) if dealer else ())
-            anywhere = PartyAddress("127.0.0.1", 0)
+            processes = parties + (1 if dealer else 0)
+            hosts = list(hosts) if hosts is not None else ["127.0.0.1"] * processes
+            launch = [list(prefix) for prefix in launch] if launch is not None else [[]] * processes
+            if len(hosts) != processes or len(launch) != processes:
+                raise ConfigError(f"hosts and launch need one entry per process ({processes})")
             config = ClusterConfig(
-                (anywhere,) * parties,
+                tuple(PartyAddress(host, 0) for host in hosts[:parties]),
                 workdir / "certs",
                 timeout,
-                dealer=anywhere if dealer else None,
+                dealer=PartyAddress(hosts[parties], 0) if dealer else None,
                 records=records,
                 store=None if store is None else Path(store).absolute(),
                 limits=limits or ServerLimits(),
             )
             cluster = cls(config, Identity.from_dir(config.certs, CLIENT_NAME), [], workdir, scheme)
             try:
-                cluster._spawn(config.save(workdir / "spawn.toml"))
+                cluster._spawn(config.save(workdir / "spawn.toml"), launch)
             except BaseException:
                 cluster._stop_processes()
                 raise
@@ -176,8 +186,9 @@ class Cluster:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
 
-    def _spawn(self, config_path: Path) -> None:
-        """Start the servers on port 0, read their ports, tell each where the others are."""
+    def _spawn(self, config_path: Path, launch: list[list[str]]) -> None:
+        """Start the servers on port 0 (each under its ``launch`` prefix), read their ports,
+        tell each where the others are."""
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         roles = [["--party", str(p)] for p in range(self.config.n)]
         if self.config.dealer is not None:
@@ -187,6 +198,7 @@ class Cluster:
             self.processes.append(
                 subprocess.Popen(
                     [
+                        *launch[index],
                         sys.executable,
                         "-m",
                         "safelight",
