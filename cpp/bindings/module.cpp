@@ -15,6 +15,7 @@ void bind_gemm(py::module_& m);
 void bind_gc(py::module_& m);
 void bind_rss(py::module_& m);
 void bind_ot(py::module_& m);
+void bind_silent(py::module_& m);
 void bind_ntt(py::module_& m);
 void bind_bfv(py::module_& m);
 }  // namespace safelight::bind
@@ -39,6 +40,7 @@ PYBIND11_MODULE(_core, m) {
     bind::bind_gc(m);
     bind::bind_rss(m);
     bind::bind_ot(m);
+    bind::bind_silent(m);
     bind::bind_ntt(m);
     bind::bind_bfv(m);
 }

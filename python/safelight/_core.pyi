@@ -8,7 +8,7 @@ import numpy
 import numpy.typing
 import typing
 import typing_extensions
-__all__: list[str] = ['BfvContext', 'NttPlan', 'available_isas', 'bfv_max_modulus_bits', 'bit_planes', 'decode_fixed', 'encode_fixed', 'gc_bit_planes', 'gc_encode', 'gc_evaluate', 'gc_fixed_key', 'gc_garble', 'gc_hash', 'gc_plan_info', 'isa', 'ntt_has_ifma', 'ntt_prime_problem', 'ot_correlate', 'ot_hash', 'ot_hash_pair', 'ot_receiver_extend', 'ot_sender_extend', 'ot_transpose', 'ot_transpose_impl', 'prg_fill', 'ring_add', 'ring_beaver_combine', 'ring_conv2d', 'ring_correlate2d', 'ring_matmul', 'ring_mul', 'ring_mul_scalar', 'ring_neg', 'ring_shift_right_signed', 'ring_sub', 'rss_and', 'rss_and_masked', 'rss_mul', 'rss_mul_masked', 'set_isa', 'unpack_bits', 'worker_threads']
+__all__: list[str] = ['BfvContext', 'NttPlan', 'available_isas', 'bfv_max_modulus_bits', 'bit_planes', 'decode_fixed', 'encode_fixed', 'gc_bit_planes', 'gc_encode', 'gc_evaluate', 'gc_fixed_key', 'gc_garble', 'gc_hash', 'gc_plan_info', 'isa', 'ntt_has_ifma', 'ntt_prime_problem', 'ot_correlate', 'ot_hash', 'ot_hash_pair', 'ot_receiver_extend', 'ot_sender_extend', 'ot_transpose', 'ot_transpose_impl', 'prg_fill', 'ring_add', 'ring_beaver_combine', 'ring_conv2d', 'ring_correlate2d', 'ring_matmul', 'ring_mul', 'ring_mul_scalar', 'ring_neg', 'ring_shift_right_signed', 'ring_sub', 'rss_and', 'rss_and_masked', 'rss_mul', 'rss_mul_masked', 'set_isa', 'silent_ggm_expand', 'silent_ggm_punctured', 'silent_lpn_encode', 'unpack_bits', 'worker_threads']
 class NttPlan:
     """
     Negacyclic NTT tables for ring dimension n and a list of RNS primes (see safelight.he.NTT for the documented interface).
@@ -293,6 +293,18 @@ def rss_mul_masked(x0: numpy.ndarray, x1: numpy.ndarray, y0: numpy.ndarray, y1: 
 def set_isa(name: str) -> None:
     """
     Force an instruction-set path for every later kernel call.
+    """
+def silent_ggm_expand(roots: numpy.ndarray, depth: typing.SupportsInt | typing.SupportsIndex, delta: numpy.ndarray, leaves: numpy.ndarray, sums: numpy.ndarray, psi: numpy.ndarray, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
+    """
+    Sender of single-point COTs: GGM trees of the roots (leaves with lsb cleared), the level sums (left, right) and psi = delta ^ XOR of each tree's leaves.
+    """
+def silent_ggm_punctured(keys: numpy.ndarray, alphas: numpy.ndarray, psi: numpy.ndarray, depth: typing.SupportsInt | typing.SupportsIndex, leaves: numpy.ndarray, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
+    """
+    Receiver of single-point COTs: every leaf but alpha from the off-path level sums, leaf alpha from psi.
+    """
+def silent_lpn_encode(base: numpy.ndarray, seed: numpy.ndarray, row_begin: typing.SupportsInt | typing.SupportsIndex, out: numpy.ndarray, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
+    """
+    out[r] ^= XOR of the base blocks at row (row_begin + r)'s columns of the public LPN matrix.
     """
 def unpack_bits(words: numpy.ndarray, n: typing.SupportsInt | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.uint64]:
     """

@@ -13,8 +13,9 @@ network's channels, or :func:`pipe_pair` in memory)::
 Security: semi-honest (passive) adversaries. Base OTs: Chou-Orlandi over the
 prime-order subgroup of edwards25519 (libsodium via PyNaCl); extension: IKNP
 with AES-128-CTR seed expansion; random OT: the tweakable correlation-robust
-hash pi(pi(x) ^ w) ^ pi(x) with fixed-key AES. The dealer mode trusts the
-dealer with every party's material.
+hash pi(pi(x) ^ w) ^ pi(x) with fixed-key AES; silent OT (:mod:`.silent`): Ferret-style
+extension from LPN, bootstrapped from IKNP, at 0.43 bit per OT. The dealer mode trusts
+the dealer with every party's material.
 """
 
 from .base import Pipe, base_ot_receive, base_ot_send, pipe_pair
@@ -29,8 +30,14 @@ from .iknp import (
     rot_receiver,
     rot_sender,
 )
+from .silent import BOOTSTRAP, MAIN, LpnParams, SilentReceiver, SilentSender
 
 __all__ = [
+    "BOOTSTRAP",
+    "MAIN",
+    "LpnParams",
+    "SilentReceiver",
+    "SilentSender",
     "COTReceiver",
     "COTSender",
     "DEFAULT_CHUNK",
