@@ -243,6 +243,29 @@ void bind_ot(py::module_& m) {
        py::arg("domain") = 0, py::arg("threads") = 0,
        "out0[j] = H(q[j], w_j), out1[j] = H(q[j] ^ delta, w_j): the sender's random-OT pair.");
 
+    m.def("ot_millionaire_tables", [](const py::array& r0, const py::array& r1, const py::array& flips,
+                                       const py::array& a, const py::array& lt, const py::array& eq,
+                                       uint64_t tweak, uint64_t domain, const py::array& out) {
+        auto v0 = labels(r0, "r0", false);
+        auto v1 = labels(r1, "r1", false);
+        auto vf = view<uint8_t>(flips, "flips", false);
+        auto va = view<uint8_t>(a, "a", false);
+        auto vl = view<uint8_t>(lt, "lt", false);
+        auto ve = view<uint8_t>(eq, "eq", false);
+        auto vo = view<uint32_t>(out, "out", true);
+        const size_t m = vo.size;
+        if (v0.size != 8 * m || v1.size != 8 * m || vf.size != 4 * m || va.size != m || vl.size != m ||
+            ve.size != m)
+            throw py::value_error("ot_millionaire_tables: r0, r1 (4 m blocks), flips (4 m), a, lt, eq, out (m)");
+        if (m > std::numeric_limits<uint64_t>::max() - tweak) throw py::value_error("tweak + m would pass 2^64");
+        const auto& k = active();
+        py::gil_scoped_release nogil;
+        ot::millionaire_tables(k, reinterpret_cast<const uint8_t*>(v0.data), reinterpret_cast<const uint8_t*>(v1.data),
+                               vf.data, va.data, vl.data, ve.data, m, tweak, domain, vo.data);
+    }, py::arg("r0"), py::arg("r1"), py::arg("flips"), py::arg("a"), py::arg("lt"), py::arg("eq"),
+       py::arg("tweak"), py::arg("domain"), py::arg("out"),
+       "The sender's 1-out-of-16 tables of the OT-based millionaires' protocol (see ot.hpp).");
+
     m.def("ot_correlate", [](const py::array& q, const py::array& choices, const py::array& delta,
                              const py::array& out, int threads) {
         auto vq = labels(q, "q", false);

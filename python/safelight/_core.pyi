@@ -8,7 +8,7 @@ import numpy
 import numpy.typing
 import typing
 import typing_extensions
-__all__: list[str] = ['BfvContext', 'NttPlan', 'available_isas', 'bfv_max_modulus_bits', 'bit_planes', 'decode_fixed', 'encode_fixed', 'gc_bit_planes', 'gc_encode', 'gc_evaluate', 'gc_fixed_key', 'gc_garble', 'gc_hash', 'gc_plan_info', 'isa', 'ntt_has_ifma', 'ntt_prime_problem', 'ot_correlate', 'ot_hash', 'ot_hash_pair', 'ot_receiver_extend', 'ot_sender_extend', 'ot_transpose', 'ot_transpose_impl', 'prg_fill', 'ring_add', 'ring_beaver_combine', 'ring_conv2d', 'ring_correlate2d', 'ring_matmul', 'ring_mul', 'ring_mul_scalar', 'ring_neg', 'ring_shift_right_signed', 'ring_sub', 'rss_and', 'rss_and_masked', 'rss_mul', 'rss_mul_masked', 'set_isa', 'silent_ggm_expand', 'silent_ggm_punctured', 'silent_lpn_encode', 'unpack_bits', 'worker_threads']
+__all__: list[str] = ['BfvContext', 'NttPlan', 'available_isas', 'bfv_max_modulus_bits', 'bit_planes', 'decode_fixed', 'encode_fixed', 'gc_bit_planes', 'gc_encode', 'gc_evaluate', 'gc_fixed_key', 'gc_garble', 'gc_hash', 'gc_plan_info', 'isa', 'ntt_has_ifma', 'ntt_prime_problem', 'ot_correlate', 'ot_hash', 'ot_hash_pair', 'ot_millionaire_tables', 'ot_receiver_extend', 'ot_sender_extend', 'ot_transpose', 'ot_transpose_impl', 'prg_fill', 'ring_add', 'ring_beaver_combine', 'ring_conv2d', 'ring_correlate2d', 'ring_matmul', 'ring_mul', 'ring_mul_scalar', 'ring_neg', 'ring_shift_right_signed', 'ring_sub', 'rss_and', 'rss_and_masked', 'rss_mul', 'rss_mul_masked', 'set_isa', 'silent_ggm_expand', 'silent_ggm_punctured', 'silent_lpn_encode', 'unpack_bits', 'worker_threads']
 class NttPlan:
     """
     Negacyclic NTT tables for ring dimension n and a list of RNS primes (see safelight.he.NTT for the documented interface).
@@ -206,6 +206,10 @@ def ot_hash(x: numpy.ndarray, out: numpy.ndarray, tweak: typing.SupportsInt | ty
 def ot_hash_pair(q: numpy.ndarray, delta: numpy.ndarray, out0: numpy.ndarray, out1: numpy.ndarray, tweak: typing.SupportsInt | typing.SupportsIndex, domain: typing.SupportsInt | typing.SupportsIndex = 0, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
     """
     out0[j] = H(q[j], w_j), out1[j] = H(q[j] ^ delta, w_j): the sender's random-OT pair.
+    """
+def ot_millionaire_tables(r0: numpy.ndarray, r1: numpy.ndarray, flips: numpy.ndarray, a: numpy.ndarray, lt: numpy.ndarray, eq: numpy.ndarray, tweak: typing.SupportsInt | typing.SupportsIndex, domain: typing.SupportsInt | typing.SupportsIndex, out: numpy.ndarray) -> None:
+    """
+    The sender's 1-out-of-16 tables of the OT-based millionaires' protocol (see ot.hpp).
     """
 def ot_receiver_extend(k0: numpy.ndarray, k1: numpy.ndarray, counter: typing.SupportsInt | typing.SupportsIndex, choice_bits: numpy.ndarray, u: numpy.ndarray, t: numpy.ndarray, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
     """

@@ -89,3 +89,18 @@ const char* transpose_impl(int force_movemask);
 }  // namespace avx512
 
 }  // namespace safelight::ot
+
+namespace safelight::ot {
+
+// The sender's tables of the millionaires' leaf OTs (1-out-of-16 from 4 random OTs, see
+// safelight/protocols/ot_compare.py). Digit j: r0, r1 + 64 j hold the random-OT strings
+// of its 4 OTs (most significant bit first), flips + 4 j the receiver's corrections,
+// a[j] the sender's digit, lt[j] / eq[j] its random output shares. Entry v's key is the
+// XOR over i of r_{bit_i(v) ^ flip_i}[i], its pad the low 2 bits of
+// H(key, (tweak + j, domain)); out[j] packs the 16 entries (2 bits each, entry v at bit 2v):
+// ([a < v] ^ lt, [a == v] ^ eq) ^ pad. The hash runs on `kernels`' tccr.
+void millionaire_tables(const Kernels& kernels, const uint8_t* r0, const uint8_t* r1, const uint8_t* flips,
+                        const uint8_t* a, const uint8_t* lt, const uint8_t* eq, size_t m, uint64_t tweak,
+                        uint64_t domain, uint32_t* out) noexcept;
+
+}  // namespace safelight::ot

@@ -1,0 +1,271 @@
+"""Comparisons, signs and ReLU between parties 0 and 1 from silent OT (issue 18, item 2).
+
+The CrypTFlow2 way (Rathee et al., CCS 2020), on the silent correlated OTs of
+:mod:`safelight.ot.silent` in both directions, instead of garbled circuits:
+
+- **Millionaires.** ``[a < b]`` for party 0's ``a`` and party 1's ``b`` (``bits`` wide):
+  both split their value into 4-bit digits. Per digit, a 1-out-of-16 OT whose 16 two-bit
+  entries are party 0's ``([a_j < v], [a_j = v])`` for every v, masked by party 0's random
+  output shares: party 1 reads the entry of its own digit. The 1-out-of-16 OT comes from 4
+  random OTs: party 1 sends its digit XOR the random choice bits (4 bits), and entry v is
+  masked by the hash of the XOR of the random-OT strings its bits select (distinct sums of
+  independent uniform strings, hashed). Then a tree over the digits, high to low:
+  ``lt = lt_hi ^ (eq_hi & lt_lo)``, ``eq = eq_hi & eq_lo``: AND gates on XOR shares.
+- **AND gates** with bit triples made from one random OT in each direction (no message:
+  the random OT's strings *are* the triple's cross terms), opened in one round per level.
+- **Sign** of ``x = x0 + x1 mod 2^bits``: ``msb(x0) ^ msb(x1) ^ carry``, the carry of the
+  low ``bits - 1`` bits being ``[2^(bits-1) - 1 - x0' < x1']``.
+- **Multiplexer** ``s x`` for a boolean-shared bit ``s`` and an arithmetic-shared x: one
+  correlated OT per direction with a 64-bit correction (plus the choice bit's correction).
+- **ReLU** ``x - s x`` with s the sign.
+
+Bytes per value at 40 bits (10 digits), per server: party 0 sends the 10 tables (40 bytes),
+its AND openings and one 64-bit correction; party 1 the digits' corrections (5 bytes),
+its openings and its correction; both 0.45 bit per silent COT on top.
+
+Semi-honest, two parties; each call must be made by both with the same shapes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _core, ring
+from ..ot.base import Pipe
+from ..ot.silent import BOOTSTRAP, MAIN, LpnParams, SilentReceiver, SilentSender
+
+DIGIT = 4  # bits per digit of the millionaires' protocol (1-out-of-16 OTs)
+ENTRIES = 1 << DIGIT
+CHUNK = 1 << 16  # digits per chunk of the leaf OTs (bounds the 16 keys per digit in memory)
+PAD_DOMAIN = 0x5AFE  # hash domain of the leaf pads (the random OTs use domain 0)
+
+
+class OtLink:
+    """Silent COTs both ways between parties 0 and 1, and random OTs from them.
+
+    ``party`` 0 or 1; both build theirs on the same pipe (setup: party 0's sender first)."""
+
+    def __init__(
+        self, party: int, pipe: Pipe, *, params: LpnParams = MAIN, bootstrap: LpnParams = BOOTSTRAP, threads: int = 1
+    ) -> None:
+        self.party, self.pipe = party, pipe
+        self.sender = SilentSender(params=params, bootstrap=bootstrap, threads=threads)
+        self.receiver = SilentReceiver(params=params, bootstrap=bootstrap, threads=threads)
+        first, second = (self.sender, self.receiver) if party == 0 else (self.receiver, self.sender)
+        first.setup(pipe)
+        second.setup(pipe)
+        self.tweaks = [0, 0]  # hash tweaks used as sender, as receiver
+        self.threads = threads
+        self._buffer = np.empty((0, 2), dtype=np.uint64)
+
+    def _scratch(self, n: int) -> np.ndarray:
+        """A reused (n, 2) buffer for the raw COTs (fresh pages cost more than the copy)."""
+        if self._buffer.shape[0] < n:
+            self._buffer = np.empty((n, 2), dtype=np.uint64)
+        return self._buffer[:n]
+
+    def rot_send(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Random OT strings (n, 2) uint64 ``(r0, r1)``; the other party holds one of them."""
+        z = self.sender.extend(n, self.pipe, out=self._scratch(n))
+        r0, r1 = np.empty_like(z), np.empty_like(z)
+        _core.ot_hash_pair(z, self.sender.delta, r0, r1, self.tweaks[0], 0, self.threads)
+        self.tweaks[0] += n
+        return r0, r1
+
+    def rot_recv(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Random choice bits (uint8) and the chosen strings (n, 2) uint64."""
+        w, c = self.receiver.extend(n, self.pipe, out=self._scratch(n))
+        r = np.empty_like(w)
+        _core.ot_hash(w, r, self.tweaks[1], 0, self.threads)
+        self.tweaks[1] += n
+        return c, r
+
+
+def _both_ways(link: OtLink, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """n random OTs in each direction: my sender strings (r0, r1), my choices and strings.
+    Party 0 extends as sender first, party 1 as receiver first, so that each silent OT
+    iteration's message is read while it is sent (never two large sends at once)."""
+    if link.party == 0:
+        r0, r1 = link.rot_send(n)
+        c, rc = link.rot_recv(n)
+    else:
+        c, rc = link.rot_recv(n)
+        r0, r1 = link.rot_send(n)
+    return r0, r1, c, rc
+
+
+def _pack(bits: np.ndarray) -> np.ndarray:
+    return np.packbits(np.asarray(bits, dtype=np.uint8).reshape(-1))
+
+
+def _unpack(data: np.ndarray, n: int) -> np.ndarray:
+    return np.unpackbits(data, count=n)
+
+
+# ---- AND gates -------------------------------------------------------------------------------
+
+
+def and_triples(link: OtLink, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n random AND triples (XOR shares a, b, c with c = a & b), uint8, no message: the
+    cross term a0 b1 comes from a random OT party 0 -> 1 (a0 = lsb r0 ^ lsb r1, b1 = the
+    choice, shares lsb r0 and lsb r_c), a1 b0 from one in the other direction."""
+    r0, r1, c, rc = _both_ways(link, n)
+    s0, s1, got = (r0[:, 0] & 1).astype(np.uint8), (r1[:, 0] & 1).astype(np.uint8), (rc[:, 0] & 1).astype(np.uint8)
+    a = s0 ^ s1  # my a: the difference of my sender strings
+    b = c  # my b: my receiver choice
+    # a_me b_other = s0 ^ (the other's got); a_other b_me = got ^ (the other's s0)
+    return a, b, (a & b) ^ s0 ^ got
+
+
+def and_gates(link: OtLink, x: np.ndarray, y: np.ndarray, triple, name: str) -> np.ndarray:
+    """XOR shares of x & y (uint8 0/1 arrays of one shape), one round."""
+    a, b, c = triple
+    d, e = x ^ a, y ^ b
+    link.pipe.send(name, _pack(np.concatenate([d, e])))
+    other = _unpack(link.pipe.recv(name), 2 * d.size)
+    d, e = d ^ other[: d.size], e ^ other[d.size :]
+    z = c ^ (d & b) ^ (e & a)
+    return z ^ (d & e) if link.party == 0 else z
+
+
+# ---- millionaires ---------------------------------------------------------------------------------
+
+
+def _digits(values: np.ndarray, bits: int) -> np.ndarray:
+    """(n, q) 4-bit digits, most significant first."""
+    q = -(-bits // DIGIT)
+    shifts = np.arange(q - 1, -1, -1, dtype=np.uint64) * np.uint64(DIGIT)
+    return ((values[:, None] >> shifts[None, :]) & np.uint64(ENTRIES - 1)).astype(np.uint8)
+
+
+def leaf_tables(r0, r1, flips, a, lt, eq, tweak: int) -> np.ndarray:
+    """The 1-out-of-16 tables (uint32, 16 two-bit entries) of m digits in numpy: the
+    definition that ``_core.ot_millionaire_tables`` computes (tests compare the two).
+    r0, r1: (m, 4, 2) random-OT strings; flips: (m, 4) the receiver's corrections."""
+    m = len(a)
+    diff = r0 ^ r1
+    chosen = r0 ^ (diff & (np.uint64(0) - flips.astype(np.uint64)[:, :, None]))  # r_{d_i}
+    keys = np.empty((ENTRIES, m, 2), dtype=np.uint64)
+    keys[0] = chosen[:, 0] ^ chosen[:, 1] ^ chosen[:, 2] ^ chosen[:, 3]
+    for entry in range(1, ENTRIES):
+        low = (entry & -entry).bit_length() - 1  # bit `low` of the entry is OT DIGIT - 1 - low
+        keys[entry] = keys[entry & (entry - 1)] ^ diff[:, DIGIT - 1 - low]
+    v = np.arange(ENTRIES, dtype=np.uint8)[:, None]
+    tables = np.zeros(m, dtype=np.uint32)
+    for entry in range(ENTRIES):
+        pad = np.empty((m, 2), dtype=np.uint64)
+        _core.ot_hash(np.ascontiguousarray(keys[entry]), pad, tweak, PAD_DOMAIN)
+        value = ((a < v[entry]).astype(np.uint8) ^ lt) | (((a == v[entry]).astype(np.uint8) ^ eq) << 1)
+        tables |= (value ^ (pad[:, 0] & np.uint64(3)).astype(np.uint8)).astype(np.uint32) << np.uint32(2 * entry)
+    return tables
+
+
+def _leaves_sender(link: OtLink, digits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Party 0: random output shares (lt, eq) per digit; the tables go out after every
+    chunk's corrections came in (so the silent OT's messages stay in order)."""
+    flat = np.ascontiguousarray(digits.reshape(-1))
+    n = flat.size
+    lt = np.frombuffer(np.random.bytes(n), dtype=np.uint8) & 1
+    eq = np.frombuffer(np.random.bytes(n), dtype=np.uint8) & 1
+    tables = np.empty(n, dtype=np.uint32)  # 16 two-bit entries per digit
+    for lo in range(0, n, CHUNK):
+        hi = min(n, lo + CHUNK)
+        m = hi - lo
+        tweak = link.tweaks[0]
+        r0, r1 = link.rot_send(DIGIT * m)
+        flips = _unpack(link.pipe.recv("cmp.d"), DIGIT * m)
+        _core.ot_millionaire_tables(r0, r1, flips, flat[lo:hi], lt[lo:hi], eq[lo:hi], tweak, PAD_DOMAIN, tables[lo:hi])
+    link.pipe.send("cmp.tables", tables.view(np.uint8))  # the wire takes bytes, not uint32
+    return lt, eq
+
+
+def _leaves_receiver(link: OtLink, digits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Party 1: its shares of (lt, eq) per digit, read from party 0's tables."""
+    flat = digits.reshape(-1)
+    n = flat.size
+    bit_of = (flat[:, None] >> np.arange(DIGIT - 1, -1, -1, dtype=np.uint8)) & 1  # (n, 4), msb first
+    pads = np.empty(n, dtype=np.uint8)
+    for lo in range(0, n, CHUNK):  # streams the corrections; the tables are read after
+        hi = min(n, lo + CHUNK)
+        m = hi - lo
+        tweak = link.tweaks[1]
+        c, r = link.rot_recv(DIGIT * m)
+        link.pipe.send("cmp.d", _pack(bit_of[lo:hi] ^ c.reshape(m, DIGIT)))
+        r = r.reshape(m, DIGIT, 2)
+        key = r[:, 0] ^ r[:, 1] ^ r[:, 2] ^ r[:, 3]
+        pad = np.empty_like(key)
+        _core.ot_hash(key, pad, tweak, PAD_DOMAIN, link.threads)
+        pads[lo:hi] = (pad[:, 0] & np.uint64(3)).astype(np.uint8)
+    tables = np.ascontiguousarray(link.pipe.recv("cmp.tables")).view(np.uint32)
+    got = ((tables >> (2 * flat.astype(np.uint32))) & np.uint32(3)).astype(np.uint8) ^ pads
+    return got & 1, got >> 1
+
+
+def less_than(link: OtLink, value: np.ndarray, bits: int) -> np.ndarray:
+    """XOR shares (uint8) of [a < b], party 0 giving a, party 1 b (unsigned, ``bits`` wide)."""
+    value = np.ascontiguousarray(value, dtype=np.uint64).reshape(-1)
+    digits = _digits(value, bits)
+    n, q = digits.shape
+    lt, eq = (_leaves_sender if link.party == 0 else _leaves_receiver)(link, digits)
+    lt, eq = lt.reshape(n, q), eq.reshape(n, q)
+    level = 0
+    while lt.shape[1] > 1:
+        pairs = lt.shape[1] // 2
+        hi_lt, lo_lt = lt[:, 0 : 2 * pairs : 2], lt[:, 1 : 2 * pairs : 2]
+        hi_eq, lo_eq = eq[:, 0 : 2 * pairs : 2], eq[:, 1 : 2 * pairs : 2]
+        last = pairs == 1 and lt.shape[1] == 2  # the root: its eq is not needed
+        x = np.concatenate([hi_eq.reshape(-1)] if last else [hi_eq.reshape(-1), hi_eq.reshape(-1)])
+        y = np.concatenate([lo_lt.reshape(-1)] if last else [lo_lt.reshape(-1), lo_eq.reshape(-1)])
+        z = and_gates(link, x, y, and_triples(link, x.size), f"cmp.and{level}")
+        new_lt = hi_lt ^ z[: n * pairs].reshape(n, pairs)
+        new_eq = None if last else z[n * pairs :].reshape(n, pairs)
+        if lt.shape[1] % 2:  # an odd digit out moves up unchanged
+            new_lt = np.concatenate([new_lt, lt[:, -1:]], axis=1)
+            new_eq = np.concatenate([new_eq, eq[:, -1:]], axis=1)
+        lt, eq = new_lt, new_eq if new_eq is not None else eq[:, :1]
+        level += 1
+    return lt[:, 0]
+
+
+def sign(link: OtLink, share: np.ndarray, bits: int) -> np.ndarray:
+    """XOR shares (uint8) of the top bit of x mod 2^bits, x = share0 + share1 (1{x < 0}
+    when |x| < 2^(bits-1))."""
+    flat = np.ascontiguousarray(share, dtype=np.uint64).reshape(-1)
+    low = np.uint64((1 << (bits - 1)) - 1)
+    mine = flat & low
+    value = low - mine if link.party == 0 else mine
+    carry = less_than(link, value, bits - 1)
+    top = ((flat >> np.uint64(bits - 1)) & np.uint64(1)).astype(np.uint8)
+    return (top ^ carry).reshape(np.shape(share))
+
+
+def multiplex(link: OtLink, s: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Arithmetic shares of s * x for XOR-shared bits s (uint8) and arithmetic-shared x.
+
+    Each party, as OT sender for its (s_i, x_i): the other receives m_{s_other} with
+    m_t = (s_i ^ t) x_i - r_i; r_i is set so that m_0 is its own random-OT string (no
+    message), m_1 = m_0 + (1 - 2 s_i) x_i goes out as one 64-bit correction."""
+    s = np.ascontiguousarray(s, dtype=np.uint8).reshape(-1)
+    x = np.ascontiguousarray(x, dtype=np.uint64).reshape(-1)
+    n = s.size
+    r0, r1, c, rc = _both_ways(link, n)
+    pipe = link.pipe
+    pipe.send("mux.e", _pack(s ^ c))  # my choice, corrected
+    e = _unpack(pipe.recv("mux.e"), n).astype(bool)  # the other's correction
+    # the other obtains my string under t ^ e for its wanted t: string(t) = r_{t ^ e}
+    first = np.where(e, r1[:, 0], r0[:, 0])  # string(0)
+    second = np.where(e, r0[:, 0], r1[:, 0])  # string(1)
+    step = np.where(s.astype(bool), ring.neg(x), x)  # (1 - 2 s_i) x_i
+    pipe.send("mux.y", ring.sub(ring.add(first, step), second))  # m_1 - string(1)
+    y = pipe.recv("mux.y")
+    mine = ring.sub(ring.mul(s.astype(np.uint64), x), first)  # r_i = s_i x_i - m_0
+    chosen = np.ascontiguousarray(rc[:, 0])
+    got = np.where(s.astype(bool), ring.add(y, chosen), chosen)  # m_{s_me}: + y when s_me = 1
+    return ring.add(mine, got)
+
+
+def relu(link: OtLink, share: np.ndarray, bits: int = 40) -> np.ndarray:
+    """Arithmetic shares of max(x, 0) for |x| < 2^(bits-1) (ring units)."""
+    flat = np.ascontiguousarray(share, dtype=np.uint64).reshape(-1)
+    negative = sign(link, flat, bits)
+    return ring.sub(flat, multiplex(link, negative, flat)).reshape(np.shape(share))
