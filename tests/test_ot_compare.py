@@ -160,3 +160,56 @@ def test_the_table_kernel_equals_the_numpy_definition_on_every_path():
             np.testing.assert_array_equal(out, expected)
     finally:
         _core.set_isa(previous)
+
+
+# ---- the Program's relu op on real servers ------------------------------------------------------
+
+
+def _relu_program(n):
+    from safelight.program.program import Program
+
+    p = Program(2)
+    p.output(p.relu(p.input("x", (n,))), "y")
+    return p
+
+
+def test_relu_op_without_a_dealer_takes_the_ot_path_and_needs_no_randomness_source():
+    from safelight.runtime.cluster import Cluster
+    from safelight.sharing import decode, encode
+
+    n = 5000
+    v = np.random.default_rng(8).normal(0, 30, n)
+    v[:3] = [0.0, -1e-5, 1e-5]
+    with Cluster.local(2) as cluster:  # no dealer, no triples named: nothing else could run it
+        job = cluster.run(_relu_program(n), {"x": encode(v, 2)})
+    np.testing.assert_allclose(decode(job.outputs["y"]), np.maximum(v, 0), atol=2e-5)
+    assert job.triples is None
+    # per value well under 100 bytes, plus the link's fixed cost: IKNP's base and bootstrap
+    # COTs, the bootstrap iterations and one main iteration each way (about 3 MB in all)
+    assert all(p.bytes_sent < 100 * n + 4_000_000 for p in job.parties)
+
+
+def test_comparisons_choice_and_its_errors():
+    from safelight.errors import InputError, TrustModelError
+    from safelight.program.program import Program
+    from safelight.runtime import client
+    from safelight.runtime.cluster import Cluster
+    from safelight.sharing import encode
+
+    program = _relu_program(10)
+    with Cluster.local(2) as cluster:
+        with pytest.raises(TrustModelError):  # the garbled path needs correlated randomness
+            cluster.run(program, {"x": encode(np.ones(10), 2)}, comparisons="gc")
+        with pytest.raises(InputError, match="comparisons"):
+            cluster.run(program, {"x": encode(np.ones(10), 2)}, comparisons="fast")
+        config = cluster.config
+    chosen = client.with_comparisons(program, "auto", None, config)
+    assert [s.attrs.get("sign") for s in chosen.steps] == ["ot"] and program.steps[0].attrs.get("sign") is None
+    three = Program(3)
+    three.output(three.relu(three.input("x", (4,))), "y")
+    import dataclasses
+
+    config3 = dataclasses.replace(config, parties=config.parties + config.parties[:1])
+    assert client.with_comparisons(three, "auto", "he", config3) is three
+    with pytest.raises(InputError, match="two servers"):
+        client.with_comparisons(three, "ot", None, config3)

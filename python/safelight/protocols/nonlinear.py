@@ -24,7 +24,7 @@ import numpy as np
 from .. import ring
 from ..errors import ProgramError
 from ..program.ops import check_pair, register
-from . import gc_sign
+from . import gc_sign, ot_compare
 from .beaver import masked_differences, open_flat, split
 from .preprocessing import Correlation
 
@@ -144,27 +144,51 @@ def relu_parts(ctx, x: np.ndarray, bits: int, prefix: str = "", may_slice: bool 
     return out.reshape(x.shape)
 
 
+SIGN_METHODS = ("gc", "ot")  # garbled circuit + Beaver products, or OT (protocols.ot_compare)
+
+
+def sign_method(attrs: dict[str, Any]) -> str:
+    method = attrs.get("sign", "gc")
+    if method not in SIGN_METHODS:
+        raise ProgramError(f"sign must be one of {SIGN_METHODS}, got {method!r}")
+    return method
+
+
 @register("relu", 1, interactive=True)
 @_ot_count
 class Relu:
-    """max(x, 0), elementwise (scale unchanged)."""
+    """max(x, 0), elementwise (scale unchanged). ``sign``: "gc" (default: a garbled
+    circuit, then two Beaver products) or "ot" (two servers: millionaires over silent OT
+    and an OT multiplexer, no correlated randomness from any source; the client picks it
+    for jobs without a dealer, see :func:`safelight.runtime.client.run_job`)."""
 
     @staticmethod
     def offline(ctx, step, shapes, attrs):
+        if sign_method(attrs) == "ot":
+            if ctx.party in (0, 1):
+                ot_compare.job_link(ctx)  # the link's setup is input-independent: offline
+            return
         if not sliced(ctx, int(np.prod(shapes[0]))):  # else prepared slice by slice in run
             prepare_signs(ctx, Relu.correlation(step, shapes, attrs), sign_bits(attrs))
 
     @staticmethod
     def infer(shapes, attrs):
         sign_bits(attrs)
+        sign_method(attrs)
         return shapes[0]
 
     @staticmethod
     def correlation(step, shapes, attrs):
-        return sign_correlations(step, shapes[0])
+        return [] if sign_method(attrs) == "ot" else sign_correlations(step, shapes[0])
 
     @staticmethod
     def run(ctx, xs, attrs):
+        if sign_method(attrs) == "ot":
+            if ctx.parties != 2:
+                raise ProgramError("relu with sign='ot' runs on two servers")
+            out = ot_compare.relu(ot_compare.job_link(ctx), xs[0], sign_bits(attrs))
+            ctx.add_rounds(ot_compare.RELU_ROUNDS)
+            return out
         return relu_parts(ctx, xs[0], sign_bits(attrs), may_slice=True)
 
 

@@ -29,6 +29,7 @@ from ..errors import ResourceLimitError
 from ..net.config import MIB, ServerLimits
 from ..program.ops import OPS, sharing_scheme
 from ..program.program import Program
+from ..protocols import ot_compare
 from ..protocols.preprocessing import Plan
 
 WORD = 8
@@ -102,6 +103,10 @@ def job_memory(
     if corrections:
         material += sum(correlation_bytes(plan, derived_only=True).values())
     transient = OT_WORK_PER_OT * max(ots.values(), default=0)
+    ot_signs = [step for step in program.steps if step.attrs.get("sign") == "ot"]
+    if ot_signs:  # the silent OT link's buffers, and the largest comparison's working set
+        largest = max(_elements(program.shape_of(step.inputs[0])) for step in ot_signs)
+        transient += ot_compare.LINK_BYTES + ot_compare.WORK_BYTES_PER_VALUE * largest
     if dealer_free:
         transient += DEALER_FREE_WORKING_SET + DEALER_FREE_RESULTS * max(pre.values(), default=0)
     return int(MARGIN * (JOB_OVERHEAD + peak + material + transient))

@@ -330,6 +330,35 @@ def _choose_source(asked: str | None, config: ClusterConfig, inputs: Mapping[str
     return source
 
 
+COMPARISONS = ("auto", "gc", "ot")
+SIGN_OPS = ("relu",)  # ops with an OT path (the others compare by garbled circuits)
+
+
+def with_comparisons(program: Program, comparisons: str, triples: str | None, config: ClusterConfig) -> Program:
+    """``program`` with the sign method of its ReLUs set (a copy when it changes).
+
+    By declared bytes the OT path always wins (about 56 bytes per value and server against
+    1.6 KB of garbled tables and OTs). "auto" takes it for two servers without a dealer,
+    where it also wins on time (the dealer-free garbled path needs its triples made by HE
+    and OT). With a dealer the garbled path stays for now: its online phase is faster on a
+    fast link (the dealer pays the offline work), and the dealer does not yet deal the OT
+    path's correlations (issue 18, item 4)."""
+    if comparisons not in COMPARISONS:
+        raise InputError(f"comparisons must be one of {list(COMPARISONS)}, got {comparisons!r}")
+    if comparisons == "auto":
+        dealer_free = triples == "he" or (triples is None and config.dealer is None)
+        comparisons = "ot" if config.n == 2 and dealer_free else "gc"
+    if comparisons == "ot" and config.n != 2:
+        raise InputError("comparisons='ot' runs between two servers; this cluster has " + str(config.n))
+    if comparisons == "gc" or not any(step.op in SIGN_OPS for step in program.steps):
+        return program
+    data = program.to_json()
+    for step in data["steps"]:
+        if step["op"] in SIGN_OPS and "sign" not in step["attrs"]:
+            step["attrs"] = {**step["attrs"], "sign": "ot"}
+    return Program.from_json(data)
+
+
 def run_job(
     config: ClusterConfig,
     identity: Identity,
@@ -340,6 +369,7 @@ def run_job(
     ots: str = "iknp",
     preprocess: str = "auto",
     keep: Mapping[str, str] | None = None,
+    comparisons: str = "auto",
 ) -> JobResult:
     """Run ``program`` on the cluster with the encoded ``inputs``.
 
@@ -363,6 +393,10 @@ def run_job(
     so that only one layer's garbled material is held at a time (still timed as
     offline); ``"auto"`` picks per_op when the whole material would exceed
     :data:`PREPROCESS_BUDGET` bytes.
+    ``comparisons``: how two servers compute the signs of ReLUs: ``"gc"`` (garbled
+    circuits and Beaver products), ``"ot"`` (silent OT, millionaires: about 56 bytes per
+    value instead of 1.6 KB, no correlated randomness from any source) or ``"auto"``:
+    "ot" when no dealer serves the job, "gc" with one (see :func:`with_comparisons`).
 
     Raises
     ------
@@ -401,6 +435,7 @@ def run_job(
         check_model_id(model_id)
     returned = set(program.outputs) - set(keep)
 
+    program = with_comparisons(program, comparisons, triples, config)
     plan = Plan(program.correlations())
     source = _choose_source(triples, config, inputs) if plan else None
     uses_dealer = source is not None and source.uses_dealer

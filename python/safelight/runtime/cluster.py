@@ -244,11 +244,14 @@ class Cluster:
         ots: str = "iknp",
         preprocess: str = "auto",
         keep: Mapping[str, str] | None = None,
+        comparisons: str = "auto",
     ) -> JobResult:
         """Run a Program on encoded inputs; see :func:`safelight.runtime.client.run_job`."""
         if self.closed:
             raise ConfigError("this cluster has been closed; start a new one")
-        return run_job(self.config, self.identity, program, inputs, on_progress, triples, ots, preprocess, keep)
+        return run_job(
+            self.config, self.identity, program, inputs, on_progress, triples, ots, preprocess, keep, comparisons
+        )
 
     def upload_model(self, model_id: str, tensors: Mapping[str, Encoded]) -> dict[str, StoredTensor]:
         """Store a model's shares on the servers; see :func:`safelight.runtime.client.upload_model`."""
