@@ -157,10 +157,11 @@ def test_rounds_are_counted():
     rng = np.random.default_rng(4)
     mines = random_shares(rng, "mul", (5000,))
     both(ctxs, "mul", mines)
-    assert ctxs[0].rounds == ctxs[1].rounds == 4  # base OTs + one pipelined transfer
+    assert ctxs[0].rounds == ctxs[1].rounds == 4 + 2  # silent OT setup + one pipelined transfer
     mines = random_shares(rng, "trunc", (100,))
     both(ctxs, "trunc", mines, {"bits": 8})
-    assert ctxs[0].rounds == ctxs[1].rounds == 4 + 2 + 5 + 2  # gc base OTs, gc, transfer
+    # the comparison link's setup (two silent OT directions), the 64-bit sign, the transfer
+    assert ctxs[0].rounds == ctxs[1].rounds == 6 + 6 + 6 + 2
 
 
 class BoundedEnd:

@@ -245,3 +245,58 @@ class SilentReceiver(_Party):
         _core.silent_ggm_punctured(keys, alphas, psi, h, leaves, self.threads)
         self._encode(params, base, leaves)
         return leaves
+
+
+_CHOOSE = "ot.silent.choose"
+
+
+class ChosenCOTSender:
+    """:class:`~safelight.ot.COTSender`'s interface on silent OT: ``q_j`` for choice bits the
+    receiver picks. Each extension takes the receiver's corrections ``d = y ^ x`` (one bit
+    per OT, against the random choices x of the silent COTs) and shifts ``q = z ^ d delta``,
+    so that ``t = w = q ^ y delta``. Sequential: the receiver must not read the pipe from
+    another thread meanwhile (the silent iterations' messages share it)."""
+
+    sequential = True
+
+    def __init__(self, *, threads: int = 1, session: bytes = b"", domain: int = 0x5E1E) -> None:
+        self._silent = SilentSender(threads=threads, session=session)
+        self.threads, self.domain, self.count = int(threads), int(domain), 0
+
+    @property
+    def delta(self) -> np.ndarray:
+        return self._silent.delta
+
+    def setup(self, pipe: Pipe) -> ChosenCOTSender:
+        self._silent.setup(pipe)
+        return self
+
+    def extend(self, n: int, pipe: Pipe | None = None, *, out: np.ndarray | None = None) -> np.ndarray:
+        pipe = self._silent._need(pipe)
+        q = self._silent.extend(n, pipe, out=out)
+        flips = np.unpackbits(pipe.recv(_CHOOSE), count=n).astype(np.uint64)
+        q ^= flips[:, None] * self._silent.delta[None, :]
+        self.count += n
+        return q
+
+
+class ChosenCOTReceiver:
+    """:class:`~safelight.ot.COTReceiver`'s interface on silent OT (see :class:`ChosenCOTSender`)."""
+
+    sequential = True
+
+    def __init__(self, *, threads: int = 1, session: bytes = b"", domain: int = 0x5E1E) -> None:
+        self._silent = SilentReceiver(threads=threads, session=session)
+        self.threads, self.domain, self.count = int(threads), int(domain), 0
+
+    def setup(self, pipe: Pipe) -> ChosenCOTReceiver:
+        self._silent.setup(pipe)
+        return self
+
+    def extend(self, choices, pipe: Pipe | None = None, *, out: np.ndarray | None = None) -> np.ndarray:
+        pipe = self._silent._need(pipe)
+        bits = np.ascontiguousarray(choices, dtype=np.uint8).reshape(-1) & 1
+        w, x = self._silent.extend(bits.size, pipe, out=out)
+        pipe.send(_CHOOSE, np.packbits(bits ^ x))
+        self.count += bits.size
+        return w

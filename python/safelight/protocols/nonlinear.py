@@ -187,7 +187,7 @@ class Relu:
             if ctx.parties != 2:
                 raise ProgramError("relu with sign='ot' runs on two servers")
             out = ot_compare.relu(ot_compare.job_link(ctx), xs[0], sign_bits(attrs))
-            ctx.add_rounds(ot_compare.RELU_ROUNDS)
+            ctx.add_rounds(ot_compare.sign_rounds(sign_bits(attrs)) + 2)
             return out
         return relu_parts(ctx, xs[0], sign_bits(attrs), may_slice=True)
 

@@ -28,6 +28,8 @@ Semi-honest, two parties; each call must be made by both with the same shapes.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .. import _core, ring
@@ -104,13 +106,40 @@ def job_link(ctx) -> OtLink:
     return state["link"]
 
 
-# rounds of one relu: the digits' corrections and tables, one per AND level (4 at 40 bits),
-# the multiplexer's corrections and its strings
-RELU_ROUNDS = 8
+def sign_rounds(bits: int) -> int:
+    """Rounds of :func:`sign`: the digits' corrections and tables, one per AND level."""
+    digits = -(-(bits - 1) // DIGIT)
+    return 2 + max(0, (digits - 1).bit_length())
+
+
+# rounds of one relu at 40 bits: its sign, then the multiplexer's corrections and strings
+RELU_ROUNDS = sign_rounds(40) + 2
 # what the OT path holds: the link (two silent OT instances with their output buffers) and,
 # per value of one relu, its digits, pads, tables, triples and multiplexer strings
 LINK_BYTES = 2 * 16 * (MAIN.n + 2 * MAIN.base) + 64 * CHUNK * 16
 WORK_BYTES_PER_VALUE = 256
+
+
+def _exchange(pipe: Pipe, name: str, array: np.ndarray) -> np.ndarray:
+    """Send mine and receive the other's in one round: the send runs on a helper thread,
+    so that neither party blocks in a send the other is not yet reading (a full socket)."""
+    failed: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            pipe.send(name, array)
+        except BaseException as exc:  # re-raised below
+            failed.append(exc)
+
+    sender = threading.Thread(target=send, name="ot-compare-send", daemon=True)
+    sender.start()
+    try:
+        got = pipe.recv(name)
+    finally:
+        sender.join()
+    if failed:
+        raise failed[0]
+    return got
 
 
 def _pack(bits: np.ndarray) -> np.ndarray:
@@ -145,8 +174,7 @@ def and_gates(link: OtLink, x: np.ndarray, y: np.ndarray, triple, name: str) -> 
     """XOR shares of x & y (uint8 0/1 arrays of one shape), one round."""
     a, b, c = triple
     d, e = x ^ a, y ^ b
-    link.pipe.send(name, _pack(np.concatenate([d, e])))
-    other = _unpack(link.pipe.recv(name), 2 * d.size)
+    other = _unpack(_exchange(link.pipe, name, _pack(np.concatenate([d, e]))), 2 * d.size)
     d, e = d ^ other[: d.size], e ^ other[d.size :]
     z = c ^ (d & b) ^ (e & a)
     return z ^ (d & e) if link.party == 0 else z
@@ -274,14 +302,12 @@ def multiplex(link: OtLink, s: np.ndarray, x: np.ndarray) -> np.ndarray:
     n = s.size
     r0, r1, c, rc = _both_ways(link, n)
     pipe = link.pipe
-    pipe.send("mux.e", _pack(s ^ c))  # my choice, corrected
-    e = _unpack(pipe.recv("mux.e"), n).astype(bool)  # the other's correction
+    e = _unpack(_exchange(pipe, "mux.e", _pack(s ^ c)), n).astype(bool)  # mine out, the other's correction in
     # the other obtains my string under t ^ e for its wanted t: string(t) = r_{t ^ e}
     first = np.where(e, r1[:, 0], r0[:, 0])  # string(0)
     second = np.where(e, r0[:, 0], r1[:, 0])  # string(1)
     step = np.where(s.astype(bool), ring.neg(x), x)  # (1 - 2 s_i) x_i
-    pipe.send("mux.y", ring.sub(ring.add(first, step), second))  # m_1 - string(1)
-    y = pipe.recv("mux.y")
+    y = _exchange(pipe, "mux.y", ring.sub(ring.add(first, step), second))  # m_1 - string(1), both ways
     mine = ring.sub(ring.mul(s.astype(np.uint64), x), first)  # r_i = s_i x_i - m_0
     chosen = np.ascontiguousarray(rc[:, 0])
     got = np.where(s.astype(bool), ring.add(y, chosen), chosen)  # m_{s_me}: + y when s_me = 1

@@ -83,17 +83,16 @@ import numpy as np
 from .. import _core, ring
 from ..errors import InputError, ProtocolError, UnsupportedError
 from ..ot import COTReceiver, COTSender, empty_labels
-from . import gc_sign
+from ..ot.silent import ChosenCOTReceiver, ChosenCOTSender
+from . import gc_sign, ot_compare
 
 SENDER, RECEIVER = 0, 1
 # OTs per chunk: bounds memory (party 1 holds two chunks of about 50 bytes per OT, party 0
 # one) whatever the tensor size; 2^18 OTs = 2048 values of "mul", 4160 of "square",
 # 87381 of "trunc". Larger chunks measured no faster.
 CHUNK_OTS = 1 << 18
-# values per garbled-circuit chunk in "trunc": gc_sign holds about 6 KiB per value per
-# party between its offline and online parts (about 200 MB per party at 2^15), and each
-# chunk costs 5 rounds
-TRUNC_CHUNK = 1 << 15
+# values per sign chunk in "trunc" (the millionaires hold about 256 bytes per value)
+TRUNC_CHUNK = 1 << 18
 _MSG = "otc.msg"
 
 COMPONENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -115,8 +114,8 @@ def _endpoint(ctx, pipe):
     Its own Delta: the garbled circuits' endpoint is not shared."""
     state = _state(ctx)
     if "ot" not in state:
-        state["ot"] = (COTSender() if ctx.party == SENDER else COTReceiver()).setup(pipe)
-        ctx.add_rounds(2)
+        state["ot"] = (ChosenCOTSender() if ctx.party == SENDER else ChosenCOTReceiver()).setup(pipe)
+        ctx.add_rounds(4)
     return state["ot"]
 
 
@@ -214,7 +213,7 @@ def _field_rows(a: np.ndarray, chunk: _Chunk) -> list[np.ndarray]:
     return [a[f, :, w] for f in range(chunk.fields) for w in range(chunk.words)]
 
 
-def _send_chunk(ot: COTSender, delta: np.ndarray, pipe, chunk: _Chunk, bufs: _Buffers) -> None:
+def _send_chunk(ot: COTSender | ChosenCOTSender, delta: np.ndarray, pipe, chunk: _Chunk, bufs: _Buffers) -> None:
     n, W, R = chunk.fields * chunk.rows, chunk.words, chunk.rows
     first = ot.count
     q = ot.extend(n, pipe, out=bufs.labels("q", n))
@@ -233,7 +232,7 @@ def _send_chunk(ot: COTSender, delta: np.ndarray, pipe, chunk: _Chunk, bufs: _Bu
 class _Pending:
     """Party 1's chunk between its OT extension and party 0's message for it."""
 
-    def __init__(self, ot: COTReceiver, pipe, chunk: _Chunk, bufs: _Buffers) -> None:
+    def __init__(self, ot: COTReceiver | ChosenCOTReceiver, pipe, chunk: _Chunk, bufs: _Buffers) -> None:
         n = chunk.fields * chunk.rows
         bits = np.ascontiguousarray(chunk.choices(), dtype=np.uint8).reshape(-1)
         first = ot.count
@@ -262,7 +261,8 @@ class _Pending:
         self.thread.start()
 
     def finish(self) -> None:
-        self.thread.join()
+        if self.thread is not None:
+            self.thread.join()
         if self.error is not None:
             raise self.error
         chunk, R, W = self.chunk, self.chunk.rows, self.chunk.words
@@ -289,6 +289,12 @@ def _transfer(ctx, chunks) -> None:
         delta, bufs = ot.delta, _Buffers()
         for chunk in chunks:
             _send_chunk(ot, delta, pipe, chunk, bufs)
+    elif getattr(ot, "sequential", False):  # silent OT: its iterations' messages share the pipe
+        bufs = _Buffers()
+        for chunk in chunks:
+            pending = _Pending(ot, pipe, chunk, bufs)
+            pending.message = pipe.recv(_MSG)
+            pending.finish()
     else:
         slots, pending = (_Buffers(), _Buffers()), None
         for k, chunk in enumerate(chunks):
@@ -400,13 +406,13 @@ def _wrap_table(a: np.ndarray, s0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _trunc(ctx, r: np.ndarray, bits: int, r_hi: np.ndarray, r_msb: np.ndarray) -> None:
     """Fill r_hi and r_msb (flat) from this party's flat shares r."""
-    state, two = _state(ctx), _TwoParties(ctx)
-    s = np.empty(r.size, dtype=np.uint64)  # XOR shares of msb(r), by garbled circuits
+    two = _TwoParties(ctx)
+    s = np.empty(r.size, dtype=np.uint64)  # XOR shares of msb(r), by the OT millionaires
+    link = ot_compare.job_link(two)
     for lo in range(0, r.size, TRUNC_CHUNK):
         hi = min(r.size, lo + TRUNC_CHUNK)
-        key = ("ot_correlations", state["calls"], lo)
-        gc_sign.prepare(two, key, hi - lo, 64)
-        s[lo:hi] = gc_sign.sign_bit_shares(two, r[lo:hi], 64, key)
+        s[lo:hi] = ot_compare.sign(link, r[lo:hi], 64)
+        ctx.add_rounds(ot_compare.sign_rounds(64))
     _transfer(ctx, _trunc_chunks(ctx.party, r, s, bits, r_hi, r_msb))
 
 

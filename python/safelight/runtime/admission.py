@@ -29,6 +29,7 @@ from ..errors import ResourceLimitError
 from ..net.config import MIB, ServerLimits
 from ..program.ops import OPS, sharing_scheme
 from ..program.program import Program
+from ..ot.silent import MAIN
 from ..protocols import ot_compare
 from ..protocols.preprocessing import Plan
 
@@ -36,9 +37,10 @@ WORD = 8
 INTERACTIVE_WORK = 4  # arrays of an interactive step's operand size held while it runs
 GC_BYTES_PER_OT = 64  # garbled material kept per random OT (a label pair per input bit, ~one AND table)
 OT_WORK_PER_OT = 48  # OT extension matrices while one step's OTs are made
-# dealer-free generation of one step: chunked OT products and garbled truncation pairs
-# (ot_correlations.CHUNK_OTS, TRUNC_CHUNK), plus HE or OT results of a few times its material
-DEALER_FREE_WORKING_SET = 256 * MIB
+# dealer-free generation of one step: chunked OT products and truncation pairs
+# (ot_correlations.CHUNK_OTS, TRUNC_CHUNK), plus HE or OT results of a few times its
+# material, and the silent OT buffers: the products' endpoint and the comparisons' link
+DEALER_FREE_WORKING_SET = 256 * MIB + 16 * (MAIN.n + 2 * MAIN.base) + ot_compare.LINK_BYTES
 DEALER_FREE_RESULTS = 4
 JOB_OVERHEAD = 32 * MIB  # per job: links, Python objects, the step loop
 MARGIN = 1.1
