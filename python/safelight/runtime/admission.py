@@ -27,9 +27,9 @@ import numpy as np
 
 from ..errors import ResourceLimitError
 from ..net.config import MIB, ServerLimits
+from ..ot.silent import MAIN
 from ..program.ops import OPS, sharing_scheme
 from ..program.program import Program
-from ..ot.silent import MAIN
 from ..protocols import ot_compare
 from ..protocols.preprocessing import Plan
 
