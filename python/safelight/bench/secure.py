@@ -136,6 +136,58 @@ def bench_mul_1m() -> dict[str, Any]:
     )
 
 
+def _nodealer_jobs(build: Callable[[Any, dict], None], values: dict[str, np.ndarray], runs: int = 3) -> list:
+    """``runs`` jobs (after a warm-up) on two fresh local servers and no third party: the
+    servers make every correlation themselves (``triples="he"``; ReLUs take the OT path)."""
+    prog = Program(2)
+    tensors = {name: prog.input(name, v.shape) for name, v in values.items()}
+    build(prog, tensors)
+    with Cluster.local(2) as cluster:
+        jobs = [cluster.run(prog, {k: encode(v, 2) for k, v in values.items()}, triples="he") for _ in range(runs + 1)]
+    return sorted(jobs[1:], key=lambda j: j.offline_seconds + j.online_seconds)
+
+
+def _nodealer_result(name: str, jobs: list, values: int, **extra: Any) -> dict[str, Any]:
+    job = jobs[len(jobs) // 2]
+    total = job.offline_seconds + job.online_seconds
+    return result(
+        name,
+        total,
+        "s",
+        "lower",
+        stat=f"median of {len(jobs)} jobs after a warm-up, offline and online together",
+        offline_s=job.offline_seconds,
+        online_s=job.online_seconds,
+        peer_bytes_per_value_per_server=[p.peer_bytes_sent / values for p in job.parties],
+        rounds=job.rounds,
+        values=values,
+        **extra,
+    )
+
+
+@register("mul_1m_nodealer", "secure multiply of 2^20 fixed-point values, 2 servers and no third party, total s")
+def bench_mul_1m_nodealer() -> dict[str, Any]:
+    rng = np.random.default_rng(6)
+    x, y = rng.uniform(-10, 10, MUL_N), rng.uniform(-10, 10, MUL_N)
+    jobs = _nodealer_jobs(lambda p, t: p.output(p.mul(t["x"], t["y"]), "z"), {"x": x, "y": y})
+    return _nodealer_result("mul_1m_nodealer", jobs, MUL_N, target_s=1.0, target_bytes_per_value=64)
+
+
+@register("relu_1m_nodealer", "secure ReLU of 2^20 fixed-point values, 2 servers and no third party, total s")
+def bench_relu_1m_nodealer() -> dict[str, Any]:
+    x = np.random.default_rng(10).uniform(-10, 10, RELU_N)
+    jobs = _nodealer_jobs(lambda p, t: p.output(p.relu(t["x"]), "y"), {"x": x})
+    return _nodealer_result(
+        "relu_1m_nodealer",
+        jobs,
+        RELU_N,
+        sign="ot (silent OT millionaires, picked for jobs without a dealer)",
+        target_s=5.0,
+        target_bytes_per_value=100,
+        published_reference="SPU 0.9.5 CHEETAH: 26 s, 56 bytes per value per party",
+    )
+
+
 def plaintext_conv_nchw(x: np.ndarray, w: np.ndarray, padding: int) -> np.ndarray:
     """Float64 conv (NCHW x OIHW, stride 1) by a sliding-window view and one BLAS tensordot."""
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
