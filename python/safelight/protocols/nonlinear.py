@@ -35,10 +35,52 @@ def sign_bits(attrs: dict[str, Any]) -> int:
     bits = attrs.get("bits", DEFAULT_BITS)
     if not isinstance(bits, int) or not 2 <= bits <= 64:
         raise ProgramError(f"bits must be an integer in 2..64, got {bits!r}")
+    sign_method(attrs)  # every sign-based op's infer checks its attrs here
     return bits
 
 
 B2A = "b2a."
+SIGN_METHODS = ("gc", "ot")  # garbled circuit + Beaver products, or OT (protocols.ot_compare)
+
+
+def sign_method(attrs: dict[str, Any]) -> str:
+    """How a sign-based op compares: "gc" (default: garbled circuits, then Beaver
+    products) or "ot" (two servers: millionaires over silent OT and OT multiplexers, no
+    correlated randomness from any source; the client picks it for jobs without a dealer,
+    see :func:`safelight.runtime.client.with_comparisons`)."""
+    method = attrs.get("sign", "gc")
+    if method not in SIGN_METHODS:
+        raise ProgramError(f"sign must be one of {SIGN_METHODS}, got {method!r}")
+    return method
+
+
+def _ot_link(ctx):
+    if ctx.parties != 2:
+        raise ProgramError("sign='ot' runs on two servers")
+    return ot_compare.job_link(ctx)
+
+
+def ot_negative(ctx, x: np.ndarray, bits: int) -> np.ndarray:
+    """XOR shares (uint8) of 1{x < 0} on the OT path."""
+    s = ot_compare.sign(_ot_link(ctx), x, bits)
+    ctx.add_rounds(ot_compare.sign_rounds(bits))
+    return s
+
+
+def ot_select(ctx, s: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Arithmetic shares of s x for XOR-shared bits s and shared x (OT multiplexer)."""
+    out = ot_compare.multiplex(_ot_link(ctx), s, x).reshape(np.shape(x))
+    ctx.add_rounds(2)
+    return out
+
+
+def ot_relu(ctx, x: np.ndarray, bits: int) -> np.ndarray:
+    return ring.sub(x, ot_select(ctx, ot_negative(ctx, x, bits), x))
+
+
+def _public(ctx, value: int, shape) -> np.ndarray:
+    """Shares of a public integer: party 0 holds it, the others 0."""
+    return np.full(shape, np.uint64(value) if ctx.party == 0 else np.uint64(0), dtype=np.uint64)
 
 
 def prepare_signs(ctx, needs, bits: int) -> None:
@@ -80,9 +122,14 @@ def sign_needs(needs) -> list[Correlation]:
 
 
 def _offline(op_class):
-    """The offline hook of a sign-based op: prepare the garbled circuits its run will use."""
+    """The offline hook of a sign-based op: prepare the garbled circuits its run will use
+    (or, on the OT path, set up the job's OT link: input-independent too)."""
 
     def offline(ctx, step, shapes, attrs):
+        if sign_method(attrs) == "ot":
+            if ctx.party in (0, 1):
+                ot_compare.job_link(ctx)
+            return
         prepare_signs(ctx, op_class.correlation(step, shapes, attrs), sign_bits(attrs))
 
     op_class.offline = staticmethod(offline)
@@ -144,16 +191,6 @@ def relu_parts(ctx, x: np.ndarray, bits: int, prefix: str = "", may_slice: bool 
     return out.reshape(x.shape)
 
 
-SIGN_METHODS = ("gc", "ot")  # garbled circuit + Beaver products, or OT (protocols.ot_compare)
-
-
-def sign_method(attrs: dict[str, Any]) -> str:
-    method = attrs.get("sign", "gc")
-    if method not in SIGN_METHODS:
-        raise ProgramError(f"sign must be one of {SIGN_METHODS}, got {method!r}")
-    return method
-
-
 @register("relu", 1, interactive=True)
 @_ot_count
 class Relu:
@@ -184,11 +221,7 @@ class Relu:
     @staticmethod
     def run(ctx, xs, attrs):
         if sign_method(attrs) == "ot":
-            if ctx.parties != 2:
-                raise ProgramError("relu with sign='ot' runs on two servers")
-            out = ot_compare.relu(ot_compare.job_link(ctx), xs[0], sign_bits(attrs))
-            ctx.add_rounds(ot_compare.sign_rounds(sign_bits(attrs)) + 2)
-            return out
+            return ot_relu(ctx, xs[0], sign_bits(attrs))
         return relu_parts(ctx, xs[0], sign_bits(attrs), may_slice=True)
 
 
@@ -207,17 +240,21 @@ class Less:
 
     @staticmethod
     def correlation(step, shapes, attrs):
-        return [_mul_triple(step, shapes[0], B2A)]
+        return [] if sign_method(attrs) == "ot" else [_mul_triple(step, shapes[0], B2A)]
 
     @staticmethod
     def run(ctx, xs, attrs):
-        s = negative_bit(ctx, ring.sub(xs[0], xs[1]), sign_bits(attrs))
-        return ring.mul_scalar(s, 1 << int(attrs.get("frac_bits", 16)))
+        one = 1 << int(attrs.get("frac_bits", 16))
+        d = ring.sub(xs[0], xs[1])
+        if sign_method(attrs) == "ot":
+            return ot_select(ctx, ot_negative(ctx, d, sign_bits(attrs)), _public(ctx, one, d.shape))
+        return ring.mul_scalar(negative_bit(ctx, d, sign_bits(attrs)), one)
 
 
-def pairwise_max(ctx, a: np.ndarray, b: np.ndarray, bits: int, prefix: str) -> np.ndarray:
+def pairwise_max(ctx, a: np.ndarray, b: np.ndarray, bits: int, prefix: str, method: str = "gc") -> np.ndarray:
     """max(a, b) = b + relu(a - b)."""
-    return ring.add(b, relu_parts(ctx, ring.sub(a, b), bits, prefix))
+    d = ring.sub(a, b)
+    return ring.add(b, ot_relu(ctx, d, bits) if method == "ot" else relu_parts(ctx, d, bits, prefix))
 
 
 def pool_geometry(shape, attrs):
@@ -256,6 +293,8 @@ class MaxPool2d:
     @staticmethod
     def correlation(step, shapes, attrs):
         (kh, kw), _, out = pool_geometry(shapes[0], attrs)
+        if sign_method(attrs) == "ot":
+            return []
         needs = []
         for level, pairs in enumerate(_tree_levels(kh * kw)):
             needs += sign_correlations(step, (pairs, *out), f"l{level}.")
@@ -275,7 +314,7 @@ class MaxPool2d:
             half = len(values) // 2
             a = np.stack(values[:half])
             b = np.stack(values[half : 2 * half])
-            m = pairwise_max(ctx, a, b, sign_bits(attrs), f"l{level}.")
+            m = pairwise_max(ctx, a, b, sign_bits(attrs), f"l{level}.", sign_method(attrs))
             values = list(m) + values[2 * half :]
             level += 1
         return values[0]
@@ -322,6 +361,8 @@ class Sort:
     @staticmethod
     def correlation(step, shapes, attrs):
         n = sort_geometry(shapes[0])
+        if sign_method(attrs) == "ot":
+            return []
         lead = shapes[0][:-1]
         needs = []
         for s, pairs in enumerate(bitonic_stages(n)):
@@ -338,8 +379,11 @@ class Sort:
             hi = np.array([p[1] for p in pairs])
             a, b = np.ascontiguousarray(x[..., lo]), np.ascontiguousarray(x[..., hi])
             d = ring.sub(b, a)
-            swap = negative_bit(ctx, d, bits, f"s{s}.")  # 1{b < a}
-            delta = beaver_mul(ctx, d, swap, f"s{s}.select.")
+            if sign_method(attrs) == "ot":
+                delta = ot_select(ctx, ot_negative(ctx, d, bits), d)  # 1{b < a} (b - a)
+            else:
+                swap = negative_bit(ctx, d, bits, f"s{s}.")  # 1{b < a}
+                delta = beaver_mul(ctx, d, swap, f"s{s}.select.")
             x[..., lo] = ring.add(a, delta)  # min
             x[..., hi] = ring.sub(b, delta)  # max
         if attrs.get("descending", False):
@@ -357,6 +401,7 @@ class TopK:
     def infer(shapes, attrs):
         k = attrs.get("k")
         n = sort_geometry(shapes[0])
+        sign_bits(attrs)
         if not isinstance(k, int) or not 1 <= k <= n:
             raise ProgramError(f"topk: k must be an integer in 1..{n}")
         return (*shapes[0][:-1], k)

@@ -331,11 +331,11 @@ def _choose_source(asked: str | None, config: ClusterConfig, inputs: Mapping[str
 
 
 COMPARISONS = ("auto", "gc", "ot")
-SIGN_OPS = ("relu",)  # ops with an OT path (the others compare by garbled circuits)
+SIGN_OPS = ("relu", "less", "max_pool2d", "sort", "topk")  # the sign-based ops: all have an OT path
 
 
 def with_comparisons(program: Program, comparisons: str, triples: str | None, config: ClusterConfig) -> Program:
-    """``program`` with the sign method of its ReLUs set (a copy when it changes).
+    """``program`` with the sign method of its sign-based ops set (a copy when it changes).
 
     By declared bytes the OT path always wins (about 56 bytes per value and server against
     1.6 KB of garbled tables and OTs). "auto" takes it for two servers without a dealer,
