@@ -297,6 +297,9 @@ def bench_relu() -> list[dict[str, Any]]:
             bytes_per_party=op["bytes_sent"],
             rounds=op["rounds"],
             offline_bytes_per_party=[p.peer_bytes_sent - b for p, b in zip(job.parties, op["bytes_sent"])],
+            # everything each server sent the other, offline and online, per value (issue 18)
+            peer_bytes_per_value_per_party=[p.peer_bytes_sent / RELU_N for p in job.parties],
+            peer_bytes_per_value_per_party_40_bits=[p.peer_bytes_sent / RELU_N for p in wide_job.parties],
             online_s_40_bits=wide["seconds"],
             offline_s_40_bits=wide_job.offline_seconds,
             bytes_per_party_40_bits=wide["bytes_sent"],
