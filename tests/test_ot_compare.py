@@ -238,3 +238,28 @@ def test_every_sign_based_op_takes_the_ot_path_without_a_dealer():
     np.testing.assert_allclose(out["pool"], pooled, atol=1e-4)
     np.testing.assert_allclose(out["sort"], np.sort(x, axis=-1), atol=1e-4)
     np.testing.assert_allclose(out["topk"], -np.sort(-x, axis=-1)[..., :5], atol=1e-4)
+
+
+def test_auto_decides_by_declared_bytes_with_a_dealer():
+    import dataclasses
+
+    from safelight.program.program import Program
+    from safelight.runtime import client
+    from safelight.runtime.cluster import Cluster
+
+    with Cluster.local(2) as cluster:
+        config = cluster.config
+    dealt = dataclasses.replace(config, dealer=config.parties[0])
+
+    def chosen(n, cfg, triples=None):
+        return client.with_comparisons(_relu_program(n), "auto", triples, cfg).steps[0].attrs.get("sign", "gc")
+
+    # with a dealer: the garbled path for a few signs, the OT path once its fixed 3.2 MB pays
+    assert chosen(100, dealt) == "gc" and chosen(1000, dealt) == "gc"
+    assert chosen(5000, dealt) == "ot" and chosen(1 << 20, dealt) == "ot"
+    # without one, always the OT path (the garbled one would need dealer-free triples too)
+    assert chosen(10, config) == "ot" and chosen(10, dealt, "he") == "ot"
+    assert client.sign_values(_relu_program(7)) == [(7, 40)]
+    p = Program(2)
+    p.output(p.max_pool2d(p.input("x", (1, 1, 4, 4)), kernel=(2, 2)), "y")
+    assert client.sign_values(p) == [(8, 40), (4, 40)]  # two levels of pairwise maxima

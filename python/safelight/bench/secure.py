@@ -343,12 +343,25 @@ def _denoise_bench(size: int, no_dealer: bool = False) -> dict[str, Any]:
     clean = photo[(512 - size) // 2 : (512 + size) // 2, (512 - size) // 2 : (512 + size) // 2]
     noisy = denoise.add_noise(clean, DENOISE_SIGMA, seed=1)
     triples = "he" if no_dealer else None
+    garbled = None
     with local_cluster(2, dealer=not no_dealer) as cluster:
         denoise.upload(cluster)
         if not no_dealer:  # warm-up: the servers' heaps grow to the job (the dealer-free job is long enough)
             denoise.run([noisy], cluster=cluster, sigma=DENOISE_SIGMA)
         res = denoise.run([noisy], cluster=cluster, sigma=DENOISE_SIGMA, triples=triples)
+        if not no_dealer:  # the garbled-circuit signs on the same servers, for reference
+            garbled = denoise.run([noisy], cluster=cluster, sigma=DENOISE_SIGMA, comparisons="gc").job
     job = res.job
+    reference = {}
+    if garbled is not None:
+        reference = {
+            "gc_online_s": garbled.online_seconds,
+            "gc_offline_s": garbled.offline_seconds,
+            "gc_total_s": garbled.online_seconds + garbled.offline_seconds,
+            "gc_bytes_per_server": [p.bytes_sent for p in garbled.parties],
+            "gc_rounds": garbled.rounds,
+            **{f"gc_{k}": v for k, v in link_figures(garbled.rounds, 0.0).items() if k == "rtt_added_s"},
+        }
     plain = denoise.plaintext([noisy], DENOISE_SIGMA)[0]
     gap = abs(denoise.psnr(res.images[0], clean) - denoise.psnr(plain, clean))
     plain_s, plain_ref = _plaintext_ffdnet_seconds(noisy)
@@ -370,7 +383,9 @@ def _denoise_bench(size: int, no_dealer: bool = False) -> dict[str, Any]:
         "s",
         "lower",
         stat="one job on fresh servers" if no_dealer else "second job on warm servers",
+        comparisons="auto (the OT path at this size: bytes first); gc_*: the garbled path, same servers",
         **link_figures(job.rounds, total),
+        **reference,
         offline_s=job.offline_seconds,
         total_s=job.online_seconds + job.offline_seconds,
         bytes_per_server=[p.bytes_sent for p in job.parties],

@@ -18,6 +18,8 @@ from ..net.certs import DEALER_NAME, Identity, party_name
 from ..net.config import ClusterConfig
 from ..net.transport import Channel, MsgType, client_context, connect
 from ..program.program import Program
+from ..program.ops import OPS
+from ..protocols.nonlinear import sign_bits, sign_needs
 from ..protocols.preprocessing import OT_SOURCES, Plan
 from ..protocols.sources import RandomnessSource, randomness_source
 from ..sharing import Encoded, ReplicatedPayload, Shared
@@ -334,20 +336,46 @@ COMPARISONS = ("auto", "gc", "ot")
 SIGN_OPS = ("relu", "less", "max_pool2d", "sort", "topk")  # the sign-based ops: all have an OT path
 
 
+# declared bytes between the two servers per sign of a ``bits``-wide value: garbled tables
+# and input OTs (measured 2,605 at 40 bits and 1,579 at 24, benchmarks/README.md), and the
+# OT path's tables, openings and silent COTs (76 at 40), plus the OT link's fixed cost
+# (IKNP bootstrap, bootstrap iterations, one main iteration each way)
+GC_BYTES_PER_SIGN_BIT = 65
+OT_BYTES_PER_SIGN_BIT = 2
+OT_LINK_BYTES = 3_200_000
+
+
+def sign_values(program: Program) -> list[tuple[int, int]]:
+    """(values, bits) of every sign computation of the program's sign-based ops (what their
+    garbled path announces with its boolean-to-arithmetic triples)."""
+    out = []
+    for i, step in enumerate(program.steps):
+        if step.op in SIGN_OPS:
+            attrs = {**step.attrs, "sign": "gc"}
+            shapes = [program.shape_of(x) for x in step.inputs]
+            bits = sign_bits(attrs)
+            out += [(int(np.prod(c.random["a"])), bits) for c in sign_needs(OPS[step.op].correlation(i, shapes, attrs))]
+    return out
+
+
 def with_comparisons(program: Program, comparisons: str, triples: str | None, config: ClusterConfig) -> Program:
     """``program`` with the sign method of its sign-based ops set (a copy when it changes).
 
-    By declared bytes the OT path always wins (about 56 bytes per value and server against
-    1.6 KB of garbled tables and OTs). "auto" takes it for two servers without a dealer,
-    where it also wins on time (the dealer-free garbled path needs its triples made by HE
-    and OT). With a dealer the garbled path stays for now: its online phase is faster on a
-    fast link (the dealer pays the offline work), and the dealer does not yet deal the OT
-    path's correlations (issue 18, item 4)."""
+    "auto" decides by declared bytes between the servers, bytes first: the OT path costs
+    about 2 bytes per bit of every sign plus a fixed 3.2 MB per job, the garbled one about
+    65 bytes per bit, so the OT path wins from about 1,300 signs on. Without a dealer it
+    also wins on time (the garbled path then needs its triples made by HE and OT); with a
+    dealer, on loopback, the garbled path's online phase is faster (the dealer pays its
+    offline work), but from a 10 Gbit/s link down the bytes decide (benchmarks/README.md).
+    "gc" and "ot" force a path."""
     if comparisons not in COMPARISONS:
         raise InputError(f"comparisons must be one of {list(COMPARISONS)}, got {comparisons!r}")
     if comparisons == "auto":
+        signs = sign_values(program)
         dealer_free = triples == "he" or (triples is None and config.dealer is None)
-        comparisons = "ot" if config.n == 2 and dealer_free else "gc"
+        ot_bytes = OT_LINK_BYTES + OT_BYTES_PER_SIGN_BIT * sum(n * b for n, b in signs)
+        gc_bytes = GC_BYTES_PER_SIGN_BIT * sum(n * b for n, b in signs)
+        comparisons = "ot" if config.n == 2 and signs and (dealer_free or ot_bytes < gc_bytes) else "gc"
     if comparisons == "ot" and config.n != 2:
         raise InputError("comparisons='ot' runs between two servers; this cluster has " + str(config.n))
     if comparisons == "gc" or not any(step.op in SIGN_OPS for step in program.steps):

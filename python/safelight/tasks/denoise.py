@@ -144,6 +144,7 @@ def run(
     preprocess: str = "auto",
     on_progress: ProgressCallback | None = None,
     servers: int = 2,
+    comparisons: str = "auto",
 ) -> TaskResult:
     """Denoise an image, or several of one size in one job, privately on two or three servers.
 
@@ -163,9 +164,9 @@ def run(
         The id the model was uploaded under.
     no_dealer : bool
         No third party: the servers make their own correlated randomness (``triples="he"``).
-    triples, ots, preprocess
-        Where the job's correlated randomness comes from and when it is made; see
-        :meth:`safelight.Cluster.run`.
+    triples, ots, preprocess, comparisons
+        Where the job's correlated randomness comes from, when it is made, and how two
+        servers compute the ReLUs' signs; see :meth:`safelight.Cluster.run`.
     on_progress : callable(party, step, of, op[, phase]), optional
     servers : {2, 3}
         For the loopback cluster started when ``cluster`` is None: 3 starts three servers
@@ -195,6 +196,8 @@ def run(
     images = [inputs] if one else list(inputs)
     x, greys, size = _batch(images)
     options = {"triples": triples, "ots": ots, "preprocess": preprocess}
+    if (cluster.scheme if cluster is not None else "rss3" if servers == 3 else "additive") == "additive":
+        options["comparisons"] = comparisons
     scheme = cluster.scheme if cluster is not None else "rss3" if servers == 3 else "additive"
     if servers not in (2, 3):
         raise InputError(f"servers must be 2 or 3, got {servers!r}")
