@@ -17,8 +17,8 @@ from ..errors import InputError, JobAbortedError, JobFailedError, PeerUnavailabl
 from ..net.certs import DEALER_NAME, Identity, party_name
 from ..net.config import ClusterConfig
 from ..net.transport import Channel, MsgType, client_context, connect
-from ..program.program import Program
 from ..program.ops import OPS
+from ..program.program import Program
 from ..protocols.nonlinear import sign_bits, sign_needs
 from ..protocols.preprocessing import OT_SOURCES, Plan
 from ..protocols.sources import RandomnessSource, randomness_source
