@@ -421,10 +421,10 @@ def run_job(
     so that only one layer's garbled material is held at a time (still timed as
     offline); ``"auto"`` picks per_op when the whole material would exceed
     :data:`PREPROCESS_BUDGET` bytes.
-    ``comparisons``: how two servers compute the signs of ReLUs: ``"gc"`` (garbled
-    circuits and Beaver products), ``"ot"`` (silent OT, millionaires: about 56 bytes per
-    value instead of 1.6 KB, no correlated randomness from any source) or ``"auto"``:
-    "ot" when no dealer serves the job, "gc" with one (see :func:`with_comparisons`).
+    ``comparisons``: how two servers compute the signs of ReLU, less, max-pool, sort and
+    top-k: ``"gc"`` (garbled circuits and Beaver products), ``"ot"`` (silent OT,
+    millionaires: about 56 bytes per value instead of 1.6-2.6 KB, no correlated randomness
+    from any source) or ``"auto"``: by declared bytes (see :func:`with_comparisons`).
 
     Raises
     ------
