@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from kernel_helpers import with_isa
+from kernel_helpers import run_both, with_isa
 from safelight import _core, ot
 from safelight.errors import InputError, PeerUnavailableError, ProtocolError
 from safelight.net.certs import Identity, create_cluster_certs
@@ -19,27 +19,6 @@ pytestmark = pytest.mark.kernels
 
 
 # ---- helpers ----------------------------------------------------------------
-
-
-def run_both(fa, fb, timeout=60):
-    """fa() on a helper thread, fb() here; returns (fa(), fb()) or raises the first error."""
-    box = {}
-
-    def target():
-        try:
-            box["a"] = fa()
-        except BaseException as exc:  # re-raised below
-            box["a_error"] = exc
-
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    try:
-        b = fb()
-    finally:
-        t.join(timeout)
-    if "a_error" in box:
-        raise box["a_error"]
-    return box["a"], b
 
 
 def cot_pair(chunk=ot.DEFAULT_CHUNK, delta=None, threads=1, overlap=False):

@@ -3,13 +3,12 @@ plaintext on random and edge values, and the bytes they send."""
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kernel_helpers import on_every_isa, run_both
 from safelight import ot, ring
 from safelight.ot import silent
 from safelight.protocols import ot_compare as C
@@ -35,38 +34,19 @@ class Counting:
         return self.inner.recv(name)
 
 
-def _both(fa, fb, timeout=120):
-    box = {}
-
-    def target():
-        try:
-            box["a"] = fa()
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    try:
-        b = fb()
-    finally:
-        thread.join(timeout)
-    if "error" in box:
-        raise box["error"]
-    return box["a"], b
-
-
 @pytest.fixture(scope="module")
 def links():
     a, b = ot.pipe_pair(timeout=60)
     pa, pb = Counting(a), Counting(b)
-    return _both(
+    return run_both(
         lambda: C.OtLink(0, pa, params=SMALL, bootstrap=SMALL_BOOT),
         lambda: C.OtLink(1, pb, params=SMALL, bootstrap=SMALL_BOOT),
+        timeout=120,
     )
 
 
 def _run(links, f0, f1):
-    return _both(lambda: f0(links[0]), lambda: f1(links[1]))
+    return run_both(lambda: f0(links[0]), lambda: f1(links[1]), timeout=120)
 
 
 def test_and_gates_equal_plaintext(links):
@@ -151,15 +131,13 @@ def test_the_table_kernel_equals_the_numpy_definition_on_every_path():
     a = rng.integers(0, 16, m, dtype=np.uint8)
     lt, eq = rng.integers(0, 2, (2, m), dtype=np.uint8)
     expected = C.leaf_tables(r0, r1, flips, a, lt, eq, 1234)
-    previous = _core.isa()
-    try:
-        for isa in _core.available_isas():
-            _core.set_isa(isa)
-            out = np.empty(m, np.uint32)
-            _core.ot_millionaire_tables(r0, r1, flips, a, lt, eq, 1234, C.PAD_DOMAIN, out)
-            np.testing.assert_array_equal(out, expected)
-    finally:
-        _core.set_isa(previous)
+
+    def check(_isa):
+        out = np.empty(m, np.uint32)
+        _core.ot_millionaire_tables(r0, r1, flips, a, lt, eq, 1234, C.PAD_DOMAIN, out)
+        np.testing.assert_array_equal(out, expected)
+
+    on_every_isa(check)
 
 
 # ---- the Program's relu op on real servers ------------------------------------------------------

@@ -4,7 +4,6 @@ references on every ISA path, the correlation of the extension, the sender's vie
 from __future__ import annotations
 
 import hashlib
-import threading
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from kernel_helpers import on_every_isa, run_both
 from safelight import _core, ot
 from safelight.errors import PeerUnavailableError
 from safelight.ot import silent
@@ -56,40 +56,28 @@ def _lpn_reference(base, seed, row_begin, rows):
     return np.bitwise_xor.reduce(base[cols.astype(np.int64)], axis=1)
 
 
-@pytest.fixture(params=_core.available_isas())
-def isa(request):
-    previous = _core.isa()
-    _core.set_isa(request.param)
-    try:
-        yield request.param
-    finally:
-        _core.set_isa(previous)
-
-
 @settings(max_examples=10, deadline=None)
 @given(st.integers(1, 9), st.integers(1, 5), st.integers(0, 2**32 - 1))
 def test_ggm_trees_equal_the_numpy_tree_on_every_path(depth, trees, seed):
     rng = np.random.default_rng(seed)
     roots, delta = _blocks(rng, trees), _blocks(rng, 1)[0] | np.array([1, 0], np.uint64)
-    previous = _core.isa()
-    try:
-        for isa in _core.available_isas():
-            _core.set_isa(isa)
-            leaves = np.empty((trees << depth, 2), np.uint64)
-            sums = np.empty((trees * depth * 2, 2), np.uint64)
-            psi = np.empty((trees, 2), np.uint64)
-            _core.silent_ggm_expand(roots, depth, delta, leaves, sums, psi, 1)
-            for t in range(trees):
-                levels = _tree(roots[t], depth)
-                expected = levels[-1] & silent.LSB_MASK
-                np.testing.assert_array_equal(leaves[t << depth : (t + 1) << depth], expected)
-                for lv in range(depth):
-                    got = sums[2 * (depth * t + lv) : 2 * (depth * t + lv) + 2]
-                    want = [np.bitwise_xor.reduce(levels[lv + 1][side::2], axis=0) for side in (0, 1)]
-                    np.testing.assert_array_equal(got, np.stack(want))
-                np.testing.assert_array_equal(psi[t], np.bitwise_xor.reduce(expected, axis=0) ^ delta)
-    finally:
-        _core.set_isa(previous)
+
+    def check(_isa):
+        leaves = np.empty((trees << depth, 2), np.uint64)
+        sums = np.empty((trees * depth * 2, 2), np.uint64)
+        psi = np.empty((trees, 2), np.uint64)
+        _core.silent_ggm_expand(roots, depth, delta, leaves, sums, psi, 1)
+        for t in range(trees):
+            levels = _tree(roots[t], depth)
+            expected = levels[-1] & silent.LSB_MASK
+            np.testing.assert_array_equal(leaves[t << depth : (t + 1) << depth], expected)
+            for lv in range(depth):
+                got = sums[2 * (depth * t + lv) : 2 * (depth * t + lv) + 2]
+                want = [np.bitwise_xor.reduce(levels[lv + 1][side::2], axis=0) for side in (0, 1)]
+                np.testing.assert_array_equal(got, np.stack(want))
+            np.testing.assert_array_equal(psi[t], np.bitwise_xor.reduce(expected, axis=0) ^ delta)
+
+    on_every_isa(check)
 
 
 @settings(max_examples=10, deadline=None)
@@ -104,18 +92,16 @@ def test_the_punctured_tree_gives_every_leaf_and_delta_at_alpha(depth, trees, se
     alphas = rng.integers(0, 1 << depth, trees).astype(np.uint32)
     bits = (alphas[:, None] >> np.arange(depth - 1, -1, -1)) & 1  # the path's side per level
     keys = np.ascontiguousarray(sums[np.arange(trees * depth), (1 - bits).reshape(-1)])
-    previous = _core.isa()
-    try:
-        for isa in _core.available_isas():
-            _core.set_isa(isa)
-            got = np.empty_like(leaves)
-            _core.silent_ggm_punctured(keys, alphas, psi, depth, got, 1)
-            expected = leaves.copy()
-            expected[(np.arange(trees) << depth) + alphas] ^= delta
-            np.testing.assert_array_equal(got, expected)
-            assert ((got[:, 0] & 1) == 0).sum() == len(got) - trees  # lsb = 1 exactly at the alphas
-    finally:
-        _core.set_isa(previous)
+    expected = leaves.copy()
+    expected[(np.arange(trees) << depth) + alphas] ^= delta
+
+    def check(_isa):
+        got = np.empty_like(leaves)
+        _core.silent_ggm_punctured(keys, alphas, psi, depth, got, 1)
+        np.testing.assert_array_equal(got, expected)
+        assert ((got[:, 0] & 1) == 0).sum() == len(got) - trees  # lsb = 1 exactly at the alphas
+
+    on_every_isa(check)
 
 
 @settings(max_examples=10, deadline=None)
@@ -126,43 +112,21 @@ def test_lpn_encode_equals_the_numpy_code_on_every_path(k, row_begin, rows, seed
     matrix_seed = rng.integers(0, 256, 16, dtype=np.uint8)
     start = _blocks(rng, rows)
     expected = start ^ _lpn_reference(base, matrix_seed, row_begin, rows)
-    previous = _core.isa()
-    try:
-        for isa in _core.available_isas():
-            _core.set_isa(isa)
-            out = start.copy()
-            _core.silent_lpn_encode(base, matrix_seed, row_begin, out, 1)
-            np.testing.assert_array_equal(out, expected)
-    finally:
-        _core.set_isa(previous)
+
+    def check(_isa):
+        out = start.copy()
+        _core.silent_lpn_encode(base, matrix_seed, row_begin, out, 1)
+        np.testing.assert_array_equal(out, expected)
+
+    on_every_isa(check)
 
 
 def _pair(params=SMALL, bootstrap=SMALL_BOOT, timeout=30):
     a, b = ot.pipe_pair(timeout=timeout)
     sender = silent.SilentSender(params=params, bootstrap=bootstrap)
     receiver = silent.SilentReceiver(params=params, bootstrap=bootstrap)
-    _both(lambda: sender.setup(a), lambda: receiver.setup(b))
+    run_both(lambda: sender.setup(a), lambda: receiver.setup(b))
     return sender, receiver, a, b
-
-
-def _both(fa, fb, timeout=60):
-    box = {}
-
-    def target():
-        try:
-            box["a"] = fa()
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    try:
-        b = fb()
-    finally:
-        thread.join(timeout)
-    if "error" in box:
-        raise box["error"]
-    return box["a"], b
 
 
 def test_extension_gives_correlated_ots_across_iterations(isa):
@@ -170,7 +134,7 @@ def test_extension_gives_correlated_ots_across_iterations(isa):
     delta = sender.delta
     assert delta[0] & 1 == 1
     for n in (10, 1000, 3 * SMALL.n, 1):  # within, across and many iterations
-        z, (w, x) = _both(lambda n=n: sender.extend(n), lambda n=n: receiver.extend(n))
+        z, (w, x) = run_both(lambda n=n: sender.extend(n), lambda n=n: receiver.extend(n))
         assert z.shape == w.shape == (n, 2) and ((z[:, 0] & 1) == 0).all()
         np.testing.assert_array_equal(w, z ^ (x.astype(np.uint64)[:, None] * delta[None, :]))
     assert sender.iteration >= 4
@@ -188,7 +152,7 @@ def test_choices_are_balanced_and_the_senders_view_is_the_same_for_any_receiver(
     """The receiver sends nothing after the IKNP bootstrap, whose view is tested in test_ot;
     its choices come out uniform, and the sender's blocks do not depend on them."""
     sender, receiver, _, _ = _pair()
-    z, (w, x) = _both(lambda: sender.extend(20_000), lambda: receiver.extend(20_000))
+    z, (w, x) = run_both(lambda: sender.extend(20_000), lambda: receiver.extend(20_000))
     counts = np.bincount(x, minlength=2)
     assert stats.chisquare(counts).pvalue > 1e-4
     ones = np.unpackbits(z.view(np.uint8), bitorder="little").reshape(len(z), 128)[:, 1:].mean(axis=0)

@@ -12,6 +12,7 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +212,36 @@ def gc_stream_seconds() -> tuple[float, int, int]:
     return finished - t0, circ.n_and * GC_STREAM_CHUNK * GC_STREAM_CHUNKS, sent
 
 
+def _over_tls(
+    here: Callable[[ChannelPipe, dict], Any], there: Callable[[ChannelPipe, dict], Any], wait: float = 300
+) -> tuple[Any, dict]:
+    """Two parties over a TLS 1.3 loopback link with throwaway certificates: ``there`` on a
+    helper thread (the accepting end; its channel in ``box["channel"]``, its result in
+    ``box["there"]``), ``here`` on this thread (its channel in ``box["here_channel"]``).
+    Returns here's result and the box, once the helper is done (at most ``wait`` s)."""
+    with tempfile.TemporaryDirectory(prefix="safelight-bench-") as tmp:
+        certs = transport_certs(tmp)
+        listener = socket.create_server(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        box: dict[str, Any] = {}
+
+        def accepting_side() -> None:
+            raw, _ = listener.accept()
+            ch = accept_tls(raw, server_context(Identity.from_dir(certs, party_name(0))), 120.0)
+            box["channel"] = ch
+            box["there"] = there(ChannelPipe(ch, ch), box)
+
+        thread = threading.Thread(target=accepting_side, daemon=True)
+        thread.start()
+        ch = connect("127.0.0.1", port, Identity.from_dir(certs, CLIENT_NAME), party_name(0), 120.0)
+        box["here_channel"] = ch
+        out = here(ChannelPipe(ch, ch), box)
+        thread.join(wait)
+        listener.close()
+        ch.close()
+    return out, box
+
+
 SILENT_N = 10_000_000  # one main iteration's worth per extend
 
 
@@ -223,26 +254,7 @@ def bench_ot_silent() -> dict[str, Any]:
     during the timed extends, over the COTs."""
 
     def link(role):
-        with tempfile.TemporaryDirectory(prefix="safelight-bench-") as tmp:
-            certs = transport_certs(tmp)
-            listener = socket.create_server(("127.0.0.1", 0))
-            port = listener.getsockname()[1]
-            box: dict[str, Any] = {}
-
-            def receiver_side() -> None:
-                raw, _ = listener.accept()
-                ch = accept_tls(raw, server_context(Identity.from_dir(certs, party_name(0))), 120.0)
-                box["channel"] = ch
-                role("receiver", ChannelPipe(ch, ch), box)
-
-            thread = threading.Thread(target=receiver_side, daemon=True)
-            thread.start()
-            ch = connect("127.0.0.1", port, Identity.from_dir(certs, CLIENT_NAME), party_name(0), 120.0)
-            out = role("sender", ChannelPipe(ch, ch), box)
-            thread.join(300)
-            listener.close()
-            ch.close()
-            return out, box
+        return _over_tls(lambda pipe, box: role("sender", pipe, box), lambda pipe, box: role("receiver", pipe, box))
 
     def silent_role(side, pipe, box):
         buffer = np.zeros((SILENT_N, 2), dtype=np.uint64)
@@ -310,40 +322,31 @@ def bench_relu_1m_ot() -> dict[str, Any]:
     shares = [rng.integers(0, 2**64, RELU_OT_N, dtype=np.uint64)]
     shares.append((x.view(np.uint64) - shares[0]).astype(np.uint64))
 
-    with tempfile.TemporaryDirectory(prefix="safelight-bench-") as tmp:
-        certs = transport_certs(tmp)
-        listener = socket.create_server(("127.0.0.1", 0))
-        port = listener.getsockname()[1]
-        box: dict[str, Any] = {}
+    def party_one(pipe, box) -> np.ndarray:
+        link = ot_compare.OtLink(1, pipe)
+        for _ in range(4):
+            out = ot_compare.relu(link, shares[1])
+        return out
 
-        def party_one() -> None:
-            raw, _ = listener.accept()
-            ch = accept_tls(raw, server_context(Identity.from_dir(certs, party_name(0))), 120.0)
-            box["channel"] = ch
-            link = ot_compare.OtLink(1, ChannelPipe(ch, ch))
-            for _ in range(4):
-                box["out1"] = ot_compare.relu(link, shares[1])
-
-        thread = threading.Thread(target=party_one, daemon=True)
-        thread.start()
-        ch = connect("127.0.0.1", port, Identity.from_dir(certs, CLIENT_NAME), party_name(0), 120.0)
+    def party_zero(pipe, box) -> dict[str, Any]:
         t0 = time.perf_counter()
-        link = ot_compare.OtLink(0, ChannelPipe(ch, ch))
+        link = ot_compare.OtLink(0, pipe)
         setup_s = time.perf_counter() - t0
         ot_compare.relu(link, shares[0])
         while "channel" not in box:
             time.sleep(0.01)
-        sent = [ch.bytes_sent, box["channel"].bytes_sent]
+        sent = [pipe.out.bytes_sent, box["channel"].bytes_sent]
         times = []
         for _ in range(3):
             t0 = time.perf_counter()
-            out0 = ot_compare.relu(link, shares[0])
+            out = ot_compare.relu(link, shares[0])
             times.append(time.perf_counter() - t0)
-        thread.join(300)
-        sent = [ch.bytes_sent - sent[0], box["channel"].bytes_sent - sent[1]]
-        listener.close()
-        ch.close()
-    correct = bool(np.array_equal((out0 + box["out1"]).view(np.int64), np.maximum(x, 0)))
+        return {"setup_s": setup_s, "sent": sent, "times": times, "out": out}
+
+    mine, box = _over_tls(party_zero, party_one)
+    sent = [box["here_channel"].bytes_sent - mine["sent"][0], box["channel"].bytes_sent - mine["sent"][1]]
+    times, setup_s, out0 = mine["times"], mine["setup_s"], mine["out"]
+    correct = bool(np.array_equal((out0 + box["there"]).view(np.int64), np.maximum(x, 0)))
     return result(
         "relu_1m_ot",
         min(times),
@@ -362,33 +365,19 @@ def bench_relu_1m_ot() -> dict[str, Any]:
 
 @register("ot", "IKNP correlated OT over a loopback channel (TLS 1.3 handshake, sealed records), M OT/s")
 def bench_ot() -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="safelight-bench-") as tmp:
-        certs = transport_certs(tmp)
-        listener = socket.create_server(("127.0.0.1", 0))
-        port = listener.getsockname()[1]
-        box: dict[str, Any] = {}
+    def receiver_side(pipe, box) -> None:
+        rec = ot.COTReceiver().setup(pipe)
+        choices = np.random.default_rng(9).integers(0, 2, OT_N, dtype=np.uint8)
+        for _ in range(4):
+            rec.extend(choices, pipe)
 
-        def receiver_side() -> None:
-            raw, _ = listener.accept()
-            ch = accept_tls(raw, server_context(Identity.from_dir(certs, party_name(0))), 120.0)
-            pipe = ChannelPipe(ch, ch)
-            rec = ot.COTReceiver().setup(pipe)
-            choices = np.random.default_rng(9).integers(0, 2, OT_N, dtype=np.uint8)
-            for _ in range(4):
-                rec.extend(choices, pipe)
-            box["ok"] = True
-
-        thread = threading.Thread(target=receiver_side, daemon=True)
-        thread.start()
-        ch = connect("127.0.0.1", port, Identity.from_dir(certs, CLIENT_NAME), party_name(0), 120.0)
-        pipe = ChannelPipe(ch, ch)
+    def sender_side(pipe, box) -> tuple[float, list[float]]:
         t0 = time.perf_counter()
         sender = ot.COTSender().setup(pipe)
         base_s = time.perf_counter() - t0
-        times = [time_once(lambda: sender.extend(OT_N, pipe)) for _ in range(4)]
-        thread.join(120)
-        listener.close()
-        ch.close()
+        return base_s, [time_once(lambda: sender.extend(OT_N, pipe)) for _ in range(4)]
+
+    (base_s, times), _ = _over_tls(sender_side, receiver_side, wait=120)
     best = min(times[1:])
     return result(
         "ot",
