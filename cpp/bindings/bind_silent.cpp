@@ -50,6 +50,21 @@ unsigned check_depth(unsigned depth) {
 
 inline uint8_t* bytes(uint64_t* p) { return reinterpret_cast<uint8_t*>(p); }
 
+// body(lo, hi, work) over the trees [0, trees) split between threads, each part with its
+// 2^(depth-1) blocks of GGM scratch (allocated before the GIL is released, so that an
+// allocation failure is a Python MemoryError).
+template <class Body>
+void over_trees(size_t trees, unsigned depth, int threads, Body body) {
+    const unsigned nt = threads_for(threads);
+    const size_t count = std::max<size_t>(1, std::min<size_t>(nt, trees));
+    std::vector<std::unique_ptr<uint8_t[]>> work;
+    for (size_t i = 0; i < count; ++i) work.emplace_back(new uint8_t[16 * (size_t(1) << (depth - 1))]);
+    py::gil_scoped_release nogil;
+    parts(trees, nt, [&](size_t lo, size_t hi, size_t part) {
+        if (lo < hi) body(lo, hi, work[part].get());
+    });
+}
+
 }  // namespace
 
 void bind_silent(py::module_& m) {
@@ -65,16 +80,10 @@ void bind_silent(py::module_& m) {
         if (blocks_of(sums, "sums", true, &s) != trees * depth * 2)
             throw py::value_error("sums must hold trees * depth * 2 blocks");
         if (blocks_of(psi, "psi", true, &p) != trees) throw py::value_error("psi must hold one block per tree");
-        const unsigned nt = threads_for(threads);
         const auto& k = active();
-        const size_t count = std::max<size_t>(1, std::min<size_t>(nt, trees));
-        std::vector<std::unique_ptr<uint8_t[]>> work;
-        for (size_t i = 0; i < count; ++i) work.emplace_back(new uint8_t[16 * (size_t(1) << (depth - 1))]);
-        py::gil_scoped_release nogil;
-        parts(trees, nt, [&](size_t lo, size_t hi, size_t part) {
-            if (lo < hi)
-                k.ggm_expand(bytes(r) + 16 * lo, hi - lo, depth, bytes(d), bytes(lv) + (16 * lo << depth),
-                             bytes(s) + 32 * depth * lo, bytes(p) + 16 * lo, work[part].get());
+        over_trees(trees, depth, threads, [&](size_t lo, size_t hi, uint8_t* work) {
+            k.ggm_expand(bytes(r) + 16 * lo, hi - lo, depth, bytes(d), bytes(lv) + (16 * lo << depth),
+                         bytes(s) + 32 * depth * lo, bytes(p) + 16 * lo, work);
         });
     }, py::arg("roots"), py::arg("depth"), py::arg("delta"), py::arg("leaves"), py::arg("sums"), py::arg("psi"),
        py::arg("threads") = 0,
@@ -94,16 +103,10 @@ void bind_silent(py::module_& m) {
             throw py::value_error("leaves must hold trees * 2^depth blocks");
         for (size_t t = 0; t < trees; ++t)
             if (va.data[t] >> depth) throw py::value_error("every alpha must be below 2^depth");
-        const unsigned nt = threads_for(threads);
         const auto& k = active();
-        const size_t count = std::max<size_t>(1, std::min<size_t>(nt, trees));
-        std::vector<std::unique_ptr<uint8_t[]>> work;
-        for (size_t i = 0; i < count; ++i) work.emplace_back(new uint8_t[16 * (size_t(1) << (depth - 1))]);
-        py::gil_scoped_release nogil;
-        parts(trees, nt, [&](size_t lo, size_t hi, size_t part) {
-            if (lo < hi)
-                k.ggm_punctured(bytes(kk) + 16 * depth * lo, va.data + lo, bytes(p) + 16 * lo, hi - lo, depth,
-                                bytes(lv) + (16 * lo << depth), work[part].get());
+        over_trees(trees, depth, threads, [&](size_t lo, size_t hi, uint8_t* work) {
+            k.ggm_punctured(bytes(kk) + 16 * depth * lo, va.data + lo, bytes(p) + 16 * lo, hi - lo, depth,
+                            bytes(lv) + (16 * lo << depth), work);
         });
     }, py::arg("keys"), py::arg("alphas"), py::arg("psi"), py::arg("depth"), py::arg("leaves"),
        py::arg("threads") = 0,

@@ -11,15 +11,9 @@
 namespace safelight::ot::scalar {
 namespace {
 
-inline uint64_t load_be64(const uint8_t* p) {
-    uint64_t v = 0;
-    for (int k = 0; k < 8; ++k) v = (v << 8) | p[k];
-    return v;
-}
-
 // out = AES-128_key(in), one block.
 inline void aes_block(const uint8_t key[16], const uint8_t in[16], uint8_t out[16]) {
-    prg::scalar::ctr_fill(key, load_be64(in), load_be64(in + 8), out, 16);
+    prg::scalar::encrypt_block(key, in, out);
 }
 
 // Transpose of an 8x8 bit matrix held as bit 8*r + c (row r = byte r): the

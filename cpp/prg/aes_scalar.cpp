@@ -201,4 +201,13 @@ void ctr_fill(const uint8_t key[16], uint64_t nonce, uint64_t counter, uint8_t* 
     secure_wipe(&ks, sizeof ks);
 }
 
+void encrypt_block(const uint8_t key[16], const uint8_t in[16], uint8_t out[16]) noexcept {
+    uint64_t nonce = 0, counter = 0;
+    for (int k = 0; k < 8; ++k) {
+        nonce = (nonce << 8) | in[k];
+        counter = (counter << 8) | in[8 + k];
+    }
+    ctr_fill(key, nonce, counter, out, 16);
+}
+
 }  // namespace safelight::prg::scalar

@@ -6,6 +6,7 @@
 #define SL_ISA_NS avx2
 #include "silent_impl.hpp"
 #include "../prg/aesni_key_schedule.hpp"
+#include "aesni_children.hpp"
 #include "safelight/prg.hpp"
 
 namespace safelight::silent::avx2 {
@@ -36,16 +37,8 @@ void children(const uint8_t* src, size_t count, uint8_t* dst) noexcept {
             st(dst + 16 * (2 * (i + k) + 1), _mm_xor_si128(_mm_aesenclast_si128(b[k], kr[10]), x[k]));
         }
     }
-    for (; i < count; ++i) {
-        const __m128i x = ld(src + 16 * i);
-        __m128i a = _mm_xor_si128(x, kl[0]), b = _mm_xor_si128(x, kr[0]);
-        for (int r = 1; r < 10; ++r) {
-            a = _mm_aesenc_si128(a, kl[r]);
-            b = _mm_aesenc_si128(b, kr[r]);
-        }
-        st(dst + 16 * (2 * i), _mm_xor_si128(_mm_aesenclast_si128(a, kl[10]), x));
-        st(dst + 16 * (2 * i + 1), _mm_xor_si128(_mm_aesenclast_si128(b, kr[10]), x));
-    }
+    for (; i < count; ++i)
+        aesni_children_of(kl, kr, src + 16 * i, dst + 32 * i);
 }
 
 void keystream(const uint8_t key[16], uint64_t counter, uint8_t* out, size_t nbytes) noexcept {

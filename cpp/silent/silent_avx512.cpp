@@ -6,13 +6,12 @@
 #define SL_ISA_NS avx512
 #include "silent_impl.hpp"
 #include "../prg/aesni_key_schedule.hpp"
+#include "aesni_children.hpp"
 #include "safelight/prg.hpp"
 
 namespace safelight::silent::avx512 {
 namespace {
 
-inline __m128i ld(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
-inline void st(uint8_t* p, __m128i v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), v); }
 inline __m512i bcast(__m128i x) { return _mm512_maskz_broadcast_i32x4(0xffff, x); }
 
 // Four parents per zmm; children interleaved into dst (left, right, left, ...).
@@ -50,16 +49,8 @@ void children(const uint8_t* src, size_t count, uint8_t* dst) noexcept {
             store_children(dst + 16 * 2 * (i + 4 * k), _mm512_xor_si512(_mm512_aesenclast_epi128(a[k], kl[10]), x[k]),
                            _mm512_xor_si512(_mm512_aesenclast_epi128(b[k], kr[10]), x[k]));
     }
-    for (; i < count; ++i) {  // fewer than 16 parents (the tree's first levels): AES-NI
-        const __m128i x = ld(src + 16 * i);
-        __m128i a = _mm_xor_si128(x, kl128[0]), b = _mm_xor_si128(x, kr128[0]);
-        for (int r = 1; r < 10; ++r) {
-            a = _mm_aesenc_si128(a, kl128[r]);
-            b = _mm_aesenc_si128(b, kr128[r]);
-        }
-        st(dst + 16 * (2 * i), _mm_xor_si128(_mm_aesenclast_si128(a, kl128[10]), x));
-        st(dst + 16 * (2 * i + 1), _mm_xor_si128(_mm_aesenclast_si128(b, kr128[10]), x));
-    }
+    for (; i < count; ++i)  // fewer than 16 parents (the tree's first levels): AES-NI
+        aesni_children_of(kl128, kr128, src + 16 * i, dst + 32 * i);
 }
 
 void keystream(const uint8_t key[16], uint64_t counter, uint8_t* out, size_t nbytes) noexcept {

@@ -10,19 +10,13 @@
 namespace safelight::silent::scalar {
 namespace {
 
-inline uint64_t load_be64(const uint8_t* p) {
-    uint64_t v = 0;
-    for (int k = 0; k < 8; ++k) v = (v << 8) | p[k];
-    return v;
-}
-
 void children(const uint8_t* src, size_t count, uint8_t* dst) noexcept {
     uint8_t x[16];
     for (size_t i = 0; i < count; ++i) {
         std::memcpy(x, src + 16 * i, 16);  // src and dst never overlap, but keep the input
         for (unsigned side = 0; side < 2; ++side) {
             uint8_t* out = dst + 16 * (2 * i + side);
-            prg::scalar::ctr_fill(side ? kGgmRight : kGgmLeft, load_be64(x), load_be64(x + 8), out, 16);
+            prg::scalar::encrypt_block(side ? kGgmRight : kGgmLeft, x, out);
             xor_into(out, x);
         }
     }

@@ -16,7 +16,11 @@ namespace safelight::prg {
 using CtrFill = void (*)(const uint8_t key[16], uint64_t nonce, uint64_t counter, uint8_t* out,
                          size_t nbytes) noexcept;
 
-namespace scalar { void ctr_fill(const uint8_t key[16], uint64_t nonce, uint64_t counter, uint8_t* out, size_t nbytes) noexcept; }
+namespace scalar {
+void ctr_fill(const uint8_t key[16], uint64_t nonce, uint64_t counter, uint8_t* out, size_t nbytes) noexcept;
+// out = AES-128_key(in), one block, portable (the keystream block of nonce || counter = in).
+void encrypt_block(const uint8_t key[16], const uint8_t in[16], uint8_t out[16]) noexcept;
+}  // namespace scalar
 namespace aesni { void ctr_fill(const uint8_t key[16], uint64_t nonce, uint64_t counter, uint8_t* out, size_t nbytes) noexcept; }
 namespace vaes { void ctr_fill(const uint8_t key[16], uint64_t nonce, uint64_t counter, uint8_t* out, size_t nbytes) noexcept; }
 

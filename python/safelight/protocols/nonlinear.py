@@ -121,16 +121,23 @@ def sign_needs(needs) -> list[Correlation]:
     return [c for c in (needs if isinstance(needs, list) else [needs]) if c.prefix.endswith(B2A)]
 
 
+def _ot_offline(ctx, attrs) -> bool:
+    """On the OT path, the offline work is the job's OT link (input-independent): set it up
+    and say so."""
+    if sign_method(attrs) != "ot":
+        return False
+    if ctx.party in (0, 1):
+        ot_compare.job_link(ctx)
+    return True
+
+
 def _offline(op_class):
     """The offline hook of a sign-based op: prepare the garbled circuits its run will use
     (or, on the OT path, set up the job's OT link: input-independent too)."""
 
     def offline(ctx, step, shapes, attrs):
-        if sign_method(attrs) == "ot":
-            if ctx.party in (0, 1):
-                ot_compare.job_link(ctx)
-            return
-        prepare_signs(ctx, op_class.correlation(step, shapes, attrs), sign_bits(attrs))
+        if not _ot_offline(ctx, attrs):
+            prepare_signs(ctx, op_class.correlation(step, shapes, attrs), sign_bits(attrs))
 
     op_class.offline = staticmethod(offline)
     return op_class
@@ -201,9 +208,7 @@ class Relu:
 
     @staticmethod
     def offline(ctx, step, shapes, attrs):
-        if sign_method(attrs) == "ot":
-            if ctx.party in (0, 1):
-                ot_compare.job_link(ctx)  # the link's setup is input-independent: offline
+        if _ot_offline(ctx, attrs):
             return
         if not sliced(ctx, int(np.prod(shapes[0]))):  # else prepared slice by slice in run
             prepare_signs(ctx, Relu.correlation(step, shapes, attrs), sign_bits(attrs))
