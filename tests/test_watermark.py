@@ -67,6 +67,30 @@ def test_the_payload_survives_each_attack(marked, attack):
     assert W.detect(ATTACKS[attack](out), KEY, W.parse_message(MESSAGE)).present
 
 
+def test_contrast_reads_back_where_bright_and_dark_areas_clip():
+    """astronaut (white suit, black background) is the weak photo: after contrast x1.2 a third
+    of its regions are mostly clipped. Reliability weights and copies in three quadrants
+    took it from 0.93 to 0.98-0.99 over random keys (benchmarks/README.md); these three keys
+    give 0.979, and the guard leaves room for a borderline bit."""
+    photo = (transform.resize(data.astronaut(), (512, 512), anti_aliasing=True) * 255).round().astype(np.uint8)
+    accuracy = []
+    for seed in range(3):
+        key = W.Key(bytes([seed + 1]) * 32)
+        message = np.random.default_rng(seed).integers(0, 2, W.PAYLOAD_BITS)
+        attacked = ATTACKS["contrast1.2"](W.to_uint8(W.embed(photo, key, message)))
+        accuracy.append((W.detect(attacked, key).bits == message).mean())
+    assert np.mean(accuracy) >= 0.96
+
+
+def test_reliability_weighs_clipped_regions_down():
+    grey = np.full(W.GRID * W.GRID, 128.0)
+    assert np.allclose(W.reliability(grey), 1.0)
+    half = grey.reshape(W.GRID, W.GRID).copy()
+    half[: W.GRID // 2] = 255.0  # the top half saturated
+    weights = W.reliability(half).reshape(W.REGIONS, W.REGIONS, W.PER_REGION)
+    assert np.allclose(weights[: W.REGIONS // 2], 0.0) and np.allclose(weights[W.REGIONS // 2 :], 1.0)
+
+
 def test_unmarked_photos_and_other_keys_say_absent(marked):
     photo, out = marked
     for image in (photo, data.astronaut(), data.coffee()):
@@ -98,6 +122,10 @@ def test_the_carrier_is_orthonormal_smooth_and_has_no_dc():
     assert (counts == W.PROJECTIONS // W.PAYLOAD_BITS).all()
     inner = np.array([W.inner(i) for i in range(W.PROJECTIONS)])
     assert len(set(W._assignment(KEY.secret)[inner].tolist())) == W.PAYLOAD_BITS  # every bit survives a crop
+    for bit in range(W.PAYLOAD_BITS):  # a bit's copies lie in distinct quadrants: saturation is local
+        copies = np.flatnonzero(W._assignment(KEY.secret) == bit)
+        assert len({W.quadrant_of(int(i)) for i in copies}) == W.COPIES
+    assert W.searched().sum() == W.REGIONS * W.REGIONS * W.SEARCH_PER_REGION
 
 
 def test_the_averaging_and_spreading_maps_invert():
@@ -203,6 +231,17 @@ def test_private_embedding_and_detection_equal_the_reference(scheme, parties):
     _, yes, _ = _private_detect(marked, KEY, parties, scheme, MESSAGE)
     _, no, _ = _private_detect(marked, KEY, parties, scheme, "0" * 16)
     assert yes["present"][0] > 0.5 and no["present"][0] < 0.5
+
+
+def test_private_detection_weighs_saturated_regions_as_the_reference():
+    astronaut = (transform.resize(data.astronaut(), (160, 160), anti_aliasing=True) * 255).round().astype(np.uint8)
+    marked = W.to_uint8(W.embed(astronaut, KEY, W.parse_message(MESSAGE)))
+    attacked = ATTACKS["contrast1.2"](marked)
+    assert W.reliability(W.thumbnail(W.check_image(attacked))).min() < 0.5  # some regions are clipped
+    found, out, _ = _private_detect(attacked, KEY, 2, "additive")
+    ref = W.detect(attacked, KEY)
+    assert found == ref.message
+    assert np.abs(np.minimum(1, out["confidence"]) - ref.confidence).max() <= 1e-2
 
 
 def test_unmarked_is_absent_on_shares():

@@ -11,10 +11,12 @@ Everything public: the photo's size, the geometry and gain candidates, DELTA.
 - rounding and ``frac`` are a ladder of comparisons with 2^k (k = 6..0) on values shifted
   into [0, 128): subtracting a shared bit times a public 2^k is local;
 - clipping to [0, 255] between embedding passes: two ReLUs per pixel and channel;
-- detection: soft values s = |frac(.) - 1/2| - 1/4 for every candidate at once, the
-  candidates' scores, the largest (a secure max), its one-hot (comparisons with it), and
-  the chosen candidate's soft values as a sum of one-hot products; the servers output the
-  payload bits, their confidences, the fit and the verdict, as shares for the client only.
+- detection: soft values s = |frac(.) - 1/2| - 1/4 of the searched projections for every
+  candidate at once, the candidates' scores, the largest (a secure max), its one-hot
+  (comparisons with it); the chosen candidate's scaled projections, crop and thumbnail as
+  sums of one-hot products, a second ladder on those projections only, and the regions'
+  reliability (comparisons per thumbnail cell); the servers output the payload bits, their
+  confidences, the fit and the verdict, as shares for the client only.
 """
 
 from __future__ import annotations
@@ -97,49 +99,88 @@ def _abs(p: Program, x: Tensor) -> Tensor:
     return p.sub(p.mul_public(p.relu(x, bits=SCORE_BITS), 2, integer=True), x)
 
 
+def _chosen_rows(p: Program, chosen: Tensor, rows: int) -> Tensor:
+    n = chosen.shape[0]
+    return p.reshape(p.concat([p.reshape(chosen, (1, n))] * rows, axis=0), (rows, n))
+
+
+def _reliability(p: Program, thumb: Tensor) -> Tensor:
+    """(1, PROJECTIONS) (1 - share of the region's saturated cells)^4, as W.reliability."""
+    cells = W.GRID * W.GRID
+    flat = p.reshape(thumb, (cells,))
+    zero = p.mul_public(flat, 0.0, integer=True)
+    dark = p.less(flat, p.add_public(zero, W.SATURATED), bits=PIXEL_BITS)
+    bright = p.less(p.add_public(zero, 255.0 - W.SATURATED), flat, bits=PIXEL_BITS)
+    region = np.zeros((cells, W.REGIONS * W.REGIONS))  # cell -> its region, averaged
+    for cell in range(cells):
+        ci, cj = divmod(cell, W.GRID)
+        region[cell, (ci // W.REGION) * W.REGIONS + cj // W.REGION] = 1.0 / (W.REGION * W.REGION)
+    share = p.matmul_public(p.reshape(p.add(dark, bright), (1, cells)), region)  # (1, regions)
+    clear = p.add_public(p.neg(share), 1.0)
+    power = clear
+    for _ in range(int(np.log2(W.RELIABILITY_POWER))):
+        power = p.square(power)
+    return p.matmul_public(power, np.repeat(np.eye(W.REGIONS * W.REGIONS), W.PER_REGION, axis=1))
+
+
 def detect_program(
     height: int, width: int, parties: int = 2, scheme: str = "additive", payload: bool = False
 ) -> Program:
     """Inputs ``image``, ``carrier``, ``dither`` (P, 1), ``assignment`` (P, 64) (0/1: the
     payload bit of each projection) and, with ``payload``, ``signs`` (P, 1) (1 - 2 bit).
-    Outputs ``bits`` (64, 0/1), ``confidence`` (64: 2 |sum of the bit's soft values|),
-    ``fit``, ``score`` and ``present`` (0/1) of the best candidate: the largest fit, or the
-    largest agreement with the payload."""
+    Outputs ``bits`` (64, 0/1), ``confidence`` (64: 4 |weighted sum of the bit's soft
+    values| / COPIES), ``fit``, ``score`` and ``present`` (0/1) of the best candidate: the
+    largest fit, or the largest agreement with the payload, over the searched projections.
+
+    The search's soft values take a ladder per searched projection and candidate; the
+    chosen candidate's scaled projections are then picked by one-hot products and only they
+    take a second ladder, for every projection its crop keeps, weighted by reliability."""
     p = Program(parties, scheme=scheme, truncation="pair")
     image = p.input("image", (height, width, 3))
     carrier = p.input("carrier", (W.PROJECTIONS, W.GRID * W.GRID))
     dither = p.input("dither", (W.PROJECTIONS, 1))
     assignment = p.input("assignment", (W.PROJECTIONS, W.PAYLOAD_BITS))
     signs = p.input("signs", (W.PROJECTIONS, 1)) if payload else None
+    search = np.flatnonzero(W.searched())
     y = _luma(p, image)
-    x = p.matmul(carrier, p.concat([_thumbnail(p, y, crop) for crop in W.CROPS], axis=1))  # (P, C)
+    thumbs = p.concat([_thumbnail(p, y, crop) for crop in W.CROPS], axis=1)  # (GRID^2, C)
+    x = p.matmul(carrier, thumbs)  # (P, C)
     c, g = len(W.CROPS), len(W.GAINS)
     n = g * c  # candidates, gain-major: index gain * c + crop
     inverse_gains = np.repeat(1.0 / np.array(W.GAINS) / W.DELTA, c)[None, :]  # (1, n)
-    scaled = p.rescale(p.mul_public_array(p.concat([x] * g, axis=1), inverse_gains))
-    d = p.rescale(p.mul_public(p.concat([dither] * n, axis=1), 1.0 / W.DELTA))
-    _, frac = _floor(p, p.add_public(p.sub(scaled, d), float(SHIFT)))
-    soft = p.add_public(_abs(p, p.add_public(frac, -0.5)), -0.25)  # (P, n): |f - 1/2| - 1/4
-    valid = np.tile(np.stack([W.visible(crop) for crop in W.CROPS], axis=1), (1, g)).astype(np.float64)
+    scaled = p.rescale(p.mul_public_array(p.concat([x] * g, axis=1), inverse_gains))  # (P, n)
+    d = p.rescale(p.mul_public(dither, 1.0 / W.DELTA))  # (P, 1)
+    # the search, over the searched projections
+    s_scaled, s_d = p.take(scaled, search), p.take(d, search)
+    _, frac = _floor(p, p.add_public(p.sub(s_scaled, p.concat([s_d] * n, axis=1)), float(SHIFT)))
+    soft = p.add_public(_abs(p, p.add_public(frac, -0.5)), -0.25)  # (S, n): |f - 1/2| - 1/4
+    visible = np.stack([W.visible(crop) for crop in W.CROPS], axis=1)  # (P, C)
+    valid = np.tile(visible[search], (1, g)).astype(np.float64)
     weights = valid * 4.0 / valid.sum(axis=0, keepdims=True)  # 4 mean over the valid projections
     fits = p.sum(p.rescale(p.mul_public_array(_abs(p, soft), weights)), axes=(0,))  # (n,)
     if payload:
-        agreeing = p.mul(soft, p.concat([signs] * n, axis=1))
+        agreeing = p.mul(soft, p.concat([p.take(signs, search)] * n, axis=1))
         scores = p.sum(p.rescale(p.mul_public_array(agreeing, weights)), axes=(0,))
     else:
         scores = fits
     best = largest(p, scores, SCORE_BITS)
     chosen = p.add_public(p.neg(p.less(scores, p.concat([best] * n, axis=0), bits=SCORE_BITS)), 1.0)  # one-hot (n,)
-    rows = p.reshape(p.concat([p.reshape(chosen, (1, n))] * W.PROJECTIONS, axis=0), (W.PROJECTIONS, n))
-    masked = p.mul_public_array(soft, valid, integer=True)
+    # the chosen candidate: its fit and scaled projections (one-hot products), its crop's
+    # visible projections and thumbnail
     picked = p.sum(
-        p.mul(p.concat([masked, p.reshape(fits, (1, n))], axis=0), p.concat([rows, p.reshape(chosen, (1, n))], axis=0)),
+        p.mul(p.concat([scaled, p.reshape(fits, (1, n))], axis=0), _chosen_rows(p, chosen, W.PROJECTIONS + 1)),
         axes=(1,),
     )
-    per_projection = p.reshape(p.slice(picked, 0, 0, W.PROJECTIONS), (1, W.PROJECTIONS))
-    per_bit = p.reshape(p.matmul(per_projection, assignment), (W.PAYLOAD_BITS,))
+    x_chosen = p.reshape(p.slice(picked, 0, 0, W.PROJECTIONS), (W.PROJECTIONS, 1))
+    _, frac = _floor(p, p.add_public(p.sub(x_chosen, d), float(SHIFT)))
+    soft_chosen = p.reshape(p.add_public(_abs(p, p.add_public(frac, -0.5)), -0.25), (1, W.PROJECTIONS))
+    crop_chosen = p.sum(p.reshape(chosen, (g, c)), axes=(0,))  # (C,) one-hot over crops
+    kept = p.matmul_public(p.reshape(crop_chosen, (1, c)), visible.T.astype(np.float64))  # (1, P)
+    thumb = p.matmul(thumbs, p.reshape(crop_chosen, (c, 1)))  # (GRID^2, 1)
+    weight = p.mul(kept, _reliability(p, thumb))
+    per_bit = p.reshape(p.matmul(p.mul(weight, soft_chosen), assignment), (W.PAYLOAD_BITS,))
     p.output(p.less(per_bit, p.mul_public(per_bit, 0.0, integer=True), bits=SCORE_BITS), "bits")
-    p.output(p.mul_public(_abs(p, per_bit), 2, integer=True), "confidence")
+    p.output(p.mul_public(_abs(p, per_bit), 4.0 / W.COPIES), "confidence")
     p.output(p.slice(picked, 0, W.PROJECTIONS, W.PROJECTIONS + 1), "fit")
     p.output(best, "score")
     threshold = W.AGREEMENT_THRESHOLD if payload else W.FIT_THRESHOLD

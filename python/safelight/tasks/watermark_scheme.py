@@ -7,21 +7,23 @@ Design (docs/watermark.md has the measured trade-offs):
   (the *thumbnail* T = A Y A^T, A the public area-averaging matrix of the image's size).
   Everything below happens on T; the change goes back to full resolution through E with
   A E = I (bilinear upsampling, corrected), added to R, G and B alike. All public linear.
-- **Carrier**: L = 128 orthonormal directions u_i in T's space, random combinations (from
-  the key, AES-CTR) of the 2-D DCT basis functions with both frequencies below BAND and
-  not both zero: smooth patterns (periods of 10 cells and more), no DC (brightness-proof),
-  far below the frequencies JPEG, resizing and noise disturb.
-- **Modulation**: projection x_i = <T, u_i>; the bit b (payload bit i mod 64, so each bit is
-  carried twice) is embedded by moving x_i to the nearest point of the lattice
+- **Carrier**: L = 192 orthonormal directions u_i in T's space, 3 per region of 8 x 8 cells,
+  random combinations (from the key, AES-CTR) of the region's 2-D DCT basis functions with
+  both frequencies below BAND and not both zero: smooth patterns (periods of 10 cells and
+  more), no DC (brightness-proof), far below the frequencies JPEG, resizing and noise disturb.
+- **Modulation**: projection x_i = <T, u_i>; the bit b (each payload bit is carried three
+  times, in three quadrants) is embedded by moving x_i to the nearest point of the lattice
   DELTA Z + d_i + b DELTA / 2 (d_i a key-derived dither): T' = T + sum_i (q_i - x_i) u_i.
   The squared change is about L DELTA^2 / 12 over 4096 cells: a fixed PSNR (~41 dB).
 - **Detection**: for each candidate geometry (the image as it is, or undoing a centre
   crop of 95..80 % rescaled to the original size) and gain (contrast 0.75..1.35), the
   soft value of projection i is s_i = |frac((x_i / g - d_i) / DELTA) - 1/2| - 1/4, in
-  [-1/4, 1/4], positive for bit 0, negative for bit 1; a bit is the sign of its two soft
-  values' sum. The candidate with the largest fit = 4 mean |s_i| wins; the fit of an
-  unmarked photo is about 0.5 (uniform), a marked one's near 1. ``present`` when the fit
-  passes THRESHOLD (set for a false-positive rate below 1e-6: benchmarks/README.md).
+  [-1/4, 1/4], positive for bit 0, negative for bit 1. The candidate with the largest fit =
+  4 mean |s_i| over the searched projections wins; the fit of an unmarked photo is about
+  0.5 (uniform), a marked one's near 1. ``present`` when the fit passes FIT_THRESHOLD (set
+  for a false-positive rate below 1e-6: benchmarks/README.md). A bit is the sign of its
+  copies' soft values' sum, each weighted by its region's reliability (clipped regions
+  weigh little).
 """
 
 from __future__ import annotations
@@ -40,10 +42,18 @@ GRID = 64  # thumbnail cells per side
 REGION = 8  # cells per side of a region: the thumbnail is 8 x 8 regions
 REGIONS = GRID // REGION
 BAND = 4  # a region's DCT frequencies of the carrier: both below BAND, not both zero
-PER_REGION = 2
-PROJECTIONS = REGIONS * REGIONS * PER_REGION  # 128: each payload bit twice
+PER_REGION = 3
+PROJECTIONS = REGIONS * REGIONS * PER_REGION  # 192: each payload bit three times, in three quadrants
 PAYLOAD_BITS = 64
-DELTA = 40.0  # lattice step (grey levels, in the thumbnail's projection)
+COPIES = PROJECTIONS // PAYLOAD_BITS
+# the candidates' search uses the first SEARCH_PER_REGION projections of each region (half
+# of them): on shares every searched projection costs a ladder of comparisons per candidate
+SEARCH_PER_REGION = 2
+DELTA = 33.0  # lattice step (grey levels, in the thumbnail's projection)
+# reliability of a region at detection: cells of the suspect thumbnail within SATURATED grey
+# levels of 0 or 255 are (nearly) clipped; a region's copies weigh (1 - clipped share)^4
+SATURATED = 10.0
+RELIABILITY_POWER = 4
 # embedding passes; more make up for clipping at 0 and 255, but gained no bit accuracy on the
 # benchmark photos and each costs two comparisons per pixel and channel on the servers
 PASSES = 1
@@ -129,17 +139,48 @@ def inner(projection: int) -> bool:
     return 0 < ri < REGIONS - 1 and 0 < rj < REGIONS - 1
 
 
+def quadrant_of(projection: int) -> int:
+    ri, rj = region_of(projection)
+    return (ri * 2 // REGIONS) * 2 + rj * 2 // REGIONS
+
+
+QUADRANTS = (0, 3, 1, 2)  # the order quadrants take the bits in: diagonal ones first
+
+
 @lru_cache(maxsize=4)
 def _assignment(secret: bytes) -> np.ndarray:
-    """(PROJECTIONS,) the payload bit each projection carries: every bit once in an inner
-    region and once elsewhere, in a key-derived order."""
+    """(PROJECTIONS,) the payload bit each projection carries. A bit's copies lie in distinct
+    quadrants of the thumbnail (saturated areas, the weak spot, are large but local), and at
+    least one lies in an inner region (a centre crop keeps those): the k-th quadrant of
+    QUADRANTS takes the next slots-per-quadrant bits of a key-derived cyclic order, into its
+    inner slots first for even k and its border slots first for odd k; the slots' order
+    within a quadrant is key-derived too."""
     key = Key(secret)
-    order = np.argsort(key.uniform(b"assignment", (PROJECTIONS,)))
-    inner_first = sorted(range(PROJECTIONS), key=lambda i: (not inner(int(order[i])), i))
+    order = np.argsort(key.uniform(b"assignment-order", (PAYLOAD_BITS,)))
     out = np.empty(PROJECTIONS, dtype=np.int64)
-    for rank, slot in enumerate(inner_first):
-        out[int(order[slot])] = rank % PAYLOAD_BITS
+    for k, q in enumerate(QUADRANTS):
+        mine = [i for i in range(PROJECTIONS) if quadrant_of(i) == q]
+        shuffle = key.uniform(b"assignment-quadrant-%d" % q, (len(mine),))
+        slots = [mine[i] for i in np.argsort(shuffle)]
+        slots.sort(key=lambda i: inner(i) == (k % 2 == 1))  # stable: key order within each kind
+        for rank, slot in enumerate(slots):
+            out[slot] = order[(k * len(mine) + rank) % PAYLOAD_BITS]
     return out
+
+
+def searched() -> np.ndarray:
+    """(PROJECTIONS,) whether a projection takes part in the candidates' search."""
+    return np.arange(PROJECTIONS) % PER_REGION < SEARCH_PER_REGION
+
+
+def reliability(thumb: np.ndarray) -> np.ndarray:
+    """(PROJECTIONS,) the weight of each projection's soft value at detection: (1 - the share
+    of its region's cells that are saturated)^RELIABILITY_POWER. Contrast and brightness
+    changes clip bright and dark areas, and a clipped region's projections are noise."""
+    t = np.asarray(thumb).reshape(GRID, GRID)
+    saturated = ((t > 255.0 - SATURATED) | (t < SATURATED)).astype(np.float64)
+    share = saturated.reshape(REGIONS, REGION, REGIONS, REGION).mean(axis=(1, 3)).reshape(-1)
+    return np.repeat((1.0 - share) ** RELIABILITY_POWER, PER_REGION)
 
 
 def parse_message(text: str) -> np.ndarray:
@@ -301,13 +342,13 @@ def visible(crop: float) -> np.ndarray:
     return out
 
 
-def decide(soft: np.ndarray, valid: np.ndarray, key: Key) -> tuple[np.ndarray, np.ndarray]:
-    """Payload bits and per-bit confidences (2 |sum of the bit's valid soft values|: 1 for
-    two clean copies, 1/2 for one) from the valid projections' soft values."""
-    assign = _assignment(key.secret)
+def decide(soft: np.ndarray, weight: np.ndarray, key: Key) -> tuple[np.ndarray, np.ndarray]:
+    """Payload bits and per-bit confidences from the soft values weighted by ``weight`` (each
+    projection's reliability, 0 where a crop lost it): a bit is the sign of its copies'
+    weighted sum, its confidence 4 |sum| / COPIES (1 for all copies clean and unclipped)."""
     per_bit = np.zeros(PAYLOAD_BITS)
-    np.add.at(per_bit, assign[valid], soft[valid])
-    return (per_bit < 0).astype(np.int64), np.minimum(1.0, 2 * np.abs(per_bit))
+    np.add.at(per_bit, _assignment(key.secret), weight * soft)
+    return (per_bit < 0).astype(np.int64), np.minimum(1.0, 4 * np.abs(per_bit) / COPIES)
 
 
 def agreement(soft: np.ndarray, valid: np.ndarray, carried: np.ndarray) -> float:
@@ -317,24 +358,28 @@ def agreement(soft: np.ndarray, valid: np.ndarray, carried: np.ndarray) -> float
 
 
 def detect(image: np.ndarray, key: Key, message: np.ndarray | None = None) -> Detection:
-    """The payload of the best candidate (geometry, gain) and the verdict. Without a
-    ``message``: the candidate of the largest fit, present when the fit passes
-    FIT_THRESHOLD. With one (the yes/no detector for a key and a payload): the candidate
-    of the largest agreement with it, present when that passes AGREEMENT_THRESHOLD."""
+    """The payload of the best candidate (geometry, gain) and the verdict. The search runs
+    over the :func:`searched` projections. Without a ``message``: the candidate of the
+    largest fit, present when the fit passes FIT_THRESHOLD. With one (the yes/no detector
+    for a key and a payload): the candidate of the largest agreement with it, present when
+    that passes AGREEMENT_THRESHOLD. The bits come from every projection the candidate's
+    crop keeps, weighted by :func:`reliability`."""
     rgb = check_image(image)
     u, d = key.directions(), key.dither()
     carried = None if message is None else payload_bits(message, key)
     best = None
     for crop in CROPS:
-        x = u @ thumbnail(rgb, crop)
+        thumb = thumbnail(rgb, crop)
+        x = u @ thumb
         valid = visible(crop)
+        search = valid & searched()
         for gain in GAINS:
             soft = soft_values(x, d, gain)
-            score = float(4 * np.abs(soft[valid]).mean()) if carried is None else agreement(soft, valid, carried)
+            score = float(4 * np.abs(soft[search]).mean()) if carried is None else agreement(soft, search, carried)
             if best is None or score > best[0]:
-                best = (score, soft, valid, crop, gain)
-    score, soft, valid, crop, gain = best
-    bits, confidence = decide(soft, valid, key)
-    fit = float(4 * np.abs(soft[valid]).mean())
+                best = (score, soft, valid, search, thumb, crop, gain)
+    score, soft, valid, search, thumb, crop, gain = best
+    bits, confidence = decide(soft, valid * reliability(thumb), key)
+    fit = float(4 * np.abs(soft[search]).mean())
     present = fit >= FIT_THRESHOLD if carried is None else score >= AGREEMENT_THRESHOLD
     return Detection(format_message(bits), bits, confidence, fit, present, crop, float(gain), score)
