@@ -77,9 +77,11 @@ def embed(
     servers: int = 2,
     no_dealer: bool = False,
     he: bool = False,
+    comparisons: str = "auto",
 ) -> TaskResult:
     """The marked photo (uint8 RGB); extras ``psnr`` and ``message``. The servers see the
-    photo, the key and the payload as shares only; the client rounds and clips the result."""
+    photo, the key and the payload as shares only; the client rounds and clips the result.
+    ``comparisons``: how two servers compute signs ("auto": the fewer bytes; "gc"; "ot")."""
     bits = scheme.parse_message(message)
     rgb = scheme.check_image(image)
     extras: dict[str, Any] = {}
@@ -95,7 +97,7 @@ def embed(
         program = private.embed_program(*rgb.shape[:2], parties, name)
         offsets = key.dither() + scheme.payload_bits(bits, key) * (scheme.DELTA / 2)
         values = {"image": rgb, "carrier": key.directions(), "offsets": offsets[:, None]}
-        job = run_program(program, _shared(values, parties, name), cluster, name, no_dealer)
+        job = run_program(program, _shared(values, parties, name), cluster, name, no_dealer, comparisons)
         marked, report = scheme.to_uint8(decode(job.outputs["marked"])), JobReport.from_job(job)
     return TaskResult(marked, report, {**extras, "psnr": psnr(rgb, marked), "message": message.lower()})
 
@@ -109,10 +111,12 @@ def detect(
     plain: bool = False,
     servers: int = 2,
     no_dealer: bool = False,
+    comparisons: str = "auto",
 ) -> TaskResult:
     """The recovered payload (16 hex digits); extras ``present`` (with ``message``: whether
     that payload is there, the yes/no detector), ``fit``, ``score``, ``confidence`` (per
-    bit). The servers output only these, as shares for the client."""
+    bit). The servers output only these, as shares for the client. ``comparisons`` as for
+    :func:`embed`."""
     rgb = scheme.check_image(image)
     expected = None if message is None else scheme.parse_message(message)
     if plain:
@@ -126,7 +130,7 @@ def detect(
     values = {"image": rgb, "carrier": key.directions(), "dither": key.dither()[:, None], "assignment": assignment}
     if expected is not None:
         values["signs"] = (1 - 2 * scheme.payload_bits(expected, key))[:, None]
-    job = run_program(program, _shared(values, parties, name), cluster, name, no_dealer)
+    job = run_program(program, _shared(values, parties, name), cluster, name, no_dealer, comparisons)
     out = {k: decode(v) for k, v in job.outputs.items()}
     bits = (out["bits"] > 0.5).astype(np.int64)
     extras = {
