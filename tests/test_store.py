@@ -1,7 +1,10 @@
 """The encrypted store: OPRF, convergent sealing, the SQLite index (dedup, owners, crashes)."""
 
+import contextlib
 import hashlib
+import json
 import os
+import secrets
 import subprocess
 import sys
 
@@ -9,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from safelight.errors import InputError, ProtocolError
+from safelight.errors import ConfigError, InputError, ProtocolError
 from safelight.store import convergent, oprf
 from safelight.store.index import MIGRATIONS, Index
 
@@ -66,6 +69,57 @@ def test_corrupt_ciphertext_is_rejected(damage):
         convergent.open_sealed(bytes(ct), key)
 
 
+# ---- where the index lives: SQLite, or PostgreSQL ------------------------------------------
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A PostgreSQL server for the session: SAFELIGHT_TEST_POSTGRES_URL, or a scratch cluster
+    started from the distribution's binaries. The tests that need one skip without it."""
+    for module in ("psycopg", "psycopg_pool"):
+        pytest.importorskip(module, reason=f"PostgreSQL store tests: {module} is not installed (safelight[postgres])")
+    from safelight.store.backends.scratch import PostgresUnavailable, scratch_postgres
+
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(scratch_postgres(durable=False))
+        except PostgresUnavailable as exc:
+            pytest.skip(f"PostgreSQL store tests: {exc}")
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def index_location(request):
+    """The Index arguments of the test's backend: none (index.sqlite3 in the store
+    directory), or a fresh PostgreSQL schema, dropped after the test."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    from safelight.store.backends.postgres import drop_schema
+
+    url = request.getfixturevalue("postgres_url")
+    schema = f"test_{secrets.token_hex(6)}"
+    yield {"url": url, "schema": schema}
+    drop_schema(url, schema)
+
+
+@pytest.fixture
+def open_index(index_location):
+    """``Index(root)`` on the test's backend; every index it opened is closed after the test."""
+    opened = []
+
+    def open_(root):
+        opened.append(Index(root, **index_location))
+        return opened[-1]
+
+    yield open_
+    for idx in opened:
+        idx.close()
+
+
+def _config_index(index_location) -> dict:
+    """The same place as StoreConfig fields."""
+    return {"index": index_location["url"], "index_schema": index_location["schema"]} if index_location else {}
+
+
 # ---- index ----------------------------------------------------------------------------
 def _blob(data: bytes):
     return hashlib.sha256(data).hexdigest(), data
@@ -75,8 +129,8 @@ def _id(n: int) -> str:
     return hashlib.sha256(str(n).encode()).hexdigest()
 
 
-def test_dedup_refcounts_and_stats(tmp_path):
-    idx = Index(tmp_path)
+def test_dedup_refcounts_and_stats(tmp_path, open_index):
+    idx = open_index(tmp_path)
     blob_id, ct = _blob(b"ciphertext" * 100)
     assert idx.put("alice", _id(1), blob_id, ct, b"m1", [(0, b"t0")]) is True
     assert idx.put("alice", _id(2), blob_id, None, b"m2", [(0, b"t0")]) is False  # deduplicated
@@ -88,8 +142,8 @@ def test_dedup_refcounts_and_stats(tmp_path):
     assert idx.stats("alice")["blobs"] == 0 and not list(tmp_path.glob("blobs/*/*/*"))
 
 
-def test_one_owner_cannot_touch_another(tmp_path):
-    idx = Index(tmp_path)
+def test_one_owner_cannot_touch_another(tmp_path, open_index):
+    idx = open_index(tmp_path)
     blob_id, ct = _blob(b"alice's photo")
     idx.put("alice", _id(1), blob_id, ct, b"meta", [(3, b"tag")])
     with pytest.raises(InputError, match="no entry"):
@@ -103,8 +157,8 @@ def test_one_owner_cannot_touch_another(tmp_path):
     assert idx.stats("bob")["entries"] == 0 and idx.get("alice", _id(1))[0] == ct
 
 
-def test_bad_uploads_are_rejected_and_leave_nothing(tmp_path):
-    idx = Index(tmp_path)
+def test_bad_uploads_are_rejected_and_leave_nothing(tmp_path, open_index):
+    idx = open_index(tmp_path)
     blob_id, ct = _blob(b"photo bytes")
     with pytest.raises(InputError, match="does not match"):
         idx.put("alice", _id(1), blob_id, ct[:-1], b"m", [])
@@ -122,8 +176,8 @@ def test_bad_uploads_are_rejected_and_leave_nothing(tmp_path):
     }
 
 
-def test_near_counts_matching_bands(tmp_path):
-    idx = Index(tmp_path)
+def test_near_counts_matching_bands(tmp_path, open_index):
+    idx = open_index(tmp_path)
     for n, tags in enumerate([[(0, b"a"), (1, b"b")], [(0, b"a"), (1, b"x")], [(0, b"y"), (1, b"z")]]):
         blob_id, ct = _blob(b"blob%d" % n)
         idx.put("alice", _id(n), blob_id, ct, b"m%d" % n, tags)
@@ -133,41 +187,49 @@ def test_near_counts_matching_bands(tmp_path):
 
 
 CRASH = r"""
-import hashlib, os, sys
-from safelight.store.index import MIGRATIONS, Index
-idx = Index(sys.argv[1])
-real_execute = idx.db.execute
-def crash_on_commit(sql, *args):
-    if sql == "COMMIT":
-        os._exit(9)  # the process dies after the blob file is in place, before the commit
-    return real_execute(sql, *args)
-idx.db = type("Crashing", (), {"execute": staticmethod(crash_on_commit),
-                               "executemany": staticmethod(idx.db.executemany)})()
+import contextlib, hashlib, json, os, sys
+from safelight.store.index import Index
+idx = Index(sys.argv[1], **json.loads(sys.argv[2]))
+real_transaction = idx.db.transaction
+@contextlib.contextmanager
+def crash_before_commit():
+    with real_transaction() as db:
+        yield db
+        os._exit(9)  # the process dies after the blob file is in place and the rows are written, before the commit
+idx.db.transaction = crash_before_commit
 data = b"half-uploaded ciphertext"
 idx.put("alice", hashlib.sha256(b"2").hexdigest(), hashlib.sha256(data).hexdigest(), data, b"m", [(0, b"t")])
 """
 
 
-def test_crash_mid_upload_leaves_the_store_consistent(tmp_path):
-    idx = Index(tmp_path)
+def test_crash_mid_upload_leaves_the_store_consistent(tmp_path, open_index, index_location):
+    idx = open_index(tmp_path)
     blob_id, ct = _blob(b"acknowledged upload")
-    idx.put("alice", _id(1), blob_id, ct, b"m", [])
+    idx.put("alice", _id(1), blob_id, ct, b"m", [(0, b"t")])
     idx.close()
-    proc = subprocess.run([sys.executable, "-c", CRASH, str(tmp_path)], env={**os.environ}, capture_output=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASH, str(tmp_path), json.dumps(index_location)],
+        env={**os.environ},
+        capture_output=True,
+    )
     assert proc.returncode == 9, proc.stderr.decode()
     assert len(list(tmp_path.glob("blobs/*/*/*"))) == 2  # the orphan file is there...
-    idx = Index(tmp_path)  # ...and reopening moves it aside; the acknowledged entry survives
+    idx = open_index(tmp_path)  # ...and reopening moves it aside; the acknowledged entry survives
     assert [e for e, _, _ in idx.list("alice")] == [_id(1)]
     assert len(list(tmp_path.glob("blobs/*/*/*"))) == 1
     assert [p.name for p in idx.quarantined] == [hashlib.sha256(b"half-uploaded ciphertext").hexdigest()]
     assert idx.get("alice", _id(1))[0] == ct
+    assert [e for e, _, _ in idx.near("alice", [(0, b"t")])] == [_id(1)]  # the crashed entry's postings are gone
+    assert idx.stats("alice")["blobs"] == 1
 
 
-def test_schema_is_migrated_once(tmp_path):
-    Index(tmp_path).close()
-    idx = Index(tmp_path)
-    assert idx.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
-    assert idx.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+def test_schema_is_migrated_once(tmp_path, open_index):
+    open_index(tmp_path).close()
+    idx = open_index(tmp_path)
+    with idx.db.connection() as db:
+        assert idx.db.schema_version(db) == len(MIGRATIONS)
+    if idx.db.kind == "sqlite":
+        assert idx.db.execute("PRAGMA journal_mode") == [("wal",)]
 
 
 def test_version_2_store_is_migrated_to_posting_lists(tmp_path):
@@ -190,7 +252,7 @@ def test_version_2_store_is_migrated_to_posting_lists(tmp_path):
         db.executemany("INSERT INTO tags VALUES (?, ?, ?, ?)", [(owner, b, t, entry) for b, t in tags])
     db.close()
     idx = Index(tmp_path)
-    assert idx.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert idx.db.execute("PRAGMA user_version") == [(len(MIGRATIONS),)]
     assert [(e, c, m) for e, c, m in idx.near("alice", [(0, b"a"), (1, b"b")])] == [
         (_id(0), 2, b"m0"),
         (_id(1), 1, b"m1"),
@@ -205,8 +267,8 @@ def test_version_2_store_is_migrated_to_posting_lists(tmp_path):
     assert [e for e, _, _ in idx.near("alice", [(0, b"a")])] == [_id(1), _id(3)]
 
 
-def test_near_postings_follow_puts_and_removes(tmp_path):
-    idx = Index(tmp_path)
+def test_near_postings_follow_puts_and_removes(tmp_path, open_index):
+    idx = open_index(tmp_path)
     blob_id, ct = _blob(b"shared blob")
     for n in range(5):
         idx.put("alice", _id(n), blob_id, ct if n == 0 else None, b"m", [(0, b"same"), (1, b"t%d" % (n % 2))])
@@ -216,9 +278,125 @@ def test_near_postings_follow_puts_and_removes(tmp_path):
         idx.remove("alice", _id(n))
     assert [e for e, _, _ in idx.near("alice", [(0, b"same"), (1, b"t0")])] == [_id(1), _id(3)]
     assert idx.near("alice", [(1, b"t0")]) == []
-    assert idx.db.execute("SELECT COUNT(*) FROM bands").fetchone()[0] == 2  # empty posting lists are deleted
+    assert idx.db.execute("SELECT COUNT(*) FROM bands") == [(2,)]  # empty posting lists are deleted
     with pytest.raises(InputError, match="band 0..255"):
         idx.put("alice", _id(9), blob_id, None, b"m", [(256, b"t")])
+
+
+def test_puts_and_queries_from_many_threads(tmp_path, open_index):
+    """Writes run one at a time and reads alongside them (on PostgreSQL, on the pool's
+    connections); dedup and reference counts come out as if one thread had done it all."""
+    import threading
+
+    idx = open_index(tmp_path)
+    done, failures = threading.Event(), []
+
+    def guarded(work):
+        def run():
+            try:
+                work()
+            except Exception as exc:  # reported by the assertion below
+                failures.append(exc)
+
+        return threading.Thread(target=run)
+
+    def writer(w):
+        for n in range(6):  # every other entry uses the blob all writers share
+            blob_id, ct = _blob(b"shared" if n % 2 else b"writer %d blob %d" % (w, n))
+            idx.put("alice", _id(100 * w + n), blob_id, ct, b"m", [(0, b"common"), (1, b"w%d" % w)])
+
+    def reader():
+        while not done.is_set():
+            idx.near("alice", [(0, b"common")])
+            idx.stats("alice")
+            idx.list("alice")
+
+    readers = [guarded(reader) for _ in range(3)]
+    writers = [guarded(lambda w=w: writer(w)) for w in range(4)]
+    for t in readers + writers:
+        t.start()
+    for t in writers:
+        t.join()
+    done.set()
+    for t in readers:
+        t.join()
+    assert failures == []
+    s = idx.stats("alice")
+    assert (s["entries"], s["blobs"]) == (24, 13)
+    assert idx.db.execute("SELECT refs FROM blobs WHERE blob_id = ?", (_blob(b"shared")[0],)) == [(12,)]
+    assert len(idx.near("alice", [(0, b"common")])) == 24 and len(idx.near("alice", [(1, b"w2")])) == 6
+
+
+# ---- the PostgreSQL backend's own rules ----------------------------------------------------
+def test_store_toml_names_a_postgresql_index(tmp_path):
+    from safelight.store.local import init_store
+    from safelight.store.service import StoreConfig
+
+    path = init_store(tmp_path / "s", index="postgresql://safelight@db.example/photos", index_schema="family")
+    saved = StoreConfig.load(path)
+    assert (saved.index, saved.index_schema) == ("postgresql://safelight@db.example/photos", "family")
+    assert StoreConfig.load(init_store(tmp_path / "t")).index is None  # the embedded default: SQLite
+    path.write_text(path.read_text().replace("postgresql://", "mysql://"))
+    with pytest.raises(ConfigError, match="postgresql:// URL"):
+        StoreConfig.load(path)
+    with pytest.raises(InputError, match="postgresql:// URL"):
+        init_store(tmp_path / "u", index="db.example/photos")
+
+
+def test_postgresql_reads_the_sqlite_schema_translated():
+    pytest.importorskip("psycopg", reason="psycopg is not installed (safelight[postgres])")
+    from safelight.store.backends.postgres import translate
+
+    assert translate(
+        "CREATE TABLE t (no INTEGER PRIMARY KEY AUTOINCREMENT, b BLOB NOT NULL, r REAL, PRIMARY KEY (no)) WITHOUT ROWID"
+    ) == (
+        "CREATE TABLE t (no BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, b BYTEA NOT NULL, "
+        "r DOUBLE PRECISION, PRIMARY KEY (no))"
+    )
+    assert translate("SELECT a FROM t WHERE b = ? AND c LIKE 'x%' ORDER BY rowid") == (
+        "SELECT a FROM t WHERE b = %s AND c LIKE 'x%%' ORDER BY ctid"
+    )
+
+
+def test_postgresql_errors_name_the_server_without_its_password(tmp_path):
+    for module in ("psycopg", "psycopg_pool"):
+        pytest.importorskip(module, reason=f"{module} is not installed (safelight[postgres])")
+    for url, shown in (
+        ("postgresql://alice:s3cret@127.0.0.1:1/photos", "postgresql://alice:***@127.0.0.1:1/photos"),
+        ("postgresql://alice@127.0.0.1:1/photos?password=s3cret", "photos?password=***"),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            Index(tmp_path, url)  # nothing listens on port 1
+        assert shown in str(caught.value) and "s3cret" not in str(caught.value)
+
+
+def test_a_store_keeps_its_backend_and_its_own_schema(tmp_path, postgres_url, monkeypatch):
+    """One schema per store directory, one server per schema, and no silent switch between
+    SQLite and PostgreSQL: each mix-up is refused before anything changes."""
+    from safelight.store.backends import postgres
+
+    monkeypatch.setattr(postgres, "LOCK_WAIT_S", 1)
+    schema = f"test_{secrets.token_hex(6)}"
+    try:
+        first = Index(tmp_path / "a", postgres_url, schema)
+        blob_id, ct = _blob(b"a's blob")
+        first.put("alice", _id(1), blob_id, ct, b"m", [])
+        with pytest.raises(ConfigError, match="in use by another storage server"):
+            Index(tmp_path / "a", postgres_url, schema)
+        first.close()
+        with pytest.raises(ConfigError, match="belongs to another store directory"):
+            Index(tmp_path / "b", postgres_url, schema)
+        with pytest.raises(ConfigError, match="index is in PostgreSQL"):
+            Index(tmp_path / "a")
+        Index(tmp_path / "c").close()
+        with pytest.raises(ConfigError, match="holds an SQLite index"):
+            Index(tmp_path / "c", postgres_url, schema)
+        postgres.drop_schema(postgres_url, schema)  # the database lost the store's schema
+        with pytest.raises(ConfigError, match="does not have"):
+            Index(tmp_path / "a", postgres_url, schema)
+        assert [p.name for p in (tmp_path / "a").glob("blobs/*/*/*")] == [blob_id]  # nothing moved aside
+    finally:
+        postgres.drop_schema(postgres_url, schema)
 
 
 # ---- the servers and the owner's client ---------------------------------------------------
@@ -228,7 +406,7 @@ import numpy as np  # noqa: E402
 
 
 @pytest.fixture
-def store_setup(tmp_path, monkeypatch):
+def store_setup(tmp_path, monkeypatch, index_location):
     from safelight.net.certs import create_cluster_certs
     from safelight.store.client import create_owner_key
     from safelight.store.service import KeyServer, StoreConfig, StoreServer
@@ -246,6 +424,7 @@ def store_setup(tmp_path, monkeypatch):
         rate=50.0,
         burst=32,
         timeout=10.0,
+        **_config_index(index_location),
     )
     store, keys = StoreServer(config), KeyServer(config)
     config = StoreConfig(
@@ -259,6 +438,7 @@ def store_setup(tmp_path, monkeypatch):
         rate=50.0,
         burst=32,
         timeout=10.0,
+        **_config_index(index_location),
     )
     for server in (store, keys):
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -266,6 +446,7 @@ def store_setup(tmp_path, monkeypatch):
     yield config, owners, store, keys
     store.stop()
     keys.stop()
+    store.index.close()
 
 
 def _photo_bytes(seed=0):
@@ -354,7 +535,7 @@ def _cli(*args, timeout=60):
     return subprocess.run([sys.executable, "-m", "safelight", *args], capture_output=True, text=True, timeout=timeout)
 
 
-def test_store_command_line_end_to_end(tmp_path):
+def test_store_command_line_end_to_end(tmp_path, index_location):
     """A store served as remote servers. Nothing reserves a port beforehand: ``--port 0``
     lets each server bind a free one and print it (READY store|keyserver PORT); the
     spawner writes the ports it read into the clients' config."""
@@ -364,10 +545,13 @@ def test_store_command_line_end_to_end(tmp_path):
     from safelight.store.service import StoreConfig
 
     root = tmp_path / "st"
-    init = _cli("store", "init", str(root), "--owner", "alice", "--port", "0")
+    where = ["--index", index_location["url"], "--index-schema", index_location["schema"]] if index_location else []
+    init = _cli("store", "init", str(root), "--owner", "alice", "--port", "0", *where)
     assert init.returncode == 0, init.stderr
     saved = StoreConfig.load(root / "store.toml")
     assert (saved.store_port, saved.key_port) == (0, 0)
+    expected = (index_location["url"], index_location["schema"]) if index_location else (None, "safelight_store")
+    assert (saved.index, saved.index_schema) == expected
     servers, store_port, key_port = start_servers(root / "store.toml", tmp_path)
     try:
         assert 0 not in (store_port, key_port) and store_port != key_port
@@ -657,8 +841,8 @@ def test_list_sets_aside_an_entry_that_does_not_open(store_setup):
     config, owners, store, keys = store_setup
     with StoreClient(config, "alice", owners["alice"]) as alice:
         stored = alice.put([(f"f{i}.bin", bytes([i]) * 50) for i in range(3)])
-        with store.index._lock:  # damage the middle entry's metadata
-            store.index.db.execute("UPDATE entries SET meta = ? WHERE entry_id = ?", (b"\0" * 40, stored[1].entry))
+        # damage the middle entry's metadata
+        store.index.db.execute("UPDATE entries SET meta = ? WHERE entry_id = ?", (b"\0" * 40, stored[1].entry))
         listing = alice.list()
         assert listing.entries == [(stored[0].entry, "f0.bin"), (stored[2].entry, "f2.bin")]
         assert [e for e, _ in listing.unreadable] == [stored[1].entry]

@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import ConfigError, InputError, SafelightError
+from .backends.base import DEFAULT_SCHEMA
 
 
 def add_parser(sub) -> None:
@@ -48,6 +49,17 @@ def add_parser(sub) -> None:
         default=7500,
         help="storage server port (the key server uses port+1); 0: each server binds a free port "
         "when it starts and prints it (READY store|keyserver PORT)",
+    )
+    q.add_argument(
+        "--index",
+        metavar="URL",
+        help="keep the index in PostgreSQL (postgresql://user@host/db; needs safelight[postgres]) "
+        "instead of an SQLite file in the store directory",
+    )
+    q.add_argument(
+        "--index-schema",
+        default=DEFAULT_SCHEMA,
+        help=f"the store's schema in that database, one per store (default {DEFAULT_SCHEMA})",
     )
     q.set_defaults(func=cmd_init)
 
@@ -112,7 +124,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise SafelightError("give the directory once (as DIRECTORY or --store-dir)")
     root = _store_dir(args)
     owners = args.owner or [DEFAULT_OWNER]
-    config = init_store(root, owners, args.host, args.port)
+    config = init_store(root, owners, args.host, args.port, args.index, args.index_schema)
     where = "" if root.absolute() == default_store_dir().absolute() else f" --store-dir {root}"
     print(
         f"store in {root} (owners: {', '.join(owners)}; their keys and certificates are kept there)\n"

@@ -1,4 +1,6 @@
-"""The storage server's state: ciphertext blobs on disk, their index in SQLite.
+"""The storage server's state: ciphertext blobs on disk, their index in a database:
+``index.sqlite3`` in the store directory (the embedded default), or a schema in PostgreSQL
+when store.toml names one (:mod:`.backends`; the same schema, migrations and queries).
 
 Every operation is scoped by owner (the name on the client's TLS certificate): no query
 can read, list or probe another owner's rows. A blob is deduplicated within one owner by
@@ -10,18 +12,22 @@ of 32 bands is one statement reading at most 32 rows (a primary-key seek each), 
 matches are counted with numpy, not row by row (``store_query_100k`` in benchmarks/README.md).
 
 Crash safety: a blob file is written to a temporary name, flushed to disk and renamed into
-place *before* the transaction that makes it visible commits; the database runs in WAL mode
-with synchronous=FULL, so an acknowledged upload survives a crash and a crash mid-upload
-leaves at most an orphan file, which opening the index again moves aside.
+place *before* the transaction that makes it visible commits; a commit is durable (SQLite:
+WAL with synchronous=FULL; PostgreSQL: its write-ahead log), so an acknowledged upload
+survives a crash and a crash mid-upload leaves at most an orphan file, which opening the
+index again moves aside.
 
-Start-up never deletes a blob. Opening the index first checks the database (``PRAGMA
-quick_check``, then that every entry's blob is listed in ``blobs``) and refuses a damaged
-one with :class:`~safelight.errors.ConfigError`: a flipped byte in the file could otherwise
-hide a live blob from the ``blobs`` table. (quick_check misses a damaged *index* of a table;
-the entries-to-blobs check catches the case that matters here, a blob row that a lookup no
-longer finds.) Blob files the index does not list (orphans of crashed uploads, or live data
-of an index restored from an older backup) are moved to ``quarantine/<time>/`` under the
-store directory and reported in the log, never removed.
+Start-up never deletes a blob. Opening the index first checks the database (on SQLite
+``PRAGMA quick_check``; on both, that every entry's blob is listed in ``blobs``) and refuses
+a damaged one with :class:`~safelight.errors.ConfigError`: a flipped byte in the file could
+otherwise hide a live blob from the ``blobs`` table. (quick_check misses a damaged *index*
+of a table; the entries-to-blobs check catches the case that matters here, a blob row that a
+lookup no longer finds.) Blob files the index does not list (orphans of crashed uploads, or
+live data of an index restored from an older backup) are moved to ``quarantine/<time>/``
+under the store directory and reported in the log, never removed.
+
+Writes (put, remove) run one at a time; reads run on their own connections (PostgreSQL's
+pool; SQLite's one connection takes them in turn).
 """
 
 from __future__ import annotations
@@ -30,7 +36,6 @@ import hashlib
 import itertools
 import logging
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -38,7 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, InputError
+from ..errors import InputError
+from .backends import open_database
+from .backends.base import DEFAULT_SCHEMA, Statements
 
 log = logging.getLogger("safelight.store")
 POSTING = np.dtype("<i8")  # an entry number in a posting list
@@ -65,7 +72,7 @@ def unpack_keys(packed: bytes) -> Iterator[bytes]:
         i += 1 + packed[i]
 
 
-def _postings_schema(db: sqlite3.Connection) -> None:
+def _postings_schema(db: Statements) -> None:
     """Migration 3: entry numbers and posting lists instead of one tag row per entry and band
     (a 32-band query at 100,000 entries read ~3,200 index rows of text ids; now <= 32 rows)."""
     db.execute("""CREATE TABLE entries_v3 (no INTEGER PRIMARY KEY AUTOINCREMENT, owner TEXT NOT NULL,
@@ -75,7 +82,8 @@ def _postings_schema(db: sqlite3.Connection) -> None:
                   PRIMARY KEY (owner, key)) WITHOUT ROWID""")
     db.execute(
         "INSERT INTO entries_v3 (owner, entry_id, blob_id, meta, created, bands) "
-        "SELECT owner, entry_id, blob_id, meta, created, x'' FROM entries ORDER BY created, rowid"
+        "SELECT owner, entry_id, blob_id, meta, created, ? FROM entries ORDER BY created, rowid",
+        (b"",),
     )
     # streamed in key order (reads tags, writes bands): memory stays bounded for large stores
     rows = db.execute(
@@ -103,8 +111,9 @@ def _postings_schema(db: sqlite3.Connection) -> None:
 
 
 # Schema migrations, applied in order (SQL, or a function of the connection, inside one
-# transaction each); the database records the last one applied.
-MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
+# transaction each); the database records the last one applied. Written in SQLite's SQL,
+# which the PostgreSQL backend translates (types, placeholders): keep to what both run.
+MIGRATIONS: list[str | Callable[[Statements], None]] = [
     """
     CREATE TABLE blobs (owner TEXT NOT NULL, blob_id TEXT NOT NULL, size INTEGER NOT NULL,
                         refs INTEGER NOT NULL, PRIMARY KEY (owner, blob_id));
@@ -123,10 +132,6 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
 ]
 MAX_BLOB = 1 << 30
 MAX_QUERY_BANDS = 256
-# Reads come from a memory map of the database file and a 64 MiB page cache: no read()
-# system call per page on the query path (writes still go through the WAL).
-MMAP_BYTES = 1 << 30
-CACHE_KIB = 64 * 1024
 
 
 def _hex_id(value: str, what: str) -> str:
@@ -139,68 +144,35 @@ def _placeholders(n: int) -> str:
     return ",".join("?" * n)
 
 
-def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
-    """A damaged file (SQLITE_CORRUPT, SQLITE_NOTADB), not a locked or unwritable one."""
-    name = getattr(exc, "sqlite_errorname", "")
-    if name:
-        return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
-    return type(exc) is sqlite3.DatabaseError
-
-
 class Index:
-    """The index of one store directory ``root``: ``root/index.sqlite3``, ``root/blobs/``.
+    """The index of one store directory ``root``: ``root/blobs/`` and ``root/index.sqlite3``,
+    or, given ``url`` (``postgresql://...``), the PostgreSQL schema ``schema`` there.
 
     Opening it checks the database and refuses a corrupt one (:class:`ConfigError` naming
-    the file and what to do); blob files it does not list are moved to ``root/quarantine/``
+    it and what to do); blob files it does not list are moved to ``root/quarantine/``
     (``self.quarantined`` lists where they went).
     """
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike, url: str | None = None, schema: str = DEFAULT_SCHEMA) -> None:
         self.root = Path(root)
-        self.path = self.root / "index.sqlite3"
         self.blob_dir = self.root / "blobs"
         self.quarantine_dir = self.root / "quarantine"
         self.blob_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()  # one writer: a put's blob check, its file and its transaction
+        self.db = open_database(self.root, self.blob_dir, url, schema)
         try:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
-            self.db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-            self._check_database()
+            self.db.check()
             self._migrate()
             self._check_entries()
             self.quarantined = self._quarantine_unlisted()
-        except sqlite3.DatabaseError as exc:
+        except self.db.errors as exc:
             self.db.close()
-            if _is_corruption(exc):
-                raise self._corrupt(str(exc)) from None
-            raise ConfigError(f"cannot open the store index {self.path}: {exc}") from None
+            raise self.db.refusal(exc) from None
         except BaseException:
             self.db.close()
             raise
 
     # ---- setup ---------------------------------------------------------------
-    def _corrupt(self, detail: str) -> ConfigError:
-        detail = " ".join(detail.replace("*** in database main ***", "").split())
-        detail = detail if len(detail) <= 300 else detail[:300] + "..."
-        return ConfigError(
-            f"the store index {self.path} is corrupt ({detail}); the storage server does not start on it, and "
-            f"nothing was changed. Keep a copy of {self.root} as it is, then restore index.sqlite3 from a backup "
-            f"(with its -wal file, if the backup has one), or recover it: sqlite3 {self.path} .recover | sqlite3 "
-            f"{self.path}.recovered, check that file with PRAGMA integrity_check and put it in place of "
-            f"index.sqlite3 (no blob file needs to change)"
-        )
-
-    def _check_database(self) -> None:
-        """``PRAGMA quick_check``: b-tree structure, page accounting, NOT NULL columns (not
-        every index entry against its table: that is integrity_check, much slower)."""
-        rows = [str(r[0]) for r in self.db.execute("PRAGMA quick_check").fetchall()]
-        if rows != ["ok"]:
-            raise self._corrupt("; ".join(rows))
-
     def _check_entries(self) -> None:
         """Every entry's blob has its row in ``blobs`` (looked up through the table's index,
         the way uploads and deletions find it). A miss means a damaged index: serving it
@@ -209,30 +181,26 @@ class Index:
         missing = self.db.execute(
             "SELECT COUNT(*), MIN(e.blob_id) FROM entries e WHERE NOT EXISTS "
             "(SELECT 1 FROM blobs b WHERE b.owner = e.owner AND b.blob_id = e.blob_id)"
-        ).fetchone()
+        )[0]
         if missing[0]:
-            raise self._corrupt(
+            raise self.db.corrupt(
                 f"{missing[0]} entries use a blob that the blobs table does not list, e.g. {missing[1][:12]}..."
             )
 
     def _migrate(self) -> None:
         with self._lock:
-            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            with self.db.connection() as db:
+                version = self.db.schema_version(db)
             for i in range(version, len(MIGRATIONS)):
-                self.db.execute("BEGIN IMMEDIATE")
-                try:
+                with self.db.transaction() as db:
                     step = MIGRATIONS[i]
                     if callable(step):
-                        step(self.db)
+                        step(db)
                     else:
                         for statement in step.split(";"):
                             if statement.strip():
-                                self.db.execute(statement)
-                    self.db.execute(f"PRAGMA user_version={i + 1}")
-                    self.db.execute("COMMIT")
-                except BaseException:
-                    self.db.execute("ROLLBACK")
-                    raise
+                                db.execute(statement)
+                    self.db.set_schema_version(db, i + 1)
 
     def _path(self, owner: str, blob_id: str) -> Path:
         folder = hashlib.sha256(owner.encode()).hexdigest()[:16]
@@ -249,7 +217,7 @@ class Index:
         if missing:
             log.warning(
                 "store index %s lists %d blobs whose files are missing from %s: their entries cannot be fetched",
-                self.path,
+                self.db.where,
                 missing,
                 self.blob_dir,
             )
@@ -296,52 +264,59 @@ class Index:
             if hashlib.sha256(ciphertext).hexdigest() != blob_id:
                 raise InputError("blob id does not match the ciphertext (corrupt or truncated upload)")
         with self._lock:
-            exists = self._blob_refs(owner, blob_id) is not None
+            with self.db.connection() as db:
+                exists = self._blob_refs(db, owner, blob_id) is not None
             if not exists:
                 if ciphertext is None:
                     raise InputError(f"blob {blob_id[:12]}... is not stored for this owner; send its ciphertext")
                 self._write_file(self._path(owner, blob_id), ciphertext)
-            self.db.execute("BEGIN IMMEDIATE")
+            written = False
             try:
-                if self.db.execute("SELECT 1 FROM entries WHERE owner=? AND entry_id=?", (owner, entry_id)).fetchone():
-                    raise InputError(f"entry {entry_id[:12]}... already exists")
-                if exists:
-                    self.db.execute("UPDATE blobs SET refs = refs + 1 WHERE owner=? AND blob_id=?", (owner, blob_id))
-                else:
-                    self.db.execute("INSERT INTO blobs VALUES (?, ?, ?, 1)", (owner, blob_id, len(ciphertext)))
-                no = self.db.execute(
-                    "INSERT INTO entries (owner, entry_id, blob_id, meta, created, bands) VALUES (?, ?, ?, ?, ?, ?)",
-                    (owner, entry_id, blob_id, meta, time.time(), pack_keys(keys)),
-                ).lastrowid
-                self._add_postings(owner, keys, no)
-                self.db.execute("COMMIT")
+                with self.db.transaction() as db:
+                    if db.execute("SELECT 1 FROM entries WHERE owner=? AND entry_id=?", (owner, entry_id)).fetchone():
+                        raise InputError(f"entry {entry_id[:12]}... already exists")
+                    if exists:
+                        db.execute("UPDATE blobs SET refs = refs + 1 WHERE owner=? AND blob_id=?", (owner, blob_id))
+                    else:
+                        db.execute("INSERT INTO blobs VALUES (?, ?, ?, 1)", (owner, blob_id, len(ciphertext)))
+                    no = db.insert(
+                        "INSERT INTO entries (owner, entry_id, blob_id, meta, created, bands) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (owner, entry_id, blob_id, meta, time.time(), pack_keys(keys)),
+                        key="no",
+                    )
+                    self._add_postings(db, owner, keys, no)
+                    written = True
             except BaseException:
-                self.db.execute("ROLLBACK")
-                if not exists:
+                # a failed commit may still have committed (a server connection lost on the
+                # way): keep that file; if its row is not there, the next start sets it aside
+                if not exists and not written:
                     self._path(owner, blob_id).unlink(missing_ok=True)
                 raise
         return not exists
 
-    def _add_postings(self, owner: str, keys: list[bytes], no: int) -> None:
+    @staticmethod
+    def _add_postings(db: Statements, owner: str, keys: list[bytes], no: int) -> None:
         number = np.array([no], dtype=POSTING).tobytes()
         for key in keys:
-            row = self.db.execute("SELECT postings FROM bands WHERE owner=? AND key=?", (owner, key)).fetchone()
+            row = db.execute("SELECT postings FROM bands WHERE owner=? AND key=?", (owner, key)).fetchone()
             if row is None:
-                self.db.execute("INSERT INTO bands VALUES (?, ?, ?)", (owner, key, number))
+                db.execute("INSERT INTO bands VALUES (?, ?, ?)", (owner, key, number))
             else:
-                self.db.execute("UPDATE bands SET postings=? WHERE owner=? AND key=?", (row[0] + number, owner, key))
+                db.execute("UPDATE bands SET postings=? WHERE owner=? AND key=?", (row[0] + number, owner, key))
 
-    def _drop_postings(self, owner: str, keys: Iterable[bytes], no: int) -> None:
+    @staticmethod
+    def _drop_postings(db: Statements, owner: str, keys: Iterable[bytes], no: int) -> None:
         for key in keys:
-            row = self.db.execute("SELECT postings FROM bands WHERE owner=? AND key=?", (owner, key)).fetchone()
+            row = db.execute("SELECT postings FROM bands WHERE owner=? AND key=?", (owner, key)).fetchone()
             if row is None:
                 continue
             numbers = np.frombuffer(row[0], dtype=POSTING)
             numbers = numbers[numbers != no]
             if numbers.size:
-                self.db.execute("UPDATE bands SET postings=? WHERE owner=? AND key=?", (numbers.tobytes(), owner, key))
+                db.execute("UPDATE bands SET postings=? WHERE owner=? AND key=?", (numbers.tobytes(), owner, key))
             else:
-                self.db.execute("DELETE FROM bands WHERE owner=? AND key=?", (owner, key))
+                db.execute("DELETE FROM bands WHERE owner=? AND key=?", (owner, key))
 
     @staticmethod
     def _write_file(path: Path, data: bytes) -> None:
@@ -353,18 +328,19 @@ class Index:
             os.fsync(f.fileno())
         os.replace(tmp, path)
 
-    def _blob_refs(self, owner: str, blob_id: str) -> int | None:
-        row = self.db.execute("SELECT refs FROM blobs WHERE owner=? AND blob_id=?", (owner, blob_id)).fetchone()
+    @staticmethod
+    def _blob_refs(db: Statements, owner: str, blob_id: str) -> int | None:
+        row = db.execute("SELECT refs FROM blobs WHERE owner=? AND blob_id=?", (owner, blob_id)).fetchone()
         return None if row is None else int(row[0])
 
     def has_blob(self, owner: str, blob_id: str) -> bool:
-        with self._lock:
-            return self._blob_refs(owner, _hex_id(blob_id, "blob id")) is not None
+        with self.db.connection() as db:
+            return self._blob_refs(db, owner, _hex_id(blob_id, "blob id")) is not None
 
     def get(self, owner: str, entry_id: str) -> tuple[bytes, bytes]:
         """(ciphertext, meta) of one of the owner's entries."""
-        with self._lock:
-            row = self.db.execute(
+        with self.db.connection() as db:
+            row = db.execute(
                 "SELECT blob_id, meta FROM entries WHERE owner=? AND entry_id=?", (owner, _hex_id(entry_id, "entry id"))
             ).fetchone()
         if row is None:
@@ -372,8 +348,8 @@ class Index:
         return self._path(owner, row[0]).read_bytes(), bytes(row[1])
 
     def list(self, owner: str) -> list[tuple[str, str, bytes]]:
-        with self._lock:
-            rows = self.db.execute(
+        with self.db.connection() as db:
+            rows = db.execute(
                 "SELECT entry_id, blob_id, meta FROM entries WHERE owner=? ORDER BY no", (owner,)
             ).fetchall()
         return [(e, b, bytes(m)) for e, b, m in rows]
@@ -390,10 +366,10 @@ class Index:
             return []
         if len(keys) > MAX_QUERY_BANDS:
             raise InputError(f"a query holds at most {MAX_QUERY_BANDS} band tags")
-        with self._lock:
+        with self.db.connection() as db:
             lists = [
                 row[0]
-                for row in self.db.execute(
+                for row in db.execute(
                     f"SELECT postings FROM bands WHERE owner=? AND key IN ({_placeholders(len(keys))})", (owner, *keys)
                 )
             ]
@@ -407,51 +383,47 @@ class Index:
             rows = (
                 {
                     no: (e, m)
-                    for no, e, m in self.db.execute(
-                        # by entry number; "+owner" keeps the planner from scanning the owner's entries instead
+                    for no, e, m in db.execute(
+                        # by entry number; on SQLite "+owner" keeps the planner from scanning the owner's entries
                         f"SELECT no, entry_id, meta FROM entries "
-                        f"WHERE no IN ({_placeholders(len(numbers))}) AND +owner=?",
+                        f"WHERE no IN ({_placeholders(len(numbers))}) AND {self.db.unindexed('owner')}=?",
                         (*numbers, owner),
                     )
                 }
                 if numbers
                 else {}
             )
+        # an entry removed between the two statements is left out
         return [(rows[no][0], c, bytes(rows[no][1])) for no, c in zip(numbers, counts) if no in rows]
 
     def remove(self, owner: str, entry_id: str) -> bool:
         """Delete an entry; its blob goes when no entry refers to it. True if the blob went."""
         with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self.db.execute(
+            with self.db.transaction() as db:
+                row = db.execute(
                     "SELECT no, blob_id, bands FROM entries WHERE owner=? AND entry_id=?",
                     (owner, _hex_id(entry_id, "entry id")),
                 ).fetchone()
                 if row is None:
                     raise InputError(f"no entry {entry_id[:12]}... for this owner")
                 no, blob_id, bands = row
-                self.db.execute("DELETE FROM entries WHERE no=?", (no,))
-                self._drop_postings(owner, unpack_keys(bands), no)
-                self.db.execute("UPDATE blobs SET refs = refs - 1 WHERE owner=? AND blob_id=?", (owner, blob_id))
-                gone = self._blob_refs(owner, blob_id) == 0
+                db.execute("DELETE FROM entries WHERE no=?", (no,))
+                self._drop_postings(db, owner, unpack_keys(bands), no)
+                db.execute("UPDATE blobs SET refs = refs - 1 WHERE owner=? AND blob_id=?", (owner, blob_id))
+                gone = self._blob_refs(db, owner, blob_id) == 0
                 if gone:
-                    self.db.execute("DELETE FROM blobs WHERE owner=? AND blob_id=?", (owner, blob_id))
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-        if gone:
-            self._path(owner, blob_id).unlink(missing_ok=True)  # after the commit: a crash leaves an orphan
+                    db.execute("DELETE FROM blobs WHERE owner=? AND blob_id=?", (owner, blob_id))
+            if gone:
+                self._path(owner, blob_id).unlink(missing_ok=True)  # after the commit: a crash leaves an orphan
         return gone
 
     def stats(self, owner: str) -> dict[str, int]:
-        with self._lock:
-            entries = self.db.execute("SELECT COUNT(*) FROM entries WHERE owner=?", (owner,)).fetchone()[0]
-            blobs, stored = self.db.execute(
+        with self.db.connection() as db:
+            entries = db.execute("SELECT COUNT(*) FROM entries WHERE owner=?", (owner,)).fetchone()[0]
+            blobs, stored = db.execute(
                 "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blobs WHERE owner=?", (owner,)
             ).fetchone()
-            logical = self.db.execute(
+            logical = db.execute(
                 "SELECT COALESCE(SUM(b.size), 0) FROM entries e "
                 "JOIN blobs b ON e.owner=b.owner AND e.blob_id=b.blob_id "
                 "WHERE e.owner=?",
@@ -466,5 +438,6 @@ class Index:
         }
 
     def close(self) -> None:
+        """Close the database, after a write in progress (a read in progress on SQLite)."""
         with self._lock:
             self.db.close()

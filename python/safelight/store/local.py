@@ -3,7 +3,8 @@ command starts on loopback and stops when it is done.
 
 The directory (``~/.safelight/store`` unless told otherwise) holds what ``safelight store
 init`` makes and later commands keep: the certificates, the owner keys, the key server's
-OPRF key, ``store.toml`` and the data (blobs and the SQLite index). A command spawns the
+OPRF key, ``store.toml`` and the data (blobs and the SQLite index; the index may live in
+PostgreSQL instead, ``index`` in store.toml). A command spawns the
 storage server and the key server as real processes (``safelight serve --role store|keyserver``,
 mutual TLS with the directory's certificates, ports picked by the system), talks to them
 like to remote ones, and stops them. One command at a time holds a directory (a lock file);
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, InputError, PeerUnavailableError
 from ..runtime.cluster import START_TIMEOUT, wait_ready
+from .backends.base import DEFAULT_SCHEMA, URL_SCHEMES
 from .service import KEYSERVER_NAME, STORE_NAME, StoreConfig
 
 DEFAULT_OWNER = "owner"
@@ -51,13 +53,19 @@ def check_owner_name(name: str) -> str:
 
 
 def init_store(
-    root: str | os.PathLike, owners: Sequence[str] = (DEFAULT_OWNER,), host: str = "127.0.0.1", port: int = 7500
+    root: str | os.PathLike,
+    owners: Sequence[str] = (DEFAULT_OWNER,),
+    host: str = "127.0.0.1",
+    port: int = 7500,
+    index: str | None = None,
+    index_schema: str = DEFAULT_SCHEMA,
 ) -> Path:
     """Create a store directory: a CA with certificates for the two servers and each owner,
     ``store.toml`` (for serving it remotely on ``host:port`` and ``port + 1``; with port 0
     each server binds a free port when it starts and prints it, see :func:`start_servers`)
-    and one owner key per owner. Returns the path of ``store.toml``; refuses a directory
-    that holds a store."""
+    and one owner key per owner. ``index``: a PostgreSQL URL for the index (schema
+    ``index_schema``) instead of the SQLite file. Returns the path of ``store.toml``;
+    refuses a directory that holds a store."""
     from ..net.certs import create_cluster_certs
     from .client import create_owner_key
 
@@ -66,6 +74,8 @@ def init_store(
             f"port {port}: use 1-65534 (the key server takes the next one), or 0 for ports "
             "the system picks when the servers start"
         )
+    if index is not None and not index.startswith(URL_SCHEMES):
+        raise InputError(f"--index takes a postgresql:// URL, not {index.split(':')[0]!r}...")
     root = Path(root)
     owners = tuple(dict.fromkeys(check_owner_name(o) for o in owners))
     if not owners:
@@ -87,6 +97,8 @@ def init_store(
         port + 1 if port else 0,
         Path("keyserver.key"),
         owners=owners,
+        index=index,
+        index_schema=index_schema,
     ).save(root / CONFIG_NAME)
 
 

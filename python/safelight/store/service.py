@@ -14,13 +14,20 @@ Configuration: ``store.toml`` written by ``safelight store init``::
     certs = "certs"
     host = "127.0.0.1"
     port = 7500
-    root = "store-data"      # blobs and the SQLite index
+    root = "store-data"      # blobs (and the SQLite index, index.sqlite3, when there is no index URL)
+    # index = "postgresql://safelight@db.example/photos"   # optional: the index in PostgreSQL
+    # index_schema = "safelight_store"                      # its schema there: one per store
     [keyserver]
     host = "127.0.0.1"
     port = 7501
     key = "keyserver.key"    # the OPRF key (created on first start)
     rate = 200.0             # evaluations per second per client, and the burst below
     burst = 2000
+
+With ``index`` (a ``postgresql://`` URL, psycopg 3: ``pip install 'safelight[postgres]'``)
+the index lives in that database instead of ``root/index.sqlite3``, in the schema
+``index_schema`` (one per store; the blobs stay under ``root``). Keep the password out of the
+URL: libpq reads ``~/.pgpass`` and ``PGPASSWORD``.
 
 Port 0 (``safelight store init --port 0``): each server binds a free port and prints it on
 its ``READY <role> <port>`` line; whoever starts the servers gives the clients those ports
@@ -37,7 +44,6 @@ import logging
 import os
 import signal
 import socket
-import sqlite3
 import ssl
 import sys
 import threading
@@ -54,6 +60,7 @@ from ..net.listener import Connection, serve_connections
 from ..net.transport import Channel, MsgType, accept_tls, server_context
 from ..processes import exit_when_orphaned
 from . import oprf
+from .backends.base import DEFAULT_SCHEMA, URL_SCHEMES
 from .index import Index
 
 if sys.version_info >= (3, 11):
@@ -81,6 +88,8 @@ class StoreConfig:
     timeout: float = 30.0
     owners: tuple[str, ...] = ()  # the owners made by ``safelight store init`` (the CLI's default owner)
     limits: ServerLimits = ServerLimits()  # [limits], as in cluster.toml
+    index: str | None = None  # a PostgreSQL URL for the index; None: root/index.sqlite3
+    index_schema: str = DEFAULT_SCHEMA
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> StoreConfig:
@@ -89,6 +98,9 @@ class StoreConfig:
             data = tomllib.loads(path.read_text())
             s, k = data["store"], data["keyserver"]
             rel = lambda v: Path(v) if Path(v).is_absolute() else path.parent / v  # noqa: E731
+            index = None if s.get("index") is None else str(s["index"])
+            if index is not None and not index.startswith(URL_SCHEMES):
+                raise ValueError(f"[store] index must be a postgresql:// URL, not {index.split(':')[0]!r}...")
             return cls(
                 rel(s.get("certs", "certs")),
                 str(s["host"]),
@@ -102,6 +114,8 @@ class StoreConfig:
                 float(s.get("timeout", 30.0)),
                 tuple(str(o) for o in data.get("owners", [])),
                 ServerLimits.from_toml(data.get("limits", {}), str(path)),
+                index,
+                str(s.get("index_schema", DEFAULT_SCHEMA)),
             )
         except FileNotFoundError:
             raise ConfigError(f"store config {path} does not exist (run: safelight store init)") from None
@@ -114,7 +128,9 @@ class StoreConfig:
         path.write_text(
             (f"owners = [{', '.join(q(o) for o in self.owners)}]\n\n" if self.owners else "")
             + f"[store]\ncerts = {q(self.certs.as_posix())}\nhost = {q(self.store_host)}\nport = {self.store_port}\n"
-            f"root = {q(self.root.as_posix())}\ntimeout = {self.timeout}\n\n"
+            f"root = {q(self.root.as_posix())}\ntimeout = {self.timeout}\n"
+            + (f"index = {q(self.index)}\nindex_schema = {q(self.index_schema)}\n" if self.index else "")
+            + "\n"
             f"[keyserver]\nhost = {q(self.key_host)}\nport = {self.key_port}\nkey = {q(self.key_file.as_posix())}\n"
             f"rate = {self.rate}\nburst = {self.burst}\n"
             + ("\n" + "\n".join(self.limits.to_toml()) if self.limits != ServerLimits() else "")
@@ -188,14 +204,14 @@ class StoreServer(_Service):
     The index is opened (and checked: a corrupt one stops the start with a
     :class:`~safelight.errors.ConfigError`) before the port is bound. A request that fails
     is answered with an ERROR frame and the connection stays usable: a blob that follows a
-    rejected ``put`` is read first, and a storage fault (a missing blob file, an SQLite
+    rejected ``put`` is read first, and a storage fault (a missing blob file, a database
     error) becomes an error reply instead of closing the connection.
     """
 
     name = STORE_NAME
 
     def __init__(self, config: StoreConfig) -> None:
-        self.index = Index(config.root)
+        self.index = Index(config.root, config.index, config.index_schema)
         try:
             super().__init__(config, config.store_host, config.store_port)
         except BaseException:
@@ -216,7 +232,7 @@ class StoreServer(_Service):
             self._answer(channel, owner, req, blob)
         except SafelightError:
             raise
-        except (OSError, sqlite3.Error) as exc:
+        except (OSError, *self.index.db.errors) as exc:
             log.exception("store: %r request from %s failed", req.get("op"), owner)
             detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)  # no server paths
             raise JobFailedError(
