@@ -885,8 +885,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 0
     if (args.party is None) == (args.role != "dealer"):
         raise SafelightError("give --party I for a party server, or --role dealer (not both)")
+    config = ClusterConfig.load(args.config)
+    if args.lane is None and config.lanes > 1:
+        raise SafelightError(f"{args.config} offers {config.lanes} lanes: give --lane L (0..{config.lanes - 1})")
     serve(
-        ClusterConfig.load(args.config),
+        config.lane(args.lane or 0),
         args.party,
         exit_with_parent=args.exit_with_parent,
         peers_from_stdin=args.peers_from_stdin,
@@ -1067,6 +1070,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--party", type=int, help="index of this party in the config")
     p.add_argument(
+        "--lane",
+        type=int,
+        metavar="L",
+        help="which lane of a server pool this process serves (a [[party]] with hosts / lanes in cluster.toml)",
+    )
+    p.add_argument(
         "--role",
         choices=["party", "dealer", "store", "keyserver"],
         default="party",
@@ -1080,6 +1089,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .store.cli import add_parser as add_store_parser
 
     add_store_parser(sub)
+    from .batch.cli import add_parser as add_batch_parser
+
+    add_batch_parser(sub)
     _add_search_parser(sub)
     _add_features_parser(sub)
     _add_watermark_parser(sub)

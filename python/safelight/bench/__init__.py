@@ -23,6 +23,7 @@ here (``from safelight import bench; bench.ring_operands()``).
 
 from __future__ import annotations
 
+from . import batch as batch  # registers the batch benchmarks
 from . import features as features  # registers the feature-detection benchmarks
 from . import garbling, he, kernels, secure, store, transport
 from . import search as search  # registers the search benchmarks

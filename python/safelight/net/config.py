@@ -28,6 +28,13 @@ Example::
     memory_budget_mib = 0  # jobs admitted at once need at most this much; 0: half the RAM
     max_jobs = 4           # jobs run at once; more wait (up to the timeout), then are refused
 
+Server pools (lanes, for ``safelight batch``): a ``[[party]]`` (and the ``[dealer]``) may
+list ``hosts = ["10.0.0.5", "10.0.0.8"]`` instead of one ``host``, and ``lanes = N``: N
+``safelight serve --lane L`` processes on consecutive ports from ``port`` on every host.
+Lane L of the cluster is the L-th address of every party (hosts in order, then ports);
+every party and the dealer must offer the same number of lanes. Lane 0 is what a single
+job uses.
+
 A port of 0 (only for servers spawned by ``Cluster.local``) means "bind any free
 port": the spawner reads the bound port from the server and tells every server
 where its peers are.
@@ -35,6 +42,7 @@ where its peers are.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from dataclasses import dataclass
@@ -142,10 +150,33 @@ class ClusterConfig:
     records: str = "sealed"
     store: Path | None = None  # where servers keep uploaded model shares (memory only when unset)
     limits: ServerLimits = ServerLimits()
+    # every lane's address of each party (and of the dealer), when a server pool serves
+    # several lanes; empty for one lane (``parties`` and ``dealer`` are lane 0)
+    pools: tuple[tuple[PartyAddress, ...], ...] = ()
+    dealer_pool: tuple[PartyAddress, ...] = ()
 
     @property
     def n(self) -> int:
         return len(self.parties)
+
+    @property
+    def lanes(self) -> int:
+        """How many independent server sets (lanes) this cluster offers."""
+        return len(self.pools[0]) if self.pools else 1
+
+    def lane(self, index: int) -> ClusterConfig:
+        """The one-lane configuration of lane ``index``: its address of every party and dealer."""
+        if not 0 <= index < self.lanes:
+            raise ConfigError(f"lane {index} does not exist: {self.path or 'the cluster'} has {self.lanes} lane(s)")
+        if not self.pools:
+            return self
+        return dataclasses.replace(
+            self,
+            parties=tuple(pool[index] for pool in self.pools),
+            dealer=self.dealer_pool[index] if self.dealer_pool else None,
+            pools=(),
+            dealer_pool=(),
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ClusterConfig:
@@ -161,17 +192,33 @@ class ClusterConfig:
         if not isinstance(entries, list) or len(entries) < 1:
             raise ConfigError(f"{path}: add one [[party]] table per server (host, port)")
 
-        def address(entry: object, what: str) -> PartyAddress:
+        def pool(entry: object, what: str) -> tuple[PartyAddress, ...]:
+            """Every lane's address: ``lanes`` consecutive ports on each of ``hosts`` (or ``host``)."""
             try:
-                host, port = str(entry["host"]), int(entry["port"])  # type: ignore[index]
-            except (KeyError, TypeError, ValueError):
+                hosts = entry["hosts"] if "hosts" in entry else [entry["host"]]  # type: ignore[index,operator]
+                port, lanes = int(entry["port"]), entry.get("lanes", 1)  # type: ignore[index,union-attr]
+            except (KeyError, TypeError, ValueError, AttributeError):
                 raise ConfigError(f"{path}: {what} needs a host (string) and a port (integer)") from None
-            if not 0 <= port < 65536:
+            if not isinstance(hosts, list) or not hosts or not all(isinstance(h, str) and h for h in hosts):
+                raise ConfigError(f"{path}: {what} hosts must be a list of host names")
+            if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1:
+                raise ConfigError(f"{path}: {what} lanes must be a whole number >= 1, got {lanes!r}")
+            if not 0 <= port or port + lanes - 1 >= 65536:
                 raise ConfigError(f"{path}: {what} port {port} is not a TCP port")
-            return PartyAddress(host, port)
+            return tuple(PartyAddress(host, port + k) for host in hosts for k in range(lanes))
 
-        parties = [address(entry, f"party {i}") for i, entry in enumerate(entries)]
-        dealer = address(data["dealer"], "dealer") if "dealer" in data else None
+        pools = [pool(entry, f"party {i}") for i, entry in enumerate(entries)]
+        dealer_pool = pool(data["dealer"], "dealer") if "dealer" in data else ()
+        sizes = {len(p) for p in pools} | ({len(dealer_pool)} if dealer_pool else set())
+        if len(sizes) != 1:
+            raise ConfigError(
+                f"{path}: every party and the dealer must offer the same number of lanes (hosts x lanes), "
+                f"got {[len(p) for p in pools]}{f' and {len(dealer_pool)} for the dealer' if dealer_pool else ''}"
+            )
+        parties = [p[0] for p in pools]
+        dealer = dealer_pool[0] if dealer_pool else None
+        if sizes == {1}:
+            pools, dealer_pool = [], ()
         certs = Path(section.get("certs", "certs"))
         if not certs.is_absolute():
             certs = path.parent / certs
@@ -190,7 +237,9 @@ class ClusterConfig:
             if not store.is_absolute():
                 store = path.parent / store
         limits = ServerLimits.from_toml(data.get("limits", {}), str(path))
-        return cls(tuple(parties), certs, timeout, path, dealer, records, store, limits)
+        return cls(
+            tuple(parties), certs, timeout, path, dealer, records, store, limits, tuple(pools), tuple(dealer_pool)
+        )
 
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
@@ -202,6 +251,8 @@ class ClusterConfig:
             *([f'store = "{self.store.as_posix()}"'] if self.store is not None else []),
             "",
         ]
+        if self.pools:  # one lane per cluster file: what each lane's servers and clients read
+            raise ConfigError("save one lane at a time: config.lane(i).save(path)")
         for party in self.parties:
             lines += ["[[party]]", f'host = "{party.host}"', f"port = {party.port}", ""]
         if self.dealer is not None:
