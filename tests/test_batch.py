@@ -66,6 +66,28 @@ def test_outputs_equal_single_jobs_and_the_manifest_records_each(tmp_path):
     assert sorted(r["input"] for r in lines) == sorted(names) and all(r["status"] == "ok" for r in lines)
 
 
+def test_features_and_watermark_batches_write_what_the_single_commands_do(tmp_path):
+    from safelight.tasks import watermark
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(data.camera()[200:240, 200:248]).save(folder / "corner.png")
+    features = run_batch(TaskSpec("features", {"feature": "harris"}), folder, tmp_path / "features")
+    assert (features.done, features.failures) == (1, [])
+    record = json.loads((tmp_path / "features" / "corner.png.json").read_text())
+    assert record["feature"] == "harris" and isinstance(record["keypoints"], list)
+
+    Image.fromarray(data.astronaut()[:160, :160]).save(folder / "corner.png")
+    key = tmp_path / "wm.key"
+    watermark.keygen(key)
+    spec = TaskSpec("watermark", {"key": str(key), "message": "c0ffee0123456789"})
+    marked = run_batch(spec, folder, tmp_path / "marked")
+    assert (marked.done, marked.failures) == (1, [])
+    photo = read_image(tmp_path / "marked" / "corner.png").pixels
+    found = watermark.detect(photo, key=watermark.load_key(key), plain=True)
+    assert found.outputs == "c0ffee0123456789" and found.extras["present"]
+
+
 def test_a_dask_scheduler_of_ones_own_runs_the_jobs(tmp_path):
     from dask.distributed import LocalCluster
 
