@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The SPU ABY3 reference of issue 14 in a virtual environment of its own (SPU pins numpy < 2
 # and its own jax). Skips with a message where SPU does not install (its wheels exist for
-# some CPython versions and Linux x86_64/aarch64 only). Usage: benchmarks/run_spu.sh [mul relu ffdnet]
+# some CPython versions and Linux x86_64/aarch64 only).
+# Usage: benchmarks/run_spu.sh [mul relu ffdnet] [--protocol aby3|cheetah] [--ffdnet-size N] [--out FILE]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 venv=.venv-spu
@@ -12,8 +13,15 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import spu' >/dev/nul
         exit 0
     fi
 fi
-if [[ " $* " == *" ffdnet "* ]] && [ ! -f benchmarks/ffdnet_weights.npz ]; then
-    python benchmarks/export_ffdnet_weights.py  # the project's own environment
+size=256
+args=("$@")
+for i in "${!args[@]}"; do
+    [ "${args[$i]}" != "--ffdnet-size" ] || size="${args[$((i + 1))]}"
+done
+weights=benchmarks/ffdnet_weights.npz
+[ "$size" = 256 ] || weights="benchmarks/ffdnet_weights_$size.npz"
+if [[ " $* " == *" ffdnet "* ]] && [ ! -f "$weights" ]; then
+    python benchmarks/export_ffdnet_weights.py --size "$size"  # the project's own environment
 fi
 [ $# -gt 0 ] || set -- mul relu
 exec "$venv/bin/python" benchmarks/spu_aby3.py "$@" --json

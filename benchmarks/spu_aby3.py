@@ -1,6 +1,8 @@
 """Reference for issue 14: SecretFlow SPU's ABY3 (3 parties, 2-out-of-3 replicated sharing)
 over loopback, on the same workloads as ``safelight bench mul_1m_rss3 relu_1m_rss3
-denoise_256_rss3``.
+denoise_256_rss3``; with ``--protocol cheetah``, issue 18's: SPU's CHEETAH (2 parties, no
+dealer: silent OT and lattice HE) beside ``relu_1m_nodealer mul_1m_nodealer`` and the
+dealer-free FFDNet (``--ffdnet-size 64``).
 
 SPU pins numpy < 2 and its own jax, so it lives in a virtual environment of its own:
 
@@ -45,6 +47,9 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
+PROTOCOLS = {"aby3": 3, "cheetah": 2}  # parties
+
+
 def _party(rank, ports, executable, shares, config, results) -> None:
     """One SPU party on its own thread (SPU's runtime releases the GIL): its brpc link, its
     shares, one timed run."""
@@ -64,13 +69,15 @@ def _party(rank, ports, executable, shares, config, results) -> None:
     results[rank] = (seconds, [runtime.get_var(name) for name in executable.output_names])
 
 
-def run_workload(fun, args: list[np.ndarray]) -> dict:
+def run_workload(fun, args: list[np.ndarray], protocol: str = "aby3") -> dict:
     import jax.numpy as jnp  # noqa: F401  (jax must be importable before spu's frontend)
     import spu.api as spu_api
     import spu.libspu as libspu
     import spu.utils.frontend as spu_fe
 
-    config = libspu.RuntimeConfig(protocol=libspu.ProtocolKind.ABY3, field=libspu.FieldType.FM64)
+    kind = {"aby3": libspu.ProtocolKind.ABY3, "cheetah": libspu.ProtocolKind.CHEETAH}[protocol]
+    parties = PROTOCOLS[protocol]
+    config = libspu.RuntimeConfig(protocol=kind, field=libspu.FieldType.FM64)
     config.enable_pphlo_profile = True
     config.fxp_fraction_bits = 16  # as safelight's default scale
     names = [f"in{i}" for i in range(len(args))]
@@ -83,9 +90,9 @@ def run_workload(fun, args: list[np.ndarray]) -> dict:
         [libspu.Visibility.VIS_SECRET] * len(args),
         lambda out: [f"out{i}" for i in range(len(out))],
     )
-    io = spu_api.Io(3, config)
+    io = spu_api.Io(parties, config)
     shares = [io.make_shares(np.asarray(a), libspu.Visibility.VIS_SECRET) for a in args]
-    ports = _free_ports(3)
+    ports = _free_ports(parties)
     results: dict = {}
     with tempfile.TemporaryFile() as log:
         sys.stdout.flush()
@@ -94,7 +101,8 @@ def run_workload(fun, args: list[np.ndarray]) -> dict:
             os.dup2(log.fileno(), fd)
         try:
             threads = [
-                threading.Thread(target=_party, args=(r, ports, executable, shares, config, results)) for r in range(3)
+                threading.Thread(target=_party, args=(r, ports, executable, shares, config, results))
+                for r in range(parties)
             ]
             for t in threads:
                 t.start()
@@ -106,10 +114,10 @@ def run_workload(fun, args: list[np.ndarray]) -> dict:
                 os.close(old)
         log.seek(0)
         sent = [int(b) for b in re.findall(rb"Link details: total send bytes (\d+)", log.read())]
-    if len(results) != 3:
+    if len(results) != parties:
         raise RuntimeError("an SPU party failed")
-    result = io.reconstruct([results[r][1][0] for r in range(3)])
-    return {"seconds": max(results[r][0] for r in range(3)), "bytes_sent_per_party": sent, "result": result}
+    result = io.reconstruct([results[r][1][0] for r in range(parties)])
+    return {"seconds": max(results[r][0] for r in range(parties)), "bytes_sent_per_party": sent, "result": result}
 
 
 def _ffdnet(weights: dict[str, np.ndarray]):
@@ -142,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("workloads", nargs="*", default=["mul", "relu"], choices=["mul", "relu", "ffdnet"])
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default="aby3", help="aby3 (3 parties) or cheetah (2)")
+    parser.add_argument(
+        "--ffdnet-size", type=int, default=256, help="the FFDNet photo's side (export_ffdnet_weights.py --size)"
+    )
     parser.add_argument("--out", help="also append each result as a JSON line here (SPU's log lines share stdout)")
     args = parser.parse_args(argv)
     try:
@@ -155,22 +167,24 @@ def main(argv: list[str] | None = None) -> int:
         extra: dict = {}
         if name == "mul":
             x, y = rng.uniform(-10, 10, N), rng.uniform(-10, 10, N)
-            r = run_workload(lambda a, b: a * b, [x, y])
+            r = run_workload(lambda a, b: a * b, [x, y], args.protocol)
             err = float(np.abs(r["result"] - x * y).max())
         elif name == "relu":
             x = rng.uniform(-100, 100, N)
-            r = run_workload(lambda a: a * (a > 0), [x])
+            r = run_workload(lambda a: a * (a > 0), [x], args.protocol)
             err = float(np.abs(r["result"] - np.maximum(x, 0)).max())
         else:
-            if not FFDNET_WEIGHTS.exists():
-                print(f"{FFDNET_WEIGHTS} is missing: run benchmarks/export_ffdnet_weights.py first", file=sys.stderr)
+            size = args.ffdnet_size
+            path = FFDNET_WEIGHTS if size == 256 else FFDNET_WEIGHTS.with_name(f"ffdnet_weights_{size}.npz")
+            if not path.exists():
+                print(f"{path} is missing: run benchmarks/export_ffdnet_weights.py --size {size}", file=sys.stderr)
                 continue
-            data = dict(np.load(FFDNET_WEIGHTS))
+            data = dict(np.load(path))
             noisy, sigma, reference = data.pop("noisy"), data.pop("sigma"), data.pop("plaintext")
             clean = data.pop("clean")
             forward, ws = _ffdnet(data)
             noise = np.full((1, 1, noisy.shape[2] // 2, noisy.shape[3] // 2), float(sigma) / 255)
-            r = run_workload(forward, [noisy, noise, *ws])
+            r = run_workload(forward, [noisy, noise, *ws], args.protocol)
             denoised = np.clip(np.asarray(r["result"]), 0.0, 1.0)  # as safelight's plaintext reference
             err = float(np.abs(denoised - reference).max())
             extra = {"psnr_gap_db": abs(_psnr(denoised, clean) - _psnr(reference, clean))}
@@ -182,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
             if name != "ffdnet"
             else None,
             "max_abs_error": err,
-            "spu": "0.9.5 ABY3 FM64, 16 fractional bits, 3 parties over brpc on 127.0.0.1",
+            "spu": f"0.9.5 {args.protocol.upper()} FM64, 16 fractional bits, "
+            f"{PROTOCOLS[args.protocol]} parties over brpc on 127.0.0.1",
+            "protocol": args.protocol,
             **extra,
         }
         out.append(row)
