@@ -29,22 +29,12 @@ from pathlib import Path
 import numpy as np
 from skimage import data
 
+from rss3_vs_spu import json_lines  # this folder is on sys.path when a script here runs
+
 HERE = Path(__file__).resolve().parent
 OURS = {"mul": "mul_1m_nodealer", "relu": "relu_1m_nodealer"}
 SIZE = 64
 SIGMA = 25.0
-
-
-def _json_lines(text: str) -> list[dict]:
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                pass
-    return out
 
 
 def _psnr(image: np.ndarray, clean: np.ndarray) -> float:
@@ -90,7 +80,7 @@ def main(argv: list[str]) -> int:
         ours = subprocess.run(
             [sys.executable, "-m", "safelight", "bench", *benches, "--json"], capture_output=True, text=True, check=True
         )
-        for r in _json_lines(ours.stdout):
+        for r in json_lines(ours.stdout):
             per_value = r["peer_bytes_per_value_per_server"]
             mine[{v: k for k, v in OURS.items()}[r["name"]]] = {
                 "seconds": r["value"],
@@ -108,7 +98,7 @@ def main(argv: list[str]) -> int:
             capture_output=True,
             text=True,
         )
-        theirs = {r["workload"]: r for r in _json_lines(rows.read())}
+        theirs = {r["workload"]: r for r in json_lines(rows.read())}
     if not theirs:
         print(f"SPU: no result ({spu.stderr.strip().splitlines()[-1:] or 'not installed'})", file=sys.stderr)
     print(f"{'workload':<8} {'safelight s':>12} {'bytes/server':>16} {'SPU CHEETAH s':>14} {'bytes/party':>16}")

@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 OURS = {"mul": "mul_1m_rss3", "relu": "relu_1m_rss3", "ffdnet": "denoise_256_rss3"}
 
 
-def _json_lines(text: str) -> list[dict]:
+def json_lines(text: str) -> list[dict]:
     out = []
     for line in text.splitlines():
         line = line.strip()
@@ -41,12 +41,12 @@ def main(argv: list[str]) -> int:
         text=True,
         check=True,
     )
-    mine = {r["name"]: r for r in _json_lines(ours.stdout)}
+    mine = {r["name"]: r for r in json_lines(ours.stdout)}
     with tempfile.NamedTemporaryFile("r", suffix=".jsonl") as rows:
         spu = subprocess.run(
             ["bash", str(HERE / "run_spu.sh"), *workloads, "--out", rows.name], capture_output=True, text=True
         )
-        theirs = {r["workload"]: r for r in _json_lines(rows.read())}
+        theirs = {r["workload"]: r for r in json_lines(rows.read())}
     if not theirs:
         print(f"SPU: no result ({spu.stderr.strip().splitlines()[-1:] or 'not installed'})", file=sys.stderr)
     heads = ("rss3 s", "rss3 bytes/server", "2 srv+dealer s", "SPU ABY3 s", "SPU bytes/party")

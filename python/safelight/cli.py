@@ -24,11 +24,9 @@ EXIT_USAGE = 2
 
 
 def _human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1000
-    return f"{n:.1f} GB"
+    from .tasks.report import human_bytes  # imported when a command prints (a fast --help)
+
+    return human_bytes(n)
 
 
 def _remote_cluster(args: argparse.Namespace, parties: int) -> Cluster | None:

@@ -55,18 +55,11 @@ def _spec(args: argparse.Namespace) -> TaskSpec:
     return TaskSpec(args.task, options)
 
 
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1000
-    return f"{n:.1f} GB"
-
-
 def cmd_batch(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from ..tasks.report import human_bytes
     from .runner import run_batch
 
     err = Console(stderr=True)
@@ -112,7 +105,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             flush=True,
         )
         if summary.bytes_sent:
-            print("bytes sent: " + ", ".join(f"{k} {_human_bytes(v)}" for k, v in sorted(summary.bytes_sent.items())))
+            print("bytes sent: " + ", ".join(f"{k} {human_bytes(v)}" for k, v in sorted(summary.bytes_sent.items())))
         for failure in summary.failures:
             print(f"failed: {failure['input']}: {failure['error']}", file=sys.stderr)
     return 1 if summary.failures else 0

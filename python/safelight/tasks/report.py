@@ -42,6 +42,15 @@ RANDOMNESS = {
 }
 
 
+def human_bytes(n: float) -> str:
+    """A byte count as people read it: 512 B, 3.4 MB, 1.2 GB (decimal units)."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
 @dataclass(frozen=True)
 class PartyReport:
     """One server's (or the dealer's) share of a job: its seconds (total, online, offline),
