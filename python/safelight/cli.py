@@ -569,12 +569,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     cluster = _remote_cluster(args, parties)
     if args.feature == "hog":
         result = features.hog(image, cluster=cluster, servers=args.servers, no_dealer=args.no_dealer)
-        record = {
-            "feature": "hog",
-            "descriptor": [float(v) for v in result.outputs],
-            "shape": result.extras["shape"],
-            "report": result.report.summary(),
-        }
+        record = {**features.to_record("hog", result), "report": result.report.summary()}
         if args.json:
             Path(args.json).write_text(json.dumps(record) + "\n")
         r = result.report
@@ -585,13 +580,8 @@ def cmd_features(args: argparse.Namespace) -> int:
         return 0
     if args.feature == "sift":
         result = features.sift(image, cluster=cluster, servers=args.servers, no_dealer=args.no_dealer)
-        points, descriptors = result.outputs, result.extras["descriptors"]
-        record = {
-            "feature": "sift",
-            "keypoints": [[float(r), float(c), float(s)] for r, c, s in points],
-            "descriptors": [[round(float(v), 6) for v in d] for d in descriptors],
-            "report": result.report.summary(),
-        }
+        points = result.outputs
+        record = {**features.to_record("sift", result), "report": result.report.summary()}
         if args.json:
             Path(args.json).write_text(json.dumps(record) + "\n")
         if args.plot:
@@ -615,8 +605,8 @@ def cmd_features(args: argparse.Namespace) -> int:
         scheme=args.scheme,
         method=args.method,
     )
-    keypoints = [[int(r), int(c), float(v)] for (r, c), v in zip(result.outputs, result.extras["responses"])]
-    record = {"feature": args.feature, "keypoints": keypoints, "report": result.report.summary()}
+    record = {**features.to_record(args.feature, result), "report": result.report.summary()}
+    keypoints = record["keypoints"]
     if args.json:
         Path(args.json).write_text(json.dumps(record) + "\n")
     if args.plot:

@@ -93,22 +93,10 @@ def _filter(spec: TaskSpec, cluster, image, out: Path):
 def _features(spec: TaskSpec, cluster, image, out: Path):
     from ..tasks import features
 
-    o = spec.options
-    feature, dealerless = o.get("feature", "harris"), bool(o.get("no_dealer"))
-    if feature == "hog":
-        result = features.hog(image.pixels, cluster=cluster, no_dealer=dealerless)
-        record = {"feature": "hog", "descriptor": [float(v) for v in result.outputs], "shape": result.extras["shape"]}
-    elif feature == "sift":
-        result = features.sift(image.pixels, cluster=cluster, no_dealer=dealerless)
-        record = {
-            "feature": "sift",
-            "keypoints": [[float(v) for v in point] for point in result.outputs],
-            "descriptors": [[round(float(v), 6) for v in d] for d in result.extras["descriptors"]],
-        }
-    else:
-        result = features.harris(image.pixels, cluster=cluster, no_dealer=dealerless)
-        points = zip(result.outputs, result.extras["responses"])
-        record = {"feature": "harris", "keypoints": [[int(r), int(c), float(v)] for (r, c), v in points]}
+    feature, dealerless = spec.options.get("feature", "harris"), bool(spec.options.get("no_dealer"))
+    run = {"hog": features.hog, "sift": features.sift, "harris": features.harris}[feature]
+    result = run(image.pixels, cluster=cluster, no_dealer=dealerless)
+    record = features.to_record(feature, result)
     _replace_into(out, lambda p: p.write_text(json.dumps(record) + "\n"))
     return result
 

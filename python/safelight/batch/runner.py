@@ -106,23 +106,26 @@ def check_spec(spec: TaskSpec) -> None:
 
 
 @contextlib.contextmanager
-def _lanes(spec: TaskSpec, count: int, cluster_toml: str | None) -> Iterator[list[Lane]]:
+def task_lanes(spec: TaskSpec, count: int, cluster_toml: str | None = None) -> Iterator[list[Lane]]:
+    """The lanes ``spec`` runs on: those of ``cluster_toml``, or ``count`` started on loopback
+    (stopped on exit). Denoising shares the shipped model to each lane first, unless the
+    user names a model already uploaded to the cluster's lanes (``model_id``)."""
     if cluster_toml:
         lanes = lanes_from_config(cluster_toml, spec.servers, spec.scheme, spec.needs_dealer)
         if spec.task == "denoise" and not spec.options.get("model_id"):
-            _upload_model(lanes)
+            _upload_model([lane.cluster() for lane in lanes])
         yield lanes
         return
     with local_lanes(count, spec.servers, spec.scheme, spec.needs_dealer) as (lanes, clusters):
         if spec.task == "denoise":  # the embedded default: this user is the model owner too
-            _upload_model(lanes, clusters)
+            _upload_model(clusters)
         yield lanes
 
 
-def _upload_model(lanes: list[Lane], clusters: list | None = None) -> None:
+def _upload_model(clusters: list) -> None:
     from ..tasks import denoise
 
-    for cluster in clusters or [lane.cluster() for lane in lanes]:
+    for cluster in clusters:
         denoise.upload(cluster, denoise.MODEL_ID)
 
 
@@ -175,7 +178,7 @@ def run_batch(
     if not todo:
         return summary
     started = time.perf_counter()
-    with _lanes(spec, lanes, cluster) as lane_list, _dask(scheduler, len(lane_list)) as client:
+    with task_lanes(spec, lanes, cluster) as lane_list, _dask(scheduler, len(lane_list)) as client:
         from dask.distributed import as_completed
 
         summary.lanes = len(lane_list)

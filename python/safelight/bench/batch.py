@@ -18,8 +18,7 @@ from skimage import data
 
 from ..batch import run_batch
 from ..batch.jobs import TaskSpec, run_image
-from ..batch.lanes import local_lanes
-from ..batch.runner import find_images
+from ..batch.runner import find_images, task_lanes
 from .registry import register, result
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "immunohistochemistry", "hubble_deep_field")
@@ -39,13 +38,9 @@ def _tiles(folder: Path, count: int, side: int) -> None:
 
 def _one_after_another(spec: TaskSpec, in_dir: Path, out_dir: Path) -> tuple[float, int]:
     """The reference: one lane, every image in turn, no Dask (the same job code)."""
-    from ..tasks import denoise
-
     started = time.perf_counter()
     ok = 0
-    with local_lanes(1, spec.servers, spec.scheme, spec.needs_dealer) as (lanes, clusters):
-        if spec.task == "denoise":
-            denoise.upload(clusters[0], denoise.MODEL_ID)
+    with task_lanes(spec, 1) as lanes:
         for name in find_images(in_dir, out_dir):
             ok += run_image(spec, lanes[0], str(in_dir), str(out_dir), name)["status"] == "ok"
     return time.perf_counter() - started, ok
@@ -59,13 +54,12 @@ def _compare(name: str, spec: TaskSpec, count: int, side: int) -> dict[str, Any]
         _tiles(root / "in", count, side)
         reference_s, reference_ok = _one_after_another(spec, root / "in", root / "sequential")
         runs = {lanes: run_batch(spec, root / "in", root / f"dask{lanes}", lanes=lanes) for lanes in (1, 2)}
+
+        def pixels(folder: str, name: str) -> np.ndarray:
+            return np.asarray(Image.open(root / folder / name), dtype=int)
+
         same = all(
-            np.array_equal(np.asarray(Image.open(root / "dask1" / f)), np.asarray(Image.open(root / "sequential" / f)))
-            or np.abs(
-                np.asarray(Image.open(root / "dask1" / f)).astype(int)
-                - np.asarray(Image.open(root / "sequential" / f)).astype(int)
-            ).max()
-            <= 1
+            np.abs(pixels("dask1", f) - pixels("sequential", f)).max() <= 1
             for f in sorted(p.name for p in (root / "sequential").iterdir() if p.suffix == ".png")
         )
     one, two = runs[1], runs[2]

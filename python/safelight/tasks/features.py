@@ -387,3 +387,19 @@ def run(image: Any, *, cluster: Cluster | None = None, feature: str = "harris", 
     if feature == "sift":
         return sift(image, cluster=cluster, **options)
     raise InputError(f"unknown feature {feature!r}: one of {', '.join(FEATURES)}")
+
+
+def to_record(feature: str, result: TaskResult) -> dict[str, Any]:
+    """A features result as the JSON record the command line writes: ``harris``
+    ``{"keypoints": [[row, col, response], ...]}``, ``hog`` ``{"descriptor", "shape"}``,
+    ``sift`` ``{"keypoints": [[row, col, scale], ...], "descriptors"}``, each with ``feature``."""
+    if feature == "hog":
+        return {"feature": "hog", "descriptor": [float(v) for v in result.outputs], "shape": result.extras["shape"]}
+    if feature == "sift":
+        return {
+            "feature": "sift",
+            "keypoints": [[float(r), float(c), float(s)] for r, c, s in result.outputs],
+            "descriptors": [[round(float(v), 6) for v in d] for d in result.extras["descriptors"]],
+        }
+    points = zip(result.outputs, result.extras["responses"])
+    return {"feature": feature, "keypoints": [[int(r), int(c), float(v)] for (r, c), v in points]}

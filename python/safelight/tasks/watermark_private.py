@@ -99,6 +99,12 @@ def _abs(p: Program, x: Tensor) -> Tensor:
     return p.sub(p.mul_public(p.relu(x, bits=SCORE_BITS), 2, integer=True), x)
 
 
+def _soft(p: Program, v: Tensor) -> Tensor:
+    """|frac(v) - 1/2| - 1/4 for |v| < SHIFT (v = x / g / DELTA - d / DELTA)."""
+    _, frac = _floor(p, p.add_public(v, float(SHIFT)))
+    return p.add_public(_abs(p, p.add_public(frac, -0.5)), -0.25)
+
+
 def _chosen_rows(p: Program, chosen: Tensor, rows: int) -> Tensor:
     n = chosen.shape[0]
     return p.reshape(p.concat([p.reshape(chosen, (1, n))] * rows, axis=0), (rows, n))
@@ -111,16 +117,11 @@ def _reliability(p: Program, thumb: Tensor) -> Tensor:
     zero = p.mul_public(flat, 0.0, integer=True)
     dark = p.less(flat, p.add_public(zero, W.SATURATED), bits=PIXEL_BITS)
     bright = p.less(p.add_public(zero, 255.0 - W.SATURATED), flat, bits=PIXEL_BITS)
-    region = np.zeros((cells, W.REGIONS * W.REGIONS))  # cell -> its region, averaged
-    for cell in range(cells):
-        ci, cj = divmod(cell, W.GRID)
-        region[cell, (ci // W.REGION) * W.REGIONS + cj // W.REGION] = 1.0 / (W.REGION * W.REGION)
-    share = p.matmul_public(p.reshape(p.add(dark, bright), (1, cells)), region)  # (1, regions)
-    clear = p.add_public(p.neg(share), 1.0)
-    power = clear
+    share = p.matmul_public(p.reshape(p.add(dark, bright), (1, cells)), W.region_means())  # (1, regions)
+    power = p.add_public(p.neg(share), 1.0)
     for _ in range(int(np.log2(W.RELIABILITY_POWER))):
         power = p.square(power)
-    return p.matmul_public(power, np.repeat(np.eye(W.REGIONS * W.REGIONS), W.PER_REGION, axis=1))
+    return p.matmul_public(power, W.region_projections())
 
 
 def detect_program(
@@ -152,8 +153,7 @@ def detect_program(
     d = p.rescale(p.mul_public(dither, 1.0 / W.DELTA))  # (P, 1)
     # the search, over the searched projections
     s_scaled, s_d = p.take(scaled, search), p.take(d, search)
-    _, frac = _floor(p, p.add_public(p.sub(s_scaled, p.concat([s_d] * n, axis=1)), float(SHIFT)))
-    soft = p.add_public(_abs(p, p.add_public(frac, -0.5)), -0.25)  # (S, n): |f - 1/2| - 1/4
+    soft = _soft(p, p.sub(s_scaled, p.concat([s_d] * n, axis=1)))  # (S, n)
     visible = np.stack([W.visible(crop) for crop in W.CROPS], axis=1)  # (P, C)
     valid = np.tile(visible[search], (1, g)).astype(np.float64)
     weights = valid * 4.0 / valid.sum(axis=0, keepdims=True)  # 4 mean over the valid projections
@@ -172,8 +172,7 @@ def detect_program(
         axes=(1,),
     )
     x_chosen = p.reshape(p.slice(picked, 0, 0, W.PROJECTIONS), (W.PROJECTIONS, 1))
-    _, frac = _floor(p, p.add_public(p.sub(x_chosen, d), float(SHIFT)))
-    soft_chosen = p.reshape(p.add_public(_abs(p, p.add_public(frac, -0.5)), -0.25), (1, W.PROJECTIONS))
+    soft_chosen = p.reshape(_soft(p, p.sub(x_chosen, d)), (1, W.PROJECTIONS))
     crop_chosen = p.sum(p.reshape(chosen, (g, c)), axes=(0,))  # (C,) one-hot over crops
     kept = p.matmul_public(p.reshape(crop_chosen, (1, c)), visible.T.astype(np.float64))  # (1, P)
     thumb = p.matmul(thumbs, p.reshape(crop_chosen, (c, 1)))  # (GRID^2, 1)

@@ -173,14 +173,30 @@ def searched() -> np.ndarray:
     return np.arange(PROJECTIONS) % PER_REGION < SEARCH_PER_REGION
 
 
+@lru_cache(maxsize=1)
+def region_means() -> np.ndarray:
+    """(GRID * GRID, REGIONS * REGIONS): a thumbnail (flat) times this is its regions' means."""
+    cell = np.arange(GRID * GRID)
+    region = (cell // GRID // REGION) * REGIONS + cell % GRID // REGION
+    out = np.zeros((GRID * GRID, REGIONS * REGIONS))
+    out[cell, region] = 1.0 / (REGION * REGION)
+    return out
+
+
+@lru_cache(maxsize=1)
+def region_projections() -> np.ndarray:
+    """(REGIONS * REGIONS, PROJECTIONS): a value per region times this is that value for
+    each of the region's projections."""
+    return np.repeat(np.eye(REGIONS * REGIONS), PER_REGION, axis=1)
+
+
 def reliability(thumb: np.ndarray) -> np.ndarray:
     """(PROJECTIONS,) the weight of each projection's soft value at detection: (1 - the share
     of its region's cells that are saturated)^RELIABILITY_POWER. Contrast and brightness
     changes clip bright and dark areas, and a clipped region's projections are noise."""
-    t = np.asarray(thumb).reshape(GRID, GRID)
-    saturated = ((t > 255.0 - SATURATED) | (t < SATURATED)).astype(np.float64)
-    share = saturated.reshape(REGIONS, REGION, REGIONS, REGION).mean(axis=(1, 3)).reshape(-1)
-    return np.repeat((1.0 - share) ** RELIABILITY_POWER, PER_REGION)
+    t = np.asarray(thumb, dtype=np.float64).reshape(-1)
+    share = ((t > 255.0 - SATURATED) | (t < SATURATED)) @ region_means()
+    return ((1.0 - share) ** RELIABILITY_POWER) @ region_projections()
 
 
 def parse_message(text: str) -> np.ndarray:
