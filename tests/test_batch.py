@@ -88,6 +88,17 @@ def test_features_and_watermark_batches_write_what_the_single_commands_do(tmp_pa
     assert found.outputs == "c0ffee0123456789" and found.extras["present"]
 
 
+def test_denoise_takes_the_no_dealer_and_model_id_options(tmp_path):
+    """Two servers with no dealer make their own randomness, and loopback lanes get the model
+    under the id the jobs ask for."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(data.astronaut()[200:216, 200:216]).save(folder / "tiny.png")
+    spec = TaskSpec("denoise", {"sigma": 25.0, "no_dealer": True, "model_id": "mine"})
+    summary = run_batch(spec, folder, tmp_path / "out")
+    assert (summary.done, summary.failures) == (1, []) and set(summary.bytes_sent) == {"party-0", "party-1"}
+
+
 def test_a_dask_scheduler_of_ones_own_runs_the_jobs(tmp_path):
     from dask.distributed import LocalCluster
 

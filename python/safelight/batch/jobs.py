@@ -67,7 +67,13 @@ def _denoise(spec: TaskSpec, cluster, image, out: Path):
     from ..tasks import denoise
 
     o = spec.options
-    result = denoise.run(image.pixels, cluster=cluster, sigma=o["sigma"], model_id=o.get("model_id", denoise.MODEL_ID))
+    result = denoise.run(
+        image.pixels,
+        cluster=cluster,
+        sigma=o["sigma"],
+        model_id=o.get("model_id", denoise.MODEL_ID),
+        no_dealer=bool(o.get("no_dealer")),
+    )
     _replace_into(out, lambda p: write_image(p, result.outputs, like=image))
     return result
 

@@ -113,20 +113,21 @@ def task_lanes(spec: TaskSpec, count: int, cluster_toml: str | None = None) -> I
     if cluster_toml:
         lanes = lanes_from_config(cluster_toml, spec.servers, spec.scheme, spec.needs_dealer)
         if spec.task == "denoise" and not spec.options.get("model_id"):
-            _upload_model([lane.cluster() for lane in lanes])
+            _upload_model([lane.cluster() for lane in lanes], spec)
         yield lanes
         return
     with local_lanes(count, spec.servers, spec.scheme, spec.needs_dealer) as (lanes, clusters):
         if spec.task == "denoise":  # the embedded default: this user is the model owner too
-            _upload_model(clusters)
+            _upload_model(clusters, spec)
         yield lanes
 
 
-def _upload_model(clusters: list) -> None:
+def _upload_model(clusters: list, spec: TaskSpec) -> None:
+    """The shipped model, under the id the jobs will ask for."""
     from ..tasks import denoise
 
     for cluster in clusters:
-        denoise.upload(cluster, denoise.MODEL_ID)
+        denoise.upload(cluster, spec.options.get("model_id", denoise.MODEL_ID))
 
 
 @contextlib.contextmanager
