@@ -27,7 +27,10 @@ def add_parser(sub) -> None:
     p.add_argument("input", help="IN_DIR: the images (searched recursively)")
     p.add_argument("output", help="OUT_DIR: outputs at the same relative paths, and the manifest")
     p.add_argument("--sigma", type=float, help="denoise: noise level, 0 < sigma <= 75")
-    p.add_argument("--model-id", help="denoise on --cluster: a model already uploaded under this id (else uploaded)")
+    p.add_argument(
+        "--model-id",
+        help="denoise: the model's id (--cluster: uploaded there before; else the shipped model goes under it)",
+    )
     p.add_argument("--kernel", help="filter: gaussian:SIGMA | box:K | sharpen | sobel-x | sobel-y")
     p.add_argument(
         "--padding", default="reflect", choices=["zero", "reflect", "mirror", "nearest"], help="filter: past the border"
