@@ -140,12 +140,26 @@ def run_parties(parties, body, on_error):
         raise errors[0]
 
 
-def simulate(program: Program, inputs: dict, materials: list[Material] | None = None, dealer_free: bool = False):
+def simulate(
+    program: Program,
+    inputs: dict,
+    materials: list[Material] | None = None,
+    dealer_free: bool = False,
+    dealt_comparisons: bool = False,
+):
     """Run ``program`` on encoded ``inputs``; return (outputs as Shared-like share lists, contexts).
-    ``dealer_free``: the parties make their material themselves (triples="he")."""
+    ``dealer_free``: the parties make their material themselves (triples="he");
+    ``dealt_comparisons``: a dealer deals the OT path's correlations (protocols.ot_dealt)."""
     n = program.parties
     wire = Program.from_json(program.to_json())
     plan = Plan(wire.correlations())
+    demand = None
+    if dealt_comparisons:
+        from safelight.protocols import ot_dealt
+        from safelight.protocols.nonlinear import ot_path_demand
+
+        demand = ot_path_demand(wire)
+        otp_seeds, otp_tensors = ot_dealt.deal(demand)
     if dealer_free:
         materials = [None] * n
     materials = materials if materials is not None else deal(plan, n)
@@ -165,6 +179,8 @@ def simulate(program: Program, inputs: dict, materials: list[Material] | None = 
             materials[p] = source.generate(plan, ctx)
         if plan:
             ctx.pre = expand(plan, p, n, materials[p])
+        if demand and p < 2:
+            ot_dealt.install(ctx, otp_seeds[p], otp_tensors[p], demand)
         env = {name: enc.payloads[p].materialize() for name, enc in inputs.items()}
         outputs = run_steps(ctx, wire, env).outputs  # the servers' own step loop
         results[p] = {k: sharing_scheme(wire.scheme).result(v) for k, v in outputs.items()}

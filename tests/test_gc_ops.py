@@ -86,14 +86,14 @@ def test_relu_through_servers_and_dead_garbler():
         x = np.random.default_rng(1).uniform(-5, 5, 5000)
         p = Program(2)
         p.output(p.relu(p.input("x", x.shape)), "y")
-        job = cluster.run(p, {"x": safelight.encode(x)})
+        job = cluster.run(p, {"x": safelight.encode(x)}, comparisons="gc")
         np.testing.assert_allclose(safelight.decode(job.outputs["y"]), np.maximum(x, 0), atol=EPS)
         assert job.ops()["relu"]["rounds"] >= 3
         cluster.processes[0].kill()
         cluster.processes[0].wait()
         t0 = time.monotonic()
         with pytest.raises(PeerUnavailableError):
-            cluster.run(p, {"x": safelight.encode(x)})
+            cluster.run(p, {"x": safelight.encode(x)}, comparisons="gc")
         assert time.monotonic() - t0 < 5 * 2 + 3
 
 
@@ -110,7 +110,7 @@ def test_garbler_or_evaluator_dying_mid_stream(victim):
 
         def run_job():
             try:
-                cluster.run(p, {"x": safelight.encode(x)}, on_progress=None)
+                cluster.run(p, {"x": safelight.encode(x)}, on_progress=None, comparisons="gc")
                 outcome["ok"] = True
             except Exception as exc:  # the error under test
                 outcome["error"] = exc
@@ -168,7 +168,7 @@ def test_per_op_preprocessing_gives_the_same_result_and_reports_steps():
     want = np.maximum(x, 0).reshape(2, 3, 4, 2, 4, 2).max(axis=(3, 5))
     with safelight.Cluster.local(2, dealer=True, timeout=10) as cluster:
         for mode in ("ahead", "per_op"):
-            job = cluster.run(p, {"x": safelight.encode(x)}, preprocess=mode)
+            job = cluster.run(p, {"x": safelight.encode(x)}, preprocess=mode, comparisons="gc")
             np.testing.assert_allclose(safelight.decode(job.outputs["y"]), want, atol=EPS)
             steps = job.steps()
             assert [s["op"] for s in steps] == ["relu", "relu", "max_pool2d"]
@@ -186,7 +186,7 @@ def test_sliced_relu_in_per_op_mode(monkeypatch):
     p.output(p.relu(p.input("x", x.shape), bits=24), "y")
     with safelight.Cluster.local(2, dealer=True, timeout=10) as cluster:
         # the servers are separate processes: they read the slice size from the environment
-        job = cluster.run(p, {"x": safelight.encode(x)}, preprocess="per_op")
+        job = cluster.run(p, {"x": safelight.encode(x)}, preprocess="per_op", comparisons="gc")
     np.testing.assert_allclose(safelight.decode(job.outputs["y"]), np.maximum(x, 0), atol=EPS)
     assert job.steps()[0]["offline_seconds"] > 0
     assert job.steps()[0]["rounds"] >= 3 * 5  # three slices, each its own OT, garbling and online rounds

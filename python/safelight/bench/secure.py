@@ -85,7 +85,12 @@ CONV_WEIGHT = (64, 64, 3, 3)
 
 
 def _secure_jobs(
-    parties: int, build: Callable[[Any], None], values: dict[str, np.ndarray], runs: int = 3, ots: str = "iknp"
+    parties: int,
+    build: Callable[[Any], None],
+    values: dict[str, np.ndarray],
+    runs: int = 3,
+    ots: str = "iknp",
+    comparisons: str = "auto",
 ):
     """Run a Program ``runs`` times on a fresh local cluster with a dealer; return the jobs.
 
@@ -97,7 +102,13 @@ def _secure_jobs(
     build(prog, tensors)
     with Cluster.local(parties, dealer=True) as cluster:
         jobs = [
-            cluster.run(prog, {k: encode(v, parties) for k, v in values.items()}, triples="dealer", ots=ots)
+            cluster.run(
+                prog,
+                {k: encode(v, parties) for k, v in values.items()},
+                triples="dealer",
+                ots=ots,
+                comparisons=comparisons,
+            )
             for _ in range(runs + 2)
         ]
     return jobs[2:]
@@ -272,9 +283,29 @@ RELU_BOUNDED_BITS = 24  # |x| < 2^7 at 16 fractional bits: the inputs here lie i
 def bench_relu() -> list[dict[str, Any]]:
     x = np.random.default_rng(10).uniform(-10, 10, RELU_N)
     runs = {}
-    for bits, ots in ((RELU_BOUNDED_BITS, "iknp"), (DEFAULT_BITS, "iknp"), (RELU_BOUNDED_BITS, "dealer")):
-        jobs = _secure_jobs(2, lambda p, t, b=bits: p.output(p.relu(t["x"], bits=b), "y"), {"x": x}, runs=3, ots=ots)
-        runs[bits, ots] = _median_job(jobs, "relu")[0]
+    for bits, ots, comparisons in (
+        (RELU_BOUNDED_BITS, "iknp", "gc"),
+        (DEFAULT_BITS, "iknp", "gc"),
+        (RELU_BOUNDED_BITS, "dealer", "gc"),
+        (RELU_BOUNDED_BITS, "iknp", "auto"),  # with a dealer, auto: the OT path on dealt correlations
+        (DEFAULT_BITS, "iknp", "auto"),
+    ):
+        jobs = _secure_jobs(
+            2, lambda p, t, b=bits: p.output(p.relu(t["x"], bits=b), "y"), {"x": x}, 3, ots, comparisons
+        )
+        runs[bits, ots, comparisons] = _median_job(jobs, "relu")[0]
+    ot_path = {}
+    for bits in (RELU_BOUNDED_BITS, DEFAULT_BITS):
+        dealt_job = runs[bits, "iknp", "auto"]
+        ot_path[f"ot_dealt_{bits}_bits"] = {
+            "total_s": dealt_job.online_seconds + dealt_job.offline_seconds,
+            "online_s": dealt_job.ops()["relu"]["seconds"],
+            "offline_s": dealt_job.offline_seconds,
+            "peer_bytes_per_value_per_party": [p.peer_bytes_sent / RELU_N for p in dealt_job.parties],
+            "dealer_bytes_per_value": dealt_job.dealer.peer_bytes_sent / RELU_N,
+            "rounds": dealt_job.ops()["relu"]["rounds"],
+        }
+    runs = {(b, o): j for (b, o, c), j in runs.items() if c == "gc"}
     job = runs[RELU_BOUNDED_BITS, "iknp"]
     op = job.ops()["relu"]
     wide_job = runs[DEFAULT_BITS, "iknp"]
@@ -311,6 +342,7 @@ def bench_relu() -> list[dict[str, Any]]:
             sign_bytes_per_and=peer_bytes / n_and,
             published_reference_s=1.9,
             published_reference_bytes_per_party=464e6,
+            **ot_path,
         ),
     ]
 
@@ -385,7 +417,12 @@ def _denoise_bench(size: int, no_dealer: bool = False) -> dict[str, Any]:
         "s",
         "lower",
         stat="one job on fresh servers" if no_dealer else "second job on warm servers",
-        comparisons="auto (the OT path at this size: bytes first); gc_*: the garbled path, same servers",
+        comparisons=(
+            "auto: the OT path (bytes first) on the dealer's correlations; gc_*: the garbled path, same servers"
+            if not no_dealer
+            else "auto: the OT path on silent OT"
+        ),
+        dealer_bytes=job.dealer.peer_bytes_sent if job.dealer else 0,
         **link_figures(job.rounds, total),
         **reference,
         offline_s=job.offline_seconds,

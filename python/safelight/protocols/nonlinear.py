@@ -23,8 +23,8 @@ import numpy as np
 
 from .. import ring
 from ..errors import ProgramError
-from ..program.ops import check_pair, register
-from . import gc_sign, ot_compare
+from ..program.ops import OPS, check_pair, register
+from . import gc_sign, ot_compare, ot_dealt
 from .beaver import masked_differences, open_flat, split
 from .preprocessing import Correlation
 
@@ -119,6 +119,25 @@ def _ot_count(op_class):
 def sign_needs(needs) -> list[Correlation]:
     """The sign computations among a step's correlations (announced by their b2a triple)."""
     return [c for c in (needs if isinstance(needs, list) else [needs]) if c.prefix.endswith(B2A)]
+
+
+def ot_path_demand(program) -> ot_dealt.Demand:
+    """What the OT-path comparisons of a two-server ``program`` draw (digits, AND triples,
+    multiplexed values): every sign the garbled path would announce, then one multiplexer
+    of its size (each OT-path sign is followed by one)."""
+    total = ot_dealt.Demand()
+    if program.parties != 2:
+        return total
+    for i, step in enumerate(program.steps):
+        spec = OPS.get(step.op)
+        if spec is None or spec.correlation is None or step.attrs.get("sign") != "ot":
+            continue
+        attrs = {**step.attrs, "sign": "gc"}
+        shapes = [program.shape_of(x) for x in step.inputs]
+        for corr in sign_needs(spec.correlation(i, shapes, attrs)):
+            n = int(np.prod(corr.random["a"]))
+            total = total + ot_dealt.Demand(*ot_compare.sign_demand(n, sign_bits(attrs)))
+    return total
 
 
 def _ot_offline(ctx, attrs) -> bool:

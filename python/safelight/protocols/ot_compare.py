@@ -28,6 +28,7 @@ Semi-honest, two parties; each call must be made by both with the same shapes.
 
 from __future__ import annotations
 
+import secrets
 import threading
 
 import numpy as np
@@ -82,6 +83,20 @@ class OtLink:
         self.tweaks[1] += n
         return c, r
 
+    # ---- the correlations the protocols below draw (a dealer's link deals the same) ----
+    def rot_pairs(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """n random OTs of 64-bit strings in each direction: my sender strings r0, r1, my
+        choices (uint8) and the strings I chose (uint64 each)."""
+        r0, r1, c, rc = _both_ways(self, n)
+        return r0[:, 0].copy(), r1[:, 0].copy(), c, rc[:, 0].copy()
+
+    def and_triples(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return _and_triples_from_rots(self, n)
+
+    def leaves(self, digits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """My XOR shares of (lt, eq) of every 4-bit digit (flat uint8): see the module docstring."""
+        return (_leaves_sender if self.party == 0 else _leaves_receiver)(self, digits)
+
 
 def _both_ways(link: OtLink, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """n random OTs in each direction: my sender strings (r0, r1), my choices and strings.
@@ -96,9 +111,10 @@ def _both_ways(link: OtLink, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return r0, r1, c, rc
 
 
-def job_link(ctx) -> OtLink:
-    """The job's OT link between parties 0 and 1 (set up on first use, two silent OT
-    bootstraps: about 0.2 s and 1.5 MB each way)."""
+def job_link(ctx):
+    """The job's link between parties 0 and 1: the dealer's (:class:`.ot_dealt.DealtLink`,
+    installed with the job's material) when it dealt the correlations, else silent OT set
+    up on first use (two bootstraps: about 0.2 s and 1.5 MB each way)."""
     state = ctx.state.setdefault("ot_compare", {})
     if "link" not in state:
         state["link"] = OtLink(ctx.party, ctx.pipe(1 - ctx.party))
@@ -142,6 +158,11 @@ def _exchange(pipe: Pipe, name: str, array: np.ndarray) -> np.ndarray:
     return got
 
 
+def random_bits(n: int) -> np.ndarray:
+    """n uniform bits (uint8) from a fresh AES-CTR seed (the output shares a party hides)."""
+    return ring.random(secrets.token_bytes(16), (-(-n // 8),)).view(np.uint8)[:n] & np.uint8(1)
+
+
 def _pack(bits: np.ndarray) -> np.ndarray:
     return np.packbits(np.asarray(bits, dtype=np.uint8).reshape(-1))
 
@@ -153,7 +174,7 @@ def _unpack(data: np.ndarray, n: int) -> np.ndarray:
 # ---- AND gates -------------------------------------------------------------------------------
 
 
-def and_triples(link: OtLink, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _and_triples_from_rots(link: OtLink, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """n random AND triples (XOR shares a, b, c with c = a & b), uint8, no message: the
     cross term a0 b1 comes from a random OT party 0 -> 1 (a0 = lsb r0 ^ lsb r1, b1 = the
     choice, shares lsb r0 and lsb r_c), a1 b0 from one in the other direction. Made
@@ -170,7 +191,7 @@ def and_triples(link: OtLink, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return a, b, c
 
 
-def and_gates(link: OtLink, x: np.ndarray, y: np.ndarray, triple, name: str) -> np.ndarray:
+def and_gates(link, x: np.ndarray, y: np.ndarray, triple, name: str) -> np.ndarray:
     """XOR shares of x & y (uint8 0/1 arrays of one shape), one round."""
     a, b, c = triple
     d, e = x ^ a, y ^ b
@@ -217,8 +238,7 @@ def _leaves_sender(link: OtLink, digits: np.ndarray) -> tuple[np.ndarray, np.nda
     chunk's corrections came in (so the silent OT's messages stay in order)."""
     flat = np.ascontiguousarray(digits.reshape(-1))
     n = flat.size
-    lt = np.frombuffer(np.random.bytes(n), dtype=np.uint8) & 1
-    eq = np.frombuffer(np.random.bytes(n), dtype=np.uint8) & 1
+    lt, eq = random_bits(n), random_bits(n)
     tables = np.empty(n, dtype=np.uint32)  # 16 two-bit entries per digit
     for lo in range(0, n, CHUNK):
         hi = min(n, lo + CHUNK)
@@ -253,12 +273,29 @@ def _leaves_receiver(link: OtLink, digits: np.ndarray) -> tuple[np.ndarray, np.n
     return got & 1, got >> 1
 
 
-def less_than(link: OtLink, value: np.ndarray, bits: int) -> np.ndarray:
+def tree_ands(n: int, q: int) -> int:
+    """AND gates of the tree over q digits of n values (what :func:`less_than` draws)."""
+    total = 0
+    while q > 1:
+        pairs = q // 2
+        total += n * pairs * (1 if (pairs == 1 and q == 2) else 2)
+        q = pairs + q % 2
+    return total
+
+
+def sign_demand(n: int, bits: int) -> tuple[int, int, int]:
+    """(digits, AND triples, multiplexer OTs) that one sign of n values at ``bits`` and the
+    multiplexer after it draw: what a dealer deals for them (:mod:`.ot_dealt`)."""
+    q = -(-(bits - 1) // DIGIT)
+    return n * q, tree_ands(n, q), n
+
+
+def less_than(link, value: np.ndarray, bits: int) -> np.ndarray:
     """XOR shares (uint8) of [a < b], party 0 giving a, party 1 b (unsigned, ``bits`` wide)."""
     value = np.ascontiguousarray(value, dtype=np.uint64).reshape(-1)
     digits = _digits(value, bits)
     n, q = digits.shape
-    lt, eq = (_leaves_sender if link.party == 0 else _leaves_receiver)(link, digits)
+    lt, eq = link.leaves(np.ascontiguousarray(digits.reshape(-1)))
     lt, eq = lt.reshape(n, q), eq.reshape(n, q)
     level = 0
     while lt.shape[1] > 1:
@@ -268,7 +305,7 @@ def less_than(link: OtLink, value: np.ndarray, bits: int) -> np.ndarray:
         last = pairs == 1 and lt.shape[1] == 2  # the root: its eq is not needed
         x = np.concatenate([hi_eq.reshape(-1)] if last else [hi_eq.reshape(-1), hi_eq.reshape(-1)])
         y = np.concatenate([lo_lt.reshape(-1)] if last else [lo_lt.reshape(-1), lo_eq.reshape(-1)])
-        z = and_gates(link, x, y, and_triples(link, x.size), f"cmp.and{level}")
+        z = and_gates(link, x, y, link.and_triples(x.size), f"cmp.and{level}")
         new_lt = hi_lt ^ z[: n * pairs].reshape(n, pairs)
         new_eq = None if last else z[n * pairs :].reshape(n, pairs)
         if lt.shape[1] % 2:  # an odd digit out moves up unchanged
@@ -279,7 +316,7 @@ def less_than(link: OtLink, value: np.ndarray, bits: int) -> np.ndarray:
     return lt[:, 0]
 
 
-def sign(link: OtLink, share: np.ndarray, bits: int) -> np.ndarray:
+def sign(link, share: np.ndarray, bits: int) -> np.ndarray:
     """XOR shares (uint8) of the top bit of x mod 2^bits, x = share0 + share1 (1{x < 0}
     when |x| < 2^(bits-1))."""
     flat = np.ascontiguousarray(share, dtype=np.uint64).reshape(-1)
@@ -291,7 +328,7 @@ def sign(link: OtLink, share: np.ndarray, bits: int) -> np.ndarray:
     return (top ^ carry).reshape(np.shape(share))
 
 
-def multiplex(link: OtLink, s: np.ndarray, x: np.ndarray) -> np.ndarray:
+def multiplex(link, s: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Arithmetic shares of s * x for XOR-shared bits s (uint8) and arithmetic-shared x.
 
     Each party, as OT sender for its (s_i, x_i): the other receives m_{s_other} with
@@ -300,21 +337,20 @@ def multiplex(link: OtLink, s: np.ndarray, x: np.ndarray) -> np.ndarray:
     s = np.ascontiguousarray(s, dtype=np.uint8).reshape(-1)
     x = np.ascontiguousarray(x, dtype=np.uint64).reshape(-1)
     n = s.size
-    r0, r1, c, rc = _both_ways(link, n)
+    r0, r1, c, rc = link.rot_pairs(n)
     pipe = link.pipe
     e = _unpack(_exchange(pipe, "mux.e", _pack(s ^ c)), n).astype(bool)  # mine out, the other's correction in
     # the other obtains my string under t ^ e for its wanted t: string(t) = r_{t ^ e}
-    first = np.where(e, r1[:, 0], r0[:, 0])  # string(0)
-    second = np.where(e, r0[:, 0], r1[:, 0])  # string(1)
+    first = np.where(e, r1, r0)  # string(0)
+    second = np.where(e, r0, r1)  # string(1)
     step = np.where(s.astype(bool), ring.neg(x), x)  # (1 - 2 s_i) x_i
     y = _exchange(pipe, "mux.y", ring.sub(ring.add(first, step), second))  # m_1 - string(1), both ways
     mine = ring.sub(ring.mul(s.astype(np.uint64), x), first)  # r_i = s_i x_i - m_0
-    chosen = np.ascontiguousarray(rc[:, 0])
-    got = np.where(s.astype(bool), ring.add(y, chosen), chosen)  # m_{s_me}: + y when s_me = 1
+    got = np.where(s.astype(bool), ring.add(y, rc), rc)  # m_{s_me}: + y when s_me = 1
     return ring.add(mine, got)
 
 
-def relu(link: OtLink, share: np.ndarray, bits: int = 40) -> np.ndarray:
+def relu(link, share: np.ndarray, bits: int = 40) -> np.ndarray:
     """Arithmetic shares of max(x, 0) for |x| < 2^(bits-1) (ring units)."""
     flat = np.ascontiguousarray(share, dtype=np.uint64).reshape(-1)
     negative = sign(link, flat, bits)

@@ -78,9 +78,11 @@ def job_memory(
     dealer_free: bool = False,
     ots_per_step: dict[int, int] | None = None,
     corrections: bool = False,
+    dealt_comparisons: int = 0,
 ) -> int:
     """Bytes a party needs for ``program`` at its peak (see the module docstring);
-    ``corrections``: this party receives the dealt corrections (the last party)."""
+    ``corrections``: this party receives the dealt corrections (the last party);
+    ``dealt_comparisons``: bytes of the OT path's correlations a dealer deals it."""
     last = last_uses(program)
     word = WORD * sharing_scheme(program.scheme).copies
     size = {name: word * _elements(shape) for name, shape in program.inputs.items()}
@@ -104,6 +106,7 @@ def job_memory(
     material = max(held, default=0) if per_op else sum(held)
     if corrections:
         material += sum(correlation_bytes(plan, derived_only=True).values())
+    material += dealt_comparisons
     transient = OT_WORK_PER_OT * max(ots.values(), default=0)
     ot_signs = [step for step in program.steps if step.attrs.get("sign") == "ot"]
     if ot_signs:  # the silent OT link's buffers, and the largest comparison's working set

@@ -19,7 +19,7 @@ from ..net.config import ClusterConfig
 from ..net.transport import Channel, MsgType, client_context, connect
 from ..program.ops import OPS
 from ..program.program import Program
-from ..protocols.nonlinear import sign_bits, sign_needs
+from ..protocols.nonlinear import ot_path_demand, sign_bits, sign_needs
 from ..protocols.preprocessing import OT_SOURCES, Plan
 from ..protocols.sources import RandomnessSource, randomness_source
 from ..sharing import Encoded, ReplicatedPayload, Shared
@@ -332,6 +332,11 @@ def _choose_source(asked: str | None, config: ClusterConfig, inputs: Mapping[str
     return source
 
 
+def _dealer_deals(triples: str | None, config: ClusterConfig) -> bool:
+    """Whether the job's correlations come from the cluster's dealer process."""
+    return triples == "dealer" or (triples is None and config.dealer is not None)
+
+
 COMPARISONS = ("auto", "gc", "ot")
 SIGN_OPS = ("relu", "less", "max_pool2d", "sort", "topk")  # the sign-based ops: all have an OT path
 
@@ -362,18 +367,18 @@ def with_comparisons(program: Program, comparisons: str, triples: str | None, co
     """``program`` with the sign method of its sign-based ops set (a copy when it changes).
 
     "auto" decides by declared bytes between the servers, bytes first: the OT path costs
-    about 2 bytes per bit of every sign plus a fixed 3.2 MB per job, the garbled one about
-    65 bytes per bit, so the OT path wins from about 1,300 signs on. Without a dealer it
-    also wins on time (the garbled path then needs its triples made by HE and OT); with a
-    dealer, on loopback, the garbled path's online phase is faster (the dealer pays its
-    offline work), but from a 10 Gbit/s link down the bytes decide (benchmarks/README.md).
-    "gc" and "ot" force a path."""
+    about 2 bytes per bit of every sign, the garbled one about 65. Without a dealer the OT
+    path adds a fixed 3.2 MB per job (its silent OT link), so it wins from about 1,300
+    signs on, and always on time (the garbled path then needs its triples made by HE and
+    OT). With a dealer, the dealer deals the OT path's correlations (no link): it wins from
+    the first sign. "gc" and "ot" force a path."""
     if comparisons not in COMPARISONS:
         raise InputError(f"comparisons must be one of {list(COMPARISONS)}, got {comparisons!r}")
     if comparisons == "auto":
         signs = sign_values(program)
         dealer_free = triples == "he" or (triples is None and config.dealer is None)
-        ot_bytes = OT_LINK_BYTES + OT_BYTES_PER_SIGN_BIT * sum(n * b for n, b in signs)
+        link = 0 if _dealer_deals(triples, config) else OT_LINK_BYTES  # a dealer deals, no silent OT link
+        ot_bytes = link + OT_BYTES_PER_SIGN_BIT * sum(n * b for n, b in signs)
         gc_bytes = GC_BYTES_PER_SIGN_BIT * sum(n * b for n, b in signs)
         comparisons = "ot" if config.n == 2 and signs and (dealer_free or ot_bytes < gc_bytes) else "gc"
     if comparisons == "ot" and config.n != 2:
@@ -465,7 +470,9 @@ def run_job(
 
     program = with_comparisons(program, comparisons, triples, config)
     plan = Plan(program.correlations())
-    source = _choose_source(triples, config, inputs) if plan else None
+    # with a dealer, the OT path's comparisons take their correlations from it too
+    dealt_comparisons = bool(ot_path_demand(program)) and _dealer_deals(triples, config)
+    source = _choose_source(triples, config, inputs) if plan or dealt_comparisons else None
     uses_dealer = source is not None and source.uses_dealer
 
     if preprocess == "auto":

@@ -24,6 +24,8 @@ from ..net.peers import Mailbox
 from ..net.transport import Channel, MsgType, connect
 from ..ot import dealer_cot
 from ..program.program import Program
+from ..protocols import ot_dealt
+from ..protocols.nonlinear import ot_path_demand
 from ..protocols.preprocessing import OT_SOURCES, Plan, deal_streaming
 from ..protocols.sources.dealer import OT_LABELS
 from ..sharing import SEED_BYTES
@@ -61,7 +63,9 @@ class Dealer:
         """Admit a dealing job (it holds one correction at a time, made from the largest
         correlation's components) and deal it; a client's abort ends it at once."""
         started = time.perf_counter()
+        demand = ot_path_demand(program)
         need = JOB_OVERHEAD + 2 * max(correlation_bytes(plan).values(), default=0)
+        need += demand.dealt_bytes(0) + demand.dealt_bytes(1)
         links = DealerLinks()
         with self.mailbox.job(job_id, links), self.admission.admit(need, wait=self.config.timeout / 2):
             self._deal_admitted(channel, job_id, submit, program, plan, started, links)
@@ -85,6 +89,8 @@ class Dealer:
         if n_ots:
             materials[0].ot_seed, materials[1].ot_seed = secrets.token_bytes(16), secrets.token_bytes(16)
             materials[1].ot_labels = dealer_cot(materials[0].ot_seed, materials[1].ot_seed, n_ots)
+        demand = ot_path_demand(program)  # the OT-path comparisons' correlations (protocols.ot_dealt)
+        otp_seeds, otp_tensors = ot_dealt.deal(demand) if demand else ([], [])
         generated = time.perf_counter() - started  # seeds and OT material; corrections below
         try:
             for party, material in enumerate(materials):
@@ -108,9 +114,13 @@ class Dealer:
                     }
                 if material.ot_seed is not None:
                     header["ot_seed"] = material.ot_seed.hex()
+                if party < len(otp_seeds):
+                    header["otp_seed"] = otp_seeds[party].hex()
                 link.send_json(MsgType.PREPROCESS, job_id, header)
                 if material.ot_labels is not None:
                     link.send_tensor(job_id, OT_LABELS, material.ot_labels)
+                for name, tensor in (otp_tensors[party] if party < len(otp_tensors) else {}).items():
+                    link.send_tensor(job_id, name, tensor)
             pending = iter(corrections)
             while True:  # each correction is made, then sent, one at a time (bounded memory)
                 t0 = time.perf_counter()

@@ -37,6 +37,7 @@ from ..net.transport import Channel, MsgType, accept_tls, receive_tensors, serve
 from ..processes import exit_when_orphaned
 from ..program.ops import check_shape, sharing_scheme
 from ..program.program import Program, Step
+from ..protocols.nonlinear import ot_path_demand
 from ..protocols.preprocessing import Material, Plan, expand
 from ..protocols.sources import RandomnessSource, seed_from, source_of
 from ..sharing import ReplicatedPayload, SharePayload
@@ -415,7 +416,10 @@ class Server:
         started = time.perf_counter()
         program, plan = self._program_of(submit)
         assert isinstance(submit, dict)
-        source = source_of(submit.get("preprocessing")) if plan else None
+        # with no correlations, a job still has a source when a dealer deals its OT-path
+        # comparisons (protocols.ot_dealt)
+        demand = ot_path_demand(program)
+        source = source_of(submit.get("preprocessing")) if plan or (demand and submit.get("preprocessing")) else None
         per_op = submit.get("preprocess") == "per_op"
         need = job_memory(
             program,
@@ -424,6 +428,7 @@ class Server:
             source is not None and source.made_by_servers,
             program.ot_demand_per_step(per_op) if plan else None,
             corrections=source is not None and source.dealt and self.party == self.config.n - 1,
+            dealt_comparisons=demand.dealt_bytes(self.party) if source is not None and source.uses_dealer else 0,
         )
         with self.mailbox.job(job_id), self.admission.admit(need, wait=self.config.timeout / 2):
             self._run_admitted(channel, job_id, submit, program, plan, source, started)

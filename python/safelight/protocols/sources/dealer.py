@@ -4,7 +4,9 @@ Each server gets a 16-byte seed (its shares of every mask and product expand fro
 last server also gets one correction tensor per derived component. For stored model
 weights the dealer keeps a mask per weight across jobs (``persistent``: the servers then
 open the masked weight once per model). With ``ots="dealer"`` it also deals the garbled
-circuits' random OTs: a seed for each of servers 0 and 1, and the evaluator's labels.
+circuits' random OTs: a seed for each of servers 0 and 1, and the evaluator's labels; for
+comparisons on the OT path it deals their correlations (:mod:`..ot_dealt`), so that the
+servers run no silent OT.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import numpy as np
 from ...errors import InputError, ProtocolError
 from ...net.transport import MsgType
 from ...sharing import SEED_BYTES
-from .. import gc_sign
+from .. import gc_sign, ot_dealt
+from ..nonlinear import ot_path_demand
 from ..preprocessing import Material, Plan
 from .base import RandomnessSource, register_source, seed_from
 
@@ -55,10 +58,16 @@ class DealerProcess(RandomnessSource):
         expected: dict[str, tuple[int, ...] | None] = dict(plan.correction_shapes()) if last else {}
         if dealt_ots and ctx.party == 1:
             expected[OT_LABELS] = None
+        demand = ot_path_demand(program) if ctx.party in (0, 1) else ot_dealt.Demand()
+        if demand:  # the OT-path comparisons' correlations, dealt (else they fall to silent OT)
+            otp_seed = seed_from(header.get("otp_seed"), "the dealer's OT-path seed")
+            expected.update(demand.shapes(ctx.party))
         tensors = ctx.receive_tensors(link, expected)
         labels = tensors.pop(OT_LABELS, None)
         if ot_seed is not None:
             gc_sign.install_dealer_ots(ctx, ot_seed, labels)
+        if demand:
+            ot_dealt.install(ctx, otp_seed, {name: tensors.pop(name) for name in demand.shapes(ctx.party)}, demand)
         return Material(seed, tensors, ot_seed=ot_seed, ot_labels=labels, persistent=persistent, mask_ids=mask_ids)
 
     @staticmethod
