@@ -244,3 +244,61 @@ def test_auto_decides_by_declared_bytes_with_a_dealer():
     p = Program(2)
     p.output(p.max_pool2d(p.input("x", (1, 1, 4, 4)), kernel=(2, 2)), "y")
     assert client.sign_values(p) == [(8, 40), (4, 40)]  # two levels of pairwise maxima
+
+
+# ---- truncation on the OT link (dealer-free jobs) ---------------------------------------------
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(1, 62), st.integers(0, 2**32 - 1))
+def test_truncation_is_the_floor_or_one_less(links, bits, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-(2**62), 2**62, 3000, dtype=np.int64)
+    x[:6] = [0, -1, 1, 2**62 - 1, -(2**62), (1 << bits) - 1]
+    x[6:1000] >>= rng.integers(0, 62, 994)  # small magnitudes too
+    x0 = ring.random(rng.bytes(16), x.shape)
+    x1 = ring.sub(x.view(np.uint64), x0)
+    y0, y1 = _run(links, lambda lk: C.truncate(lk, x0, bits), lambda lk: C.truncate(lk, x1, bits))
+    error = (x >> bits) - ring.add(y0, y1).view(np.int64)
+    assert set(np.unique(error)) <= {0, 1}
+
+
+def test_a_private_product_is_the_product_of_the_bit_and_the_value(links):
+    rng = np.random.default_rng(5)
+    b = rng.integers(0, 2, 4000, dtype=np.uint8)
+    v = rng.integers(0, 2**64, 4000, dtype=np.uint64)
+    p0, p1 = _run(
+        links, lambda lk: C.private_product(lk, None, v, 4000), lambda lk: C.private_product(lk, b, None, 4000)
+    )
+    np.testing.assert_array_equal(ring.add(p0, p1), ring.mul(b.astype(np.uint64), v))
+
+
+def test_dealer_free_jobs_truncate_on_the_ot_link_and_make_no_truncation_pairs():
+    from safelight.program.program import Program
+    from safelight.runtime import client
+    from safelight.runtime.cluster import Cluster
+    from safelight.sharing import decode, encode
+
+    rng = np.random.default_rng(9)
+    x, y = rng.normal(0, 20, 3000), rng.normal(0, 20, 3000)
+    x[:3], y[:3] = [0.0, -1e-3, 1e3], [1.0, 7.0, -1e3]
+    p = Program(2, truncation="pair")
+    p.output(p.mul(p.input("x", x.shape), p.input("y", y.shape)), "z")  # a Beaver product, then trunc_pair
+    with Cluster.local(2) as cluster:
+        chosen = client.with_truncation(p, "he", cluster.config)
+        assert [s.attrs.get("method") for s in chosen.steps if s.op == "trunc_pair"] == ["ot"]
+        assert not any(c.kind == "trunc" for c in chosen.correlations())
+        assert client.with_truncation(p, "dealer", cluster.config) is p
+        job = cluster.run(p, {"x": encode(x, 2), "y": encode(y, 2)}, triples="he")
+    # the inputs' rounding to 2^-16 moves the product by up to (|x| + |y|) 2^-17; the
+    # truncation by one unit of 2^-16 at most
+    assert np.all(np.abs(decode(job.outputs["z"]) - x * y) <= (np.abs(x) + np.abs(y)) * 2.0**-17 + 2.0**-15)
+
+
+def test_the_truncation_method_is_checked():
+    from safelight.errors import ProgramError
+    from safelight.program.program import Program
+
+    p = Program(2)
+    with pytest.raises(ProgramError, match="method"):
+        p.apply("trunc_pair", [p.input("x", (4,))], {"bits": 8, "method": "fast"}, frac_bits=8)

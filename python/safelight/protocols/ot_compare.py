@@ -34,6 +34,7 @@ import threading
 import numpy as np
 
 from .. import _core, ring
+from ..errors import ProtocolError
 from ..ot.base import Pipe
 from ..ot.silent import BOOTSTRAP, MAIN, LpnParams, SilentReceiver, SilentSender
 
@@ -348,6 +349,55 @@ def multiplex(link, s: np.ndarray, x: np.ndarray) -> np.ndarray:
     mine = ring.sub(ring.mul(s.astype(np.uint64), x), first)  # r_i = s_i x_i - m_0
     got = np.where(s.astype(bool), ring.add(y, rc), rc)  # m_{s_me}: + y when s_me = 1
     return ring.add(mine, got)
+
+
+def private_product(link: OtLink, bit: np.ndarray | None, value: np.ndarray | None, n: int) -> np.ndarray:
+    """Arithmetic shares of b v for party 1's bits b (uint8) and party 0's values v (uint64),
+    from one random OT per value, party 0 sending: party 1 sends e = b ^ c (its choice c),
+    party 0 keeps r_e as its share and sends v - r_e + r_(1^e) (8 bytes); party 1 takes
+    -r_c, plus that message when b = 1. Two rounds."""
+    pipe = link.pipe
+    if link.party == 0:
+        r0, r1 = link.rot_send(n)
+        e = _unpack(pipe.recv("prod.e"), n).astype(bool)
+        kept = np.where(e, r1[:, 0], r0[:, 0])
+        other = np.where(e, r0[:, 0], r1[:, 0])
+        pipe.send("prod.y", ring.add(ring.sub(np.ascontiguousarray(value, dtype=np.uint64), kept), other))
+        return kept
+    c, rc = link.rot_recv(n)
+    b = np.ascontiguousarray(bit, dtype=np.uint8)
+    pipe.send("prod.e", _pack(b ^ c))
+    y = pipe.recv("prod.y")
+    if y.shape != (n,) or y.dtype != np.uint64:
+        raise ProtocolError("party 0 sent a product message of the wrong shape")
+    chosen = np.ascontiguousarray(rc[:, 0])
+    return np.where(b.astype(bool), ring.sub(y, chosen), ring.neg(chosen))
+
+
+TRUNCATE_ROUNDS = 2
+OFFSET_BITS = 62  # |x| < 2^62: x + 2^62 has its top bit clear
+
+
+def truncate(link: OtLink, share: np.ndarray, bits: int) -> np.ndarray:
+    """Shares of floor(x / 2^bits) or one less, for |x| < 2^62, with one random OT per value.
+
+    With x' = x + 2^62 in [0, 2^63) (party 0 adds the offset), the top bit of x' is known
+    to be 0, so the wrap of x'0 + x'1 past 2^64 is m0 OR m1 (the top bits of the two
+    shares): the carry into bit 63 must then equal m0 ^ m1. Then
+    x' >> f = (x'0 >> f) + (x'1 >> f) + carry - wrap 2^(64-f), the carry of the low bits
+    being the one-unit error, and wrap 2^(64-f) = K - (1 - m0)(1 - m1) K with K = 2^(64-f):
+    one product of a bit of party 1 and a value of party 0 (:func:`private_product`)."""
+    flat = np.ascontiguousarray(share, dtype=np.uint64).reshape(-1)
+    k = np.uint64(1 << (64 - bits))
+    if link.party == 0:
+        shifted = flat + np.uint64(1 << OFFSET_BITS)
+        low = (np.uint64(1) - (shifted >> np.uint64(63))) * k  # (1 - m0) K
+        both = private_product(link, None, low, flat.size)
+        y = ring.add(shifted >> np.uint64(bits), both)
+        return (y - np.uint64((1 << (64 - bits)) + (1 << (OFFSET_BITS - bits)))).reshape(np.shape(share))
+    clear = (np.uint64(1) - (flat >> np.uint64(63))).astype(np.uint8)  # 1 - m1
+    both = private_product(link, clear, None, flat.size)
+    return ring.add(flat >> np.uint64(bits), both).reshape(np.shape(share))
 
 
 def relu(link, share: np.ndarray, bits: int = 40) -> np.ndarray:

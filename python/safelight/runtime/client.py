@@ -392,6 +392,20 @@ def with_comparisons(program: Program, comparisons: str, triples: str | None, co
     return Program.from_json(data)
 
 
+def with_truncation(program: Program, triples: str | None, config: ClusterConfig) -> Program:
+    """``program`` with its truncations on the OT path when the two servers make their own
+    correlations (``triples="he"``): one random OT per value on the job's silent OT link
+    instead of a truncation pair, whose dealer-free making costs a 64-bit comparison per
+    value (protocols.truncation). A copy when it changes."""
+    if triples != "he" or config.n != 2 or not any(s.op == "trunc_pair" for s in program.steps):
+        return program
+    data = program.to_json()
+    for step in data["steps"]:
+        if step["op"] == "trunc_pair" and "method" not in step["attrs"]:
+            step["attrs"] = {**step["attrs"], "method": "ot"}
+    return Program.from_json(data)
+
+
 def run_job(
     config: ClusterConfig,
     identity: Identity,
@@ -468,7 +482,7 @@ def run_job(
         check_model_id(model_id)
     returned = set(program.outputs) - set(keep)
 
-    program = with_comparisons(program, comparisons, triples, config)
+    program = with_truncation(with_comparisons(program, comparisons, triples, config), triples, config)
     plan = Plan(program.correlations())
     # with a dealer, the OT path's comparisons take their correlations from it too
     dealt_comparisons = bool(ot_path_demand(program)) and _dealer_deals(triples, config)
