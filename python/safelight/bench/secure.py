@@ -184,18 +184,29 @@ def bench_mul_1m_nodealer() -> dict[str, Any]:
     return _nodealer_result("mul_1m_nodealer", jobs, MUL_N, target_s=1.0, target_bytes_per_value=64)
 
 
-@register("relu_1m_nodealer", "secure ReLU of 2^20 fixed-point values, 2 servers and no third party, total s")
+@register(
+    "relu_1m_nodealer",
+    "secure ReLU of 2^20 fixed-point values (|x| < 2^7 at 16 fractional bits), 2 servers and no third party, total s",
+)
 def bench_relu_1m_nodealer() -> dict[str, Any]:
     x = np.random.default_rng(10).uniform(-10, 10, RELU_N)
-    jobs = _nodealer_jobs(lambda p, t: p.output(p.relu(t["x"]), "y"), {"x": x})
+    # the workload of relu_1m and relu_1m_rss3 (k = 24), and the op's default k = 40 beside it
+    jobs = _nodealer_jobs(lambda p, t: p.output(p.relu(t["x"], bits=RELU_BOUNDED_BITS), "y"), {"x": x})
+    wide = _nodealer_result(
+        "relu_1m_nodealer_40_bits",
+        _nodealer_jobs(lambda p, t: p.output(p.relu(t["x"], bits=DEFAULT_BITS), "y"), {"x": x}),
+        RELU_N,
+    )
     return _nodealer_result(
         "relu_1m_nodealer",
         jobs,
         RELU_N,
+        bits=RELU_BOUNDED_BITS,
         sign="ot (silent OT millionaires, picked for jobs without a dealer)",
         target_s=5.0,
         target_bytes_per_value=100,
-        published_reference="SPU 0.9.5 CHEETAH: 26 s, 56 bytes per value per party",
+        published_reference="SPU 0.9.5 CHEETAH: 26 s, 56 bytes per value per party (its full 64-bit ring)",
+        bits_40={k: wide[k] for k in ("value", "offline_s", "online_s", "peer_bytes_per_value_per_server", "rounds")},
     )
 
 
