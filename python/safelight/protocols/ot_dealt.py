@@ -36,7 +36,7 @@ from .ot_compare import ENTRIES, random_bits
 
 SEED_BYTES = 16
 LEAF, AND, MUX_01, MUX_10 = 1, 2, 3, 4  # PRG nonces of the streams under a party's seed
-DEAL_CHUNK = 1 << 20  # values the dealer makes at a time (bounded memory)
+DEAL_CHUNK = 1 << 20  # values the dealer makes at a time (bounded memory; a multiple of 32)
 NAMES = ("otp:leaf", "otp:and", "otp:mux")  # the dealt tensors (the last one to both parties)
 LOW_FIELDS = np.uint32(0x55555555)  # bit 0 of every 2-bit table entry
 
@@ -64,8 +64,8 @@ class Demand:
         return {NAMES[2]: (self.mux,)}
 
     def dealt_bytes(self, party: int) -> int:
-        """What ``party`` holds of the dealt material, unpacked (for admission)."""
-        return 8 * sum(s[0] for s in self.shapes(party).values()) + (self.leaves + self.ands if party == 1 else 0)
+        """What ``party`` holds of the dealt material (for admission; it stays packed)."""
+        return 8 * sum(s[0] for s in self.shapes(party).values())
 
 
 def _bytes(seed: bytes, nonce: int, lo: int, n: int) -> np.ndarray:
@@ -134,20 +134,18 @@ def deal(demand: Demand) -> tuple[list[bytes], list[dict[str, np.ndarray]]]:
     out: list[dict[str, np.ndarray]] = [
         {k: np.zeros(v, dtype=np.uint64) for k, v in demand.shapes(p).items()} for p in (0, 1)
     ]
-    leaf = np.empty(demand.leaves, dtype=np.uint8)  # P[c], one per digit, packed at the end
+    leaf = out[1][NAMES[0]].view(np.uint8)  # P[c] per digit, four per byte (DEAL_CHUNK % 32 == 0)
     for lo in range(0, demand.leaves, DEAL_CHUNK):
         n = min(DEAL_CHUNK, demand.leaves - lo)
-        leaf[lo : lo + n] = _entries(pads(seeds[0], lo, n), choices(seeds[1], lo, n))
-    packed = pack_pairs(leaf)
-    out[1][NAMES[0]].view(np.uint8)[: packed.size] = packed
-    bits = np.empty(demand.ands, dtype=np.uint8)
+        packed = pack_pairs(_entries(pads(seeds[0], lo, n), choices(seeds[1], lo, n)))
+        leaf[lo // 4 : lo // 4 + packed.size] = packed
+    bits = out[1][NAMES[1]].view(np.uint8)  # c1 per AND gate, eight per byte
     for lo in range(0, demand.ands, DEAL_CHUNK):
         n = min(DEAL_CHUNK, demand.ands - lo)
         a0, b0, c0 = triple_parts(seeds[0], lo, n)
         a1, b1, _ = triple_parts(seeds[1], lo, n)
-        bits[lo : lo + n] = ((a0 ^ a1) & (b0 ^ b1)) ^ c0
-    packed = np.packbits(bits)
-    out[1][NAMES[1]].view(np.uint8)[: packed.size] = packed
+        packed = np.packbits(((a0 ^ a1) & (b0 ^ b1)) ^ c0)
+        bits[lo // 8 : lo // 8 + packed.size] = packed
     for receiver, (sender_seed, nonce) in ((1, (seeds[0], MUX_01)), (0, (seeds[1], MUX_10))):
         chosen = out[receiver][NAMES[2]]
         for lo in range(0, demand.mux, DEAL_CHUNK):
@@ -187,8 +185,9 @@ class DealtLink:
                 raise ProtocolError(f"the dealer's {name} does not match the program's comparisons")
         self.party, self.pipe, self.seed, self.demand = party, pipe, seed, demand
         self.used = {"leaves": 0, "ands": 0, "mux": 0}
-        self._leaf = unpack_pairs(dealt[NAMES[0]].view(np.uint8), demand.leaves) if party == 1 else None
-        self._and = np.unpackbits(dealt[NAMES[1]].view(np.uint8), count=demand.ands) if party == 1 else None
+        # party 1 keeps the pads and third bits packed and unpacks each draw's part
+        self._leaf = dealt[NAMES[0]].view(np.uint8) if party == 1 else None
+        self._and = dealt[NAMES[1]].view(np.uint8) if party == 1 else None
         self._mux = dealt[NAMES[2]]
 
     def _take(self, kind: str, n: int) -> int:
@@ -208,7 +207,8 @@ class DealtLink:
         lo = self._take("ands", n)
         a, b, c = triple_parts(self.seed, lo, n)
         if self.party == 1:
-            c = self._and[lo : lo + n]
+            first = lo // 8
+            c = np.unpackbits(self._and[first : -(-(lo + n) // 8)])[lo - 8 * first : lo - 8 * first + n]
         return a, b, c
 
     def leaves(self, digits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -220,7 +220,9 @@ class DealtLink:
             tables = np.ascontiguousarray(self.pipe.recv("cmp.tables")).view(np.uint32)
             if tables.shape != (n,):
                 raise ProtocolError("party 0 sent tables of the wrong size")
-            got = _entries(tables, c) ^ self._leaf[lo : lo + n]
+            first = lo // 4
+            pads_c = unpack_pairs(self._leaf[first : -(-(lo + n) // 4)], 4 * (-(-(lo + n) // 4) - first))
+            got = _entries(tables, c) ^ pads_c[lo - 4 * first : lo - 4 * first + n]
             return got & 1, got >> 1
         u = _unpack_nibbles(self.pipe.recv("cmp.d"), n)
         lt, eq = random_bits(n), random_bits(n)
