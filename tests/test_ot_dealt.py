@@ -176,3 +176,23 @@ def test_a_dealer_cluster_deals_the_comparisons_and_runs_no_silent_ot():
     assert 52 < sent[0] < 53 and 17 < sent[1] < 18, sent
     # the dealer: 2 bits per digit and 1 per AND gate to party 1, 8 bytes to each for the multiplexer
     assert 20 < relu.dealer.peer_bytes_sent / n < 21.5
+
+
+def test_a_dead_server_on_the_dealt_path_is_a_clear_error_within_the_timeout():
+    import time
+
+    from safelight.errors import PeerUnavailableError
+    from safelight.runtime.cluster import Cluster
+
+    x = np.random.default_rng(4).normal(0, 5, 20_000)
+    p = Program(2)
+    p.output(p.relu(p.input("x", x.shape)), "y")
+    with Cluster.local(2, dealer=True, timeout=4) as cluster:
+        job = cluster.run(p, {"x": encode(x, 2)})
+        np.testing.assert_allclose(decode(job.outputs["y"]), np.maximum(x, 0), atol=2e-5)
+        cluster.processes[1].kill()
+        cluster.processes[1].wait()
+        started = time.monotonic()
+        with pytest.raises(PeerUnavailableError):
+            cluster.run(p, {"x": encode(x, 2)})
+        assert time.monotonic() - started < 4 * 2 + 3
