@@ -18,6 +18,11 @@ The CrypTFlow2 way (Rathee et al., CCS 2020), on the silent correlated OTs of
 - **Multiplexer** ``s x`` for a boolean-shared bit ``s`` and an arithmetic-shared x: one
   correlated OT per direction with a 64-bit correction (plus the choice bit's correction).
 - **ReLU** ``x - s x`` with s the sign.
+- **Truncation** of |x| < 2^62 (dealer-free jobs): the shares' wrap is the OR of their top
+  bits once 2^62 is added, made arithmetic by one random OT (:func:`truncate`).
+
+The protocols draw their correlations from a link: :class:`OtLink` (silent OT, no third
+party) or, when a dealer dealt them, :class:`.ot_dealt.DealtLink` (same messages).
 
 Bytes per value at 40 bits (10 digits), per server: party 0 sends the 10 tables (40 bytes),
 its AND openings and one 64-bit correction; party 1 the digits' corrections (5 bytes),
