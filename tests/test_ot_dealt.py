@@ -33,11 +33,7 @@ def _run(links, f0, f1):
 
 
 def _on_ot_path(program: Program) -> Program:
-    data = program.to_json()
-    for step in data["steps"]:
-        if step["op"] in ("relu", "less", "max_pool2d", "sort", "topk"):
-            step["attrs"] = {**step["attrs"], "sign": "ot"}
-    return Program.from_json(data)
+    return program.with_default_attr(client.SIGN_OPS, "sign", "ot")
 
 
 @settings(max_examples=10, deadline=None)

@@ -476,6 +476,18 @@ class Program:
         tensor, _ = self.outputs.pop(name)
         return self._tensors[tensor]
 
+    def with_default_attr(self, ops: Sequence[str], name: str, value: Any) -> Program:
+        """A copy whose steps of ``ops`` carry ``name = value`` where they do not set it
+        (the client's choice of protocol for a job); the program itself when no step is of
+        ``ops``."""
+        if not any(step.op in ops for step in self.steps):
+            return self
+        data = self.to_json()
+        for step in data["steps"]:
+            if step["op"] in ops and name not in step["attrs"]:
+                step["attrs"] = {**step["attrs"], name: value}
+        return Program.from_json(data)
+
     # ---- wire format -------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         return {

@@ -383,13 +383,7 @@ def with_comparisons(program: Program, comparisons: str, triples: str | None, co
         comparisons = "ot" if config.n == 2 and signs and (dealer_free or ot_bytes < gc_bytes) else "gc"
     if comparisons == "ot" and config.n != 2:
         raise InputError("comparisons='ot' runs between two servers; this cluster has " + str(config.n))
-    if comparisons == "gc" or not any(step.op in SIGN_OPS for step in program.steps):
-        return program
-    data = program.to_json()
-    for step in data["steps"]:
-        if step["op"] in SIGN_OPS and "sign" not in step["attrs"]:
-            step["attrs"] = {**step["attrs"], "sign": "ot"}
-    return Program.from_json(data)
+    return program if comparisons == "gc" else program.with_default_attr(SIGN_OPS, "sign", "ot")
 
 
 def with_truncation(program: Program, triples: str | None, config: ClusterConfig) -> Program:
@@ -397,13 +391,9 @@ def with_truncation(program: Program, triples: str | None, config: ClusterConfig
     correlations (``triples="he"``): one random OT per value on the job's silent OT link
     instead of a truncation pair, whose dealer-free making costs a 64-bit comparison per
     value (protocols.truncation). A copy when it changes."""
-    if triples != "he" or config.n != 2 or not any(s.op == "trunc_pair" for s in program.steps):
+    if triples != "he" or config.n != 2:
         return program
-    data = program.to_json()
-    for step in data["steps"]:
-        if step["op"] == "trunc_pair" and "method" not in step["attrs"]:
-            step["attrs"] = {**step["attrs"], "method": "ot"}
-    return Program.from_json(data)
+    return program.with_default_attr(("trunc_pair",), "method", "ot")
 
 
 def run_job(
