@@ -121,22 +121,32 @@ def sign_needs(needs) -> list[Correlation]:
     return [c for c in (needs if isinstance(needs, list) else [needs]) if c.prefix.endswith(B2A)]
 
 
+SIGN_OPS = ("relu", "less", "max_pool2d", "sort", "topk")  # the sign-based ops: all have an OT path
+
+
+def sign_values(program, method: str | None = None) -> list[tuple[int, int]]:
+    """(values, bits) of every sign computation of the program's sign-based ops (what their
+    garbled path announces with its boolean-to-arithmetic triples); ``method``: only the
+    steps on that path."""
+    out = []
+    for i, step in enumerate(program.steps):
+        if step.op in SIGN_OPS and (method is None or sign_method(step.attrs) == method):
+            attrs = {**step.attrs, "sign": "gc"}
+            shapes = [program.shape_of(x) for x in step.inputs]
+            bits = sign_bits(attrs)
+            out += [(int(np.prod(c.random["a"])), bits) for c in sign_needs(OPS[step.op].correlation(i, shapes, attrs))]
+    return out
+
+
 def ot_path_demand(program) -> ot_dealt.Demand:
     """What the OT-path comparisons of a two-server ``program`` draw (digits, AND triples,
-    multiplexed values): every sign the garbled path would announce, then one multiplexer
-    of its size (each OT-path sign is followed by one)."""
+    multiplexed values): every sign of the steps on the OT path, then one multiplexer of
+    its size (each OT-path sign is followed by one)."""
     total = ot_dealt.Demand()
     if program.parties != 2:
         return total
-    for i, step in enumerate(program.steps):
-        spec = OPS.get(step.op)
-        if spec is None or spec.correlation is None or step.attrs.get("sign") != "ot":
-            continue
-        attrs = {**step.attrs, "sign": "gc"}
-        shapes = [program.shape_of(x) for x in step.inputs]
-        for corr in sign_needs(spec.correlation(i, shapes, attrs)):
-            n = int(np.prod(corr.random["a"]))
-            total = total + ot_dealt.Demand(*ot_compare.sign_demand(n, sign_bits(attrs)))
+    for n, bits in sign_values(program, "ot"):
+        total = total + ot_dealt.Demand(*ot_compare.sign_demand(n, bits))
     return total
 
 

@@ -17,9 +17,8 @@ from ..errors import InputError, JobAbortedError, JobFailedError, PeerUnavailabl
 from ..net.certs import DEALER_NAME, Identity, party_name
 from ..net.config import ClusterConfig
 from ..net.transport import Channel, MsgType, client_context, connect
-from ..program.ops import OPS
 from ..program.program import Program
-from ..protocols.nonlinear import ot_path_demand, sign_bits, sign_needs
+from ..protocols.nonlinear import SIGN_OPS, ot_path_demand, sign_values
 from ..protocols.preprocessing import OT_SOURCES, Plan
 from ..protocols.sources import RandomnessSource, randomness_source
 from ..sharing import Encoded, ReplicatedPayload, Shared
@@ -338,7 +337,6 @@ def _dealer_deals(triples: str | None, config: ClusterConfig) -> bool:
 
 
 COMPARISONS = ("auto", "gc", "ot")
-SIGN_OPS = ("relu", "less", "max_pool2d", "sort", "topk")  # the sign-based ops: all have an OT path
 
 
 # declared bytes between the two servers per sign of a ``bits``-wide value: garbled tables
@@ -348,19 +346,6 @@ SIGN_OPS = ("relu", "less", "max_pool2d", "sort", "topk")  # the sign-based ops:
 GC_BYTES_PER_SIGN_BIT = 65
 OT_BYTES_PER_SIGN_BIT = 2
 OT_LINK_BYTES = 3_200_000
-
-
-def sign_values(program: Program) -> list[tuple[int, int]]:
-    """(values, bits) of every sign computation of the program's sign-based ops (what their
-    garbled path announces with its boolean-to-arithmetic triples)."""
-    out = []
-    for i, step in enumerate(program.steps):
-        if step.op in SIGN_OPS:
-            attrs = {**step.attrs, "sign": "gc"}
-            shapes = [program.shape_of(x) for x in step.inputs]
-            bits = sign_bits(attrs)
-            out += [(int(np.prod(c.random["a"])), bits) for c in sign_needs(OPS[step.op].correlation(i, shapes, attrs))]
-    return out
 
 
 def with_comparisons(program: Program, comparisons: str, triples: str | None, config: ClusterConfig) -> Program:
