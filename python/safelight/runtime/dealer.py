@@ -68,7 +68,7 @@ class Dealer:
         need += demand.dealt_bytes(0) + demand.dealt_bytes(1)
         links = DealerLinks()
         with self.mailbox.job(job_id, links), self.admission.admit(need, wait=self.config.timeout / 2):
-            self._deal_admitted(channel, job_id, submit, program, plan, started, links)
+            self._deal_admitted(channel, job_id, submit, program, plan, demand, started, links)
 
     def _deal_admitted(
         self,
@@ -77,6 +77,7 @@ class Dealer:
         submit: dict,
         program: Program,
         plan: Plan,
+        demand: ot_dealt.Demand,
         started: float,
         links: DealerLinks,
     ) -> None:
@@ -89,7 +90,7 @@ class Dealer:
         if n_ots:
             materials[0].ot_seed, materials[1].ot_seed = secrets.token_bytes(16), secrets.token_bytes(16)
             materials[1].ot_labels = dealer_cot(materials[0].ot_seed, materials[1].ot_seed, n_ots)
-        demand = ot_path_demand(program)  # the OT-path comparisons' correlations (protocols.ot_dealt)
+        # the OT-path comparisons' correlations (protocols.ot_dealt)
         otp_seeds, otp_tensors = ot_dealt.deal(demand) if demand else ([], [])
         generated = time.perf_counter() - started  # seeds and OT material; corrections below
         try:
