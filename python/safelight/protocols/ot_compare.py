@@ -257,6 +257,11 @@ def _leaves_sender(link: OtLink, digits: np.ndarray) -> tuple[np.ndarray, np.nda
     return lt, eq
 
 
+def table_entries(tables: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """The 2-bit entry ``index`` of each packed 1-out-of-16 table (uint32, entry v at bits 2v)."""
+    return ((tables >> (2 * index.astype(np.uint32))) & np.uint32(3)).astype(np.uint8)
+
+
 def _leaves_receiver(link: OtLink, digits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Party 1: its shares of (lt, eq) per digit, read from party 0's tables."""
     flat = digits.reshape(-1)
@@ -275,7 +280,7 @@ def _leaves_receiver(link: OtLink, digits: np.ndarray) -> tuple[np.ndarray, np.n
         _core.ot_hash(key, pad, tweak, PAD_DOMAIN, link.threads)
         pads[lo:hi] = (pad[:, 0] & np.uint64(3)).astype(np.uint8)
     tables = np.ascontiguousarray(link.pipe.recv("cmp.tables")).view(np.uint32)
-    got = ((tables >> (2 * flat.astype(np.uint32))) & np.uint32(3)).astype(np.uint8) ^ pads
+    got = table_entries(tables, flat) ^ pads
     return got & 1, got >> 1
 
 

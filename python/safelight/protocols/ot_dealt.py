@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import _core
 from ..errors import ProtocolError
-from .ot_compare import ENTRIES, random_bits
+from .ot_compare import ENTRIES, random_bits, table_entries
 
 SEED_BYTES = 16
 LEAF, AND, MUX_01, MUX_10 = 1, 2, 3, 4  # PRG nonces of the streams under a party's seed
@@ -104,11 +104,6 @@ def choice_bits(seed: bytes, nonce: int, lo: int, n: int) -> np.ndarray:
     return _bytes(seed, nonce, lo, n) & np.uint8(1)
 
 
-def _entries(table: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """The 2-bit entry ``index`` of each packed table."""
-    return ((table >> (2 * index.astype(np.uint32))) & np.uint32(3)).astype(np.uint8)
-
-
 def _permuted_tables() -> np.ndarray:
     """(16 * 16,) uint32: entry w of row a * 16 + u is ([a < w ^ u], [a == w ^ u]), packed:
     party 0's table of digit a before its output shares and pads, read at w = c."""
@@ -137,7 +132,7 @@ def deal(demand: Demand) -> tuple[list[bytes], list[dict[str, np.ndarray]]]:
     leaf = out[1][NAMES[0]].view(np.uint8)  # P[c] per digit, four per byte (DEAL_CHUNK % 32 == 0)
     for lo in range(0, demand.leaves, DEAL_CHUNK):
         n = min(DEAL_CHUNK, demand.leaves - lo)
-        packed = pack_pairs(_entries(pads(seeds[0], lo, n), choices(seeds[1], lo, n)))
+        packed = pack_pairs(table_entries(pads(seeds[0], lo, n), choices(seeds[1], lo, n)))
         leaf[lo // 4 : lo // 4 + packed.size] = packed
     bits = out[1][NAMES[1]].view(np.uint8)  # c1 per AND gate, eight per byte
     for lo in range(0, demand.ands, DEAL_CHUNK):
@@ -222,7 +217,7 @@ class DealtLink:
                 raise ProtocolError("party 0 sent tables of the wrong size")
             first = lo // 4
             pads_c = unpack_pairs(self._leaf[first : -(-(lo + n) // 4)], 4 * (-(-(lo + n) // 4) - first))
-            got = _entries(tables, c) ^ pads_c[lo - 4 * first : lo - 4 * first + n]
+            got = table_entries(tables, c) ^ pads_c[lo - 4 * first : lo - 4 * first + n]
             return got & 1, got >> 1
         u = _unpack_nibbles(self.pipe.recv("cmp.d"), n)
         lt, eq = random_bits(n), random_bits(n)
