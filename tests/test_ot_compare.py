@@ -194,28 +194,15 @@ def test_comparisons_choice_and_its_errors():
 
 
 def test_every_sign_based_op_takes_the_ot_path_without_a_dealer():
-    from safelight.program.program import Program
     from safelight.runtime.cluster import Cluster
     from safelight.sharing import decode, encode
+    from sign_ops import check_every_sign_op, every_sign_op
 
-    rng = np.random.default_rng(11)
-    x, y = rng.normal(0, 5, 64), rng.normal(0, 5, 64)
-    img = rng.normal(0, 5, (1, 2, 6, 6))
-    p = Program(2)
-    tx, ty, ti = p.input("x", x.shape), p.input("y", y.shape), p.input("img", img.shape)
-    p.output(p.less(tx, ty), "less")
-    p.output(p.max_pool2d(ti, kernel=(2, 2)), "pool")
-    p.output(p.sort(tx), "sort")
-    p.output(p.topk(tx, k=5), "topk")
+    p, values = every_sign_op()
     with Cluster.local(2) as cluster:
-        job = cluster.run(p, {"x": encode(x, 2), "y": encode(y, 2), "img": encode(img, 2)})
+        job = cluster.run(p, {k: encode(v, 2) for k, v in values.items()})
     assert job.triples is None  # no correlated randomness from anyone
-    out = {k: decode(v) for k, v in job.outputs.items()}
-    np.testing.assert_array_equal(out["less"], (x < y).astype(float))
-    pooled = img.reshape(1, 2, 3, 2, 3, 2).max(axis=(3, 5))
-    np.testing.assert_allclose(out["pool"], pooled, atol=1e-4)
-    np.testing.assert_allclose(out["sort"], np.sort(x, axis=-1), atol=1e-4)
-    np.testing.assert_allclose(out["topk"], -np.sort(-x, axis=-1)[..., :5], atol=1e-4)
+    check_every_sign_op({k: decode(v) for k, v in job.outputs.items()}, values)
 
 
 def test_auto_decides_by_declared_bytes_with_a_dealer():

@@ -20,6 +20,7 @@ from safelight.protocols import ot_dealt as D
 from safelight.protocols.nonlinear import ot_path_demand
 from safelight.runtime import client
 from safelight.sharing import decode, encode
+from sign_ops import check_every_sign_op, every_sign_op
 
 
 def _links(demand: D.Demand):
@@ -100,34 +101,11 @@ def test_a_link_refuses_material_that_does_not_match_and_overdraws():
         link.check_done()
 
 
-def _every_sign_op():
-    rng = np.random.default_rng(11)
-    x, y = rng.normal(0, 5, 64), rng.normal(0, 5, 64)
-    img = rng.normal(0, 5, (1, 2, 6, 6))
-    p = Program(2)
-    tx, ty, ti = p.input("x", x.shape), p.input("y", y.shape), p.input("img", img.shape)
-    p.output(p.relu(tx, bits=24), "relu")
-    p.output(p.less(tx, ty), "less")
-    p.output(p.max_pool2d(ti, kernel=(3, 2)), "pool")
-    p.output(p.sort(tx), "sort")
-    p.output(p.topk(tx, k=5), "topk")
-    return p, {"x": x, "y": y, "img": img}
-
-
-def _check_every_sign_op(out, v):
-    x, y, img = v["x"], v["y"], v["img"]
-    np.testing.assert_allclose(out["relu"], np.maximum(x, 0), atol=1e-4)
-    np.testing.assert_array_equal(out["less"], (x < y).astype(float))
-    np.testing.assert_allclose(out["pool"], img.reshape(1, 2, 2, 3, 3, 2).max(axis=(3, 5)), atol=1e-4)
-    np.testing.assert_allclose(out["sort"], np.sort(x), atol=1e-4)
-    np.testing.assert_allclose(out["topk"], -np.sort(-x)[:5], atol=1e-4)
-
-
 def test_every_sign_based_op_draws_exactly_the_declared_demand():
-    p, v = _every_sign_op()
+    p, v = every_sign_op()
     program = _on_ot_path(p)
     outputs, ctxs = simulate(program, {k: encode(a, 2) for k, a in v.items()}, dealt_comparisons=True)
-    _check_every_sign_op({k: decode(s) for k, s in outputs.items()}, v)
+    check_every_sign_op({k: decode(s) for k, s in outputs.items()}, v)
     demand = ot_path_demand(program)
     assert demand.mux == sum(n for n, _ in client.sign_values(program)) == 64 + 64 + 60 + 2 * 672
     for ctx in ctxs:
@@ -154,7 +132,7 @@ def test_a_servers_view_does_not_depend_on_the_secret():
 def test_a_dealer_cluster_deals_the_comparisons_and_runs_no_silent_ot():
     from safelight.runtime.cluster import Cluster
 
-    p, v = _every_sign_op()
+    p, v = every_sign_op()
     n = 5000
     big = Program(2)
     big.output(big.relu(big.input("x", (n,))), "y")
@@ -163,7 +141,7 @@ def test_a_dealer_cluster_deals_the_comparisons_and_runs_no_silent_ot():
         job = cluster.run(p, {k: encode(a, 2) for k, a in v.items()})  # auto: the OT path, dealt
         relu = cluster.run(big, {"x": encode(x, 2)})
     assert job.triples == relu.triples == "dealer"
-    _check_every_sign_op({k: decode(s) for k, s in job.outputs.items()}, v)
+    check_every_sign_op({k: decode(s) for k, s in job.outputs.items()}, v)
     np.testing.assert_allclose(decode(relu.outputs["y"]), np.maximum(x, 0), atol=2e-5)
     # 40 bits: party 0 sends 10 tables of 4 bytes, 17 AND openings and a 64-bit correction
     # (52.4 B), party 1 its digit corrections, openings and correction (17.4 B); no silent OT
